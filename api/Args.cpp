@@ -1,0 +1,69 @@
+#include "api/Args.h"
+
+namespace warden::api {
+
+Args::Args(const std::vector<std::string>& argv, std::set<std::string> booleans,
+           std::map<std::string, std::string> aliases) {
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    const std::string& arg = argv[i];
+    std::string name;
+    if (arg.starts_with("--") && arg.size() > 2) {
+      name = arg.substr(2);
+    } else if (arg.size() == 2 && arg[0] == '-' && aliases.count(arg.substr(1))) {
+      name = aliases.at(arg.substr(1));
+    } else {
+      positionals_.push_back(arg);
+      continue;
+    }
+    std::optional<std::string> value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (booleans.count(name)) {
+      if (value && *value != "true" && *value != "false") throw UsageError("--" + name + " takes no value");
+      values_[name] = value.value_or("true");
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= argv.size()) throw UsageError("--" + name + " needs a value");
+      value = argv[++i];
+    }
+    values_[name] = *value;
+  }
+}
+
+std::optional<std::string> Args::get(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string Args::get(const std::string& name, const std::string& fallback) const {
+  return get(name).value_or(fallback);
+}
+
+long long Args::number(const std::string& name, long long fallback, long long min, long long max) const {
+  auto text = get(name);
+  if (!text) return fallback;
+  std::size_t used = 0;
+  long long value = 0;
+  try {
+    value = std::stoll(*text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text->size() || text->empty() || value < min || value > max) {
+    throw UsageError("--" + name + " must be a whole number from " + std::to_string(min) + " to " +
+                     std::to_string(max));
+  }
+  return value;
+}
+
+void Args::allow(const std::set<std::string>& known) const {
+  for (const auto& [name, value] : values_) {
+    if (!known.count(name)) throw UsageError("unknown flag --" + name);
+  }
+}
+
+}  // namespace warden::api

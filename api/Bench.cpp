@@ -1,0 +1,259 @@
+#include "api/Bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include "api/Args.h"
+#include "api/HttpClient.h"
+
+namespace warden::api {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+enum class BenchOp { Put = 0, Get = 1, Create = 2 };
+constexpr const char* kOpNames[] = {"put", "get", "create"};
+
+struct BenchConfig {
+  std::string endpoint = "http://127.0.0.1:7070";
+  std::size_t connections = 64;
+  double seconds = 10;
+  unsigned weights[3] = {50, 50, 0};
+  std::size_t valueSize = 100;
+  std::size_t keys = 1000;
+  std::string prefix = "/bench";
+  unsigned threads = 2;
+  std::string consistency;  // empty: linearizable
+};
+
+struct Samples {
+  std::vector<std::uint32_t> micros[3];  // latency per op, microseconds
+  std::size_t errors = 0;
+  std::string firstError;
+};
+
+// One keep-alive connection sending requests back to back until the deadline.
+class Worker : public std::enable_shared_from_this<Worker> {
+ public:
+  Worker(net::io_context& ioc, const BenchConfig& config, tcp::resolver::results_type addresses, Clock::time_point end,
+         unsigned seed)
+      : stream_(ioc), config_(config), addresses_(std::move(addresses)), end_(end), rng_(seed) {
+    value_ = json{{"data", std::string(config.valueSize, 'x')}}.dump();
+    createBody_ = json{{"data", std::string(config.valueSize, 'x')}, {"sequential", true}}.dump();
+  }
+
+  void start() {
+    stream_.async_connect(addresses_, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+      if (ec) return self->fail("connect: " + ec.message());
+      self->next();
+    });
+  }
+
+  Samples samples;
+
+ private:
+  void next() {
+    if (Clock::now() >= end_) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      return;
+    }
+    unsigned total = config_.weights[0] + config_.weights[1] + config_.weights[2];
+    unsigned pick = std::uniform_int_distribution<unsigned>(0, total - 1)(rng_);
+    op_ = pick < config_.weights[0] ? BenchOp::Put : pick < config_.weights[0] + config_.weights[1] ? BenchOp::Get : BenchOp::Create;
+    std::size_t key = std::uniform_int_distribution<std::size_t>(0, config_.keys - 1)(rng_);
+    std::string target = "/v1/nodes" + config_.prefix + "/k" + std::to_string(key);
+    req_ = {};
+    req_.version(11);
+    req_.keep_alive(true);
+    req_.set(http::field::host, "warden");
+    switch (op_) {
+      case BenchOp::Put:
+        req_.method(http::verb::put);
+        req_.target(target);
+        req_.body() = value_;
+        break;
+      case BenchOp::Get:
+        req_.method(http::verb::get);
+        req_.target(config_.consistency.empty() ? target : target + "?consistency=" + config_.consistency);
+        break;
+      case BenchOp::Create:
+        req_.method(http::verb::post);
+        req_.target("/v1/nodes" + config_.prefix + "/c/n");
+        req_.body() = createBody_;
+        break;
+    }
+    if (!req_.body().empty()) req_.set(http::field::content_type, "application/json");
+    req_.prepare_payload();
+    started_ = Clock::now();
+    stream_.expires_after(std::chrono::seconds(30));
+    http::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->fail("write: " + ec.message());
+      self->res_ = {};
+      http::async_read(self->stream_, self->buffer_, self->res_, [self](beast::error_code ec2, std::size_t) {
+        if (ec2) return self->fail("read: " + ec2.message());
+        auto micros = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - self->started_).count();
+        self->samples.micros[static_cast<int>(self->op_)].push_back(static_cast<std::uint32_t>(micros));
+        if (self->res_.result_int() >= 300) {
+          if (self->samples.errors++ == 0) {
+            self->samples.firstError = std::to_string(self->res_.result_int()) + " " + self->res_.body();
+          }
+        }
+        self->next();
+      });
+    });
+  }
+
+  void fail(const std::string& what) {
+    if (samples.errors++ == 0) samples.firstError = what;
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  const BenchConfig& config_;
+  tcp::resolver::results_type addresses_;
+  Clock::time_point end_;
+  std::mt19937_64 rng_;
+  std::string value_, createBody_;
+  BenchOp op_ = BenchOp::Get;
+  Clock::time_point started_;
+  http::request<http::string_body> req_;
+  http::response<http::string_body> res_;
+};
+
+BenchConfig parseConfig(const std::vector<std::string>& argv) {
+  Args args(argv, {});
+  args.allow({"endpoints", "connections", "duration", "mix", "value-size", "keys", "prefix", "threads", "consistency"});
+  BenchConfig c;
+  if (auto e = args.get("endpoints")) c.endpoint = HttpClient::parseEndpoints(*e).at(0);
+  c.connections = static_cast<std::size_t>(args.number("connections", 64, 1, 20'000));
+  c.seconds = static_cast<double>(args.number("duration", 10, 1, 3600));
+  c.valueSize = static_cast<std::size_t>(args.number("value-size", 100, 0, 1 << 20));
+  c.keys = static_cast<std::size_t>(args.number("keys", 1000, 1, 10'000'000));
+  c.threads = static_cast<unsigned>(args.number("threads", 2, 1, 64));
+  c.prefix = args.get("prefix", c.prefix);
+  c.consistency = args.get("consistency", "");
+  if (auto mix = args.get("mix")) {
+    // "put=50,get=50,create=0"
+    std::fill(std::begin(c.weights), std::end(c.weights), 0u);
+    std::size_t start = 0;
+    while (start < mix->size()) {
+      std::size_t comma = mix->find(',', start);
+      if (comma == std::string::npos) comma = mix->size();
+      std::string item = mix->substr(start, comma - start);
+      std::size_t eq = item.find('=');
+      auto name = item.substr(0, eq);
+      auto it = std::find(std::begin(kOpNames), std::end(kOpNames), name);
+      if (eq == std::string::npos || it == std::end(kOpNames)) throw UsageError("--mix is like put=50,get=50,create=0");
+      c.weights[it - std::begin(kOpNames)] = static_cast<unsigned>(std::stoul(item.substr(eq + 1)));
+      start = comma + 1;
+    }
+    if (c.weights[0] + c.weights[1] + c.weights[2] == 0) throw UsageError("--mix needs a non-zero weight");
+  }
+  return c;
+}
+
+// Creates the key space so that gets find their keys: one transaction per 1024 keys.
+void prepare(const BenchConfig& c) {
+  HttpClient client({c.endpoint});
+  client.request("POST", "/v1/nodes" + c.prefix + "/c", json{{"make_parents", true}}.dump());
+  std::string value(c.valueSize, 'x');
+  for (std::size_t first = 0; first < c.keys; first += 1024) {
+    json ops = json::array();
+    for (std::size_t k = first; k < std::min(c.keys, first + 1024); ++k) {
+      ops.push_back({{"op", "set"}, {"path", c.prefix + "/k" + std::to_string(k)}, {"data", value}, {"create", true}});
+    }
+    auto r = client.request("POST", "/v1/txn", json{{"ops", ops}}.dump());
+    if (r.status != 200) throw std::runtime_error("preparing keys failed: " + r.body);
+  }
+}
+
+double percentile(std::vector<std::uint32_t>& v, double p) {
+  if (v.empty()) return 0;
+  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return v[i] / 1000.0;
+}
+
+void printLine(const char* name, std::vector<std::uint32_t>& v, double seconds) {
+  if (v.empty()) return;
+  std::printf("  %-6s %9zu ops %10.0f ops/s   p50 %7.2f ms   p99 %7.2f ms   p999 %7.2f ms\n", name, v.size(),
+              static_cast<double>(v.size()) / seconds, percentile(v, 0.50), percentile(v, 0.99), percentile(v, 0.999));
+}
+
+}  // namespace
+
+int runBench(const std::vector<std::string>& argv) {
+  BenchConfig config;
+  try {
+    config = parseConfig(argv);
+  } catch (const std::exception& e) {
+    std::cerr << "warden bench: " << e.what() << "\n"
+              << "usage: warden bench [--endpoints URL] [--connections 64] [--duration 10] [--mix put=50,get=50,create=0]\n"
+                 "                    [--value-size 100] [--keys 1000] [--prefix /bench] [--threads 2]\n"
+                 "                    [--consistency stale]\n";
+    return 2;
+  }
+  try {
+    prepare(config);
+    net::io_context ioc;
+    std::string hostPort = config.endpoint.substr(7);
+    std::size_t colon = hostPort.rfind(':');
+    auto addresses = tcp::resolver(ioc).resolve(hostPort.substr(0, colon), hostPort.substr(colon + 1));
+    auto start = Clock::now();
+    auto end = start + std::chrono::milliseconds(static_cast<long>(config.seconds * 1000));
+    std::vector<std::shared_ptr<Worker>> workers;
+    for (std::size_t i = 0; i < config.connections; ++i) {
+      workers.push_back(std::make_shared<Worker>(ioc, config, addresses, end, static_cast<unsigned>(i + 1)));
+      workers.back()->start();
+    }
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < config.threads; ++t) pool.emplace_back([&ioc] { ioc.run(); });
+    ioc.run();
+    for (auto& t : pool) t.join();
+    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+
+    Samples all;
+    for (auto& w : workers) {
+      for (int op = 0; op < 3; ++op) {
+        all.micros[op].insert(all.micros[op].end(), w->samples.micros[op].begin(), w->samples.micros[op].end());
+      }
+      if (all.errors == 0 && w->samples.errors > 0) all.firstError = w->samples.firstError;
+      all.errors += w->samples.errors;
+    }
+    std::vector<std::uint32_t> total;
+    for (auto& v : all.micros) total.insert(total.end(), v.begin(), v.end());
+    std::printf("warden bench: %s, %zu connections, %.1f s, mix put=%u get=%u create=%u, value %zu B, %zu keys%s\n",
+                config.endpoint.c_str(), config.connections, elapsed, config.weights[0], config.weights[1],
+                config.weights[2], config.valueSize, config.keys,
+                config.consistency.empty() ? "" : (", consistency=" + config.consistency).c_str());
+    for (int op = 0; op < 3; ++op) printLine(kOpNames[op], all.micros[op], elapsed);
+    printLine("total", total, elapsed);
+    std::printf("  errors %zu%s%s\n", all.errors, all.errors ? ", first: " : "", all.firstError.substr(0, 200).c_str());
+    return all.errors == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "warden bench: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace warden::api

@@ -1,0 +1,256 @@
+#include "api/Cli.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <set>
+#include <sstream>
+
+#include "api/Args.h"
+#include "api/Base64.h"
+#include "api/HttpClient.h"
+#include "api/Url.h"
+
+namespace warden::api {
+
+using json = nlohmann::ordered_json;
+
+const char* kCliUsage = R"(client commands (flags: --endpoints URL[,URL...], -o json):
+  warden get PATH [--children] [--recursive]     print a node's data (-o json: data and stat)
+  warden ls PATH                                 list a node's children
+  warden put PATH VALUE [--version N] [--create] set a node's data (VALUE - reads stdin)
+  warden create PATH [VALUE] [-p] [--sequential] [--ephemeral --session ID]
+                                                 create a node (-p: create missing parents)
+  warden rm PATH [--recursive] [--version N]     delete a node
+  warden txn [FILE]                              run {"ops": [...]} from FILE or stdin
+  warden status                                  the node's view of the cluster
+endpoints default to $WARDEN_ENDPOINTS, else http://127.0.0.1:7070
+)";
+
+namespace {
+
+const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status"};
+
+struct CliFailure {
+  int exitCode;
+  std::string message;
+};
+
+std::string readAll(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
+
+std::string nodeTarget(const std::string& path, const std::string& query = {}) {
+  if (path.empty() || path.front() != '/') throw UsageError("paths start with '/', got '" + path + "'");
+  std::string target = "/v1/nodes" + (path == "/" ? std::string("/") : percentEncodePath(path));
+  return query.empty() ? target : target + "?" + query;
+}
+
+std::string dataOf(const json& body) {
+  if (body.contains("data")) return body["data"].get<std::string>();
+  if (body.contains("data_b64")) return base64Decode(body["data_b64"].get<std::string>()).value_or("");
+  return {};
+}
+
+class Cli {
+ public:
+  Cli(const std::string& command, const std::vector<std::string>& argv)
+      : command_(command),
+        args_(argv, {"children", "recursive", "create", "sequential", "ephemeral", "parents"},
+              {{"o", "output"}, {"p", "parents"}}) {
+    const char* env = std::getenv("WARDEN_ENDPOINTS");
+    std::string endpoints = args_.get("endpoints", env && *env ? env : "http://127.0.0.1:7070");
+    client_ = std::make_unique<HttpClient>(HttpClient::parseEndpoints(endpoints));
+    const std::string output = args_.get("output", "text");
+    if (output != "text" && output != "json") throw UsageError("-o takes text or json");
+    json_ = output == "json";
+  }
+
+  int run() {
+    if (command_ == "get") return get();
+    if (command_ == "ls") return ls();
+    if (command_ == "put") return put();
+    if (command_ == "create") return create();
+    if (command_ == "rm") return rm();
+    if (command_ == "txn") return txn();
+    return status();
+  }
+
+ private:
+  const std::string& positional(std::size_t i, const char* what) {
+    if (args_.positionals().size() <= i) throw UsageError(std::string("missing ") + what);
+    return args_.positionals()[i];
+  }
+
+  void expectPositionals(std::size_t max) {
+    if (args_.positionals().size() > max) throw UsageError("unexpected argument '" + args_.positionals()[max] + "'");
+  }
+
+  void allow(std::set<std::string> flags) {
+    flags.insert({"endpoints", "output"});
+    args_.allow(flags);
+  }
+
+  HttpResponse call(const std::string& method, const std::string& target, const std::string& body = {}) {
+    HttpResponse response = client_->request(method, target, body);
+    if (response.status >= 400) {
+      json error = response.json();
+      std::string text = error.is_object() ? error.value("error", "error") + ": " + error.value("message", "")
+                                           : "HTTP " + std::to_string(response.status);
+      if (json_) std::cout << response.body << "\n";
+      throw CliFailure{1, text};
+    }
+    return response;
+  }
+
+  int printJson(const HttpResponse& response) {
+    std::cout << (response.body.empty() ? "{}" : response.body) << "\n";
+    return 0;
+  }
+
+  int get() {
+    allow({"children", "recursive"});
+    expectPositionals(1);
+    std::string query;
+    if (args_.has("children")) query = "children";
+    if (args_.has("recursive")) query = query.empty() ? "recursive" : query + "&recursive";
+    auto response = call("GET", nodeTarget(positional(0, "PATH"), query));
+    if (json_ || args_.has("recursive")) return printJson(response);
+    json body = response.json();
+    std::cout << dataOf(body);
+    if (body.contains("data") && !body["data"].get<std::string>().empty() &&
+        body["data"].get<std::string>().back() != '\n') {
+      std::cout << "\n";
+    }
+    if (args_.has("children")) {
+      for (const auto& name : body["children"]) std::cout << name.get<std::string>() << "\n";
+    }
+    return 0;
+  }
+
+  int ls() {
+    allow({});
+    expectPositionals(1);
+    auto response = call("GET", nodeTarget(args_.positionals().empty() ? "/" : positional(0, "PATH"), "children"));
+    if (json_) return printJson(response);
+    for (const auto& name : response.json()["children"]) std::cout << name.get<std::string>() << "\n";
+    return 0;
+  }
+
+  int put() {
+    allow({"version", "create"});
+    expectPositionals(2);
+    const std::string& path = positional(0, "PATH");
+    std::string value = positional(1, "VALUE");
+    if (value == "-") value = readAll(std::cin);
+    json body = {{"data", value}};
+    if (auto version = args_.get("version")) body["version"] = args_.number("version", 0, 0, INT64_MAX);
+    if (args_.has("create")) body["create"] = true;
+    auto response = call("PUT", nodeTarget(path), body.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (json_) return printJson(response);
+    json result = response.json();
+    std::cout << result["path"].get<std::string>() << " version " << result["stat"]["version"] << " revision "
+              << response.revision.value_or(0) << "\n";
+    return 0;
+  }
+
+  int create() {
+    allow({"sequential", "ephemeral", "session", "parents"});
+    expectPositionals(2);
+    const std::string& path = positional(0, "PATH");
+    json body = json::object();
+    if (args_.positionals().size() > 1) {
+      std::string value = args_.positionals()[1];
+      if (value == "-") value = readAll(std::cin);
+      body["data"] = value;
+    }
+    if (args_.has("sequential")) body["sequential"] = true;
+    if (args_.has("ephemeral")) body["ephemeral"] = true;
+    if (auto session = args_.get("session")) body["session"] = *session;
+    if (args_.has("parents")) body["make_parents"] = true;
+    auto response = call("POST", nodeTarget(path), body.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (json_) return printJson(response);
+    std::cout << response.json()["path"].get<std::string>() << "\n";
+    return 0;
+  }
+
+  int rm() {
+    allow({"recursive", "version"});
+    expectPositionals(1);
+    std::string query;
+    if (args_.has("recursive")) query = "recursive";
+    if (args_.has("version")) {
+      query += (query.empty() ? "" : "&") + std::string("version=") +
+               std::to_string(args_.number("version", 0, 0, INT64_MAX));
+    }
+    const std::string& path = positional(0, "PATH");
+    auto response = call("DELETE", nodeTarget(path, query));
+    if (json_) {
+      std::cout << json{{"path", path}, {"revision", response.revision.value_or(0)}}.dump() << "\n";
+      return 0;
+    }
+    std::cout << "deleted " << path << " at revision " << response.revision.value_or(0) << "\n";
+    return 0;
+  }
+
+  int txn() {
+    allow({});
+    expectPositionals(1);
+    std::string body;
+    if (args_.positionals().empty() || args_.positionals()[0] == "-") {
+      body = readAll(std::cin);
+    } else {
+      std::ifstream file(args_.positionals()[0], std::ios::binary);
+      if (!file) throw UsageError("cannot read " + args_.positionals()[0]);
+      body = readAll(file);
+    }
+    auto response = call("POST", "/v1/txn", body);
+    if (json_) return printJson(response);
+    json result = response.json();
+    std::cout << "committed at revision " << result["revision"] << "\n";
+    for (const auto& op : result["results"]) {
+      std::cout << "  " << op["op"].get<std::string>() << " " << op["path"].get<std::string>() << "\n";
+    }
+    return 0;
+  }
+
+  int status() {
+    allow({});
+    expectPositionals(0);
+    auto response = call("GET", "/v1/status");
+    if (json_) return printJson(response);
+    json s = response.json();
+    std::cout << "node " << s["id"] << ", leader " << s["leader"] << ", revision " << s["revision"]
+              << ", applied index " << s["applied_index"] << "\n";
+    for (const auto& m : s["members"]) {
+      std::cout << "  member " << m["id"] << " " << m["role"].get<std::string>() << " http " << m["http"]
+                << " peer " << m["peer"] << (m["healthy"].get<bool>() ? "" : " (unhealthy)") << "\n";
+    }
+    return 0;
+  }
+
+  std::string command_;
+  Args args_;
+  std::unique_ptr<HttpClient> client_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+bool isCliCommand(const std::string& command) { return kCommands.count(command) > 0; }
+
+int runCli(const std::string& command, const std::vector<std::string>& args) {
+  try {
+    return Cli(command, args).run();
+  } catch (const UsageError& e) {
+    std::cerr << "warden " << command << ": " << e.what() << "\n\n" << kCliUsage;
+    return 2;
+  } catch (const CliFailure& e) {
+    std::cerr << "warden " << command << ": " << e.message << "\n";
+    return e.exitCode;
+  } catch (const HttpClientError& e) {
+    std::cerr << "warden " << command << ": " << e.what() << "\n";
+    return 3;
+  }
+}
+
+}  // namespace warden::api

@@ -1,0 +1,119 @@
+#include "api/HttpConnection.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+
+#include "api/JsonCodec.h"
+
+namespace warden::api {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+namespace {
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;
+}
+
+HttpConnection::HttpConnection(net::ip::tcp::socket&& socket, Router& router, HttpLimits limits,
+                               std::shared_ptr<ConnectionCounter> counter)
+    : stream_(std::move(socket)), router_(router), limits_(limits), counter_(std::move(counter)) {
+  counter_->open.fetch_add(1);
+}
+
+HttpConnection::~HttpConnection() { counter_->open.fetch_sub(1); }
+
+void HttpConnection::start() {
+  // Runs the first read on the strand the socket was accepted onto.
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->counter_->open.load() > self->limits_.maxConnections) {
+      self->send(errorReply(429, "too_many_requests", "the node has too many open connections", std::nullopt),
+                 false, false);
+      return;
+    }
+    self->doRead();
+  });
+}
+
+void HttpConnection::doRead() {
+  parser_.emplace();
+  parser_->header_limit(kHeaderLimit);
+  parser_->body_limit(kMaxBodyBytes);
+  stream_.expires_after(std::chrono::seconds(limits_.readTimeoutSeconds));
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
+}
+
+void HttpConnection::onRead(beast::error_code ec) {
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::connection_reset ||
+      ec == net::error::operation_aborted) {
+    close();
+    return;
+  }
+  if (ec == http::error::body_limit) {
+    send(errorReply(413, "too_large", "the request body is larger than 1.5 MiB", std::nullopt), false, false);
+    return;
+  }
+  if (ec == http::error::header_limit) {
+    send(errorReply(413, "too_large", "the request line and headers are larger than 64 KiB", std::nullopt), false,
+         false);
+    return;
+  }
+  if (ec) {
+    // Malformed HTTP: answer once, then hang up, since the stream cannot be trusted any more.
+    if (ec != net::error::eof && ec != net::error::broken_pipe) {
+      send(errorReply(400, "invalid_argument", "malformed HTTP request: " + ec.message(), std::nullopt), false,
+           false);
+    } else {
+      close();
+    }
+    return;
+  }
+
+  auto& req = parser_->get();
+  const bool keepAlive = req.keep_alive();
+  const bool head = req.method() == http::verb::head;
+  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
+  // The handler may take a while (a write waiting for its commit): no read timeout meanwhile.
+  stream_.expires_never();
+  router_.handle(request, [self = shared_from_this(), keepAlive, head](Reply reply) {
+    net::post(self->stream_.get_executor(), [self, reply = std::move(reply), keepAlive, head]() mutable {
+      self->send(std::move(reply), keepAlive, head);
+    });
+  });
+}
+
+void HttpConnection::send(Reply reply, bool keepAlive, bool head) {
+  response_ = std::make_shared<http::response<http::string_body>>();
+  auto& res = *response_;
+  res.version(11);
+  res.result(reply.status);
+  res.set(http::field::server, "warden");
+  if (reply.status != 204) res.set(http::field::content_type, reply.contentType);
+  if (reply.revision) res.set("X-Warden-Revision", std::to_string(*reply.revision));
+  for (auto& [name, value] : reply.headers) res.set(name, value);
+  if (!head) res.body() = std::move(reply.body);
+  res.keep_alive(keepAlive);
+  res.prepare_payload();
+  stream_.expires_after(std::chrono::seconds(limits_.writeTimeoutSeconds));
+  http::async_write(stream_, res, [self = shared_from_this(), close = !keepAlive](beast::error_code ec, std::size_t) {
+    self->onWrite(ec, close);
+  });
+}
+
+void HttpConnection::onWrite(beast::error_code ec, bool close) {
+  response_.reset();
+  if (ec || close) {
+    this->close();
+    return;
+  }
+  doRead();
+}
+
+void HttpConnection::close() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+  stream_.socket().close(ignored);
+}
+
+}  // namespace warden::api

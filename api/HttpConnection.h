@@ -1,0 +1,43 @@
+#pragma once
+// One client connection: read a request, hand it to the Router, write the reply, repeat while
+// keep-alive. Everything runs on the connection's strand; a reply produced on another thread
+// (a write finishing on the log's thread) is posted back to it. One request at a time, so the
+// reply queue is bounded at one.
+
+#include <memory>
+#include <optional>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "api/HttpServer.h"
+#include "api/Router.h"
+
+namespace warden::api {
+
+class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
+ public:
+  HttpConnection(boost::asio::ip::tcp::socket&& socket, Router& router, HttpLimits limits,
+                 std::shared_ptr<ConnectionCounter> counter);
+  ~HttpConnection();
+
+  void start();
+
+ private:
+  void doRead();
+  void onRead(boost::beast::error_code ec);
+  void send(Reply reply, bool keepAlive, bool head);
+  void onWrite(boost::beast::error_code ec, bool close);
+  void close();
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  Router& router_;
+  HttpLimits limits_;
+  std::shared_ptr<ConnectionCounter> counter_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response_;
+};
+
+}  // namespace warden::api

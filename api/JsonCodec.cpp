@@ -1,0 +1,276 @@
+#include "api/JsonCodec.h"
+
+#include <set>
+
+#include "api/Base64.h"
+#include "coordinator/Path.h"
+#include "coordinator/StateMachine.h"
+#include "coordinator/Utf8.h"
+
+namespace warden::api {
+
+using json = nlohmann::ordered_json;
+using coordinator::Op;
+using coordinator::OpType;
+using coordinator::Status;
+
+std::string dumpJson(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Reply jsonReply(unsigned status, const json& body, std::optional<std::uint64_t> revision) {
+  Reply reply;
+  reply.status = status;
+  reply.body = dumpJson(body);
+  reply.revision = revision;
+  return reply;
+}
+
+Reply errorReply(unsigned status, const std::string& code, const std::string& message,
+                 std::optional<std::uint64_t> revision, const json& extra) {
+  json body = {{"error", code}, {"message", message}};
+  if (extra.is_object()) {
+    for (auto& [key, value] : extra.items()) body[key] = value;
+  }
+  return jsonReply(status, body, revision);
+}
+
+Reply errorReply(const ApiError& error, std::optional<std::uint64_t> revision) {
+  return errorReply(error.status(), error.code(), error.what(), revision, error.extra());
+}
+
+json statJson(const coordinator::Stat& stat) {
+  return json{{"version", stat.version},
+              {"cversion", stat.cversion},
+              {"created", stat.created},
+              {"modified", stat.modified},
+              {"ctime", stat.ctime},
+              {"mtime", stat.mtime},
+              {"ephemeral_owner", stat.ephemeralOwner ? json(sessionIdText(stat.ephemeralOwner)) : json(nullptr)},
+              {"num_children", stat.numChildren},
+              {"data_length", stat.dataLength}};
+}
+
+void putData(json& object, std::string_view bytes) {
+  if (coordinator::isValidUtf8(bytes)) {
+    object["data"] = std::string(bytes);
+  } else {
+    object["data_b64"] = base64Encode(bytes);
+  }
+}
+
+std::string sessionIdText(std::uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+json parseBody(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::object();
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded()) throw ApiError(400, "bad_json", "the request body is not valid JSON");
+  if (!parsed.is_object()) throw ApiError(400, "bad_json", "the request body must be a JSON object");
+  return parsed;
+}
+
+std::string requirePath(std::string_view path) {
+  if (auto problem = coordinator::checkPath(path)) {
+    if (problem->tooLong) throw ApiError(413, "too_large", problem->message);
+    throw ApiError(400, "invalid_path", problem->message);
+  }
+  return std::string(path);
+}
+
+void requireWritable(std::string_view path) {
+  if (coordinator::isReserved(path)) {
+    throw ApiError(403, "forbidden", std::string(coordinator::kReservedPrefix) + " is reserved and read-only");
+  }
+}
+
+namespace {
+
+// Reads the fields of one JSON object strictly: wrong types and unknown fields are 400s.
+class Fields {
+ public:
+  Fields(const json& object, std::string where) : object_(object), where_(std::move(where)) {
+    if (!object_.is_object()) fail(where_ + " must be a JSON object");
+  }
+
+  const json* find(const char* name) {
+    seen_.insert(name);
+    auto it = object_.find(name);
+    if (it == object_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  std::optional<std::string> string(const char* name) {
+    const json* value = find(name);
+    if (value == nullptr) return std::nullopt;
+    if (!value->is_string()) fail(field(name) + " must be a string");
+    return value->get<std::string>();
+  }
+
+  bool flag(const char* name) {
+    const json* value = find(name);
+    if (value == nullptr) return false;
+    if (!value->is_boolean()) fail(field(name) + " must be true or false");
+    return value->get<bool>();
+  }
+
+  std::optional<std::int64_t> version(const char* name) {
+    const json* value = find(name);
+    if (value == nullptr) return std::nullopt;
+    if (value->is_number_unsigned() && value->get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX)) {
+      return static_cast<std::int64_t>(value->get<std::uint64_t>());
+    }
+    fail(field(name) + " must be a non-negative integer");
+  }
+
+  std::string data() {
+    auto text = string("data");
+    auto b64 = string("data_b64");
+    if (text && b64) fail(where_ + ": give either data or data_b64, not both");
+    std::string bytes;
+    if (text) bytes = std::move(*text);
+    if (b64) {
+      auto decoded = base64Decode(*b64);
+      if (!decoded) fail(field("data_b64") + " is not valid base64");
+      bytes = std::move(*decoded);
+    }
+    if (bytes.size() > coordinator::kMaxDataBytes) {
+      throw ApiError(413, "too_large", "node data is larger than 1 MiB");
+    }
+    return bytes;
+  }
+
+  std::uint64_t session() {
+    auto text = string("session");
+    if (!text) return 0;
+    if (text->empty() || text->size() > 16 || text->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      fail(field("session") + " must be a session id (hex)");
+    }
+    return std::stoull(*text, nullptr, 16);
+  }
+
+  void done() {
+    for (auto& [key, value] : object_.items()) {
+      if (!seen_.count(key)) fail(where_ + ": unknown field '" + key + "'");
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& message) { throw ApiError(400, "invalid_argument", message); }
+
+ private:
+  std::string field(const char* name) const { return where_ + ": '" + name + "'"; }
+
+  const json& object_;
+  std::string where_;
+  std::set<std::string> seen_;
+};
+
+void readCreate(Fields& fields, Op& op) {
+  op.type = OpType::Create;
+  op.data = fields.data();
+  op.ephemeral = fields.flag("ephemeral");
+  op.sequential = fields.flag("sequential");
+  op.makeParents = fields.flag("make_parents");
+  op.session = fields.session();
+  if (op.ephemeral && op.session == 0) fields.fail("an ephemeral node needs a 'session'");
+  if (!op.ephemeral && op.session != 0) fields.fail("'session' is only used with 'ephemeral': true");
+}
+
+void readSet(Fields& fields, Op& op) {
+  op.type = OpType::Set;
+  op.data = fields.data();
+  op.version = fields.version("version");
+  op.createIfMissing = fields.flag("create");
+}
+
+}  // namespace
+
+Op parseCreate(std::string path, const json& body) {
+  Fields fields(body, "body");
+  Op op;
+  op.path = std::move(path);
+  readCreate(fields, op);
+  fields.done();
+  return op;
+}
+
+Op parseSet(std::string path, const json& body) {
+  Fields fields(body, "body");
+  Op op;
+  op.path = std::move(path);
+  readSet(fields, op);
+  fields.done();
+  return op;
+}
+
+Op parseTxnOp(const json& body) {
+  Fields fields(body, "op");
+  auto kind = fields.string("op");
+  auto path = fields.string("path");
+  if (!kind) fields.fail("every op needs \"op\": check, create, set or delete");
+  if (!path) fields.fail("every op needs a \"path\"");
+  Op op;
+  op.path = requirePath(*path);
+  if (*kind == "check") {
+    op.type = OpType::Check;
+    op.version = fields.version("version");
+  } else if (*kind == "create") {
+    readCreate(fields, op);
+  } else if (*kind == "set") {
+    readSet(fields, op);
+  } else if (*kind == "delete") {
+    op.type = OpType::Delete;
+    op.version = fields.version("version");
+    op.recursive = fields.flag("recursive");
+  } else {
+    fields.fail("unknown op '" + *kind + "': use check, create, set or delete");
+  }
+  fields.done();
+  if (op.type != OpType::Check) requireWritable(op.path);
+  return op;
+}
+
+json opResultJson(const coordinator::OpResult& result) {
+  json out = {{"op", coordinator::opTypeName(result.type)}, {"path", result.path}};
+  if (result.stat) out["stat"] = statJson(*result.stat);
+  return out;
+}
+
+unsigned httpStatus(Status status) {
+  switch (status) {
+    case Status::Ok: return 200;
+    case Status::NotFound:
+    case Status::NoParent:
+    case Status::SessionNotFound: return 404;
+    case Status::Exists:
+    case Status::BadVersion:
+    case Status::NotEmpty:
+    case Status::EphemeralParent: return 409;
+    case Status::InvalidArgument: return 400;
+    case Status::TooLarge: return 413;
+    case Status::Overloaded: return 429;
+    case Status::Unavailable: return 503;
+  }
+  return 500;
+}
+
+const char* errorCode(Status status) {
+  switch (status) {
+    case Status::Ok: return "ok";
+    case Status::NotFound: return "not_found";
+    case Status::NoParent: return "no_parent";
+    case Status::SessionNotFound: return "session_not_found";
+    case Status::Exists: return "exists";
+    case Status::BadVersion: return "bad_version";
+    case Status::NotEmpty: return "not_empty";
+    case Status::EphemeralParent: return "no_children_for_ephemerals";
+    case Status::InvalidArgument: return "invalid_argument";
+    case Status::TooLarge: return "too_large";
+    case Status::Overloaded: return "too_many_requests";
+    case Status::Unavailable: return "unavailable";
+  }
+  return "internal";
+}
+
+}  // namespace warden::api

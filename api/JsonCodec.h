@@ -1,0 +1,45 @@
+#pragma once
+// JSON at the HTTP edge: Stat, node data, session ids, and the strict parsing of request bodies
+// into coordinator Ops. Every malformed input becomes an ApiError (4xx), never a crash.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "api/Reply.h"
+#include "coordinator/Command.h"
+#include "coordinator/NodeRecord.h"
+#include "coordinator/Status.h"
+
+namespace warden::api {
+
+inline constexpr std::size_t kMaxBodyBytes = 1536 * 1024;  // 1.5 MiB
+
+nlohmann::ordered_json statJson(const coordinator::Stat& stat);
+// Sets "data" when the bytes are UTF-8, else "data_b64".
+void putData(nlohmann::ordered_json& object, std::string_view bytes);
+std::string sessionIdText(std::uint64_t id);
+
+// An empty body is an empty object; anything else must be a JSON object.
+nlohmann::ordered_json parseBody(std::string_view body);
+
+// A well-formed namespace path (ApiError invalid_path / too_large otherwise).
+std::string requirePath(std::string_view path);
+// Refuses writes under the reserved /_warden prefix (ApiError forbidden).
+void requireWritable(std::string_view path);
+
+// Request bodies of POST and PUT /v1/nodes/{path}.
+coordinator::Op parseCreate(std::string path, const nlohmann::ordered_json& body);
+coordinator::Op parseSet(std::string path, const nlohmann::ordered_json& body);
+// One element of POST /v1/txn's "ops".
+coordinator::Op parseTxnOp(const nlohmann::ordered_json& op);
+
+nlohmann::ordered_json opResultJson(const coordinator::OpResult& result);
+
+// The HTTP status and error code of a failed command.
+unsigned httpStatus(coordinator::Status status);
+const char* errorCode(coordinator::Status status);
+
+}  // namespace warden::api

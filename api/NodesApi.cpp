@@ -1,0 +1,219 @@
+#include "api/NodesApi.h"
+
+#include <algorithm>
+
+#include "api/JsonCodec.h"
+#include "coordinator/Path.h"
+
+namespace warden::api {
+
+using json = nlohmann::ordered_json;
+using coordinator::Command;
+using coordinator::CommandResult;
+using coordinator::Op;
+using coordinator::OpType;
+using coordinator::Status;
+
+namespace {
+
+constexpr std::size_t kMaxSubtreeNodes = 10'000;
+
+std::optional<std::int64_t> queryVersion(const Query& query) {
+  auto it = query.find("version");
+  if (it == query.end()) return std::nullopt;
+  const std::string& text = it->second;
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) {
+    throw ApiError(400, "invalid_argument", "version must be a non-negative integer");
+  }
+  return std::stoll(text);
+}
+
+void checkConsistency(const Query& query) {
+  auto it = query.find("consistency");
+  if (it != query.end() && it->second != "linearizable" && it->second != "stale") {
+    throw ApiError(400, "invalid_argument", "consistency must be linearizable or stale");
+  }
+}
+
+// The subtree under path as nested {"path","data","stat","children":[...]}, depth first.
+json subtreeJson(coordinator::storage::Txn& txn, const coordinator::Tree& tree, const std::string& path,
+                 const coordinator::NodeRecord& record, std::size_t& budget) {
+  if (budget == 0) {
+    throw ApiError(413, "too_large",
+                   "the subtree has more than " + std::to_string(kMaxSubtreeNodes) +
+                       " nodes; read it level by level with ?children");
+  }
+  --budget;
+  json out = {{"path", path}};
+  putData(out, record.data);
+  out["stat"] = statJson(record.stat);
+  json children = json::array();
+  for (const std::string& name : tree.children(txn, path)) {
+    std::string child = coordinator::childOf(path, name);
+    auto childRecord = tree.get(txn, child);
+    if (childRecord) children.push_back(subtreeJson(txn, tree, child, *childRecord, budget));
+  }
+  out["children"] = std::move(children);
+  return out;
+}
+
+}  // namespace
+
+bool queryFlag(const Query& query, const char* name) {
+  auto it = query.find(name);
+  if (it == query.end()) return false;
+  const std::string& v = it->second;
+  if (v.empty() || v == "true" || v == "1") return true;
+  if (v == "false" || v == "0") return false;
+  throw ApiError(400, "invalid_argument", std::string("query parameter '") + name + "' must be true or false");
+}
+
+void allowOnly(const Query& query, std::initializer_list<const char*> names) {
+  for (const auto& [key, value] : query) {
+    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return key == n; })) {
+      throw ApiError(400, "invalid_argument", "unknown query parameter '" + key + "'");
+    }
+  }
+}
+
+void NodesApi::handle(const Request& request, const std::string& path, const Query& query,
+                      const Respond& respond) {
+  const std::string& method = request.method;
+  if (method == "GET" || method == "HEAD") {
+    respond(get(path, query, method == "HEAD"));
+    return;
+  }
+  if (method == "POST") {
+    allowOnly(query, {});
+    requireWritable(path);
+    Op op = parseCreate(path, parseBody(request.body));
+    write(Command{coordinator::CommandType::Txn, {std::move(op)}},
+          [](const CommandResult& r) {
+            const auto& result = r.results.front();
+            return jsonReply(201, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
+          },
+          false, respond);
+    return;
+  }
+  if (method == "PUT") {
+    allowOnly(query, {});
+    requireWritable(path);
+    Op op = parseSet(path, parseBody(request.body));
+    write(Command{coordinator::CommandType::Txn, {std::move(op)}},
+          [](const CommandResult& r) {
+            const auto& result = r.results.front();
+            return jsonReply(200, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
+          },
+          false, respond);
+    return;
+  }
+  if (method == "DELETE") {
+    allowOnly(query, {"version", "recursive"});
+    requireWritable(path);
+    if (!parseBody(request.body).empty()) {
+      throw ApiError(400, "invalid_argument", "DELETE takes its options in the query (?version=N&recursive)");
+    }
+    Op op;
+    op.type = OpType::Delete;
+    op.path = path;
+    op.version = queryVersion(query);
+    op.recursive = queryFlag(query, "recursive");
+    write(Command{coordinator::CommandType::Txn, {std::move(op)}},
+          [](const CommandResult& r) {
+            Reply reply;
+            reply.status = 204;
+            reply.revision = r.revision;
+            return reply;
+          },
+          false, respond);
+    return;
+  }
+  Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed on /v1/nodes", node_.revision());
+  reply.headers.emplace_back("Allow", "GET, HEAD, POST, PUT, DELETE");
+  respond(std::move(reply));
+}
+
+Reply NodesApi::get(const std::string& path, const Query& query, bool head) {
+  allowOnly(query, {"children", "recursive", "raw", "consistency"});
+  checkConsistency(query);
+  const bool children = queryFlag(query, "children");
+  const bool recursive = queryFlag(query, "recursive");
+  const bool raw = queryFlag(query, "raw");
+  if (raw && (children || recursive)) {
+    throw ApiError(400, "invalid_argument", "raw returns the data alone; it cannot be combined with children or recursive");
+  }
+  auto txn = node_.read();
+  const auto& sm = node_.stateMachine();
+  const std::uint64_t revision = sm.revision(txn);
+  auto record = sm.tree().get(txn, path);
+  if (!record) {
+    if (head) return Reply{404, {}, "application/json", revision, {}};
+    return errorReply(404, "not_found", path + " does not exist", revision);
+  }
+  if (head) return Reply{200, {}, "application/json", revision, {}};
+  if (raw) return Reply{200, std::move(record->data), "application/octet-stream", revision, {}};
+  if (recursive) {
+    std::size_t budget = kMaxSubtreeNodes;
+    return jsonReply(200, subtreeJson(txn, sm.tree(), path, *record, budget), revision);
+  }
+  json body = {{"path", path}};
+  putData(body, record->data);
+  body["stat"] = statJson(record->stat);
+  if (children) body["children"] = sm.tree().children(txn, path);
+  return jsonReply(200, body, revision);
+}
+
+void NodesApi::txn(const Request& request, const Query& query, const Respond& respond) {
+  if (request.method != "POST") {
+    Reply reply = errorReply(405, "method_not_allowed", "use POST for /v1/txn", node_.revision());
+    reply.headers.emplace_back("Allow", "POST");
+    respond(std::move(reply));
+    return;
+  }
+  allowOnly(query, {});
+  json body = parseBody(request.body);
+  for (auto& [key, value] : body.items()) {
+    if (key != "ops") throw ApiError(400, "invalid_argument", "body: unknown field '" + key + "'");
+  }
+  auto ops = body.find("ops");
+  if (ops == body.end() || !ops->is_array() || ops->empty() || ops->size() > coordinator::kMaxTxnOps) {
+    throw ApiError(400, "invalid_argument", "'ops' must be an array of 1 to 1024 ops");
+  }
+  Command command;
+  command.ops.reserve(ops->size());
+  for (std::size_t i = 0; i < ops->size(); ++i) {
+    try {
+      command.ops.push_back(parseTxnOp((*ops)[i]));
+    } catch (const ApiError& e) {
+      throw ApiError(e.status(), e.code(), "op " + std::to_string(i) + ": " + e.what(), json{{"failed_op", i}});
+    }
+  }
+  write(std::move(command),
+        [](const CommandResult& r) {
+          json results = json::array();
+          for (const auto& result : r.results) results.push_back(opResultJson(result));
+          return jsonReply(200, json{{"results", std::move(results)}, {"revision", r.revision}}, r.revision);
+        },
+        true, respond);
+}
+
+void NodesApi::write(Command command, std::function<Reply(const CommandResult&)> onOk, bool isTxn,
+                     const Respond& respond) {
+  node_.submit(std::move(command), [this, onOk = std::move(onOk), isTxn, respond](CommandResult r) {
+    if (r.status == Status::Ok) {
+      respond(onOk(r));
+      return;
+    }
+    unsigned status = httpStatus(r.status);
+    // A transaction whose condition failed is a conflict, whatever the op's own error was.
+    if (isTxn && status == 404) status = 409;
+    json extra = nullptr;
+    if (isTxn && r.failedOp) {
+      extra = json{{"failed_op", *r.failedOp}};
+      r.message = "op " + std::to_string(*r.failedOp) + ": " + r.message;
+    }
+    respond(errorReply(status, errorCode(r.status), r.message, std::max(r.revision, node_.revision()), extra));
+  });
+}
+
+}  // namespace warden::api

@@ -1,0 +1,56 @@
+#pragma once
+// What the HTTP edge hands back: a status, a body and the revision the answer reflects.
+// Handlers build Replies; only HttpConnection knows about Beast.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace warden::api {
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // "/v1/nodes/a?children"
+  std::string body;
+};
+
+struct Reply {
+  unsigned status = 200;
+  std::string body;
+  std::string contentType = "application/json";
+  std::optional<std::uint64_t> revision;  // becomes X-Warden-Revision
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Called exactly once per request, from any thread.
+using Respond = std::function<void(Reply)>;
+
+// A request the edge refuses: its status and API error code, plus optional extra body fields.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(unsigned status, std::string code, const std::string& message, nlohmann::ordered_json extra = nullptr)
+      : std::runtime_error(message), status_(status), code_(std::move(code)), extra_(std::move(extra)) {}
+  unsigned status() const { return status_; }
+  const std::string& code() const { return code_; }
+  const nlohmann::ordered_json& extra() const { return extra_; }
+
+ private:
+  unsigned status_;
+  std::string code_;
+  nlohmann::ordered_json extra_;
+};
+
+// Never throws: bytes that are not UTF-8 are replaced, not rejected.
+std::string dumpJson(const nlohmann::ordered_json& value);
+Reply jsonReply(unsigned status, const nlohmann::ordered_json& body, std::optional<std::uint64_t> revision);
+Reply errorReply(unsigned status, const std::string& code, const std::string& message,
+                 std::optional<std::uint64_t> revision, const nlohmann::ordered_json& extra = nullptr);
+Reply errorReply(const ApiError& error, std::optional<std::uint64_t> revision);
+
+}  // namespace warden::api

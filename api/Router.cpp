@@ -1,0 +1,130 @@
+#include "api/Router.h"
+
+#include <cstdio>
+
+#include "api/JsonCodec.h"
+#include "api/Url.h"
+
+namespace warden::api {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr std::string_view kNodesRoute = "/v1/nodes";
+
+Reply methodNotAllowed(const std::string& method, const std::string& route, const char* allow,
+                       std::uint64_t revision) {
+  Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed on " + route, revision);
+  reply.headers.emplace_back("Allow", allow);
+  return reply;
+}
+
+}  // namespace
+
+Router::Router(coordinator::Node& node, ServerInfo info) : node_(node), info_(std::move(info)), nodes_(node) {}
+
+void Router::handle(const Request& request, Respond respond) {
+  Respond counted = [this, respond = std::move(respond)](Reply reply) {
+    repliesByClass_[std::min<unsigned>(reply.status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
+    respond(std::move(reply));
+  };
+  try {
+    dispatch(request, counted);
+  } catch (const ApiError& e) {
+    counted(errorReply(e, node_.revision()));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warden: internal error on %s %s: %s\n", request.method.c_str(), request.target.c_str(),
+                 e.what());
+    counted(errorReply(500, "internal", e.what(), node_.revision()));
+  }
+}
+
+void Router::dispatch(const Request& request, const Respond& respond) {
+  std::string problem;
+  auto target = parseTarget(request.target, problem);
+  if (!target) throw ApiError(400, "invalid_argument", problem);
+  const std::string& route = target->path;
+  const std::string& method = request.method;
+  const bool isRead = method == "GET" || method == "HEAD";
+
+  if (route.starts_with(kNodesRoute) && (route.size() == kNodesRoute.size() || route[kNodesRoute.size()] == '/')) {
+    auto decoded = percentDecode(std::string_view(route).substr(kNodesRoute.size()));
+    if (!decoded) throw ApiError(400, "invalid_path", "malformed percent-escape in the path");
+    std::string path = decoded->empty() ? "/" : *decoded;
+    nodes_.handle(request, requirePath(path), target->query, respond);
+    return;
+  }
+  if (route == "/v1/txn") {
+    nodes_.txn(request, target->query, respond);
+    return;
+  }
+
+  Reply reply;
+  if (route == "/healthz") {
+    reply = jsonReply(200, json{{"status", "ok"}}, node_.revision());
+  } else if (route == "/readyz") {
+    // A single node knows its leader (itself) and is caught up as soon as it serves.
+    reply = jsonReply(200, json{{"ready", true}}, node_.revision());
+  } else if (route == "/v1/status") {
+    reply = status();
+  } else if (route == "/metrics") {
+    reply = metrics();
+  } else {
+    throw ApiError(404, "not_found", "no route " + route + " (see API.md)");
+  }
+  if (!isRead) {
+    reply = methodNotAllowed(method, route, "GET, HEAD", node_.revision());
+  } else {
+    allowOnly(target->query, {});
+  }
+  if (method == "HEAD") reply.body.clear();
+  respond(std::move(reply));
+}
+
+Reply Router::status() {
+  auto txn = node_.read();
+  const auto& sm = node_.stateMachine();
+  const std::uint64_t revision = sm.revision(txn);
+  const std::uint64_t applied = sm.appliedIndex(txn);
+  json members = json::array();
+  members.push_back(json{{"id", info_.id},
+                         {"peer", info_.peer},
+                         {"http", info_.http},
+                         {"role", "leader"},
+                         {"healthy", true}});
+  json body = {{"id", info_.id},
+               {"leader", info_.id},
+               {"revision", revision},
+               {"commit_index", applied},
+               {"applied_index", applied},
+               {"members", std::move(members)}};
+  return jsonReply(200, body, revision);
+}
+
+Reply Router::metrics() {
+  std::string out;
+  auto line = [&out](const std::string& text) { out += text + "\n"; };
+  line("# HELP warden_http_replies_total HTTP replies sent, by status class.");
+  line("# TYPE warden_http_replies_total counter");
+  for (unsigned c = 1; c <= 5; ++c) {
+    line("warden_http_replies_total{code=\"" + std::to_string(c) + "xx\"} " +
+         std::to_string(repliesByClass_[c].load(std::memory_order_relaxed)));
+  }
+  line("# HELP warden_http_connections Open client connections.");
+  line("# TYPE warden_http_connections gauge");
+  line("warden_http_connections " + std::to_string(openConnections ? openConnections() : 0));
+  line("# HELP warden_revision The applied revision.");
+  line("# TYPE warden_revision gauge");
+  line("warden_revision " + std::to_string(node_.revision()));
+  line("# HELP warden_applied_index The applied log index.");
+  line("# TYPE warden_applied_index gauge");
+  line("warden_applied_index " + std::to_string(node_.appliedIndex()));
+  Reply reply;
+  reply.body = std::move(out);
+  reply.contentType = "text/plain; version=0.0.4";
+  reply.revision = node_.revision();
+  return reply;
+}
+
+}  // namespace warden::api

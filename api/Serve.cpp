@@ -1,0 +1,197 @@
+#include "api/Serve.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "api/Args.h"
+#include "api/HttpServer.h"
+#include "api/Router.h"
+#include "coordinator/Node.h"
+
+namespace warden::api {
+
+namespace net = boost::asio;
+
+namespace {
+
+struct ServeConfig {
+  std::uint64_t id = 1;
+  std::string http = "127.0.0.1:7070";
+  std::string dataDir = "warden-data";
+  std::map<std::uint64_t, std::string> cluster;  // id -> peer address
+  bool fsync = true;
+  HttpLimits limits;
+};
+
+net::ip::tcp::endpoint parseAddress(const std::string& text, const std::string& flag) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos) throw UsageError(flag + " must be HOST:PORT, got '" + text + "'");
+  std::string host = text.substr(0, colon);
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(host, ec);
+  unsigned long port = 0;
+  try {
+    port = std::stoul(text.substr(colon + 1));
+  } catch (const std::exception&) {
+    ec = net::error::invalid_argument;
+  }
+  if (ec || port > 65535) throw UsageError(flag + " must be IP:PORT, got '" + text + "'");
+  return {address, static_cast<unsigned short>(port)};
+}
+
+std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
+  std::map<std::uint64_t, std::string> members;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(start, comma - start);
+    std::size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw UsageError("--cluster entries are ID=HOST:PORT, got '" + item + "'");
+    std::uint64_t id = 0;
+    try {
+      id = std::stoull(item.substr(0, eq));
+    } catch (const std::exception&) {
+      throw UsageError("--cluster: '" + item.substr(0, eq) + "' is not a member id");
+    }
+    if (id == 0) throw UsageError("--cluster: member ids start at 1");
+    parseAddress(item.substr(eq + 1), "--cluster");
+    if (!members.emplace(id, item.substr(eq + 1)).second) throw UsageError("--cluster names member " + std::to_string(id) + " twice");
+    start = comma + 1;
+  }
+  return members;
+}
+
+ServeConfig parseConfig(const std::vector<std::string>& argv) {
+  Args args(argv, {"dev", "help"});
+  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections"});
+  if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
+  ServeConfig config;
+  const bool dev = args.has("dev");
+  if (!dev) {
+    for (const char* required : {"id", "http", "data-dir", "cluster"}) {
+      if (!args.has(required)) throw UsageError(std::string("--") + required + " is required (or use --dev)");
+    }
+  }
+  config.id = static_cast<std::uint64_t>(args.number("id", 1, 1, 1'000'000));
+  config.http = args.get("http", config.http);
+  config.dataDir = args.get("data-dir", config.dataDir);
+  config.cluster = parseCluster(args.get("cluster", std::to_string(config.id) + "=127.0.0.1:7170"));
+  const std::string fsync = args.get("fsync", "on");
+  if (fsync != "on" && fsync != "off") throw UsageError("--fsync is on or off");
+  config.fsync = fsync == "on";
+  config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
+  if (!config.cluster.count(config.id)) {
+    throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
+  }
+  if (config.cluster.size() > 1) {
+    throw UsageError("this build runs one-member clusters only: replication between nodes is not implemented yet");
+  }
+  return config;
+}
+
+// Allows thousands of client connections where the soft limit is the usual 1024.
+void raiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+// One process per data directory: a second one would apply the same log twice.
+int lockDataDir(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  int fd = ::open((dir + "/LOCK").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    throw std::runtime_error("data directory " + dir + " is in use by another warden process");
+  }
+  return fd;
+}
+
+const char* kServeUsage = R"(usage: warden serve --dev [flags]
+       warden serve --id N --http IP:PORT --data-dir DIR --cluster ID=IP:PORT[,...] [flags]
+
+  --dev                 one node: id 1, HTTP on 127.0.0.1:7070, data in ./warden-data
+  --id N                this node's member id
+  --http IP:PORT        where clients reach this node (port 0 picks a free one)
+  --data-dir DIR        where the node keeps its LMDB files
+  --cluster LIST        every member's peer address, ID=IP:PORT separated by commas
+  --fsync on|off        off trades durability on machine crash for speed (default on)
+  --max-connections N   client connections beyond this get 429 (default 10000)
+)";
+
+}  // namespace
+
+int runServe(const std::vector<std::string>& argv) {
+  ServeConfig config;
+  try {
+    if (std::find(argv.begin(), argv.end(), "--help") != argv.end()) {
+      std::cout << kServeUsage;
+      return 0;
+    }
+    config = parseConfig(argv);
+  } catch (const UsageError& e) {
+    std::cerr << "warden serve: " << e.what() << "\n\n" << kServeUsage;
+    return 2;
+  }
+
+  try {
+    ::signal(SIGPIPE, SIG_IGN);
+    raiseFileLimit();
+    int lockFd = lockDataDir(config.dataDir);
+
+    coordinator::NodeOptions options;
+    options.id = config.id;
+    options.dataDir = config.dataDir;
+    options.fsync = config.fsync;
+    coordinator::Node node(options);
+
+    net::io_context ioc;
+    auto endpoint = parseAddress(config.http, "--http");
+    Router router(node, ServerInfo{config.id, config.http, config.cluster.at(config.id)});
+    HttpServer server(ioc, endpoint, router, config.limits);
+    auto bound = server.localEndpoint();
+    router.setAdvertisedHttp(bound.address().to_string() + ":" + std::to_string(bound.port()));
+    server.start();
+
+    net::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code&, int) {
+      std::cout << "warden: stopping" << std::endl;
+      server.stop();
+      ioc.stop();
+    });
+
+    std::cout << "warden: node " << config.id << " serving http://" << bound.address().to_string() << ":"
+              << bound.port() << " (data " << std::filesystem::absolute(config.dataDir).string() << ", fsync "
+              << (config.fsync ? "on" : "off") << ", revision " << node.revision() << ")" << std::endl;
+
+    const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+    ioc.run();
+    for (auto& t : pool) t.join();
+    node.stop();
+    ::close(lockFd);
+    std::cout << "warden: stopped at revision " << node.revision() << std::endl;
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "warden serve: " << e.what() << std::endl;
+    return 1;
+  }
+}
+
+}  // namespace warden::api

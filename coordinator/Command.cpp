@@ -1,0 +1,74 @@
+#include "coordinator/Command.h"
+
+namespace warden::coordinator {
+
+const char* opTypeName(OpType type) {
+  switch (type) {
+    case OpType::Check: return "check";
+    case OpType::Create: return "create";
+    case OpType::Set: return "set";
+    case OpType::Delete: return "delete";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Flag bits of an op, so that adding a flag does not change the layout of the others.
+constexpr std::uint64_t kEphemeral = 1, kSequential = 2, kMakeParents = 4, kCreateIfMissing = 8,
+                        kRecursive = 16;
+
+void encodeOp(Encoder& out, const Op& op) {
+  out.u8(static_cast<std::uint8_t>(op.type));
+  out.bytes(op.path);
+  out.bytes(op.data);
+  // 0 means "no version"; versions are never negative.
+  out.varint(op.version ? static_cast<std::uint64_t>(*op.version) + 1 : 0);
+  std::uint64_t flags = (op.ephemeral ? kEphemeral : 0) | (op.sequential ? kSequential : 0) |
+                        (op.makeParents ? kMakeParents : 0) |
+                        (op.createIfMissing ? kCreateIfMissing : 0) | (op.recursive ? kRecursive : 0);
+  out.varint(flags);
+  out.varint(op.session);
+}
+
+Op decodeOp(Decoder& in) {
+  Op op;
+  std::uint8_t type = in.u8();
+  if (type < 1 || type > 4) throw DecodeError("unknown op type");
+  op.type = static_cast<OpType>(type);
+  op.path = std::string(in.bytes());
+  op.data = std::string(in.bytes());
+  std::uint64_t version = in.varint();
+  if (version > static_cast<std::uint64_t>(INT64_MAX)) throw DecodeError("version out of range");
+  if (version != 0) op.version = static_cast<std::int64_t>(version - 1);
+  std::uint64_t flags = in.varint();
+  op.ephemeral = flags & kEphemeral;
+  op.sequential = flags & kSequential;
+  op.makeParents = flags & kMakeParents;
+  op.createIfMissing = flags & kCreateIfMissing;
+  op.recursive = flags & kRecursive;
+  op.session = in.varint();
+  return op;
+}
+
+}  // namespace
+
+void encodeCommand(Encoder& out, const Command& command) {
+  out.u8(static_cast<std::uint8_t>(command.type));
+  out.varint(command.ops.size());
+  for (const Op& op : command.ops) encodeOp(out, op);
+}
+
+Command decodeCommand(Decoder& in) {
+  Command command;
+  std::uint8_t type = in.u8();
+  if (type != static_cast<std::uint8_t>(CommandType::Txn)) throw DecodeError("unknown command type");
+  command.type = CommandType::Txn;
+  std::uint64_t n = in.varint();
+  if (n > 1'000'000) throw DecodeError("too many ops");
+  command.ops.reserve(n);
+  for (std::uint64_t i = 0; i < n; ++i) command.ops.push_back(decodeOp(in));
+  return command;
+}
+
+}  // namespace warden::coordinator

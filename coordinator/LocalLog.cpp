@@ -1,0 +1,103 @@
+#include "coordinator/LocalLog.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace warden::coordinator {
+
+LocalLog::LocalLog(storage::Env& env, const StateMachine& stateMachine, WallClock clock, Options options,
+                   AppliedHook onApplied)
+    : env_(env),
+      stateMachine_(stateMachine),
+      clock_(std::move(clock)),
+      options_(options),
+      onApplied_(std::move(onApplied)) {
+  storage::Txn txn = storage::Txn::write(env_);
+  logDb_ = txn.openDb("log");
+  nextIndex_ = stateMachine_.appliedIndex(txn) + 1;
+  storage::Cursor cursor(txn, logDb_);
+  if (auto last = cursor.last()) {
+    lastTimestampMs_ = decodeEntry(last->value).timestampMs;
+  }
+  txn.commit();
+  thread_ = std::thread([this] { run(); });
+}
+
+LocalLog::~LocalLog() { stop(); }
+
+void LocalLog::submit(Command command, Done done) {
+  CommandResult refused;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && queue_.size() < options_.maxPending) {
+      queue_.push_back(Pending{std::move(command), std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+    refused.status = stopping_ ? Status::Unavailable : Status::Overloaded;
+    refused.message = stopping_ ? "the node is shutting down" : "too many writes are queued; try again";
+  }
+  done(std::move(refused));
+}
+
+void LocalLog::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void LocalLog::run() {
+  std::deque<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued was committed
+      std::size_t n = std::min(queue_.size(), options_.maxBatchCommands);
+      std::move(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    commit(batch);
+    batch.clear();
+  }
+}
+
+void LocalLog::commit(std::deque<Pending>& batch) {
+  Entry entry;
+  entry.index = nextIndex_;
+  // Timestamps never go backwards in the log, even if the wall clock does.
+  entry.timestampMs = std::max(clock_(), lastTimestampMs_);
+  entry.commands.reserve(batch.size());
+  for (Pending& p : batch) entry.commands.push_back(std::move(p.command));
+
+  std::vector<CommandResult> results;
+  std::uint64_t revision = 0;
+  try {
+    storage::Txn txn = storage::Txn::write(env_);
+    txn.put(logDb_, storage::encodeU64Key(entry.index), encodeEntry(entry));
+    if (entry.index > options_.retainedEntries) {
+      txn.erase(logDb_, storage::encodeU64Key(entry.index - options_.retainedEntries));
+    }
+    results = stateMachine_.apply(txn, entry);
+    revision = stateMachine_.revision(txn);
+    txn.commit();
+  } catch (const storage::LmdbError& e) {
+    // Nothing of this entry was written; each caller hears why and may retry.
+    std::fprintf(stderr, "warden: commit of entry %llu failed: %s\n",
+                 static_cast<unsigned long long>(entry.index), e.what());
+    CommandResult failed;
+    failed.status = Status::Unavailable;
+    failed.message = std::string("storage failure: ") + e.what();
+    for (Pending& p : batch) p.done(failed);
+    return;
+  }
+  nextIndex_ += 1;
+  lastTimestampMs_ = entry.timestampMs;
+  if (onApplied_) onApplied_(revision);
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
+}  // namespace warden::coordinator

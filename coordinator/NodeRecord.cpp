@@ -1,0 +1,48 @@
+#include "coordinator/NodeRecord.h"
+
+#include "coordinator/Bytes.h"
+
+namespace warden::coordinator {
+
+namespace {
+constexpr std::uint8_t kRecordFormat = 1;
+}
+
+std::string encodeNodeRecord(const NodeRecord& record) {
+  Encoder out;
+  const Stat& s = record.stat;
+  out.u8(kRecordFormat);
+  out.varint(static_cast<std::uint64_t>(s.version));
+  out.varint(static_cast<std::uint64_t>(s.cversion));
+  out.varint(s.created);
+  out.varint(s.modified);
+  out.varint(s.ctime);
+  out.varint(s.mtime);
+  out.varint(s.ephemeralOwner);
+  out.varint(s.numChildren);
+  out.varint(record.nextSequence);
+  out.bytes(record.data);
+  return out.take();
+}
+
+NodeRecord decodeNodeRecord(std::string_view bytes) {
+  Decoder in(bytes);
+  if (in.u8() != kRecordFormat) throw DecodeError("unknown node record format");
+  NodeRecord record;
+  Stat& s = record.stat;
+  s.version = static_cast<std::int64_t>(in.varint());
+  s.cversion = static_cast<std::int64_t>(in.varint());
+  s.created = in.varint();
+  s.modified = in.varint();
+  s.ctime = in.varint();
+  s.mtime = in.varint();
+  s.ephemeralOwner = in.varint();
+  s.numChildren = in.varint();
+  record.nextSequence = in.varint();
+  record.data = std::string(in.bytes());
+  s.dataLength = record.data.size();
+  in.expectDone();
+  return record;
+}
+
+}  // namespace warden::coordinator

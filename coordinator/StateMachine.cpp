@@ -1,0 +1,272 @@
+#include "coordinator/StateMachine.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "coordinator/Path.h"
+
+namespace warden::coordinator {
+
+namespace {
+constexpr std::string_view kAppliedIndexKey = "applied_index";
+constexpr std::string_view kRevisionKey = "revision";
+
+std::string u64Value(std::uint64_t v) { return storage::encodeU64Key(v); }
+
+bool isEphemeral(const NodeRecord& record) { return record.stat.ephemeralOwner != 0; }
+
+std::string sequenceName(std::string_view name, std::uint64_t sequence) {
+  char digits[24];
+  std::snprintf(digits, sizeof digits, "%010llu", static_cast<unsigned long long>(sequence));
+  return std::string(name) + digits;
+}
+}  // namespace
+
+// The transaction and the values every op of one command shares.
+struct StateMachine::Context {
+  storage::Txn& txn;
+  std::uint64_t revision;
+  std::uint64_t timestampMs;
+  bool changed = false;
+};
+
+struct StateMachine::Outcome {
+  Status status = Status::Ok;
+  std::string message;
+  OpResult result;
+
+  static Outcome fail(Status status, std::string message) { return {status, std::move(message), {}}; }
+};
+
+namespace {
+
+std::optional<StateMachine::Outcome> versionMismatch(const Op& op, const NodeRecord& record) {
+  if (!op.version || *op.version == record.stat.version) return std::nullopt;
+  return StateMachine::Outcome::fail(Status::BadVersion, "expected version " + std::to_string(*op.version) +
+                                                             ", " + op.path + " is at version " +
+                                                             std::to_string(record.stat.version));
+}
+
+std::string ephemeralParentMessage(std::string_view parent) {
+  return std::string(parent) + " is ephemeral and cannot have children";
+}
+
+// Why a node cannot be created under this parent, if it cannot.
+std::optional<StateMachine::Outcome> parentProblem(std::string_view parent,
+                                                   const std::optional<NodeRecord>& record) {
+  if (!record) return StateMachine::Outcome::fail(Status::NoParent, "parent " + std::string(parent) + " does not exist");
+  if (isEphemeral(*record)) return StateMachine::Outcome::fail(Status::EphemeralParent, ephemeralParentMessage(parent));
+  return std::nullopt;
+}
+
+}  // namespace
+
+StateMachine::Dbs StateMachine::openDbs(storage::Txn& writeTxn) {
+  return Dbs{writeTxn.openDb("nodes"), writeTxn.openDb("children"), writeTxn.openDb("meta")};
+}
+
+StateMachine::StateMachine(Dbs dbs) : tree_(Tree::Dbs{dbs.nodes, dbs.children}), meta_(dbs.meta) {}
+
+void StateMachine::initialize(storage::Txn& txn) const {
+  if (tree_.exists(txn, "/")) return;
+  tree_.put(txn, "/", NodeRecord{});
+  txn.put(meta_, kAppliedIndexKey, u64Value(0));
+  txn.put(meta_, kRevisionKey, u64Value(0));
+}
+
+std::uint64_t StateMachine::readMeta(storage::Txn& txn, std::string_view key) const {
+  auto value = txn.get(meta_, key);
+  return value ? storage::decodeU64Key(*value) : 0;
+}
+
+std::uint64_t StateMachine::revision(storage::Txn& txn) const { return readMeta(txn, kRevisionKey); }
+
+std::uint64_t StateMachine::appliedIndex(storage::Txn& txn) const {
+  return readMeta(txn, kAppliedIndexKey);
+}
+
+std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& entry) const {
+  const std::uint64_t applied = appliedIndex(txn);
+  if (entry.index != applied + 1) {
+    std::fprintf(stderr, "fatal: applying entry %llu after %llu\n",
+                 static_cast<unsigned long long>(entry.index), static_cast<unsigned long long>(applied));
+    std::abort();
+  }
+  std::uint64_t rev = revision(txn);
+  std::vector<CommandResult> results;
+  results.reserve(entry.commands.size());
+  for (const Command& command : entry.commands) {
+    results.push_back(applyTxn(txn, command, rev + 1, entry.timestampMs));
+    rev = results.back().revision;
+  }
+  txn.put(meta_, kAppliedIndexKey, u64Value(entry.index));
+  txn.put(meta_, kRevisionKey, u64Value(rev));
+  return results;
+}
+
+CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& command,
+                                     std::uint64_t revision, std::uint64_t timestampMs) const {
+  CommandResult out;
+  out.revision = revision - 1;
+  if (command.ops.empty() || command.ops.size() > kMaxTxnOps) {
+    out.status = Status::InvalidArgument;
+    out.message = "a transaction holds 1 to " + std::to_string(kMaxTxnOps) + " ops";
+    return out;
+  }
+  storage::Txn txn = storage::Txn::nested(parent);
+  Context ctx{txn, revision, timestampMs};
+  out.results.reserve(command.ops.size());
+  for (std::size_t i = 0; i < command.ops.size(); ++i) {
+    Outcome outcome = applyOp(ctx, command.ops[i]);
+    if (outcome.status != Status::Ok) {
+      txn.abort();
+      out.status = outcome.status;
+      out.message = std::move(outcome.message);
+      out.failedOp = i;
+      out.results.clear();
+      return out;
+    }
+    out.results.push_back(std::move(outcome.result));
+  }
+  txn.commit();
+  if (ctx.changed) out.revision = revision;
+  return out;
+}
+
+StateMachine::Outcome StateMachine::applyOp(Context& ctx, const Op& op) const {
+  // The edge validates too; apply checks again so that no command, however formed, can make
+  // replicas diverge or store something the API forbids.
+  if (auto problem = checkPath(op.path)) {
+    return Outcome::fail(problem->tooLong ? Status::TooLarge : Status::InvalidArgument, problem->message);
+  }
+  if (op.data.size() > kMaxDataBytes) {
+    return Outcome::fail(Status::TooLarge, "node data is larger than 1 MiB");
+  }
+  switch (op.type) {
+    case OpType::Create: return create(ctx, op);
+    case OpType::Set: return set(ctx, op);
+    case OpType::Delete: return erase(ctx, op);
+    case OpType::Check: return check(ctx, op);
+  }
+  return Outcome::fail(Status::InvalidArgument, "unknown op");
+}
+
+Stat StateMachine::createNode(Context& ctx, std::string_view path, std::string_view data,
+                              std::uint64_t owner) const {
+  // Precondition: the parent exists and is not ephemeral, the node does not exist.
+  NodeRecord record;
+  record.stat.created = record.stat.modified = ctx.revision;
+  record.stat.ctime = record.stat.mtime = ctx.timestampMs;
+  record.stat.ephemeralOwner = owner;
+  record.data = std::string(data);
+  record.stat.dataLength = record.data.size();
+  tree_.put(ctx.txn, path, record);
+
+  std::string_view parent = parentOf(path);
+  NodeRecord parentRecord = *tree_.get(ctx.txn, parent);
+  parentRecord.stat.cversion += 1;
+  parentRecord.stat.numChildren += 1;
+  tree_.put(ctx.txn, parent, parentRecord);
+  tree_.addChild(ctx.txn, parent, nameOf(path));
+  ctx.changed = true;
+  return record.stat;
+}
+
+StateMachine::Outcome StateMachine::create(Context& ctx, const Op& op) const {
+  if (isRoot(op.path)) return Outcome::fail(Status::Exists, "the root always exists");
+  const std::string parent(parentOf(op.path));
+
+  if (op.makeParents) {
+    // Create missing ancestors top-down as plain, empty, persistent nodes.
+    for (std::size_t slash = op.path.find('/', 1); slash != std::string::npos;
+         slash = op.path.find('/', slash + 1)) {
+      std::string ancestor = op.path.substr(0, slash);
+      auto record = tree_.get(ctx.txn, ancestor);
+      if (!record) {
+        createNode(ctx, ancestor, {}, 0);
+      } else if (isEphemeral(*record)) {
+        return Outcome::fail(Status::EphemeralParent, ephemeralParentMessage(ancestor));
+      }
+    }
+  }
+
+  auto parentRecord = tree_.get(ctx.txn, parent);
+  if (auto failure = parentProblem(parent, parentRecord)) return std::move(*failure);
+
+  std::string path = op.path;
+  if (op.sequential) {
+    path = childOf(parent, sequenceName(nameOf(op.path), parentRecord->nextSequence));
+    if (path.size() > kMaxPathBytes) {
+      return Outcome::fail(Status::TooLarge, "path with its sequence number is longer than 1024 bytes");
+    }
+    parentRecord->nextSequence += 1;
+    tree_.put(ctx.txn, parent, *parentRecord);
+  }
+  if (tree_.exists(ctx.txn, path)) return Outcome::fail(Status::Exists, path + " already exists");
+  if (op.ephemeral) {
+    // Sessions are not part of the state machine yet, so no session can own a node.
+    return Outcome::fail(Status::SessionNotFound, "session " + std::to_string(op.session) + " does not exist");
+  }
+  Stat stat = createNode(ctx, path, op.data, 0);
+  return Outcome{Status::Ok, {}, OpResult{OpType::Create, path, stat}};
+}
+
+StateMachine::Outcome StateMachine::set(Context& ctx, const Op& op) const {
+  auto record = tree_.get(ctx.txn, op.path);
+  if (!record) {
+    if (op.createIfMissing && !op.version) {
+      std::string_view parent = parentOf(op.path);
+      if (auto failure = parentProblem(parent, tree_.get(ctx.txn, parent))) return std::move(*failure);
+      Stat stat = createNode(ctx, op.path, op.data, 0);
+      return Outcome{Status::Ok, {}, OpResult{OpType::Set, op.path, stat}};
+    }
+    return Outcome::fail(Status::NotFound, op.path + " does not exist");
+  }
+  if (auto failure = versionMismatch(op, *record)) return std::move(*failure);
+  record->data = op.data;
+  record->stat.dataLength = record->data.size();
+  record->stat.version += 1;
+  record->stat.modified = ctx.revision;
+  record->stat.mtime = ctx.timestampMs;
+  tree_.put(ctx.txn, op.path, *record);
+  ctx.changed = true;
+  return Outcome{Status::Ok, {}, OpResult{OpType::Set, op.path, record->stat}};
+}
+
+void StateMachine::eraseSubtree(Context& ctx, const std::string& path) const {
+  for (const std::string& name : tree_.children(ctx.txn, path)) {
+    std::string child = childOf(path, name);
+    eraseSubtree(ctx, child);
+    tree_.removeChild(ctx.txn, path, name);
+  }
+  tree_.erase(ctx.txn, path);
+}
+
+StateMachine::Outcome StateMachine::erase(Context& ctx, const Op& op) const {
+  if (isRoot(op.path)) return Outcome::fail(Status::InvalidArgument, "the root cannot be deleted");
+  auto record = tree_.get(ctx.txn, op.path);
+  if (!record) return Outcome::fail(Status::NotFound, op.path + " does not exist");
+  if (auto failure = versionMismatch(op, *record)) return std::move(*failure);
+  if (record->stat.numChildren > 0 && !op.recursive) {
+    return Outcome::fail(Status::NotEmpty, op.path + " has " + std::to_string(record->stat.numChildren) +
+                                               " children; delete them first or pass recursive");
+  }
+  eraseSubtree(ctx, op.path);
+  std::string_view parent = parentOf(op.path);
+  tree_.removeChild(ctx.txn, parent, nameOf(op.path));
+  NodeRecord parentRecord = *tree_.get(ctx.txn, parent);
+  parentRecord.stat.cversion += 1;
+  parentRecord.stat.numChildren -= 1;
+  tree_.put(ctx.txn, parent, parentRecord);
+  ctx.changed = true;
+  return Outcome{Status::Ok, {}, OpResult{OpType::Delete, op.path, std::nullopt}};
+}
+
+StateMachine::Outcome StateMachine::check(Context& ctx, const Op& op) const {
+  auto record = tree_.get(ctx.txn, op.path);
+  if (!record) return Outcome::fail(Status::NotFound, op.path + " does not exist");
+  if (auto failure = versionMismatch(op, *record)) return std::move(*failure);
+  return Outcome{Status::Ok, {}, OpResult{OpType::Check, op.path, record->stat}};
+}
+
+}  // namespace warden::coordinator

@@ -1,0 +1,63 @@
+#pragma once
+// The namespace state machine. apply() is deterministic: its effect is a function of the stored
+// state and the entry alone (time comes from entry.timestampMs), so every replica that applies
+// the same log holds byte-identical state. The applied index and the revision are written in the
+// caller's transaction, together with the state they describe.
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/Entry.h"
+#include "coordinator/Status.h"
+#include "coordinator/Tree.h"
+#include "coordinator/storage/Lmdb.h"
+
+namespace warden::coordinator {
+
+inline constexpr std::size_t kMaxDataBytes = 1 << 20;
+inline constexpr std::size_t kMaxTxnOps = 1024;
+
+class StateMachine {
+ public:
+  struct Dbs {
+    MDB_dbi nodes;
+    MDB_dbi children;
+    MDB_dbi meta;
+  };
+  static Dbs openDbs(storage::Txn& writeTxn);
+
+  explicit StateMachine(Dbs dbs);
+
+  // Creates the root node in a fresh store; does nothing to an existing one.
+  void initialize(storage::Txn& txn) const;
+
+  // Precondition: entry.index == appliedIndex(txn) + 1 (checked: a gap aborts loudly).
+  // Returns one result per command, in order.
+  std::vector<CommandResult> apply(storage::Txn& txn, const Entry& entry) const;
+
+  std::uint64_t revision(storage::Txn& txn) const;
+  std::uint64_t appliedIndex(storage::Txn& txn) const;
+  const Tree& tree() const { return tree_; }
+
+  struct Outcome;  // one op's result; defined in the .cpp
+
+ private:
+  struct Context;
+  CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,
+                         std::uint64_t timestampMs) const;
+  Outcome applyOp(Context& ctx, const Op& op) const;
+  Outcome create(Context& ctx, const Op& op) const;
+  Outcome set(Context& ctx, const Op& op) const;
+  Outcome erase(Context& ctx, const Op& op) const;
+  Outcome check(Context& ctx, const Op& op) const;
+  Stat createNode(Context& ctx, std::string_view path, std::string_view data,
+                  std::uint64_t owner) const;
+  void eraseSubtree(Context& ctx, const std::string& path) const;
+  std::uint64_t readMeta(storage::Txn& txn, std::string_view key) const;
+
+  Tree tree_;
+  MDB_dbi meta_;
+};
+
+}  // namespace warden::coordinator

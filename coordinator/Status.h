@@ -1,0 +1,49 @@
+#pragma once
+// Outcomes of applying a command: expected results, not exceptions. The HTTP edge maps each to
+// a status code and an error code of API.md.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coordinator/Command.h"
+#include "coordinator/NodeRecord.h"
+
+namespace warden::coordinator {
+
+enum class Status {
+  Ok,
+  NotFound,
+  NoParent,
+  Exists,
+  BadVersion,
+  NotEmpty,
+  SessionNotFound,
+  EphemeralParent,  // ephemeral nodes cannot have children
+  InvalidArgument,
+  TooLarge,
+  Overloaded,   // the log's queue is full: try again later
+  Unavailable,  // the log could not commit (storage failure, shutting down)
+};
+
+struct OpResult {
+  OpType type = OpType::Check;
+  std::string path;          // the actual path (a sequential create's full name)
+  std::optional<Stat> stat;  // after the op, for create and set
+
+  bool operator==(const OpResult&) const = default;
+};
+
+struct CommandResult {
+  Status status = Status::Ok;
+  std::string message;                  // human text when status != Ok
+  std::optional<std::size_t> failedOp;  // index of the op that failed
+  // The write's own revision; for a command that changed nothing, the revision it saw.
+  std::uint64_t revision = 0;
+  std::vector<OpResult> results;  // one per op when status == Ok
+
+  bool operator==(const CommandResult&) const = default;
+};
+
+}  // namespace warden::coordinator

@@ -1,0 +1,90 @@
+#include "coordinator/Tree.h"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+
+#include "coordinator/Bytes.h"
+
+namespace warden::coordinator {
+
+namespace {
+
+constexpr std::size_t kMaxPlainKey = 400;  // longer keys are shortened
+constexpr std::size_t kKeptPrefix = 360;
+constexpr std::size_t kParentDigest = 16;
+
+std::string sha256(std::string_view s) {
+  unsigned char out[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out);
+  return std::string(reinterpret_cast<char*>(out), sizeof out);
+}
+
+std::string shortKey(std::string_view s) {
+  if (s.size() <= kMaxPlainKey) return std::string(s);
+  std::string key(s.substr(0, kKeptPrefix));
+  key.push_back('\0');
+  key += sha256(s);
+  return key;
+}
+
+std::string childPrefix(std::string_view parent) { return sha256(parent).substr(0, kParentDigest); }
+
+std::string childKey(std::string_view parent, std::string_view name) {
+  return childPrefix(parent) + shortKey(name);
+}
+
+NodeRecord decodeStored(std::string_view bytes) {
+  try {
+    return decodeNodeRecord(bytes);
+  } catch (const DecodeError& e) {
+    throw storage::LmdbError(e.what(), MDB_CORRUPTED);
+  }
+}
+
+}  // namespace
+
+std::optional<NodeRecord> Tree::get(storage::Txn& txn, std::string_view path) const {
+  auto bytes = txn.get(dbs_.nodes, shortKey(path));
+  if (!bytes) return std::nullopt;
+  return decodeStored(*bytes);
+}
+
+bool Tree::exists(storage::Txn& txn, std::string_view path) const {
+  return txn.get(dbs_.nodes, shortKey(path)).has_value();
+}
+
+std::vector<std::string> Tree::children(storage::Txn& txn, std::string_view path) const {
+  std::vector<std::string> names;
+  const std::string prefix = childPrefix(path);
+  bool shortened = false;
+  storage::Cursor cursor(txn, dbs_.children);
+  for (auto item = cursor.seek(prefix); item && item->key.starts_with(prefix); item = cursor.next()) {
+    std::string_view name = item->key.substr(prefix.size());
+    if (name.find('\0') != std::string_view::npos) {
+      shortened = true;
+      names.emplace_back(item->value);
+    } else {
+      names.emplace_back(name);
+    }
+  }
+  // Shortened keys sort by digest among names sharing their 360-byte prefix.
+  if (shortened) std::sort(names.begin(), names.end());
+  return names;
+}
+
+void Tree::put(storage::Txn& txn, std::string_view path, const NodeRecord& record) const {
+  txn.put(dbs_.nodes, shortKey(path), encodeNodeRecord(record));
+}
+
+void Tree::erase(storage::Txn& txn, std::string_view path) const { txn.erase(dbs_.nodes, shortKey(path)); }
+
+void Tree::addChild(storage::Txn& txn, std::string_view parent, std::string_view name) const {
+  txn.put(dbs_.children, childKey(parent, name), name.size() > kMaxPlainKey ? name : std::string_view{});
+}
+
+void Tree::removeChild(storage::Txn& txn, std::string_view parent, std::string_view name) const {
+  txn.erase(dbs_.children, childKey(parent, name));
+}
+
+}  // namespace warden::coordinator

@@ -1,0 +1,125 @@
+#include "coordinator/storage/Lmdb.h"
+
+#include <filesystem>
+
+namespace warden::coordinator::storage {
+
+namespace {
+
+void check(int rc, const char* what) {
+  if (rc != MDB_SUCCESS) throw LmdbError(what, rc);
+}
+
+MDB_val toVal(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+std::string_view toView(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+}  // namespace
+
+LmdbError::LmdbError(const char* what, int code)
+    : std::runtime_error(std::string(what) + ": " + mdb_strerror(code)), code_(code) {}
+
+Env::Env(const std::string& directory, const EnvOptions& options) : fsync_(options.fsync) {
+  std::filesystem::create_directories(directory);
+  check(mdb_env_create(&env_), "mdb_env_create");
+  try {
+    check(mdb_env_set_mapsize(env_, options.mapSize), "mdb_env_set_mapsize");
+    check(mdb_env_set_maxdbs(env_, options.maxDbs), "mdb_env_set_maxdbs");
+    check(mdb_env_set_maxreaders(env_, 1024), "mdb_env_set_maxreaders");
+    unsigned flags = MDB_NOTLS;
+    if (!options.fsync) flags |= MDB_NOSYNC;
+    check(mdb_env_open(env_, directory.c_str(), flags, 0640), "mdb_env_open");
+  } catch (...) {
+    mdb_env_close(env_);
+    throw;
+  }
+}
+
+Env::~Env() { mdb_env_close(env_); }
+
+Txn::Txn(MDB_env* env, MDB_txn* parent, unsigned flags) {
+  check(mdb_txn_begin(env, parent, flags, &txn_), "mdb_txn_begin");
+}
+
+Txn Txn::read(Env& env) { return Txn(env.get(), nullptr, MDB_RDONLY); }
+Txn Txn::write(Env& env) { return Txn(env.get(), nullptr, 0); }
+Txn Txn::nested(Txn& parent) { return Txn(mdb_txn_env(parent.txn_), parent.txn_, 0); }
+
+Txn::Txn(Txn&& other) noexcept : txn_(other.txn_) { other.txn_ = nullptr; }
+
+Txn::~Txn() { abort(); }
+
+void Txn::commit() {
+  MDB_txn* txn = txn_;
+  txn_ = nullptr;
+  check(mdb_txn_commit(txn), "mdb_txn_commit");
+}
+
+void Txn::abort() {
+  if (txn_ != nullptr) mdb_txn_abort(txn_);
+  txn_ = nullptr;
+}
+
+MDB_dbi Txn::openDb(const char* name) {
+  MDB_dbi dbi;
+  check(mdb_dbi_open(txn_, name, MDB_CREATE, &dbi), "mdb_dbi_open");
+  return dbi;
+}
+
+std::optional<std::string_view> Txn::get(MDB_dbi db, std::string_view key) const {
+  MDB_val k = toVal(key);
+  MDB_val v;
+  int rc = mdb_get(txn_, db, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_get");
+  return toView(v);
+}
+
+void Txn::put(MDB_dbi db, std::string_view key, std::string_view value) {
+  MDB_val k = toVal(key);
+  MDB_val v = toVal(value);
+  check(mdb_put(txn_, db, &k, &v, 0), "mdb_put");
+}
+
+bool Txn::erase(MDB_dbi db, std::string_view key) {
+  MDB_val k = toVal(key);
+  int rc = mdb_del(txn_, db, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  check(rc, "mdb_del");
+  return true;
+}
+
+Cursor::Cursor(Txn& txn, MDB_dbi db) { check(mdb_cursor_open(txn.get(), db, &cursor_), "mdb_cursor_open"); }
+
+Cursor::~Cursor() { mdb_cursor_close(cursor_); }
+
+std::optional<Cursor::Item> Cursor::move(MDB_cursor_op op, std::string_view key) {
+  MDB_val k = toVal(key);
+  MDB_val v;
+  int rc = mdb_cursor_get(cursor_, &k, &v, op);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  check(rc, "mdb_cursor_get");
+  return Item{toView(k), toView(v)};
+}
+
+std::optional<Cursor::Item> Cursor::seek(std::string_view key) { return move(MDB_SET_RANGE, key); }
+std::optional<Cursor::Item> Cursor::next() { return move(MDB_NEXT); }
+std::optional<Cursor::Item> Cursor::first() { return move(MDB_FIRST); }
+std::optional<Cursor::Item> Cursor::last() { return move(MDB_LAST); }
+
+std::string encodeU64Key(std::uint64_t value) {
+  std::string key(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    key[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+  return key;
+}
+
+std::uint64_t decodeU64Key(std::string_view key) {
+  if (key.size() != 8) throw LmdbError("bad u64 key", MDB_CORRUPTED);
+  std::uint64_t value = 0;
+  for (char c : key) value = (value << 8) | static_cast<unsigned char>(c);
+  return value;
+}
+
+}  // namespace warden::coordinator::storage

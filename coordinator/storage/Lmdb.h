@@ -1,0 +1,103 @@
+#pragma once
+// Thin RAII over LMDB in the spirit of lmdbxx: a missing key is an empty optional, a real LMDB
+// failure throws LmdbError. Values returned as string_view point into the memory map and stay
+// valid only until the transaction that read them ends or writes that key again.
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace warden::coordinator::storage {
+
+class LmdbError : public std::runtime_error {
+ public:
+  LmdbError(const char* what, int code);
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+struct EnvOptions {
+  std::size_t mapSize = std::size_t{16} << 30;  // address space reserved; the file grows as used
+  unsigned maxDbs = 16;
+  bool fsync = true;  // false: MDB_NOSYNC, a crash of the machine may lose the latest commits
+};
+
+// One LMDB environment (a directory). Thread-safe; opened with MDB_NOTLS so read transactions
+// may live on any thread of the HTTP pool.
+class Env {
+ public:
+  Env(const std::string& directory, const EnvOptions& options);
+  ~Env();
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+
+  MDB_env* get() const { return env_; }
+  bool fsync() const { return fsync_; }
+
+ private:
+  MDB_env* env_ = nullptr;
+  bool fsync_;
+};
+
+// A read or write transaction. Ends (aborts) on destruction unless committed.
+class Txn {
+ public:
+  static Txn read(Env& env);
+  static Txn write(Env& env);
+  // A child of a write transaction: its changes become part of the parent on commit, vanish on
+  // abort. Used to make each command all-or-nothing inside a batch.
+  static Txn nested(Txn& parent);
+
+  Txn(Txn&& other) noexcept;
+  Txn& operator=(Txn&&) = delete;
+  Txn(const Txn&) = delete;
+  ~Txn();
+
+  void commit();
+  void abort();
+
+  MDB_dbi openDb(const char* name);  // creates it when the transaction writes
+  std::optional<std::string_view> get(MDB_dbi db, std::string_view key) const;
+  void put(MDB_dbi db, std::string_view key, std::string_view value);
+  bool erase(MDB_dbi db, std::string_view key);
+
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  Txn(MDB_env* env, MDB_txn* parent, unsigned flags);
+  MDB_txn* txn_ = nullptr;
+};
+
+// A cursor over one database inside a transaction.
+class Cursor {
+ public:
+  Cursor(Txn& txn, MDB_dbi db);
+  ~Cursor();
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+
+  struct Item {
+    std::string_view key;
+    std::string_view value;
+  };
+  std::optional<Item> seek(std::string_view key);  // first item with key >= the given one
+  std::optional<Item> next();
+  std::optional<Item> first();
+  std::optional<Item> last();
+
+ private:
+  std::optional<Item> move(MDB_cursor_op op, std::string_view key = {});
+  MDB_cursor* cursor_ = nullptr;
+};
+
+// Big-endian fixed-width keys so that LMDB's byte order is numeric order.
+std::string encodeU64Key(std::uint64_t value);
+std::uint64_t decodeU64Key(std::string_view key);
+
+}  // namespace warden::coordinator::storage
