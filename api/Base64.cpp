@@ -25,7 +25,7 @@ std::optional<std::string> base64Decode(std::string_view text) {
   }
   std::string out(b64::decoded_size(text.size()), '\0');
   auto [written, read] = b64::decode(out.data(), text.data(), text.size());
-  if (read != text.size()) return std::nullopt;
+  if (read != text.size() - padding) return std::nullopt;
   out.resize(written);
   return out;
 }

@@ -121,6 +121,9 @@ class Fields {
     if (value->is_number_unsigned() && value->get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX)) {
       return static_cast<std::int64_t>(value->get<std::uint64_t>());
     }
+    if (value->is_number_integer() && !value->is_number_unsigned() && value->get<std::int64_t>() >= 0) {
+      return value->get<std::int64_t>();
+    }
     fail(field(name) + " must be a non-negative integer");
   }
 

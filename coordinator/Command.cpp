@@ -39,8 +39,10 @@ Op decodeOp(Decoder& in) {
   op.path = std::string(in.bytes());
   op.data = std::string(in.bytes());
   std::uint64_t version = in.varint();
-  if (version > static_cast<std::uint64_t>(INT64_MAX)) throw DecodeError("version out of range");
-  if (version != 0) op.version = static_cast<std::int64_t>(version - 1);
+  if (version != 0) {
+    if (version - 1 > static_cast<std::uint64_t>(INT64_MAX)) throw DecodeError("version out of range");
+    op.version = static_cast<std::int64_t>(version - 1);
+  }
   std::uint64_t flags = in.varint();
   op.ephemeral = flags & kEphemeral;
   op.sequential = flags & kSequential;

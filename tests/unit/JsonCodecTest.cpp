@@ -1,1 +1,77 @@
 #include <catch2/catch.hpp>
+
+#include "api/JsonCodec.h"
+
+using namespace warden::api;
+using json = nlohmann::ordered_json;
+
+namespace {
+// The status and error code that parsing `body` as a create request raises.
+std::pair<unsigned, std::string> createError(const json& body) {
+  try {
+    parseCreate("/a", body);
+  } catch (const ApiError& e) {
+    return {e.status(), e.code()};
+  }
+  return {0, ""};
+}
+}  // namespace
+
+TEST_CASE("create bodies are parsed strictly") {
+  auto op = parseCreate("/a", json{{"data", "x"}, {"sequential", true}, {"make_parents", true}});
+  CHECK(op.data == "x");
+  CHECK(op.sequential);
+  CHECK(op.makeParents);
+  CHECK(parseCreate("/a", json{{"data_b64", "AAE="}}).data == std::string("\0\1", 2));
+
+  using E = std::pair<unsigned, std::string>;
+  CHECK(createError(json{{"colour", "red"}}) == E{400, "invalid_argument"});
+  CHECK(createError(json{{"data", 5}}) == E{400, "invalid_argument"});
+  CHECK(createError(json{{"data", "a"}, {"data_b64", "YQ=="}}) == E{400, "invalid_argument"});
+  CHECK(createError(json{{"data_b64", "not base64!"}}) == E{400, "invalid_argument"});
+  CHECK(createError(json{{"sequential", "yes"}}) == E{400, "invalid_argument"});
+  CHECK(createError(json{{"ephemeral", true}}) == E{400, "invalid_argument"});
+  CHECK(createError(json{{"ephemeral", true}, {"session", "xyz"}}) == E{400, "invalid_argument"});
+  CHECK(createError(json{{"data", std::string((1 << 20) + 1, 'x')}}) == E{413, "too_large"});
+}
+
+TEST_CASE("versions must be non-negative integers") {
+  CHECK(parseSet("/a", json{{"version", 3}}).version == 3);
+  for (const json& bad : {json(-1), json(1.5), json("3"), json(true)}) {
+    INFO(bad.dump());
+    CHECK_THROWS_AS(parseSet("/a", json{{"version", bad}}), ApiError);
+  }
+}
+
+TEST_CASE("request bodies: empty is an empty object, anything but an object is refused") {
+  CHECK(parseBody("").empty());
+  CHECK(parseBody("  \n").empty());
+  CHECK_THROWS_AS(parseBody("{"), ApiError);
+  CHECK_THROWS_AS(parseBody("[1]"), ApiError);
+  CHECK_THROWS_AS(parseBody("\"text\""), ApiError);
+}
+
+TEST_CASE("txn ops name their kind and path; writes to /_warden are forbidden") {
+  auto op = parseTxnOp(json{{"op", "delete"}, {"path", "/a"}, {"version", 2}, {"recursive", true}});
+  CHECK(op.type == warden::coordinator::OpType::Delete);
+  CHECK(op.recursive);
+  CHECK_THROWS_AS(parseTxnOp(json{{"op", "rename"}, {"path", "/a"}}), ApiError);
+  CHECK_THROWS_AS(parseTxnOp(json{{"path", "/a"}}), ApiError);
+  CHECK_THROWS_AS(parseTxnOp(json{{"op", "check"}, {"path", "a"}}), ApiError);
+  try {
+    parseTxnOp(json{{"op", "set"}, {"path", "/_warden/x"}});
+    FAIL("expected forbidden");
+  } catch (const ApiError& e) {
+    CHECK(e.status() == 403);
+  }
+  CHECK_NOTHROW(parseTxnOp(json{{"op", "check"}, {"path", "/_warden"}}));
+}
+
+TEST_CASE("data that is not UTF-8 is returned as data_b64") {
+  json text, binary;
+  putData(text, "héllo");
+  putData(binary, std::string("\xff\x00", 2));
+  CHECK(text["data"] == "héllo");
+  CHECK(binary["data_b64"] == "/wA=");
+  CHECK_FALSE(binary.contains("data"));
+}

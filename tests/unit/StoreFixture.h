@@ -1,0 +1,122 @@
+#pragma once
+// A state machine over a fresh LMDB store in a temporary directory, applying one entry at a time.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coordinator/Path.h"
+#include "coordinator/StateMachine.h"
+#include "tests/TempDir.h"
+
+namespace warden::tests {
+
+class StoreFixture {
+ public:
+  StoreFixture() { open(); }
+
+  // Closes and reopens the store, as a restart would.
+  void reopen() {
+    sm_.reset();
+    env_.reset();
+    open();
+  }
+
+  coordinator::CommandResult apply(std::vector<coordinator::Op> ops, std::uint64_t timestampMs = 1000) {
+    return applyAll({coordinator::Command{coordinator::CommandType::Txn, std::move(ops)}}, timestampMs).front();
+  }
+
+  std::vector<coordinator::CommandResult> applyAll(std::vector<coordinator::Command> commands,
+                                                   std::uint64_t timestampMs = 1000) {
+    auto txn = coordinator::storage::Txn::write(*env_);
+    coordinator::Entry entry{sm_->appliedIndex(txn) + 1, timestampMs, std::move(commands)};
+    auto results = sm_->apply(txn, entry);
+    txn.commit();
+    return results;
+  }
+
+  std::optional<coordinator::NodeRecord> get(const std::string& path) {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    return sm_->tree().get(txn, path);
+  }
+
+  std::vector<std::string> children(const std::string& path) {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    return sm_->tree().children(txn, path);
+  }
+
+  std::uint64_t revision() {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    return sm_->revision(txn);
+  }
+
+  std::uint64_t appliedIndex() {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    return sm_->appliedIndex(txn);
+  }
+
+  // Every node with its record, depth first: two stores with equal dumps hold the same state.
+  std::string dump(const std::string& path = "/") {
+    auto record = get(path);
+    if (!record) return {};
+    std::string out = path + "=" + coordinator::encodeNodeRecord(*record) + "\n";
+    for (const auto& name : children(path)) out += dump(coordinator::childOf(path, name));
+    return out;
+  }
+
+  coordinator::storage::Env& env() { return *env_; }
+  coordinator::StateMachine& stateMachine() { return *sm_; }
+
+ private:
+  void open() {
+    env_ = std::make_unique<coordinator::storage::Env>(dir_.path(),
+                                                       coordinator::storage::EnvOptions{std::size_t{1} << 30, 16, false});
+    auto txn = coordinator::storage::Txn::write(*env_);
+    sm_ = std::make_unique<coordinator::StateMachine>(coordinator::StateMachine::openDbs(txn));
+    sm_->initialize(txn);
+    txn.commit();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<coordinator::storage::Env> env_;
+  std::unique_ptr<coordinator::StateMachine> sm_;
+};
+
+// Op builders that read like the API.
+inline coordinator::Op createOp(std::string path, std::string data = {}) {
+  coordinator::Op op;
+  op.type = coordinator::OpType::Create;
+  op.path = std::move(path);
+  op.data = std::move(data);
+  return op;
+}
+
+inline coordinator::Op setOp(std::string path, std::string data, std::optional<std::int64_t> version = std::nullopt) {
+  coordinator::Op op;
+  op.type = coordinator::OpType::Set;
+  op.path = std::move(path);
+  op.data = std::move(data);
+  op.version = version;
+  return op;
+}
+
+inline coordinator::Op deleteOp(std::string path, std::optional<std::int64_t> version = std::nullopt,
+                                bool recursive = false) {
+  coordinator::Op op;
+  op.type = coordinator::OpType::Delete;
+  op.path = std::move(path);
+  op.version = version;
+  op.recursive = recursive;
+  return op;
+}
+
+inline coordinator::Op checkOp(std::string path, std::optional<std::int64_t> version = std::nullopt) {
+  coordinator::Op op;
+  op.type = coordinator::OpType::Check;
+  op.path = std::move(path);
+  op.version = version;
+  return op;
+}
+
+}  // namespace warden::tests
