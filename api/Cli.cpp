@@ -132,7 +132,8 @@ class Cli {
     expectPositionals(1);
     auto response = call("GET", nodeTarget(args_.positionals().empty() ? "/" : positional(0, "PATH"), "children"));
     if (json_) return printJson(response);
-    for (const auto& name : response.json()["children"]) std::cout << name.get<std::string>() << "\n";
+    const json body = response.json();
+    for (const auto& name : body["children"]) std::cout << name.get<std::string>() << "\n";
     return 0;
   }
 
@@ -222,8 +223,9 @@ class Cli {
     std::cout << "node " << s["id"] << ", leader " << s["leader"] << ", revision " << s["revision"]
               << ", applied index " << s["applied_index"] << "\n";
     for (const auto& m : s["members"]) {
-      std::cout << "  member " << m["id"] << " " << m["role"].get<std::string>() << " http " << m["http"]
-                << " peer " << m["peer"] << (m["healthy"].get<bool>() ? "" : " (unhealthy)") << "\n";
+      auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+      std::cout << "  member " << m["id"] << " " << text(m["role"]) << " http " << text(m["http"]) << " peer "
+                << text(m["peer"]) << (m["healthy"].get<bool>() ? "" : " (unhealthy)") << "\n";
     }
     return 0;
   }

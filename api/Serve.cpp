@@ -88,6 +88,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   }
   config.id = static_cast<std::uint64_t>(args.number("id", 1, 1, 1'000'000));
   config.http = args.get("http", config.http);
+  parseAddress(config.http, "--http");
   config.dataDir = args.get("data-dir", config.dataDir);
   config.cluster = parseCluster(args.get("cluster", std::to_string(config.id) + "=127.0.0.1:7170"));
   const std::string fsync = args.get("fsync", "on");

@@ -1,0 +1,59 @@
+#pragma once
+// Runs the real `warden serve` binary on a free loopback port with its own data directory, for
+// tests that talk to it over HTTP. Every wait is bounded; the process is always reaped.
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/HttpClient.h"
+#include "tests/TempDir.h"
+
+namespace warden::tests {
+
+class TestServer {
+ public:
+  explicit TestServer(std::vector<std::string> extraArgs = {});
+  ~TestServer();
+  TestServer(const TestServer&) = delete;
+  TestServer& operator=(const TestServer&) = delete;
+
+  void start();           // returns once /healthz answers (fails the test after 15 s)
+  int stop(int signal);   // sends the signal, waits up to 15 s; the exit status as from waitpid
+  void kill9() { stop(9); }
+  bool running() const { return pid_ > 0; }
+
+  int port() const { return port_; }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  const std::string& dataDir() const { return dataDir_; }
+  std::string log() const;  // what the server printed
+
+  // A keep-alive client bound to this server.
+  api::HttpResponse request(const std::string& method, const std::string& target, const std::string& body = {});
+
+ private:
+  TempDir dir_;
+  std::string dataDir_;
+  std::vector<std::string> extraArgs_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  std::unique_ptr<api::HttpClient> client_;
+};
+
+// A port on 127.0.0.1 that was free a moment ago.
+int freePort();
+
+// Sends raw bytes on a fresh connection and returns what came back until the server closed the
+// connection or `timeoutMs` passed.
+std::string rawExchange(int port, const std::string& bytes, int timeoutMs = 5000);
+
+// Runs the warden binary with args (and optional stdin), returning exit code and stdout.
+struct CommandOutput {
+  int exitCode;
+  std::string out;
+};
+CommandOutput runWarden(const std::vector<std::string>& args, const std::string& input = {});
+
+}  // namespace warden::tests
