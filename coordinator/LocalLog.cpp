@@ -15,9 +15,10 @@ LocalLog::LocalLog(storage::Env& env, const StateMachine& stateMachine, WallCloc
   storage::Txn txn = storage::Txn::write(env_);
   logDb_ = txn.openDb("log");
   nextIndex_ = stateMachine_.appliedIndex(txn) + 1;
-  storage::Cursor cursor(txn, logDb_);
-  if (auto last = cursor.last()) {
-    lastTimestampMs_ = decodeEntry(last->value).timestampMs;
+  {
+    // A write transaction's cursors must close before it commits.
+    storage::Cursor cursor(txn, logDb_);
+    if (auto last = cursor.last()) lastTimestampMs_ = decodeEntry(last->value).timestampMs;
   }
   txn.commit();
   thread_ = std::thread([this] { run(); });

@@ -74,7 +74,8 @@ class Txn {
   MDB_txn* txn_ = nullptr;
 };
 
-// A cursor over one database inside a transaction.
+// A cursor over one database inside a transaction. It must be destroyed before its transaction
+// commits or aborts (LMDB frees a write transaction's cursors itself).
 class Cursor {
  public:
   Cursor(Txn& txn, MDB_dbi db);

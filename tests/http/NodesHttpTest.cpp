@@ -26,7 +26,7 @@ std::uint64_t revisionOf(TestServer& server) { return server.request("GET", "/v1
 
 }  // namespace
 
-TEST_CASE("create, get, set and delete a node over HTTP, with revisions in every reply") {
+TEST_CASE("a node is created and read and set and deleted over HTTP with a revision in every reply") {
   TestServer server;
   auto created = server.request("POST", "/v1/nodes/app", R"({"data": "hello"})");
   REQUIRE(created.status == 201);
@@ -131,7 +131,7 @@ TEST_CASE("the reserved /_warden prefix is read-only") {
   CHECK(revisionOf(server) == 0);
 }
 
-TEST_CASE("children, recursive, raw and HEAD reads") {
+TEST_CASE("reads with children or recursive or raw and HEAD") {
   TestServer server;
   REQUIRE(server.request("POST", "/v1/nodes/cfg/db/url", R"({"data": "pg://", "make_parents": true})").status == 201);
   REQUIRE(server.request("POST", "/v1/nodes/cfg/db/pool", R"({"data": "8"})").status == 201);
@@ -162,7 +162,7 @@ TEST_CASE("children, recursive, raw and HEAD reads") {
   CHECK(server.request("HEAD", "/v1/nodes/cfg/nope").status == 404);
 }
 
-TEST_CASE("binary data goes in and out as base64; text stays text") {
+TEST_CASE("binary data goes in and out as base64 while text stays text") {
   TestServer server;
   const std::string bytes("\x00\xff\x10 binary", 10);
   REQUIRE(server.request("POST", "/v1/nodes/bin", json{{"data_b64", warden::api::base64Encode(bytes)}}.dump()).status ==
@@ -194,7 +194,7 @@ TEST_CASE("sequential creates get increasing 10-digit suffixes") {
   }
 }
 
-TEST_CASE("set with create makes the node; a txn applies all or nothing at one revision") {
+TEST_CASE("set with create makes the node and a txn applies all or nothing at one revision") {
   TestServer server;
   REQUIRE(server.request("PUT", "/v1/nodes/flag", R"({"data": "on", "create": true})").status == 200);
   CHECK(server.request("GET", "/v1/nodes/flag").json()["data"] == "on");

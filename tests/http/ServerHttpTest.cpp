@@ -105,7 +105,7 @@ TEST_CASE("two thousand connections open at once are all served") {
   CHECK_THAT(metrics.body, Catch::Contains("warden_http_replies_total{code=\"2xx\"}"));
 }
 
-TEST_CASE("garbage on the wire gets a 400 or a hang-up, and the node keeps serving") {
+TEST_CASE("garbage on the wire gets a 400 or a hang-up and the node keeps serving") {
   TestServer server;
   CHECK_THAT(rawExchange(server.port(), "HELLO\r\n\r\n"), Catch::StartsWith("HTTP/1.1 400"));
   CHECK_THAT(rawExchange(server.port(), "GET / HTTP/1.1\r\nContent-Length: banana\r\n\r\n"),
@@ -123,7 +123,7 @@ TEST_CASE("garbage on the wire gets a 400 or a hang-up, and the node keeps servi
   CHECK(server.request("POST", "/v1/nodes/still-writable").status == 201);
 }
 
-TEST_CASE("healthz, readyz and status describe a one-member cluster") {
+TEST_CASE("healthz and readyz and status describe a one-member cluster") {
   TestServer server;
   CHECK(server.request("GET", "/healthz").status == 200);
   CHECK(server.request("GET", "/readyz").status == 200);
@@ -140,7 +140,7 @@ TEST_CASE("healthz, readyz and status describe a one-member cluster") {
   CHECK(status["members"][0]["peer"] == "127.0.0.1:7170");
 }
 
-TEST_CASE("the CLI reads and writes nodes, with text and JSON output") {
+TEST_CASE("the CLI reads and writes nodes with text and JSON output") {
   TestServer server;
   const std::string ep = server.endpoint();
   auto w = [&](std::vector<std::string> args, const std::string& input = {}) {
@@ -172,7 +172,7 @@ TEST_CASE("the CLI reads and writes nodes, with text and JSON output") {
   CHECK(runWarden({"get", "/", "--endpoints", "http://127.0.0.1:1"}).exitCode == 3);
 }
 
-TEST_CASE("serve refuses bad flags, a second process on one data directory, and multi-member clusters") {
+TEST_CASE("serve refuses bad flags and a second process on one data directory and multi-member clusters") {
   CHECK(runWarden({"serve"}).exitCode == 2);
   CHECK(runWarden({"serve", "--dev", "--fsync", "maybe"}).exitCode == 2);
   CHECK(runWarden({"serve", "--dev", "--http", "nonsense"}).exitCode == 2);

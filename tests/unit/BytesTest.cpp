@@ -4,7 +4,7 @@
 
 using namespace warden::coordinator;
 
-TEST_CASE("varints, bytes and fixed64 round-trip") {
+TEST_CASE("varints and bytes and fixed64 round-trip") {
   Encoder out;
   const std::uint64_t values[] = {0, 1, 127, 128, 300, 1ull << 32, UINT64_MAX};
   for (auto v : values) out.varint(v);

@@ -39,7 +39,7 @@ TEST_CASE("an entry round-trips through its encoding field for field") {
   CHECK(decodeEntry(encodeEntry(entry)) == entry);
 }
 
-TEST_CASE("decoding any corruption of an entry throws DecodeError or yields an entry, never crashes") {
+TEST_CASE("decoding any corruption of an entry throws DecodeError or yields an entry but never crashes") {
   const std::string good = encodeEntry(sampleEntry());
   std::mt19937 rng(7);
   for (int round = 0; round < 2000; ++round) {

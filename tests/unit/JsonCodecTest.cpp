@@ -43,7 +43,7 @@ TEST_CASE("versions must be non-negative integers") {
   }
 }
 
-TEST_CASE("request bodies: empty is an empty object, anything but an object is refused") {
+TEST_CASE("an empty request body is an empty object and anything but an object is refused") {
   CHECK(parseBody("").empty());
   CHECK(parseBody("  \n").empty());
   CHECK_THROWS_AS(parseBody("{"), ApiError);
@@ -51,7 +51,7 @@ TEST_CASE("request bodies: empty is an empty object, anything but an object is r
   CHECK_THROWS_AS(parseBody("\"text\""), ApiError);
 }
 
-TEST_CASE("txn ops name their kind and path; writes to /_warden are forbidden") {
+TEST_CASE("txn ops name their kind and path and writes to /_warden are forbidden") {
   auto op = parseTxnOp(json{{"op", "delete"}, {"path", "/a"}, {"version", 2}, {"recursive", true}});
   CHECK(op.type == warden::coordinator::OpType::Delete);
   CHECK(op.recursive);

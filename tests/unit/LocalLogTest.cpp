@@ -31,7 +31,7 @@ CommandResult submitAndWait(Node& node, Command command) {
 
 }  // namespace
 
-TEST_CASE("concurrent writers all get answers, with distinct revisions, and share commits") {
+TEST_CASE("concurrent writers all get answers with distinct revisions and share commits") {
   TempDir dir;
   NodeOptions options;
   options.dataDir = dir.path();

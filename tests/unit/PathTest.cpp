@@ -43,13 +43,13 @@ TEST_CASE("malformed paths are refused with a reason") {
   }
 }
 
-TEST_CASE("a path over 1024 bytes is too long, not malformed") {
+TEST_CASE("a path over 1024 bytes is too long rather than malformed") {
   auto problem = checkPath("/" + std::string(1024, 'a'));
   REQUIRE(problem.has_value());
   CHECK(problem->tooLong);
 }
 
-TEST_CASE("parent, name and child of a path") {
+TEST_CASE("parent and name and child of a path") {
   CHECK(parentOf("/a") == "/");
   CHECK(parentOf("/a/b/c") == "/a/b");
   CHECK(nameOf("/a/b/c") == "c");

@@ -5,7 +5,7 @@
 using namespace warden::coordinator;
 using namespace warden::tests;
 
-TEST_CASE("create stores data and a full Stat, and takes one revision") {
+TEST_CASE("create stores data and a full Stat and takes one revision") {
   StoreFixture store;
   auto r = store.apply({createOp("/app", "hello")}, 1234);
   REQUIRE(r.status == Status::Ok);
@@ -26,7 +26,7 @@ TEST_CASE("create stores data and a full Stat, and takes one revision") {
   CHECK(store.appliedIndex() == 1);
 }
 
-TEST_CASE("create refuses existing nodes, missing parents and the root") {
+TEST_CASE("create refuses existing nodes and missing parents and the root") {
   StoreFixture store;
   REQUIRE(store.apply({createOp("/a")}).status == Status::Ok);
   CHECK(store.apply({createOp("/a")}).status == Status::Exists);
@@ -76,7 +76,7 @@ TEST_CASE("sequential names carry a 10-digit counter per parent") {
   CHECK(store.apply({op}).results[0].path == "/q1/item-0000000002");
 }
 
-TEST_CASE("set replaces data, bumps version and honours compare-and-swap") {
+TEST_CASE("set replaces data and bumps version and honours compare-and-swap") {
   StoreFixture store;
   store.apply({createOp("/a", "v0")}, 1000);
   auto r = store.apply({setOp("/a", "v1", 0)}, 2000);
@@ -95,7 +95,7 @@ TEST_CASE("set replaces data, bumps version and honours compare-and-swap") {
   CHECK(store.apply({setOp("/missing", "x")}).status == Status::NotFound);
 }
 
-TEST_CASE("set with create makes a missing node, but not under a missing parent") {
+TEST_CASE("set with create makes a missing node but not under a missing parent") {
   StoreFixture store;
   Op op = setOp("/new", "x");
   op.createIfMissing = true;
@@ -106,7 +106,7 @@ TEST_CASE("set with create makes a missing node, but not under a missing parent"
   CHECK(store.apply({orphan}).status == Status::NoParent);
 }
 
-TEST_CASE("delete honours version, refuses non-empty nodes unless recursive, and never the root") {
+TEST_CASE("delete honours version and refuses non-empty nodes unless recursive and never the root") {
   StoreFixture store;
   Op deep = createOp("/a/b/c");
   deep.makeParents = true;
@@ -129,7 +129,7 @@ TEST_CASE("delete honours version, refuses non-empty nodes unless recursive, and
   CHECK(store.get("/")->stat.numChildren == 0);
 }
 
-TEST_CASE("a transaction applies all its ops at one revision, or none of them") {
+TEST_CASE("a transaction applies all its ops at one revision or none of them") {
   StoreFixture store;
   store.apply({createOp("/a", "1")});
 
@@ -158,7 +158,7 @@ TEST_CASE("a transaction of checks alone changes nothing and takes no revision")
   CHECK(store.apply({checkOp("/nope")}).status == Status::NotFound);
 }
 
-TEST_CASE("commands in one entry take consecutive revisions; failures in between take none") {
+TEST_CASE("commands in one entry take consecutive revisions and failures in between take none") {
   StoreFixture store;
   auto results = store.applyAll({Command{CommandType::Txn, {createOp("/a")}},
                                  Command{CommandType::Txn, {createOp("/a")}},
@@ -202,7 +202,7 @@ TEST_CASE("names longer than an LMDB key are stored and listed in order") {
   CHECK_FALSE(store.get("/p/" + prefix + "b"));
 }
 
-TEST_CASE("state, revision and applied index survive closing and reopening the store") {
+TEST_CASE("state and revision and applied index survive closing and reopening the store") {
   StoreFixture store;
   store.apply({createOp("/a", "x")});
   store.apply({setOp("/a", "y")});
