@@ -77,7 +77,7 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
-  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections"});
+  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
   const bool dev = args.has("dev");
@@ -95,6 +95,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   if (fsync != "on" && fsync != "off") throw UsageError("--fsync is on or off");
   config.fsync = fsync == "on";
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
+  config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   if (!config.cluster.count(config.id)) {
     throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
   }
@@ -133,6 +134,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --cluster LIST        every member's peer address, ID=IP:PORT separated by commas
   --fsync on|off        off trades durability on machine crash for speed (default on)
   --max-connections N   client connections beyond this get 429 (default 10000)
+  --read-timeout S      a request, or an idle keep-alive connection, is cut off after S seconds
+                        without completing (default 60)
 )";
 
 }  // namespace

@@ -98,7 +98,14 @@ void LocalLog::commit(std::deque<Pending>& batch) {
   nextIndex_ += 1;
   lastTimestampMs_ = entry.timestampMs;
   if (onApplied_) onApplied_(revision);
-  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    // A callback that throws must not take the log's thread (and every later write) with it.
+    try {
+      batch[i].done(std::move(results[i]));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warden: a write's completion failed: %s\n", e.what());
+    }
+  }
 }
 
 }  // namespace warden::coordinator

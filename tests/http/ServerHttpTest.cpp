@@ -195,3 +195,40 @@ TEST_CASE("with --fsync off the node still serves and keeps data across a clean 
   server.start();
   CHECK(server.request("GET", "/v1/nodes/fast").json()["data"] == "y");
 }
+
+TEST_CASE("a client that stalls mid-request is cut off after the read timeout") {
+  TestServer server({"--read-timeout", "1"});
+  auto start = std::chrono::steady_clock::now();
+  // Half a request, then silence: the server must hang up rather than wait forever.
+  std::string reply = rawExchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n", 10000);
+  auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(reply.empty());
+  CHECK(waited < std::chrono::seconds(8));
+  CHECK(server.request("GET", "/healthz").status == 200);
+}
+
+TEST_CASE("connections beyond --max-connections get 429 and are closed") {
+  TestServer server({"--max-connections", "4"});
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) {  // the test's own client holds the fourth
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(server.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    held.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the server accept them
+  std::string refused = rawExchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK_THAT(refused, Catch::StartsWith("HTTP/1.1 429"));
+  CHECK_THAT(refused, Catch::Contains("too_many_requests"));
+  for (int fd : held) ::close(fd);
+  bool servedAgain = false;
+  for (int i = 0; i < 100 && !servedAgain; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    servedAgain = rawExchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                      .starts_with("HTTP/1.1 200");
+  }
+  CHECK(servedAgain);
+}
