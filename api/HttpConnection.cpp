@@ -40,6 +40,28 @@ void HttpConnection::doRead() {
   parser_->header_limit(kHeaderLimit);
   parser_->body_limit(kMaxBodyBytes);
   stream_.expires_after(std::chrono::seconds(limits_.readTimeoutSeconds));
+  http::async_read_header(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onHeader(ec); });
+}
+
+void HttpConnection::onHeader(beast::error_code ec) {
+  if (ec || parser_->is_done()) {
+    onRead(ec);
+    return;
+  }
+  // A client that asked "Expect: 100-continue" waits for this before sending its body.
+  if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code e, std::size_t) {
+      if (e) return self->close();
+      self->readBody();
+    });
+    return;
+  }
+  readBody();
+}
+
+void HttpConnection::readBody() {
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
 }

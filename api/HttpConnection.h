@@ -26,6 +26,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
  private:
   void doRead();
+  void onHeader(boost::beast::error_code ec);
+  void readBody();
   void onRead(boost::beast::error_code ec);
   void send(Reply reply, bool keepAlive, bool head);
   void onWrite(boost::beast::error_code ec, bool close);

@@ -232,3 +232,13 @@ TEST_CASE("connections beyond --max-connections get 429 and are closed") {
   }
   CHECK(servedAgain);
 }
+
+TEST_CASE("a client sending Expect 100-continue is told to continue before it sends its body") {
+  TestServer server;
+  const std::string body = R"({"data": "after continue"})";
+  std::string reply = rawExchange(server.port(),
+                                  "POST /v1/nodes/expect HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                                  "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  CHECK_THAT(reply, Catch::StartsWith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201"));
+  CHECK(server.request("GET", "/v1/nodes/expect").json()["data"] == "after continue");
+}
