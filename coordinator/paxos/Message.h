@@ -1,0 +1,98 @@
+#pragma once
+// Messages between replicas. Every message names its sender and receiver; all are idempotent,
+// so duplicates and reordering are harmless. Membership is static for now, but nothing here
+// assumes a fixed member count: a reconfiguration entry in the log can change the quorum later.
+
+#include <variant>
+#include <vector>
+
+#include "coordinator/paxos/Types.h"
+
+namespace warden::coordinator::paxos {
+
+// Phase 1a: "promise not to accept below `ballot` for every slot from `fromSlot` on".
+struct Prepare {
+  Ballot ballot;
+  Slot fromSlot = 1;
+};
+
+struct PromisedEntry {
+  Slot slot = 0;
+  Ballot ballot;  // the ballot it was accepted in
+  Value value;
+  bool chosen = false;  // the sender knows this value is chosen
+};
+
+// Phase 1b. When !ok, `promised` is the higher ballot that blocked it (or the one holding a
+// lease, when `leaseHeld`).
+struct Promise {
+  Ballot ballot;
+  bool ok = false;
+  bool leaseHeld = false;
+  Ballot promised;
+  std::vector<PromisedEntry> entries;  // every accepted slot >= fromSlot
+  Slot compactedUpTo = 0;              // the sender no longer has slots <= this one
+};
+
+// Phase 2a, with the leader's commit index piggybacked.
+struct Accept {
+  Ballot ballot;
+  Slot slot = 0;
+  Value value;
+  Slot commitIndex = 0;
+  Time sentAt = 0;  // leader's clock, echoed back for the lease
+};
+
+struct Accepted {
+  Ballot ballot;
+  Slot slot = 0;
+  bool ok = false;
+  Ballot promised;  // when !ok
+  Time sentAt = 0;  // echoed from the Accept
+};
+
+struct Heartbeat {
+  Ballot ballot;
+  Slot commitIndex = 0;
+  Slot nextSlot = 0;  // the first slot the leader has not proposed yet
+  Time sentAt = 0;
+};
+
+struct HeartbeatReply {
+  Ballot ballot;
+  bool ok = false;
+  Ballot promised;
+  Time sentAt = 0;
+  Slot commitIndex = 0;  // the follower's, so the leader can see who lags
+  bool learner = false;  // the follower is rebuilding and waits for a fresh slot to be chosen
+};
+
+// "Send me the chosen values from `fromSlot` on." Any replica answers from what it knows.
+struct CatchupRequest {
+  Slot fromSlot = 1;
+};
+
+struct ChosenEntry {
+  Slot slot = 0;
+  Value value;
+  bool operator==(const ChosenEntry&) const = default;
+};
+
+struct CatchupReply {
+  std::vector<ChosenEntry> entries;  // contiguous, from the requested slot
+  bool snapshotNeeded = false;       // the requested slot was compacted away here
+  Slot compactedUpTo = 0;
+};
+
+using Payload = std::variant<Prepare, Promise, Accept, Accepted, Heartbeat, HeartbeatReply, CatchupRequest,
+                             CatchupReply>;
+
+struct Message {
+  NodeId from = 0;
+  NodeId to = 0;
+  Payload payload;
+};
+
+const char* messageName(const Payload& payload);
+
+}  // namespace warden::coordinator::paxos

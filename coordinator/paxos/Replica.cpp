@@ -1,0 +1,527 @@
+#include "coordinator/paxos/Replica.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace warden::coordinator::paxos {
+
+namespace {
+// A ballot no leader ever has: a restarted acceptor's lease is held "for nobody".
+constexpr Ballot kNobody{UINT64_MAX, UINT64_MAX};
+}  // namespace
+
+Replica::Replica(ReplicaConfig config, DurableState durable, Slot appliedUpTo, bool wiped, Random& random, Time now)
+    : config_(std::move(config)), random_(random), quorum_(config_.members.size() / 2 + 1), now_(now) {
+  if (std::find(config_.members.begin(), config_.members.end(), config_.id) == config_.members.end()) {
+    std::fprintf(stderr, "fatal: replica %llu is not a member\n", static_cast<unsigned long long>(config_.id));
+    std::abort();
+  }
+  promised_ = durable.promised;
+  compacted_ = std::max(durable.compactedUpTo, appliedUpTo);
+  for (auto& [slot, accepted] : durable.accepted) {
+    if (slot > compacted_) log_[slot] = LogEntry{accepted.ballot, std::move(accepted.value), false};
+  }
+  commitIndex_ = delivered_ = compacted_;
+  learner_ = wiped || durable.learner;
+  // Remember across restarts that this replica is rebuilding: it must not vote after a crash
+  // just because its disk now holds a little state.
+  if (wiped && !durable.learner) pendingRecords_.push_back(LearnerRecord{true});
+  // Lease grants are not stored: after a restart, refuse every new ballot for one lease
+  // duration, in case this acceptor granted one just before it went down.
+  leaseBallot_ = kNobody;
+  leaseUntil_ = now + config_.leaseDuration;
+  resetElectionTimer();
+}
+
+// ---- the calls ------------------------------------------------------------------------------
+
+Ready Replica::begin(Time now) {
+  now_ = std::max(now_, now);  // a monotonic clock; tolerate equal readings
+  Ready ready;
+  ready.id_ = ++readyCounter_;
+  ready.records = std::move(pendingRecords_);
+  pendingRecords_.clear();
+  return ready;
+}
+
+Ready Replica::finish() {
+  Ready& out = *out_;
+  for (Slot s = delivered_ + 1; s <= commitIndex_; ++s) {
+    out.committed.push_back(ChosenEntry{s, log_.at(s).value});
+  }
+  delivered_ = commitIndex_;
+  out_ = nullptr;
+  return std::move(out);
+}
+
+Ready Replica::step(const Message& message, Time now) {
+  Ready ready = begin(now);
+  out_ = &ready;
+  const NodeId from = message.from;
+  if (message.to == config_.id &&
+      std::find(config_.members.begin(), config_.members.end(), from) != config_.members.end()) {
+    std::visit(
+        [&](const auto& m) {
+          using T = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<T, Prepare>) onPrepare(from, m);
+          if constexpr (std::is_same_v<T, Promise>) onPromise(from, m);
+          if constexpr (std::is_same_v<T, Accept>) onAccept(from, m);
+          if constexpr (std::is_same_v<T, Accepted>) onAccepted(from, m);
+          if constexpr (std::is_same_v<T, Heartbeat>) onHeartbeat(from, m);
+          if constexpr (std::is_same_v<T, HeartbeatReply>) onHeartbeatReply(from, m);
+          if constexpr (std::is_same_v<T, CatchupRequest>) onCatchupRequest(from, m);
+          if constexpr (std::is_same_v<T, CatchupReply>) onCatchupReply(from, m);
+        },
+        message.payload);
+  }
+  flushProposals();
+  return finish();
+}
+
+Ready Replica::tick(Time now) {
+  Ready ready = begin(now);
+  out_ = &ready;
+  switch (role_) {
+    case Role::Leader: {
+      // Step down when a majority has not answered for an election timeout: it has most likely
+      // elected someone else, and clients should be sent there.
+      std::vector<Time> heard;
+      for (NodeId m : config_.members) heard.push_back(m == config_.id ? now_ : lastHeardAt_[m]);
+      std::sort(heard.rbegin(), heard.rend());
+      const Time quorumHeard = std::max(heard[quorum_ - 1], leaderSince_);
+      if (now_ > quorumHeard + config_.electionTimeout) {
+        stepDown(ballot_);
+        break;
+      }
+      if (now_ >= lastHeartbeat_ + config_.heartbeatInterval) {
+        sendHeartbeats();
+        // Resend what is still in flight: messages may have been dropped.
+        for (const auto& [slot, value] : proposed_) {
+          if (log_.count(slot) && log_.at(slot).chosen) continue;
+          for (NodeId m : config_.members) {
+            if (!votes_[slot].count(m)) send(m, Accept{ballot_, slot, value, commitIndex_, now_});
+          }
+        }
+      }
+      break;
+    }
+    case Role::Candidate:
+    case Role::Follower:
+      if (now_ >= electionDeadline_ && !learner_) startElection();
+      if (catchupRequested_ && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
+        catchupRequested_ = false;  // the answer was lost; the next commit index asks again
+      }
+      break;
+  }
+  flushProposals();
+  return finish();
+}
+
+Ready Replica::propose(std::vector<std::string> commands, Time now) {
+  Ready ready = begin(now);
+  out_ = &ready;
+  if (role_ != Role::Leader || queue_.size() + commands.size() > config_.maxQueued) {
+    ready.rejected.push_back(Rejected{std::move(commands), role_ == Role::Leader ? config_.id : leaderHint_});
+  } else {
+    for (auto& c : commands) queue_.push_back(std::move(c));
+    flushProposals();
+  }
+  return finish();
+}
+
+Ready Replica::requestRead(std::uint64_t id, Time now) {
+  Ready ready = begin(now);
+  out_ = &ready;
+  if (role_ != Role::Leader) {
+    ready.failedReads.push_back(id);
+  } else {
+    reads_.push_back(PendingRead{id, std::max(commitIndex_, recoveredUpTo_), now_});
+    sendHeartbeats();  // the confirming round
+  }
+  return finish();
+}
+
+std::optional<Slot> Replica::leaseRead(Time now) const {
+  if (!leaseValid(now) || commitIndex_ < recoveredUpTo_) return std::nullopt;
+  return commitIndex_;
+}
+
+bool Replica::leaseValid(Time now) const {
+  if (role_ != Role::Leader) return false;
+  const Time acked = quorumAckedAt();
+  if (acked == 0) return false;
+  // An acceptor holds its grant for leaseDuration on its own clock from when it received our
+  // message, which left here at `acked`. Both clocks may drift by maxDrift against true time,
+  // so on our clock the grant surely lasts leaseDuration * (1 - d) / (1 + d) from `acked`.
+  const double d = config_.maxDrift;
+  const auto safe = static_cast<Time>(static_cast<double>(config_.leaseDuration) * (1 - d) / (1 + d));
+  if (safe <= config_.leaseEpsilon) return false;
+  return now < acked + safe - config_.leaseEpsilon;
+}
+
+Ready Replica::compact(Slot upTo) {
+  Ready ready = begin(now_);
+  out_ = &ready;
+  upTo = std::min(upTo, delivered_);
+  if (upTo > compacted_) {
+    log_.erase(log_.begin(), log_.upper_bound(upTo));
+    compacted_ = upTo;
+    ready.records.push_back(CompactRecord{upTo});
+  }
+  return finish();
+}
+
+Ready Replica::installSnapshot(Slot upTo, Time now) {
+  Ready ready = begin(now);
+  out_ = &ready;
+  if (upTo > commitIndex_) {
+    log_.erase(log_.begin(), log_.upper_bound(upTo));
+    compacted_ = upTo;
+    commitIndex_ = delivered_ = upTo;
+    catchupRequested_ = false;
+    ready.records.push_back(CompactRecord{upTo});
+    advanceCommit();
+  }
+  return finish();
+}
+
+// ---- sending ----------------------------------------------------------------------------------
+
+void Replica::send(NodeId to, Payload payload) {
+  out_->messages_.push_back(Message{config_.id, to, std::move(payload)});
+}
+
+void Replica::broadcast(const Payload& payload) {
+  for (NodeId m : config_.members) send(m, payload);
+}
+
+void Replica::resetElectionTimer() {
+  const Time base = config_.electionTimeout;
+  // Back off after failed elections so that duelling candidates drift apart (PAXOS.md 10).
+  const Time spread = base << std::min<std::uint32_t>(failedElections_, 4);
+  electionDeadline_ = now_ + base + random_.below(spread);
+}
+
+// ---- phase 1 ----------------------------------------------------------------------------------
+
+void Replica::startElection() {
+  if (role_ == Role::Candidate) ++failedElections_;
+  role_ = Role::Candidate;
+  ballot_ = Ballot{std::max(promised_.round, ballot_.round) + 1, config_.id};
+  prepareFrom_ = commitIndex_ + 1;
+  promises_.clear();
+  resetElectionTimer();
+  if (config_.bugs.skipPhase1) {
+    becomeLeader();
+    return;
+  }
+  broadcast(Prepare{ballot_, prepareFrom_});
+}
+
+void Replica::onPrepare(NodeId from, const Prepare& m) {
+  Promise reply;
+  reply.ballot = m.ballot;
+  reply.compactedUpTo = compacted_;
+  if (learner_) {
+    reply.promised = promised_;  // a learner votes for nobody
+    send(from, std::move(reply));
+    return;
+  }
+  if (m.ballot < promised_) {
+    reply.promised = promised_;
+    send(from, std::move(reply));
+    return;
+  }
+  if (now_ < leaseUntil_ && m.ballot != leaseBallot_ && !config_.bugs.ignoreLeaseOnPrepare) {
+    reply.leaseHeld = true;
+    reply.promised = leaseBallot_;
+    send(from, std::move(reply));
+    return;
+  }
+  raisePromise(m.ballot);
+  if (role_ != Role::Follower && ballot_ != m.ballot) stepDown(m.ballot);
+  reply.ok = true;
+  reply.promised = promised_;
+  for (auto it = log_.lower_bound(m.fromSlot); it != log_.end(); ++it) {
+    reply.entries.push_back(PromisedEntry{it->first, it->second.ballot, it->second.value, it->second.chosen});
+  }
+  send(from, std::move(reply));
+}
+
+void Replica::onPromise(NodeId from, const Promise& m) {
+  if (role_ != Role::Candidate || m.ballot != ballot_) return;
+  if (!m.ok) {
+    if (!m.leaseHeld && m.promised > ballot_) stepDown(m.promised);
+    return;
+  }
+  if (m.compactedUpTo >= prepareFrom_) {
+    // That acceptor has forgotten slots this candidate never learned: catch up first.
+    stepDown(ballot_);
+    send(from, CatchupRequest{commitIndex_ + 1});
+    return;
+  }
+  promises_[from] = m;
+  if (promises_.size() >= quorum_) becomeLeader();
+}
+
+void Replica::becomeLeader() {
+  // For every slot from prepareFrom_ on, take the value accepted in the highest ballot among
+  // the majority's answers (a value known to be chosen wins outright); fill holes with no-ops.
+  std::map<Slot, PromisedEntry> best;
+  for (const auto& [node, promise] : promises_) {
+    for (const auto& e : promise.entries) {
+      if (e.slot < prepareFrom_) continue;
+      auto it = best.find(e.slot);
+      if (it == best.end() || (!it->second.chosen && (e.chosen || e.ballot > it->second.ballot))) best[e.slot] = e;
+    }
+  }
+  role_ = Role::Leader;
+  leaderHint_ = config_.id;
+  failedElections_ = 0;
+  leaderSince_ = now_;
+  lastHeardAt_.clear();
+  ackedAt_.clear();
+  votes_.clear();
+  proposed_.clear();
+  reads_.clear();
+  Slot maxSlot = prepareFrom_ - 1;
+  if (!best.empty()) maxSlot = std::max(maxSlot, best.rbegin()->first);
+  if (config_.bugs.skipPhase1) maxSlot = std::max(maxSlot, log_.empty() ? commitIndex_ : log_.rbegin()->first);
+  nextSlot_ = maxSlot + 1;
+  recoveredUpTo_ = maxSlot;
+  for (Slot s = prepareFrom_; s <= maxSlot; ++s) {
+    auto it = best.find(s);
+    proposeSlot(s, it == best.end() ? Value::makeNoop() : it->second.value);
+  }
+  sendHeartbeats();
+}
+
+void Replica::stepDown(Ballot seen) {
+  if (role_ == Role::Leader) {
+    if (!queue_.empty()) {
+      out_->rejected.push_back(Rejected{std::vector<std::string>(queue_.begin(), queue_.end()), 0});
+      queue_.clear();
+    }
+    for (const auto& read : reads_) out_->failedReads.push_back(read.id);
+    reads_.clear();
+  }
+  if (role_ != Role::Follower) ++failedElections_;
+  role_ = Role::Follower;
+  proposed_.clear();
+  votes_.clear();
+  promises_.clear();
+  ackedAt_.clear();
+  if (seen.node != config_.id) leaderHint_ = 0;
+  resetElectionTimer();
+}
+
+void Replica::raisePromise(Ballot ballot) {
+  if (ballot <= promised_) return;
+  promised_ = ballot;
+  out_->records.push_back(PromiseRecord{ballot});
+}
+
+bool Replica::followLeader(Ballot ballot) {
+  if (ballot < promised_) return false;
+  if (!learner_) raisePromise(ballot);
+  if (role_ != Role::Follower && ballot != ballot_) stepDown(ballot);
+  leaderHint_ = ballot.node;
+  if (ballot.node != config_.id) resetElectionTimer();
+  leaseBallot_ = ballot;
+  leaseUntil_ = now_ + config_.leaseDuration;
+  return true;
+}
+
+// ---- phase 2 ----------------------------------------------------------------------------------
+
+void Replica::proposeSlot(Slot slot, Value value) {
+  proposed_[slot] = value;
+  votes_[slot].clear();
+  broadcast(Accept{ballot_, slot, std::move(value), commitIndex_, now_});
+}
+
+void Replica::flushProposals() {
+  if (role_ != Role::Leader) return;
+  if (learnerWaiting_ && queue_.empty() && nextSlot_ == commitIndex_ + 1) {
+    // A learner needs a slot chosen after it restarted; give it one.
+    learnerWaiting_ = false;
+    proposeSlot(nextSlot_++, Value::makeNoop());
+  }
+  while (!queue_.empty() && nextSlot_ - 1 - commitIndex_ < config_.window) {
+    Value value;
+    const std::size_t n = std::min(queue_.size(), config_.maxBatch);
+    value.commands.assign(std::make_move_iterator(queue_.begin()),
+                          std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    proposeSlot(nextSlot_++, std::move(value));
+  }
+}
+
+void Replica::onAccept(NodeId from, const Accept& m) {
+  if (learner_) {
+    // A learner does not vote, but it follows the leader and learns what is chosen.
+    if (followLeader(m.ballot)) learnCommit(m.ballot, m.commitIndex, from);
+    return;
+  }
+  if (!followLeader(m.ballot)) {
+    send(from, Accepted{m.ballot, m.slot, false, promised_, m.sentAt});
+    return;
+  }
+  if (m.slot > compacted_) {
+    auto& entry = log_[m.slot];
+    if (!entry.chosen && (entry.ballot != m.ballot || entry.value != m.value)) {
+      entry.ballot = m.ballot;
+      entry.value = m.value;
+      out_->records.push_back(AcceptRecord{m.slot, m.ballot, m.value});
+    }
+  }
+  send(from, Accepted{m.ballot, m.slot, true, promised_, m.sentAt});
+  learnCommit(m.ballot, m.commitIndex, from);
+}
+
+void Replica::onAccepted(NodeId from, const Accepted& m) {
+  if (!m.ok) {
+    if (m.promised > ballot_ && role_ != Role::Follower) stepDown(m.promised);
+    return;
+  }
+  if (role_ != Role::Leader || m.ballot != ballot_) return;
+  lastHeardAt_[from] = now_;
+  ackedAt_[from] = std::max(ackedAt_[from], m.sentAt);
+  auto proposal = proposed_.find(m.slot);
+  if (proposal == proposed_.end()) return;  // chosen already
+  auto& voters = votes_[m.slot];
+  voters.insert(from);
+  if (voters.size() >= quorum_) {
+    markChosen(m.slot, proposal->second);
+    proposed_.erase(proposal);
+    votes_.erase(m.slot);
+    advanceCommit();
+  }
+  checkReads();
+}
+
+void Replica::sendHeartbeats() {
+  lastHeartbeat_ = now_;
+  broadcast(Heartbeat{ballot_, commitIndex_, nextSlot_, now_});
+}
+
+void Replica::onHeartbeat(NodeId from, const Heartbeat& m) {
+  if (!followLeader(m.ballot)) {
+    send(from, HeartbeatReply{m.ballot, false, promised_, m.sentAt, commitIndex_, learner_});
+    return;
+  }
+  if (learner_ && learnerTarget_ == 0) {
+    // This heartbeat left the leader after this replica restarted (a message never outlives
+    // the process it was sent to), so slot nextSlot was not proposed before the restart.
+    learnerTarget_ = std::max<Slot>(m.nextSlot, 1);
+    learnerBallot_ = m.ballot;
+  }
+  send(from, HeartbeatReply{m.ballot, true, promised_, m.sentAt, commitIndex_, learner_});
+  learnCommit(m.ballot, m.commitIndex, from);
+}
+
+void Replica::onHeartbeatReply(NodeId from, const HeartbeatReply& m) {
+  if (!m.ok) {
+    if (m.promised > ballot_ && role_ != Role::Follower) stepDown(m.promised);
+    return;
+  }
+  if (role_ != Role::Leader || m.ballot != ballot_) return;
+  lastHeardAt_[from] = now_;
+  ackedAt_[from] = std::max(ackedAt_[from], m.sentAt);
+  if (m.learner) learnerWaiting_ = true;
+  checkReads();
+}
+
+// ---- learning -------------------------------------------------------------------------------
+
+void Replica::markChosen(Slot slot, const Value& value) {
+  if (slot <= compacted_) return;
+  auto& entry = log_[slot];
+  // Paxos makes a second, different value for a chosen slot impossible; the simulator's
+  // agreement check is what catches it if a bug ever makes it happen, so keep the first.
+  if (entry.chosen) return;
+  entry.value = value;
+  entry.chosen = true;
+}
+
+void Replica::advanceCommit() {
+  while (true) {
+    auto it = log_.find(commitIndex_ + 1);
+    if (it == log_.end() || !it->second.chosen) break;
+    ++commitIndex_;
+  }
+  if (learner_ && learnerTarget_ != 0 && commitIndex_ >= learnerTarget_) {
+    learner_ = false;
+    raisePromise(learnerBallot_);
+    out_->records.push_back(LearnerRecord{false});
+  }
+}
+
+void Replica::learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader) {
+  // A slot accepted here in the leader's own ballot holds the one value that ballot proposed
+  // for it, so once the leader says it is chosen, it is chosen with that value.
+  for (Slot s = commitIndex_ + 1; s <= leaderCommit; ++s) {
+    auto it = log_.find(s);
+    if (it == log_.end() || (!it->second.chosen && it->second.ballot != ballot)) break;
+    it->second.chosen = true;
+    commitIndex_ = s;
+  }
+  advanceCommit();
+  if (commitIndex_ < leaderCommit && leader != config_.id) requestCatchup(leader);
+}
+
+void Replica::requestCatchup(NodeId from) {
+  if (catchupRequested_ && now_ < lastCatchupRequest_ + config_.heartbeatInterval) return;
+  catchupRequested_ = true;
+  lastCatchupRequest_ = now_;
+  send(from, CatchupRequest{commitIndex_ + 1});
+}
+
+void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
+  CatchupReply reply;
+  reply.compactedUpTo = compacted_;
+  if (m.fromSlot <= compacted_) {
+    reply.snapshotNeeded = true;
+    out_->snapshotNeeded.push_back(from);
+  } else {
+    for (Slot s = m.fromSlot; s <= commitIndex_ && reply.entries.size() < config_.catchupBatch; ++s) {
+      reply.entries.push_back(ChosenEntry{s, log_.at(s).value});
+    }
+  }
+  send(from, std::move(reply));
+}
+
+void Replica::onCatchupReply(NodeId, const CatchupReply& m) {
+  catchupRequested_ = false;
+  for (const auto& e : m.entries) {
+    if (e.slot <= commitIndex_) continue;
+    if (e.slot != commitIndex_ + 1) break;
+    markChosen(e.slot, e.value);
+    ++commitIndex_;
+  }
+  advanceCommit();
+}
+
+// ---- reads ------------------------------------------------------------------------------------
+
+Time Replica::quorumAckedAt() const {
+  std::vector<Time> acked;
+  for (NodeId m : config_.members) {
+    auto it = ackedAt_.find(m);
+    acked.push_back(it == ackedAt_.end() ? 0 : it->second);
+  }
+  std::sort(acked.rbegin(), acked.rend());
+  return acked[quorum_ - 1];
+}
+
+void Replica::checkReads() {
+  if (reads_.empty()) return;
+  const Time confirmed = quorumAckedAt();
+  auto ready = std::stable_partition(reads_.begin(), reads_.end(),
+                                     [&](const PendingRead& r) { return r.requestedAt > confirmed; });
+  for (auto it = ready; it != reads_.end(); ++it) out_->reads.push_back(ReadReady{it->id, it->index});
+  reads_.erase(ready, reads_.end());
+}
+
+}  // namespace warden::coordinator::paxos

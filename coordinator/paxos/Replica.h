@@ -1,0 +1,169 @@
+#pragma once
+// One Multi-Paxos replica as a pure state machine: it takes messages, ticks, proposals and read
+// requests, each with the replica's own clock reading, and returns a Ready of records to make
+// durable, messages to send after that, and newly chosen slots to apply. No threads, sockets,
+// disk, clock or randomness inside (STYLE.md 1-4); the node and the simulator drive it.
+//
+// Every replica is acceptor and learner; one at a time leads. A would-be leader runs phase 1
+// once for every slot from its first unchosen one (PAXOS.md 3), then runs phase 2 per slot,
+// batching commands into slots and keeping up to `window` slots in flight. Acceptors grant the
+// leader a lease with every accept or heartbeat they take; while a majority's grants last, the
+// leader may answer reads alone (PAXOS.md 6-9). A replica whose disk was wiped is a learner
+// until it has rebuilt (PAXOS.md 5).
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "coordinator/paxos/Message.h"
+#include "coordinator/paxos/Random.h"
+#include "coordinator/paxos/Ready.h"
+#include "coordinator/paxos/Record.h"
+
+namespace warden::coordinator::paxos {
+
+struct ReplicaConfig {
+  NodeId id = 1;
+  std::vector<NodeId> members;  // every member, this one included
+  Time heartbeatInterval = 50'000;
+  Time electionTimeout = 500'000;  // a follower waits a random time in [this, 2 * this)
+  // What an acceptor promises the leader on its own clock. Must be below electionTimeout.
+  Time leaseDuration = 300'000;
+  double maxDrift = 0.01;  // every clock's rate is within this fraction of true time
+  Time leaseEpsilon = 1'000;
+  std::size_t window = 8;      // slots in flight at once
+  std::size_t maxBatch = 512;  // commands in one slot
+  std::size_t catchupBatch = 64;
+  std::size_t maxQueued = 100'000;  // proposals beyond this are rejected
+
+  // Deliberate bugs, for tests that prove the simulator's checks can fail. Never set elsewhere.
+  struct Bugs {
+    bool skipPhase1 = false;        // a new leader proposes without learning what was accepted
+    bool ignoreLeaseOnPrepare = false;  // promise a new ballot while a lease is granted
+  } bugs;
+};
+
+class Replica {
+ public:
+  enum class Role { Follower, Candidate, Leader };
+
+  // `durable` is what the store loaded; slots up to `appliedUpTo` are applied by the node.
+  // `wiped`: the store lost its state, so this replica starts as a learner.
+  Replica(ReplicaConfig config, DurableState durable, Slot appliedUpTo, bool wiped, Random& random, Time now);
+
+  Ready step(const Message& message, Time now);
+  Ready tick(Time now);
+  Ready propose(std::vector<std::string> commands, Time now);
+  // Read index (PAXOS.md 8): answered in Ready::reads once leadership is confirmed by a round.
+  Ready requestRead(std::uint64_t id, Time now);
+  // The slot a lease read must wait for, when this replica may answer a read alone right now.
+  std::optional<Slot> leaseRead(Time now) const;
+  // The node has captured slots <= upTo in its state: their log may go.
+  Ready compact(Slot upTo);
+  // The node installed a snapshot of the state up to upTo, received from a peer.
+  Ready installSnapshot(Slot upTo, Time now);
+
+  Role role() const { return role_; }
+  bool isLeader() const { return role_ == Role::Leader; }
+  NodeId id() const { return config_.id; }
+  NodeId leaderHint() const { return leaderHint_; }
+  Ballot ballot() const { return ballot_; }
+  Ballot promised() const { return promised_; }
+  Slot commitIndex() const { return commitIndex_; }
+  Slot compactedUpTo() const { return compacted_; }
+  bool isLearner() const { return learner_; }
+  bool leaseValid(Time now) const;
+
+ private:
+  struct LogEntry {
+    Ballot ballot;
+    Value value;
+    bool chosen = false;
+  };
+  struct PendingRead {
+    std::uint64_t id;
+    Slot index;
+    Time requestedAt;
+  };
+
+  Ready begin(Time now);
+  Ready finish();
+  void send(NodeId to, Payload payload);
+  void broadcast(const Payload& payload);
+
+  void onPrepare(NodeId from, const Prepare& m);
+  void onPromise(NodeId from, const Promise& m);
+  void onAccept(NodeId from, const Accept& m);
+  void onAccepted(NodeId from, const Accepted& m);
+  void onHeartbeat(NodeId from, const Heartbeat& m);
+  void onHeartbeatReply(NodeId from, const HeartbeatReply& m);
+  void onCatchupRequest(NodeId from, const CatchupRequest& m);
+  void onCatchupReply(NodeId from, const CatchupReply& m);
+
+  void startElection();
+  void becomeLeader();
+  void stepDown(Ballot seen);
+  // Acceptor side of every message from a leader: raise the promise, follow, grant the lease.
+  bool followLeader(Ballot ballot);
+  void raisePromise(Ballot ballot);
+  void proposeSlot(Slot slot, Value value);
+  void flushProposals();
+  void sendHeartbeats();
+  void markChosen(Slot slot, const Value& value);
+  void advanceCommit();
+  void learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader);
+  void requestCatchup(NodeId from);
+  void checkReads();
+  void resetElectionTimer();
+  Time quorumAckedAt() const;  // the majority-th latest echo of this leader's send times
+
+  ReplicaConfig config_;
+  Random& random_;
+  std::size_t quorum_;
+  Time now_ = 0;
+  Ready* out_ = nullptr;  // the Ready being built by the current call
+  std::uint64_t readyCounter_ = 0;
+
+  // Acceptor and learner state.
+  Ballot promised_;
+  std::map<Slot, LogEntry> log_;  // slots above compacted_
+  Slot compacted_ = 0;
+  Slot commitIndex_ = 0;  // every slot up to here is chosen and known
+  Slot delivered_ = 0;    // handed to the node in Ready::committed
+  Ballot leaseBallot_;    // the leader this acceptor promised not to undermine...
+  Time leaseUntil_ = 0;   // ...until this time on its own clock
+  NodeId leaderHint_ = 0;
+  Time electionDeadline_ = 0;
+  Time lastCatchupRequest_ = 0;
+  bool catchupRequested_ = false;
+
+  // A wiped replica learns until slot learnerTarget_, first proposed after its restart, is
+  // chosen and known; then it votes from ballot learnerBallot_ on.
+  bool learner_ = false;
+  std::vector<Record> pendingRecords_;  // made in the constructor, handed out with the first Ready
+  Slot learnerTarget_ = 0;
+  Ballot learnerBallot_;
+
+  // Candidate and leader state.
+  Role role_ = Role::Follower;
+  Ballot ballot_;
+  Slot prepareFrom_ = 1;
+  std::map<NodeId, Promise> promises_;
+  std::uint32_t failedElections_ = 0;
+  Slot nextSlot_ = 1;
+  Slot recoveredUpTo_ = 0;  // reads wait until the commit index reaches what phase 1 found
+  std::map<Slot, Value> proposed_;  // in flight
+  std::map<Slot, std::set<NodeId>> votes_;
+  std::deque<std::string> queue_;
+  std::map<NodeId, Time> ackedAt_;      // latest echoed send time per member, this ballot
+  std::map<NodeId, Time> lastHeardAt_;  // when each member last answered, own clock
+  Time lastHeartbeat_ = 0;
+  Time leaderSince_ = 0;
+  bool learnerWaiting_ = false;  // a learner needs a fresh slot chosen
+  std::vector<PendingRead> reads_;
+};
+
+}  // namespace warden::coordinator::paxos

@@ -1,0 +1,95 @@
+// warden_sim: runs the deterministic Paxos simulation over many seeds, or replays one.
+//   warden_sim --seeds N [--first S] [--replicas 3|5|both]
+//   warden_sim --seed S [--replicas 3|5] [--trace]
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "tests/sim/Simulation.h"
+
+using namespace warden::tests::sim;
+
+int main(int argc, char** argv) {
+  std::uint64_t seeds = 100, first = 1;
+  std::optional<std::uint64_t> single;
+  std::string replicas = "both";
+  bool trace = false;
+  std::string bug;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--seeds") seeds = std::stoull(value());
+    else if (a == "--first") first = std::stoull(value());
+    else if (a == "--seed") single = std::stoull(value());
+    else if (a == "--replicas") replicas = value();
+    else if (a == "--trace") trace = true;
+    else if (a == "--bug") bug = value();
+    else {
+      std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
+                   "  --bug skip-phase1|ignore-lease|forget-state runs a deliberately broken replica\n");
+      return 2;
+    }
+  }
+  std::vector<std::size_t> sizes;
+  if (replicas == "3" || replicas == "both") sizes.push_back(3);
+  if (replicas == "5" || replicas == "both") sizes.push_back(5);
+  if (single) {
+    seeds = 1;
+    first = *single;
+    if (sizes.size() > 1) sizes = {3};
+  }
+  auto start = std::chrono::steady_clock::now();
+  std::uint64_t runs = 0, failures = 0, events = 0, slots = 0, leaseReads = 0, indexReads = 0, crashes = 0,
+                wipes = 0, pauses = 0, partitions = 0, snapshots = 0;
+  for (std::size_t n : sizes) {
+    for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
+      SimOptions options;
+      options.seed = seed;
+      options.replicas = n;
+      options.trace = trace;
+      // Deliberately broken replicas, to see the checks catch them.
+      if (bug == "skip-phase1") options.bugs.skipPhase1 = true;
+      if (bug == "ignore-lease") options.bugs.ignoreLeaseOnPrepare = true;
+      if (bug == "forget-state") options.forgetStateOnRestart = true;
+      SimResult r = runSimulation(options);
+      ++runs;
+      events += r.events;
+      slots += r.chosenSlots;
+      leaseReads += r.leaseReads;
+      indexReads += r.indexReads;
+      crashes += r.crashes;
+      wipes += r.wipes;
+      pauses += r.pauses;
+      partitions += r.partitions;
+      snapshots += r.snapshots;
+      if (!r.ok) {
+        ++failures;
+        std::printf("FAIL %s\n  replay: scripts/sim --seed %llu --replicas %zu --trace\n", r.violation.c_str(),
+                    static_cast<unsigned long long>(seed), n);
+      }
+    }
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%llu runs (seeds %llu..%llu, replicas %s): %llu failed; %.1f s, %.1f runs/s\n",
+              static_cast<unsigned long long>(runs), static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(first + seeds - 1), replicas.c_str(),
+              static_cast<unsigned long long>(failures), seconds, static_cast<double>(runs) / seconds);
+  std::printf("  %llu events, %llu slots chosen, %llu lease reads, %llu read-index reads checked\n",
+              static_cast<unsigned long long>(events), static_cast<unsigned long long>(slots),
+              static_cast<unsigned long long>(leaseReads), static_cast<unsigned long long>(indexReads));
+  std::printf("  faults: %llu crashes, %llu disk wipes, %llu pauses, %llu partitions, %llu snapshots sent\n",
+              static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(wipes),
+              static_cast<unsigned long long>(pauses), static_cast<unsigned long long>(partitions),
+              static_cast<unsigned long long>(snapshots));
+  std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(runs - failures),
+              static_cast<unsigned long long>(failures));
+  return failures == 0 ? 0 : 1;
+}
