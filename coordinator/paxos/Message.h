@@ -64,12 +64,14 @@ struct HeartbeatReply {
   Ballot promised;
   Time sentAt = 0;
   Slot commitIndex = 0;  // the follower's, so the leader can see who lags
-  bool learner = false;  // the follower is rebuilding and waits for a fresh slot to be chosen
 };
 
 // "Send me the chosen values from `fromSlot` on." Any replica answers from what it knows.
+// A rebuilding replica adds a fresh nonce, so that it can tell an answer made after its
+// restart from a stale packet.
 struct CatchupRequest {
   Slot fromSlot = 1;
+  std::uint64_t nonce = 0;
 };
 
 struct ChosenEntry {
@@ -82,6 +84,9 @@ struct CatchupReply {
   std::vector<ChosenEntry> entries;  // contiguous, from the requested slot
   bool snapshotNeeded = false;       // the requested slot was compacted away here
   Slot compactedUpTo = 0;
+  std::uint64_t nonce = 0;  // echoed from the request
+  Ballot leaderBallot;      // when the sender leads: its ballot...
+  Slot nextSlot = 0;        // ...and the first slot it has not proposed yet
 };
 
 using Payload = std::variant<Prepare, Promise, Accept, Accepted, Heartbeat, HeartbeatReply, CatchupRequest,

@@ -24,6 +24,7 @@ Replica::Replica(ReplicaConfig config, DurableState durable, Slot appliedUpTo, b
   }
   commitIndex_ = delivered_ = compacted_;
   learner_ = wiped || durable.learner;
+  rebuildNonce_ = random_.next() | 1;
   // Remember across restarts that this replica is rebuilding: it must not vote after a crash
   // just because its disk now holds a little state.
   if (wiped && !durable.learner) pendingRecords_.push_back(LearnerRecord{true});
@@ -109,6 +110,19 @@ Ready Replica::tick(Time now) {
     case Role::Candidate:
     case Role::Follower:
       if (now_ >= electionDeadline_ && !learner_) startElection();
+      if (learner_ && learnerTarget_ == 0 && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
+        // Ask for a slot that no leader had proposed before this restart: the answer to a
+        // nonce made now cannot be older than the restart.
+        lastCatchupRequest_ = now_;
+        const CatchupRequest ask{commitIndex_ + 1, rebuildNonce_};
+        if (leaderHint_ != 0 && leaderHint_ != config_.id) {
+          send(leaderHint_, ask);
+        } else {
+          for (NodeId m : config_.members) {
+            if (m != config_.id) send(m, ask);
+          }
+        }
+      }
       if (catchupRequested_ && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
         catchupRequested_ = false;  // the answer was lost; the next commit index asks again
       }
@@ -240,7 +254,9 @@ void Replica::onPrepare(NodeId from, const Prepare& m) {
     return;
   }
   raisePromise(m.ballot);
-  if (role_ != Role::Follower && ballot_ != m.ballot) stepDown(m.ballot);
+  // A lower ballot can arrive before this candidate's own prepare reaches its own acceptor;
+  // only a higher one ends the candidacy.
+  if (role_ != Role::Follower && m.ballot > ballot_) stepDown(m.ballot);
   reply.ok = true;
   reply.promised = promised_;
   for (auto it = log_.lower_bound(m.fromSlot); it != log_.end(); ++it) {
@@ -408,16 +424,10 @@ void Replica::sendHeartbeats() {
 
 void Replica::onHeartbeat(NodeId from, const Heartbeat& m) {
   if (!followLeader(m.ballot)) {
-    send(from, HeartbeatReply{m.ballot, false, promised_, m.sentAt, commitIndex_, learner_});
+    send(from, HeartbeatReply{m.ballot, false, promised_, m.sentAt, commitIndex_});
     return;
   }
-  if (learner_ && learnerTarget_ == 0) {
-    // This heartbeat left the leader after this replica restarted (a message never outlives
-    // the process it was sent to), so slot nextSlot was not proposed before the restart.
-    learnerTarget_ = std::max<Slot>(m.nextSlot, 1);
-    learnerBallot_ = m.ballot;
-  }
-  send(from, HeartbeatReply{m.ballot, true, promised_, m.sentAt, commitIndex_, learner_});
+  send(from, HeartbeatReply{m.ballot, true, promised_, m.sentAt, commitIndex_});
   learnCommit(m.ballot, m.commitIndex, from);
 }
 
@@ -429,7 +439,6 @@ void Replica::onHeartbeatReply(NodeId from, const HeartbeatReply& m) {
   if (role_ != Role::Leader || m.ballot != ballot_) return;
   lastHeardAt_[from] = now_;
   ackedAt_[from] = std::max(ackedAt_[from], m.sentAt);
-  if (m.learner) learnerWaiting_ = true;
   checkReads();
 }
 
@@ -481,6 +490,13 @@ void Replica::requestCatchup(NodeId from) {
 void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
   CatchupReply reply;
   reply.compactedUpTo = compacted_;
+  reply.nonce = m.nonce;
+  if (role_ == Role::Leader) {
+    reply.leaderBallot = ballot_;
+    reply.nextSlot = nextSlot_;
+    // A rebuilding replica waits for slot nextSlot_ to be chosen: make sure one is proposed.
+    if (m.nonce != 0) learnerWaiting_ = true;
+  }
   if (m.fromSlot <= compacted_) {
     reply.snapshotNeeded = true;
     out_->snapshotNeeded.push_back(from);
@@ -494,6 +510,10 @@ void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
 
 void Replica::onCatchupReply(NodeId, const CatchupReply& m) {
   catchupRequested_ = false;
+  if (learner_ && learnerTarget_ == 0 && m.nonce == rebuildNonce_ && !m.leaderBallot.isZero()) {
+    learnerTarget_ = std::max<Slot>(m.nextSlot, 1);
+    learnerBallot_ = m.leaderBallot;
+  }
   for (const auto& e : m.entries) {
     if (e.slot <= commitIndex_) continue;
     if (e.slot != commitIndex_ + 1) break;

@@ -140,9 +140,11 @@ class Replica {
   Time lastCatchupRequest_ = 0;
   bool catchupRequested_ = false;
 
-  // A wiped replica learns until slot learnerTarget_, first proposed after its restart, is
-  // chosen and known; then it votes from ballot learnerBallot_ on.
+  // A wiped replica learns until slot learnerTarget_, which no leader had proposed before the
+  // restart (the leader named it in answer to rebuildNonce_), is chosen and every slot up to it
+  // is known; then it votes, from ballot learnerBallot_ on.
   bool learner_ = false;
+  std::uint64_t rebuildNonce_ = 0;
   std::vector<Record> pendingRecords_;  // made in the constructor, handed out with the first Ready
   Slot learnerTarget_ = 0;
   Ballot learnerBallot_;

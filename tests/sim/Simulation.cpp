@@ -48,7 +48,7 @@ class MemoryStore : public paxos::LogStore {
   void sync() override {}
 };
 
-enum class EventKind { Deliver, Tick, SyncDone, Client, Fault, Read, Snapshot, Resume, Heal };
+enum class EventKind { Deliver, Send, Tick, SyncDone, Client, Fault, Read, Snapshot, Resume, Heal };
 
 struct Event {
   Event() = default;
@@ -125,6 +125,7 @@ class Simulation {
     if (result_.ok) checkLiveness();
     result_.chosenSlots = chosen_.size();
     result_.commandsChosen = chosenCommands_.size();
+    result_.digest = digest();
     return result_;
   }
 
@@ -161,6 +162,7 @@ class Simulation {
                           durable.compactedUpTo == 0 && n.applied.empty();
     if (n.wiped && pristine) wiped = true;
     if (wiped) n.wiped = true;
+    if (options_.wipedVotesAtOnce) wiped = false;
     if (options_.forgetStateOnRestart && n.incarnation > 0) durable = {};
     n.replica = std::make_unique<Replica>(config(n.id), std::move(durable), n.applied.size(), wiped, n.rng, localNow(n));
   }
@@ -181,12 +183,18 @@ class Simulation {
         break;
       }
       case EventKind::Deliver:
+      case EventKind::Send:
       case EventKind::SyncDone:
       case EventKind::Snapshot: {
         SimNode& n = node(event.node);
-        // A message never outlives the process it was sent to (TCP): a new incarnation gets
-        // nothing that was on its way to the old one.
-        if (!n.up || n.incarnation != event.incarnation) break;
+        if (!n.up) break;
+        // Work of a process that has since crashed is gone; but a packet that was on its way to
+        // an earlier incarnation sometimes still arrives (the core must not rely on TCP).
+        if (n.incarnation != event.incarnation &&
+            !(event.kind == EventKind::Deliver && rng_.chance(staleDeliveryRate_))) {
+          break;
+        }
+        event.incarnation = n.incarnation;
         if (n.paused) {
           n.deferred.push_back(std::move(event));
           break;
@@ -225,9 +233,14 @@ class Simulation {
         Ready ready = std::move(n.unsynced.front());
         n.unsynced.pop_front();
         auto proof = n.store.persist(ready);
-        for (auto& message : ready.release(proof)) transmit(n, std::move(message));
+        // Durable now; the messages leave a moment later, so a crash can fall in between.
+        Time at = now_ + rng_.range(0, 200);
+        for (auto& message : ready.release(proof)) {
+          schedule(Event{at, 0, EventKind::Send, n.id, n.incarnation, std::move(message)});
+        }
         break;
       }
+      case EventKind::Send: transmit(n, std::move(event.message)); break;
       case EventKind::Snapshot: installSnapshot(n, std::move(event.snapshot)); break;
       default: break;
     }
@@ -317,6 +330,19 @@ class Simulation {
     trace("snapshot to " + std::to_string(n.id) + " up to " + std::to_string(snapshot.size()));
     n.applied = std::move(snapshot);
     handle(n, n.replica->installSnapshot(n.applied.size(), localNow(n)));
+  }
+
+  std::uint64_t digest() const {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+    auto mix = [&h](std::string_view bytes) {
+      for (char c : bytes) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    };
+    mix(std::to_string(result_.events));
+    for (const auto& [slot, value] : chosen_) {
+      mix(std::to_string(slot) + (value.noop ? "n" : "v"));
+      for (const auto& c : value.commands) mix(c);
+    }
+    return h;
   }
 
   Slot maxApplied() const {
@@ -554,6 +580,7 @@ class Simulation {
 
   std::set<std::pair<NodeId, NodeId>> blocked_;  // (from, to)
   double dropRate_ = 0, dupRate_ = 0;
+  double staleDeliveryRate_ = 0.3;
   Time maxDelay_ = 5'000;
 
   std::map<Slot, Value> chosen_;  // every slot any replica applied, and its value

@@ -38,6 +38,7 @@ struct SimOptions {
   // Deliberate bugs, to show the checks can fail.
   coordinator::paxos::ReplicaConfig::Bugs bugs;
   bool forgetStateOnRestart = false;  // a restart loads nothing, yet votes at once
+  bool wipedVotesAtOnce = false;      // a wiped replica votes without rebuilding first
 };
 
 struct SimResult {
@@ -49,6 +50,7 @@ struct SimResult {
   std::uint64_t leaseReads = 0;
   std::uint64_t indexReads = 0;
   std::uint64_t crashes = 0, wipes = 0, pauses = 0, partitions = 0, snapshots = 0;
+  std::uint64_t digest = 0;  // of every chosen value and the event count: equal runs, equal digests
 };
 
 SimResult runSimulation(const SimOptions& options);

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     else if (a == "--bug") bug = value();
     else {
       std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
-                   "  --bug skip-phase1|ignore-lease|forget-state runs a deliberately broken replica\n");
+                   "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes runs a deliberately broken replica\n");
       return 2;
     }
   }
@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
       if (bug == "skip-phase1") options.bugs.skipPhase1 = true;
       if (bug == "ignore-lease") options.bugs.ignoreLeaseOnPrepare = true;
       if (bug == "forget-state") options.forgetStateOnRestart = true;
+      if (bug == "wipe-votes") options.wipedVotesAtOnce = true;
       SimResult r = runSimulation(options);
       ++runs;
       events += r.events;
