@@ -1,0 +1,28 @@
+#pragma once
+// The Paxos acceptor's durable state in LMDB, beside the namespace in the same environment:
+//   paxos_meta: "promised" -> ballot, "compacted" -> slot, "learner" -> 0/1
+//   paxos_log:  slot (big-endian) -> ballot and value accepted for it
+// persist() commits one write transaction per Ready; with fsync on, that commit is the fsync.
+
+#include "coordinator/paxos/Ready.h"
+#include "coordinator/storage/Lmdb.h"
+
+namespace warden::coordinator {
+
+class LmdbLogStore : public paxos::LogStore {
+ public:
+  explicit LmdbLogStore(storage::Env& env);
+
+  paxos::DurableState load() override;
+
+ protected:
+  void write(const std::vector<paxos::Record>& records) override;
+  void sync() override;
+
+ private:
+  storage::Env& env_;
+  MDB_dbi meta_;
+  MDB_dbi log_;
+};
+
+}  // namespace warden::coordinator
