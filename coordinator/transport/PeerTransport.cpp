@@ -1,0 +1,254 @@
+#include "coordinator/transport/PeerTransport.h"
+
+#include <array>
+#include <deque>
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+
+#include "coordinator/Bytes.h"
+
+namespace warden::coordinator::transport {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+constexpr std::string_view kMagic = "WRDN";
+constexpr std::uint8_t kVersion = 1;
+
+std::array<unsigned char, 4> lengthPrefix(std::size_t n) {
+  return {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 8),
+          static_cast<unsigned char>(n)};
+}
+}  // namespace
+
+std::string encodeHello(NodeId self, const std::string& http) {
+  Encoder out;
+  for (char c : kMagic) out.u8(static_cast<std::uint8_t>(c));
+  out.u8(kVersion);
+  out.varint(self);
+  out.bytes(http);
+  return out.take();
+}
+
+bool decodeHello(const std::string& body, NodeId& from, std::string& http) {
+  try {
+    Decoder in(body);
+    for (char c : kMagic) {
+      if (in.u8() != static_cast<std::uint8_t>(c)) return false;
+    }
+    if (in.u8() != kVersion) return false;
+    from = in.varint();
+    http = std::string(in.bytes());
+    return in.done();
+  } catch (const DecodeError&) {
+    return false;
+  }
+}
+
+// What this node sends to one peer: a queue drained onto one connection, re-dialled on failure.
+class PeerTransport::Link : public std::enable_shared_from_this<Link> {
+ public:
+  Link(net::io_context& ioc, tcp::endpoint remote, std::string hello, TransportLimits limits)
+      : strand_(net::make_strand(ioc)), socket_(strand_), timer_(strand_), remote_(remote), hello_(std::move(hello)),
+        limits_(limits) {}
+
+  void start() {
+    net::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
+  }
+
+  void stop() {
+    net::dispatch(strand_, [self = shared_from_this()] {
+      self->stopped_ = true;
+      error_code ignored;
+      self->timer_.cancel();
+      self->socket_.close(ignored);
+    });
+  }
+
+  void send(std::string body) {
+    net::dispatch(strand_, [self = shared_from_this(), body = std::move(body)]() mutable {
+      self->queuedBytes_ += body.size();
+      self->queue_.push_back(std::move(body));
+      // Keep the newest: what is old matters least to a protocol that retransmits anyway.
+      while (self->queuedBytes_ > self->limits_.maxQueuedBytes && self->queue_.size() > 1 && !self->writing_) {
+        self->queuedBytes_ -= self->queue_.front().size();
+        self->queue_.pop_front();
+      }
+      if (self->up_) self->writeNext();
+    });
+  }
+
+  bool up() const { return upFlag_.load(); }
+
+ private:
+  void connect() {
+    if (stopped_) return;
+    socket_.async_connect(remote_, [self = shared_from_this()](error_code ec) {
+      if (ec) return self->retry();
+      error_code ignored;
+      self->socket_.set_option(tcp::no_delay(true), ignored);
+      self->backoff_ = std::chrono::milliseconds(20);
+      self->up_ = true;
+      self->upFlag_ = true;
+      self->queue_.push_front(self->hello_);
+      self->queuedBytes_ += self->hello_.size();
+      self->helloQueued_ = true;
+      self->writeNext();
+    });
+  }
+
+  void retry() {
+    up_ = false;
+    upFlag_ = false;
+    writing_ = false;
+    error_code ignored;
+    socket_.close(ignored);
+    if (stopped_) return;
+    // The next connection opens with a fresh hello; drop one this connection never finished.
+    if (helloQueued_) {
+      queuedBytes_ -= queue_.front().size();
+      queue_.pop_front();
+      helloQueued_ = false;
+    }
+    timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->connect();
+    });
+  }
+
+  void writeNext() {
+    if (writing_ || queue_.empty() || !up_) return;
+    writing_ = true;
+    header_ = lengthPrefix(queue_.front().size());
+    std::array<net::const_buffer, 2> buffers{net::buffer(header_), net::buffer(queue_.front())};
+    net::async_write(socket_, buffers, [self = shared_from_this()](error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->retry();
+      self->queuedBytes_ -= self->queue_.front().size();
+      self->queue_.pop_front();
+      self->helloQueued_ = false;
+      self->writeNext();
+    });
+  }
+
+  net::strand<net::io_context::executor_type> strand_;
+  tcp::socket socket_;
+  net::steady_timer timer_;
+  tcp::endpoint remote_;
+  std::string hello_;
+  TransportLimits limits_;
+  std::deque<std::string> queue_;
+  std::size_t queuedBytes_ = 0;
+  std::array<unsigned char, 4> header_{};
+  std::chrono::milliseconds backoff_{20};
+  bool up_ = false, writing_ = false, stopped_ = false;
+  bool helloQueued_ = false;  // the queue's front is this connection's unsent hello
+  std::atomic<bool> upFlag_{false};
+};
+
+// What one peer sends us: a hello, then frames, until the connection ends or misbehaves.
+class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
+ public:
+  Inbound(tcp::socket socket, PeerTransport& transport) : socket_(std::move(socket)), transport_(transport) {}
+
+  void start() { readHeader(); }
+
+ private:
+  void readHeader() {
+    net::async_read(socket_, net::buffer(header_), [self = shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return;
+      const std::size_t n = (std::size_t{self->header_[0]} << 24) | (std::size_t{self->header_[1]} << 16) |
+                            (std::size_t{self->header_[2]} << 8) | self->header_[3];
+      if (n > self->transport_.limits_.maxFrameBytes) return self->close();
+      self->body_.resize(n);
+      self->readBody();
+    });
+  }
+
+  void readBody() {
+    net::async_read(socket_, net::buffer(body_), [self = shared_from_this()](error_code ec, std::size_t) {
+      if (ec) return;
+      if (!self->greeted_) {
+        std::string http;
+        if (!decodeHello(self->body_, self->from_, http) || self->from_ == 0) return self->close();
+        self->greeted_ = true;
+        if (self->transport_.onHello_) self->transport_.onHello_(self->from_, http);
+      } else {
+        self->transport_.onFrame_(self->from_, std::move(self->body_));
+      }
+      self->body_.clear();
+      self->readHeader();
+    });
+  }
+
+  void close() {
+    error_code ignored;
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  PeerTransport& transport_;
+  std::array<unsigned char, 4> header_{};
+  std::string body_;
+  bool greeted_ = false;
+  NodeId from_ = 0;
+};
+
+PeerTransport::PeerTransport(net::io_context& ioc, NodeId self, const tcp::endpoint& listen,
+                             std::map<NodeId, tcp::endpoint> peers, std::string http, OnFrame onFrame,
+                             OnHello onHello, TransportLimits limits)
+    : ioc_(ioc),
+      self_(self),
+      acceptor_(ioc),
+      listen_(listen),
+      hello_(encodeHello(self, http)),
+      onFrame_(std::move(onFrame)),
+      onHello_(std::move(onHello)),
+      limits_(limits) {
+  for (const auto& [id, endpoint] : peers) {
+    if (id != self_) links_[id] = std::make_shared<Link>(ioc_, endpoint, hello_, limits_);
+  }
+}
+
+PeerTransport::~PeerTransport() { stop(); }
+
+void PeerTransport::start() {
+  acceptor_.open(listen_.protocol());
+  acceptor_.set_option(net::socket_base::reuse_address(true));
+  acceptor_.bind(listen_);
+  acceptor_.listen();
+  doAccept();
+  for (auto& [id, link] : links_) link->start();
+}
+
+void PeerTransport::stop() {
+  error_code ignored;
+  acceptor_.close(ignored);
+  for (auto& [id, link] : links_) link->stop();
+}
+
+void PeerTransport::send(NodeId to, std::string body) {
+  auto it = links_.find(to);
+  if (it != links_.end()) it->second->send(std::move(body));
+}
+
+bool PeerTransport::connected(NodeId to) const {
+  auto it = links_.find(to);
+  return it != links_.end() && it->second->up();
+}
+
+void PeerTransport::doAccept() {
+  acceptor_.async_accept(net::make_strand(ioc_), [this](error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) std::make_shared<Inbound>(std::move(socket), *this)->start();
+    doAccept();
+  });
+}
+
+}  // namespace warden::coordinator::transport

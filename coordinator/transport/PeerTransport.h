@@ -1,0 +1,67 @@
+#pragma once
+// The peer link between replicas: Asio TCP, one outbound connection per peer for what this node
+// sends and one inbound connection per peer for what it receives. Every frame is a 4-byte
+// big-endian length and a body; a connection opens with a hello naming the sender and the HTTP
+// address it serves. Sends never block: each peer has a bounded queue, and when it is full the
+// oldest frames are dropped (the replication protocol tolerates loss). Connections are retried
+// with exponential back-off. A malformed hello or an oversized frame closes that connection;
+// nothing a peer sends can crash the node.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+namespace warden::coordinator::transport {
+
+using NodeId = std::uint64_t;
+
+struct TransportLimits {
+  std::size_t maxFrameBytes = 64u << 20;
+  std::size_t maxQueuedBytes = 128u << 20;  // per peer
+};
+
+class PeerTransport {
+ public:
+  // Called on the transport's io_context thread.
+  using OnFrame = std::function<void(NodeId from, std::string body)>;
+  using OnHello = std::function<void(NodeId from, const std::string& http)>;
+
+  PeerTransport(boost::asio::io_context& ioc, NodeId self, const boost::asio::ip::tcp::endpoint& listen,
+                std::map<NodeId, boost::asio::ip::tcp::endpoint> peers, std::string http, OnFrame onFrame,
+                OnHello onHello, TransportLimits limits = {});
+  ~PeerTransport();
+
+  void start();  // binds (throws when the address is taken) and starts connecting
+  void stop();
+  // Thread-safe; never blocks. Frames to an unknown peer or to a full queue are dropped.
+  void send(NodeId to, std::string body);
+  // Whether the outbound connection to this peer is up right now.
+  bool connected(NodeId to) const;
+
+ private:
+  class Link;
+  class Inbound;
+  void doAccept();
+
+  boost::asio::io_context& ioc_;
+  NodeId self_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::ip::tcp::endpoint listen_;
+  std::string hello_;
+  OnFrame onFrame_;
+  OnHello onHello_;
+  TransportLimits limits_;
+  std::map<NodeId, std::shared_ptr<Link>> links_;
+};
+
+// The hello that opens every connection: magic, version, sender id, sender's HTTP address.
+std::string encodeHello(NodeId self, const std::string& http);
+bool decodeHello(const std::string& body, NodeId& from, std::string& http);
+
+}  // namespace warden::coordinator::transport

@@ -1,0 +1,137 @@
+#include <catch2/catch.hpp>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "coordinator/transport/PeerTransport.h"
+#include "tests/http/TestServer.h"
+
+using namespace warden::coordinator::transport;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+struct Inbox {
+  std::mutex mutex;
+  std::vector<std::pair<NodeId, std::string>> frames;
+  std::map<NodeId, std::string> hellos;
+
+  std::size_t size() {
+    std::lock_guard lock(mutex);
+    return frames.size();
+  }
+};
+
+tcp::endpoint loopback(int port) { return {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}; }
+
+template <typename Done>
+bool waitFor(Done done, int ms = 5000) {
+  for (int i = 0; i < ms / 5; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+std::unique_ptr<PeerTransport> makeTransport(net::io_context& ioc, NodeId id, std::map<NodeId, tcp::endpoint> peers,
+                                             Inbox& inbox) {
+  return std::make_unique<PeerTransport>(
+      ioc, id, peers.at(id), peers, "127.0.0.1:70" + std::to_string(id),
+      [&inbox](NodeId from, std::string body) {
+        std::lock_guard lock(inbox.mutex);
+        inbox.frames.emplace_back(from, std::move(body));
+      },
+      [&inbox](NodeId from, const std::string& http) {
+        std::lock_guard lock(inbox.mutex);
+        inbox.hellos[from] = http;
+      });
+}
+
+}  // namespace
+
+TEST_CASE("two peers exchange frames in order and learn each other's HTTP address") {
+  net::io_context ioc;
+  auto guard = net::make_work_guard(ioc);
+  std::thread runner([&] { ioc.run(); });
+  std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
+  Inbox in1, in2;
+  auto t1 = makeTransport(ioc, 1, peers, in1);
+  auto t2 = makeTransport(ioc, 2, peers, in2);
+  t1->start();
+  t2->start();
+  for (int i = 0; i < 100; ++i) t1->send(2, "frame-" + std::to_string(i));
+  t2->send(1, std::string(1 << 20, 'z'));  // a large frame
+  REQUIRE(waitFor([&] { return in2.size() == 100 && in1.size() == 1; }));
+  {
+    std::lock_guard lock(in2.mutex);
+    for (int i = 0; i < 100; ++i) CHECK(in2.frames[i] == std::make_pair(NodeId{1}, "frame-" + std::to_string(i)));
+    CHECK(in2.hellos[1] == "127.0.0.1:701");
+  }
+  CHECK(in1.frames[0].second.size() == (1u << 20));
+  CHECK(t1->connected(2));
+  t1->stop();
+  t2->stop();
+  guard.reset();
+  ioc.stop();
+  runner.join();
+}
+
+TEST_CASE("a peer that restarts is reconnected and frames sent meanwhile arrive") {
+  net::io_context ioc;
+  auto guard = net::make_work_guard(ioc);
+  std::thread runner([&] { ioc.run(); });
+  std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
+  Inbox in1, in2;
+  auto t1 = makeTransport(ioc, 1, peers, in1);
+  t1->start();
+  t1->send(2, "while-down");  // peer 2 is not listening yet: queued, retried
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto t2 = makeTransport(ioc, 2, peers, in2);
+  t2->start();
+  REQUIRE(waitFor([&] { return in2.size() == 1; }));
+  t2->stop();
+  t2.reset();
+  Inbox again;
+  auto t2b = makeTransport(ioc, 2, peers, again);
+  t2b->start();
+  // The old connection broke; sends go out again once it is re-dialled.
+  REQUIRE(waitFor([&] {
+    t1->send(2, "after-restart");
+    return again.size() > 0;
+  }));
+  t1->stop();
+  t2b->stop();
+  guard.reset();
+  ioc.stop();
+  runner.join();
+}
+
+TEST_CASE("a connection with a bad hello or an oversized frame is closed without harm") {
+  net::io_context ioc;
+  auto guard = net::make_work_guard(ioc);
+  std::thread runner([&] { ioc.run(); });
+  std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
+  Inbox in1;
+  auto t1 = makeTransport(ioc, 1, peers, in1);
+  t1->start();
+  for (const std::string& junk : {std::string("\x00\x00\x00\x05hello", 9), std::string("\xff\xff\xff\xff", 4)}) {
+    net::io_context client;
+    tcp::socket socket(client);
+    socket.connect(peers.at(1));
+    net::write(socket, net::buffer(junk));
+    char byte;
+    boost::system::error_code ec;
+    socket.read_some(net::buffer(&byte, 1), ec);  // the transport hangs up
+    CHECK(ec);
+  }
+  CHECK(in1.size() == 0);
+  CHECK(in1.hellos.empty());
+  t1->stop();
+  guard.reset();
+  ioc.stop();
+  runner.join();
+}
