@@ -253,7 +253,8 @@ unsigned httpStatus(Status status) {
     case Status::InvalidArgument: return 400;
     case Status::TooLarge: return 413;
     case Status::Overloaded: return 429;
-    case Status::Unavailable: return 503;
+    case Status::Unavailable:
+    case Status::NoQuorum: return 503;
   }
   return 500;
 }
@@ -272,6 +273,7 @@ const char* errorCode(Status status) {
     case Status::TooLarge: return "too_large";
     case Status::Overloaded: return "too_many_requests";
     case Status::Unavailable: return "unavailable";
+    case Status::NoQuorum: return "no_quorum";
   }
   return "internal";
 }

@@ -80,7 +80,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
                       const Respond& respond) {
   const std::string& method = request.method;
   if (method == "GET" || method == "HEAD") {
-    respond(get(path, query, method == "HEAD"));
+    read(path, query, method == "HEAD", respond);
     return;
   }
   if (method == "POST") {
@@ -133,15 +133,40 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
   respond(std::move(reply));
 }
 
-Reply NodesApi::get(const std::string& path, const Query& query, bool head) {
+void NodesApi::read(const std::string& path, const Query& query, bool head, const Respond& respond) {
+  // Everything about the request is checked before waiting, so bad input fails at once.
   allowOnly(query, {"children", "recursive", "raw", "consistency"});
   checkConsistency(query);
-  const bool children = queryFlag(query, "children");
-  const bool recursive = queryFlag(query, "recursive");
-  const bool raw = queryFlag(query, "raw");
-  if (raw && (children || recursive)) {
+  ReadShape shape{head, queryFlag(query, "children"), queryFlag(query, "recursive"), queryFlag(query, "raw")};
+  if (shape.raw && (shape.children || shape.recursive)) {
     throw ApiError(400, "invalid_argument", "raw returns the data alone; it cannot be combined with children or recursive");
   }
+  auto it = query.find("consistency");
+  if (it != query.end() && it->second == "stale") {
+    respond(get(path, shape));
+    return;
+  }
+  // Linearizable: wait until this node's state includes every write acknowledged before now.
+  node_.readBarrier([this, path, shape, respond](coordinator::Status status) {
+    if (status != Status::Ok) {
+      respond(errorReply(httpStatus(status), errorCode(status),
+                         "no leader with a majority confirmed this read in time; "
+                         "?consistency=stale answers from this node's state at once",
+                         node_.revision()));
+      return;
+    }
+    try {
+      respond(get(path, shape));
+    } catch (const ApiError& e) {
+      respond(errorReply(e, node_.revision()));
+    } catch (const std::exception& e) {
+      respond(errorReply(500, "internal", e.what(), node_.revision()));
+    }
+  });
+}
+
+Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
+  const bool head = shape.head, children = shape.children, recursive = shape.recursive, raw = shape.raw;
   auto txn = node_.read();
   const auto& sm = node_.stateMachine();
   const std::uint64_t revision = sm.revision(txn);

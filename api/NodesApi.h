@@ -22,7 +22,14 @@ class NodesApi {
   void txn(const Request& request, const Query& query, const Respond& respond);
 
  private:
-  Reply get(const std::string& path, const Query& query, bool head);
+  struct ReadShape {
+    bool head = false;
+    bool children = false;
+    bool recursive = false;
+    bool raw = false;
+  };
+  void read(const std::string& path, const Query& query, bool head, const Respond& respond);
+  Reply get(const std::string& path, const ReadShape& shape);
   void write(coordinator::Command command, std::function<Reply(const coordinator::CommandResult&)> onOk,
              bool isTxn, const Respond& respond);
 

@@ -22,7 +22,7 @@ Reply methodNotAllowed(const std::string& method, const std::string& route, cons
 
 }  // namespace
 
-Router::Router(coordinator::Node& node, ServerInfo info) : node_(node), info_(std::move(info)), nodes_(node) {}
+Router::Router(coordinator::Node& node) : node_(node), nodes_(node) {}
 
 void Router::handle(const Request& request, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](Reply reply) {
@@ -64,8 +64,7 @@ void Router::dispatch(const Request& request, const Respond& respond) {
   if (route == "/healthz") {
     reply = jsonReply(200, json{{"status", "ok"}}, node_.revision());
   } else if (route == "/readyz") {
-    // A single node knows its leader (itself) and is caught up as soon as it serves.
-    reply = jsonReply(200, json{{"ready", true}}, node_.revision());
+    reply = readiness();
   } else if (route == "/v1/status") {
     reply = status();
   } else if (route == "/metrics") {
@@ -83,23 +82,34 @@ void Router::dispatch(const Request& request, const Respond& respond) {
 }
 
 Reply Router::status() {
-  auto txn = node_.read();
-  const auto& sm = node_.stateMachine();
-  const std::uint64_t revision = sm.revision(txn);
-  const std::uint64_t applied = sm.appliedIndex(txn);
+  const coordinator::ClusterView view = node_.view();
+  const std::uint64_t revision = node_.revision();
   json members = json::array();
-  members.push_back(json{{"id", info_.id},
-                         {"peer", info_.peer},
-                         {"http", info_.http},
-                         {"role", "leader"},
-                         {"healthy", true}});
-  json body = {{"id", info_.id},
-               {"leader", info_.id},
+  for (const auto& m : view.members) {
+    members.push_back(json{{"id", m.id},
+                           {"peer", m.peer},
+                           {"http", m.http ? json(*m.http) : json(nullptr)},
+                           {"role", m.leader ? "leader" : "follower"},
+                           {"healthy", m.healthy}});
+  }
+  json body = {{"id", view.id},
+               {"leader", view.leader ? json(*view.leader) : json(nullptr)},
                {"revision", revision},
-               {"commit_index", applied},
-               {"applied_index", applied},
+               {"commit_index", view.commitIndex},
+               {"applied_index", view.appliedIndex},
                {"members", std::move(members)}};
+  if (view.learner) body["rebuilding"] = true;
   return jsonReply(200, body, revision);
+}
+
+Reply Router::readiness() {
+  const coordinator::ClusterView view = node_.view();
+  std::string why;
+  if (!view.leader) why = "no leader is known";
+  else if (view.learner) why = "rebuilding after its data directory was lost";
+  else if (view.appliedIndex < view.commitIndex) why = "catching up with the log";
+  if (!why.empty()) return jsonReply(503, json{{"ready", false}, {"reason", why}}, node_.revision());
+  return jsonReply(200, json{{"ready", true}}, node_.revision());
 }
 
 Reply Router::metrics() {

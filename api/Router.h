@@ -14,19 +14,11 @@
 
 namespace warden::api {
 
-struct ServerInfo {
-  std::uint64_t id = 1;
-  std::string http;  // the address this node's HTTP server listens on
-  std::string peer;  // this node's peer (replication) address
-};
-
 class Router {
  public:
-  Router(coordinator::Node& node, ServerInfo info);
+  explicit Router(coordinator::Node& node);
 
   void handle(const Request& request, Respond respond);
-  // The HTTP address once bound (it differs from the configured one when that asked for port 0).
-  void setAdvertisedHttp(std::string http) { info_.http = std::move(http); }
 
   // How many client connections are open; set by the server for /metrics.
   std::function<std::size_t()> openConnections;
@@ -34,10 +26,10 @@ class Router {
  private:
   void dispatch(const Request& request, const Respond& respond);
   Reply status();
+  Reply readiness();
   Reply metrics();
 
   coordinator::Node& node_;
-  ServerInfo info_;
   NodesApi nodes_;
   std::array<std::atomic<std::uint64_t>, 6> repliesByClass_{};  // index: status / 100
 };

@@ -99,10 +99,14 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   if (!config.cluster.count(config.id)) {
     throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
   }
-  if (config.cluster.size() > 1) {
-    throw UsageError("this build runs one-member clusters only: replication between nodes is not implemented yet");
-  }
   return config;
+}
+
+// Port 0 asks for any free port; it is chosen here, before the node starts, because the node
+// advertises its HTTP address to its peers. (Another process could take it in between.)
+unsigned short pickFreePort(net::io_context& ioc, const net::ip::tcp::endpoint& endpoint) {
+  net::ip::tcp::acceptor probe(ioc, net::ip::tcp::endpoint(endpoint.address(), 0));
+  return probe.local_endpoint().port();
 }
 
 // Allows thousands of client connections where the soft limit is the usual 1024.
@@ -158,18 +162,21 @@ int runServe(const std::vector<std::string>& argv) {
     raiseFileLimit();
     int lockFd = lockDataDir(config.dataDir);
 
+    net::io_context ioc;
+    auto endpoint = parseAddress(config.http, "--http");
+    if (endpoint.port() == 0) endpoint.port(pickFreePort(ioc, endpoint));
+
     coordinator::NodeOptions options;
     options.id = config.id;
     options.dataDir = config.dataDir;
     options.fsync = config.fsync;
+    options.cluster = config.cluster;
+    options.http = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     coordinator::Node node(options);
 
-    net::io_context ioc;
-    auto endpoint = parseAddress(config.http, "--http");
-    Router router(node, ServerInfo{config.id, config.http, config.cluster.at(config.id)});
+    Router router(node);
     HttpServer server(ioc, endpoint, router, config.limits);
     auto bound = server.localEndpoint();
-    router.setAdvertisedHttp(bound.address().to_string() + ":" + std::to_string(bound.port()));
     server.start();
 
     net::signal_set signals(ioc, SIGINT, SIGTERM);

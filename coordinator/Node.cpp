@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "coordinator/ReplicatedLog.h"
+
 namespace warden::coordinator {
 
 namespace {
@@ -18,13 +20,35 @@ Node::Node(const NodeOptions& options)
   stateMachine_->initialize(txn);
   revision_ = stateMachine_->revision(txn);
   txn.commit();
-  log_ = std::make_unique<LocalLog>(env_, *stateMachine_, wallClockMs, LocalLog::Options{},
-                                    [this](std::uint64_t revision) { revision_.store(revision, std::memory_order_release); });
+  auto onApplied = [this](std::uint64_t revision) { revision_.store(revision, std::memory_order_release); };
+  if (options_.cluster.size() > 1) {
+    ClusterOptions cluster;
+    cluster.id = options_.id;
+    cluster.members = options_.cluster;
+    cluster.http = options_.http;
+    cluster.writeTimeoutMs = options_.writeTimeoutMs;
+    cluster.retainedSlots = options_.retainedSlots;
+    replicated_ = std::make_unique<ReplicatedLog>(env_, *stateMachine_, cluster, onApplied);
+  } else {
+    log_ = std::make_unique<LocalLog>(env_, *stateMachine_, wallClockMs, LocalLog::Options{}, onApplied);
+  }
 }
 
 Node::~Node() { stop(); }
 
-void Node::submit(Command command, LocalLog::Done done) { log_->submit(std::move(command), std::move(done)); }
+void Node::submit(Command command, LocalLog::Done done) {
+  if (replicated_) {
+    replicated_->submit(std::move(command), std::move(done));
+  } else {
+    log_->submit(std::move(command), std::move(done));
+  }
+}
+
+void Node::readBarrier(std::function<void(Status)> done) {
+  // A single node acknowledges a write only after applying it: its state is always current.
+  if (!replicated_) return done(Status::Ok);
+  replicated_->readBarrier(std::move(done));
+}
 
 storage::Txn Node::read() { return storage::Txn::read(env_); }
 
@@ -33,6 +57,25 @@ std::uint64_t Node::appliedIndex() {
   return stateMachine_->appliedIndex(txn);
 }
 
-void Node::stop() { log_->stop(); }
+ClusterView Node::view() {
+  if (replicated_) return replicated_->view();
+  ClusterView v;
+  v.id = options_.id;
+  v.leader = options_.id;
+  v.appliedIndex = v.commitIndex = appliedIndex();
+  MemberView self;
+  self.id = options_.id;
+  self.peer = options_.cluster.count(options_.id) ? options_.cluster.at(options_.id) : "";
+  self.http = options_.http;
+  self.leader = true;
+  self.healthy = true;
+  v.members.push_back(self);
+  return v;
+}
+
+void Node::stop() {
+  if (replicated_) replicated_->stop();
+  if (log_) log_->stop();
+}
 
 }  // namespace warden::coordinator

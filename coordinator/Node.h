@@ -1,24 +1,34 @@
 #pragma once
-// coordinator::Node is what the HTTP edge talks to: it submits write commands to the log and
-// opens read snapshots of the applied state. Whether the log is local or replicated is hidden
-// behind it, so the edge does not change when replication arrives.
+// coordinator::Node is what the HTTP edge talks to: it submits write commands to the log, gives
+// read barriers for linearizable reads, and opens read snapshots of the applied state. Whether
+// the log is local (a one-member cluster) or replicated is hidden behind it, so the edge does
+// not change with the cluster's size.
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
+#include "coordinator/ClusterView.h"
 #include "coordinator/LocalLog.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/storage/Lmdb.h"
 
 namespace warden::coordinator {
 
+class ReplicatedLog;
+
 struct NodeOptions {
   std::uint64_t id = 1;
   std::string dataDir = "warden-data";
   bool fsync = true;
   std::size_t mapSize = std::size_t{16} << 30;
+  std::map<std::uint64_t, std::string> cluster;  // id -> peer address; one member: no replication
+  std::string http;                              // advertised to peers
+  std::uint64_t writeTimeoutMs = 5000;
+  std::uint64_t retainedSlots = 10'000;
 };
 
 class Node {
@@ -28,9 +38,12 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Thread-safe. done runs exactly once: on the log's thread with the command's result once it is
-  // durable and applied, or at once when the log refuses it (see LocalLog::submit).
+  // Thread-safe. done runs exactly once, on the log's thread: with the command's result once
+  // it is durable (on a majority) and applied here, or with the reason it was not.
   void submit(Command command, LocalLog::Done done);
+  // Thread-safe. done(Ok) once a read of this node's state sees every write acknowledged
+  // before the call; done(NoQuorum) when that cannot be established within the deadline.
+  void readBarrier(std::function<void(Status)> done);
 
   // A consistent snapshot of the applied state; read it with stateMachine(). Any thread.
   storage::Txn read();
@@ -39,6 +52,8 @@ class Node {
   std::uint64_t id() const { return options_.id; }
   std::uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
   std::uint64_t appliedIndex();
+  ClusterView view();
+  bool replicated() const { return replicated_ != nullptr; }
 
   // Commits what is queued and stops accepting writes.
   void stop();
@@ -49,6 +64,7 @@ class Node {
   std::unique_ptr<StateMachine> stateMachine_;
   std::atomic<std::uint64_t> revision_{0};
   std::unique_ptr<LocalLog> log_;
+  std::unique_ptr<ReplicatedLog> replicated_;
 };
 
 }  // namespace warden::coordinator

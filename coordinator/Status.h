@@ -25,6 +25,7 @@ enum class Status {
   TooLarge,
   Overloaded,   // the log's queue is full: try again later
   Unavailable,  // the log could not commit (storage failure, shutting down)
+  NoQuorum,     // no leader with a majority answered within the deadline
 };
 
 struct OpResult {

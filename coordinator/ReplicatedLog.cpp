@@ -1,0 +1,600 @@
+#include "coordinator/ReplicatedLog.h"
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "coordinator/Proposal.h"
+#include "coordinator/paxos/MessageCodec.h"
+
+namespace warden::coordinator {
+
+namespace net = boost::asio;
+
+namespace {
+
+enum class Frame : std::uint8_t {
+  Paxos = 1,
+  Forward = 2,           // proposals for the leader
+  ReadIndexRequest = 3,  // "confirm you lead and tell me what to apply before I read"
+  ReadIndexReply = 4,
+  ForwardRejected = 5,  // proposals the addressee could not take: the sender tries elsewhere
+  Probe = 6,            // "has this cluster any history?", from a node with an empty disk
+  ProbeReply = 7,
+};
+
+constexpr std::uint64_t kTickUs = 10'000;
+constexpr std::uint64_t kHealthyWithinUs = 1'000'000;
+constexpr std::uint64_t kReaskReadUs = 200'000;
+
+class SystemRandom : public paxos::Random {
+ public:
+  SystemRandom() : engine_(std::random_device{}()) {}
+  std::uint64_t next() override { return engine_(); }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+net::ip::tcp::endpoint parseEndpoint(const std::string& text) {
+  const auto colon = text.rfind(':');
+  std::string host = text.substr(0, colon);
+  if (host == "localhost") host = "127.0.0.1";
+  return {net::ip::make_address(host), static_cast<unsigned short>(std::stoul(text.substr(colon + 1)))};
+}
+
+std::string frame(Frame kind, const std::string& body = {}) {
+  std::string out(1, static_cast<char>(kind));
+  out += body;
+  return out;
+}
+
+std::string proposalsFrame(Frame kind, const std::vector<std::string>& proposals) {
+  Encoder out;
+  out.varint(proposals.size());
+  for (const auto& p : proposals) out.bytes(p);
+  return frame(kind, out.data());
+}
+
+std::vector<std::string> decodeProposals(Decoder& in, std::size_t size) {
+  std::uint64_t n = in.varint();
+  if (n > size) throw DecodeError("too many proposals");
+  std::vector<std::string> out;
+  for (; n > 0; --n) out.emplace_back(in.bytes());
+  return out;
+}
+
+}  // namespace
+
+ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine, ClusterOptions options,
+                             AppliedHook onApplied)
+    : env_(env),
+      stateMachine_(stateMachine),
+      options_(std::move(options)),
+      onApplied_(std::move(onApplied)),
+      store_(env),
+      random_(std::make_unique<SystemRandom>()) {
+  options_.paxos.id = options_.id;
+  options_.paxos.members.clear();
+  std::map<std::uint64_t, net::ip::tcp::endpoint> peers;
+  for (const auto& [id, address] : options_.members) {
+    options_.paxos.members.push_back(id);
+    peers[id] = parseEndpoint(address);
+  }
+  {
+    storage::Txn txn = storage::Txn::read(env_);
+    applied_ = stateMachine_.appliedIndex(txn);
+  }
+  paxos::DurableState durable = store_.load();
+  const bool pristine = durable.promised.isZero() && durable.accepted.empty() && durable.compactedUpTo == 0 &&
+                        !durable.learner && applied_ == 0;
+  if (!pristine || options_.members.size() == 1) {
+    replica_ = std::make_unique<paxos::Replica>(options_.paxos, std::move(durable), applied_, false, *random_, nowUs());
+  }
+  // else: an empty disk. Probe first: a node whose disk was wiped must not vote on what it
+  // forgot, while the nodes of a brand-new cluster must. See onPeerFrame(Probe...).
+  view_.id = options_.id;
+  transport_ = std::make_unique<transport::PeerTransport>(
+      ioc_, options_.id, peers.at(options_.id), peers, options_.http,
+      [this](std::uint64_t from, std::string body) { push(PeerFrame{from, std::move(body)}); },
+      [this](std::uint64_t from, const std::string& http) { push(Hello{from, http}); });
+  transport_->start();
+  ioThread_ = std::thread([this] {
+    auto guard = net::make_work_guard(ioc_);
+    ioc_.run();
+  });
+  updateView();
+  driver_ = std::thread([this] { run(); });
+}
+
+ReplicatedLog::~ReplicatedLog() { stop(); }
+
+void ReplicatedLog::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (driver_.joinable()) driver_.join();
+  transport_->stop();
+  ioc_.stop();
+  if (ioThread_.joinable()) ioThread_.join();
+}
+
+std::uint64_t ReplicatedLog::nowUs() const {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
+}
+
+std::uint64_t ReplicatedLog::wallMs() const {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+void ReplicatedLog::push(Input input) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    inputs_.push_back(std::move(input));
+  }
+  wake_.notify_one();
+}
+
+void ReplicatedLog::submit(Command command, Done done) {
+  std::unique_lock lock(mutex_);
+  if (stopping_) {
+    lock.unlock();
+    CommandResult r;
+    r.status = Status::Unavailable;
+    r.message = "the node is shutting down";
+    done(std::move(r));
+    return;
+  }
+  if (inputs_.size() > 100'000) {
+    lock.unlock();
+    CommandResult r;
+    r.status = Status::Overloaded;
+    r.message = "too many requests are queued; try again";
+    done(std::move(r));
+    return;
+  }
+  inputs_.push_back(Submit{std::move(command), std::move(done)});
+  lock.unlock();
+  wake_.notify_one();
+}
+
+void ReplicatedLog::readBarrier(ReadDone done) { push(Read{std::move(done)}); }
+
+ClusterView ReplicatedLog::view() const {
+  std::lock_guard lock(viewMutex_);
+  return view_;
+}
+
+// ---- the driver -------------------------------------------------------------------------------
+
+void ReplicatedLog::run() {
+  std::uint64_t nextTick = nowUs() + kTickUs;
+  std::deque<Input> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      const auto wait = std::chrono::microseconds(nextTick > nowUs() ? nextTick - nowUs() : 0);
+      wake_.wait_for(lock, wait, [this] { return stopping_ || !inputs_.empty(); });
+      if (stopping_) break;
+      batch.swap(inputs_);
+    }
+    try {
+      turn(batch);
+      if (nowUs() >= nextTick) {
+        if (replica_) readies_.push_back(replica_->tick(nowUs()));
+        expire();
+        nextTick = nowUs() + kTickUs;
+      }
+      serveReads();
+      finishReadyBatch();
+      updateView();
+    } catch (const storage::LmdbError& e) {
+      // The acceptor state or the state machine could not be written: carrying on could vote
+      // on something not durable. Stop loudly.
+      std::fprintf(stderr, "warden: fatal storage error in the replicated log: %s\n", e.what());
+      std::abort();
+    }
+    batch.clear();
+  }
+  // Everyone still waiting hears that the node is going away.
+  for (auto& [id, w] : writes_) {
+    CommandResult r;
+    r.status = Status::Unavailable;
+    r.message = "the node is shutting down";
+    w.done(std::move(r));
+  }
+  for (auto& [id, r] : reads_) r.done(Status::Unavailable);
+}
+
+void ReplicatedLog::turn(std::deque<Input>& inputs) {
+  for (auto& input : inputs) handle(input);
+  // Writes not yet handed to a leader go now, if there is one.
+  std::vector<std::string> unsent;
+  for (auto& [id, w] : writes_) {
+    if (!w.proposal.empty()) unsent.push_back(std::move(w.proposal)), w.proposal.clear();
+  }
+  if (!unsent.empty()) {
+    if (replica_ && replica_->isLeader()) {
+      proposeLocal(std::move(unsent));
+    } else {
+      forward(std::move(unsent));
+    }
+  }
+}
+
+void ReplicatedLog::handle(Input& input) {
+  if (auto* f = std::get_if<PeerFrame>(&input)) {
+    lastHeardUs_[f->from] = nowUs();
+    try {
+      onPeerFrame(f->from, f->body);
+    } catch (const DecodeError& e) {
+      std::fprintf(stderr, "warden: dropped a malformed frame from node %llu: %s\n",
+                   static_cast<unsigned long long>(f->from), e.what());
+    }
+  } else if (auto* h = std::get_if<Hello>(&input)) {
+    lastHeardUs_[h->from] = nowUs();
+    peerHttp_[h->from] = h->http;
+  } else if (auto* s = std::get_if<Submit>(&input)) {
+    Proposal p;
+    p.origin = options_.id;
+    p.requestId = nextRequest_++;
+    Encoder out;
+    encodeCommand(out, s->command);
+    p.command = out.take();
+    writes_[p.requestId] = PendingWrite{std::move(s->done), nowUs() + options_.writeTimeoutMs * 1000, encodeProposal(p)};
+  } else if (auto* r = std::get_if<Read>(&input)) {
+    reads_[nextRead_++] = PendingRead{std::move(r->done), nowUs() + options_.writeTimeoutMs * 1000};
+  }
+}
+
+void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
+  if (body.empty()) throw DecodeError("empty frame");
+  const auto kind = static_cast<Frame>(body[0]);
+  const std::string_view rest = std::string_view(body).substr(1);
+  Decoder in(rest);
+  switch (kind) {
+    case Frame::Paxos: {
+      paxos::Message message = paxos::decodeMessage(rest);
+      if (message.from != from || message.to != options_.id) throw DecodeError("misaddressed message");
+      if (replica_) readies_.push_back(replica_->step(message, nowUs()));
+      break;
+    }
+    case Frame::Forward: {
+      auto proposals = decodeProposals(in, rest.size());
+      in.expectDone();
+      if (replica_ && replica_->isLeader()) {
+        proposeLocal(std::move(proposals));
+      } else {
+        transport_->send(from, proposalsFrame(Frame::ForwardRejected, proposals));
+      }
+      break;
+    }
+    case Frame::ForwardRejected: {
+      for (const auto& bytes : decodeProposals(in, rest.size())) {
+        Proposal p = decodeProposal(bytes);
+        auto it = writes_.find(p.requestId);
+        if (p.origin == options_.id && it != writes_.end()) {
+          p.timestampMs = 0;
+          it->second.proposal = encodeProposal(p);  // try again next turn
+        }
+      }
+      break;
+    }
+    case Frame::ReadIndexRequest: {
+      const std::uint64_t id = in.varint();
+      in.expectDone();
+      if (!replica_ || !replica_->isLeader()) {
+        answerForwardedRead(from, id, false, 0);
+      } else if (auto index = replica_->leaseRead(nowUs())) {
+        answerForwardedRead(from, id, true, *index);
+      } else {
+        const std::uint64_t rid = nextRead_++;
+        forwardedReads_[rid] = {from, id};
+        readies_.push_back(replica_->requestRead(rid, nowUs()));
+      }
+      break;
+    }
+    case Frame::ReadIndexReply: {
+      const std::uint64_t id = in.varint();
+      const bool ok = in.boolean();
+      const std::uint64_t index = in.varint();
+      in.expectDone();
+      auto it = reads_.find(id);
+      if (it == reads_.end()) break;
+      if (ok) {
+        it->second.indexKnown = true;
+        it->second.index = index;
+      } else {
+        it->second.asked = false;
+      }
+      break;
+    }
+    case Frame::Probe: {
+      paxos::DurableState durable = store_.load();
+      const bool history = applied_ > 0 || !durable.promised.isZero() || !durable.accepted.empty();
+      Encoder out;
+      out.boolean(history);
+      transport_->send(from, frame(Frame::ProbeReply, out.data()));
+      break;
+    }
+    case Frame::ProbeReply: {
+      const bool history = in.boolean();
+      in.expectDone();
+      if (replica_) break;
+      if (history) {
+        // The cluster has a past this node does not remember: its disk was wiped. Rebuild as
+        // a learner (PAXOS.md 5).
+        std::fprintf(stderr, "warden: empty data directory in a cluster with history: rejoining as a learner\n");
+        replica_ = std::make_unique<paxos::Replica>(options_.paxos, paxos::DurableState{}, 0, true, *random_, nowUs());
+      } else {
+        probedEmpty_.insert(from);
+        // Anything ever chosen sits on a majority, so on at least majority - 1 of the others;
+        // hearing "empty" from n - majority + 1 of the others therefore rules history out:
+        // this is a brand-new cluster, and voting is safe.
+        const std::size_t n = options_.members.size();
+        if (probedEmpty_.size() >= n - (n / 2 + 1) + 1) {
+          replica_ = std::make_unique<paxos::Replica>(options_.paxos, paxos::DurableState{}, 0, false, *random_, nowUs());
+        }
+      }
+      break;
+    }
+    default: throw DecodeError("unknown frame kind");
+  }
+}
+
+void ReplicatedLog::proposeLocal(std::vector<std::string> proposals) {
+  // The leader stamps time once per command; apply uses only these stamps (ARCHITECTURE.md 1).
+  std::uint64_t now = std::max(wallMs(), lastTimestampMs_);
+  for (auto& bytes : proposals) {
+    Proposal p = decodeProposal(bytes);
+    p.timestampMs = now;
+    bytes = encodeProposal(p);
+  }
+  readies_.push_back(replica_->propose(std::move(proposals), nowUs()));
+}
+
+void ReplicatedLog::forward(std::vector<std::string> proposals) {
+  const std::uint64_t leader = replica_ ? replica_->leaderHint() : 0;
+  if (leader == 0 || leader == options_.id) {
+    // No leader known yet: keep them for the next turn (their deadline still runs).
+    for (auto& bytes : proposals) {
+      Proposal p = decodeProposal(bytes);
+      auto it = writes_.find(p.requestId);
+      if (p.origin == options_.id && it != writes_.end()) it->second.proposal = std::move(bytes);
+    }
+    return;
+  }
+  transport_->send(leader, proposalsFrame(Frame::Forward, proposals));
+}
+
+void ReplicatedLog::answerForwardedRead(std::uint64_t origin, std::uint64_t id, bool ok, std::uint64_t index) {
+  Encoder out;
+  out.varint(id);
+  out.boolean(ok);
+  out.varint(index);
+  transport_->send(origin, frame(Frame::ReadIndexReply, out.data()));
+}
+
+void ReplicatedLog::serveReads() {
+  const std::uint64_t now = nowUs();
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    PendingRead& r = it->second;
+    if (!r.indexKnown && replica_) {
+      if (replica_->isLeader()) {
+        if (auto index = replica_->leaseRead(now)) {
+          r.indexKnown = true;
+          r.index = *index;
+        } else if (!r.asked) {
+          r.asked = true;
+          r.deadlineUs = std::max(r.deadlineUs, now);
+          readies_.push_back(replica_->requestRead(it->first, now));
+        }
+      } else if (!r.asked || now >= r.askedAtUs + kReaskReadUs) {
+        const std::uint64_t leader = replica_->leaderHint();
+        if (leader != 0 && leader != options_.id) {
+          r.asked = true;
+          r.askedAtUs = now;
+          Encoder out;
+          out.varint(it->first);
+          transport_->send(leader, frame(Frame::ReadIndexRequest, out.data()));
+        }
+      }
+    }
+    if (r.indexKnown && applied_ >= r.index) {
+      r.done(Status::Ok);
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ReplicatedLog::finishReadyBatch() {
+  // Persist, release, deliver to self, repeat: self-addressed messages may produce more.
+  for (int round = 0; round < 64 && !readies_.empty(); ++round) {
+    std::vector<paxos::Ready> batch = std::move(readies_);
+    readies_.clear();
+    auto proofs = store_.persistAll(batch);
+    std::vector<paxos::Message> toSelf;
+    std::vector<paxos::ChosenEntry> chosen;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      paxos::Ready& ready = batch[i];
+      for (auto& message : ready.release(proofs[i])) {
+        if (message.to == options_.id) {
+          toSelf.push_back(std::move(message));
+        } else {
+          transport_->send(message.to, frame(Frame::Paxos, paxos::encodeMessage(message)));
+        }
+      }
+      std::move(ready.committed.begin(), ready.committed.end(), std::back_inserter(chosen));
+      for (const auto& read : ready.reads) {
+        if (auto f = forwardedReads_.find(read.id); f != forwardedReads_.end()) {
+          answerForwardedRead(f->second.first, f->second.second, true, read.index);
+          forwardedReads_.erase(f);
+        } else if (auto r = reads_.find(read.id); r != reads_.end()) {
+          r->second.indexKnown = true;
+          r->second.index = read.index;
+        }
+      }
+      for (std::uint64_t id : ready.failedReads) {
+        if (auto f = forwardedReads_.find(id); f != forwardedReads_.end()) {
+          answerForwardedRead(f->second.first, f->second.second, false, 0);
+          forwardedReads_.erase(f);
+        } else if (auto r = reads_.find(id); r != reads_.end()) {
+          r->second.asked = false;
+        }
+      }
+      for (auto& rejected : ready.rejected) {
+        std::map<std::uint64_t, std::vector<std::string>> byOrigin;
+        for (auto& bytes : rejected.commands) {
+          Proposal p = decodeProposal(bytes);
+          p.timestampMs = 0;
+          byOrigin[p.origin].push_back(encodeProposal(p));
+        }
+        for (auto& [origin, proposals] : byOrigin) {
+          if (origin == options_.id) {
+            for (auto& bytes : proposals) {
+              auto it = writes_.find(decodeProposal(bytes).requestId);
+              if (it != writes_.end()) it->second.proposal = std::move(bytes);
+            }
+          } else {
+            transport_->send(origin, proposalsFrame(Frame::ForwardRejected, proposals));
+          }
+        }
+      }
+      for (std::uint64_t peer : ready.snapshotNeeded) {
+        std::fprintf(stderr, "warden: node %llu needs a snapshot (log compacted below what it asked for)\n",
+                     static_cast<unsigned long long>(peer));
+      }
+    }
+    if (!chosen.empty()) apply(chosen);
+    for (const auto& message : toSelf) readies_.push_back(replica_->step(message, nowUs()));
+    if (replica_ && applied_ > replica_->compactedUpTo() + 2 * options_.retainedSlots) {
+      readies_.push_back(replica_->compact(applied_ - options_.retainedSlots));
+    }
+  }
+  serveReads();
+}
+
+void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
+  struct Origin {
+    std::uint64_t requestId = 0;
+    bool ours = false;
+  };
+  std::vector<std::vector<Origin>> origins;
+  std::uint64_t revision = 0;
+  std::vector<std::pair<std::uint64_t, CommandResult>> answers;
+  {
+    storage::Txn txn = storage::Txn::write(env_);
+    for (const auto& chosen : entries) {
+      Entry entry;
+      entry.index = chosen.slot;
+      entry.timestampMs = lastTimestampMs_;
+      std::vector<Origin> slotOrigins;
+      for (const auto& bytes : chosen.value.commands) {
+        // A proposal that does not decode is skipped the same way on every replica.
+        try {
+          Proposal p = decodeProposal(bytes);
+          Decoder in(p.command);
+          Command command = decodeCommand(in);
+          in.expectDone();
+          entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
+          entry.commands.push_back(std::move(command));
+          slotOrigins.push_back(Origin{p.requestId, p.origin == options_.id});
+        } catch (const DecodeError&) {
+        }
+      }
+      auto results = stateMachine_.apply(txn, entry);
+      lastTimestampMs_ = entry.timestampMs;
+      for (std::size_t i = 0; i < results.size(); ++i) {
+        if (slotOrigins[i].ours) answers.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
+      }
+      applied_ = chosen.slot;
+    }
+    revision = stateMachine_.revision(txn);
+    txn.commit();
+  }
+  if (onApplied_) onApplied_(revision);
+  for (auto& [requestId, result] : answers) {
+    auto it = writes_.find(requestId);
+    if (it == writes_.end()) continue;  // answered already (timed out)
+    Done done = std::move(it->second.done);
+    writes_.erase(it);
+    done(std::move(result));
+  }
+}
+
+void ReplicatedLog::expire() {
+  const std::uint64_t now = nowUs();
+  if (!replica_) {
+    // Still probing an empty disk: ask again until the peers answer.
+    for (const auto& [id, address] : options_.members) {
+      if (id != options_.id) transport_->send(id, frame(Frame::Probe));
+    }
+  }
+  for (auto it = writes_.begin(); it != writes_.end();) {
+    if (now < it->second.deadlineUs) {
+      ++it;
+      continue;
+    }
+    CommandResult r;
+    r.status = Status::NoQuorum;
+    r.message = "no leader with a majority committed the write within " + std::to_string(options_.writeTimeoutMs) +
+                " ms; it may still be applied later";
+    Done done = std::move(it->second.done);
+    it = writes_.erase(it);
+    done(std::move(r));
+  }
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (now < it->second.deadlineUs) {
+      ++it;
+      continue;
+    }
+    ReadDone done = std::move(it->second.done);
+    it = reads_.erase(it);
+    done(Status::NoQuorum);
+  }
+}
+
+void ReplicatedLog::updateView() {
+  ClusterView v;
+  v.id = options_.id;
+  const std::uint64_t now = nowUs();
+  if (replica_) {
+    const std::uint64_t leader = replica_->isLeader() ? options_.id : replica_->leaderHint();
+    if (leader != 0) v.leader = leader;
+    v.commitIndex = replica_->commitIndex();
+    v.learner = replica_->isLearner();
+  } else {
+    v.learner = true;
+  }
+  v.appliedIndex = applied_;
+  for (const auto& [id, address] : options_.members) {
+    MemberView m;
+    m.id = id;
+    m.peer = address;
+    if (id == options_.id) {
+      m.http = options_.http;
+      m.healthy = true;
+    } else {
+      if (auto it = peerHttp_.find(id); it != peerHttp_.end()) m.http = it->second;
+      auto heard = lastHeardUs_.find(id);
+      // Followers rarely hear each other, so a live connection counts as much as a message.
+      m.healthy = transport_->connected(id) || (heard != lastHeardUs_.end() && now - heard->second < kHealthyWithinUs);
+    }
+    m.leader = v.leader && *v.leader == id;
+    v.members.push_back(std::move(m));
+  }
+  std::lock_guard lock(viewMutex_);
+  view_ = std::move(v);
+}
+
+}  // namespace warden::coordinator

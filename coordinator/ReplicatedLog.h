@@ -1,0 +1,150 @@
+#pragma once
+// The replicated log: the Paxos replica driven by one thread, with the peer transport, the LMDB
+// acceptor store and the state machine around it. It takes the same submit() calls as
+// LocalLog, so the HTTP edge does not change, and adds linearizable read barriers.
+//
+// The driver thread owns the Replica. Each turn it takes every queued input (peer frames, local
+// writes, read requests) and a tick, persists the records of all resulting Readies in one LMDB
+// transaction (one fsync), only then releases their messages, and applies newly chosen slots to
+// the state machine in one write transaction that also records the applied index and revision.
+// A follower forwards writes to the leader; the leader stamps each command with its clock, so
+// apply stays deterministic. The node that received a write answers it when it applies the
+// command itself; a write that is not applied within its deadline gets Status::NoQuorum.
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <set>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "coordinator/ClusterView.h"
+#include "coordinator/LmdbLogStore.h"
+#include "coordinator/StateMachine.h"
+#include "coordinator/Status.h"
+#include "coordinator/paxos/Replica.h"
+#include "coordinator/transport/PeerTransport.h"
+
+namespace warden::coordinator {
+
+struct ClusterOptions {
+  std::uint64_t id = 1;
+  std::map<std::uint64_t, std::string> members;  // id -> peer address, this node included
+  std::string http;                              // this node's HTTP address, advertised to peers
+  std::uint64_t writeTimeoutMs = 5000;
+  std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
+  paxos::ReplicaConfig paxos;            // timing; id and members are filled in
+};
+
+class ReplicatedLog {
+ public:
+  using Done = std::function<void(CommandResult)>;
+  using ReadDone = std::function<void(Status)>;
+  using AppliedHook = std::function<void(std::uint64_t revision)>;
+
+  ReplicatedLog(storage::Env& env, const StateMachine& stateMachine, ClusterOptions options, AppliedHook onApplied);
+  ~ReplicatedLog();
+  ReplicatedLog(const ReplicatedLog&) = delete;
+  ReplicatedLog& operator=(const ReplicatedLog&) = delete;
+
+  // Thread-safe. done runs once, on the driver thread: with the result once this node has
+  // applied the command, or with NoQuorum / Unavailable / Overloaded.
+  void submit(Command command, Done done);
+  // Thread-safe. done(Ok) once this node has applied every write acknowledged anywhere before
+  // the call (lease or read index at the leader), else done(NoQuorum) at the deadline.
+  void readBarrier(ReadDone done);
+  ClusterView view() const;
+  void stop();
+
+ private:
+  struct PeerFrame {
+    std::uint64_t from;
+    std::string body;
+  };
+  struct Hello {
+    std::uint64_t from;
+    std::string http;
+  };
+  struct Submit {
+    Command command;
+    Done done;
+  };
+  struct Read {
+    ReadDone done;
+  };
+  using Input = std::variant<PeerFrame, Hello, Submit, Read>;
+
+  struct PendingWrite {
+    Done done;
+    std::uint64_t deadlineUs;
+    std::string proposal;  // origin-stamped, without the leader's timestamp; empty once sent
+  };
+  struct PendingRead {
+    ReadDone done;
+    std::uint64_t deadlineUs;
+    bool asked = false;           // a read index was requested for it
+    std::uint64_t askedAtUs = 0;
+    std::uint64_t index = 0;      // once known: apply up to here, then answer
+    bool indexKnown = false;
+  };
+
+  void push(Input input);
+  void run();
+  void turn(std::deque<Input>& inputs);
+  void handle(Input& input);
+  void onPeerFrame(std::uint64_t from, const std::string& body);
+  void proposeLocal(std::vector<std::string> proposals);
+  void forward(std::vector<std::string> proposals);
+  void serveReads();
+  void answerForwardedRead(std::uint64_t origin, std::uint64_t id, bool ok, std::uint64_t index);
+  void finishReadyBatch();
+  void apply(const std::vector<paxos::ChosenEntry>& entries);
+  void expire();
+  void updateView();
+  std::uint64_t nowUs() const;
+  std::uint64_t wallMs() const;
+
+  storage::Env& env_;
+  const StateMachine& stateMachine_;
+  ClusterOptions options_;
+  AppliedHook onApplied_;
+  LmdbLogStore store_;
+  std::unique_ptr<paxos::Random> random_;
+  std::unique_ptr<paxos::Replica> replica_;
+
+  boost::asio::io_context ioc_;
+  std::unique_ptr<transport::PeerTransport> transport_;
+  std::thread ioThread_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Input> inputs_;
+  bool stopping_ = false;
+  std::thread driver_;
+
+  // Driver-thread state.
+  std::vector<paxos::Ready> readies_;  // produced this turn, persisted together
+  std::uint64_t nextRequest_ = 1;
+  std::map<std::uint64_t, PendingWrite> writes_;  // by request id, for writes received here
+  std::uint64_t nextRead_ = 1;
+  std::map<std::uint64_t, PendingRead> reads_;
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> forwardedReads_;  // replica read id -> (origin, id)
+  std::set<std::uint64_t> probedEmpty_;  // peers that answered a probe without history
+  std::uint64_t applied_ = 0;
+  std::uint64_t lastTimestampMs_ = 0;
+  std::map<std::uint64_t, std::uint64_t> lastHeardUs_;
+
+  mutable std::mutex viewMutex_;
+  ClusterView view_;
+  std::map<std::uint64_t, std::string> peerHttp_;
+};
+
+}  // namespace warden::coordinator
