@@ -363,8 +363,11 @@ void ReplicatedLog::proposeLocal(std::vector<std::string> proposals) {
 
 void ReplicatedLog::forward(std::vector<std::string> proposals) {
   const std::uint64_t leader = replica_ ? replica_->leaderHint() : 0;
-  if (leader == 0 || leader == options_.id) {
-    // No leader known yet: keep them for the next turn (their deadline still runs).
+  auto heard = lastHeardUs_.find(leader);
+  const bool recent = heard != lastHeardUs_.end() && nowUs() - heard->second < 3 * options_.paxos.heartbeatInterval;
+  if (leader == 0 || leader == options_.id || !recent) {
+    // No leader that spoke lately: keep them for the next turn (their deadline still runs).
+    // What never left cannot be chosen, so trying again later cannot apply a write twice.
     for (auto& bytes : proposals) {
       Proposal p = decodeProposal(bytes);
       auto it = writes_.find(p.requestId);

@@ -213,7 +213,7 @@ void Replica::broadcast(const Payload& payload) {
 void Replica::resetElectionTimer() {
   const Time base = config_.electionTimeout;
   // Back off after failed elections so that duelling candidates drift apart (PAXOS.md 10).
-  const Time spread = base << std::min<std::uint32_t>(failedElections_, 4);
+  const Time spread = base << std::min<std::uint32_t>(failedElections_, 2);
   electionDeadline_ = now_ + base + random_.below(spread);
 }
 
@@ -222,7 +222,8 @@ void Replica::resetElectionTimer() {
 void Replica::startElection() {
   if (role_ == Role::Candidate) ++failedElections_;
   role_ = Role::Candidate;
-  ballot_ = Ballot{std::max(promised_.round, ballot_.round) + 1, config_.id};
+  // Above every ballot heard of, so that one refusal is enough to learn how high to go.
+  ballot_ = Ballot{std::max({promised_.round, ballot_.round, highestBallotSeen_.round}) + 1, config_.id};
   prepareFrom_ = commitIndex_ + 1;
   promises_.clear();
   resetElectionTimer();
@@ -237,6 +238,7 @@ void Replica::onPrepare(NodeId from, const Prepare& m) {
   Promise reply;
   reply.ballot = m.ballot;
   reply.compactedUpTo = compacted_;
+  highestBallotSeen_ = std::max(highestBallotSeen_, m.ballot);
   if (learner_) {
     reply.promised = promised_;  // a learner votes for nobody
     send(from, std::move(reply));
@@ -249,7 +251,7 @@ void Replica::onPrepare(NodeId from, const Prepare& m) {
   }
   if (now_ < leaseUntil_ && m.ballot != leaseBallot_ && !config_.bugs.ignoreLeaseOnPrepare) {
     reply.leaseHeld = true;
-    reply.promised = leaseBallot_;
+    reply.promised = promised_;  // not the lease holder: after a restart that is nobody
     send(from, std::move(reply));
     return;
   }
@@ -266,6 +268,7 @@ void Replica::onPrepare(NodeId from, const Prepare& m) {
 }
 
 void Replica::onPromise(NodeId from, const Promise& m) {
+  if (!m.leaseHeld) highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
   if (role_ != Role::Candidate || m.ballot != ballot_) return;
   if (!m.ok) {
     if (!m.leaseHeld && m.promised > ballot_) stepDown(m.promised);
@@ -339,11 +342,20 @@ void Replica::raisePromise(Ballot ballot) {
 }
 
 bool Replica::followLeader(Ballot ballot) {
+  highestBallotSeen_ = std::max(highestBallotSeen_, ballot);
   if (ballot < promised_) return false;
+  if (learner_ && learnerTarget_ != 0 && ballot > learnerBallot_) {
+    // The leader that named the target was not the last one: ask the new one.
+    learnerTarget_ = 0;
+    learnerConfirmed_ = false;
+  }
   if (!learner_) raisePromise(ballot);
   if (role_ != Role::Follower && ballot != ballot_) stepDown(ballot);
   leaderHint_ = ballot.node;
-  if (ballot.node != config_.id) resetElectionTimer();
+  if (ballot.node != config_.id) {
+    failedElections_ = 0;  // a leader is working: back to the short timeout
+    resetElectionTimer();
+  }
   leaseBallot_ = ballot;
   leaseUntil_ = now_ + config_.leaseDuration;
   return true;
@@ -398,6 +410,7 @@ void Replica::onAccept(NodeId from, const Accept& m) {
 
 void Replica::onAccepted(NodeId from, const Accepted& m) {
   if (!m.ok) {
+    highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
     if (m.promised > ballot_ && role_ != Role::Follower) stepDown(m.promised);
     return;
   }
@@ -427,12 +440,15 @@ void Replica::onHeartbeat(NodeId from, const Heartbeat& m) {
     send(from, HeartbeatReply{m.ballot, false, promised_, m.sentAt, commitIndex_});
     return;
   }
-  send(from, HeartbeatReply{m.ballot, true, promised_, m.sentAt, commitIndex_});
+  // A learner's ack would vouch for a promise it has forgotten: it must not count toward a
+  // lease or a read-index round, so it answers "not ok" without a higher ballot.
+  send(from, HeartbeatReply{m.ballot, !learner_, promised_, m.sentAt, commitIndex_});
   learnCommit(m.ballot, m.commitIndex, from);
 }
 
 void Replica::onHeartbeatReply(NodeId from, const HeartbeatReply& m) {
   if (!m.ok) {
+    highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
     if (m.promised > ballot_ && role_ != Role::Follower) stepDown(m.promised);
     return;
   }
@@ -460,14 +476,20 @@ void Replica::advanceCommit() {
     if (it == log_.end() || !it->second.chosen) break;
     ++commitIndex_;
   }
-  if (learner_ && learnerTarget_ != 0 && commitIndex_ >= learnerTarget_) {
+  // Rebuilt: the leader that named learnerTarget_ (in answer to a nonce made after the restart)
+  // says it chose that slot in its own ballot, and everything up to it is known here. Vote from
+  // no lower than any ballot seen since the restart, in case one was promised before the wipe.
+  if (learner_ && learnerConfirmed_ && commitIndex_ >= learnerTarget_) {
     learner_ = false;
-    raisePromise(learnerBallot_);
+    raisePromise(std::max(learnerBallot_, highestBallotSeen_));
     out_->records.push_back(LearnerRecord{false});
   }
 }
 
 void Replica::learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader) {
+  if (learner_ && learnerTarget_ != 0 && ballot == learnerBallot_ && leaderCommit >= learnerTarget_) {
+    learnerConfirmed_ = true;
+  }
   // A slot accepted here in the leader's own ballot holds the one value that ballot proposed
   // for it, so once the leader says it is chosen, it is chosen with that value.
   for (Slot s = commitIndex_ + 1; s <= leaderCommit; ++s) {

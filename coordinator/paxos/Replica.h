@@ -140,14 +140,16 @@ class Replica {
   Time lastCatchupRequest_ = 0;
   bool catchupRequested_ = false;
 
-  // A wiped replica learns until slot learnerTarget_, which no leader had proposed before the
-  // restart (the leader named it in answer to rebuildNonce_), is chosen and every slot up to it
-  // is known; then it votes, from ballot learnerBallot_ on.
+  // A wiped replica learns until slot learnerTarget_, which the leader of learnerBallot_ had not
+  // proposed before the restart (it named it in answer to rebuildNonce_), is chosen by that
+  // leader and every slot up to it is known here; then it votes (see advanceCommit).
   bool learner_ = false;
   std::uint64_t rebuildNonce_ = 0;
   std::vector<Record> pendingRecords_;  // made in the constructor, handed out with the first Ready
   Slot learnerTarget_ = 0;
   Ballot learnerBallot_;
+  bool learnerConfirmed_ = false;  // learnerBallot_'s leader reported learnerTarget_ chosen
+  Ballot highestBallotSeen_;       // in any prepare, leader message or refusal since this start
 
   // Candidate and leader state.
   Role role_ = Role::Follower;

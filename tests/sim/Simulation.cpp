@@ -225,8 +225,7 @@ class Simulation {
   void runNodeEvent(SimNode& n, Event event) {
     switch (event.kind) {
       case EventKind::Deliver:
-        trace("deliver " + std::string(paxos::messageName(event.message.payload)) + " " +
-              std::to_string(event.message.from) + "->" + std::to_string(n.id));
+        if (options_.trace) trace("deliver " + describe(event.message) + " role " + role(n));
         handle(n, n.replica->step(event.message, localNow(n)));
         break;
       case EventKind::SyncDone: {
@@ -244,6 +243,26 @@ class Simulation {
       case EventKind::Snapshot: installSnapshot(n, std::move(event.snapshot)); break;
       default: break;
     }
+  }
+
+  static std::string describe(const Message& m) {
+    std::string out = std::string(paxos::messageName(m.payload)) + " " + std::to_string(m.from) + "->" + std::to_string(m.to);
+    if (const auto* p = std::get_if<paxos::Promise>(&m.payload)) {
+      out += " " + paxos::toString(p->ballot) + (p->ok ? " ok" : p->leaseHeld ? " lease-held" : " refused") +
+             " compacted " + std::to_string(p->compactedUpTo);
+    } else if (const auto* pr = std::get_if<paxos::Prepare>(&m.payload)) {
+      out += " " + paxos::toString(pr->ballot) + " from slot " + std::to_string(pr->fromSlot);
+    } else if (const auto* a = std::get_if<paxos::Accept>(&m.payload)) {
+      out += " " + paxos::toString(a->ballot) + " slot " + std::to_string(a->slot);
+    }
+    return out;
+  }
+
+  static std::string role(const SimNode& n) {
+    if (!n.replica) return "down";
+    const char* names[] = {"follower", "candidate", "leader"};
+    return std::string(names[static_cast<int>(n.replica->role())]) + (n.replica->isLearner() ? " learner" : "") +
+           " commit " + std::to_string(n.replica->commitIndex());
   }
 
   // What a node does with a Ready: apply and answer at once, queue the rest behind its fsync.

@@ -1,0 +1,193 @@
+#include "tests/cluster/TestCluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "tests/http/TestServer.h"
+
+namespace warden::tests {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+}
+
+TestCluster::TestCluster(std::size_t size) : size_(size) {
+  for (std::uint64_t id = 1; id <= size_; ++id) {
+    httpPort_[id] = freePort();
+    peerPort_[id] = freePort();
+    pids_[id] = -1;
+  }
+  for (std::uint64_t from = 1; from <= size_; ++from) {
+    for (std::uint64_t to = 1; to <= size_; ++to) {
+      if (from != to) proxies_[{from, to}] = std::make_unique<TcpProxy>(ioc_, freePort(), peerPort_[to]);
+    }
+  }
+  ioThread_ = std::thread([this] {
+    auto guard = boost::asio::make_work_guard(ioc_);
+    ioc_.run();
+  });
+  for (std::uint64_t id = 1; id <= size_; ++id) start(id);
+}
+
+TestCluster::~TestCluster() {
+  for (auto& [id, pid] : pids_) {
+    if (pid > 0) {
+      ::kill(pid, SIGCONT);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  ioc_.stop();
+  ioThread_.join();
+}
+
+void TestCluster::start(std::uint64_t id) {
+  REQUIRE(pids_[id] <= 0);
+  // This node reaches each peer through the proxy for that direction.
+  std::string cluster;
+  for (std::uint64_t other = 1; other <= size_; ++other) {
+    const int port = other == id ? peerPort_[id] : proxies_[{id, other}]->port();
+    cluster += (cluster.empty() ? "" : ",") + std::to_string(other) + "=127.0.0.1:" + std::to_string(port);
+  }
+  std::vector<std::string> args = {WARDEN_BINARY, "serve", "--id", std::to_string(id), "--http",
+                                   "127.0.0.1:" + std::to_string(httpPort_[id]), "--data-dir",
+                                   dir_.path() + "/node" + std::to_string(id), "--cluster", cluster};
+  const std::string logPath = dir_.path() + "/node" + std::to_string(id) + ".log";
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  pids_[id] = pid;
+  auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline) {
+    if (request(id, "GET", "/healthz", {}, 500).status == 200) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL("node " << id << " did not answer /healthz:\n" << log(id));
+}
+
+void TestCluster::kill9(std::uint64_t id) {
+  pid_t pid = pids_.at(id);
+  REQUIRE(pid > 0);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  pids_[id] = -1;
+}
+
+int TestCluster::stop(std::uint64_t id) {
+  pid_t pid = pids_.at(id);
+  REQUIRE(pid > 0);
+  ::kill(pid, SIGCONT);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (Clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pids_[id] = -1;
+  return status;
+}
+
+void TestCluster::pause(std::uint64_t id) { ::kill(pids_.at(id), SIGSTOP); }
+void TestCluster::resume(std::uint64_t id) { ::kill(pids_.at(id), SIGCONT); }
+
+void TestCluster::wipe(std::uint64_t id) {
+  REQUIRE(pids_.at(id) <= 0);
+  std::filesystem::remove_all(dir_.path() + "/node" + std::to_string(id));
+}
+
+void TestCluster::partition(const std::set<std::uint64_t>& side) {
+  for (auto& [pair, proxy] : proxies_) {
+    if (side.count(pair.first) != side.count(pair.second)) proxy->cut();
+  }
+}
+
+void TestCluster::heal() {
+  for (auto& [pair, proxy] : proxies_) proxy->restore();
+}
+
+api::HttpResponse TestCluster::request(std::uint64_t id, const std::string& method, const std::string& target,
+                                       const std::string& body, int timeoutMs) {
+  try {
+    api::HttpClient client({"http://127.0.0.1:" + std::to_string(httpPort_.at(id))},
+                           std::chrono::milliseconds(timeoutMs));
+    return client.request(method, target, body);
+  } catch (const api::HttpClientError&) {
+    return {};
+  }
+}
+
+std::optional<std::uint64_t> TestCluster::waitForLeader(int timeoutMs, std::set<std::uint64_t> among) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (Clock::now() < deadline) {
+    std::optional<std::uint64_t> agreed;
+    bool agree = true;
+    for (std::uint64_t id = 1; id <= size_ && agree; ++id) {
+      if (!running(id) || (!among.empty() && !among.count(id))) continue;
+      auto status = request(id, "GET", "/v1/status", {}, 1000).json();
+      if (!status.is_object() || status["leader"].is_null()) {
+        agree = false;
+        break;
+      }
+      std::uint64_t leader = status["leader"];
+      if (agreed && *agreed != leader) agree = false;
+      agreed = leader;
+    }
+    if (agree && agreed && running(*agreed) && (among.empty() || among.count(*agreed))) return agreed;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return std::nullopt;
+}
+
+std::string TestCluster::state(std::uint64_t id) {
+  return request(id, "GET", "/v1/nodes/?recursive&consistency=stale", {}, 2000).body;
+}
+
+bool TestCluster::waitConverged(int timeoutMs) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (Clock::now() < deadline) {
+    std::set<std::string> states;
+    for (std::uint64_t id = 1; id <= size_; ++id) {
+      if (running(id)) states.insert(state(id));
+    }
+    if (states.size() == 1 && !states.begin()->empty()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (std::uint64_t id = 1; id <= size_; ++id) {
+    if (!running(id)) continue;
+    UNSCOPED_INFO("node " << id << " status " << request(id, "GET", "/v1/status", {}, 1000).body << "\nlog:\n" << log(id));
+  }
+  return false;
+}
+
+std::string TestCluster::log(std::uint64_t id) const {
+  std::ifstream in(dir_.path() + "/node" + std::to_string(id) + ".log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace warden::tests
