@@ -130,6 +130,8 @@ TEST_CASE("a follower whose data directory was wiped rejoins as a learner and ca
     voting = !cluster.request(wiped, "GET", "/v1/status").json().contains("rebuilding");
     if (!voting) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  INFO("wiped node status: " << cluster.request(wiped, "GET", "/v1/status").body << "\nleader status: "
+                               << cluster.request(*leader, "GET", "/v1/status").body << "\nlog: " << cluster.log(wiped) << "\nleader log: " << cluster.log(*leader));
   REQUIRE(voting);
   cluster.kill9(other(*leader, wiped));
   REQUIRE(acked.put(cluster, *leader, "/with-the-rebuilt-node", "z"));

@@ -69,6 +69,8 @@ void TestCluster::start(std::uint64_t id) {
     int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
+    // Sockets of the test process (proxies, clients) must not live on in the child.
+    ::close_range(3, ~0U, 0);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

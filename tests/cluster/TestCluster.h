@@ -54,10 +54,10 @@ class TestCluster {
  private:
   std::size_t size_;
   TempDir dir_;
+  boost::asio::io_context ioc_;  // before the proxies: their sockets must go first
   std::map<std::uint64_t, int> httpPort_, peerPort_;
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::unique_ptr<TcpProxy>> proxies_;  // (from, to)
   std::map<std::uint64_t, pid_t> pids_;
-  boost::asio::io_context ioc_;
   std::thread ioThread_;
 };
 

@@ -80,6 +80,7 @@ CommandOutput runWarden(const std::vector<std::string>& args, const std::string&
   if (pid == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
+    ::close_range(3, ~0U, 0);
     std::vector<char*> argv;
     std::string binary = WARDEN_BINARY;
     argv.push_back(binary.data());
@@ -124,6 +125,8 @@ void TestServer::start() {
     int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
+    // Sockets of the test process (proxies, clients) must not live on in the child.
+    ::close_range(3, ~0U, 0);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

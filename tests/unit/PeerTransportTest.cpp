@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "coordinator/transport/PeerTransport.h"
+#include "tests/cluster/TcpProxy.h"
 #include "tests/http/TestServer.h"
 
 using namespace warden::coordinator::transport;
@@ -134,4 +135,49 @@ TEST_CASE("a connection with a bad hello or an oversized frame is closed without
   guard.reset();
   ioc.stop();
   runner.join();
+}
+
+TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {
+  net::io_context ioc;
+  net::io_context proxyIoc;
+  auto guard = net::make_work_guard(ioc);
+  auto proxyGuard = net::make_work_guard(proxyIoc);
+  std::thread runner([&] { ioc.run(); });
+  std::thread proxyRunner([&] { proxyIoc.run(); });
+  const int real2 = warden::tests::freePort();
+  warden::tests::TcpProxy proxy(proxyIoc, warden::tests::freePort(), real2);
+  std::map<NodeId, tcp::endpoint> peersOf1{{1, loopback(warden::tests::freePort())}, {2, loopback(proxy.port())}};
+  std::map<NodeId, tcp::endpoint> peersOf2{{1, peersOf1[1]}, {2, loopback(real2)}};
+  Inbox in1, in2;
+  auto t1 = makeTransport(ioc, 1, peersOf1, in1);
+  auto t2 = makeTransport(ioc, 2, peersOf2, in2);
+  t1->start();
+  t2->start();
+  REQUIRE(waitFor([&] {
+    t1->send(2, "first");
+    return in2.size() > 0;
+  }));
+  t2->stop();
+  t2.reset();
+  for (int i = 0; i < 50; ++i) {  // keep sending while the peer is down
+    t1->send(2, "while-down");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Inbox again;
+  auto t2b = makeTransport(ioc, 2, peersOf2, again);
+  t2b->start();
+  CHECK(waitFor(
+      [&] {
+        t1->send(2, "after-restart");
+        return again.size() > 0;
+      },
+      8000));
+  t1->stop();
+  t2b->stop();
+  guard.reset();
+  proxyGuard.reset();
+  ioc.stop();
+  proxyIoc.stop();
+  runner.join();
+  proxyRunner.join();
 }
