@@ -32,6 +32,7 @@ struct ServeConfig {
   std::map<std::uint64_t, std::string> cluster;  // id -> peer address
   bool fsync = true;
   HttpLimits limits;
+  std::uint64_t retainedSlots = 10'000;
 };
 
 net::ip::tcp::endpoint parseAddress(const std::string& text, const std::string& flag) {
@@ -77,7 +78,8 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
-  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout"});
+  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
+              "retained-slots"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
   const bool dev = args.has("dev");
@@ -96,6 +98,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.fsync = fsync == "on";
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
+  config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));
   if (!config.cluster.count(config.id)) {
     throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
   }
@@ -140,6 +143,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --max-connections N   client connections beyond this get 429 (default 10000)
   --read-timeout S      a request, or an idle keep-alive connection, is cut off after S seconds
                         without completing (default 60)
+  --retained-slots N    applied log slots kept for followers that lag; one further behind gets
+                        a snapshot of the whole state instead (default 10000)
 )";
 
 }  // namespace
@@ -171,6 +176,7 @@ int runServe(const std::vector<std::string>& argv) {
     options.dataDir = config.dataDir;
     options.fsync = config.fsync;
     options.cluster = config.cluster;
+    options.retainedSlots = config.retainedSlots;
     options.http = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     coordinator::Node node(options);
 

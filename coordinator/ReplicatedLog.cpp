@@ -23,7 +23,12 @@ enum class Frame : std::uint8_t {
   ForwardRejected = 5,  // proposals the addressee could not take: the sender tries elsewhere
   Probe = 6,            // "has this cluster any history?", from a node with an empty disk
   ProbeReply = 7,
+  SnapshotChunk = 8,    // part of the whole state, for a peer behind the compacted log
 };
+
+constexpr std::size_t kSnapshotChunkBytes = 1 << 20;
+constexpr std::size_t kMaxSnapshotBytes = std::size_t{1} << 30;
+constexpr std::uint64_t kSnapshotIntervalUs = 2'000'000;
 
 constexpr std::uint64_t kTickUs = 10'000;
 constexpr std::uint64_t kHealthyWithinUs = 1'000'000;
@@ -346,8 +351,93 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
       }
       break;
     }
+    case Frame::SnapshotChunk: receiveSnapshotChunk(from, in, rest.size()); break;
     default: throw DecodeError("unknown frame kind");
   }
+}
+
+void ReplicatedLog::sendSnapshot(std::uint64_t peer) {
+  const std::uint64_t now = nowUs();
+  auto& last = lastSnapshotUs_[peer];
+  if (last != 0 && now < last + kSnapshotIntervalUs) return;  // one at a time, roughly
+  last = now;
+  storage::Txn txn = storage::Txn::read(env_);
+  const std::uint64_t applied = stateMachine_.appliedIndex(txn);
+  const std::uint64_t id = nextSnapshotId_++;
+  std::uint64_t chunk = 0;
+  Encoder rows;
+  std::uint64_t count = 0;
+  auto flush = [&](bool last) {
+    Encoder out;
+    out.varint(id);
+    out.varint(chunk++);
+    out.boolean(last);
+    out.varint(applied);
+    out.varint(count);
+    std::string body = out.take() + rows.take();
+    transport_->send(peer, frame(Frame::SnapshotChunk, body));
+    rows = Encoder();
+    count = 0;
+  };
+  stateMachine_.exportState(txn, [&](StateMachine::Row row) {
+    rows.u8(row.table);
+    rows.bytes(row.key);
+    rows.bytes(row.value);
+    ++count;
+    if (rows.data().size() >= kSnapshotChunkBytes) flush(false);
+  });
+  flush(true);
+  std::fprintf(stderr, "warden: sent node %llu a snapshot up to slot %llu in %llu chunks\n",
+               static_cast<unsigned long long>(peer), static_cast<unsigned long long>(applied),
+               static_cast<unsigned long long>(chunk));
+}
+
+void ReplicatedLog::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size) {
+  const std::uint64_t id = in.varint();
+  const std::uint64_t chunk = in.varint();
+  const bool last = in.boolean();
+  const std::uint64_t applied = in.varint();
+  std::uint64_t count = in.varint();
+  if (count > size) throw DecodeError("too many snapshot rows");
+  IncomingSnapshot& incoming = incoming_[from];
+  if (chunk == 0) incoming = IncomingSnapshot{id, applied, 0, 0, {}};
+  if (incoming.id != id || incoming.nextChunk != chunk || incoming.applied != applied) {
+    incoming_.erase(from);  // a chunk went missing: the sender will try again
+    return;
+  }
+  for (; count > 0; --count) {
+    StateMachine::Row row;
+    row.table = in.u8();
+    row.key = std::string(in.bytes());
+    row.value = std::string(in.bytes());
+    incoming.bytes += row.key.size() + row.value.size();
+    incoming.rows.push_back(std::move(row));
+  }
+  in.expectDone();
+  incoming.nextChunk++;
+  if (incoming.bytes > kMaxSnapshotBytes) {
+    std::fprintf(stderr, "warden: dropped a snapshot larger than 1 GiB\n");
+    incoming_.erase(from);
+    return;
+  }
+  if (!last) return;
+  IncomingSnapshot done = std::move(incoming);
+  incoming_.erase(from);
+  if (!replica_ || done.applied <= applied_) return;
+  std::uint64_t revision = 0;
+  {
+    // The state, its applied index and its revision are replaced in one transaction.
+    storage::Txn txn = storage::Txn::write(env_);
+    stateMachine_.importState(txn, done.rows);
+    if (stateMachine_.appliedIndex(txn) != done.applied) throw DecodeError("snapshot disagrees with its applied index");
+    revision = stateMachine_.revision(txn);
+    txn.commit();
+  }
+  applied_ = done.applied;
+  std::fprintf(stderr, "warden: installed a snapshot from node %llu up to slot %llu\n",
+               static_cast<unsigned long long>(from), static_cast<unsigned long long>(done.applied));
+  readies_.push_back(replica_->installSnapshot(done.applied, nowUs()));
+  if (onApplied_) onApplied_(revision);
 }
 
 void ReplicatedLog::proposeLocal(std::vector<std::string> proposals) {
@@ -473,10 +563,7 @@ void ReplicatedLog::finishReadyBatch() {
           }
         }
       }
-      for (std::uint64_t peer : ready.snapshotNeeded) {
-        std::fprintf(stderr, "warden: node %llu needs a snapshot (log compacted below what it asked for)\n",
-                     static_cast<unsigned long long>(peer));
-      }
+      for (std::uint64_t peer : ready.snapshotNeeded) sendSnapshot(peer);
     }
     if (!chosen.empty()) apply(chosen);
     for (const auto& message : toSelf) readies_.push_back(replica_->step(message, nowUs()));

@@ -26,6 +26,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "coordinator/Bytes.h"
 #include "coordinator/ClusterView.h"
 #include "coordinator/LmdbLogStore.h"
 #include "coordinator/StateMachine.h"
@@ -106,6 +107,8 @@ class ReplicatedLog {
   void serveReads();
   void answerForwardedRead(std::uint64_t origin, std::uint64_t id, bool ok, std::uint64_t index);
   void finishReadyBatch();
+  void sendSnapshot(std::uint64_t peer);
+  void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
   void apply(const std::vector<paxos::ChosenEntry>& entries);
   void expire();
   void updateView();
@@ -138,6 +141,16 @@ class ReplicatedLog {
   std::map<std::uint64_t, PendingRead> reads_;
   std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> forwardedReads_;  // replica read id -> (origin, id)
   std::set<std::uint64_t> probedEmpty_;  // peers that answered a probe without history
+  struct IncomingSnapshot {
+    std::uint64_t id = 0;
+    std::uint64_t applied = 0;
+    std::uint64_t nextChunk = 0;
+    std::size_t bytes = 0;
+    std::vector<StateMachine::Row> rows;
+  };
+  std::map<std::uint64_t, IncomingSnapshot> incoming_;  // by sender
+  std::map<std::uint64_t, std::uint64_t> lastSnapshotUs_;  // by receiver
+  std::uint64_t nextSnapshotId_ = 1;
   std::uint64_t applied_ = 0;
   std::uint64_t lastTimestampMs_ = 0;
   std::map<std::uint64_t, std::uint64_t> lastHeardUs_;

@@ -65,7 +65,24 @@ StateMachine::Dbs StateMachine::openDbs(storage::Txn& writeTxn) {
   return Dbs{writeTxn.openDb("nodes"), writeTxn.openDb("children"), writeTxn.openDb("meta")};
 }
 
-StateMachine::StateMachine(Dbs dbs) : tree_(Tree::Dbs{dbs.nodes, dbs.children}), meta_(dbs.meta) {}
+StateMachine::StateMachine(Dbs dbs) : tree_(Tree::Dbs{dbs.nodes, dbs.children}), dbs_(dbs), meta_(dbs.meta) {}
+
+void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const {
+  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta};
+  for (std::uint8_t t = 0; t < 3; ++t) {
+    storage::Cursor cursor(txn, tables[t]);
+    for (auto item = cursor.first(); item; item = cursor.next()) emit(Row{t, std::string(item->key), std::string(item->value)});
+  }
+}
+
+void StateMachine::importState(storage::Txn& txn, const std::vector<Row>& rows) const {
+  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta};
+  for (MDB_dbi db : tables) txn.clear(db);
+  for (const auto& row : rows) {
+    if (row.table > 2) throw storage::LmdbError("snapshot row for an unknown table", MDB_CORRUPTED);
+    txn.put(tables[row.table], row.key, row.value);
+  }
+}
 
 void StateMachine::initialize(storage::Txn& txn) const {
   if (tree_.exists(txn, "/")) return;

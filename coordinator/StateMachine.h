@@ -5,6 +5,8 @@
 // caller's transaction, together with the state they describe.
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -36,6 +38,16 @@ class StateMachine {
   // Returns one result per command, in order.
   std::vector<CommandResult> apply(storage::Txn& txn, const Entry& entry) const;
 
+  // The whole applied state as (table, key, value) rows, for a snapshot sent to a peer, and its
+  // atomic replacement by such rows on the receiving side (in the caller's write transaction).
+  struct Row {
+    std::uint8_t table;  // 0 nodes, 1 children, 2 meta
+    std::string key;
+    std::string value;
+  };
+  void exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const;
+  void importState(storage::Txn& txn, const std::vector<Row>& rows) const;
+
   std::uint64_t revision(storage::Txn& txn) const;
   std::uint64_t appliedIndex(storage::Txn& txn) const;
   const Tree& tree() const { return tree_; }
@@ -57,6 +69,7 @@ class StateMachine {
   std::uint64_t readMeta(storage::Txn& txn, std::string_view key) const;
 
   Tree tree_;
+  Dbs dbs_;
   MDB_dbi meta_;
 };
 

@@ -59,6 +59,8 @@ void Txn::abort() {
   txn_ = nullptr;
 }
 
+void Txn::clear(MDB_dbi db) { check(mdb_drop(txn_, db, 0), "mdb_drop"); }
+
 MDB_dbi Txn::openDb(const char* name) {
   MDB_dbi dbi;
   check(mdb_dbi_open(txn_, name, MDB_CREATE, &dbi), "mdb_dbi_open");

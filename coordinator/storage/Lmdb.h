@@ -66,6 +66,7 @@ class Txn {
   std::optional<std::string_view> get(MDB_dbi db, std::string_view key) const;
   void put(MDB_dbi db, std::string_view key, std::string_view value);
   bool erase(MDB_dbi db, std::string_view key);
+  void clear(MDB_dbi db);  // removes every key, keeps the database
 
   MDB_txn* get() const { return txn_; }
 

@@ -178,3 +178,32 @@ TEST_CASE("the minority side of a partition refuses writes while the majority si
   acked.requireEverywhere(cluster);
   CHECK(cluster.request(*leader, "HEAD", "/v1/nodes/minority").status == 404);
 }
+
+TEST_CASE("a follower behind the compacted log gets a snapshot and so does one whose disk was wiped") {
+  TestCluster cluster(3, {"--retained-slots", "5"});
+  Acked acked;
+  auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  const auto behind = other(*leader), wiped = other(*leader, behind);
+  cluster.kill9(behind);
+  for (int i = 0; i < 60; ++i) REQUIRE(acked.put(cluster, *leader, "/s" + std::to_string(i), std::to_string(i)));
+  cluster.start(behind);
+  REQUIRE(cluster.waitConverged(15000));
+  CHECK_THAT(cluster.log(behind), Catch::Contains("installed a snapshot"));
+
+  cluster.stop(wiped);
+  cluster.wipe(wiped);
+  for (int i = 60; i < 80; ++i) REQUIRE(acked.put(cluster, *leader, "/s" + std::to_string(i), std::to_string(i)));
+  cluster.start(wiped);
+  REQUIRE(cluster.waitConverged(15000));
+  CHECK_THAT(cluster.log(wiped), Catch::Contains("rejoining as a learner"));
+  CHECK_THAT(cluster.log(wiped), Catch::Contains("installed a snapshot"));
+  acked.requireEverywhere(cluster);
+  // Both keep working as voters: the cluster commits with the original leader gone.
+  cluster.kill9(*leader);
+  auto next = cluster.waitForLeader(10000, {behind, wiped});
+  REQUIRE(next);
+  REQUIRE(acked.put(cluster, behind, "/after-snapshots", "ok"));
+  REQUIRE(cluster.waitConverged());
+  acked.requireEverywhere(cluster);
+}

@@ -21,7 +21,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }
 
-TestCluster::TestCluster(std::size_t size) : size_(size) {
+TestCluster::TestCluster(std::size_t size, std::vector<std::string> extraArgs)
+    : size_(size), extraArgs_(std::move(extraArgs)) {
   for (std::uint64_t id = 1; id <= size_; ++id) {
     httpPort_[id] = freePort();
     peerPort_[id] = freePort();
@@ -62,6 +63,7 @@ void TestCluster::start(std::uint64_t id) {
   std::vector<std::string> args = {WARDEN_BINARY, "serve", "--id", std::to_string(id), "--http",
                                    "127.0.0.1:" + std::to_string(httpPort_[id]), "--data-dir",
                                    dir_.path() + "/node" + std::to_string(id), "--cluster", cluster};
+  args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
   const std::string logPath = dir_.path() + "/node" + std::to_string(id) + ".log";
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);

@@ -23,7 +23,7 @@ namespace warden::tests {
 
 class TestCluster {
  public:
-  explicit TestCluster(std::size_t size = 3);
+  explicit TestCluster(std::size_t size = 3, std::vector<std::string> extraArgs = {});
   ~TestCluster();
 
   std::size_t size() const { return size_; }
@@ -53,6 +53,7 @@ class TestCluster {
 
  private:
   std::size_t size_;
+  std::vector<std::string> extraArgs_;
   TempDir dir_;
   boost::asio::io_context ioc_;  // before the proxies: their sockets must go first
   std::map<std::uint64_t, int> httpPort_, peerPort_;
