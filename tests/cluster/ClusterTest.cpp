@@ -46,6 +46,16 @@ struct Acked {
   }
 };
 
+// A node rebuilding after a wiped disk votes again once it has caught up (bounded wait).
+bool waitVoting(TestCluster& cluster, std::uint64_t id) {
+  for (int i = 0; i < 300; ++i) {
+    auto status = cluster.request(id, "GET", "/v1/status").json();
+    if (status.is_object() && !status.contains("rebuilding")) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("a write on a follower is read on another node and every node converges") {
@@ -125,14 +135,7 @@ TEST_CASE("a follower whose data directory was wiped rejoins as a learner and ca
   REQUIRE(cluster.waitConverged(15000));
   acked.requireEverywhere(cluster);
   // Rebuilt, it votes again: with the third node gone, it and the leader still make a majority.
-  bool voting = false;
-  for (int i = 0; i < 300 && !voting; ++i) {
-    voting = !cluster.request(wiped, "GET", "/v1/status").json().contains("rebuilding");
-    if (!voting) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  INFO("wiped node status: " << cluster.request(wiped, "GET", "/v1/status").body << "\nleader status: "
-                               << cluster.request(*leader, "GET", "/v1/status").body << "\nlog: " << cluster.log(wiped) << "\nleader log: " << cluster.log(*leader));
-  REQUIRE(voting);
+  REQUIRE(waitVoting(cluster, wiped));
   cluster.kill9(other(*leader, wiped));
   REQUIRE(acked.put(cluster, *leader, "/with-the-rebuilt-node", "z"));
   CHECK(cluster.request(wiped, "GET", "/v1/nodes/with-the-rebuilt-node").json()["data"] == "z");
@@ -199,6 +202,7 @@ TEST_CASE("a follower behind the compacted log gets a snapshot and so does one w
   CHECK_THAT(cluster.log(wiped), Catch::Contains("rejoining as a learner"));
   CHECK_THAT(cluster.log(wiped), Catch::Contains("installed a snapshot"));
   acked.requireEverywhere(cluster);
+  REQUIRE(waitVoting(cluster, wiped));
   // Both keep working as voters: the cluster commits with the original leader gone.
   cluster.kill9(*leader);
   auto next = cluster.waitForLeader(10000, {behind, wiped});
