@@ -20,7 +20,11 @@ Node::Node(const NodeOptions& options)
   stateMachine_->initialize(txn);
   revision_ = stateMachine_->revision(txn);
   txn.commit();
-  auto onApplied = [this](std::uint64_t revision) { revision_.store(revision, std::memory_order_release); };
+  waiters_.applied(revision_);
+  auto onApplied = [this](std::uint64_t revision) {
+    revision_.store(revision, std::memory_order_release);
+    waiters_.applied(revision);
+  };
   if (options_.cluster.size() > 1) {
     ClusterOptions cluster;
     cluster.id = options_.id;
@@ -50,6 +54,10 @@ void Node::readBarrier(std::function<void(Status)> done) {
   replicated_->readBarrier(std::move(done));
 }
 
+bool Node::waitForRevision(std::uint64_t revision, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+  return waiters_.wait(revision, timeout, std::move(done));
+}
+
 storage::Txn Node::read() { return storage::Txn::read(env_); }
 
 std::uint64_t Node::appliedIndex() {
@@ -76,6 +84,7 @@ ClusterView Node::view() {
 void Node::stop() {
   if (replicated_) replicated_->stop();
   if (log_) log_->stop();
+  waiters_.stop();
 }
 
 }  // namespace warden::coordinator

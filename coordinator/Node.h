@@ -5,6 +5,7 @@
 // not change with the cluster's size.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "coordinator/ClusterView.h"
 #include "coordinator/LocalLog.h"
+#include "coordinator/RevisionWaiters.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/storage/Lmdb.h"
 
@@ -45,6 +47,10 @@ class Node {
   // before the call; done(NoQuorum) when that cannot be established within the deadline.
   void readBarrier(std::function<void(Status)> done);
 
+  // Thread-safe. done(true) once this node has applied `revision`, done(false) after `timeout`.
+  // False when too many callers wait already.
+  bool waitForRevision(std::uint64_t revision, std::chrono::milliseconds timeout, std::function<void(bool)> done);
+
   // A consistent snapshot of the applied state; read it with stateMachine(). Any thread.
   storage::Txn read();
   const StateMachine& stateMachine() const { return *stateMachine_; }
@@ -63,6 +69,7 @@ class Node {
   storage::Env env_;
   std::unique_ptr<StateMachine> stateMachine_;
   std::atomic<std::uint64_t> revision_{0};
+  RevisionWaiters waiters_;
   std::unique_ptr<LocalLog> log_;
   std::unique_ptr<ReplicatedLog> replicated_;
 };

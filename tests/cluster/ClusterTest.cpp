@@ -75,6 +75,11 @@ TEST_CASE("a write on a follower is read on another node and every node converge
   CHECK(cluster.request(f1, "GET", "/v1/nodes/app").json()["data"] == "v2");
   auto conflict = cluster.request(f1, "POST", "/v1/nodes/app");
   CHECK(conflict.status == 409);
+  // Read-your-writes on any node without a round to the leader.
+  auto write = cluster.request(*leader, "PUT", "/v1/nodes/app", R"({"data": "v3"})");
+  REQUIRE(write.revision);
+  auto ryw = cluster.request(f2, "GET", "/v1/nodes/app?min_revision=" + std::to_string(*write.revision));
+  CHECK(ryw.json()["data"] == "v3");
   REQUIRE(cluster.waitConverged());
 
   auto status = cluster.request(f1, "GET", "/v1/status").json();

@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "api/Base64.h"
 #include "tests/http/TestServer.h"
 
@@ -234,4 +237,32 @@ TEST_CASE("set with create makes the node and a txn applies all or nothing at on
   for (int i = 0; i < 1025; ++i) tooMany.push_back({{"op", "check"}, {"path", "/"}});
   requireError(server.request("POST", "/v1/txn", json{{"ops", tooMany}}.dump()), 400, "invalid_argument");
   requireError(server.request("GET", "/v1/txn"), 405, "method_not_allowed");
+}
+
+TEST_CASE("min_revision waits until the node has applied that revision") {
+  TestServer server;
+  auto created = server.request("POST", "/v1/nodes/ryw", R"({"data": "1"})");
+  REQUIRE(created.revision);
+  const auto rev = *created.revision;
+  auto now = server.request("GET", "/v1/nodes/ryw?min_revision=" + std::to_string(rev));
+  CHECK(now.status == 200);
+  CHECK(now.revision >= rev);
+
+  auto start = std::chrono::steady_clock::now();
+  auto tooNew = server.request("GET", "/v1/nodes/ryw?min_revision=" + std::to_string(rev + 1) + "&wait_ms=300");
+  requireError(tooNew, 503, "unavailable");
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(250));
+
+  // A write arriving while the read waits releases it.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    warden::api::HttpClient client({server.endpoint()});
+    client.request("PUT", "/v1/nodes/ryw", R"({"data": "2"})");
+  });
+  auto waited = server.request("GET", "/v1/nodes/ryw?min_revision=" + std::to_string(rev + 1) + "&wait_ms=5000");
+  writer.join();
+  CHECK(waited.status == 200);
+  CHECK(waited.json()["data"] == "2");
+  requireError(server.request("GET", "/v1/nodes/ryw?min_revision=x"), 400, "invalid_argument");
+  requireError(server.request("GET", "/v1/nodes/ryw?wait_ms=10"), 400, "invalid_argument");
 }

@@ -1,0 +1,83 @@
+#include "coordinator/RevisionWaiters.h"
+
+#include <vector>
+
+namespace warden::coordinator {
+
+RevisionWaiters::RevisionWaiters(std::size_t maxWaiters) : maxWaiters_(maxWaiters), thread_([this] { run(); }) {}
+
+RevisionWaiters::~RevisionWaiters() { stop(); }
+
+bool RevisionWaiters::wait(std::uint64_t revision, std::chrono::milliseconds timeout, Callback cb) {
+  {
+    std::unique_lock lock(mutex_);
+    if (revision > applied_) {
+      if (stopping_ || waiters_.size() >= maxWaiters_) return false;
+      waiters_.emplace(nextId_++, Waiter{revision, Clock::now() + timeout, std::move(cb)});
+      wake_.notify_one();
+      return true;
+    }
+  }
+  cb(true);
+  return true;
+}
+
+void RevisionWaiters::applied(std::uint64_t revision) {
+  std::vector<Callback> ready;
+  {
+    std::lock_guard lock(mutex_);
+    applied_ = std::max(applied_, revision);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.revision <= applied_) {
+        ready.push_back(std::move(it->second.cb));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& cb : ready) cb(true);
+}
+
+void RevisionWaiters::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RevisionWaiters::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    auto earliest = Clock::time_point::max();
+    for (const auto& [id, w] : waiters_) earliest = std::min(earliest, w.deadline);
+    if (earliest == Clock::time_point::max()) {
+      wake_.wait(lock);
+    } else {
+      wake_.wait_until(lock, earliest);
+    }
+    std::vector<Callback> expired;
+    const auto now = Clock::now();
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.deadline <= now) {
+        expired.push_back(std::move(it->second.cb));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    lock.unlock();
+    for (auto& cb : expired) cb(false);
+    lock.lock();
+  }
+  // Whoever still waits hears no at shutdown.
+  std::vector<Callback> rest;
+  for (auto& [id, w] : waiters_) rest.push_back(std::move(w.cb));
+  waiters_.clear();
+  lock.unlock();
+  for (auto& cb : rest) cb(false);
+}
+
+}  // namespace warden::coordinator
