@@ -25,10 +25,14 @@ const char* kCliUsage = R"(client commands (flags: --endpoints URL[,URL...], -o 
   warden rm PATH [--recursive] [--version N]     delete a node
   warden txn [FILE]                              run {"ops": [...]} from FILE or stdin
   warden status                                  the node's view of the cluster
-endpoints default to $WARDEN_ENDPOINTS, else http://127.0.0.1:7070
+endpoints default to $WARDEN_ENDPOINTS, else the single node of `warden serve --dev`
+(http://127.0.0.1:7070) and then the nodes of scripts/run (7001, 7002, 7003), first that answers
 )";
 
 namespace {
+
+constexpr const char* kDefaultEndpoints =
+    "http://127.0.0.1:7070,http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003";
 
 const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status"};
 
@@ -58,7 +62,7 @@ class Cli {
         args_(argv, {"children", "recursive", "create", "sequential", "ephemeral", "parents"},
               {{"o", "output"}, {"p", "parents"}}) {
     const char* env = std::getenv("WARDEN_ENDPOINTS");
-    std::string endpoints = args_.get("endpoints", env && *env ? env : "http://127.0.0.1:7070");
+    std::string endpoints = args_.get("endpoints", env && *env ? env : kDefaultEndpoints);
     client_ = std::make_unique<HttpClient>(HttpClient::parseEndpoints(endpoints));
     const std::string output = args_.get("output", "text");
     if (output != "text" && output != "json") throw UsageError("-o takes text or json");
