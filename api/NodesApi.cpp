@@ -162,13 +162,7 @@ void NodesApi::read(const std::string& path, const Query& query, bool head, cons
                            node_.revision()));
         return;
       }
-      try {
-        respond(get(path, shape));
-      } catch (const ApiError& e) {
-        respond(errorReply(e, node_.revision()));
-      } catch (const std::exception& e) {
-        respond(errorReply(500, "internal", e.what(), node_.revision()));
-      }
+      readNow(path, shape, respond);
     });
     if (!queued) throw ApiError(429, "too_many_requests", "too many reads are waiting for a revision");
     return;
@@ -188,14 +182,19 @@ void NodesApi::read(const std::string& path, const Query& query, bool head, cons
                          node_.revision()));
       return;
     }
-    try {
-      respond(get(path, shape));
-    } catch (const ApiError& e) {
-      respond(errorReply(e, node_.revision()));
-    } catch (const std::exception& e) {
-      respond(errorReply(500, "internal", e.what(), node_.revision()));
-    }
+    readNow(path, shape, respond);
   });
+}
+
+void NodesApi::readNow(const std::string& path, const ReadShape& shape, const Respond& respond) {
+  // Runs in a callback, outside the Router's handler: every failure must become a reply here.
+  try {
+    respond(get(path, shape));
+  } catch (const ApiError& e) {
+    respond(errorReply(e, node_.revision()));
+  } catch (const std::exception& e) {
+    respond(errorReply(500, "internal", e.what(), node_.revision()));
+  }
 }
 
 Reply NodesApi::get(const std::string& path, const ReadShape& shape) {

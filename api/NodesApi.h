@@ -30,6 +30,7 @@ class NodesApi {
   };
   void read(const std::string& path, const Query& query, bool head, const Respond& respond);
   Reply get(const std::string& path, const ReadShape& shape);
+  void readNow(const std::string& path, const ReadShape& shape, const Respond& respond);
   void write(coordinator::Command command, std::function<Reply(const coordinator::CommandResult&)> onOk,
              bool isTxn, const Respond& respond);
 

@@ -408,15 +408,20 @@ void Replica::onAccept(NodeId from, const Accept& m) {
   learnCommit(m.ballot, m.commitIndex, from);
 }
 
-void Replica::onAccepted(NodeId from, const Accepted& m) {
-  if (!m.ok) {
-    highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
-    if (m.promised > ballot_ && role_ != Role::Follower) stepDown(m.promised);
-    return;
+bool Replica::recordAck(NodeId from, Ballot ballot, bool ok, Ballot promised, Time sentAt) {
+  if (!ok) {
+    highestBallotSeen_ = std::max(highestBallotSeen_, promised);
+    if (promised > ballot_ && role_ != Role::Follower) stepDown(promised);
+    return false;
   }
-  if (role_ != Role::Leader || m.ballot != ballot_) return;
+  if (role_ != Role::Leader || ballot != ballot_) return false;
   lastHeardAt_[from] = now_;
-  ackedAt_[from] = std::max(ackedAt_[from], m.sentAt);
+  ackedAt_[from] = std::max(ackedAt_[from], sentAt);
+  return true;
+}
+
+void Replica::onAccepted(NodeId from, const Accepted& m) {
+  if (!recordAck(from, m.ballot, m.ok, m.promised, m.sentAt)) return;
   auto proposal = proposed_.find(m.slot);
   if (proposal == proposed_.end()) return;  // chosen already
   auto& voters = votes_[m.slot];
@@ -447,15 +452,7 @@ void Replica::onHeartbeat(NodeId from, const Heartbeat& m) {
 }
 
 void Replica::onHeartbeatReply(NodeId from, const HeartbeatReply& m) {
-  if (!m.ok) {
-    highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
-    if (m.promised > ballot_ && role_ != Role::Follower) stepDown(m.promised);
-    return;
-  }
-  if (role_ != Role::Leader || m.ballot != ballot_) return;
-  lastHeardAt_[from] = now_;
-  ackedAt_[from] = std::max(ackedAt_[from], m.sentAt);
-  checkReads();
+  if (recordAck(from, m.ballot, m.ok, m.promised, m.sentAt)) checkReads();
 }
 
 // ---- learning -------------------------------------------------------------------------------

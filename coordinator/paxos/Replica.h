@@ -100,6 +100,9 @@ class Replica {
   void onAccepted(NodeId from, const Accepted& m);
   void onHeartbeat(NodeId from, const Heartbeat& m);
   void onHeartbeatReply(NodeId from, const HeartbeatReply& m);
+  // The leader side of an Accepted or HeartbeatReply: a refusal may end this leadership; an
+  // ack of the current ballot counts toward the lease. True for such an ack.
+  bool recordAck(NodeId from, Ballot ballot, bool ok, Ballot promised, Time sentAt);
   void onCatchupRequest(NodeId from, const CatchupRequest& m);
   void onCatchupReply(NodeId from, const CatchupReply& m);
 
