@@ -33,6 +33,7 @@ constexpr std::uint64_t kSnapshotIntervalUs = 2'000'000;
 constexpr std::uint64_t kTickUs = 10'000;
 constexpr std::uint64_t kHealthyWithinUs = 1'000'000;
 constexpr std::uint64_t kReaskReadUs = 200'000;
+constexpr std::uint64_t kProbeIntervalUs = 100'000;
 
 class SystemRandom : public paxos::Random {
  public:
@@ -323,8 +324,8 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
       break;
     }
     case Frame::Probe: {
-      paxos::DurableState durable = store_.load();
-      const bool history = applied_ > 0 || !durable.promised.isZero() || !durable.accepted.empty();
+      // Any vote leaves a promise behind (an accept raises it too), so this is all it takes.
+      const bool history = applied_ > 0 || (replica_ && !replica_->promised().isZero());
       Encoder out;
       out.boolean(history);
       transport_->send(from, frame(Frame::ProbeReply, out.data()));
@@ -624,8 +625,9 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
 
 void ReplicatedLog::expire() {
   const std::uint64_t now = nowUs();
-  if (!replica_) {
+  if (!replica_ && now >= lastProbeUs_ + kProbeIntervalUs) {
     // Still probing an empty disk: ask again until the peers answer.
+    lastProbeUs_ = now;
     for (const auto& [id, address] : options_.members) {
       if (id != options_.id) transport_->send(id, frame(Frame::Probe));
     }

@@ -151,6 +151,7 @@ class ReplicatedLog {
   std::map<std::uint64_t, IncomingSnapshot> incoming_;  // by sender
   std::map<std::uint64_t, std::uint64_t> lastSnapshotUs_;  // by receiver
   std::uint64_t nextSnapshotId_ = 1;
+  std::uint64_t lastProbeUs_ = 0;
   std::uint64_t applied_ = 0;
   std::uint64_t lastTimestampMs_ = 0;
   std::map<std::uint64_t, std::uint64_t> lastHeardUs_;

@@ -1,6 +1,7 @@
 #include "coordinator/transport/PeerTransport.h"
 
 #include <array>
+#include <atomic>
 #include <deque>
 
 #include <boost/asio/read.hpp>
@@ -49,6 +50,16 @@ bool decodeHello(const std::string& body, NodeId& from, std::string& http) {
     return false;
   }
 }
+
+// What inbound connections need, kept alive by them: they may outlive the transport's stop().
+struct PeerTransport::Shared {
+  OnFrame onFrame;
+  OnHello onHello;
+  TransportLimits limits;
+  std::atomic<bool> stopped{false};
+  std::mutex mutex;
+  std::vector<std::weak_ptr<Inbound>> inbound;
+};
 
 // What this node sends to one peer: a queue drained onto one connection, re-dialled on failure.
 class PeerTransport::Link : public std::enable_shared_from_this<Link> {
@@ -155,9 +166,14 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
 // What one peer sends us: a hello, then frames, until the connection ends or misbehaves.
 class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
  public:
-  Inbound(tcp::socket socket, PeerTransport& transport) : socket_(std::move(socket)), transport_(transport) {}
+  Inbound(tcp::socket socket, std::shared_ptr<Shared> shared) : socket_(std::move(socket)), shared_(std::move(shared)) {}
 
   void start() { readHeader(); }
+
+  // From any thread: the socket is closed on its own strand.
+  void closeSoon() {
+    net::post(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
+  }
 
  private:
   void readHeader() {
@@ -165,7 +181,7 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
       if (ec) return;
       const std::size_t n = (std::size_t{self->header_[0]} << 24) | (std::size_t{self->header_[1]} << 16) |
                             (std::size_t{self->header_[2]} << 8) | self->header_[3];
-      if (n > self->transport_.limits_.maxFrameBytes) return self->close();
+      if (self->shared_->stopped || n > self->shared_->limits.maxFrameBytes) return self->close();
       self->body_.resize(n);
       self->readBody();
     });
@@ -174,13 +190,14 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   void readBody() {
     net::async_read(socket_, net::buffer(body_), [self = shared_from_this()](error_code ec, std::size_t) {
       if (ec) return;
+      if (self->shared_->stopped) return self->close();
       if (!self->greeted_) {
         std::string http;
         if (!decodeHello(self->body_, self->from_, http) || self->from_ == 0) return self->close();
         self->greeted_ = true;
-        if (self->transport_.onHello_) self->transport_.onHello_(self->from_, http);
+        if (self->shared_->onHello) self->shared_->onHello(self->from_, http);
       } else {
-        self->transport_.onFrame_(self->from_, std::move(self->body_));
+        self->shared_->onFrame(self->from_, std::move(self->body_));
       }
       self->body_.clear();
       self->readHeader();
@@ -193,7 +210,7 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
   }
 
   tcp::socket socket_;
-  PeerTransport& transport_;
+  std::shared_ptr<Shared> shared_;  // outlives the transport if it must
   std::array<unsigned char, 4> header_{};
   std::string body_;
   bool greeted_ = false;
@@ -208,9 +225,11 @@ PeerTransport::PeerTransport(net::io_context& ioc, NodeId self, const tcp::endpo
       acceptor_(ioc),
       listen_(listen),
       hello_(encodeHello(self, http)),
-      onFrame_(std::move(onFrame)),
-      onHello_(std::move(onHello)),
-      limits_(limits) {
+      limits_(limits),
+      shared_(std::make_shared<Shared>()) {
+  shared_->onFrame = std::move(onFrame);
+  shared_->onHello = std::move(onHello);
+  shared_->limits = limits;
   for (const auto& [id, endpoint] : peers) {
     if (id != self_) links_[id] = std::make_shared<Link>(ioc_, endpoint, hello_, limits_);
   }
@@ -228,9 +247,15 @@ void PeerTransport::start() {
 }
 
 void PeerTransport::stop() {
+  shared_->stopped = true;
   error_code ignored;
   acceptor_.close(ignored);
   for (auto& [id, link] : links_) link->stop();
+  std::lock_guard lock(shared_->mutex);
+  for (auto& weak : shared_->inbound) {
+    if (auto inbound = weak.lock()) inbound->closeSoon();
+  }
+  shared_->inbound.clear();
 }
 
 void PeerTransport::send(NodeId to, std::string body) {
@@ -246,7 +271,15 @@ bool PeerTransport::connected(NodeId to) const {
 void PeerTransport::doAccept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) std::make_shared<Inbound>(std::move(socket), *this)->start();
+    if (!ec) {
+      auto inbound = std::make_shared<Inbound>(std::move(socket), shared_);
+      {
+        std::lock_guard lock(shared_->mutex);
+        std::erase_if(shared_->inbound, [](const std::weak_ptr<Inbound>& w) { return w.expired(); });
+        shared_->inbound.push_back(inbound);
+      }
+      inbound->start();
+    }
     doAccept();
   });
 }

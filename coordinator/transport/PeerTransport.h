@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -47,6 +48,7 @@ class PeerTransport {
  private:
   class Link;
   class Inbound;
+  struct Shared;
   void doAccept();
 
   boost::asio::io_context& ioc_;
@@ -54,9 +56,8 @@ class PeerTransport {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::ip::tcp::endpoint listen_;
   std::string hello_;
-  OnFrame onFrame_;
-  OnHello onHello_;
   TransportLimits limits_;
+  std::shared_ptr<Shared> shared_;
   std::map<NodeId, std::shared_ptr<Link>> links_;
 };
 

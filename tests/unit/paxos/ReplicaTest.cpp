@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 
 #include "coordinator/paxos/Replica.h"
 
@@ -105,10 +106,13 @@ class Cluster {
   std::deque<Message> inflight_;
 };
 
+// The one message sent, which must be a T (a copy: the vector is usually a temporary).
 template <typename T>
-const T* only(const std::vector<Message>& messages) {
+std::optional<T> only(const std::vector<Message>& messages) {
   REQUIRE(messages.size() == 1);
-  return std::get_if<T>(&messages[0].payload);
+  const T* payload = std::get_if<T>(&messages[0].payload);
+  REQUIRE(payload);
+  return *payload;
 }
 
 }  // namespace
@@ -125,7 +129,7 @@ TEST_CASE("a promise is recorded for persistence before its reply can leave") {
   CHECK(store.state.promised.isZero());
   auto proof = store.persist(ready);  // the only way to the messages
   CHECK(store.state.promised == Ballot{1, 1});
-  const auto* promise = only<Promise>(ready.release(proof));
+  const auto promise = only<Promise>(ready.release(proof));
   REQUIRE(promise);
   CHECK(promise->ok);
 }
@@ -210,13 +214,13 @@ TEST_CASE("an acceptor that granted a lease refuses another ballot until the lea
   (void)hb.release(store.persist(hb));
 
   Ready early = acceptor.step(Message{3, 2, Prepare{Ballot{2, 3}, 1}}, now + config.leaseDuration / 2);
-  const auto* refused = only<Promise>(early.release(store.persist(early)));
+  const auto refused = only<Promise>(early.release(store.persist(early)));
   REQUIRE(refused);
   CHECK_FALSE(refused->ok);
   CHECK(refused->leaseHeld);
 
   Ready late = acceptor.step(Message{3, 2, Prepare{Ballot{2, 3}, 1}}, now + config.leaseDuration + 1);
-  const auto* granted = only<Promise>(late.release(store.persist(late)));
+  const auto granted = only<Promise>(late.release(store.persist(late)));
   REQUIRE(granted);
   CHECK(granted->ok);
 }
