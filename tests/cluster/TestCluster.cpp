@@ -65,21 +65,7 @@ void TestCluster::start(std::uint64_t id) {
                                    dir_.path() + "/node" + std::to_string(id), "--cluster", cluster};
   args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
   const std::string logPath = dir_.path() + "/node" + std::to_string(id) + ".log";
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    // Sockets of the test process (proxies, clients) must not live on in the child.
-    ::close_range(3, ~0U, 0);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  pids_[id] = pid;
+  pids_[id] = spawnLogged(args, logPath);
   auto deadline = Clock::now() + std::chrono::seconds(15);
   while (Clock::now() < deadline) {
     if (request(id, "GET", "/healthz", {}, 500).status == 200) return;

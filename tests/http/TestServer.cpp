@@ -34,6 +34,24 @@ int connectLoopback(int port) {
 }
 }  // namespace
 
+pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    // Sockets of the test process (proxies, clients) must not live on in the child.
+    ::close_range(3, ~0U, 0);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 int freePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -121,20 +139,7 @@ void TestServer::start() {
                                    "--data-dir", dataDir_};
   args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
   const std::string logPath = dir_.path() + "/server.log";
-  pid_ = ::fork();
-  REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
-    int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    // Sockets of the test process (proxies, clients) must not live on in the child.
-    ::close_range(3, ~0U, 0);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  pid_ = spawnLogged(args, logPath);
   auto deadline = Clock::now() + std::chrono::seconds(15);
   while (Clock::now() < deadline) {
     int fd = connectLoopback(port_);

@@ -42,6 +42,10 @@ class TestServer {
   std::unique_ptr<api::HttpClient> client_;
 };
 
+// Starts a program (args[0] is its path) with stdout and stderr appended to logPath and no
+// other descriptor of the test inherited.
+pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath);
+
 // A port on 127.0.0.1 that was free a moment ago.
 int freePort();
 

@@ -1,5 +1,7 @@
 #include "tests/sim/Simulation.h"
 
+#include "tests/sim/MemoryLogStore.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <queue>
@@ -34,19 +36,9 @@ class Rng : public paxos::Random {
   std::uint64_t state_;
 };
 
-// A disk that keeps only what was synced: the simulator calls persist() when a Ready's fsync
-// completes, so a crash before that loses the Ready's records and its messages alike.
-class MemoryStore : public paxos::LogStore {
- public:
-  paxos::DurableState state;
-  paxos::DurableState load() override { return state; }
-
- protected:
-  void write(const std::vector<paxos::Record>& records) override {
-    for (const auto& r : records) paxos::applyRecord(state, r);
-  }
-  void sync() override {}
-};
+// The disk keeps only what was synced: persist() is called when a Ready's fsync completes, so a
+// crash before that loses the Ready's records and its messages alike.
+using MemoryStore = MemoryLogStore;
 
 enum class EventKind { Deliver, Send, Tick, SyncDone, Client, Fault, Read, Snapshot, Resume, Heal };
 

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "coordinator/paxos/Replica.h"
+#include "tests/sim/MemoryLogStore.h"
 
 using namespace warden::coordinator::paxos;
 
@@ -27,17 +28,7 @@ class CountingRandom : public Random {
   std::uint64_t state_ = 12345;
 };
 
-class MemoryStore : public LogStore {
- public:
-  DurableState state;
-  DurableState load() override { return state; }
-
- protected:
-  void write(const std::vector<Record>& records) override {
-    for (const auto& r : records) applyRecord(state, r);
-  }
-  void sync() override {}
-};
+using MemoryStore = warden::tests::MemoryLogStore;
 
 ReplicaConfig configFor(NodeId id, std::size_t n) {
   ReplicaConfig c;
