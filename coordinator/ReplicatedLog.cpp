@@ -34,6 +34,7 @@ constexpr std::uint64_t kTickUs = 10'000;
 constexpr std::uint64_t kHealthyWithinUs = 1'000'000;
 constexpr std::uint64_t kReaskReadUs = 200'000;
 constexpr std::uint64_t kProbeIntervalUs = 100'000;
+constexpr std::size_t kMaxQueuedInputs = 100'000;
 
 class SystemRandom : public paxos::Random {
  public:
@@ -150,26 +151,18 @@ void ReplicatedLog::push(Input input) {
 }
 
 void ReplicatedLog::submit(Command command, Done done) {
-  std::unique_lock lock(mutex_);
-  if (stopping_) {
-    lock.unlock();
-    CommandResult r;
-    r.status = Status::Unavailable;
-    r.message = "the node is shutting down";
-    done(std::move(r));
-    return;
+  CommandResult refused;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && inputs_.size() <= kMaxQueuedInputs) {
+      inputs_.push_back(Submit{std::move(command), std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+    refused.status = stopping_ ? Status::Unavailable : Status::Overloaded;
+    refused.message = stopping_ ? "the node is shutting down" : "too many requests are queued; try again";
   }
-  if (inputs_.size() > 100'000) {
-    lock.unlock();
-    CommandResult r;
-    r.status = Status::Overloaded;
-    r.message = "too many requests are queued; try again";
-    done(std::move(r));
-    return;
-  }
-  inputs_.push_back(Submit{std::move(command), std::move(done)});
-  lock.unlock();
-  wake_.notify_one();
+  done(std::move(refused));
 }
 
 void ReplicatedLog::readBarrier(ReadDone done) { push(Read{std::move(done)}); }
