@@ -75,6 +75,15 @@ TEST_CASE("a write on a follower is read on another node and every node converge
   CHECK(cluster.request(f1, "GET", "/v1/nodes/app").json()["data"] == "v2");
   auto conflict = cluster.request(f1, "POST", "/v1/nodes/app");
   CHECK(conflict.status == 409);
+  CHECK(conflict.json()["error"] == "exists");
+  // Bad input through a follower is refused there, and nothing changes anywhere.
+  const auto before = cluster.request(*leader, "GET", "/v1/status").json()["revision"];
+  CHECK(cluster.request(f1, "POST", "/v1/nodes/a//b").status == 400);
+  CHECK(cluster.request(f1, "POST", "/v1/nodes/x", "{oops").json()["error"] == "bad_json");
+  CHECK(cluster.request(f1, "PUT", "/v1/nodes/_warden/x", R"({"data": "no"})").status == 403);
+  CHECK(cluster.request(f2, "DELETE", "/v1/nodes/missing").json()["error"] == "not_found");
+  CHECK(cluster.request(f2, "PUT", "/v1/nodes/app", R"({"data": "x", "version": 99})").json()["error"] == "bad_version");
+  CHECK(cluster.request(*leader, "GET", "/v1/status").json()["revision"] == before);
   // Read-your-writes on any node without a round to the leader.
   auto write = cluster.request(*leader, "PUT", "/v1/nodes/app", R"({"data": "v3"})");
   REQUIRE(write.revision);
