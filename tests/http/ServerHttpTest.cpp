@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,6 +78,14 @@ TEST_CASE("concurrent writers over many connections all succeed with distinct re
 }
 
 TEST_CASE("two thousand connections open at once are all served") {
+  // This process holds the client ends: make sure it may (the server raises its own limit).
+  rlimit limit{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &limit) == 0);
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  REQUIRE(limit.rlim_cur >= 2100);
   TestServer server;
   constexpr int kConnections = 2000;
   std::vector<int> fds;
