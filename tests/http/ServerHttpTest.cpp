@@ -90,12 +90,8 @@ TEST_CASE("two thousand connections open at once are all served") {
   constexpr int kConnections = 2000;
   std::vector<int> fds;
   for (int i = 0; i < kConnections; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(server.port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    int fd = connectLoopback(server.port());
+    REQUIRE(fd >= 0);
     fds.push_back(fd);
   }
   const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -223,12 +219,8 @@ TEST_CASE("connections beyond --max-connections get 429 and are closed") {
   TestServer server({"--max-connections", "4"});
   std::vector<int> held;
   for (int i = 0; i < 3; ++i) {  // the test's own client holds the fourth
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(server.port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    int fd = connectLoopback(server.port());
+    REQUIRE(fd >= 0);
     held.push_back(fd);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the server accept them

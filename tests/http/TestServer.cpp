@@ -19,6 +19,7 @@ namespace warden::tests {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+}  // namespace
 
 int connectLoopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -32,7 +33,6 @@ int connectLoopback(int port) {
   }
   return fd;
 }
-}  // namespace
 
 pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath) {
   pid_t pid = ::fork();

@@ -46,6 +46,9 @@ class TestServer {
 // other descriptor of the test inherited.
 pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath);
 
+// A connected TCP socket to 127.0.0.1:port, or -1.
+int connectLoopback(int port);
+
 // A port on 127.0.0.1 that was free a moment ago.
 int freePort();
 

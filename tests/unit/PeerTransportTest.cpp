@@ -27,6 +27,18 @@ struct Inbox {
   }
 };
 
+// An io_context run by a thread of its own for the length of a test.
+struct IoThread {
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> guard = net::make_work_guard(ioc);
+  std::thread thread{[this] { ioc.run(); }};
+  ~IoThread() {
+    guard.reset();
+    ioc.stop();
+    thread.join();
+  }
+};
+
 tcp::endpoint loopback(int port) { return {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}; }
 
 template <typename Done>
@@ -55,9 +67,8 @@ std::unique_ptr<PeerTransport> makeTransport(net::io_context& ioc, NodeId id, st
 }  // namespace
 
 TEST_CASE("two peers exchange frames in order and learn each other's HTTP address") {
-  net::io_context ioc;
-  auto guard = net::make_work_guard(ioc);
-  std::thread runner([&] { ioc.run(); });
+  IoThread io;
+  net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
   Inbox in1, in2;
   auto t1 = makeTransport(ioc, 1, peers, in1);
@@ -76,15 +87,11 @@ TEST_CASE("two peers exchange frames in order and learn each other's HTTP addres
   CHECK(t1->connected(2));
   t1->stop();
   t2->stop();
-  guard.reset();
-  ioc.stop();
-  runner.join();
 }
 
 TEST_CASE("a peer that restarts is reconnected and frames sent meanwhile arrive") {
-  net::io_context ioc;
-  auto guard = net::make_work_guard(ioc);
-  std::thread runner([&] { ioc.run(); });
+  IoThread io;
+  net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
   Inbox in1, in2;
   auto t1 = makeTransport(ioc, 1, peers, in1);
@@ -106,15 +113,11 @@ TEST_CASE("a peer that restarts is reconnected and frames sent meanwhile arrive"
   }));
   t1->stop();
   t2b->stop();
-  guard.reset();
-  ioc.stop();
-  runner.join();
 }
 
 TEST_CASE("a connection with a bad hello or an oversized frame is closed without harm") {
-  net::io_context ioc;
-  auto guard = net::make_work_guard(ioc);
-  std::thread runner([&] { ioc.run(); });
+  IoThread io;
+  net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
   Inbox in1;
   auto t1 = makeTransport(ioc, 1, peers, in1);
@@ -132,18 +135,12 @@ TEST_CASE("a connection with a bad hello or an oversized frame is closed without
   CHECK(in1.size() == 0);
   CHECK(in1.hellos.empty());
   t1->stop();
-  guard.reset();
-  ioc.stop();
-  runner.join();
 }
 
 TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {
-  net::io_context ioc;
-  net::io_context proxyIoc;
-  auto guard = net::make_work_guard(ioc);
-  auto proxyGuard = net::make_work_guard(proxyIoc);
-  std::thread runner([&] { ioc.run(); });
-  std::thread proxyRunner([&] { proxyIoc.run(); });
+  IoThread io, proxyIo;
+  net::io_context& ioc = io.ioc;
+  net::io_context& proxyIoc = proxyIo.ioc;
   const int real2 = warden::tests::freePort();
   warden::tests::TcpProxy proxy(proxyIoc, warden::tests::freePort(), real2);
   std::map<NodeId, tcp::endpoint> peersOf1{{1, loopback(warden::tests::freePort())}, {2, loopback(proxy.port())}};
@@ -174,10 +171,4 @@ TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {
       8000));
   t1->stop();
   t2b->stop();
-  guard.reset();
-  proxyGuard.reset();
-  ioc.stop();
-  proxyIoc.stop();
-  runner.join();
-  proxyRunner.join();
 }
