@@ -85,18 +85,7 @@ void TestCluster::kill9(std::uint64_t id) {
 int TestCluster::stop(std::uint64_t id) {
   pid_t pid = pids_.at(id);
   REQUIRE(pid > 0);
-  ::kill(pid, SIGCONT);
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  auto deadline = Clock::now() + std::chrono::seconds(15);
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const int status = stopProcess(pid, SIGTERM);
   pids_[id] = -1;
   return status;
 }

@@ -158,20 +158,26 @@ void TestServer::start() {
   FAIL("warden did not answer /healthz within 15 s:\n" << log());
 }
 
-int TestServer::stop(int signal) {
-  client_.reset();
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, signal);
+int stopProcess(pid_t pid, int signal) {
+  ::kill(pid, SIGCONT);  // a paused process could not act on the signal
+  ::kill(pid, signal);
   int status = 0;
   auto deadline = Clock::now() + std::chrono::seconds(15);
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
     if (Clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  return status;
+}
+
+int TestServer::stop(int signal) {
+  client_.reset();
+  if (pid_ <= 0) return -1;
+  const int status = stopProcess(pid_, signal);
   pid_ = -1;
   return status;
 }

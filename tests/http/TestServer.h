@@ -46,6 +46,9 @@ class TestServer {
 // other descriptor of the test inherited.
 pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath);
 
+// Sends the signal and reaps the process, killing it after 15 s; the status from waitpid.
+int stopProcess(pid_t pid, int signal);
+
 // A connected TCP socket to 127.0.0.1:port, or -1.
 int connectLoopback(int port);
 

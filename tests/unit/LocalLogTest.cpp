@@ -29,14 +29,20 @@ CommandResult submitAndWait(Node& node, Command command) {
   return future.get();
 }
 
+// A one-member node on a small map in `dir`.
+NodeOptions smallNode(const TempDir& dir) {
+  NodeOptions options;
+  options.dataDir = dir.path();
+  options.mapSize = std::size_t{1} << 30;
+  return options;
+}
+
 }  // namespace
 
 TEST_CASE("concurrent writers all get answers with distinct revisions and share commits") {
   TempDir dir;
-  NodeOptions options;
-  options.dataDir = dir.path();
+  NodeOptions options = smallNode(dir);
   options.fsync = true;
-  options.mapSize = std::size_t{1} << 30;
   Node node(options);
 
   constexpr int kThreads = 8, kPerThread = 250;
@@ -71,9 +77,7 @@ TEST_CASE("concurrent writers all get answers with distinct revisions and share 
 
 TEST_CASE("a node reopened on the same directory keeps its state and revision") {
   TempDir dir;
-  NodeOptions options;
-  options.dataDir = dir.path();
-  options.mapSize = std::size_t{1} << 30;
+  const NodeOptions options = smallNode(dir);
   {
     Node node(options);
     REQUIRE(submitAndWait(node, createCommand("/kept")).revision == 1);
@@ -88,9 +92,7 @@ TEST_CASE("a node reopened on the same directory keeps its state and revision") 
 
 TEST_CASE("a stopped node refuses writes with unavailable instead of dropping them") {
   TempDir dir;
-  NodeOptions options;
-  options.dataDir = dir.path();
-  options.mapSize = std::size_t{1} << 30;
+  const NodeOptions options = smallNode(dir);
   Node node(options);
   node.stop();
   CHECK(submitAndWait(node, createCommand("/late")).status == Status::Unavailable);
