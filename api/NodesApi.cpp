@@ -94,7 +94,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     allowOnly(query, {});
     requireWritable(path);
     Op op = parseCreate(path, parseBody(request.body));
-    write(Command{coordinator::CommandType::Txn, {std::move(op)}},
+    write(coordinator::txnCommand({std::move(op)}),
           [](const CommandResult& r) {
             const auto& result = r.results.front();
             return jsonReply(201, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
@@ -106,7 +106,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     allowOnly(query, {});
     requireWritable(path);
     Op op = parseSet(path, parseBody(request.body));
-    write(Command{coordinator::CommandType::Txn, {std::move(op)}},
+    write(coordinator::txnCommand({std::move(op)}),
           [](const CommandResult& r) {
             const auto& result = r.results.front();
             return jsonReply(200, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
@@ -125,7 +125,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     op.path = path;
     op.version = queryVersion(query);
     op.recursive = queryFlag(query, "recursive");
-    write(Command{coordinator::CommandType::Txn, {std::move(op)}},
+    write(coordinator::txnCommand({std::move(op)}),
           [](const CommandResult& r) {
             Reply reply;
             reply.status = 204;

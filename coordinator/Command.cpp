@@ -55,8 +55,27 @@ Op decodeOp(Decoder& in) {
 
 }  // namespace
 
+Command txnCommand(std::vector<Op> ops) {
+  Command command;
+  command.ops = std::move(ops);
+  return command;
+}
+
+Command sessionCommand(CommandType type, std::uint64_t session) {
+  Command command;
+  command.type = type;
+  command.session = session;
+  return command;
+}
+
 void encodeCommand(Encoder& out, const Command& command) {
   out.u8(static_cast<std::uint8_t>(command.type));
+  if (command.type != CommandType::Txn) {
+    out.varint(command.session);
+    out.varint(command.ttlMs);
+    out.bytes(command.name);
+    return;
+  }
   out.varint(command.ops.size());
   for (const Op& op : command.ops) encodeOp(out, op);
 }
@@ -64,8 +83,14 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
-  if (type != static_cast<std::uint8_t>(CommandType::Txn)) throw DecodeError("unknown command type");
-  command.type = CommandType::Txn;
+  if (type < 1 || type > 4) throw DecodeError("unknown command type");
+  command.type = static_cast<CommandType>(type);
+  if (command.type != CommandType::Txn) {
+    command.session = in.varint();
+    command.ttlMs = in.varint();
+    command.name = std::string(in.bytes());
+    return command;
+  }
   std::uint64_t n = in.varint();
   if (n > 1'000'000) throw DecodeError("too many ops");
   command.ops.reserve(n);

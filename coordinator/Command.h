@@ -35,14 +35,23 @@ struct Op {
 enum class CommandType : std::uint8_t {
   // All ops apply, in order and each seeing the previous ones, or none does; one revision.
   Txn = 1,
+  SessionCreate = 2,  // session, ttlMs, name; the id is chosen at random by the node taking the request
+  SessionClose = 3,   // session: its client closed it
+  SessionExpire = 4,  // session: the leader heard no keepalive for its ttl (session/Keeper)
 };
 
 struct Command {
   CommandType type = CommandType::Txn;
-  std::vector<Op> ops;
+  std::vector<Op> ops;        // Txn
+  std::uint64_t session = 0;  // Session*
+  std::uint64_t ttlMs = 0;    // SessionCreate
+  std::string name;           // SessionCreate
 
   bool operator==(const Command&) const = default;
 };
+
+Command txnCommand(std::vector<Op> ops);
+Command sessionCommand(CommandType type, std::uint64_t session);
 
 void encodeCommand(Encoder& out, const Command& command);
 Command decodeCommand(Decoder& in);  // throws DecodeError

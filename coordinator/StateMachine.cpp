@@ -62,24 +62,29 @@ std::optional<StateMachine::Outcome> parentProblem(std::string_view parent,
 }  // namespace
 
 StateMachine::Dbs StateMachine::openDbs(storage::Txn& writeTxn) {
-  return Dbs{writeTxn.openDb("nodes"), writeTxn.openDb("children"), writeTxn.openDb("meta")};
+  return Dbs{writeTxn.openDb("nodes"), writeTxn.openDb("children"), writeTxn.openDb("meta"),
+             writeTxn.openDb("sessions"), writeTxn.openDb("owned")};
 }
 
-StateMachine::StateMachine(Dbs dbs) : tree_(Tree::Dbs{dbs.nodes, dbs.children}), dbs_(dbs), meta_(dbs.meta) {}
+StateMachine::StateMachine(Dbs dbs)
+    : tree_(Tree::Dbs{dbs.nodes, dbs.children}),
+      sessions_(session::SessionTable::Dbs{dbs.sessions, dbs.owned}),
+      dbs_(dbs),
+      meta_(dbs.meta) {}
 
 void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const {
-  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta};
-  for (std::uint8_t t = 0; t < 3; ++t) {
+  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned};
+  for (std::uint8_t t = 0; t < std::size(tables); ++t) {
     storage::Cursor cursor(txn, tables[t]);
     for (auto item = cursor.first(); item; item = cursor.next()) emit(Row{t, std::string(item->key), std::string(item->value)});
   }
 }
 
 void StateMachine::importState(storage::Txn& txn, const std::vector<Row>& rows) const {
-  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta};
+  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned};
   for (MDB_dbi db : tables) txn.clear(db);
   for (const auto& row : rows) {
-    if (row.table > 2) throw storage::LmdbError("snapshot row for an unknown table", MDB_CORRUPTED);
+    if (row.table >= std::size(tables)) throw storage::LmdbError("snapshot row for an unknown table", MDB_CORRUPTED);
     txn.put(tables[row.table], row.key, row.value);
   }
 }
@@ -113,12 +118,52 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& e
   std::vector<CommandResult> results;
   results.reserve(entry.commands.size());
   for (const Command& command : entry.commands) {
-    results.push_back(applyTxn(txn, command, rev + 1, entry.timestampMs));
+    results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
+                                                       : applySession(txn, command, rev + 1, entry.timestampMs));
     rev = results.back().revision;
   }
   txn.put(meta_, kAppliedIndexKey, u64Value(entry.index));
   txn.put(meta_, kRevisionKey, u64Value(rev));
   return results;
+}
+
+CommandResult StateMachine::applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
+                                         std::uint64_t timestampMs) const {
+  CommandResult out;
+  out.revision = revision - 1;
+  auto fail = [&out](Status status, std::string message) {
+    out.status = status;
+    out.message = std::move(message);
+    return out;
+  };
+  const std::string id = session::formatSessionId(command.session);
+  if (command.type == CommandType::SessionCreate) {
+    if (command.session == 0) return fail(Status::InvalidArgument, "session id 0 is reserved");
+    if (command.ttlMs < session::kMinTtlMs || command.ttlMs > session::kMaxTtlMs) {
+      return fail(Status::InvalidArgument, "ttl_ms must be between " + std::to_string(session::kMinTtlMs) +
+                                               " and " + std::to_string(session::kMaxTtlMs));
+    }
+    if (command.name.size() > session::kMaxNameBytes) {
+      return fail(Status::InvalidArgument, "a session name holds at most 1024 bytes");
+    }
+    if (sessions_.get(txn, command.session)) return fail(Status::Exists, "session " + id + " already exists");
+    sessions_.put(txn, command.session, session::SessionRecord{command.ttlMs, command.name, revision, timestampMs});
+    out.revision = revision;
+    return out;
+  }
+  // Close and expiry: the session and every ephemeral node it owns go in this one revision.
+  if (!sessions_.get(txn, command.session)) {
+    return fail(Status::SessionNotFound, "session " + id + " does not exist (it expired or was closed)");
+  }
+  Context ctx{txn, revision, timestampMs};
+  for (const std::string& path : sessions_.ephemerals(txn, command.session)) {
+    tree_.erase(txn, path);  // ephemeral nodes have no children
+    unlinkFromParent(ctx, path);
+    out.results.push_back(OpResult{OpType::Delete, path, std::nullopt});
+  }
+  sessions_.erase(txn, command.session);
+  out.revision = revision;
+  return out;
 }
 
 CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& command,
@@ -178,6 +223,7 @@ Stat StateMachine::createNode(Context& ctx, std::string_view path, std::string_v
   record.data = std::string(data);
   record.stat.dataLength = record.data.size();
   tree_.put(ctx.txn, path, record);
+  if (owner != 0) sessions_.addEphemeral(ctx.txn, owner, path);
 
   std::string_view parent = parentOf(path);
   NodeRecord parentRecord = *tree_.get(ctx.txn, parent);
@@ -192,6 +238,10 @@ Stat StateMachine::createNode(Context& ctx, std::string_view path, std::string_v
 StateMachine::Outcome StateMachine::create(Context& ctx, const Op& op) const {
   if (isRoot(op.path)) return Outcome::fail(Status::Exists, "the root always exists");
   const std::string parent(parentOf(op.path));
+  if (op.ephemeral && (op.session == 0 || !sessions_.get(ctx.txn, op.session))) {
+    return Outcome::fail(Status::SessionNotFound, "session " + session::formatSessionId(op.session) +
+                                                      " does not exist (it expired or was closed)");
+  }
 
   if (op.makeParents) {
     // Create missing ancestors top-down as plain, empty, persistent nodes.
@@ -220,11 +270,7 @@ StateMachine::Outcome StateMachine::create(Context& ctx, const Op& op) const {
     tree_.put(ctx.txn, parent, *parentRecord);
   }
   if (tree_.exists(ctx.txn, path)) return Outcome::fail(Status::Exists, path + " already exists");
-  if (op.ephemeral) {
-    // Sessions are not part of the state machine yet, so no session can own a node.
-    return Outcome::fail(Status::SessionNotFound, "session " + std::to_string(op.session) + " does not exist");
-  }
-  Stat stat = createNode(ctx, path, op.data, 0);
+  Stat stat = createNode(ctx, path, op.data, op.ephemeral ? op.session : 0);
   return Outcome{Status::Ok, {}, OpResult{OpType::Create, path, stat}};
 }
 
@@ -250,13 +296,26 @@ StateMachine::Outcome StateMachine::set(Context& ctx, const Op& op) const {
   return Outcome{Status::Ok, {}, OpResult{OpType::Set, op.path, record->stat}};
 }
 
-void StateMachine::eraseSubtree(Context& ctx, const std::string& path) const {
-  for (const std::string& name : tree_.children(ctx.txn, path)) {
-    std::string child = childOf(path, name);
-    eraseSubtree(ctx, child);
-    tree_.removeChild(ctx.txn, path, name);
+void StateMachine::eraseSubtree(Context& ctx, const std::string& path, const NodeRecord& record) const {
+  if (record.stat.numChildren > 0) {
+    for (const std::string& name : tree_.children(ctx.txn, path)) {
+      std::string child = childOf(path, name);
+      eraseSubtree(ctx, child, *tree_.get(ctx.txn, child));
+      tree_.removeChild(ctx.txn, path, name);
+    }
   }
+  if (isEphemeral(record)) sessions_.removeEphemeral(ctx.txn, record.stat.ephemeralOwner, path);
   tree_.erase(ctx.txn, path);
+}
+
+void StateMachine::unlinkFromParent(Context& ctx, std::string_view path) const {
+  std::string_view parent = parentOf(path);
+  tree_.removeChild(ctx.txn, parent, nameOf(path));
+  NodeRecord parentRecord = *tree_.get(ctx.txn, parent);
+  parentRecord.stat.cversion += 1;
+  parentRecord.stat.numChildren -= 1;
+  tree_.put(ctx.txn, parent, parentRecord);
+  ctx.changed = true;
 }
 
 StateMachine::Outcome StateMachine::erase(Context& ctx, const Op& op) const {
@@ -268,14 +327,8 @@ StateMachine::Outcome StateMachine::erase(Context& ctx, const Op& op) const {
     return Outcome::fail(Status::NotEmpty, op.path + " has " + std::to_string(record->stat.numChildren) +
                                                " children; delete them first or pass recursive");
   }
-  eraseSubtree(ctx, op.path);
-  std::string_view parent = parentOf(op.path);
-  tree_.removeChild(ctx.txn, parent, nameOf(op.path));
-  NodeRecord parentRecord = *tree_.get(ctx.txn, parent);
-  parentRecord.stat.cversion += 1;
-  parentRecord.stat.numChildren -= 1;
-  tree_.put(ctx.txn, parent, parentRecord);
-  ctx.changed = true;
+  eraseSubtree(ctx, op.path, *record);
+  unlinkFromParent(ctx, op.path);
   return Outcome{Status::Ok, {}, OpResult{OpType::Delete, op.path, std::nullopt}};
 }
 

@@ -14,6 +14,7 @@
 #include "coordinator/Status.h"
 #include "coordinator/Tree.h"
 #include "coordinator/storage/Lmdb.h"
+#include "session/SessionTable.h"
 
 namespace warden::coordinator {
 
@@ -26,6 +27,8 @@ class StateMachine {
     MDB_dbi nodes;
     MDB_dbi children;
     MDB_dbi meta;
+    MDB_dbi sessions;
+    MDB_dbi owned;
   };
   static Dbs openDbs(storage::Txn& writeTxn);
 
@@ -41,7 +44,7 @@ class StateMachine {
   // The whole applied state as (table, key, value) rows, for a snapshot sent to a peer, and its
   // atomic replacement by such rows on the receiving side (in the caller's write transaction).
   struct Row {
-    std::uint8_t table;  // 0 nodes, 1 children, 2 meta
+    std::uint8_t table;  // 0 nodes, 1 children, 2 meta, 3 sessions, 4 owned
     std::string key;
     std::string value;
   };
@@ -51,11 +54,14 @@ class StateMachine {
   std::uint64_t revision(storage::Txn& txn) const;
   std::uint64_t appliedIndex(storage::Txn& txn) const;
   const Tree& tree() const { return tree_; }
+  const session::SessionTable& sessions() const { return sessions_; }
 
   struct Outcome;  // one op's result; defined in the .cpp
 
  private:
   struct Context;
+  CommandResult applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
+                             std::uint64_t timestampMs) const;
   CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,
                          std::uint64_t timestampMs) const;
   Outcome applyOp(Context& ctx, const Op& op) const;
@@ -65,10 +71,12 @@ class StateMachine {
   Outcome check(Context& ctx, const Op& op) const;
   Stat createNode(Context& ctx, std::string_view path, std::string_view data,
                   std::uint64_t owner) const;
-  void eraseSubtree(Context& ctx, const std::string& path) const;
+  void eraseSubtree(Context& ctx, const std::string& path, const NodeRecord& record) const;
+  void unlinkFromParent(Context& ctx, std::string_view path) const;
   std::uint64_t readMeta(storage::Txn& txn, std::string_view key) const;
 
   Tree tree_;
+  session::SessionTable sessions_;
   Dbs dbs_;
   MDB_dbi meta_;
 };

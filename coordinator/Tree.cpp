@@ -1,32 +1,18 @@
 #include "coordinator/Tree.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 
 #include "coordinator/Bytes.h"
+#include "coordinator/storage/Keys.h"
 
 namespace warden::coordinator {
 
 namespace {
 
-constexpr std::size_t kMaxPlainKey = 400;  // longer keys are shortened
-constexpr std::size_t kKeptPrefix = 360;
 constexpr std::size_t kParentDigest = 16;
 
-std::string sha256(std::string_view s) {
-  unsigned char out[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out);
-  return std::string(reinterpret_cast<char*>(out), sizeof out);
-}
-
-std::string shortKey(std::string_view s) {
-  if (s.size() <= kMaxPlainKey) return std::string(s);
-  std::string key(s.substr(0, kKeptPrefix));
-  key.push_back('\0');
-  key += sha256(s);
-  return key;
-}
+using storage::sha256;
+using storage::shortKey;
 
 std::string childPrefix(std::string_view parent) { return sha256(parent).substr(0, kParentDigest); }
 
@@ -80,7 +66,7 @@ void Tree::put(storage::Txn& txn, std::string_view path, const NodeRecord& recor
 void Tree::erase(storage::Txn& txn, std::string_view path) const { txn.erase(dbs_.nodes, shortKey(path)); }
 
 void Tree::addChild(storage::Txn& txn, std::string_view parent, std::string_view name) const {
-  txn.put(dbs_.children, childKey(parent, name), name.size() > kMaxPlainKey ? name : std::string_view{});
+  txn.put(dbs_.children, childKey(parent, name), name.size() > storage::kMaxPlainKey ? name : std::string_view{});
 }
 
 void Tree::removeChild(storage::Txn& txn, std::string_view parent, std::string_view name) const {

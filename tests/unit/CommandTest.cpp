@@ -30,7 +30,7 @@ Entry sampleEntry() {
   erase.recursive = true;
   Op check;
   check.path = "/app";
-  return Entry{42, 1764150000000, {Command{CommandType::Txn, {create, set}}, Command{CommandType::Txn, {erase, check}}}};
+  return Entry{42, 1764150000000, {txnCommand({create, set}), txnCommand({erase, check})}};
 }
 }  // namespace
 

@@ -18,7 +18,7 @@ Command createCommand(const std::string& path) {
   Op op;
   op.type = OpType::Create;
   op.path = path;
-  return Command{CommandType::Txn, {op}};
+  return txnCommand({op});
 }
 
 CommandResult submitAndWait(Node& node, Command command) {

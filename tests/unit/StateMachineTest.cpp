@@ -160,9 +160,9 @@ TEST_CASE("a transaction of checks alone changes nothing and takes no revision")
 
 TEST_CASE("commands in one entry take consecutive revisions and failures in between take none") {
   StoreFixture store;
-  auto results = store.applyAll({Command{CommandType::Txn, {createOp("/a")}},
-                                 Command{CommandType::Txn, {createOp("/a")}},
-                                 Command{CommandType::Txn, {createOp("/b")}}});
+  auto results = store.applyAll({txnCommand({createOp("/a")}),
+                                 txnCommand({createOp("/a")}),
+                                 txnCommand({createOp("/b")})});
   CHECK(results[0].revision == 1);
   CHECK(results[1].status == Status::Exists);
   CHECK(results[2].revision == 2);

@@ -24,7 +24,7 @@ class StoreFixture {
   }
 
   coordinator::CommandResult apply(std::vector<coordinator::Op> ops, std::uint64_t timestampMs = 1000) {
-    return applyAll({coordinator::Command{coordinator::CommandType::Txn, std::move(ops)}}, timestampMs).front();
+    return applyAll({coordinator::txnCommand(std::move(ops))}, timestampMs).front();
   }
 
   std::vector<coordinator::CommandResult> applyAll(std::vector<coordinator::Command> commands,
@@ -34,6 +34,20 @@ class StoreFixture {
     auto results = sm_->apply(txn, entry);
     txn.commit();
     return results;
+  }
+
+  coordinator::CommandResult applyCommand(coordinator::Command command, std::uint64_t timestampMs = 1000) {
+    return applyAll({std::move(command)}, timestampMs).front();
+  }
+
+  std::optional<session::SessionRecord> session(std::uint64_t id) {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    return sm_->sessions().get(txn, id);
+  }
+
+  std::vector<std::string> ephemerals(std::uint64_t id) {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    return sm_->sessions().ephemerals(txn, id);
   }
 
   std::optional<coordinator::NodeRecord> get(const std::string& path) {
@@ -90,6 +104,21 @@ inline coordinator::Op createOp(std::string path, std::string data = {}) {
   op.path = std::move(path);
   op.data = std::move(data);
   return op;
+}
+
+inline coordinator::Op ephemeralOp(std::string path, std::uint64_t session, bool sequential = false) {
+  coordinator::Op op = createOp(std::move(path));
+  op.ephemeral = true;
+  op.session = session;
+  op.sequential = sequential;
+  return op;
+}
+
+inline coordinator::Command sessionCreate(std::uint64_t id, std::uint64_t ttlMs = 10'000, std::string name = {}) {
+  coordinator::Command command = coordinator::sessionCommand(coordinator::CommandType::SessionCreate, id);
+  command.ttlMs = ttlMs;
+  command.name = std::move(name);
+  return command;
 }
 
 inline coordinator::Op setOp(std::string path, std::string data, std::optional<std::int64_t> version = std::nullopt) {
