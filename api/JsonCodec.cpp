@@ -6,6 +6,7 @@
 #include "coordinator/Path.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/Utf8.h"
+#include "session/SessionTable.h"
 
 namespace warden::api {
 
@@ -57,11 +58,7 @@ void putData(json& object, std::string_view bytes) {
   }
 }
 
-std::string sessionIdText(std::uint64_t id) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
-  return buf;
-}
+std::string sessionIdText(std::uint64_t id) { return session::formatSessionId(id); }
 
 json parseBody(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::object();
@@ -147,10 +144,9 @@ class Fields {
   std::uint64_t session() {
     auto text = string("session");
     if (!text) return 0;
-    if (text->empty() || text->size() > 16 || text->find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-      fail(field("session") + " must be a session id (hex)");
-    }
-    return std::stoull(*text, nullptr, 16);
+    auto id = session::parseSessionId(*text);
+    if (!id) fail(field("session") + " must be a session id (16 hex digits)");
+    return *id;
   }
 
   void done() {

@@ -19,27 +19,10 @@ namespace {
 
 constexpr std::size_t kMaxSubtreeNodes = 10'000;
 
-std::optional<std::uint64_t> queryNumber(const Query& query, const char* name) {
-  auto it = query.find(name);
-  if (it == query.end()) return std::nullopt;
-  const std::string& text = it->second;
-  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) {
-    throw ApiError(400, "invalid_argument", std::string(name) + " must be a non-negative integer");
-  }
-  return std::stoull(text);
-}
-
 std::optional<std::int64_t> queryVersion(const Query& query) {
   auto version = queryNumber(query, "version");
   if (!version) return std::nullopt;
   return static_cast<std::int64_t>(*version);
-}
-
-void checkConsistency(const Query& query) {
-  auto it = query.find("consistency");
-  if (it != query.end() && it->second != "linearizable" && it->second != "stale") {
-    throw ApiError(400, "invalid_argument", "consistency must be linearizable or stale");
-  }
 }
 
 // The subtree under path as nested {"path","data","stat","children":[...]}, depth first.
@@ -65,23 +48,6 @@ json subtreeJson(coordinator::storage::Txn& txn, const coordinator::Tree& tree, 
 }
 
 }  // namespace
-
-bool queryFlag(const Query& query, const char* name) {
-  auto it = query.find(name);
-  if (it == query.end()) return false;
-  const std::string& v = it->second;
-  if (v.empty() || v == "true" || v == "1") return true;
-  if (v == "false" || v == "0") return false;
-  throw ApiError(400, "invalid_argument", std::string("query parameter '") + name + "' must be true or false");
-}
-
-void allowOnly(const Query& query, std::initializer_list<const char*> names) {
-  for (const auto& [key, value] : query) {
-    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return key == n; })) {
-      throw ApiError(400, "invalid_argument", "unknown query parameter '" + key + "'");
-    }
-  }
-}
 
 void NodesApi::handle(const Request& request, const std::string& path, const Query& query,
                       const Respond& respond) {
@@ -143,58 +109,11 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
 void NodesApi::read(const std::string& path, const Query& query, bool head, const Respond& respond) {
   // Everything about the request is checked before waiting, so bad input fails at once.
   allowOnly(query, {"children", "recursive", "raw", "consistency", "min_revision", "wait_ms"});
-  checkConsistency(query);
   ReadShape shape{head, queryFlag(query, "children"), queryFlag(query, "recursive"), queryFlag(query, "raw")};
   if (shape.raw && (shape.children || shape.recursive)) {
     throw ApiError(400, "invalid_argument", "raw returns the data alone; it cannot be combined with children or recursive");
   }
-  if (auto minRevision = queryNumber(query, "min_revision")) {
-    // Read-your-writes on any node: wait until this node has applied R, then answer locally.
-    const auto waitMs = queryNumber(query, "wait_ms").value_or(5000);
-    if (waitMs > 300'000) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
-    const std::uint64_t wanted = *minRevision;
-    const bool queued = node_.waitForRevision(wanted, std::chrono::milliseconds(waitMs),
-                                              [this, path, shape, respond, wanted, waitMs](bool reached) {
-      if (!reached) {
-        respond(errorReply(503, "unavailable",
-                           "revision " + std::to_string(wanted) + " was not applied here within " +
-                               std::to_string(waitMs) + " ms",
-                           node_.revision()));
-        return;
-      }
-      readNow(path, shape, respond);
-    });
-    if (!queued) throw ApiError(429, "too_many_requests", "too many reads are waiting for a revision");
-    return;
-  }
-  if (query.count("wait_ms")) throw ApiError(400, "invalid_argument", "wait_ms goes with min_revision");
-  auto it = query.find("consistency");
-  if (it != query.end() && it->second == "stale") {
-    respond(get(path, shape));
-    return;
-  }
-  // Linearizable: wait until this node's state includes every write acknowledged before now.
-  node_.readBarrier([this, path, shape, respond](coordinator::Status status) {
-    if (status != Status::Ok) {
-      respond(errorReply(httpStatus(status), errorCode(status),
-                         "no leader with a majority confirmed this read in time; "
-                         "?consistency=stale answers from this node's state at once",
-                         node_.revision()));
-      return;
-    }
-    readNow(path, shape, respond);
-  });
-}
-
-void NodesApi::readNow(const std::string& path, const ReadShape& shape, const Respond& respond) {
-  // Runs in a callback, outside the Router's handler: every failure must become a reply here.
-  try {
-    respond(get(path, shape));
-  } catch (const ApiError& e) {
-    respond(errorReply(e, node_.revision()));
-  } catch (const std::exception& e) {
-    respond(errorReply(500, "internal", e.what(), node_.revision()));
-  }
+  answerRead(node_, query, [this, path, shape] { return get(path, shape); }, respond);
 }
 
 Reply NodesApi::get(const std::string& path, const ReadShape& shape) {

@@ -3,15 +3,15 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "api/Reads.h"
 #include "api/Reply.h"
 #include "coordinator/Node.h"
 
 namespace warden::api {
-
-using Query = std::map<std::string, std::string>;
 
 class NodesApi {
  public:
@@ -30,16 +30,10 @@ class NodesApi {
   };
   void read(const std::string& path, const Query& query, bool head, const Respond& respond);
   Reply get(const std::string& path, const ReadShape& shape);
-  void readNow(const std::string& path, const ReadShape& shape, const Respond& respond);
   void write(coordinator::Command command, std::function<Reply(const coordinator::CommandResult&)> onOk,
              bool isTxn, const Respond& respond);
 
   coordinator::Node& node_;
 };
-
-// Flags in a query: "?children", "?children=true" or "=1" are on; "=false" or "=0" off.
-bool queryFlag(const Query& query, const char* name);
-// Rejects any parameter not in the list (400 invalid_argument).
-void allowOnly(const Query& query, std::initializer_list<const char*> names);
 
 }  // namespace warden::api

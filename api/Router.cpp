@@ -12,6 +12,11 @@ using json = nlohmann::ordered_json;
 namespace {
 
 constexpr std::string_view kNodesRoute = "/v1/nodes";
+constexpr std::string_view kSessionsRoute = "/v1/sessions";
+
+bool underRoute(const std::string& route, std::string_view prefix) {
+  return route.starts_with(prefix) && (route.size() == prefix.size() || route[prefix.size()] == '/');
+}
 
 Reply methodNotAllowed(const std::string& method, const std::string& route, const char* allow,
                        std::uint64_t revision) {
@@ -22,7 +27,7 @@ Reply methodNotAllowed(const std::string& method, const std::string& route, cons
 
 }  // namespace
 
-Router::Router(coordinator::Node& node) : node_(node), nodes_(node) {}
+Router::Router(coordinator::Node& node) : node_(node), nodes_(node), sessions_(node) {}
 
 void Router::handle(const Request& request, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](Reply reply) {
@@ -48,11 +53,15 @@ void Router::dispatch(const Request& request, const Respond& respond) {
   const std::string& method = request.method;
   const bool isRead = method == "GET" || method == "HEAD";
 
-  if (route.starts_with(kNodesRoute) && (route.size() == kNodesRoute.size() || route[kNodesRoute.size()] == '/')) {
+  if (underRoute(route, kNodesRoute)) {
     auto decoded = percentDecode(std::string_view(route).substr(kNodesRoute.size()));
     if (!decoded) throw ApiError(400, "invalid_path", "malformed percent-escape in the path");
     std::string path = decoded->empty() ? "/" : *decoded;
     nodes_.handle(request, requirePath(path), target->query, respond);
+    return;
+  }
+  if (underRoute(route, kSessionsRoute)) {
+    sessions_.handle(request, route.substr(kSessionsRoute.size()), target->query, respond);
     return;
   }
   if (route == "/v1/txn") {
@@ -127,6 +136,9 @@ Reply Router::metrics() {
   line("# HELP warden_revision The applied revision.");
   line("# TYPE warden_revision gauge");
   line("warden_revision " + std::to_string(node_.revision()));
+  line("# HELP warden_sessions_kept Sessions whose keepalive deadlines this node keeps (the leader keeps all).");
+  line("# TYPE warden_sessions_kept gauge");
+  line("warden_sessions_kept " + std::to_string(node_.liveSessions()));
   line("# HELP warden_applied_index The applied log index.");
   line("# TYPE warden_applied_index gauge");
   line("warden_applied_index " + std::to_string(node_.appliedIndex()));

@@ -10,6 +10,7 @@
 
 #include "api/NodesApi.h"
 #include "api/Reply.h"
+#include "api/SessionsApi.h"
 #include "coordinator/Node.h"
 
 namespace warden::api {
@@ -31,6 +32,7 @@ class Router {
 
   coordinator::Node& node_;
   NodesApi nodes_;
+  SessionsApi sessions_;
   std::array<std::atomic<std::uint64_t>, 6> repliesByClass_{};  // index: status / 100
 };
 

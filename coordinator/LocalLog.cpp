@@ -1,9 +1,21 @@
 #include "coordinator/LocalLog.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 namespace warden::coordinator {
+
+namespace {
+
+constexpr auto kExpiryScan = std::chrono::milliseconds(50);
+
+std::uint64_t steadyMs() {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
 
 LocalLog::LocalLog(storage::Env& env, const StateMachine& stateMachine, WallClock clock, Options options,
                    AppliedHook onApplied)
@@ -20,6 +32,12 @@ LocalLog::LocalLog(storage::Env& env, const StateMachine& stateMachine, WallCloc
     storage::Cursor cursor(txn, logDb_);
     if (auto last = cursor.last()) lastTimestampMs_ = decodeEntry(last->value).timestampMs;
   }
+  // Nobody knows when clients last spoke before this start: every session gets a fresh ttl.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> sessions;
+  stateMachine_.sessions().forEach(txn, [&sessions](std::uint64_t id, const session::SessionRecord& record) {
+    sessions.emplace_back(id, record.ttlMs);
+  });
+  keeper_.takeOver(steadyMs(), sessions);
   txn.commit();
   thread_ = std::thread([this] { run(); });
 }
@@ -50,12 +68,39 @@ void LocalLog::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::optional<std::uint64_t> LocalLog::keepalive(std::uint64_t session) {
+  std::lock_guard lock(keeperMutex_);
+  return keeper_.keepalive(session, steadyMs());
+}
+
+std::size_t LocalLog::liveSessions() {
+  std::lock_guard lock(keeperMutex_);
+  return keeper_.size();
+}
+
+void LocalLog::expireDue() {
+  std::vector<std::uint64_t> due;
+  {
+    std::lock_guard lock(keeperMutex_);
+    due = keeper_.due(steadyMs());
+  }
+  for (std::uint64_t id : due) {
+    // Nobody waits for the answer: apply tells the keeper, and a lost expiry is due again.
+    submit(sessionCommand(CommandType::SessionExpire, id), [](CommandResult) {});
+  }
+}
+
 void LocalLog::run() {
   std::deque<Pending> batch;
+  auto nextScan = std::chrono::steady_clock::now() + kExpiryScan;
   for (;;) {
+    if (std::chrono::steady_clock::now() >= nextScan) {
+      expireDue();
+      nextScan = std::chrono::steady_clock::now() + kExpiryScan;
+    }
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (!wake_.wait_until(lock, nextScan, [this] { return stopping_ || !queue_.empty(); })) continue;
       if (queue_.empty()) return;  // stopping, and everything queued was committed
       std::size_t n = std::min(queue_.size(), options_.maxBatchCommands);
       std::move(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
@@ -97,6 +142,11 @@ void LocalLog::commit(std::deque<Pending>& batch) {
   }
   nextIndex_ += 1;
   lastTimestampMs_ = entry.timestampMs;
+  {
+    std::lock_guard lock(keeperMutex_);
+    const std::uint64_t now = steadyMs();
+    for (std::size_t i = 0; i < results.size(); ++i) keeper_.applied(entry.commands[i], results[i], now);
+  }
   if (onApplied_) onApplied_(revision);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     // A callback that throws must not take the log's thread (and every later write) with it.

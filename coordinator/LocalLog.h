@@ -3,6 +3,9 @@
 // the same LMDB write transaction, then reports each command's result. One commit (one fsync)
 // covers every command that arrived while the previous commit was running: group commit.
 //
+// A single node is its own leader: it keeps the sessions' deadlines (session::Keeper), granting
+// every session a fresh ttl when it starts, and queues an expiry command when one passes.
+//
 // This is the seam where replication slides in: a replicated log takes the same submit() calls
 // and reports results the same way, after the entry is chosen instead of merely written.
 
@@ -17,6 +20,7 @@
 #include "coordinator/StateMachine.h"
 #include "coordinator/Status.h"
 #include "coordinator/storage/Lmdb.h"
+#include "session/Keeper.h"
 
 namespace warden::coordinator {
 
@@ -46,6 +50,10 @@ class LocalLog {
   // Commits what is queued, then stops the thread. Idempotent.
   void stop();
 
+  // Thread-safe. The session's ttl when it is alive (its deadline moves on), else nullopt.
+  std::optional<std::uint64_t> keepalive(std::uint64_t session);
+  std::size_t liveSessions();
+
  private:
   struct Pending {
     Command command;
@@ -53,6 +61,7 @@ class LocalLog {
   };
   void run();
   void commit(std::deque<Pending>& batch);
+  void expireDue();
 
   storage::Env& env_;
   const StateMachine& stateMachine_;
@@ -62,6 +71,9 @@ class LocalLog {
   MDB_dbi logDb_;
   std::uint64_t nextIndex_ = 0;
   std::uint64_t lastTimestampMs_ = 0;
+
+  std::mutex keeperMutex_;  // never held together with mutex_
+  session::Keeper keeper_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -54,6 +54,14 @@ void Node::readBarrier(std::function<void(Status)> done) {
   replicated_->readBarrier(std::move(done));
 }
 
+void Node::keepalive(std::uint64_t session, KeepaliveDone done) {
+  if (replicated_) return replicated_->keepalive(session, std::move(done));
+  const auto ttl = log_->keepalive(session);
+  done(ttl ? Status::Ok : Status::SessionNotFound, ttl.value_or(0));
+}
+
+std::size_t Node::liveSessions() const { return replicated_ ? replicated_->liveSessions() : log_->liveSessions(); }
+
 bool Node::waitForRevision(std::uint64_t revision, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
   return waiters_.wait(revision, timeout, std::move(done));
 }

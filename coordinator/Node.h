@@ -47,6 +47,12 @@ class Node {
   // before the call; done(NoQuorum) when that cannot be established within the deadline.
   void readBarrier(std::function<void(Status)> done);
 
+  // Thread-safe. done runs once, on the log's thread, with the leader's answer: Ok and the
+  // session's ttl, SessionNotFound, or NoQuorum when no leader answered within the deadline.
+  void keepalive(std::uint64_t session, KeepaliveDone done);
+  // Sessions whose deadlines this node keeps: all of them at the leader, none elsewhere.
+  std::size_t liveSessions() const;
+
   // Thread-safe. done(true) once this node has applied `revision`, done(false) after `timeout`.
   // False when too many callers wait already.
   bool waitForRevision(std::uint64_t revision, std::chrono::milliseconds timeout, std::function<void(bool)> done);

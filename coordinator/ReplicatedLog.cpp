@@ -24,7 +24,12 @@ enum class Frame : std::uint8_t {
   Probe = 6,            // "has this cluster any history?", from a node with an empty disk
   ProbeReply = 7,
   SnapshotChunk = 8,    // part of the whole state, for a peer behind the compacted log
+  KeepaliveRequest = 9,  // a follower's keepalives of one turn, for the leader
+  KeepaliveReply = 10,
 };
+
+// A leader's answer to one relayed keepalive.
+enum class KeepaliveAnswer : std::uint8_t { Alive = 0, NotFound = 1, AskAgain = 2 };
 
 constexpr std::size_t kSnapshotChunkBytes = 1 << 20;
 constexpr std::size_t kMaxSnapshotBytes = std::size_t{1} << 30;
@@ -35,6 +40,8 @@ constexpr std::uint64_t kHealthyWithinUs = 1'000'000;
 constexpr std::uint64_t kReaskReadUs = 200'000;
 constexpr std::uint64_t kProbeIntervalUs = 100'000;
 constexpr std::size_t kMaxQueuedInputs = 100'000;
+constexpr std::uint64_t kReaskKeepaliveUs = 200'000;
+constexpr std::uint64_t kExpiryScanUs = 50'000;
 
 class SystemRandom : public paxos::Random {
  public:
@@ -167,6 +174,18 @@ void ReplicatedLog::submit(Command command, Done done) {
 
 void ReplicatedLog::readBarrier(ReadDone done) { push(Read{std::move(done)}); }
 
+void ReplicatedLog::keepalive(std::uint64_t session, KeepaliveDone done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && inputs_.size() <= kMaxQueuedInputs) {
+      inputs_.push_back(Keepalive{session, std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+  }
+  done(Status::Unavailable, 0);
+}
+
 ClusterView ReplicatedLog::view() const {
   std::lock_guard lock(viewMutex_);
   return view_;
@@ -190,8 +209,10 @@ void ReplicatedLog::run() {
       if (nowUs() >= nextTick) {
         if (replica_) readies_.push_back(replica_->tick(nowUs()));
         expire();
+        proposeExpiries();
         nextTick = nowUs() + kTickUs;
       }
+      serveKeepalives();
       serveReads();
       finishReadyBatch();
       updateView();
@@ -211,6 +232,7 @@ void ReplicatedLog::run() {
     w.done(std::move(r));
   }
   for (auto& [id, r] : reads_) r.done(Status::Unavailable);
+  for (auto& [id, k] : keepalives_) k.done(Status::Unavailable, 0);
 }
 
 void ReplicatedLog::turn(std::deque<Input>& inputs) {
@@ -251,6 +273,9 @@ void ReplicatedLog::handle(Input& input) {
     writes_[p.requestId] = PendingWrite{std::move(s->done), nowUs() + options_.writeTimeoutMs * 1000, encodeProposal(p)};
   } else if (auto* r = std::get_if<Read>(&input)) {
     reads_[nextRead_++] = PendingRead{std::move(r->done), nowUs() + options_.writeTimeoutMs * 1000};
+  } else if (auto* k = std::get_if<Keepalive>(&input)) {
+    keepalives_[nextKeepalive_++] =
+        PendingKeepalive{k->session, std::move(k->done), nowUs() + options_.writeTimeoutMs * 1000};
   }
 }
 
@@ -346,6 +371,28 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
       break;
     }
     case Frame::SnapshotChunk: receiveSnapshotChunk(from, in, rest.size()); break;
+    case Frame::KeepaliveRequest: {
+      std::uint64_t n = in.varint();
+      if (n > rest.size()) throw DecodeError("too many keepalives");
+      std::vector<RelayedKeepalive> relayed;
+      relayed.reserve(n);
+      for (; n > 0; --n) {
+        const std::uint64_t id = in.varint();
+        relayed.push_back(RelayedKeepalive{from, id, in.varint()});
+      }
+      in.expectDone();
+      syncKeeper();
+      if (serving_) {
+        answerKeepalives(from, relayed, false);
+      } else if (replica_ && replica_->isLeader()) {
+        // Answered once this leader may speak for the sessions (serveKeepalives).
+        heldRelays_.insert(heldRelays_.end(), relayed.begin(), relayed.end());
+      } else {
+        answerKeepalives(from, relayed, true);
+      }
+      break;
+    }
+    case Frame::KeepaliveReply: onKeepaliveReply(in, rest.size()); break;
     default: throw DecodeError("unknown frame kind");
   }
 }
@@ -428,6 +475,7 @@ void ReplicatedLog::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::s
     txn.commit();
   }
   applied_ = done.applied;
+  if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again
   std::fprintf(stderr, "warden: installed a snapshot from node %llu up to slot %llu\n",
                static_cast<unsigned long long>(from), static_cast<unsigned long long>(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, nowUs()));
@@ -598,6 +646,7 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
       }
       auto results = stateMachine_.apply(txn, entry);
       lastTimestampMs_ = entry.timestampMs;
+      for (std::size_t i = 0; i < results.size(); ++i) keeper_.applied(entry.commands[i], results[i], nowUs() / 1000);
       for (std::size_t i = 0; i < results.size(); ++i) {
         if (slotOrigins[i].ours) answers.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
       }
@@ -614,6 +663,130 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
     writes_.erase(it);
     done(std::move(result));
   }
+}
+
+// ---- sessions --------------------------------------------------------------------------------
+
+void ReplicatedLog::syncKeeper() {
+  if (!replica_ || !replica_->isLeader()) {
+    if (keeper_.leading()) keeper_.stepDown();
+    serving_ = false;
+    if (!heldRelays_.empty()) {
+      // Held for a leadership that ended: the followers ask whoever leads now.
+      std::map<std::uint64_t, std::vector<RelayedKeepalive>> byFollower;
+      for (const auto& r : heldRelays_) byFollower[r.from].push_back(r);
+      heldRelays_.clear();
+      for (const auto& [follower, relayed] : byFollower) answerKeepalives(follower, relayed, true);
+    }
+    return;
+  }
+  // A lease read index covers every slot adopted from earlier leaders (PAXOS.md): once they are
+  // applied, the session table here is the one every keepalive and expiry must go by.
+  const auto index = replica_->leaseRead(nowUs());
+  serving_ = index && applied_ >= *index;
+  if (serving_ && !keeper_.leading()) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> sessions;
+    storage::Txn txn = storage::Txn::read(env_);
+    stateMachine_.sessions().forEach(txn, [&sessions](std::uint64_t id, const session::SessionRecord& record) {
+      sessions.emplace_back(id, record.ttlMs);
+    });
+    keeper_.takeOver(nowUs() / 1000, sessions);
+    if (!sessions.empty()) {
+      std::fprintf(stderr, "warden: leading: %zu sessions get a fresh ttl from now\n", sessions.size());
+    }
+  }
+}
+
+void ReplicatedLog::serveKeepalives() {
+  syncKeeper();
+  const std::uint64_t now = nowUs();
+  if (serving_ && !heldRelays_.empty()) {
+    std::map<std::uint64_t, std::vector<RelayedKeepalive>> byFollower;
+    for (const auto& r : heldRelays_) byFollower[r.from].push_back(r);
+    heldRelays_.clear();
+    for (const auto& [follower, relayed] : byFollower) answerKeepalives(follower, relayed, false);
+  }
+  const bool leader = replica_ && replica_->isLeader();
+  const std::uint64_t target = replica_ ? replica_->leaderHint() : 0;
+  Encoder relay;
+  std::uint64_t relayCount = 0;
+  for (auto it = keepalives_.begin(); it != keepalives_.end();) {
+    PendingKeepalive& k = it->second;
+    if (serving_) {
+      const auto ttl = keeper_.keepalive(k.session, now / 1000);
+      KeepaliveDone done = std::move(k.done);
+      it = keepalives_.erase(it);
+      done(ttl ? Status::Ok : Status::SessionNotFound, ttl.value_or(0));
+      continue;
+    }
+    if (!leader && target != 0 && target != options_.id && (k.askedAtUs == 0 || now >= k.askedAtUs + kReaskKeepaliveUs)) {
+      relay.varint(it->first);
+      relay.varint(k.session);
+      ++relayCount;
+      k.askedAtUs = now;
+    }
+    ++it;
+  }
+  if (relayCount > 0) {
+    Encoder out;
+    out.varint(relayCount);
+    transport_->send(target, frame(Frame::KeepaliveRequest, out.take() + relay.take()));
+  }
+}
+
+void ReplicatedLog::answerKeepalives(std::uint64_t follower, const std::vector<RelayedKeepalive>& relayed, bool retry) {
+  const std::uint64_t nowMs = nowUs() / 1000;
+  Encoder out;
+  out.varint(relayed.size());
+  for (const auto& r : relayed) {
+    out.varint(r.id);
+    std::optional<std::uint64_t> ttl;
+    if (!retry) ttl = keeper_.keepalive(r.session, nowMs);
+    const auto answer = retry ? KeepaliveAnswer::AskAgain : ttl ? KeepaliveAnswer::Alive : KeepaliveAnswer::NotFound;
+    out.u8(static_cast<std::uint8_t>(answer));
+    out.varint(ttl.value_or(0));
+  }
+  transport_->send(follower, frame(Frame::KeepaliveReply, out.data()));
+}
+
+void ReplicatedLog::onKeepaliveReply(Decoder& in, std::size_t size) {
+  std::uint64_t n = in.varint();
+  if (n > size) throw DecodeError("too many keepalive answers");
+  const std::uint64_t now = nowUs();
+  for (; n > 0; --n) {
+    const std::uint64_t id = in.varint();
+    const auto answer = static_cast<KeepaliveAnswer>(in.u8());
+    const std::uint64_t ttl = in.varint();
+    auto it = keepalives_.find(id);
+    if (it == keepalives_.end()) continue;  // answered already (timed out)
+    if (answer == KeepaliveAnswer::AskAgain) {
+      // The addressee no longer leads: ask again soon, once a new leader is known.
+      it->second.askedAtUs = now > kReaskKeepaliveUs ? now - kReaskKeepaliveUs + 20'000 : 0;
+      continue;
+    }
+    KeepaliveDone done = std::move(it->second.done);
+    keepalives_.erase(it);
+    done(answer == KeepaliveAnswer::Alive ? Status::Ok : Status::SessionNotFound, ttl);
+  }
+  in.expectDone();
+}
+
+void ReplicatedLog::proposeExpiries() {
+  const std::uint64_t now = nowUs();
+  if (!serving_ || now < nextExpiryScanUs_) return;
+  nextExpiryScanUs_ = now + kExpiryScanUs;
+  std::vector<std::string> proposals;
+  for (std::uint64_t id : keeper_.due(now / 1000)) {
+    // Nobody waits for the answer: apply tells the keeper, and a lost expiry is due again.
+    Proposal p;
+    p.origin = options_.id;
+    p.requestId = nextRequest_++;
+    Encoder out;
+    encodeCommand(out, sessionCommand(CommandType::SessionExpire, id));
+    p.command = out.take();
+    proposals.push_back(encodeProposal(p));
+  }
+  if (!proposals.empty()) proposeLocal(std::move(proposals));
 }
 
 void ReplicatedLog::expire() {
@@ -647,6 +820,15 @@ void ReplicatedLog::expire() {
     it = reads_.erase(it);
     done(Status::NoQuorum);
   }
+  for (auto it = keepalives_.begin(); it != keepalives_.end();) {
+    if (now < it->second.deadlineUs) {
+      ++it;
+      continue;
+    }
+    KeepaliveDone done = std::move(it->second.done);
+    it = keepalives_.erase(it);
+    done(Status::NoQuorum, 0);
+  }
 }
 
 void ReplicatedLog::updateView() {
@@ -662,6 +844,7 @@ void ReplicatedLog::updateView() {
     v.learner = true;
   }
   v.appliedIndex = applied_;
+  liveSessions_.store(keeper_.size(), std::memory_order_relaxed);
   for (const auto& [id, address] : options_.members) {
     MemberView m;
     m.id = id;

@@ -10,7 +10,13 @@
 // A follower forwards writes to the leader; the leader stamps each command with its clock, so
 // apply stays deterministic. The node that received a write answers it when it applies the
 // command itself; a write that is not applied within its deadline gets Status::NoQuorum.
+//
+// Sessions: the leader keeps their deadlines (session::Keeper) once it holds a lease and has
+// applied everything chosen before its term; it alone answers keepalives, and proposes an
+// expiry when a deadline passes. A follower relays the keepalives it receives to the leader,
+// all of one turn in one frame, and answers its clients when the leader replies.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -33,6 +39,7 @@
 #include "coordinator/Status.h"
 #include "coordinator/paxos/Replica.h"
 #include "coordinator/transport/PeerTransport.h"
+#include "session/Keeper.h"
 
 namespace warden::coordinator {
 
@@ -62,6 +69,9 @@ class ReplicatedLog {
   // Thread-safe. done(Ok) once this node has applied every write acknowledged anywhere before
   // the call (lease or read index at the leader), else done(NoQuorum) at the deadline.
   void readBarrier(ReadDone done);
+  // Thread-safe. done runs once, on the driver thread, with the leader's answer or NoQuorum.
+  void keepalive(std::uint64_t session, KeepaliveDone done);
+  std::size_t liveSessions() const { return liveSessions_.load(std::memory_order_relaxed); }
   ClusterView view() const;
   void stop();
 
@@ -81,7 +91,11 @@ class ReplicatedLog {
   struct Read {
     ReadDone done;
   };
-  using Input = std::variant<PeerFrame, Hello, Submit, Read>;
+  struct Keepalive {
+    std::uint64_t session;
+    KeepaliveDone done;
+  };
+  using Input = std::variant<PeerFrame, Hello, Submit, Read, Keepalive>;
 
   struct PendingWrite {
     Done done;
@@ -97,6 +111,18 @@ class ReplicatedLog {
     bool indexKnown = false;
   };
 
+  struct PendingKeepalive {
+    std::uint64_t session;
+    KeepaliveDone done;
+    std::uint64_t deadlineUs;
+    std::uint64_t askedAtUs = 0;  // when it was last relayed to a leader; 0: not yet
+  };
+  struct RelayedKeepalive {
+    std::uint64_t from;
+    std::uint64_t id;
+    std::uint64_t session;
+  };
+
   void push(Input input);
   void run();
   void turn(std::deque<Input>& inputs);
@@ -110,6 +136,11 @@ class ReplicatedLog {
   void sendSnapshot(std::uint64_t peer);
   void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
   void apply(const std::vector<paxos::ChosenEntry>& entries);
+  void syncKeeper();
+  void serveKeepalives();
+  void answerKeepalives(std::uint64_t follower, const std::vector<RelayedKeepalive>& relayed, bool retry);
+  void onKeepaliveReply(Decoder& in, std::size_t size);
+  void proposeExpiries();
   void expire();
   void updateView();
   std::uint64_t nowUs() const;
@@ -155,6 +186,13 @@ class ReplicatedLog {
   std::uint64_t applied_ = 0;
   std::uint64_t lastTimestampMs_ = 0;
   std::map<std::uint64_t, std::uint64_t> lastHeardUs_;
+  session::Keeper keeper_;
+  bool serving_ = false;  // leader with a lease that has applied everything before its term
+  std::uint64_t nextKeepalive_ = 1;
+  std::map<std::uint64_t, PendingKeepalive> keepalives_;  // received here, by local id
+  std::vector<RelayedKeepalive> heldRelays_;  // from followers, while this leader catches up
+  std::uint64_t nextExpiryScanUs_ = 0;
+  std::atomic<std::size_t> liveSessions_{0};
 
   mutable std::mutex viewMutex_;
   ClusterView view_;

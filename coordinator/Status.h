@@ -3,6 +3,7 @@
 // a status code and an error code of API.md.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,5 +47,8 @@ struct CommandResult {
 
   bool operator==(const CommandResult&) const = default;
 };
+
+// A keepalive's answer: Ok with the session's ttl, SessionNotFound, or why nobody could tell.
+using KeepaliveDone = std::function<void(Status, std::uint64_t ttlMs)>;
 
 }  // namespace warden::coordinator

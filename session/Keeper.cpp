@@ -24,6 +24,17 @@ void Keeper::created(std::uint64_t id, std::uint64_t ttlMs, std::uint64_t nowMs)
 
 void Keeper::ended(std::uint64_t id) { sessions_.erase(id); }
 
+void Keeper::applied(const coordinator::Command& command, const coordinator::CommandResult& result,
+                     std::uint64_t nowMs) {
+  if (result.status != coordinator::Status::Ok) return;
+  switch (command.type) {
+    case coordinator::CommandType::SessionCreate: created(command.session, command.ttlMs, nowMs); break;
+    case coordinator::CommandType::SessionClose:
+    case coordinator::CommandType::SessionExpire: ended(command.session); break;
+    case coordinator::CommandType::Txn: break;
+  }
+}
+
 std::optional<std::uint64_t> Keeper::keepalive(std::uint64_t id, std::uint64_t nowMs) {
   auto it = sessions_.find(id);
   if (!leading_ || it == sessions_.end() || it->second.expiring) return std::nullopt;

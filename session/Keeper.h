@@ -17,6 +17,9 @@
 #include <utility>
 #include <vector>
 
+#include "coordinator/Command.h"
+#include "coordinator/Status.h"
+
 namespace warden::session {
 
 class Keeper {
@@ -32,6 +35,8 @@ class Keeper {
   // What apply did to the replicated table, reported while leading.
   void created(std::uint64_t id, std::uint64_t ttlMs, std::uint64_t nowMs);
   void ended(std::uint64_t id);
+  // Either of the above, for any command the state machine applied.
+  void applied(const coordinator::Command& command, const coordinator::CommandResult& result, std::uint64_t nowMs);
 
   // The session's ttl when it is alive (its deadline moves to now + ttl); nullopt when the
   // session is unknown or its expiry is already under way.

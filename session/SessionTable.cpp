@@ -53,7 +53,7 @@ std::string formatSessionId(std::uint64_t id) {
 }
 
 std::optional<std::uint64_t> parseSessionId(std::string_view text) {
-  if (text.size() != 16) return std::nullopt;
+  if (text.empty() || text.size() > 16) return std::nullopt;
   std::uint64_t id = 0;
   for (char c : text) {
     int digit;

@@ -34,7 +34,7 @@ struct SessionRecord {
 std::string encodeSessionRecord(const SessionRecord& record);
 SessionRecord decodeSessionRecord(std::string_view bytes);  // throws DecodeError
 
-// Session ids travel as 16 lowercase hex digits; 0 is never an id.
+// Session ids travel as 16 lowercase hex digits (1 to 16 are read); 0 is never an id.
 std::string formatSessionId(std::uint64_t id);
 std::optional<std::uint64_t> parseSessionId(std::string_view text);
 

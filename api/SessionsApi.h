@@ -1,0 +1,30 @@
+#pragma once
+// /v1/sessions: client sessions over HTTP (API.md "Sessions").
+
+#include <cstdint>
+#include <string>
+
+#include "api/Reads.h"
+#include "api/Reply.h"
+#include "coordinator/Node.h"
+
+namespace warden::api {
+
+class SessionsApi {
+ public:
+  explicit SessionsApi(coordinator::Node& node) : node_(node) {}
+
+  // rest is what follows "/v1/sessions": "", "/{id}" or "/{id}/keepalive".
+  void handle(const Request& request, const std::string& rest, const Query& query, const Respond& respond);
+
+ private:
+  void create(const Request& request, const Respond& respond, int attempt);
+  void keepalive(std::uint64_t id, const Respond& respond);
+  void close(std::uint64_t id, const Respond& respond);
+  Reply describe(std::uint64_t id);
+  Reply list();
+
+  coordinator::Node& node_;
+};
+
+}  // namespace warden::api
