@@ -6,28 +6,11 @@
 #include <thread>
 
 #include "api/Base64.h"
-#include "tests/http/TestServer.h"
+#include "tests/http/Expect.h"
 
 using namespace warden::tests;
 using json = nlohmann::ordered_json;
 using warden::api::HttpResponse;
-
-namespace {
-
-void requireError(const HttpResponse& r, unsigned status, const std::string& code) {
-  INFO(r.body);
-  REQUIRE(r.status == status);
-  json body = r.json();
-  REQUIRE(body.is_object());
-  CHECK(body["error"] == code);
-  CHECK(body["message"].is_string());
-  CHECK_FALSE(body["message"].get<std::string>().empty());
-  CHECK(r.contentType == "application/json");
-}
-
-std::uint64_t revisionOf(TestServer& server) { return server.request("GET", "/v1/status").json()["revision"]; }
-
-}  // namespace
 
 TEST_CASE("a node is created and read and set and deleted over HTTP with a revision in every reply") {
   TestServer server;
