@@ -10,7 +10,7 @@ using namespace warden::tests::sim;
 namespace {
 
 void runSeeds(std::size_t replicas, std::uint64_t first, std::uint64_t count) {
-  std::uint64_t chosen = 0;
+  std::uint64_t chosen = 0, keepalives = 0, expiries = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     SimOptions options;
     options.seed = seed;
@@ -18,8 +18,12 @@ void runSeeds(std::size_t replicas, std::uint64_t first, std::uint64_t count) {
     SimResult result = runSimulation(options);
     if (!result.ok) FAIL(result.violation << "\n  replay: scripts/sim --seed " << seed << " --replicas " << replicas << " --trace");
     chosen += result.commandsChosen;
+    keepalives += result.keepalivesAcked;
+    expiries += result.expiries;
   }
   CHECK(chosen > count * 100);  // the workload really ran
+  CHECK(keepalives > count * 50);
+  CHECK(expiries > count * 2);
 }
 
 // The first seed, up to `limit`, on which the broken variant is caught.
@@ -75,5 +79,15 @@ TEST_CASE("the checker catches a wiped replica that votes before it has rebuilt"
 
 TEST_CASE("the checker catches an acceptor that promises a new ballot while it grants a lease") {
   auto seed = firstCaught([](SimOptions& o) { o.bugs.ignoreLeaseOnPrepare = true; }, 400);
+  REQUIRE(seed.has_value());
+}
+
+TEST_CASE("the checker catches a leader that speaks for sessions before it may") {
+  auto seed = firstCaught([](SimOptions& o) { o.sessionsWithoutLease = true; }, 200);
+  REQUIRE(seed.has_value());
+}
+
+TEST_CASE("the checker catches a new leader that does not grant every session a fresh ttl") {
+  auto seed = firstCaught([](SimOptions& o) { o.staleTtlOnTakeover = true; }, 50);
   REQUIRE(seed.has_value());
 }

@@ -1,9 +1,11 @@
 #include "tests/sim/Simulation.h"
 
+#include "session/Keeper.h"
 #include "tests/sim/MemoryLogStore.h"
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <queue>
 #include <sstream>
 
@@ -40,7 +42,44 @@ class Rng : public paxos::Random {
 // crash before that loses the Ready's records and its messages alike.
 using MemoryStore = MemoryLogStore;
 
-enum class EventKind { Deliver, Send, Tick, SyncDone, Client, Fault, Read, Snapshot, Resume, Heal };
+enum class EventKind { Deliver, Send, Tick, SyncDone, Client, Fault, Read, Snapshot, Resume, Heal, Sessions };
+
+// Session commands in the simulated log, beside the plain "c<n>" ones:
+//   "S<id>:<ttl ms>" creates a session, "E<id>:<path>" an ephemeral node it owns,
+//   "X<id>@<true time of the proposal>" expires it (proposed by a leader's Keeper).
+struct SessionCommand {
+  char kind = 0;
+  std::uint64_t id = 0;
+  std::uint64_t number = 0;  // S: ttl ms; X: true time
+  std::string path;          // E
+};
+
+std::optional<SessionCommand> parseSessionCommand(const std::string& c) {
+  if (c.empty() || (c[0] != 'S' && c[0] != 'E' && c[0] != 'X')) return std::nullopt;
+  const auto sep = c.find_first_of(":@");
+  SessionCommand out;
+  out.kind = c[0];
+  out.id = std::stoull(c.substr(1, sep - 1));
+  if (c[0] == 'E') {
+    out.path = c.substr(sep + 1);
+  } else {
+    out.number = std::stoull(c.substr(sep + 1));
+  }
+  return out;
+}
+
+// What the client knows of one of its sessions.
+struct ClientSession {
+  std::uint64_t ttlMs = 0;
+  std::string create;       // its create command
+  bool createTaken = false;  // a leader took the create; until then the client tries again
+  bool keep = true;         // the client still sends keepalives
+  bool lost = false;        // a keepalive was refused: it expired
+  Time abandonedAt = 0;
+  Time nextKeepalive = 0;
+  std::optional<Time> lastAck;     // true time of the last acknowledged keepalive
+  std::vector<std::string> nodes;  // its ephemeral nodes' create commands
+};
 
 struct Event {
   Event() = default;
@@ -74,6 +113,11 @@ struct SimNode {
   std::deque<Ready> unsynced;  // in fsync order
   Time syncFreeAt = 0;
   std::vector<Event> deferred;  // arrived while paused
+  // Sessions: the replicated table as this node applied it, and the leader's Keeper.
+  std::map<std::uint64_t, std::uint64_t> sessions;  // id -> ttl ms
+  std::map<std::string, std::uint64_t> ephemerals;  // path -> owner
+  ::warden::session::Keeper keeper;
+  Time nextExpiryScan = 0;
 };
 
 class Simulation {
@@ -103,6 +147,7 @@ class Simulation {
     for (auto& node : nodes_) schedule(Event{rng_.range(0, 10'000), 0, EventKind::Tick, node->id});
     schedule(Event{1'000, 0, EventKind::Client});
     schedule(Event{50'000, 0, EventKind::Read});
+    schedule(Event{20'000, 0, EventKind::Sessions});
     schedule(Event{rng_.range(100'000, 600'000), 0, EventKind::Fault});
     schedule(Event{options_.faultyFor, 0, EventKind::Heal});
     while (!queue_.empty() && result_.ok) {
@@ -115,6 +160,7 @@ class Simulation {
       if (result_.ok) checkLeases();
     }
     if (result_.ok) checkLiveness();
+    if (result_.ok) checkSessionsAtEnd();
     result_.chosenSlots = chosen_.size();
     result_.commandsChosen = chosenCommands_.size();
     result_.digest = digest();
@@ -170,7 +216,10 @@ class Simulation {
     switch (event.kind) {
       case EventKind::Tick: {
         SimNode& n = node(event.node);
-        if (runnable(n)) handle(n, n.replica->tick(localNow(n)));
+        if (runnable(n)) {
+          handle(n, n.replica->tick(localNow(n)));
+          if (result_.ok) proposeExpiries(n);
+        }
         schedule(Event{now_ + 10'000, 0, EventKind::Tick, n.id});
         break;
       }
@@ -208,6 +257,7 @@ class Simulation {
         break;
       }
       case EventKind::Client: clientStep(); break;
+      case EventKind::Sessions: sessionStep(); break;
       case EventKind::Read: readStep(); break;
       case EventKind::Fault: injectFault(); break;
       case EventKind::Heal: heal(); break;
@@ -302,6 +352,7 @@ class Simulation {
     }
     checkChosen(n, entry.slot, entry.value);
     n.applied.push_back(entry.value);
+    applySessions(n, entry.value, true);
   }
 
   void checkChosen(SimNode& n, Slot slot, const Value& value) {
@@ -319,6 +370,7 @@ class Simulation {
       }
       chosenCommands_.insert(c);
       pending_.erase(c);
+      if (auto sc = parseSessionCommand(c); sc && sc->kind == 'X') checkExpiry(*sc);
     }
   }
 
@@ -340,6 +392,7 @@ class Simulation {
     for (std::size_t i = n.applied.size(); i < snapshot.size(); ++i) checkChosen(n, i + 1, snapshot[i]);
     trace("snapshot to " + std::to_string(n.id) + " up to " + std::to_string(snapshot.size()));
     n.applied = std::move(snapshot);
+    rebuildSessions(n);
     handle(n, n.replica->installSnapshot(n.applied.size(), localNow(n)));
   }
 
@@ -400,16 +453,19 @@ class Simulation {
     schedule(Event{now_ + rng_.range(5'000, 40'000), 0, EventKind::Client});
   }
 
-  void propose(std::vector<std::string> commands) {
+  // True when a leader took the commands (they may still be lost with it).
+  bool propose(std::vector<std::string> commands) {
     NodeId target = knownLeader_ != 0 ? knownLeader_ : static_cast<NodeId>(rng_.range(1, nodes_.size()));
     SimNode& n = node(target);
     if (!runnable(n)) {
       knownLeader_ = 0;
-      return;
+      return false;
     }
     Ready ready = n.replica->propose(std::move(commands), localNow(n));
-    if (!ready.rejected.empty() && ready.rejected.front().leaderHint == 0) knownLeader_ = 0;
+    const bool taken = ready.rejected.empty();
+    if (!taken && ready.rejected.front().leaderHint == 0) knownLeader_ = 0;
     handle(n, std::move(ready));
+    return taken;
   }
 
   void readStep() {
@@ -445,6 +501,194 @@ class Simulation {
     readRequired_.erase(it);
   }
 
+  // ---- sessions -----------------------------------------------------------------------------
+  static Time localMs(Time localUs) { return localUs / 1000; }
+
+  // The node's rule (ReplicatedLog::syncKeeper): a leader speaks for sessions only while it holds
+  // a lease and has applied every slot that lease read covers.
+  bool servesSessions(SimNode& n) {
+    if (!runnable(n) || !n.replica->isLeader()) return false;
+    if (options_.sessionsWithoutLease) return true;
+    auto index = n.replica->leaseRead(localNow(n));
+    return index && n.applied.size() >= *index;
+  }
+
+  void syncKeeper(SimNode& n) {
+    if (!n.replica || !n.replica->isLeader()) {
+      if (n.keeper.leading()) n.keeper.stepDown();
+      return;
+    }
+    if (!servesSessions(n) || n.keeper.leading()) return;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> table(n.sessions.begin(), n.sessions.end());
+    Time from = localMs(localNow(n));
+    if (options_.staleTtlOnTakeover) from = from > 2000 ? from - 2000 : 0;
+    n.keeper.takeOver(from, table);
+    trace("node " + std::to_string(n.id) + " speaks for " + std::to_string(table.size()) + " sessions");
+  }
+
+  void proposeExpiries(SimNode& n) {
+    syncKeeper(n);
+    if (!servesSessions(n) || !n.keeper.leading() || localNow(n) < n.nextExpiryScan) return;
+    n.nextExpiryScan = localNow(n) + 50'000;
+    std::vector<std::string> commands;
+    for (std::uint64_t id : n.keeper.due(localMs(localNow(n)))) {
+      std::string c = "X" + std::to_string(id) + "@" + std::to_string(now_);
+      proposedCommands_.insert(c);
+      expiryProposed_.insert(id);
+      commands.push_back(std::move(c));
+    }
+    if (commands.empty()) return;
+    trace("node " + std::to_string(n.id) + " proposes " + std::to_string(commands.size()) + " expiries");
+    handle(n, n.replica->propose(std::move(commands), localNow(n)));
+  }
+
+  // The session table's part of apply; `live` tells the Keeper, as the node's apply does.
+  void applySessions(SimNode& n, const Value& value, bool live) {
+    for (const auto& c : value.commands) {
+      auto sc = parseSessionCommand(c);
+      if (!sc) continue;
+      if (sc->kind == 'S') {
+        if (n.sessions.emplace(sc->id, sc->number).second && live) {
+          n.keeper.created(sc->id, sc->number, localMs(localNow(n)));
+        }
+      } else if (sc->kind == 'E') {
+        if (n.sessions.count(sc->id)) n.ephemerals.emplace(sc->path, sc->id);
+      } else if (n.sessions.erase(sc->id)) {
+        std::erase_if(n.ephemerals, [&](const auto& e) { return e.second == sc->id; });
+        if (live) n.keeper.ended(sc->id);
+      }
+    }
+  }
+
+  void rebuildSessions(SimNode& n) {
+    n.sessions.clear();
+    n.ephemerals.clear();
+    n.keeper.stepDown();  // rebuilt from the table when it leads again
+    for (const auto& value : n.applied) applySessions(n, value, false);
+  }
+
+  // An expiry was chosen: no keepalive acknowledged within ttl (on the slowest clock) before
+  // its proposal, and none ever after.
+  void checkExpiry(const SessionCommand& x) {
+    result_.expiries++;
+    expiryChosen_.insert(x.id);
+    auto it = clientSessions_.find(x.id);
+    if (it == clientSessions_.end() || !it->second.lastAck) return;
+    const ClientSession& cs = it->second;
+    const double margin = static_cast<double>(cs.ttlMs - 2) * 1000.0 / (1.0 + config_.maxDrift);
+    if (static_cast<double>(*cs.lastAck) + margin > static_cast<double>(x.number)) {
+      fail("session " + std::to_string(x.id) + " expired by a proposal made " +
+           std::to_string((static_cast<std::int64_t>(x.number) - static_cast<std::int64_t>(*cs.lastAck)) / 1000) +
+           "ms after its last acknowledged keepalive (ttl " + std::to_string(cs.ttlMs) + "ms)");
+    }
+  }
+
+  void sessionStep() {
+    schedule(Event{now_ + rng_.range(10'000, 40'000), 0, EventKind::Sessions});
+    const Time stopNew = options_.faultyFor + options_.healedFor / 2;
+    std::size_t kept = 0;
+    for (const auto& [id, cs] : clientSessions_) kept += cs.keep && !cs.lost;
+    if (now_ < stopNew && kept < 6 && rng_.chance(0.3)) {
+      const std::uint64_t id = ++sessionCounter_;
+      ClientSession cs;
+      cs.ttlMs = rng_.range(300, 1500);
+      cs.create = "S" + std::to_string(id) + ":" + std::to_string(cs.ttlMs);
+      // Some clients walk away at once; the rest keep their session (a few abandon it later).
+      cs.keep = rng_.chance(0.8);
+      cs.abandonedAt = now_;
+      proposedCommands_.insert(cs.create);
+      cs.createTaken = propose({cs.create});
+      clientSessions_[id] = cs;
+      result_.sessions++;
+    }
+    for (auto& [id, cs] : clientSessions_) {
+      // A create no leader took is surely not in the log: sending it again cannot apply it twice.
+      if (!cs.createTaken && now_ < stopNew) cs.createTaken = propose({cs.create});
+      if (!cs.keep || cs.lost || now_ < cs.nextKeepalive) continue;
+      if (!chosenCommands_.count(cs.create)) {
+        cs.nextKeepalive = now_ + 20'000;  // not created (yet)
+        continue;
+      }
+      if (now_ < stopNew && rng_.chance(0.01)) {
+        cs.keep = false;
+        cs.abandonedAt = now_;
+        continue;
+      }
+      keepalive(id, cs);
+      if (now_ < stopNew && cs.keep && !cs.lost && cs.nodes.size() < 3 && rng_.chance(0.2)) {
+        std::string c = "E" + std::to_string(id) + ":/s" + std::to_string(id) + "/n" + std::to_string(cs.nodes.size());
+        proposedCommands_.insert(c);
+        cs.nodes.push_back(c);
+        propose({c});
+      }
+    }
+  }
+
+  void keepalive(std::uint64_t id, ClientSession& cs) {
+    NodeId target = knownLeader_ != 0 ? knownLeader_ : static_cast<NodeId>(rng_.range(1, nodes_.size()));
+    SimNode& n = node(target);
+    syncKeeper(n);
+    if (!servesSessions(n) || !n.keeper.leading()) {
+      // Not the leader (or not yet able to speak for sessions): ask again soon, maybe elsewhere.
+      knownLeader_ = runnable(n) && n.replica->leaderHint() != n.id ? n.replica->leaderHint() : 0;
+      cs.nextKeepalive = now_ + rng_.range(5'000, 30'000);
+      return;
+    }
+    knownLeader_ = n.id;
+    if (auto ttl = n.keeper.keepalive(id, localMs(localNow(n)))) {
+      if (expiryChosen_.count(id)) {
+        fail("node " + std::to_string(n.id) + " acknowledged a keepalive of session " + std::to_string(id) +
+             " after its expiry was chosen");
+        return;
+      }
+      result_.keepalivesAcked++;
+      cs.lastAck = now_;
+      cs.nextKeepalive = now_ + cs.ttlMs * 1000 / 3;
+      return;
+    }
+    if (!expiryProposed_.count(id)) {
+      fail("node " + std::to_string(n.id) + " refused a keepalive of live session " + std::to_string(id));
+      return;
+    }
+    cs.lost = true;
+    trace("client lost session " + std::to_string(id));
+  }
+
+  // After healing: sessions still kept alive exist with their ephemeral nodes everywhere; those
+  // abandoned long enough ago are gone everywhere; no node keeps an ephemeral node of a session
+  // it does not have.
+  void checkSessionsAtEnd() {
+    const Time end = options_.faultyFor + options_.healedFor;
+    for (auto& n : nodes_) {
+      for (const auto& [path, owner] : n->ephemerals) {
+        if (!n->sessions.count(owner)) {
+          fail("node " + std::to_string(n->id) + " keeps " + path + " of expired session " + std::to_string(owner));
+          return;
+        }
+      }
+      for (const auto& [id, cs] : clientSessions_) {
+        if (!chosenCommands_.count(cs.create)) continue;
+        const bool has = n->sessions.count(id) > 0;
+        if (cs.keep && !cs.lost) {
+          if (!has) {
+            fail("node " + std::to_string(n->id) + " lost session " + std::to_string(id) + ", which its client keeps alive");
+            return;
+          }
+          for (const auto& c : cs.nodes) {
+            if (chosenCommands_.count(c) && !n->ephemerals.count(parseSessionCommand(c)->path)) {
+              fail("node " + std::to_string(n->id) + " lost ephemeral " + c + " of a live session");
+              return;
+            }
+          }
+        } else if (has && cs.abandonedAt + 3'500'000 < end) {
+          fail("liveness: session " + std::to_string(id) + ", abandoned at " + std::to_string(cs.abandonedAt / 1000) +
+               "ms, still exists on node " + std::to_string(n->id));
+          return;
+        }
+      }
+    }
+  }
+
   // ---- faults -------------------------------------------------------------------------------
   void crash(SimNode& n) {
     trace("crash " + std::to_string(n.id));
@@ -456,6 +700,7 @@ class Simulation {
     n.deferred.clear();
     n.syncFreeAt = 0;
     n.replica.reset();
+    n.keeper.stepDown();  // memory only
   }
 
   void restart(SimNode& n, bool wiped) {
@@ -463,6 +708,7 @@ class Simulation {
     if (wiped) {
       n.store.state = {};
       n.applied.clear();
+      rebuildSessions(n);
       result_.wipes++;
     }
     n.up = true;
@@ -601,6 +847,9 @@ class Simulation {
   NodeId knownLeader_ = 0;
   std::uint64_t readCounter_ = 0;
   std::map<std::uint64_t, Slot> readRequired_;
+  std::map<std::uint64_t, ClientSession> clientSessions_;
+  std::uint64_t sessionCounter_ = 0;
+  std::set<std::uint64_t> expiryProposed_, expiryChosen_;
 };
 
 }  // namespace

@@ -9,8 +9,13 @@
 // Invariants: agreement (one value per slot, across replicas and all time); validity (only
 // proposed commands or no-ops are chosen); identical applied prefixes; at most one replica
 // holding a valid lease at any true instant; lease reads and read-index reads see every write
-// acknowledged before they began. Liveness: once faults heal with every node up, every pending
-// proposal is chosen within a bounded time and all replicas converge.
+// acknowledged before they began. Sessions (the real session::Keeper on every replica, with the
+// node's rules for when a leader may speak for sessions): no keepalive is acknowledged for a
+// session whose expiry was chosen, every expiry comes at least ttl (on the slowest clock) after
+// the session's last acknowledged keepalive, and every replica drops an expired session's
+// ephemeral nodes. Liveness: once faults heal with every node up, every pending
+// proposal is chosen within a bounded time and all replicas converge; sessions still kept alive
+// exist with their ephemeral nodes on every replica, abandoned ones are gone from all.
 
 #include <cstdint>
 #include <deque>
@@ -39,6 +44,8 @@ struct SimOptions {
   coordinator::paxos::ReplicaConfig::Bugs bugs;
   bool forgetStateOnRestart = false;  // a restart loads nothing, yet votes at once
   bool wipedVotesAtOnce = false;      // a wiped replica votes without rebuilding first
+  bool sessionsWithoutLease = false;  // a leader answers keepalives before it may speak for sessions
+  bool staleTtlOnTakeover = false;    // a new leader counts each ttl from long before its takeover
 };
 
 struct SimResult {
@@ -50,6 +57,7 @@ struct SimResult {
   std::uint64_t leaseReads = 0;
   std::uint64_t indexReads = 0;
   std::uint64_t crashes = 0, wipes = 0, pauses = 0, partitions = 0, snapshots = 0;
+  std::uint64_t sessions = 0, keepalivesAcked = 0, expiries = 0;
   std::uint64_t digest = 0;  // of every chosen value and the event count: equal runs, equal digests
 };
 

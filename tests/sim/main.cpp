@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     else if (a == "--bug") bug = value();
     else {
       std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
-                   "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes runs a deliberately broken replica\n");
+                   "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes|sessions-without-lease|stale-ttl runs a deliberately broken replica\n");
       return 2;
     }
   }
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   }
   auto start = std::chrono::steady_clock::now();
   std::uint64_t runs = 0, failures = 0, events = 0, slots = 0, leaseReads = 0, indexReads = 0, crashes = 0,
-                wipes = 0, pauses = 0, partitions = 0, snapshots = 0;
+                wipes = 0, pauses = 0, partitions = 0, snapshots = 0, sessions = 0, keepalives = 0, expiries = 0;
   for (std::size_t n : sizes) {
     for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
       SimOptions options;
@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
       if (bug == "ignore-lease") options.bugs.ignoreLeaseOnPrepare = true;
       if (bug == "forget-state") options.forgetStateOnRestart = true;
       if (bug == "wipe-votes") options.wipedVotesAtOnce = true;
+      if (bug == "sessions-without-lease") options.sessionsWithoutLease = true;
+      if (bug == "stale-ttl") options.staleTtlOnTakeover = true;
       SimResult r = runSimulation(options);
       ++runs;
       events += r.events;
@@ -71,6 +73,9 @@ int main(int argc, char** argv) {
       pauses += r.pauses;
       partitions += r.partitions;
       snapshots += r.snapshots;
+      sessions += r.sessions;
+      keepalives += r.keepalivesAcked;
+      expiries += r.expiries;
       if (!r.ok) {
         ++failures;
         std::printf("FAIL %s\n  replay: scripts/sim --seed %llu --replicas %zu --trace\n", r.violation.c_str(),
@@ -90,6 +95,9 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(wipes),
               static_cast<unsigned long long>(pauses), static_cast<unsigned long long>(partitions),
               static_cast<unsigned long long>(snapshots));
+  std::printf("  sessions: %llu created, %llu keepalives acknowledged, %llu expiries chosen\n",
+              static_cast<unsigned long long>(sessions), static_cast<unsigned long long>(keepalives),
+              static_cast<unsigned long long>(expiries));
   std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(runs - failures),
               static_cast<unsigned long long>(failures));
   return failures == 0 ? 0 : 1;
