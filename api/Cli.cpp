@@ -1,11 +1,13 @@
 #include "api/Cli.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "api/Args.h"
 #include "api/Base64.h"
@@ -25,6 +27,10 @@ const char* kCliUsage = R"(client commands (flags: --endpoints URL[,URL...], -o 
   warden rm PATH [--recursive] [--version N]     delete a node
   warden txn [FILE]                              run {"ops": [...]} from FILE or stdin
   warden status                                  the node's view of the cluster
+  warden session create [--ttl MS] [--name NAME] start a session (ttl 10000 by default); prints its id
+  warden session keepalive ID [--every MS]       keep it alive once, or every MS until it is gone
+  warden session close ID                        end it: its ephemeral nodes are deleted
+  warden session ls [ID]                         list sessions (or one, with its ephemeral nodes)
 endpoints default to $WARDEN_ENDPOINTS, else the single node of `warden serve --dev`
 (http://127.0.0.1:7070) and then the nodes of scripts/run (7001, 7002, 7003), first that answers
 )";
@@ -34,7 +40,7 @@ namespace {
 constexpr const char* kDefaultEndpoints =
     "http://127.0.0.1:7070,http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003";
 
-const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status"};
+const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status", "session"};
 
 struct CliFailure {
   int exitCode;
@@ -76,6 +82,7 @@ class Cli {
     if (command_ == "create") return create();
     if (command_ == "rm") return rm();
     if (command_ == "txn") return txn();
+    if (command_ == "session") return session();
     return status();
   }
 
@@ -232,6 +239,72 @@ class Cli {
                 << text(m["peer"]) << (m["healthy"].get<bool>() ? "" : " (unhealthy)") << "\n";
     }
     return 0;
+  }
+
+  int session() {
+    const std::string& action = positional(0, "session command (create, keepalive, close or ls)");
+    if (action == "create") {
+      allow({"ttl", "name"});
+      expectPositionals(1);
+      json body = {{"ttl_ms", args_.number("ttl", 10'000, 1000, 600'000)}};
+      if (auto name = args_.get("name")) body["name"] = *name;
+      auto response = call("POST", "/v1/sessions", body.dump(-1, ' ', false, json::error_handler_t::replace));
+      if (json_) return printJson(response);
+      std::cout << response.json()["id"].get<std::string>() << "\n";
+      return 0;
+    }
+    if (action == "keepalive") {
+      allow({"every"});
+      expectPositionals(2);
+      const std::string target = "/v1/sessions/" + percentEncodePath(positional(1, "session ID")) + "/keepalive";
+      const auto every = args_.get("every") ? args_.number("every", 0, 100, 600'000) : 0;
+      for (;;) {
+        auto response = call("POST", target);
+        if (json_) {
+          printJson(response);
+        } else {
+          json body = response.json();
+          std::cout << body["id"].get<std::string>() << " alive, ttl " << body["ttl_ms"] << " ms" << std::endl;
+        }
+        if (every == 0) return 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(every));
+      }
+    }
+    if (action == "close") {
+      allow({});
+      expectPositionals(2);
+      const std::string& id = positional(1, "session ID");
+      auto response = call("DELETE", "/v1/sessions/" + percentEncodePath(id));
+      if (json_) {
+        std::cout << json{{"id", id}, {"revision", response.revision.value_or(0)}}.dump() << "\n";
+        return 0;
+      }
+      std::cout << "closed " << id << " at revision " << response.revision.value_or(0) << "\n";
+      return 0;
+    }
+    if (action == "ls") {
+      allow({});
+      expectPositionals(2);
+      if (args_.positionals().size() == 2) {
+        auto response = call("GET", "/v1/sessions/" + percentEncodePath(args_.positionals()[1]));
+        if (json_) return printJson(response);
+        json s = response.json();
+        std::cout << s["id"].get<std::string>() << " ttl " << s["ttl_ms"] << " ms"
+                  << (s["name"].get<std::string>().empty() ? "" : " name " + s["name"].get<std::string>()) << "\n";
+        for (const auto& path : s["ephemerals"]) std::cout << "  " << path.get<std::string>() << "\n";
+        return 0;
+      }
+      auto response = call("GET", "/v1/sessions");
+      if (json_) return printJson(response);
+      const json body = response.json();  // the loop below must not range over a temporary
+      for (const auto& s : body["sessions"]) {
+        std::cout << s["id"].get<std::string>() << "  ttl " << s["ttl_ms"] << " ms  " << s["ephemerals"].size()
+                  << " ephemeral" << (s["ephemerals"].size() == 1 ? "" : "s")
+                  << (s["name"].get<std::string>().empty() ? "" : "  " + s["name"].get<std::string>()) << "\n";
+      }
+      return 0;
+    }
+    throw UsageError("unknown session command '" + action + "' (create, keepalive, close or ls)");
   }
 
   std::string command_;

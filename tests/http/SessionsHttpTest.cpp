@@ -162,3 +162,28 @@ TEST_CASE("after a restart every session gets a fresh ttl") {
   REQUIRE(gone);
   CHECK(gone->count() >= 1300);
 }
+
+TEST_CASE("the CLI creates keeps alive lists and closes sessions") {
+  TestServer server;
+  auto w = [&](std::vector<std::string> args) {
+    args.push_back("--endpoints");
+    args.push_back(server.endpoint());
+    return runWarden(args);
+  };
+  auto created = w({"session", "create", "--ttl", "20000", "--name", "cli"});
+  REQUIRE(created.exitCode == 0);
+  REQUIRE(created.out.size() == 17);  // 16 hex digits and a newline
+  const std::string id = created.out.substr(0, 16);
+  CHECK(w({"create", "/e", "--ephemeral", "--session", id}).out == "/e\n");
+  CHECK(w({"session", "keepalive", id}).out == id + " alive, ttl 20000 ms\n");
+  CHECK(w({"session", "ls"}).out == id + "  ttl 20000 ms  1 ephemeral  cli\n");
+  CHECK(w({"session", "ls", id}).out == id + " ttl 20000 ms name cli\n  /e\n");
+  CHECK(json::parse(w({"session", "ls", "-o", "json"}).out)["sessions"][0]["id"] == id);
+  CHECK_THAT(w({"session", "close", id}).out, Catch::StartsWith("closed " + id));
+  CHECK(w({"get", "/e"}).exitCode == 1);
+  CHECK(w({"session", "keepalive", id}).exitCode == 1);
+  CHECK(w({"session", "keepalive", id, "--every", "100"}).exitCode == 1);  // stops once the session is gone
+  CHECK(w({"session", "create", "--ttl", "5"}).exitCode == 2);
+  CHECK(w({"session", "frobnicate"}).exitCode == 2);
+  CHECK(w({"session"}).exitCode == 2);
+}
