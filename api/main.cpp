@@ -7,6 +7,7 @@
 #include "api/Bench.h"
 #include "api/Cli.h"
 #include "api/Serve.h"
+#include "api/SessionBench.h"
 
 namespace {
 
@@ -15,6 +16,7 @@ const char* kUsage = R"(warden — a lock and coordination service
 usage: warden serve --dev                          run one node on 127.0.0.1:7070
        warden serve --help                         every serve flag
        warden bench [flags]                        load-test a running node
+       warden bench-sessions [flags]               hold many sessions open with keepalives
        warden COMMAND [args]                       talk to a running node
 
 )";
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "serve") return warden::api::runServe(rest);
   if (command == "bench") return warden::api::runBench(rest);
+  if (command == "bench-sessions") return warden::api::runSessionBench(rest);
   if (warden::api::isCliCommand(command)) return warden::api::runCli(command, rest);
   std::cerr << "warden: unknown command '" << command << "'\n\n" << kUsage << warden::api::kCliUsage;
   return 2;

@@ -41,6 +41,9 @@ constexpr std::uint64_t kReaskReadUs = 200'000;
 constexpr std::uint64_t kProbeIntervalUs = 100'000;
 constexpr std::size_t kMaxQueuedInputs = 100'000;
 constexpr std::uint64_t kReaskKeepaliveUs = 200'000;
+// Under load a follower relays keepalives at most this often, many to a frame: the leader then
+// wakes for a frame every few milliseconds instead of once per keepalive.
+constexpr std::uint64_t kRelayBatchUs = 2'000;
 constexpr std::uint64_t kExpiryScanUs = 50'000;
 
 class SystemRandom : public paxos::Random {
@@ -199,7 +202,8 @@ void ReplicatedLog::run() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      const auto wait = std::chrono::microseconds(nextTick > nowUs() ? nextTick - nowUs() : 0);
+      const std::uint64_t wakeAt = relayWakeUs_ != 0 ? std::min(nextTick, relayWakeUs_) : nextTick;
+      const auto wait = std::chrono::microseconds(wakeAt > nowUs() ? wakeAt - nowUs() : 0);
       wake_.wait_for(lock, wait, [this] { return stopping_ || !inputs_.empty(); });
       if (stopping_) break;
       batch.swap(inputs_);
@@ -708,6 +712,8 @@ void ReplicatedLog::serveKeepalives() {
   }
   const bool leader = replica_ && replica_->isLeader();
   const std::uint64_t target = replica_ ? replica_->leaderHint() : 0;
+  const bool relayNow = now >= lastRelayUs_ + kRelayBatchUs;
+  relayWakeUs_ = 0;
   Encoder relay;
   std::uint64_t relayCount = 0;
   for (auto it = keepalives_.begin(); it != keepalives_.end();) {
@@ -720,6 +726,11 @@ void ReplicatedLog::serveKeepalives() {
       continue;
     }
     if (!leader && target != 0 && target != options_.id && (k.askedAtUs == 0 || now >= k.askedAtUs + kReaskKeepaliveUs)) {
+      if (!relayNow) {
+        relayWakeUs_ = lastRelayUs_ + kRelayBatchUs;  // the driver wakes then to send them
+        ++it;
+        continue;
+      }
       relay.varint(it->first);
       relay.varint(k.session);
       ++relayCount;
@@ -728,6 +739,7 @@ void ReplicatedLog::serveKeepalives() {
     ++it;
   }
   if (relayCount > 0) {
+    lastRelayUs_ = now;
     Encoder out;
     out.varint(relayCount);
     transport_->send(target, frame(Frame::KeepaliveRequest, out.take() + relay.take()));

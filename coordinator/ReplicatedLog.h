@@ -192,6 +192,8 @@ class ReplicatedLog {
   std::map<std::uint64_t, PendingKeepalive> keepalives_;  // received here, by local id
   std::vector<RelayedKeepalive> heldRelays_;  // from followers, while this leader catches up
   std::uint64_t nextExpiryScanUs_ = 0;
+  std::uint64_t lastRelayUs_ = 0;  // when keepalives last went to the leader
+  std::uint64_t relayWakeUs_ = 0;  // when the driver must wake to relay held keepalives; 0: none
   std::atomic<std::size_t> liveSessions_{0};
 
   mutable std::mutex viewMutex_;
