@@ -9,8 +9,14 @@ namespace warden::api {
 namespace net = boost::asio;
 
 HttpServer::HttpServer(net::io_context& ioc, const net::ip::tcp::endpoint& endpoint, Router& router,
-                       HttpLimits limits)
-    : ioc_(ioc), acceptor_(ioc), retry_(ioc), router_(router), limits_(limits) {
+                       HttpLimits limits, std::vector<net::io_context*> connectionContexts)
+    : ioc_(ioc),
+      contexts_(std::move(connectionContexts)),
+      acceptor_(ioc),
+      retry_(ioc),
+      router_(router),
+      limits_(limits) {
+  if (contexts_.empty()) contexts_.push_back(&ioc);
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(net::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -27,7 +33,8 @@ void HttpServer::stop() {
 }
 
 void HttpServer::doAccept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, net::ip::tcp::socket socket) {
+  net::io_context& context = *contexts_[nextContext_++ % contexts_.size()];
+  acceptor_.async_accept(net::make_strand(context), [this](boost::system::error_code ec, net::ip::tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;  // stopped
     if (ec) {
       // Errors such as EMFILE pass once connections close: retry shortly instead of spinning.

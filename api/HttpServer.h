@@ -1,11 +1,14 @@
 #pragma once
 // The Beast HTTP/1.1 server: an acceptor on the node's HTTP address feeding HttpConnections.
-// Runs on the io_context the caller drives (any number of threads).
+// The acceptor runs on the io_context given first; connections are spread round-robin over the
+// io_contexts given (one thread each is the intent: a connection then never changes threads,
+// and a request costs no hand-off between threads that share one epoll).
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -30,7 +33,7 @@ class HttpServer {
  public:
   // Binds at once (throws boost::system::system_error when the address is taken).
   HttpServer(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, Router& router,
-             HttpLimits limits);
+             HttpLimits limits, std::vector<boost::asio::io_context*> connectionContexts = {});
 
   void start();
   void stop();  // closes the acceptor; open connections end with their current exchange
@@ -41,6 +44,8 @@ class HttpServer {
   void doAccept();
 
   boost::asio::io_context& ioc_;
+  std::vector<boost::asio::io_context*> contexts_;  // for connections, in turn
+  std::size_t nextContext_ = 0;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;  // pauses accepting after an error such as EMFILE
   Router& router_;

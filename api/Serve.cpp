@@ -180,8 +180,16 @@ int runServe(const std::vector<std::string>& argv) {
     options.http = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     coordinator::Node node(options);
 
+    // One io_context per thread; the first also runs the acceptor and the signal handler.
+    const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<net::io_context>> workers;
+    std::vector<net::io_context*> contexts{&ioc};
+    for (unsigned i = 1; i < threads; ++i) {
+      workers.push_back(std::make_unique<net::io_context>());
+      contexts.push_back(workers.back().get());
+    }
     Router router(node);
-    HttpServer server(ioc, endpoint, router, config.limits);
+    HttpServer server(ioc, endpoint, router, config.limits, contexts);
     auto bound = server.localEndpoint();
     server.start();
 
@@ -190,15 +198,20 @@ int runServe(const std::vector<std::string>& argv) {
       std::cout << "warden: stopping" << std::endl;
       server.stop();
       ioc.stop();
+      for (auto& worker : workers) worker->stop();
     });
 
     std::cout << "warden: node " << config.id << " serving http://" << bound.address().to_string() << ":"
               << bound.port() << " (data " << std::filesystem::absolute(config.dataDir).string() << ", fsync "
               << (config.fsync ? "on" : "off") << ", revision " << node.revision() << ")" << std::endl;
 
-    const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
     std::vector<std::thread> pool;
-    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+    for (auto& worker : workers) {
+      pool.emplace_back([&worker] {
+        auto guard = net::make_work_guard(*worker);
+        worker->run();
+      });
+    }
     ioc.run();
     for (auto& t : pool) t.join();
     node.stop();

@@ -178,6 +178,19 @@ void ReplicatedLog::submit(Command command, Done done) {
 void ReplicatedLog::readBarrier(ReadDone done) { push(Read{std::move(done)}); }
 
 void ReplicatedLog::keepalive(std::uint64_t session, KeepaliveDone done) {
+  // At a leader that may speak for sessions, a keepalive of a session it keeps is answered right
+  // here, without a trip through the driver: its lease rules out any other leader until
+  // servingUntilUs_. Everything else (unknown, expiring, not leading) takes the driver's path,
+  // which says "not found" only with everything chosen before it applied.
+  const std::uint64_t now = nowUs();
+  if (now < servingUntilUs_.load(std::memory_order_acquire)) {
+    std::optional<std::uint64_t> ttl;
+    {
+      std::lock_guard lock(keeperMutex_);
+      if (keeper_.leading()) ttl = keeper_.keepalive(session, now / 1000);
+    }
+    if (ttl) return done(Status::Ok, *ttl);
+  }
   {
     std::lock_guard lock(mutex_);
     if (!stopping_ && inputs_.size() <= kMaxQueuedInputs) {
@@ -479,7 +492,10 @@ void ReplicatedLog::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::s
     txn.commit();
   }
   applied_ = done.applied;
-  if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again
+  {
+    std::lock_guard lock(keeperMutex_);
+    if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again
+  }
   std::fprintf(stderr, "warden: installed a snapshot from node %llu up to slot %llu\n",
                static_cast<unsigned long long>(from), static_cast<unsigned long long>(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, nowUs()));
@@ -650,7 +666,10 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
       }
       auto results = stateMachine_.apply(txn, entry);
       lastTimestampMs_ = entry.timestampMs;
-      for (std::size_t i = 0; i < results.size(); ++i) keeper_.applied(entry.commands[i], results[i], nowUs() / 1000);
+      {
+        std::lock_guard lock(keeperMutex_);
+        for (std::size_t i = 0; i < results.size(); ++i) keeper_.applied(entry.commands[i], results[i], nowUs() / 1000);
+      }
       for (std::size_t i = 0; i < results.size(); ++i) {
         if (slotOrigins[i].ours) answers.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
       }
@@ -673,8 +692,12 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
 
 void ReplicatedLog::syncKeeper() {
   if (!replica_ || !replica_->isLeader()) {
-    if (keeper_.leading()) keeper_.stepDown();
     serving_ = false;
+    servingUntilUs_.store(0, std::memory_order_release);
+    {
+      std::lock_guard lock(keeperMutex_);
+      if (keeper_.leading()) keeper_.stepDown();
+    }
     if (!heldRelays_.empty()) {
       // Held for a leadership that ended: the followers ask whoever leads now.
       std::map<std::uint64_t, std::vector<RelayedKeepalive>> byFollower;
@@ -688,6 +711,7 @@ void ReplicatedLog::syncKeeper() {
   // applied, the session table here is the one every keepalive and expiry must go by.
   const auto index = replica_->leaseRead(nowUs());
   serving_ = index && applied_ >= *index;
+  std::lock_guard lock(keeperMutex_);
   if (serving_ && !keeper_.leading()) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> sessions;
     storage::Txn txn = storage::Txn::read(env_);
@@ -699,6 +723,7 @@ void ReplicatedLog::syncKeeper() {
       std::fprintf(stderr, "warden: leading: %zu sessions get a fresh ttl from now\n", sessions.size());
     }
   }
+  servingUntilUs_.store(serving_ ? replica_->leaseEnd() : 0, std::memory_order_release);
 }
 
 void ReplicatedLog::serveKeepalives() {
@@ -719,7 +744,11 @@ void ReplicatedLog::serveKeepalives() {
   for (auto it = keepalives_.begin(); it != keepalives_.end();) {
     PendingKeepalive& k = it->second;
     if (serving_) {
-      const auto ttl = keeper_.keepalive(k.session, now / 1000);
+      std::optional<std::uint64_t> ttl;
+      {
+        std::lock_guard lock(keeperMutex_);
+        ttl = keeper_.keepalive(k.session, now / 1000);
+      }
       KeepaliveDone done = std::move(k.done);
       it = keepalives_.erase(it);
       done(ttl ? Status::Ok : Status::SessionNotFound, ttl.value_or(0));
@@ -753,7 +782,10 @@ void ReplicatedLog::answerKeepalives(std::uint64_t follower, const std::vector<R
   for (const auto& r : relayed) {
     out.varint(r.id);
     std::optional<std::uint64_t> ttl;
-    if (!retry) ttl = keeper_.keepalive(r.session, nowMs);
+    if (!retry) {
+      std::lock_guard lock(keeperMutex_);
+      ttl = keeper_.keepalive(r.session, nowMs);
+    }
     const auto answer = retry ? KeepaliveAnswer::AskAgain : ttl ? KeepaliveAnswer::Alive : KeepaliveAnswer::NotFound;
     out.u8(static_cast<std::uint8_t>(answer));
     out.varint(ttl.value_or(0));
@@ -787,8 +819,13 @@ void ReplicatedLog::proposeExpiries() {
   const std::uint64_t now = nowUs();
   if (!serving_ || now < nextExpiryScanUs_) return;
   nextExpiryScanUs_ = now + kExpiryScanUs;
+  std::vector<std::uint64_t> due;
+  {
+    std::lock_guard lock(keeperMutex_);
+    due = keeper_.due(now / 1000);
+  }
   std::vector<std::string> proposals;
-  for (std::uint64_t id : keeper_.due(now / 1000)) {
+  for (std::uint64_t id : due) {
     // Nobody waits for the answer: apply tells the keeper, and a lost expiry is due again.
     Proposal p;
     p.origin = options_.id;
@@ -856,7 +893,10 @@ void ReplicatedLog::updateView() {
     v.learner = true;
   }
   v.appliedIndex = applied_;
-  liveSessions_.store(keeper_.size(), std::memory_order_relaxed);
+  {
+    std::lock_guard lock(keeperMutex_);
+    liveSessions_.store(keeper_.size(), std::memory_order_relaxed);
+  }
   for (const auto& [id, address] : options_.members) {
     MemberView m;
     m.id = id;

@@ -186,7 +186,11 @@ class ReplicatedLog {
   std::uint64_t applied_ = 0;
   std::uint64_t lastTimestampMs_ = 0;
   std::map<std::uint64_t, std::uint64_t> lastHeardUs_;
+  // The keeper is the driver's, but keepalive() may use it from other threads while the leader
+  // serves sessions (until servingUntilUs_, its lease's end): hence the lock.
+  std::mutex keeperMutex_;
   session::Keeper keeper_;
+  std::atomic<std::uint64_t> servingUntilUs_{0};
   bool serving_ = false;  // leader with a lease that has applied everything before its term
   std::uint64_t nextKeepalive_ = 1;
   std::map<std::uint64_t, PendingKeepalive> keepalives_;  // received here, by local id

@@ -161,17 +161,19 @@ std::optional<Slot> Replica::leaseRead(Time now) const {
   return commitIndex_;
 }
 
-bool Replica::leaseValid(Time now) const {
-  if (role_ != Role::Leader) return false;
+bool Replica::leaseValid(Time now) const { return now < leaseEnd(); }
+
+Time Replica::leaseEnd() const {
+  if (role_ != Role::Leader) return 0;
   const Time acked = quorumAckedAt();
-  if (acked == 0) return false;
+  if (acked == 0) return 0;
   // An acceptor holds its grant for leaseDuration on its own clock from when it received our
   // message, which left here at `acked`. Both clocks may drift by maxDrift against true time,
   // so on our clock the grant surely lasts leaseDuration * (1 - d) / (1 + d) from `acked`.
   const double d = config_.maxDrift;
   const auto safe = static_cast<Time>(static_cast<double>(config_.leaseDuration) * (1 - d) / (1 + d));
-  if (safe <= config_.leaseEpsilon) return false;
-  return now < acked + safe - config_.leaseEpsilon;
+  if (safe <= config_.leaseEpsilon) return 0;
+  return acked + safe - config_.leaseEpsilon;
 }
 
 Ready Replica::compact(Slot upTo) {

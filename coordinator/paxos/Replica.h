@@ -76,6 +76,8 @@ class Replica {
   Slot compactedUpTo() const { return compacted_; }
   bool isLearner() const { return learner_; }
   bool leaseValid(Time now) const;
+  // The instant (on this replica's clock) until which its lease holds, if nothing changes; 0: none.
+  Time leaseEnd() const;
 
  private:
   struct LogEntry {
