@@ -83,6 +83,22 @@ std::vector<std::string> decodeProposals(Decoder& in, std::size_t size) {
   return out;
 }
 
+// Removes every pending request whose deadline has passed, then tells each (its callback may
+// queue more work, so the map is no longer walked by then).
+template <typename Pending, typename Tell>
+void takeOverdue(std::map<std::uint64_t, Pending>& pending, std::uint64_t nowUs, Tell tell) {
+  std::vector<Pending> overdue;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (nowUs < it->second.deadlineUs) {
+      ++it;
+      continue;
+    }
+    overdue.push_back(std::move(it->second));
+    it = pending.erase(it);
+  }
+  for (auto& p : overdue) tell(p);
+}
+
 }  // namespace
 
 ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine, ClusterOptions options,
@@ -847,37 +863,16 @@ void ReplicatedLog::expire() {
       if (id != options_.id) transport_->send(id, frame(Frame::Probe));
     }
   }
-  for (auto it = writes_.begin(); it != writes_.end();) {
-    if (now < it->second.deadlineUs) {
-      ++it;
-      continue;
-    }
+  const std::string late = "no leader with a majority committed the write within " +
+                           std::to_string(options_.writeTimeoutMs) + " ms; it may still be applied later";
+  takeOverdue(writes_, now, [&late](PendingWrite& w) {
     CommandResult r;
     r.status = Status::NoQuorum;
-    r.message = "no leader with a majority committed the write within " + std::to_string(options_.writeTimeoutMs) +
-                " ms; it may still be applied later";
-    Done done = std::move(it->second.done);
-    it = writes_.erase(it);
-    done(std::move(r));
-  }
-  for (auto it = reads_.begin(); it != reads_.end();) {
-    if (now < it->second.deadlineUs) {
-      ++it;
-      continue;
-    }
-    ReadDone done = std::move(it->second.done);
-    it = reads_.erase(it);
-    done(Status::NoQuorum);
-  }
-  for (auto it = keepalives_.begin(); it != keepalives_.end();) {
-    if (now < it->second.deadlineUs) {
-      ++it;
-      continue;
-    }
-    KeepaliveDone done = std::move(it->second.done);
-    it = keepalives_.erase(it);
-    done(Status::NoQuorum, 0);
-  }
+    r.message = late;
+    w.done(std::move(r));
+  });
+  takeOverdue(reads_, now, [](PendingRead& r) { r.done(Status::NoQuorum); });
+  takeOverdue(keepalives_, now, [](PendingKeepalive& k) { k.done(Status::NoQuorum, 0); });
 }
 
 void ReplicatedLog::updateView() {
