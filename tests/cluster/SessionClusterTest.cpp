@@ -143,3 +143,27 @@ TEST_CASE("a session kept alive through a kill -9 of the leader keeps its epheme
   CHECK_FALSE(exists(cluster, g, "/abandoned"));
   requireGoneEverywhere(cluster, "/abandoned", abandoned);
 }
+
+TEST_CASE("after a restart of the whole cluster sessions get a fresh ttl and then expire") {
+  TestCluster cluster;
+  auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  const int ttl = 2000;
+  const std::string session = createSession(cluster, *leader, ttl);
+  createEphemeral(cluster, *leader, "/survivor", session);
+  for (std::uint64_t id = 1; id <= 3; ++id) REQUIRE(cluster.stop(id) == 0);
+  std::this_thread::sleep_for(milliseconds(ttl + 500));  // longer than the ttl, all down
+  for (std::uint64_t id = 1; id <= 3; ++id) cluster.start(id);
+  auto next = cluster.waitForLeader();
+  REQUIRE(next);
+  const auto restarted = Clock::now();
+  CHECK(exists(cluster, *next, "/survivor"));
+  CHECK(cluster.request(follower(*next), "POST", "/v1/sessions/" + session + "/keepalive").status == 200);
+  // Nobody keeps it alive from here: gone one ttl after the last keepalive, everywhere.
+  while (exists(cluster, *next, "/survivor", true)) {
+    REQUIRE(Clock::now() - restarted < milliseconds(ttl + 4000));
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  CHECK(Clock::now() - restarted >= milliseconds(ttl));
+  requireGoneEverywhere(cluster, "/survivor", session);
+}
