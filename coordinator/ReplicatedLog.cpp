@@ -815,7 +815,9 @@ void ReplicatedLog::onKeepaliveReply(Decoder& in, std::size_t size) {
   const std::uint64_t now = nowUs();
   for (; n > 0; --n) {
     const std::uint64_t id = in.varint();
-    const auto answer = static_cast<KeepaliveAnswer>(in.u8());
+    const std::uint8_t raw = in.u8();
+    if (raw > static_cast<std::uint8_t>(KeepaliveAnswer::AskAgain)) throw DecodeError("unknown keepalive answer");
+    const auto answer = static_cast<KeepaliveAnswer>(raw);
     const std::uint64_t ttl = in.varint();
     auto it = keepalives_.find(id);
     if (it == keepalives_.end()) continue;  // answered already (timed out)
@@ -863,12 +865,11 @@ void ReplicatedLog::expire() {
       if (id != options_.id) transport_->send(id, frame(Frame::Probe));
     }
   }
-  const std::string late = "no leader with a majority committed the write within " +
-                           std::to_string(options_.writeTimeoutMs) + " ms; it may still be applied later";
-  takeOverdue(writes_, now, [&late](PendingWrite& w) {
+  takeOverdue(writes_, now, [this](PendingWrite& w) {
     CommandResult r;
     r.status = Status::NoQuorum;
-    r.message = late;
+    r.message = "no leader with a majority committed the write within " + std::to_string(options_.writeTimeoutMs) +
+                " ms; it may still be applied later";
     w.done(std::move(r));
   });
   takeOverdue(reads_, now, [](PendingRead& r) { r.done(Status::NoQuorum); });
