@@ -27,7 +27,8 @@ Reply methodNotAllowed(const std::string& method, const std::string& route, cons
 
 }  // namespace
 
-Router::Router(coordinator::Node& node) : node_(node), nodes_(node), sessions_(node) {}
+Router::Router(coordinator::Node& node, std::size_t maxSessions)
+    : node_(node), nodes_(node), sessions_(node, maxSessions) {}
 
 void Router::handle(const Request& request, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](Reply reply) {

@@ -17,7 +17,7 @@ namespace warden::api {
 
 class Router {
  public:
-  explicit Router(coordinator::Node& node);
+  explicit Router(coordinator::Node& node, std::size_t maxSessions = 1'000'000);
 
   void handle(const Request& request, Respond respond);
 

@@ -33,6 +33,7 @@ struct ServeConfig {
   bool fsync = true;
   HttpLimits limits;
   std::uint64_t retainedSlots = 10'000;
+  std::size_t maxSessions = 1'000'000;
 };
 
 net::ip::tcp::endpoint parseAddress(const std::string& text, const std::string& flag) {
@@ -79,7 +80,7 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
   args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
-              "retained-slots"});
+              "retained-slots", "max-sessions"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
   const bool dev = args.has("dev");
@@ -99,6 +100,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));
+  config.maxSessions = static_cast<std::size_t>(args.number("max-sessions", 1'000'000, 1, 100'000'000));
   if (!config.cluster.count(config.id)) {
     throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
   }
@@ -143,6 +145,7 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --max-connections N   client connections beyond this get 429 (default 10000)
   --read-timeout S      a request, or an idle keep-alive connection, is cut off after S seconds
                         without completing (default 60)
+  --max-sessions N      creating a session beyond this many live ones gets 429 (default 1000000)
   --retained-slots N    applied log slots kept for followers that lag; one further behind gets
                         a snapshot of the whole state instead (default 10000)
 )";
@@ -188,7 +191,7 @@ int runServe(const std::vector<std::string>& argv) {
       workers.push_back(std::make_unique<net::io_context>());
       contexts.push_back(workers.back().get());
     }
-    Router router(node);
+    Router router(node, config.maxSessions);
     HttpServer server(ioc, endpoint, router, config.limits, contexts);
     auto bound = server.localEndpoint();
     server.start();

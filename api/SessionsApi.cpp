@@ -58,7 +58,7 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
   if (rest.empty() || rest == "/") {
     if (method == "POST") {
       allowOnly(query, {});
-      create(request, respond, 1);
+      create(request, respond);
     } else if (method == "GET") {
       allowOnly(query, {"consistency", "min_revision", "wait_ms"});
       answerRead(node_, query, [this] { return list(); }, respond);
@@ -92,7 +92,7 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
   }
 }
 
-void SessionsApi::create(const Request& request, const Respond& respond, int attempt) {
+void SessionsApi::create(const Request& request, const Respond& respond) {
   json body = parseBody(request.body);
   coordinator::Command command = coordinator::sessionCommand(CommandType::SessionCreate, randomSessionId());
   bool ttlGiven = false;
@@ -115,9 +115,25 @@ void SessionsApi::create(const Request& request, const Respond& respond, int att
     }
   }
   if (!ttlGiven) throw ApiError(400, "invalid_argument", "ttl_ms is required (1000 to 600000)");
+  {
+    // Counted in this node's applied state, so creates racing at the limit may pass it a little.
+    auto txn = node_.read();
+    if (node_.stateMachine().sessions().count(txn) >= maxSessions_) {
+      throw ApiError(429, "too_many_requests",
+                     "this cluster holds " + std::to_string(maxSessions_) + " sessions already (--max-sessions)");
+    }
+  }
+  submitCreate(std::move(command), respond, 1);
+}
+
+void SessionsApi::submitCreate(coordinator::Command command, const Respond& respond, int attempt) {
+  // Runs again from the log's callback after a collision: nothing here may throw.
   const std::uint64_t id = command.session, ttl = command.ttlMs;
-  node_.submit(std::move(command), [this, request, respond, attempt, id, ttl](CommandResult r) {
-    if (r.status == Status::Exists && attempt < kCreateAttempts) return create(request, respond, attempt + 1);
+  node_.submit(command, [this, command, respond, attempt, id, ttl](CommandResult r) mutable {
+    if (r.status == Status::Exists && attempt < kCreateAttempts) {
+      command.session = randomSessionId();
+      return submitCreate(std::move(command), respond, attempt + 1);
+    }
     if (r.status != Status::Ok) {
       respond(errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, node_.revision())));
       return;

@@ -12,19 +12,22 @@ namespace warden::api {
 
 class SessionsApi {
  public:
-  explicit SessionsApi(coordinator::Node& node) : node_(node) {}
+  // Creating a session while this node's state holds maxSessions or more answers 429.
+  SessionsApi(coordinator::Node& node, std::size_t maxSessions) : node_(node), maxSessions_(maxSessions) {}
 
   // rest is what follows "/v1/sessions": "", "/{id}" or "/{id}/keepalive".
   void handle(const Request& request, const std::string& rest, const Query& query, const Respond& respond);
 
  private:
-  void create(const Request& request, const Respond& respond, int attempt);
+  void create(const Request& request, const Respond& respond);
+  void submitCreate(coordinator::Command command, const Respond& respond, int attempt);
   void keepalive(std::uint64_t id, const Respond& respond);
   void close(std::uint64_t id, const Respond& respond);
   Reply describe(std::uint64_t id);
   Reply list();
 
   coordinator::Node& node_;
+  std::size_t maxSessions_;
 };
 
 }  // namespace warden::api

@@ -700,7 +700,12 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
     if (it == writes_.end()) continue;  // answered already (timed out)
     Done done = std::move(it->second.done);
     writes_.erase(it);
-    done(std::move(result));
+    // A callback that throws must not take the driver (and the node's vote) with it.
+    try {
+      done(std::move(result));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warden: a write's completion failed: %s\n", e.what());
+    }
   }
 }
 

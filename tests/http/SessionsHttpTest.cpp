@@ -187,3 +187,14 @@ TEST_CASE("the CLI creates keeps alive lists and closes sessions") {
   CHECK(w({"session", "frobnicate"}).exitCode == 2);
   CHECK(w({"session"}).exitCode == 2);
 }
+
+TEST_CASE("creating a session beyond --max-sessions answers 429 and changes nothing") {
+  TestServer server({"--max-sessions", "2"});
+  const std::string a = createSession(server, 5000);
+  createSession(server, 5000);
+  const auto before = revisionOf(server);
+  requireError(server.request("POST", "/v1/sessions", R"({"ttl_ms": 5000})"), 429, "too_many_requests");
+  CHECK(revisionOf(server) == before);
+  REQUIRE(server.request("DELETE", "/v1/sessions/" + a).status == 204);
+  createSession(server, 5000);
+}
