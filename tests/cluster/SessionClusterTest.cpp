@@ -62,10 +62,13 @@ TEST_CASE("a session expires between ttl and ttl + 1 s after its last keepalive 
   createEphemeral(cluster, f, "/worker", session);
 
   Clock::time_point lastSent, lastAnswered;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 4; ++i) {
     std::this_thread::sleep_for(milliseconds(ttl / 3));
     lastSent = Clock::now();
-    REQUIRE(cluster.request(f, "POST", "/v1/sessions/" + session + "/keepalive").status == 200);
+    // Alternately straight to the leader (answered on its HTTP thread) and relayed by a follower.
+    auto r = cluster.request(i % 2 ? *leader : f, "POST", "/v1/sessions/" + session + "/keepalive");
+    REQUIRE(r.status == 200);
+    CHECK(r.json()["ttl_ms"] == ttl);
     lastAnswered = Clock::now();
   }
   // The leader applies the expiry first; poll its own state.
