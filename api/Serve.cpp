@@ -170,6 +170,9 @@ int runServe(const std::vector<std::string>& argv) {
     raiseFileLimit();
     int lockFd = lockDataDir(config.dataDir);
 
+    // The connections' io_contexts must outlive the acceptor's: a pending accept holds a socket
+    // of one of them, and is destroyed with the acceptor's io_context.
+    std::vector<std::unique_ptr<net::io_context>> workers;
     net::io_context ioc;
     auto endpoint = parseAddress(config.http, "--http");
     if (endpoint.port() == 0) endpoint.port(pickFreePort(ioc, endpoint));
@@ -185,7 +188,6 @@ int runServe(const std::vector<std::string>& argv) {
 
     // One io_context per thread; the first also runs the acceptor and the signal handler.
     const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
-    std::vector<std::unique_ptr<net::io_context>> workers;
     std::vector<net::io_context*> contexts{&ioc};
     for (unsigned i = 1; i < threads; ++i) {
       workers.push_back(std::make_unique<net::io_context>());
