@@ -38,6 +38,13 @@ Reply errorReply(const ApiError& error, std::optional<std::uint64_t> revision) {
   return errorReply(error.status(), error.code(), error.what(), revision, error.extra());
 }
 
+Reply methodNotAllowed(const std::string& method, const std::string& where, const char* allow,
+                       std::optional<std::uint64_t> revision) {
+  Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed on " + where, revision);
+  reply.headers.emplace_back("Allow", allow);
+  return reply;
+}
+
 json statJson(const coordinator::Stat& stat) {
   return json{{"version", stat.version},
               {"cversion", stat.cversion},

@@ -101,9 +101,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
           false, respond);
     return;
   }
-  Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed on /v1/nodes", node_.revision());
-  reply.headers.emplace_back("Allow", "GET, HEAD, POST, PUT, DELETE");
-  respond(std::move(reply));
+  respond(methodNotAllowed(method, "/v1/nodes", "GET, HEAD, POST, PUT, DELETE", node_.revision()));
 }
 
 void NodesApi::read(const std::string& path, const Query& query, bool head, const Respond& respond) {
@@ -141,9 +139,7 @@ Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
 
 void NodesApi::txn(const Request& request, const Query& query, const Respond& respond) {
   if (request.method != "POST") {
-    Reply reply = errorReply(405, "method_not_allowed", "use POST for /v1/txn", node_.revision());
-    reply.headers.emplace_back("Allow", "POST");
-    respond(std::move(reply));
+    respond(methodNotAllowed(request.method, "/v1/txn (use POST)", "POST", node_.revision()));
     return;
   }
   allowOnly(query, {});

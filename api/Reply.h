@@ -52,5 +52,8 @@ Reply jsonReply(unsigned status, const nlohmann::ordered_json& body, std::option
 Reply errorReply(unsigned status, const std::string& code, const std::string& message,
                  std::optional<std::uint64_t> revision, const nlohmann::ordered_json& extra = nullptr);
 Reply errorReply(const ApiError& error, std::optional<std::uint64_t> revision);
+// 405 method_not_allowed, with the Allow header listing the methods `where` takes.
+Reply methodNotAllowed(const std::string& method, const std::string& where, const char* allow,
+                       std::optional<std::uint64_t> revision);
 
 }  // namespace warden::api

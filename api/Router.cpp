@@ -18,13 +18,6 @@ bool underRoute(const std::string& route, std::string_view prefix) {
   return route.starts_with(prefix) && (route.size() == prefix.size() || route[prefix.size()] == '/');
 }
 
-Reply methodNotAllowed(const std::string& method, const std::string& route, const char* allow,
-                       std::uint64_t revision) {
-  Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed on " + route, revision);
-  reply.headers.emplace_back("Allow", allow);
-  return reply;
-}
-
 }  // namespace
 
 Router::Router(coordinator::Node& node, std::size_t maxSessions)

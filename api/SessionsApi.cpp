@@ -44,12 +44,6 @@ json sessionJson(coordinator::storage::Txn& txn, const session::SessionTable& ta
               {"locks", json::array()}};
 }
 
-Reply methodNotAllowed(const std::string& method, const char* allow, std::uint64_t revision) {
-  Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed here", revision);
-  reply.headers.emplace_back("Allow", allow);
-  return reply;
-}
-
 }  // namespace
 
 void SessionsApi::handle(const Request& request, const std::string& rest, const Query& query,
@@ -63,7 +57,7 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
       allowOnly(query, {"consistency", "min_revision", "wait_ms"});
       answerRead(node_, query, [this] { return list(); }, respond);
     } else {
-      respond(methodNotAllowed(method, "GET, POST", node_.revision()));
+      respond(methodNotAllowed(method, "/v1/sessions", "GET, POST", node_.revision()));
     }
     return;
   }
@@ -72,7 +66,9 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
   const std::string action = slash == std::string::npos ? "" : rest.substr(slash);
   if (action == "/keepalive") {
     const std::uint64_t id = requireSessionId(idText);
-    if (method != "POST") return respond(methodNotAllowed(method, "POST", node_.revision()));
+    if (method != "POST") {
+      return respond(methodNotAllowed(method, "/v1/sessions/{id}/keepalive", "POST", node_.revision()));
+    }
     allowOnly(query, {});
     requireEmptyBody(request, "a keepalive");
     keepalive(id, respond);
@@ -88,7 +84,7 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
     requireEmptyBody(request, "closing a session");
     close(id, respond);
   } else {
-    respond(methodNotAllowed(method, "GET, DELETE", node_.revision()));
+    respond(methodNotAllowed(method, "/v1/sessions/{id}", "GET, DELETE", node_.revision()));
   }
 }
 
