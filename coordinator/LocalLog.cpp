@@ -33,11 +33,7 @@ LocalLog::LocalLog(storage::Env& env, const StateMachine& stateMachine, WallCloc
     if (auto last = cursor.last()) lastTimestampMs_ = decodeEntry(last->value).timestampMs;
   }
   // Nobody knows when clients last spoke before this start: every session gets a fresh ttl.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> sessions;
-  stateMachine_.sessions().forEach(txn, [&sessions](std::uint64_t id, const session::SessionRecord& record) {
-    sessions.emplace_back(id, record.ttlMs);
-  });
-  keeper_.takeOver(steadyMs(), sessions);
+  keeper_.takeOver(steadyMs(), stateMachine_.sessions().ttls(txn));
   txn.commit();
   thread_ = std::thread([this] { run(); });
 }

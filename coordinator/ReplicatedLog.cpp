@@ -200,12 +200,7 @@ void ReplicatedLog::keepalive(std::uint64_t session, KeepaliveDone done) {
   // which says "not found" only with everything chosen before it applied.
   const std::uint64_t now = nowUs();
   if (now < servingUntilUs_.load(std::memory_order_acquire)) {
-    std::optional<std::uint64_t> ttl;
-    {
-      std::lock_guard lock(keeperMutex_);
-      if (keeper_.leading()) ttl = keeper_.keepalive(session, now / 1000);
-    }
-    if (ttl) return done(Status::Ok, *ttl);
+    if (auto ttl = keepaliveLocked(session, now)) return done(Status::Ok, *ttl);
   }
   {
     std::lock_guard lock(mutex_);
@@ -719,13 +714,7 @@ void ReplicatedLog::syncKeeper() {
       std::lock_guard lock(keeperMutex_);
       if (keeper_.leading()) keeper_.stepDown();
     }
-    if (!heldRelays_.empty()) {
-      // Held for a leadership that ended: the followers ask whoever leads now.
-      std::map<std::uint64_t, std::vector<RelayedKeepalive>> byFollower;
-      for (const auto& r : heldRelays_) byFollower[r.from].push_back(r);
-      heldRelays_.clear();
-      for (const auto& [follower, relayed] : byFollower) answerKeepalives(follower, relayed, true);
-    }
+    answerHeldRelays(true);  // held for a leadership that ended: ask whoever leads now
     return;
   }
   // A lease read index covers every slot adopted from earlier leaders (PAXOS.md): once they are
@@ -734,11 +723,8 @@ void ReplicatedLog::syncKeeper() {
   serving_ = index && applied_ >= *index;
   std::lock_guard lock(keeperMutex_);
   if (serving_ && !keeper_.leading()) {
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> sessions;
     storage::Txn txn = storage::Txn::read(env_);
-    stateMachine_.sessions().forEach(txn, [&sessions](std::uint64_t id, const session::SessionRecord& record) {
-      sessions.emplace_back(id, record.ttlMs);
-    });
+    const auto sessions = stateMachine_.sessions().ttls(txn);
     keeper_.takeOver(nowUs() / 1000, sessions);
     if (!sessions.empty()) {
       std::fprintf(stderr, "warden: leading: %zu sessions get a fresh ttl from now\n", sessions.size());
@@ -750,12 +736,7 @@ void ReplicatedLog::syncKeeper() {
 void ReplicatedLog::serveKeepalives() {
   syncKeeper();
   const std::uint64_t now = nowUs();
-  if (serving_ && !heldRelays_.empty()) {
-    std::map<std::uint64_t, std::vector<RelayedKeepalive>> byFollower;
-    for (const auto& r : heldRelays_) byFollower[r.from].push_back(r);
-    heldRelays_.clear();
-    for (const auto& [follower, relayed] : byFollower) answerKeepalives(follower, relayed, false);
-  }
+  if (serving_) answerHeldRelays(false);
   const bool leader = replica_ && replica_->isLeader();
   const std::uint64_t target = replica_ ? replica_->leaderHint() : 0;
   const bool relayNow = now >= lastRelayUs_ + kRelayBatchUs;
@@ -765,11 +746,7 @@ void ReplicatedLog::serveKeepalives() {
   for (auto it = keepalives_.begin(); it != keepalives_.end();) {
     PendingKeepalive& k = it->second;
     if (serving_) {
-      std::optional<std::uint64_t> ttl;
-      {
-        std::lock_guard lock(keeperMutex_);
-        ttl = keeper_.keepalive(k.session, now / 1000);
-      }
+      const auto ttl = keepaliveLocked(k.session, now);
       KeepaliveDone done = std::move(k.done);
       it = keepalives_.erase(it);
       done(ttl ? Status::Ok : Status::SessionNotFound, ttl.value_or(0));
@@ -796,17 +773,26 @@ void ReplicatedLog::serveKeepalives() {
   }
 }
 
+void ReplicatedLog::answerHeldRelays(bool retry) {
+  if (heldRelays_.empty()) return;
+  std::map<std::uint64_t, std::vector<RelayedKeepalive>> byFollower;
+  for (const auto& r : heldRelays_) byFollower[r.from].push_back(r);
+  heldRelays_.clear();
+  for (const auto& [follower, relayed] : byFollower) answerKeepalives(follower, relayed, retry);
+}
+
+std::optional<std::uint64_t> ReplicatedLog::keepaliveLocked(std::uint64_t session, std::uint64_t atUs) {
+  std::lock_guard lock(keeperMutex_);
+  return keeper_.keepalive(session, atUs / 1000);
+}
+
 void ReplicatedLog::answerKeepalives(std::uint64_t follower, const std::vector<RelayedKeepalive>& relayed, bool retry) {
-  const std::uint64_t nowMs = nowUs() / 1000;
+  const std::uint64_t now = nowUs();
   Encoder out;
   out.varint(relayed.size());
   for (const auto& r : relayed) {
     out.varint(r.id);
-    std::optional<std::uint64_t> ttl;
-    if (!retry) {
-      std::lock_guard lock(keeperMutex_);
-      ttl = keeper_.keepalive(r.session, nowMs);
-    }
+    const auto ttl = retry ? std::nullopt : keepaliveLocked(r.session, now);
     const auto answer = retry ? KeepaliveAnswer::AskAgain : ttl ? KeepaliveAnswer::Alive : KeepaliveAnswer::NotFound;
     out.u8(static_cast<std::uint8_t>(answer));
     out.varint(ttl.value_or(0));

@@ -139,6 +139,9 @@ class ReplicatedLog {
   void syncKeeper();
   void serveKeepalives();
   void answerKeepalives(std::uint64_t follower, const std::vector<RelayedKeepalive>& relayed, bool retry);
+  void answerHeldRelays(bool retry);
+  // The keeper's keepalive under its lock: any thread.
+  std::optional<std::uint64_t> keepaliveLocked(std::uint64_t session, std::uint64_t atUs);
   void onKeepaliveReply(Decoder& in, std::size_t size);
   void proposeExpiries();
   void expire();

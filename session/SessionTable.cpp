@@ -103,6 +103,13 @@ void SessionTable::forEach(storage::Txn& txn,
   }
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> SessionTable::ttls(storage::Txn& txn) const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  out.reserve(count(txn));
+  forEach(txn, [&out](std::uint64_t id, const SessionRecord& record) { out.emplace_back(id, record.ttlMs); });
+  return out;
+}
+
 std::size_t SessionTable::count(storage::Txn& txn) const {
   MDB_stat stat;
   if (int rc = mdb_stat(txn.get(), dbs_.sessions, &stat); rc != 0) throw storage::LmdbError("mdb_stat", rc);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "coordinator/storage/Lmdb.h"
@@ -51,6 +52,8 @@ class SessionTable {
   void erase(storage::Txn& txn, std::uint64_t id) const;  // the record and its ownership rows
   void forEach(storage::Txn& txn, const std::function<void(std::uint64_t, const SessionRecord&)>& visit) const;
   std::size_t count(storage::Txn& txn) const;
+  // (id, ttl_ms) of every session: what a leader's Keeper takes over.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ttls(storage::Txn& txn) const;
 
   void addEphemeral(storage::Txn& txn, std::uint64_t id, std::string_view path) const;
   void removeEphemeral(storage::Txn& txn, std::uint64_t id, std::string_view path) const;
