@@ -20,20 +20,12 @@ std::string childKey(std::string_view parent, std::string_view name) {
   return childPrefix(parent) + shortKey(name);
 }
 
-NodeRecord decodeStored(std::string_view bytes) {
-  try {
-    return decodeNodeRecord(bytes);
-  } catch (const DecodeError& e) {
-    throw storage::LmdbError(e.what(), MDB_CORRUPTED);
-  }
-}
-
 }  // namespace
 
 std::optional<NodeRecord> Tree::get(storage::Txn& txn, std::string_view path) const {
   auto bytes = txn.get(dbs_.nodes, shortKey(path));
   if (!bytes) return std::nullopt;
-  return decodeStored(*bytes);
+  return storage::decodeStored(*bytes, decodeNodeRecord);
 }
 
 bool Tree::exists(storage::Txn& txn, std::string_view path) const {

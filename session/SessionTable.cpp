@@ -8,20 +8,10 @@
 
 namespace warden::session {
 
-using coordinator::DecodeError;
-
 namespace {
 
 std::string ownedKey(std::uint64_t id, std::string_view path) {
   return storage::encodeU64Key(id) + storage::shortKey(path);
-}
-
-SessionRecord decodeStored(std::string_view bytes) {
-  try {
-    return decodeSessionRecord(bytes);
-  } catch (const DecodeError& e) {
-    throw storage::LmdbError(e.what(), MDB_CORRUPTED);
-  }
 }
 
 }  // namespace
@@ -75,7 +65,7 @@ std::optional<std::uint64_t> parseSessionId(std::string_view text) {
 std::optional<SessionRecord> SessionTable::get(storage::Txn& txn, std::uint64_t id) const {
   auto bytes = txn.get(dbs_.sessions, storage::encodeU64Key(id));
   if (!bytes) return std::nullopt;
-  return decodeStored(*bytes);
+  return storage::decodeStored(*bytes, decodeSessionRecord);
 }
 
 void SessionTable::put(storage::Txn& txn, std::uint64_t id, const SessionRecord& record) const {
@@ -99,7 +89,7 @@ void SessionTable::forEach(storage::Txn& txn,
                            const std::function<void(std::uint64_t, const SessionRecord&)>& visit) const {
   storage::Cursor cursor(txn, dbs_.sessions);
   for (auto item = cursor.first(); item; item = cursor.next()) {
-    visit(storage::decodeU64Key(item->key), decodeStored(item->value));
+    visit(storage::decodeU64Key(item->key), storage::decodeStored(item->value, decodeSessionRecord));
   }
 }
 

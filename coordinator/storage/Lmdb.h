@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "coordinator/Bytes.h"
+
 namespace warden::coordinator::storage {
 
 class LmdbError : public std::runtime_error {
@@ -97,6 +99,17 @@ class Cursor {
   std::optional<Item> move(MDB_cursor_op op, std::string_view key = {});
   MDB_cursor* cursor_ = nullptr;
 };
+
+// Decodes a stored value with `decode`. Bytes we wrote ourselves that no longer decode are
+// corrupt storage, not bad input: reported as LmdbError(MDB_CORRUPTED), which stops the node.
+template <typename Decode>
+auto decodeStored(std::string_view bytes, Decode decode) {
+  try {
+    return decode(bytes);
+  } catch (const DecodeError& e) {
+    throw LmdbError(e.what(), MDB_CORRUPTED);
+  }
+}
 
 // Big-endian fixed-width keys so that LMDB's byte order is numeric order.
 std::string encodeU64Key(std::uint64_t value);
