@@ -68,12 +68,27 @@ Command sessionCommand(CommandType type, std::uint64_t session) {
   return command;
 }
 
+Command expireCommand(std::uint64_t session, paxos::Ballot epoch) {
+  Command command = sessionCommand(CommandType::SessionExpire, session);
+  command.epoch = epoch;
+  return command;
+}
+
+Command epochCommand(paxos::Ballot epoch) {
+  Command command;
+  command.type = CommandType::SessionEpoch;
+  command.epoch = epoch;
+  return command;
+}
+
 void encodeCommand(Encoder& out, const Command& command) {
   out.u8(static_cast<std::uint8_t>(command.type));
   if (command.type != CommandType::Txn) {
     out.varint(command.session);
     out.varint(command.ttlMs);
     out.bytes(command.name);
+    out.varint(command.epoch.round);
+    out.varint(command.epoch.node);
     return;
   }
   out.varint(command.ops.size());
@@ -83,12 +98,14 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
-  if (type < 1 || type > 4) throw DecodeError("unknown command type");
+  if (type < 1 || type > 5) throw DecodeError("unknown command type");
   command.type = static_cast<CommandType>(type);
   if (command.type != CommandType::Txn) {
     command.session = in.varint();
     command.ttlMs = in.varint();
     command.name = std::string(in.bytes());
+    command.epoch.round = in.varint();
+    command.epoch.node = in.varint();
     return command;
   }
   std::uint64_t n = in.varint();

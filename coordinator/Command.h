@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "coordinator/Bytes.h"
+#include "coordinator/paxos/Types.h"
 
 namespace warden::coordinator {
 
@@ -37,7 +38,11 @@ enum class CommandType : std::uint8_t {
   Txn = 1,
   SessionCreate = 2,  // session, ttlMs, name; the id is chosen at random by the node taking the request
   SessionClose = 3,   // session: its client closed it
-  SessionExpire = 4,  // session: the leader heard no keepalive for its ttl (session/Keeper)
+  SessionExpire = 4,  // session, epoch: the leader of ballot `epoch` heard no keepalive for its ttl
+  // epoch: a new leader's first entry. Sessions are decided by one leadership at a time
+  // (PAXOS.md 9b): once a leader's epoch is applied, expiries stamped by earlier leaders are
+  // ignored, and the leader speaks for sessions only after its own epoch is applied.
+  SessionEpoch = 5,
 };
 
 struct Command {
@@ -46,12 +51,15 @@ struct Command {
   std::uint64_t session = 0;  // Session*
   std::uint64_t ttlMs = 0;    // SessionCreate
   std::string name;           // SessionCreate
+  paxos::Ballot epoch;        // SessionExpire, SessionEpoch
 
   bool operator==(const Command&) const = default;
 };
 
 Command txnCommand(std::vector<Op> ops);
 Command sessionCommand(CommandType type, std::uint64_t session);
+Command expireCommand(std::uint64_t session, paxos::Ballot epoch);
+Command epochCommand(paxos::Ballot epoch);
 
 void encodeCommand(Encoder& out, const Command& command);
 Command decodeCommand(Decoder& in);  // throws DecodeError

@@ -5,13 +5,14 @@
 namespace warden::coordinator {
 
 namespace {
-constexpr std::uint8_t kProposalFormat = 1;
+constexpr std::uint8_t kProposalFormat = 2;
 }
 
 std::string encodeProposal(const Proposal& p) {
   Encoder out;
   out.u8(kProposalFormat);
   out.varint(p.origin);
+  out.fixed64(p.incarnation);
   out.varint(p.requestId);
   out.varint(p.timestampMs);
   out.bytes(p.command);
@@ -23,6 +24,7 @@ Proposal decodeProposal(std::string_view bytes) {
   if (in.u8() != kProposalFormat) throw DecodeError("unknown proposal format");
   Proposal p;
   p.origin = in.varint();
+  p.incarnation = in.fixed64();
   p.requestId = in.varint();
   p.timestampMs = in.varint();
   p.command = std::string(in.bytes());

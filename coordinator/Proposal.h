@@ -1,6 +1,9 @@
 #pragma once
 // One write as it travels through the replicated log: the node that received it (and will
-// answer the client), that node's request number, the leader's timestamp, and the command.
+// answer the client), that node's process incarnation and request number, the leader's
+// timestamp, and the command. Request numbers restart with every process, and a log replayed
+// after a restart or a wipe holds the previous process's proposals: only a matching
+// incarnation (random per process) makes a chosen proposal this process's own (PAXOS.md 5b).
 
 #include <cstdint>
 #include <string>
@@ -10,6 +13,7 @@ namespace warden::coordinator {
 
 struct Proposal {
   std::uint64_t origin = 0;
+  std::uint64_t incarnation = 0;
   std::uint64_t requestId = 0;
   std::uint64_t timestampMs = 0;  // 0 until the leader stamps it
   std::string command;            // encodeCommand bytes

@@ -45,6 +45,7 @@ constexpr std::uint64_t kReaskKeepaliveUs = 200'000;
 // wakes for a frame every few milliseconds instead of once per keepalive.
 constexpr std::uint64_t kRelayBatchUs = 2'000;
 constexpr std::uint64_t kExpiryScanUs = 50'000;
+constexpr std::uint64_t kEpochRetryUs = 2'000'000;
 
 class SystemRandom : public paxos::Random {
  public:
@@ -108,7 +109,8 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
       options_(std::move(options)),
       onApplied_(std::move(onApplied)),
       store_(env),
-      random_(std::make_unique<SystemRandom>()) {
+      random_(std::make_unique<SystemRandom>()),
+      incarnation_(random_->next() | 1) {
   options_.paxos.id = options_.id;
   options_.paxos.members.clear();
   std::map<std::uint64_t, net::ip::tcp::endpoint> peers;
@@ -119,6 +121,7 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
   {
     storage::Txn txn = storage::Txn::read(env_);
     applied_ = stateMachine_.appliedIndex(txn);
+    epoch_ = stateMachine_.sessionEpoch(txn);
   }
   paxos::DurableState durable = store_.load();
   const bool pristine = durable.promised.isZero() && durable.accepted.empty() && durable.compactedUpTo == 0 &&
@@ -237,6 +240,7 @@ void ReplicatedLog::run() {
       if (nowUs() >= nextTick) {
         if (replica_) readies_.push_back(replica_->tick(nowUs()));
         expire();
+        proposeEpoch();
         proposeExpiries();
         nextTick = nowUs() + kTickUs;
       }
@@ -292,13 +296,8 @@ void ReplicatedLog::handle(Input& input) {
     lastHeardUs_[h->from] = nowUs();
     peerHttp_[h->from] = h->http;
   } else if (auto* s = std::get_if<Submit>(&input)) {
-    Proposal p;
-    p.origin = options_.id;
-    p.requestId = nextRequest_++;
-    Encoder out;
-    encodeCommand(out, s->command);
-    p.command = out.take();
-    writes_[p.requestId] = PendingWrite{std::move(s->done), nowUs() + options_.writeTimeoutMs * 1000, encodeProposal(p)};
+    const std::uint64_t requestId = nextRequest_;
+    writes_[requestId] = PendingWrite{std::move(s->done), nowUs() + options_.writeTimeoutMs * 1000, ownProposal(s->command)};
   } else if (auto* r = std::get_if<Read>(&input)) {
     reads_[nextRead_++] = PendingRead{std::move(r->done), nowUs() + options_.writeTimeoutMs * 1000};
   } else if (auto* k = std::get_if<Keepalive>(&input)) {
@@ -333,7 +332,7 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
       for (const auto& bytes : decodeProposals(in, rest.size())) {
         Proposal p = decodeProposal(bytes);
         auto it = writes_.find(p.requestId);
-        if (p.origin == options_.id && it != writes_.end()) {
+        if (ours(p) && it != writes_.end()) {
           p.timestampMs = 0;
           it->second.proposal = encodeProposal(p);  // try again next turn
         }
@@ -341,26 +340,28 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
       break;
     }
     case Frame::ReadIndexRequest: {
-      const std::uint64_t id = in.varint();
+      const ForwardedRead read{from, in.fixed64(), in.varint()};
       in.expectDone();
       if (!replica_ || !replica_->isLeader()) {
-        answerForwardedRead(from, id, false, 0);
+        answerForwardedRead(read, false, 0);
       } else if (auto index = replica_->leaseRead(nowUs())) {
-        answerForwardedRead(from, id, true, *index);
+        answerForwardedRead(read, true, *index);
       } else {
         const std::uint64_t rid = nextRead_++;
-        forwardedReads_[rid] = {from, id};
+        forwardedReads_[rid] = read;
         readies_.push_back(replica_->requestRead(rid, nowUs()));
       }
       break;
     }
     case Frame::ReadIndexReply: {
+      const std::uint64_t incarnation = in.fixed64();
       const std::uint64_t id = in.varint();
       const bool ok = in.boolean();
       const std::uint64_t index = in.varint();
       in.expectDone();
       auto it = reads_.find(id);
-      if (it == reads_.end()) break;
+      // A reply to an earlier process of this node (queued across its restart) is not ours.
+      if (incarnation != incarnation_ || it == reads_.end()) break;
       if (ok) {
         it->second.indexKnown = true;
         it->second.index = index;
@@ -370,17 +371,22 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
       break;
     }
     case Frame::Probe: {
-      // Any vote leaves a promise behind (an accept raises it too), so this is all it takes.
+      // Any vote leaves a promise behind (an accept raises it too, and a candidate promises
+      // itself before it asks), so this is all it takes.
+      const std::uint64_t nonce = in.fixed64();
+      in.expectDone();
       const bool history = applied_ > 0 || (replica_ && !replica_->promised().isZero());
       Encoder out;
+      out.fixed64(nonce);
       out.boolean(history);
       transport_->send(from, frame(Frame::ProbeReply, out.data()));
       break;
     }
     case Frame::ProbeReply: {
+      const std::uint64_t nonce = in.fixed64();
       const bool history = in.boolean();
       in.expectDone();
-      if (replica_) break;
+      if (replica_ || nonce != incarnation_) break;  // an answer to an earlier process
       if (history) {
         // The cluster has a past this node does not remember: its disk was wiped. Rebuild as
         // a learner (PAXOS.md 5).
@@ -388,11 +394,12 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
         replica_ = std::make_unique<paxos::Replica>(options_.paxos, paxos::DurableState{}, 0, true, *random_, nowUs());
       } else {
         probedEmpty_.insert(from);
-        // Anything ever chosen sits on a majority, so on at least majority - 1 of the others;
-        // hearing "empty" from n - majority + 1 of the others therefore rules history out:
-        // this is a brand-new cluster, and voting is safe.
-        const std::size_t n = options_.members.size();
-        if (probedEmpty_.size() >= n - (n / 2 + 1) + 1) {
+        // Every member, asked after this process started, says it never promised anything: no
+        // ballot was ever issued (a candidate promises its own ballot before it asks), so this
+        // disk cannot have promised or accepted anything either. A majority's "empty" would not
+        // do: it rules out chosen values, but not a promise this disk gave to a candidate whose
+        // other Prepares are still on their way (PAXOS.md 5).
+        if (probedEmpty_.size() + 1 >= options_.members.size()) {
           replica_ = std::make_unique<paxos::Replica>(options_.paxos, paxos::DurableState{}, 0, false, *random_, nowUs());
         }
       }
@@ -400,13 +407,14 @@ void ReplicatedLog::onPeerFrame(std::uint64_t from, const std::string& body) {
     }
     case Frame::SnapshotChunk: receiveSnapshotChunk(from, in, rest.size()); break;
     case Frame::KeepaliveRequest: {
+      const std::uint64_t incarnation = in.fixed64();
       std::uint64_t n = in.varint();
       if (n > rest.size()) throw DecodeError("too many keepalives");
       std::vector<RelayedKeepalive> relayed;
       relayed.reserve(n);
       for (; n > 0; --n) {
         const std::uint64_t id = in.varint();
-        relayed.push_back(RelayedKeepalive{from, id, in.varint()});
+        relayed.push_back(RelayedKeepalive{from, incarnation, id, in.varint()});
       }
       in.expectDone();
       syncKeeper();
@@ -492,7 +500,9 @@ void ReplicatedLog::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::s
   if (!last) return;
   IncomingSnapshot done = std::move(incoming);
   incoming_.erase(from);
-  if (!replica_ || done.applied <= applied_) return;
+  // Chosen entries handed out this turn but not yet applied may already cover it: then the log
+  // is enough, and installing would apply those entries on top of a newer state.
+  if (!replica_ || done.applied <= applied_ || done.applied <= replica_->commitIndex()) return;
   std::uint64_t revision = 0;
   {
     // The state, its applied index and its revision are replaced in one transaction.
@@ -500,6 +510,7 @@ void ReplicatedLog::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::s
     stateMachine_.importState(txn, done.rows);
     if (stateMachine_.appliedIndex(txn) != done.applied) throw DecodeError("snapshot disagrees with its applied index");
     revision = stateMachine_.revision(txn);
+    epoch_ = stateMachine_.sessionEpoch(txn);
     txn.commit();
   }
   applied_ = done.applied;
@@ -534,20 +545,23 @@ void ReplicatedLog::forward(std::vector<std::string> proposals) {
     for (auto& bytes : proposals) {
       Proposal p = decodeProposal(bytes);
       auto it = writes_.find(p.requestId);
-      if (p.origin == options_.id && it != writes_.end()) it->second.proposal = std::move(bytes);
+      if (ours(p) && it != writes_.end()) it->second.proposal = std::move(bytes);
     }
     return;
   }
   transport_->send(leader, proposalsFrame(Frame::Forward, proposals));
 }
 
-void ReplicatedLog::answerForwardedRead(std::uint64_t origin, std::uint64_t id, bool ok, std::uint64_t index) {
+void ReplicatedLog::answerForwardedRead(const ForwardedRead& read, bool ok, std::uint64_t index) {
   Encoder out;
-  out.varint(id);
+  out.fixed64(read.incarnation);
+  out.varint(read.id);
   out.boolean(ok);
   out.varint(index);
-  transport_->send(origin, frame(Frame::ReadIndexReply, out.data()));
+  transport_->send(read.origin, frame(Frame::ReadIndexReply, out.data()));
 }
+
+bool ReplicatedLog::ours(const Proposal& p) const { return p.origin == options_.id && p.incarnation == incarnation_; }
 
 void ReplicatedLog::serveReads() {
   const std::uint64_t now = nowUs();
@@ -569,6 +583,7 @@ void ReplicatedLog::serveReads() {
           r.asked = true;
           r.askedAtUs = now;
           Encoder out;
+          out.fixed64(incarnation_);
           out.varint(it->first);
           transport_->send(leader, frame(Frame::ReadIndexRequest, out.data()));
         }
@@ -603,7 +618,7 @@ void ReplicatedLog::finishReadyBatch() {
       std::move(ready.committed.begin(), ready.committed.end(), std::back_inserter(chosen));
       for (const auto& read : ready.reads) {
         if (auto f = forwardedReads_.find(read.id); f != forwardedReads_.end()) {
-          answerForwardedRead(f->second.first, f->second.second, true, read.index);
+          answerForwardedRead(f->second, true, read.index);
           forwardedReads_.erase(f);
         } else if (auto r = reads_.find(read.id); r != reads_.end()) {
           r->second.indexKnown = true;
@@ -612,7 +627,7 @@ void ReplicatedLog::finishReadyBatch() {
       }
       for (std::uint64_t id : ready.failedReads) {
         if (auto f = forwardedReads_.find(id); f != forwardedReads_.end()) {
-          answerForwardedRead(f->second.first, f->second.second, false, 0);
+          answerForwardedRead(f->second, false, 0);
           forwardedReads_.erase(f);
         } else if (auto r = reads_.find(id); r != reads_.end()) {
           r->second.asked = false;
@@ -628,8 +643,9 @@ void ReplicatedLog::finishReadyBatch() {
         for (auto& [origin, proposals] : byOrigin) {
           if (origin == options_.id) {
             for (auto& bytes : proposals) {
-              auto it = writes_.find(decodeProposal(bytes).requestId);
-              if (it != writes_.end()) it->second.proposal = std::move(bytes);
+              const Proposal p = decodeProposal(bytes);
+              auto it = writes_.find(p.requestId);
+              if (ours(p) && it != writes_.end()) it->second.proposal = std::move(bytes);
             }
           } else {
             transport_->send(origin, proposalsFrame(Frame::ForwardRejected, proposals));
@@ -658,6 +674,7 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
   {
     storage::Txn txn = storage::Txn::write(env_);
     for (const auto& chosen : entries) {
+      if (chosen.slot <= applied_) continue;  // a snapshot installed this turn covers it
       Entry entry;
       entry.index = chosen.slot;
       entry.timestampMs = lastTimestampMs_;
@@ -671,7 +688,7 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
           in.expectDone();
           entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
           entry.commands.push_back(std::move(command));
-          slotOrigins.push_back(Origin{p.requestId, p.origin == options_.id});
+          slotOrigins.push_back(Origin{p.requestId, ours(p)});
         } catch (const DecodeError&) {
         }
       }
@@ -687,6 +704,7 @@ void ReplicatedLog::apply(const std::vector<paxos::ChosenEntry>& entries) {
       applied_ = chosen.slot;
     }
     revision = stateMachine_.revision(txn);
+    epoch_ = stateMachine_.sessionEpoch(txn);
     txn.commit();
   }
   if (onApplied_) onApplied_(revision);
@@ -718,10 +736,16 @@ void ReplicatedLog::syncKeeper() {
     return;
   }
   // A lease read index covers every slot adopted from earlier leaders (PAXOS.md): once they are
-  // applied, the session table here is the one every keepalive and expiry must go by.
+  // applied, the session table here is the one every keepalive and expiry must go by. The
+  // epoch makes it this leadership's own: expiries of deposed leaders found later are void.
   const auto index = replica_->leaseRead(nowUs());
-  serving_ = index && applied_ >= *index;
+  serving_ = index && applied_ >= *index && (epoch_ == replica_->ballot() || options_.bugs.serveWithoutEpoch);
   std::lock_guard lock(keeperMutex_);
+  if (!serving_ && keeper_.leading()) {
+    // The lease lapsed (a pause, a lost round): keepalives may have waited in queues meanwhile,
+    // so when it serves again every session gets a fresh ttl, as at a takeover.
+    keeper_.stepDown();
+  }
   if (serving_ && !keeper_.leading()) {
     storage::Txn txn = storage::Txn::read(env_);
     const auto sessions = stateMachine_.sessions().ttls(txn);
@@ -768,6 +792,7 @@ void ReplicatedLog::serveKeepalives() {
   if (relayCount > 0) {
     lastRelayUs_ = now;
     Encoder out;
+    out.fixed64(incarnation_);
     out.varint(relayCount);
     transport_->send(target, frame(Frame::KeepaliveRequest, out.take() + relay.take()));
   }
@@ -787,12 +812,21 @@ std::optional<std::uint64_t> ReplicatedLog::keepaliveLocked(std::uint64_t sessio
 }
 
 void ReplicatedLog::answerKeepalives(std::uint64_t follower, const std::vector<RelayedKeepalive>& relayed, bool retry) {
+  // One frame per incarnation of the follower (nearly always one).
+  std::map<std::uint64_t, std::vector<const RelayedKeepalive*>> byIncarnation;
+  for (const auto& r : relayed) byIncarnation[r.incarnation].push_back(&r);
+  for (const auto& [incarnation, group] : byIncarnation) answerKeepalives(follower, incarnation, group, retry);
+}
+
+void ReplicatedLog::answerKeepalives(std::uint64_t follower, std::uint64_t incarnation,
+                                     const std::vector<const RelayedKeepalive*>& relayed, bool retry) {
   const std::uint64_t now = nowUs();
   Encoder out;
+  out.fixed64(incarnation);
   out.varint(relayed.size());
-  for (const auto& r : relayed) {
-    out.varint(r.id);
-    const auto ttl = retry ? std::nullopt : keepaliveLocked(r.session, now);
+  for (const auto* r : relayed) {
+    out.varint(r->id);
+    const auto ttl = retry ? std::nullopt : keepaliveLocked(r->session, now);
     const auto answer = retry ? KeepaliveAnswer::AskAgain : ttl ? KeepaliveAnswer::Alive : KeepaliveAnswer::NotFound;
     out.u8(static_cast<std::uint8_t>(answer));
     out.varint(ttl.value_or(0));
@@ -801,6 +835,7 @@ void ReplicatedLog::answerKeepalives(std::uint64_t follower, const std::vector<R
 }
 
 void ReplicatedLog::onKeepaliveReply(Decoder& in, std::size_t size) {
+  const std::uint64_t incarnation = in.fixed64();
   std::uint64_t n = in.varint();
   if (n > size) throw DecodeError("too many keepalive answers");
   const std::uint64_t now = nowUs();
@@ -811,7 +846,7 @@ void ReplicatedLog::onKeepaliveReply(Decoder& in, std::size_t size) {
     const auto answer = static_cast<KeepaliveAnswer>(raw);
     const std::uint64_t ttl = in.varint();
     auto it = keepalives_.find(id);
-    if (it == keepalives_.end()) continue;  // answered already (timed out)
+    if (incarnation != incarnation_ || it == keepalives_.end()) continue;  // an earlier process's, or timed out
     if (answer == KeepaliveAnswer::AskAgain) {
       // The addressee no longer leads: ask again soon, once a new leader is known.
       it->second.askedAtUs = now > kReaskKeepaliveUs ? now - kReaskKeepaliveUs + 20'000 : 0;
@@ -824,9 +859,31 @@ void ReplicatedLog::onKeepaliveReply(Decoder& in, std::size_t size) {
   in.expectDone();
 }
 
+void ReplicatedLog::proposeEpoch() {
+  if (!replica_ || !replica_->isLeader() || epoch_ == replica_->ballot()) return;
+  const std::uint64_t now = nowUs();
+  if (epochProposed_ == replica_->ballot() && now < epochProposedAtUs_ + kEpochRetryUs) return;
+  epochProposed_ = replica_->ballot();
+  epochProposedAtUs_ = now;
+  proposeLocal({ownProposal(epochCommand(replica_->ballot()))});
+}
+
+std::string ReplicatedLog::ownProposal(const Command& command) {
+  Proposal p;
+  p.origin = options_.id;
+  p.incarnation = incarnation_;
+  p.requestId = nextRequest_++;
+  Encoder out;
+  encodeCommand(out, command);
+  p.command = out.take();
+  return encodeProposal(p);
+}
+
 void ReplicatedLog::proposeExpiries() {
   const std::uint64_t now = nowUs();
-  if (!serving_ || now < nextExpiryScanUs_) return;
+  // The lease is checked at this instant: a leader waking from a pause must not propose on the
+  // strength of a lease that ran out while it slept (PAXOS.md 9).
+  if (!serving_ || now < nextExpiryScanUs_ || !replica_->leaseValid(now)) return;
   nextExpiryScanUs_ = now + kExpiryScanUs;
   std::vector<std::uint64_t> due;
   {
@@ -836,13 +893,7 @@ void ReplicatedLog::proposeExpiries() {
   std::vector<std::string> proposals;
   for (std::uint64_t id : due) {
     // Nobody waits for the answer: apply tells the keeper, and a lost expiry is due again.
-    Proposal p;
-    p.origin = options_.id;
-    p.requestId = nextRequest_++;
-    Encoder out;
-    encodeCommand(out, sessionCommand(CommandType::SessionExpire, id));
-    p.command = out.take();
-    proposals.push_back(encodeProposal(p));
+    proposals.push_back(ownProposal(expireCommand(id, replica_->ballot())));
   }
   if (!proposals.empty()) proposeLocal(std::move(proposals));
 }
@@ -853,7 +904,11 @@ void ReplicatedLog::expire() {
     // Still probing an empty disk: ask again until the peers answer.
     lastProbeUs_ = now;
     for (const auto& [id, address] : options_.members) {
-      if (id != options_.id) transport_->send(id, frame(Frame::Probe));
+      if (id != options_.id) {
+        Encoder nonce;
+        nonce.fixed64(incarnation_);
+        transport_->send(id, frame(Frame::Probe, nonce.data()));
+      }
     }
   }
   takeOverdue(writes_, now, [this](PendingWrite& w) {

@@ -35,6 +35,7 @@
 #include "coordinator/Bytes.h"
 #include "coordinator/ClusterView.h"
 #include "coordinator/LmdbLogStore.h"
+#include "coordinator/Proposal.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/Status.h"
 #include "coordinator/paxos/Replica.h"
@@ -50,6 +51,10 @@ struct ClusterOptions {
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
+  // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
+  struct Bugs {
+    bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
+  } bugs;
 };
 
 class ReplicatedLog {
@@ -119,8 +124,15 @@ class ReplicatedLog {
   };
   struct RelayedKeepalive {
     std::uint64_t from;
+    std::uint64_t incarnation;  // of the follower's process
     std::uint64_t id;
     std::uint64_t session;
+  };
+  // A read index asked by a follower's process, to answer when known.
+  struct ForwardedRead {
+    std::uint64_t origin;
+    std::uint64_t incarnation;
+    std::uint64_t id;
   };
 
   void push(Input input);
@@ -131,7 +143,8 @@ class ReplicatedLog {
   void proposeLocal(std::vector<std::string> proposals);
   void forward(std::vector<std::string> proposals);
   void serveReads();
-  void answerForwardedRead(std::uint64_t origin, std::uint64_t id, bool ok, std::uint64_t index);
+  void answerForwardedRead(const ForwardedRead& read, bool ok, std::uint64_t index);
+  bool ours(const Proposal& p) const;
   void finishReadyBatch();
   void sendSnapshot(std::uint64_t peer);
   void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
@@ -139,11 +152,16 @@ class ReplicatedLog {
   void syncKeeper();
   void serveKeepalives();
   void answerKeepalives(std::uint64_t follower, const std::vector<RelayedKeepalive>& relayed, bool retry);
+  void answerKeepalives(std::uint64_t follower, std::uint64_t incarnation,
+                        const std::vector<const RelayedKeepalive*>& relayed, bool retry);
   void answerHeldRelays(bool retry);
   // The keeper's keepalive under its lock: any thread.
   std::optional<std::uint64_t> keepaliveLocked(std::uint64_t session, std::uint64_t atUs);
   void onKeepaliveReply(Decoder& in, std::size_t size);
+  void proposeEpoch();
   void proposeExpiries();
+  // A proposal of this process's (origin, incarnation, next request id) for `command`.
+  std::string ownProposal(const Command& command);
   void expire();
   void updateView();
   std::uint64_t nowUs() const;
@@ -155,6 +173,8 @@ class ReplicatedLog {
   AppliedHook onApplied_;
   LmdbLogStore store_;
   std::unique_ptr<paxos::Random> random_;
+  // Random per process: every id that matches a reply to a request carries it (PAXOS.md 5b).
+  std::uint64_t incarnation_;
   std::unique_ptr<paxos::Replica> replica_;
 
   boost::asio::io_context ioc_;
@@ -173,7 +193,7 @@ class ReplicatedLog {
   std::map<std::uint64_t, PendingWrite> writes_;  // by request id, for writes received here
   std::uint64_t nextRead_ = 1;
   std::map<std::uint64_t, PendingRead> reads_;
-  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> forwardedReads_;  // replica read id -> (origin, id)
+  std::map<std::uint64_t, ForwardedRead> forwardedReads_;  // by the replica's read id
   std::set<std::uint64_t> probedEmpty_;  // peers that answered a probe without history
   struct IncomingSnapshot {
     std::uint64_t id = 0;
@@ -194,7 +214,10 @@ class ReplicatedLog {
   std::mutex keeperMutex_;
   session::Keeper keeper_;
   std::atomic<std::uint64_t> servingUntilUs_{0};
-  bool serving_ = false;  // leader with a lease that has applied everything before its term
+  bool serving_ = false;  // leader with a lease that has applied everything before its term and its epoch
+  paxos::Ballot epoch_;   // the state machine's session epoch, as last applied
+  paxos::Ballot epochProposed_;
+  std::uint64_t epochProposedAtUs_ = 0;
   std::uint64_t nextKeepalive_ = 1;
   std::map<std::uint64_t, PendingKeepalive> keepalives_;  // received here, by local id
   std::vector<RelayedKeepalive> heldRelays_;  // from followers, while this leader catches up

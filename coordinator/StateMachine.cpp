@@ -10,6 +10,7 @@ namespace warden::coordinator {
 namespace {
 constexpr std::string_view kAppliedIndexKey = "applied_index";
 constexpr std::string_view kRevisionKey = "revision";
+constexpr std::string_view kSessionEpochKey = "session_epoch";  // round, node
 
 std::string u64Value(std::uint64_t v) { return storage::encodeU64Key(v); }
 
@@ -103,6 +104,18 @@ std::uint64_t StateMachine::readMeta(storage::Txn& txn, std::string_view key) co
 
 std::uint64_t StateMachine::revision(storage::Txn& txn) const { return readMeta(txn, kRevisionKey); }
 
+paxos::Ballot StateMachine::sessionEpoch(storage::Txn& txn) const {
+  auto value = txn.get(meta_, kSessionEpochKey);
+  if (!value) return {};
+  return storage::decodeStored(*value, [](std::string_view bytes) {
+    Decoder in(bytes);
+    paxos::Ballot b;
+    b.round = in.varint();
+    b.node = in.varint();
+    return b;
+  });
+}
+
 std::uint64_t StateMachine::appliedIndex(storage::Txn& txn) const {
   return readMeta(txn, kAppliedIndexKey);
 }
@@ -136,6 +149,23 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
     out.message = std::move(message);
     return out;
   };
+  if (command.type == CommandType::SessionEpoch) {
+    // No revision: nothing a client sees changes.
+    if (command.epoch > sessionEpoch(txn)) {
+      Encoder value;
+      value.varint(command.epoch.round);
+      value.varint(command.epoch.node);
+      txn.put(meta_, kSessionEpochKey, value.data());
+    }
+    out.status = Status::Ok;
+    return out;
+  }
+  if (command.type == CommandType::SessionExpire && command.epoch < sessionEpoch(txn)) {
+    // Proposed by a leader that a later one has replaced, and found by that later one's phase
+    // 1 (or a later one's): a session it kept alive must not die of it (PAXOS.md 9b).
+    return fail(Status::Unavailable, "expiry proposed by leader " + paxos::toString(command.epoch) +
+                                         ", deposed since; ignored");
+  }
   const std::string id = session::formatSessionId(command.session);
   if (command.type == CommandType::SessionCreate) {
     if (command.session == 0) return fail(Status::InvalidArgument, "session id 0 is reserved");

@@ -52,6 +52,8 @@ class StateMachine {
   void importState(storage::Txn& txn, const std::vector<Row>& rows) const;
 
   std::uint64_t revision(storage::Txn& txn) const;
+  // The ballot of the latest leader whose SessionEpoch was applied ({0,0}: none).
+  paxos::Ballot sessionEpoch(storage::Txn& txn) const;
   std::uint64_t appliedIndex(storage::Txn& txn) const;
   const Tree& tree() const { return tree_; }
   const session::SessionTable& sessions() const { return sessions_; }

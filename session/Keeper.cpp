@@ -42,7 +42,8 @@ void Keeper::applied(const coordinator::Command& command, const coordinator::Com
     case coordinator::CommandType::SessionCreate: created(command.session, command.ttlMs, nowMs); break;
     case coordinator::CommandType::SessionClose:
     case coordinator::CommandType::SessionExpire: ended(command.session); break;
-    case coordinator::CommandType::Txn: break;
+    case coordinator::CommandType::Txn:
+    case coordinator::CommandType::SessionEpoch: break;
   }
 }
 

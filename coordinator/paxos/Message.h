@@ -30,8 +30,11 @@ struct Promise {
   bool ok = false;
   bool leaseHeld = false;
   Ballot promised;
-  std::vector<PromisedEntry> entries;  // every accepted slot >= fromSlot
+  std::vector<PromisedEntry> entries;  // every accepted slot >= fromSlot...
   Slot compactedUpTo = 0;              // the sender no longer has slots <= this one
+  // ...unless they would not fit in one frame: then the candidate must catch up first, which
+  // raises its fromSlot and shrinks the next promise.
+  bool truncated = false;
 };
 
 // Phase 2a, with the leader's commit index piggybacked.
@@ -80,6 +83,18 @@ struct ChosenEntry {
   bool operator==(const ChosenEntry&) const = default;
 };
 
+// Pre-vote (PAXOS.md 10): "would you vote for a new ballot?" Nothing is raised or made durable,
+// so a node cut off from the others cannot inflate the ballots and depose a working leader when
+// it comes back: it campaigns only once a majority has also lost touch with the leader.
+struct PreVote {
+  Ballot ballot;  // the ballot it would prepare
+};
+
+struct PreVoteReply {
+  Ballot ballot;  // echoed
+  bool granted = false;
+};
+
 struct CatchupReply {
   std::vector<ChosenEntry> entries;  // contiguous, from the requested slot
   bool snapshotNeeded = false;       // the requested slot was compacted away here
@@ -87,10 +102,13 @@ struct CatchupReply {
   std::uint64_t nonce = 0;  // echoed from the request
   Ballot leaderBallot;      // when the sender leads: its ballot...
   Slot nextSlot = 0;        // ...and the first slot it has not proposed yet
+  // The sender's promised ballot when it answered. A rebuilding replica collects these from
+  // every member, for a nonce of its own, to honour promises it gave before its disk was lost.
+  Ballot promised;
 };
 
 using Payload = std::variant<Prepare, Promise, Accept, Accepted, Heartbeat, HeartbeatReply, CatchupRequest,
-                             CatchupReply>;
+                             CatchupReply, PreVote, PreVoteReply>;
 
 struct Message {
   NodeId from = 0;

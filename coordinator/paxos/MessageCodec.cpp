@@ -28,6 +28,7 @@ void encodePayload(Encoder& out, const Promise& m) {
     encodeValue(out, e.value);
     out.boolean(e.chosen);
   }
+  out.boolean(m.truncated);
 }
 void encodePayload(Encoder& out, const Accept& m) {
   encodeBallot(out, m.ballot);
@@ -71,6 +72,12 @@ void encodePayload(Encoder& out, const CatchupReply& m) {
   out.varint(m.nonce);
   encodeBallot(out, m.leaderBallot);
   out.varint(m.nextSlot);
+  encodeBallot(out, m.promised);
+}
+void encodePayload(Encoder& out, const PreVote& m) { encodeBallot(out, m.ballot); }
+void encodePayload(Encoder& out, const PreVoteReply& m) {
+  encodeBallot(out, m.ballot);
+  out.boolean(m.granted);
 }
 
 Payload decodePayload(std::uint8_t kind, Decoder& in, std::size_t size) {
@@ -96,6 +103,7 @@ Payload decodePayload(std::uint8_t kind, Decoder& in, std::size_t size) {
         e.chosen = in.boolean();
         m.entries.push_back(std::move(e));
       }
+      m.truncated = in.boolean();
       return m;
     }
     case 2: {
@@ -152,6 +160,14 @@ Payload decodePayload(std::uint8_t kind, Decoder& in, std::size_t size) {
       m.nonce = in.varint();
       m.leaderBallot = decodeBallot(in);
       m.nextSlot = in.varint();
+      m.promised = decodeBallot(in);
+      return m;
+    }
+    case 8: return PreVote{decodeBallot(in)};
+    case 9: {
+      PreVoteReply m;
+      m.ballot = decodeBallot(in);
+      m.granted = in.boolean();
       return m;
     }
     default: throw DecodeError("unknown message kind");

@@ -12,7 +12,7 @@
 
 namespace warden::coordinator::paxos {
 
-inline constexpr std::uint8_t kWireFormat = 1;
+inline constexpr std::uint8_t kWireFormat = 2;
 
 std::string encodeMessage(const Message& message);
 Message decodeMessage(std::string_view bytes);  // throws DecodeError

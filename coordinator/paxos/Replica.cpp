@@ -9,7 +9,33 @@ namespace warden::coordinator::paxos {
 namespace {
 // A ballot no leader ever has: a restarted acceptor's lease is held "for nobody".
 constexpr Ballot kNobody{UINT64_MAX, UINT64_MAX};
+
+// Roughly what a value weighs on the wire: its commands and a little framing each.
+std::size_t valueBytes(const Value& value) {
+  std::size_t n = 16;
+  for (const auto& c : value.commands) n += c.size() + 8;
+  return n;
+}
 }  // namespace
+
+// ---- why a lost disk cannot make two values chosen for one slot (PAXOS.md 5) --------------------
+//
+// A replica that lost its disk forgot three things: values it accepted, values it knows chosen,
+// and ballots it promised. It votes again only once all three are covered:
+//  - chosen values: it learns every slot up to one that the current leader had not proposed
+//    before the restart (named in answer to a nonce made after it), so every value chosen
+//    before the restart, with or without its vote, is in its log before it votes again and is
+//    reported in its promises ("Paxos Made Live" 5.1);
+//  - accepted but unchosen values: while it learns it accepts nothing, so such a value can be
+//    chosen only by a majority without it, which any later phase 1 sees;
+//  - promises: a candidate makes its own ballot durable in its own promise before any Prepare
+//    leaves (startElection), and promises only rise. So any ballot this replica promised before
+//    the loss is at most its candidate's promised ballot at any later time. The rebuilding
+//    replica asks every other member for its promised ballot (for its nonce, so the answers
+//    are from after the restart) and votes from above the highest. A candidate still holding its
+//    forgotten promise can then never be outvoted by values this replica accepts in a lower
+//    ballot. This needs every member's answer: a wiped node waits for all of them, and one lost
+//    disk at a time is assumed (a member whose own disk was lost answers from what it rebuilt).
 
 Replica::Replica(ReplicaConfig config, DurableState durable, Slot appliedUpTo, bool wiped, Random& random, Time now)
     : config_(std::move(config)), random_(random), quorum_(config_.members.size() / 2 + 1), now_(now) {
@@ -73,6 +99,8 @@ Ready Replica::step(const Message& message, Time now) {
           if constexpr (std::is_same_v<T, HeartbeatReply>) onHeartbeatReply(from, m);
           if constexpr (std::is_same_v<T, CatchupRequest>) onCatchupRequest(from, m);
           if constexpr (std::is_same_v<T, CatchupReply>) onCatchupReply(from, m);
+          if constexpr (std::is_same_v<T, PreVote>) onPreVote(from, m);
+          if constexpr (std::is_same_v<T, PreVoteReply>) onPreVoteReply(from, m);
         },
         message.payload);
   }
@@ -109,20 +137,14 @@ Ready Replica::tick(Time now) {
     }
     case Role::Candidate:
     case Role::Follower:
-      if (now_ >= electionDeadline_ && !learner_) startElection();
-      if (learner_ && learnerTarget_ == 0 && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
-        // Ask for a slot that no leader had proposed before this restart: the answer to a
-        // nonce made now cannot be older than the restart.
-        lastCatchupRequest_ = now_;
-        const CatchupRequest ask{commitIndex_ + 1, rebuildNonce_};
-        if (leaderHint_ != 0 && leaderHint_ != config_.id) {
-          send(leaderHint_, ask);
+      if (now_ >= electionDeadline_ && !learner_) {
+        if (config_.bugs.noPreVote) {
+          startElection();
         } else {
-          for (NodeId m : config_.members) {
-            if (m != config_.id) send(m, ask);
-          }
+          startPreVote();
         }
       }
+      if (learner_ && now_ >= lastRebuildRequest_ + config_.heartbeatInterval) askRebuild();
       if (catchupRequested_ && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
         catchupRequested_ = false;  // the answer was lost; the next commit index asks again
       }
@@ -142,6 +164,18 @@ Ready Replica::propose(std::vector<std::string> commands, Time now) {
     flushProposals();
   }
   return finish();
+}
+
+void Replica::askRebuild() {
+  // Ask for a slot that no leader had proposed before this restart, and for every member's
+  // promised ballot: the answers to a nonce made now cannot be older than the restart.
+  lastRebuildRequest_ = now_;
+  const CatchupRequest ask{commitIndex_ + 1, rebuildNonce_};
+  for (NodeId m : config_.members) {
+    if (m == config_.id) continue;
+    const bool needTarget = learnerTarget_ == 0 && (leaderHint_ == 0 || leaderHint_ == m);
+    if (needTarget || !memberPromises_.count(m)) send(m, ask);
+  }
 }
 
 Ready Replica::requestRead(std::uint64_t id, Time now) {
@@ -221,11 +255,45 @@ void Replica::resetElectionTimer() {
 
 // ---- phase 1 ----------------------------------------------------------------------------------
 
+Ballot Replica::nextBallot() const {
+  // Above every ballot heard of, so that one refusal is enough to learn how high to go.
+  return Ballot{std::max({promised_.round, ballot_.round, highestBallotSeen_.round}) + 1, config_.id};
+}
+
+void Replica::startPreVote() {
+  preVoting_ = true;
+  preVoteBallot_ = nextBallot();
+  preVotes_ = {config_.id};  // its own timer ran out: it has lost the leader too
+  resetElectionTimer();
+  for (NodeId m : config_.members) {
+    if (m != config_.id) send(m, PreVote{preVoteBallot_});
+  }
+  if (preVotes_.size() >= quorum_) startElection();
+}
+
+void Replica::onPreVote(NodeId from, const PreVote& m) {
+  // Granted by whoever has not heard a leader for an election timeout either. The ballot does
+  // not matter here: a real Prepare that is too low is refused and teaches how high to go.
+  const bool leaderAlive = role_ == Role::Leader ||
+                           (lastLeaderContact_ != 0 && now_ < lastLeaderContact_ + config_.electionTimeout);
+  send(from, PreVoteReply{m.ballot, !leaderAlive});
+}
+
+void Replica::onPreVoteReply(NodeId from, const PreVoteReply& m) {
+  if (!preVoting_ || m.ballot != preVoteBallot_ || !m.granted || role_ == Role::Leader) return;
+  preVotes_.insert(from);
+  if (preVotes_.size() >= quorum_) startElection();
+}
+
 void Replica::startElection() {
   if (role_ == Role::Candidate) ++failedElections_;
   role_ = Role::Candidate;
-  // Above every ballot heard of, so that one refusal is enough to learn how high to go.
-  ballot_ = Ballot{std::max({promised_.round, ballot_.round, highestBallotSeen_.round}) + 1, config_.id};
+  preVoting_ = false;
+  ballot_ = nextBallot();
+  // The candidate's own promise is durable before any Prepare leaves: no ballot is ever reused
+  // after a crash, and any ballot an acceptor promised stays at most its candidate's promised
+  // ballot, which the rebuild of a lost disk relies on (see the top of this file).
+  raisePromise(ballot_);
   prepareFrom_ = commitIndex_ + 1;
   promises_.clear();
   resetElectionTimer();
@@ -263,7 +331,13 @@ void Replica::onPrepare(NodeId from, const Prepare& m) {
   if (role_ != Role::Follower && m.ballot > ballot_) stepDown(m.ballot);
   reply.ok = true;
   reply.promised = promised_;
+  std::size_t bytes = 0;
   for (auto it = log_.lower_bound(m.fromSlot); it != log_.end(); ++it) {
+    bytes += valueBytes(it->second.value);
+    if (!reply.entries.empty() && bytes > config_.promiseBytes) {
+      reply.truncated = true;
+      break;
+    }
     reply.entries.push_back(PromisedEntry{it->first, it->second.ballot, it->second.value, it->second.chosen});
   }
   send(from, std::move(reply));
@@ -276,8 +350,9 @@ void Replica::onPromise(NodeId from, const Promise& m) {
     if (!m.leaseHeld && m.promised > ballot_) stepDown(m.promised);
     return;
   }
-  if (m.compactedUpTo >= prepareFrom_) {
-    // That acceptor has forgotten slots this candidate never learned: catch up first.
+  if (m.compactedUpTo >= prepareFrom_ || m.truncated) {
+    // That acceptor has forgotten slots this candidate never learned, or knows more than one
+    // frame holds: catch up first.
     stepDown(ballot_);
     send(from, CatchupRequest{commitIndex_ + 1});
     return;
@@ -356,6 +431,8 @@ bool Replica::followLeader(Ballot ballot) {
   leaderHint_ = ballot.node;
   if (ballot.node != config_.id) {
     failedElections_ = 0;  // a leader is working: back to the short timeout
+    lastLeaderContact_ = now_;
+    preVoting_ = false;
     resetElectionTimer();
   }
   leaseBallot_ = ballot;
@@ -380,10 +457,14 @@ void Replica::flushProposals() {
   }
   while (!queue_.empty() && nextSlot_ - 1 - commitIndex_ < config_.window) {
     Value value;
-    const std::size_t n = std::min(queue_.size(), config_.maxBatch);
-    value.commands.assign(std::make_move_iterator(queue_.begin()),
-                          std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    std::size_t bytes = 0;
+    while (!queue_.empty() && value.commands.size() < config_.maxBatch) {
+      const std::size_t size = queue_.front().size();
+      if (!value.commands.empty() && bytes + size > config_.maxBatchBytes) break;
+      bytes += size;
+      value.commands.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
     proposeSlot(nextSlot_++, std::move(value));
   }
 }
@@ -400,6 +481,11 @@ void Replica::onAccept(NodeId from, const Accept& m) {
   }
   if (m.slot > compacted_) {
     auto& entry = log_[m.slot];
+    if (entry.chosen && entry.value != m.value) {
+      // Paxos rules this out; if a bug ever proposed it, a vote for it must not count.
+      send(from, Accepted{m.ballot, m.slot, false, promised_, m.sentAt});
+      return;
+    }
     if (!entry.chosen && (entry.ballot != m.ballot || entry.value != m.value)) {
       entry.ballot = m.ballot;
       entry.value = m.value;
@@ -476,9 +562,12 @@ void Replica::advanceCommit() {
     ++commitIndex_;
   }
   // Rebuilt: the leader that named learnerTarget_ (in answer to a nonce made after the restart)
-  // says it chose that slot in its own ballot, and everything up to it is known here. Vote from
-  // no lower than any ballot seen since the restart, in case one was promised before the wipe.
-  if (learner_ && learnerConfirmed_ && commitIndex_ >= learnerTarget_) {
+  // says it chose that slot in its own ballot, everything up to it is known here, and every
+  // member said what it promised. Vote from above all of that (highestBallotSeen_ holds it), in
+  // case a ballot was promised before the wipe.
+  const bool promisesKnown =
+      config_.bugs.rebuildIgnoresPromises || memberPromises_.size() + 1 >= config_.members.size();
+  if (learner_ && learnerConfirmed_ && commitIndex_ >= learnerTarget_ && promisesKnown) {
     learner_ = false;
     raisePromise(std::max(learnerBallot_, highestBallotSeen_));
     out_->records.push_back(LearnerRecord{false});
@@ -512,6 +601,7 @@ void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
   CatchupReply reply;
   reply.compactedUpTo = compacted_;
   reply.nonce = m.nonce;
+  reply.promised = promised_;
   if (role_ == Role::Leader) {
     reply.leaderBallot = ballot_;
     reply.nextSlot = nextSlot_;
@@ -522,15 +612,22 @@ void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
     reply.snapshotNeeded = true;
     out_->snapshotNeeded.push_back(from);
   } else {
+    std::size_t bytes = 0;
     for (Slot s = m.fromSlot; s <= commitIndex_ && reply.entries.size() < config_.catchupBatch; ++s) {
+      bytes += valueBytes(log_.at(s).value);
+      if (!reply.entries.empty() && bytes > config_.catchupBytes) break;
       reply.entries.push_back(ChosenEntry{s, log_.at(s).value});
     }
   }
   send(from, std::move(reply));
 }
 
-void Replica::onCatchupReply(NodeId, const CatchupReply& m) {
+void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
   catchupRequested_ = false;
+  if (learner_ && m.nonce == rebuildNonce_ && !config_.bugs.rebuildIgnoresPromises) {
+    memberPromises_[from] = m.promised;
+    highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
+  }
   if (learner_ && learnerTarget_ == 0 && m.nonce == rebuildNonce_ && !m.leaderBallot.isZero()) {
     learnerTarget_ = std::max<Slot>(m.nextSlot, 1);
     learnerBallot_ = m.leaderBallot;

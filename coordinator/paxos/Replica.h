@@ -35,14 +35,21 @@ struct ReplicaConfig {
   double maxDrift = 0.01;  // every clock's rate is within this fraction of true time
   Time leaseEpsilon = 1'000;
   std::size_t window = 8;      // slots in flight at once
-  std::size_t maxBatch = 512;  // commands in one slot
+  std::size_t maxBatch = 512;  // commands in one slot...
+  std::size_t maxBatchBytes = 1u << 20;  // ...and bytes (a single larger command gets a slot alone)
   std::size_t catchupBatch = 64;
+  std::size_t catchupBytes = 4u << 20;   // a catch-up reply stops at this many bytes (one entry at least)
+  // A promise carries accepted entries up to this many bytes; beyond, it says it is truncated.
+  // With maxBatchBytes and window these keep every frame far below the peer frame limit.
+  std::size_t promiseBytes = 16u << 20;
   std::size_t maxQueued = 100'000;  // proposals beyond this are rejected
 
   // Deliberate bugs, for tests that prove the simulator's checks can fail. Never set elsewhere.
   struct Bugs {
     bool skipPhase1 = false;        // a new leader proposes without learning what was accepted
     bool ignoreLeaseOnPrepare = false;  // promise a new ballot while a lease is granted
+    bool rebuildIgnoresPromises = false;  // a rebuilt replica votes without every member's promised ballot
+    bool noPreVote = false;               // campaign without asking whether a majority lost the leader
   } bugs;
 };
 
@@ -107,8 +114,12 @@ class Replica {
   bool recordAck(NodeId from, Ballot ballot, bool ok, Ballot promised, Time sentAt);
   void onCatchupRequest(NodeId from, const CatchupRequest& m);
   void onCatchupReply(NodeId from, const CatchupReply& m);
+  void onPreVote(NodeId from, const PreVote& m);
+  void onPreVoteReply(NodeId from, const PreVoteReply& m);
 
+  void startPreVote();
   void startElection();
+  Ballot nextBallot() const;
   void becomeLeader();
   void stepDown(Ballot seen);
   // Acceptor side of every message from a leader: raise the promise, follow, grant the lease.
@@ -121,6 +132,7 @@ class Replica {
   void advanceCommit();
   void learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader);
   void requestCatchup(NodeId from);
+  void askRebuild();
   void checkReads();
   void resetElectionTimer();
   Time quorumAckedAt() const;  // the majority-th latest echo of this leader's send times
@@ -144,12 +156,20 @@ class Replica {
   Time electionDeadline_ = 0;
   Time lastCatchupRequest_ = 0;
   bool catchupRequested_ = false;
+  Time lastLeaderContact_ = 0;  // when a leader other than this replica last spoke to it; 0: never
+  bool preVoting_ = false;
+  Ballot preVoteBallot_;
+  std::set<NodeId> preVotes_;
 
   // A wiped replica learns until slot learnerTarget_, which the leader of learnerBallot_ had not
   // proposed before the restart (it named it in answer to rebuildNonce_), is chosen by that
-  // leader and every slot up to it is known here; then it votes (see advanceCommit).
+  // leader and every slot up to it is known here, and until every other member has told it its
+  // promised ballot (also for rebuildNonce_); then it votes from above all of them (see
+  // advanceCommit and the argument in Replica.cpp).
   bool learner_ = false;
   std::uint64_t rebuildNonce_ = 0;
+  Time lastRebuildRequest_ = 0;  // its own timer: ordinary catch-up must not starve it
+  std::map<NodeId, Ballot> memberPromises_;
   std::vector<Record> pendingRecords_;  // made in the constructor, handed out with the first Ready
   Slot learnerTarget_ = 0;
   Ballot learnerBallot_;

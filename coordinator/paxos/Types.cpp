@@ -13,7 +13,8 @@ std::string toString(const Ballot& ballot) {
 
 const char* messageName(const Payload& payload) {
   static const char* names[] = {"Prepare",   "Promise",        "Accept",         "Accepted",
-                                "Heartbeat", "HeartbeatReply", "CatchupRequest", "CatchupReply"};
+                                "Heartbeat", "HeartbeatReply", "CatchupRequest", "CatchupReply",
+                                "PreVote",   "PreVoteReply"};
   return names[payload.index()];
 }
 

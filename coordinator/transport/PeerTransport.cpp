@@ -83,18 +83,27 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
 
   void send(std::string body) {
     net::dispatch(strand_, [self = shared_from_this(), body = std::move(body)]() mutable {
+      // A frame the receiver would refuse would be resent forever at the head of the queue,
+      // wedging the link: drop it here (callers keep frames far below the limit).
+      if (body.size() > self->limits_.maxFrameBytes) return;
       self->queuedBytes_ += body.size();
       self->queue_.push_back(std::move(body));
-      // Keep the newest: what is old matters least to a protocol that retransmits anyway.
-      while (self->queuedBytes_ > self->limits_.maxQueuedBytes && self->queue_.size() > 1 && !self->writing_) {
-        self->queuedBytes_ -= self->queue_.front().size();
-        self->queue_.pop_front();
+      // Keep the newest: what is old matters least to a protocol that retransmits anyway. The
+      // bound holds while connected too (a SIGSTOPped peer accepts no bytes, so a write may
+      // never finish); only the frame being written stays.
+      const std::size_t keep = self->writing_ || self->helloQueued_ ? 1 : 0;
+      while (self->queuedBytes_ > self->limits_.maxQueuedBytes && self->queue_.size() > keep + 1) {
+        auto victim = self->queue_.begin() + static_cast<std::ptrdiff_t>(keep);
+        self->queuedBytes_ -= victim->size();
+        self->queue_.erase(victim);
       }
+      self->queuedFlag_ = self->queuedBytes_;
       if (self->up_) self->writeNext();
     });
   }
 
   bool up() const { return upFlag_.load(); }
+  std::size_t queued() const { return queuedFlag_.load(); }
 
  private:
   void connect() {
@@ -143,6 +152,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       if (ec) return self->retry();
       self->queuedBytes_ -= self->queue_.front().size();
       self->queue_.pop_front();
+      self->queuedFlag_ = self->queuedBytes_;
       self->helloQueued_ = false;
       self->writeNext();
     });
@@ -161,6 +171,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
   bool up_ = false, writing_ = false, stopped_ = false;
   bool helloQueued_ = false;  // the queue's front is this connection's unsent hello
   std::atomic<bool> upFlag_{false};
+  std::atomic<std::size_t> queuedFlag_{0};  // queuedBytes_, for other threads
 };
 
 // What one peer sends us: a hello, then frames, until the connection ends or misbehaves.
@@ -266,6 +277,11 @@ void PeerTransport::send(NodeId to, std::string body) {
 bool PeerTransport::connected(NodeId to) const {
   auto it = links_.find(to);
   return it != links_.end() && it->second->up();
+}
+
+std::size_t PeerTransport::queuedBytes(NodeId to) const {
+  auto it = links_.find(to);
+  return it == links_.end() ? 0 : it->second->queued();
 }
 
 void PeerTransport::doAccept() {

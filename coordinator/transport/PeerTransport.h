@@ -44,6 +44,8 @@ class PeerTransport {
   void send(NodeId to, std::string body);
   // Whether the outbound connection to this peer is up right now.
   bool connected(NodeId to) const;
+  // Bytes waiting to be written to this peer (at most maxQueuedBytes plus the frame in writing).
+  std::size_t queuedBytes(NodeId to) const;
 
  private:
   class Link;

@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
     else if (a == "--bug") bug = value();
     else {
       std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
-                   "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes|sessions-without-lease|stale-ttl runs a deliberately broken replica\n");
+                   "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes|sessions-without-lease|stale-ttl|\n"
+                   "        no-pre-vote|rebuild-ignores-promises runs a deliberately broken replica\n");
       return 2;
     }
   }
@@ -57,7 +58,9 @@ int main(int argc, char** argv) {
       options.trace = trace;
       // Deliberately broken replicas, to see the checks catch them.
       if (bug == "skip-phase1") options.bugs.skipPhase1 = true;
-      if (bug == "ignore-lease") options.bugs.ignoreLeaseOnPrepare = true;
+      if (bug == "ignore-lease") options.bugs.ignoreLeaseOnPrepare = options.bugs.noPreVote = true;
+      if (bug == "no-pre-vote") options.bugs.noPreVote = true;
+      if (bug == "rebuild-ignores-promises") options.bugs.rebuildIgnoresPromises = true;
       if (bug == "forget-state") options.forgetStateOnRestart = true;
       if (bug == "wipe-votes") options.wipedVotesAtOnce = true;
       if (bug == "sessions-without-lease") options.sessionsWithoutLease = true;

@@ -51,7 +51,7 @@ bool waitFor(Done done, int ms = 5000) {
 }
 
 std::unique_ptr<PeerTransport> makeTransport(net::io_context& ioc, NodeId id, std::map<NodeId, tcp::endpoint> peers,
-                                             Inbox& inbox) {
+                                             Inbox& inbox, TransportLimits limits = {}) {
   return std::make_unique<PeerTransport>(
       ioc, id, peers.at(id), peers, "127.0.0.1:70" + std::to_string(id),
       [&inbox](NodeId from, std::string body) {
@@ -61,7 +61,8 @@ std::unique_ptr<PeerTransport> makeTransport(net::io_context& ioc, NodeId id, st
       [&inbox](NodeId from, const std::string& http) {
         std::lock_guard lock(inbox.mutex);
         inbox.hellos[from] = http;
-      });
+      },
+      limits);
 }
 
 }  // namespace
@@ -171,4 +172,27 @@ TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {
       8000));
   t1->stop();
   t2b->stop();
+}
+
+TEST_CASE("frames for a connected peer that stopped reading are bounded in bytes, and oversized ones dropped") {
+  // Like a SIGSTOPped follower: the connection is up, but nothing is read, so a write never ends.
+  IoThread io;
+  tcp::acceptor silent(io.ioc, loopback(0));
+  tcp::socket held(io.ioc);
+  silent.async_accept(held, [](boost::system::error_code) {});
+  std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, silent.local_endpoint()}};
+  Inbox inbox;
+  TransportLimits limits;
+  limits.maxFrameBytes = 2u << 20;
+  limits.maxQueuedBytes = 8u << 20;
+  auto t1 = makeTransport(io.ioc, 1, peers, inbox, limits);
+  t1->start();
+  REQUIRE(waitFor([&] { return t1->connected(2); }));
+  const std::string frame(1u << 20, 'x');
+  for (int i = 0; i < 200; ++i) t1->send(2, frame);  // 200 MiB offered
+  t1->send(2, std::string(3u << 20, 'y'));           // over the frame limit: never queued
+  REQUIRE(waitFor([&] { return t1->queuedBytes(2) > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(t1->queuedBytes(2) <= limits.maxQueuedBytes + frame.size());
+  t1->stop();
 }

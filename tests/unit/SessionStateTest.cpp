@@ -178,3 +178,40 @@ TEST_CASE("session ids are 16 hex digits and never 0") {
   CHECK_FALSE(parseSessionId("00000000000000ag"));
   CHECK_FALSE(parseSessionId("000000000000000ab"));
 }
+
+TEST_CASE("an expiry proposed by a deposed leader is ignored once a later leader's epoch is applied") {
+  // PAXOS.md 9b: leader (1,1) proposed expire(S); leader (2,3) took over, kept S alive, and its
+  // epoch was chosen first. A later phase 1 finds the old expiry and chooses it: it must be void.
+  using warden::coordinator::paxos::Ballot;
+  StoreFixture store;
+  REQUIRE(store.applyCommand(sessionCreate(9)).status == Status::Ok);
+  REQUIRE(store.apply({ephemeralOp("/e", 9)}).status == Status::Ok);
+  const auto revision = store.revision();
+
+  auto epoch = store.applyCommand(epochCommand(Ballot{2, 3}));
+  CHECK(epoch.status == Status::Ok);
+  CHECK(store.revision() == revision);  // an epoch changes nothing a client sees
+
+  auto stale = store.applyCommand(expireCommand(9, Ballot{1, 1}));
+  CHECK(stale.status != Status::Ok);
+  CHECK(store.session(9));
+  CHECK(store.get("/e"));
+  CHECK(store.revision() == revision);
+
+  // An older epoch arriving late does not lower it; the current leader's own expiry applies.
+  CHECK(store.applyCommand(epochCommand(Ballot{1, 5})).status == Status::Ok);
+  CHECK(store.applyCommand(expireCommand(9, Ballot{1, 5})).status != Status::Ok);
+  CHECK(store.applyCommand(expireCommand(9, Ballot{2, 3})).status == Status::Ok);
+  CHECK_FALSE(store.session(9));
+  CHECK_FALSE(store.get("/e"));
+}
+
+TEST_CASE("session commands keep their epoch through the binary encoding") {
+  using warden::coordinator::paxos::Ballot;
+  for (const Command& c : {expireCommand(77, Ballot{4, 2}), epochCommand(Ballot{9, 1})}) {
+    Encoder out;
+    encodeCommand(out, c);
+    Decoder in(out.data());
+    CHECK(decodeCommand(in) == c);
+  }
+}

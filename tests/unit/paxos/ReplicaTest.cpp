@@ -167,8 +167,17 @@ TEST_CASE("a new leader re-proposes the value a majority accepted and fills hole
   MemoryStore s2, s3;
   now += 2'000'000;
 
-  Ready start = candidate.tick(now);  // past its election timeout: campaigns
-  auto prepares = start.release(s3.persist(start));
+  Ready start = candidate.tick(now);  // past its election timeout: asks for pre-votes
+  std::vector<Message> toAcceptor;
+  for (auto& m : start.release(s3.persist(start))) {
+    if (m.to == 2) toAcceptor.push_back(m);
+  }
+  auto preVote = only<PreVote>(toAcceptor);
+  Ready granted = acceptor.step(Message{3, 2, *preVote}, now);
+  auto reply = only<PreVoteReply>(granted.release(s2.persist(granted)));
+  REQUIRE(reply->granted);
+  Ready campaign = candidate.step(Message{2, 3, *reply}, now);  // a majority: campaigns
+  auto prepares = campaign.release(s3.persist(campaign));
   REQUIRE(prepares.size() == 3);
   // Its own promise and acceptor 2's make a majority.
   std::vector<Message> promises;

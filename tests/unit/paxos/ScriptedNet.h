@@ -1,0 +1,137 @@
+#pragma once
+// A hand-cranked network of Paxos replicas for step-by-step scenarios (like etcd-io/raft's
+// interaction tests): the test decides which replica ticks, which message is delivered, held
+// back or dropped, and when a disk is wiped. It remembers every slot any replica ever learned as
+// chosen, across wipes and restarts, so a scenario ends by asking whether a slot was chosen with
+// two values.
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/paxos/Replica.h"
+#include "tests/sim/MemoryLogStore.h"
+
+namespace warden::tests::paxos {
+
+using namespace coordinator::paxos;
+
+class ScriptedNet {
+ public:
+  using Filter = std::function<bool(const Message&)>;
+
+  explicit ScriptedNet(std::size_t n, ReplicaConfig::Bugs bugs = {}) : n_(n), bugs_(bugs) {
+    for (NodeId id = 1; id <= n; ++id) {
+      stores_[id] = std::make_unique<MemoryLogStore>();
+      replicas_[id] = std::make_unique<Replica>(config(id), DurableState{}, 0, false, random_, now);
+    }
+  }
+
+  ReplicaConfig config(NodeId id) const {
+    ReplicaConfig c;
+    c.id = id;
+    c.bugs = bugs_;
+    for (NodeId m = 1; m <= n_; ++m) c.members.push_back(m);
+    return c;
+  }
+
+  Replica& replica(NodeId id) { return *replicas_.at(id); }
+
+  // The disk of `id` is lost; the process starts again on an empty one, knowing it was wiped.
+  void wipe(NodeId id) {
+    stores_[id] = std::make_unique<MemoryLogStore>();
+    replicas_[id] = std::make_unique<Replica>(config(id), DurableState{}, 0, true, random_, now);
+    forgetFrom(id);
+  }
+
+  void tick(NodeId id) { handle(id, replica(id).tick(now)); }
+  void propose(NodeId id, std::string command) { handle(id, replica(id).propose({std::move(command)}, now)); }
+
+  // Delivers, oldest first, every message `deliver` accepts (and what they cause), dropping the
+  // ones `drop` names; the rest stay in flight. Bounded.
+  void settle(const Filter& deliver, const Filter& drop = [](const Message&) { return false; }) {
+    for (int i = 0; i < 100'000; ++i) {
+      auto it = inflight_.begin();
+      while (it != inflight_.end() && !drop(*it) && !deliver(*it)) ++it;
+      if (it == inflight_.end()) return;
+      Message m = std::move(*it);
+      inflight_.erase(it);
+      if (drop(m)) continue;
+      handle(m.to, replica(m.to).step(m, now));
+    }
+  }
+
+  // Ticks `ticking` every 10 ms and settles as above until `done` or a bound.
+  void runUntil(const std::vector<NodeId>& ticking, const Filter& deliver, const std::function<bool()>& done,
+                const Filter& drop = [](const Message&) { return false; }) {
+    for (int i = 0; i < 1'000 && !done(); ++i) {
+      now += 10'000;
+      for (NodeId id : ticking) tick(id);
+      settle(deliver, drop);
+    }
+  }
+
+  std::size_t inflight(const Filter& f) const {
+    std::size_t n = 0;
+    for (const auto& m : inflight_) n += f(m);
+    return n;
+  }
+
+  // Every value any replica ever reported chosen, by slot; `conflict` names a slot chosen twice
+  // with different values (0: none).
+  const std::map<Slot, std::vector<Value>>& chosen() const { return chosen_; }
+  Slot conflict() const {
+    for (const auto& [slot, values] : chosen_) {
+      for (const auto& v : values) {
+        if (v != values.front()) return slot;
+      }
+    }
+    return 0;
+  }
+
+  Time now = 1'000'000;
+
+ private:
+  void handle(NodeId id, Ready ready) {
+    auto proof = stores_.at(id)->persist(ready);
+    for (auto& e : ready.committed) {
+      auto& seen = chosen_[e.slot];
+      if (seen.empty() || seen.back() != e.value) seen.push_back(e.value);
+    }
+    for (auto& m : ready.release(proof)) inflight_.push_back(std::move(m));
+  }
+
+  // A restarted process never receives what was addressed to its previous self... unless the
+  // test says so: messages *from* the old process stay in flight, as in link queues.
+  void forgetFrom(NodeId id) {
+    std::erase_if(inflight_, [id](const Message& m) { return m.to == id; });
+  }
+
+  std::size_t n_;
+  ReplicaConfig::Bugs bugs_;
+  struct FixedRandom : Random {
+    std::uint64_t state = 7;
+    std::uint64_t next() override {
+      std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      return z ^ (z >> 27);
+    }
+  } random_;
+  std::map<NodeId, std::unique_ptr<MemoryLogStore>> stores_;
+  std::map<NodeId, std::unique_ptr<Replica>> replicas_;
+  std::deque<Message> inflight_;
+  std::map<Slot, std::vector<Value>> chosen_;
+};
+
+// Filters by sender and receiver.
+inline bool between(const Message& m, std::initializer_list<NodeId> group) {
+  auto in = [&](NodeId id) { return std::find(group.begin(), group.end(), id) != group.end(); };
+  return in(m.from) && in(m.to);
+}
+
+inline bool named(const Message& m, const char* name) { return std::string(messageName(m.payload)) == name; }
+
+}  // namespace warden::tests::paxos
