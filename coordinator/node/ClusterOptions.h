@@ -1,0 +1,29 @@
+#pragma once
+// How one member of a replicated cluster is set up: who the members are, its timing, and the
+// deliberate bugs that tests plant to show each safety check can fail.
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "coordinator/paxos/Replica.h"
+
+namespace warden::coordinator::node {
+
+struct ClusterOptions {
+  std::uint64_t id = 1;
+  std::map<std::uint64_t, std::string> members;  // id -> peer address, this node included
+  std::string http;                              // this node's HTTP address, advertised to peers
+  std::uint64_t writeTimeoutMs = 5000;
+  std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
+  paxos::ReplicaConfig paxos;            // timing; id and members are filled in
+  // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
+  struct Bugs {
+    bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
+    bool ignoreIncarnation = false;  // match replies and chosen proposals by request id alone
+    bool bootstrapOnMajority = false;  // an empty disk votes once a majority of peers say "empty"
+    bool installOverUnapplied = false;  // install a snapshot over chosen entries not yet applied
+  } bugs;
+};
+
+}  // namespace warden::coordinator::node

@@ -1,0 +1,302 @@
+#include "coordinator/node/NodeCore.h"
+
+#include <cstdio>
+
+#include "coordinator/node/Frames.h"
+#include "coordinator/paxos/MessageCodec.h"
+
+namespace warden::coordinator::node {
+
+namespace {
+
+constexpr std::uint64_t kTickUs = 10'000;
+constexpr std::uint64_t kHealthyWithinUs = 1'000'000;
+
+// Removes every pending request whose deadline has passed, then tells each (its callback may
+// queue more work, so the map is no longer walked by then).
+template <typename Pending, typename Tell>
+void takeOverdue(std::map<std::uint64_t, Pending>& pending, std::uint64_t nowUs, Tell tell) {
+  std::vector<Pending> overdue;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (nowUs < it->second.deadlineUs) {
+      ++it;
+      continue;
+    }
+    overdue.push_back(std::move(it->second));
+    it = pending.erase(it);
+  }
+  for (auto& p : overdue) tell(p);
+}
+
+}  // namespace
+
+NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterOptions options, Ports ports,
+                   AppliedHook onApplied, EntryHook onEntry)
+    : env_(env),
+      stateMachine_(stateMachine),
+      options_(std::move(options)),
+      outbox_(ports.outbox),
+      clock_(ports.clock),
+      random_(ports.random),
+      store_(ports.store),
+      onApplied_(std::move(onApplied)),
+      onEntry_(std::move(onEntry)),
+      incarnation_(ports.random.next() | 1) {
+  options_.paxos.id = options_.id;
+  options_.paxos.members.clear();
+  for (const auto& [id, address] : options_.members) options_.paxos.members.push_back(id);
+  {
+    storage::Txn txn = storage::Txn::read(env_);
+    applied_ = stateMachine_.appliedIndex(txn);
+    epoch_ = stateMachine_.sessionEpoch(txn);
+  }
+  startReplica();
+  nextTickUs_ = now() + kTickUs;
+  updateView();
+}
+
+// ---- inputs ---------------------------------------------------------------------------------
+
+void NodeCore::submit(Command command, Done done) {
+  const std::uint64_t requestId = nextRequest_;
+  writes_[requestId] = PendingWrite{std::move(done), now() + options_.writeTimeoutMs * 1000, ownProposal(command)};
+}
+
+void NodeCore::readBarrier(ReadDone done) {
+  reads_[nextRead_++] = PendingRead{std::move(done), now() + options_.writeTimeoutMs * 1000};
+}
+
+void NodeCore::keepalive(std::uint64_t session, KeepaliveDone done) {
+  keepalives_[nextKeepalive_++] = PendingKeepalive{session, std::move(done), now() + options_.writeTimeoutMs * 1000};
+}
+
+void NodeCore::peerFrame(std::uint64_t from, const std::string& body) {
+  lastHeardUs_[from] = now();
+  try {
+    onPeerFrame(from, body);
+  } catch (const DecodeError& e) {
+    std::fprintf(stderr, "warden: dropped a malformed frame from node %llu: %s\n", static_cast<unsigned long long>(from),
+                 e.what());
+  }
+}
+
+void NodeCore::hello(std::uint64_t from, const std::string& http) {
+  lastHeardUs_[from] = now();
+  peerHttp_[from] = http;
+}
+
+void NodeCore::onPeerFrame(std::uint64_t from, const std::string& body) {
+  if (body.empty()) throw DecodeError("empty frame");
+  const auto kind = static_cast<Frame>(body[0]);
+  const std::string_view rest = std::string_view(body).substr(1);
+  Decoder in(rest);
+  switch (kind) {
+    case Frame::Paxos: {
+      paxos::Message message = paxos::decodeMessage(rest);
+      if (message.from != from || message.to != options_.id) throw DecodeError("misaddressed message");
+      if (replica_) readies_.push_back(replica_->step(message, now()));
+      break;
+    }
+    case Frame::Forward: onForward(from, in, rest.size()); break;
+    case Frame::ForwardRejected: onForwardRejected(in, rest.size()); break;
+    case Frame::ReadIndexRequest: onReadIndexRequest(from, in); break;
+    case Frame::ReadIndexReply: onReadIndexReply(in); break;
+    case Frame::Probe: onProbe(from, in); break;
+    case Frame::ProbeReply: onProbeReply(from, in); break;
+    case Frame::SnapshotChunk: receiveSnapshotChunk(from, in, rest.size()); break;
+    case Frame::KeepaliveRequest: onKeepaliveRequest(from, in, rest.size()); break;
+    case Frame::KeepaliveReply: onKeepaliveReply(in, rest.size()); break;
+    default: throw DecodeError("unknown frame kind");
+  }
+}
+
+// ---- the turn -------------------------------------------------------------------------------
+
+void NodeCore::endTurn() {
+  try {
+    sendUnsent();
+    if (now() >= nextTickUs_) {
+      if (replica_) readies_.push_back(replica_->tick(now()));
+      probe();
+      timeOut();
+      proposeEpoch();
+      proposeExpiries();
+      nextTickUs_ = now() + kTickUs;
+    }
+    serveKeepalives();
+    serveReads();
+    finishReadyBatch();
+    updateView();
+  } catch (const storage::LmdbError& e) {
+    // The acceptor state or the state machine could not be written: carrying on could vote on
+    // something not durable. Stop loudly.
+    std::fprintf(stderr, "warden: fatal storage error in the replicated log: %s\n", e.what());
+    std::abort();
+  }
+}
+
+std::uint64_t NodeCore::wakeAtUs() const {
+  return relayWakeUs_ != 0 ? std::min(nextTickUs_, relayWakeUs_) : nextTickUs_;
+}
+
+void NodeCore::shutdown() {
+  for (auto& [id, w] : writes_) {
+    CommandResult r;
+    r.status = Status::Unavailable;
+    r.message = "the node is shutting down";
+    w.done(std::move(r));
+  }
+  for (auto& [id, r] : reads_) r.done(Status::Unavailable);
+  for (auto& [id, k] : keepalives_) k.done(Status::Unavailable, 0);
+  writes_.clear();
+  reads_.clear();
+  keepalives_.clear();
+}
+
+ClusterView NodeCore::view() const {
+  std::lock_guard lock(viewMutex_);
+  return view_;
+}
+
+void NodeCore::finishReadyBatch() {
+  // Persist, release, deliver to self, repeat: self-addressed messages may produce more.
+  for (int round = 0; round < 64 && !readies_.empty(); ++round) {
+    std::vector<paxos::Ready> batch = std::move(readies_);
+    readies_.clear();
+    auto proofs = store_.persistAll(batch);
+    std::vector<paxos::Message> toSelf;
+    std::vector<paxos::ChosenEntry> chosen;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      paxos::Ready& ready = batch[i];
+      for (auto& message : ready.release(proofs[i])) {
+        if (message.to == options_.id) {
+          toSelf.push_back(std::move(message));
+        } else {
+          send(message.to, frame(Frame::Paxos, paxos::encodeMessage(message)));
+        }
+      }
+      std::move(ready.committed.begin(), ready.committed.end(), std::back_inserter(chosen));
+      takeReadAnswers(ready);
+      takeRejected(ready.rejected);
+      for (std::uint64_t peer : ready.snapshotNeeded) sendSnapshot(peer);
+    }
+    if (!chosen.empty()) apply(chosen);
+    for (const auto& message : toSelf) readies_.push_back(replica_->step(message, now()));
+    if (replica_ && applied_ > replica_->compactedUpTo() + 2 * options_.retainedSlots) {
+      readies_.push_back(replica_->compact(applied_ - options_.retainedSlots));
+    }
+  }
+  serveReads();
+}
+
+void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
+  struct Origin {
+    std::uint64_t requestId = 0;
+    bool ours = false;
+  };
+  std::vector<std::vector<Origin>> origins;
+  std::uint64_t revision = 0;
+  std::vector<std::pair<std::uint64_t, CommandResult>> answers;
+  {
+    storage::Txn txn = storage::Txn::write(env_);
+    for (const auto& chosen : entries) {
+      if (chosen.slot <= applied_) continue;  // a snapshot installed this turn covers it
+      Entry entry;
+      entry.index = chosen.slot;
+      entry.timestampMs = lastTimestampMs_;
+      std::vector<Origin> slotOrigins;
+      for (const auto& bytes : chosen.value.commands) {
+        // A proposal that does not decode is skipped the same way on every replica.
+        try {
+          Proposal p = decodeProposal(bytes);
+          Decoder in(p.command);
+          Command command = decodeCommand(in);
+          in.expectDone();
+          entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
+          entry.commands.push_back(std::move(command));
+          slotOrigins.push_back(Origin{p.requestId, ours(p)});
+        } catch (const DecodeError&) {
+        }
+      }
+      auto results = stateMachine_.apply(txn, entry);
+      lastTimestampMs_ = entry.timestampMs;
+      {
+        std::lock_guard lock(keeperMutex_);
+        for (std::size_t i = 0; i < results.size(); ++i) keeper_.applied(entry.commands[i], results[i], now() / 1000);
+      }
+      for (std::size_t i = 0; i < results.size(); ++i) {
+        if (slotOrigins[i].ours) answers.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
+      }
+      applied_ = chosen.slot;
+      if (onEntry_) onEntry_(chosen.slot, chosen.value);
+    }
+    revision = stateMachine_.revision(txn);
+    epoch_ = stateMachine_.sessionEpoch(txn);
+    txn.commit();
+  }
+  if (onApplied_) onApplied_(revision);
+  for (auto& [requestId, result] : answers) {
+    auto it = writes_.find(requestId);
+    if (it == writes_.end()) continue;  // answered already (timed out)
+    Done done = std::move(it->second.done);
+    writes_.erase(it);
+    // A callback that throws must not take the driver (and the node's vote) with it.
+    try {
+      done(std::move(result));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warden: a write's completion failed: %s\n", e.what());
+    }
+  }
+}
+
+void NodeCore::timeOut() {
+  const std::uint64_t at = now();
+  takeOverdue(writes_, at, [this](PendingWrite& w) {
+    CommandResult r;
+    r.status = Status::NoQuorum;
+    r.message = "no leader with a majority committed the write within " + std::to_string(options_.writeTimeoutMs) +
+                " ms; it may still be applied later";
+    w.done(std::move(r));
+  });
+  takeOverdue(reads_, at, [](PendingRead& r) { r.done(Status::NoQuorum); });
+  takeOverdue(keepalives_, at, [](PendingKeepalive& k) { k.done(Status::NoQuorum, 0); });
+}
+
+void NodeCore::updateView() {
+  ClusterView v;
+  v.id = options_.id;
+  const std::uint64_t at = now();
+  if (replica_) {
+    const std::uint64_t leader = replica_->isLeader() ? options_.id : replica_->leaderHint();
+    if (leader != 0) v.leader = leader;
+    v.commitIndex = replica_->commitIndex();
+    v.learner = replica_->isLearner();
+  } else {
+    v.learner = true;
+  }
+  v.appliedIndex = applied_;
+  {
+    std::lock_guard lock(keeperMutex_);
+    liveSessions_.store(keeper_.size(), std::memory_order_relaxed);
+  }
+  for (const auto& [id, address] : options_.members) {
+    MemberView m;
+    m.id = id;
+    m.peer = address;
+    if (id == options_.id) {
+      m.http = options_.http;
+      m.healthy = true;
+    } else {
+      if (auto it = peerHttp_.find(id); it != peerHttp_.end()) m.http = it->second;
+      auto heard = lastHeardUs_.find(id);
+      // Followers rarely hear each other, so a live connection counts as much as a message.
+      m.healthy = outbox_.connected(id) || (heard != lastHeardUs_.end() && at - heard->second < kHealthyWithinUs);
+    }
+    m.leader = v.leader && *v.leader == id;
+    v.members.push_back(std::move(m));
+  }
+  std::lock_guard lock(viewMutex_);
+  view_ = std::move(v);
+}
+
+}  // namespace warden::coordinator::node

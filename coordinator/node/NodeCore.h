@@ -1,0 +1,232 @@
+#pragma once
+// The node core: everything a replicated node decides around the Paxos replica, with no threads,
+// sockets or clocks of its own (ARCHITECTURE.md "the node core"). Production drives it from one
+// driver thread (coordinator/ReplicatedLog); the whole-node simulator drives the same code from
+// one seeded thread with a simulated network, clock and disk (tests/sim/NodeSimulation).
+//
+// The caller hands it inputs (client writes, read barriers, keepalives, peer frames, hellos) and
+// then calls endTurn(), which ticks when due, serves what it can, makes every record of the turn
+// durable in one LogStore write (one fsync) before any of the turn's messages leave through the
+// Outbox, and applies newly chosen slots to the state machine in one LMDB transaction that also
+// records the applied index. Every done callback runs inside one of these calls.
+//
+// Its jobs, each in a file of its own:
+//   NodeCore.cpp         inputs, the turn, frame dispatch, persisting, apply, deadlines, view
+//   Writes.cpp           proposals: stamping at the leader, forwarding, refusals (PAXOS.md 5b)
+//   ReadBarriers.cpp     lease reads, read index at the leader and through it for followers
+//   SessionDuties.cpp    the leader's keeper, keepalive relays, epochs and expiries (PAXOS.md 9, 9b)
+//   SnapshotTransfer.cpp the whole state for a peer behind the compacted log
+//   Bootstrap.cpp        an empty disk: a new cluster or a wiped member (PAXOS.md 5)
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "coordinator/Bytes.h"
+#include "coordinator/ClusterView.h"
+#include "coordinator/Proposal.h"
+#include "coordinator/StateMachine.h"
+#include "coordinator/Status.h"
+#include "coordinator/node/ClusterOptions.h"
+#include "coordinator/node/Ports.h"
+#include "coordinator/paxos/Replica.h"
+#include "session/Keeper.h"
+
+namespace warden::coordinator::node {
+
+class NodeCore {
+ public:
+  using Done = std::function<void(CommandResult)>;
+  using ReadDone = std::function<void(Status)>;
+  using AppliedHook = std::function<void(std::uint64_t revision)>;
+  // Every slot this node applies, in order (for the simulator's checks; may be empty).
+  using EntryHook = std::function<void(std::uint64_t slot, const paxos::Value& value)>;
+
+  struct Ports {
+    Outbox& outbox;
+    const Clock& clock;
+    paxos::Random& random;
+    paxos::LogStore& store;
+  };
+
+  // `options` must have its members; paxos.id and paxos.members are filled in from them.
+  NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterOptions options, Ports ports,
+           AppliedHook onApplied, EntryHook onEntry = {});
+  NodeCore(const NodeCore&) = delete;
+  NodeCore& operator=(const NodeCore&) = delete;
+
+  // ---- the driver's calls (one thread at a time) ----
+  // done runs once: with the result once this node has applied the command, or NoQuorum at the
+  // deadline (it may still be applied later), or Unavailable at shutdown.
+  void submit(Command command, Done done);
+  // done(Ok) once this node has applied every write acknowledged anywhere before the call.
+  void readBarrier(ReadDone done);
+  void keepalive(std::uint64_t session, KeepaliveDone done);
+  void peerFrame(std::uint64_t from, const std::string& body);
+  void hello(std::uint64_t from, const std::string& http);
+  void endTurn();
+  // The latest time endTurn must run again even without inputs.
+  std::uint64_t wakeAtUs() const;
+  // Everyone still waiting hears Unavailable. Nothing may be called afterwards.
+  void shutdown();
+
+  // ---- any thread ----
+  // The keepalive of a session this node keeps while it serves sessions under its lease, right
+  // now, without the driver; nullopt means "take the driver's path".
+  std::optional<std::uint64_t> fastKeepalive(std::uint64_t session);
+  std::size_t liveSessions() const { return liveSessions_.load(std::memory_order_relaxed); }
+  ClusterView view() const;
+
+  // ---- for tests and the simulator (driver thread) ----
+  const paxos::Replica* replica() const { return replica_.get(); }
+  std::uint64_t incarnation() const { return incarnation_; }
+  std::uint64_t applied() const { return applied_; }
+  bool servesSessions() const { return serving_; }
+
+ private:
+  struct PendingWrite {
+    Done done;
+    std::uint64_t deadlineUs;
+    std::string proposal;  // origin-stamped, without the leader's timestamp; empty once sent
+  };
+  struct PendingRead {
+    ReadDone done;
+    std::uint64_t deadlineUs;
+    bool asked = false;  // a read index was requested for it
+    std::uint64_t askedAtUs = 0;
+    std::uint64_t index = 0;  // once known: apply up to here, then answer
+    bool indexKnown = false;
+  };
+  struct PendingKeepalive {
+    std::uint64_t session;
+    KeepaliveDone done;
+    std::uint64_t deadlineUs;
+    std::uint64_t askedAtUs = 0;  // when it was last relayed to a leader; 0: not yet
+  };
+  struct RelayedKeepalive {
+    std::uint64_t from;
+    std::uint64_t incarnation;  // of the follower's process
+    std::uint64_t id;
+    std::uint64_t session;
+  };
+  // A read index asked by a follower's process, to answer when known.
+  struct ForwardedRead {
+    std::uint64_t origin;
+    std::uint64_t incarnation;
+    std::uint64_t id;
+  };
+  struct IncomingSnapshot {
+    std::uint64_t id = 0;
+    std::uint64_t applied = 0;
+    std::uint64_t nextChunk = 0;
+    std::size_t bytes = 0;
+    std::vector<StateMachine::Row> rows;
+  };
+
+  std::uint64_t now() const { return clock_.nowUs(); }
+  void send(std::uint64_t to, std::string frame) { outbox_.send(to, std::move(frame)); }
+  void onPeerFrame(std::uint64_t from, const std::string& body);
+  void finishReadyBatch();
+  void apply(const std::vector<paxos::ChosenEntry>& entries);
+  void timeOut();
+  void updateView();
+
+  // Writes.cpp
+  void sendUnsent();
+  void proposeLocal(std::vector<std::string> proposals);
+  void forward(std::vector<std::string> proposals);
+  void onForward(std::uint64_t from, Decoder& in, std::size_t size);
+  void onForwardRejected(Decoder& in, std::size_t size);
+  void takeRejected(std::vector<paxos::Rejected>& rejected);
+  bool ours(const Proposal& p) const;
+  std::string ownProposal(const Command& command);
+
+  // ReadBarriers.cpp
+  void serveReads();
+  void onReadIndexRequest(std::uint64_t from, Decoder& in);
+  void onReadIndexReply(Decoder& in);
+  void takeReadAnswers(const paxos::Ready& ready);
+  void answerForwardedRead(const ForwardedRead& read, bool ok, std::uint64_t index);
+
+  // SessionDuties.cpp
+  void syncKeeper();
+  void serveKeepalives();
+  void onKeepaliveRequest(std::uint64_t from, Decoder& in, std::size_t size);
+  void answerKeepalives(std::uint64_t follower, const std::vector<RelayedKeepalive>& relayed, bool retry);
+  void answerKeepalives(std::uint64_t follower, std::uint64_t incarnation,
+                        const std::vector<const RelayedKeepalive*>& relayed, bool retry);
+  void answerHeldRelays(bool retry);
+  std::optional<std::uint64_t> keepaliveLocked(std::uint64_t session, std::uint64_t atUs);
+  void onKeepaliveReply(Decoder& in, std::size_t size);
+  void proposeEpoch();
+  void proposeExpiries();
+
+  // SnapshotTransfer.cpp
+  void sendSnapshot(std::uint64_t peer);
+  void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
+
+  // Bootstrap.cpp
+  void startReplica();
+  void probe();
+  void onProbe(std::uint64_t from, Decoder& in);
+  void onProbeReply(std::uint64_t from, Decoder& in);
+
+  storage::Env& env_;
+  const StateMachine& stateMachine_;
+  ClusterOptions options_;
+  Outbox& outbox_;
+  const Clock& clock_;
+  paxos::Random& random_;
+  paxos::LogStore& store_;
+  AppliedHook onApplied_;
+  EntryHook onEntry_;
+  // Random per process: every id that matches a reply to a request carries it (PAXOS.md 5b).
+  const std::uint64_t incarnation_;
+  std::unique_ptr<paxos::Replica> replica_;  // null while an empty disk probes its peers
+
+  std::vector<paxos::Ready> readies_;  // produced this turn, persisted together
+  std::uint64_t nextTickUs_ = 0;
+  std::uint64_t nextRequest_ = 1;
+  std::map<std::uint64_t, PendingWrite> writes_;  // by request id, for writes received here
+  std::uint64_t nextRead_ = 1;
+  std::map<std::uint64_t, PendingRead> reads_;
+  std::map<std::uint64_t, ForwardedRead> forwardedReads_;  // by the replica's read id
+  std::set<std::uint64_t> probedEmpty_;  // peers that answered this process's probe without history
+  std::map<std::uint64_t, IncomingSnapshot> incoming_;     // by sender
+  std::map<std::uint64_t, std::uint64_t> lastSnapshotUs_;  // by receiver
+  std::uint64_t nextSnapshotId_ = 1;
+  std::uint64_t lastProbeUs_ = 0;
+  std::uint64_t applied_ = 0;
+  std::uint64_t lastTimestampMs_ = 0;
+  std::map<std::uint64_t, std::uint64_t> lastHeardUs_;
+  std::map<std::uint64_t, std::string> peerHttp_;
+
+  // The keeper is the driver's, but fastKeepalive() uses it from other threads while the leader
+  // serves sessions (until servingUntilUs_, its lease's end): hence the lock.
+  std::mutex keeperMutex_;
+  session::Keeper keeper_;
+  std::atomic<std::uint64_t> servingUntilUs_{0};
+  bool serving_ = false;  // leads with a lease, has applied everything before its term and its epoch
+  paxos::Ballot epoch_;   // the state machine's session epoch, as last applied
+  paxos::Ballot epochProposed_;
+  std::uint64_t epochProposedAtUs_ = 0;
+  std::uint64_t nextKeepalive_ = 1;
+  std::map<std::uint64_t, PendingKeepalive> keepalives_;  // received here, by local id
+  std::vector<RelayedKeepalive> heldRelays_;  // from followers, while this leader catches up
+  std::uint64_t nextExpiryScanUs_ = 0;
+  std::uint64_t lastRelayUs_ = 0;  // when keepalives last went to the leader
+  std::uint64_t relayWakeUs_ = 0;  // when the driver must wake to relay held keepalives; 0: none
+  std::atomic<std::size_t> liveSessions_{0};
+
+  mutable std::mutex viewMutex_;
+  ClusterView view_;
+};
+
+}  // namespace warden::coordinator::node

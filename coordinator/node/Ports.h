@@ -1,0 +1,29 @@
+#pragma once
+// What the node core needs from the world, as interfaces: production binds them to the Asio
+// peer transport and the system clocks (coordinator/ReplicatedLog), the simulator to a
+// simulated network and clocks (tests/sim). The core never touches a socket or a clock itself.
+
+#include <cstdint>
+#include <string>
+
+namespace warden::coordinator::node {
+
+// Frames to peers. Sends never block and may be lost; the protocols above retransmit.
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  virtual void send(std::uint64_t to, std::string frame) = 0;
+  // Whether a link to the peer is up right now (for the health shown in /v1/status).
+  virtual bool connected(std::uint64_t peer) const = 0;
+};
+
+// Time as this node sees it. nowUs is monotonic; wallMs is the calendar time a leader stamps
+// on commands. Thread-safe: the HTTP threads read it too.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::uint64_t nowUs() const = 0;
+  virtual std::uint64_t wallMs() const = 0;
+};
+
+}  // namespace warden::coordinator::node

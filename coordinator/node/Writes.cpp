@@ -1,0 +1,115 @@
+// Writes: the node that takes a client's write wraps it in a Proposal carrying its id, its
+// process incarnation and a request number; the leader stamps it with its clock and hands it to
+// the replica; a follower forwards it to the leader; a node that cannot take forwarded proposals
+// sends them back. Only apply answers a write: a chosen proposal whose origin and incarnation
+// are this process's completes the pending write of that number (PAXOS.md 5b).
+
+#include "coordinator/node/Frames.h"
+#include "coordinator/node/NodeCore.h"
+
+namespace warden::coordinator::node {
+
+void NodeCore::sendUnsent() {
+  // Writes not yet handed to a leader go now, if there is one.
+  std::vector<std::string> unsent;
+  for (auto& [id, w] : writes_) {
+    if (!w.proposal.empty()) unsent.push_back(std::move(w.proposal)), w.proposal.clear();
+  }
+  if (unsent.empty()) return;
+  if (replica_ && replica_->isLeader()) {
+    proposeLocal(std::move(unsent));
+  } else {
+    forward(std::move(unsent));
+  }
+}
+
+void NodeCore::proposeLocal(std::vector<std::string> proposals) {
+  // The leader stamps time once per command; apply uses only these stamps (ARCHITECTURE.md 1).
+  const std::uint64_t stamp = std::max(clock_.wallMs(), lastTimestampMs_);
+  for (auto& bytes : proposals) {
+    Proposal p = decodeProposal(bytes);
+    p.timestampMs = stamp;
+    bytes = encodeProposal(p);
+  }
+  readies_.push_back(replica_->propose(std::move(proposals), now()));
+}
+
+void NodeCore::forward(std::vector<std::string> proposals) {
+  const std::uint64_t leader = replica_ ? replica_->leaderHint() : 0;
+  auto heard = lastHeardUs_.find(leader);
+  const bool recent = heard != lastHeardUs_.end() && now() - heard->second < 3 * options_.paxos.heartbeatInterval;
+  if (leader == 0 || leader == options_.id || !recent) {
+    // No leader that spoke lately: keep them for the next turn (their deadline still runs).
+    // What never left cannot be chosen, so trying again later cannot apply a write twice.
+    for (auto& bytes : proposals) {
+      Proposal p = decodeProposal(bytes);
+      auto it = writes_.find(p.requestId);
+      if (ours(p) && it != writes_.end()) it->second.proposal = std::move(bytes);
+    }
+    return;
+  }
+  send(leader, proposalsFrame(Frame::Forward, proposals));
+}
+
+void NodeCore::onForward(std::uint64_t from, Decoder& in, std::size_t size) {
+  auto proposals = decodeProposals(in, size);
+  in.expectDone();
+  for (const auto& bytes : proposals) decodeProposal(bytes);  // malformed: the whole frame is dropped
+  if (replica_ && replica_->isLeader()) {
+    proposeLocal(std::move(proposals));
+  } else {
+    send(from, proposalsFrame(Frame::ForwardRejected, proposals));
+  }
+}
+
+void NodeCore::onForwardRejected(Decoder& in, std::size_t size) {
+  for (const auto& bytes : decodeProposals(in, size)) {
+    Proposal p = decodeProposal(bytes);
+    auto it = writes_.find(p.requestId);
+    if (ours(p) && it != writes_.end()) {
+      p.timestampMs = 0;
+      it->second.proposal = encodeProposal(p);  // try again next turn
+    }
+  }
+}
+
+void NodeCore::takeRejected(std::vector<paxos::Rejected>& rejected) {
+  // Proposals the replica could not take (it stopped leading): ours wait for the next leader,
+  // others go back to the node that forwarded them.
+  for (auto& r : rejected) {
+    std::map<std::uint64_t, std::vector<std::string>> byOrigin;
+    for (auto& bytes : r.commands) {
+      Proposal p = decodeProposal(bytes);
+      p.timestampMs = 0;
+      byOrigin[p.origin].push_back(encodeProposal(p));
+    }
+    for (auto& [origin, proposals] : byOrigin) {
+      if (origin != options_.id) {
+        send(origin, proposalsFrame(Frame::ForwardRejected, proposals));
+        continue;
+      }
+      for (auto& bytes : proposals) {
+        const Proposal p = decodeProposal(bytes);
+        auto it = writes_.find(p.requestId);
+        if (ours(p) && it != writes_.end()) it->second.proposal = std::move(bytes);
+      }
+    }
+  }
+}
+
+bool NodeCore::ours(const Proposal& p) const {
+  return p.origin == options_.id && (p.incarnation == incarnation_ || options_.bugs.ignoreIncarnation);
+}
+
+std::string NodeCore::ownProposal(const Command& command) {
+  Proposal p;
+  p.origin = options_.id;
+  p.incarnation = incarnation_;
+  p.requestId = nextRequest_++;
+  Encoder out;
+  encodeCommand(out, command);
+  p.command = out.take();
+  return encodeProposal(p);
+}
+
+}  // namespace warden::coordinator::node
