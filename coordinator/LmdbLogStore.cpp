@@ -26,7 +26,10 @@ paxos::DurableState LmdbLogStore::load() {
       state.promised = paxos::decodeBallot(in);
     }
     if (auto compacted = txn.get(meta_, kCompacted)) state.compactedUpTo = storage::decodeU64Key(*compacted);
-    if (auto learner = txn.get(meta_, kLearner)) state.learner = *learner == "1";
+    if (auto learner = txn.get(meta_, kLearner)) {
+      state.learner = *learner == "1";
+      state.started = true;
+    }
     storage::Cursor cursor(txn, log_);
     for (auto item = cursor.first(); item; item = cursor.next()) {
       Decoder in(item->value);

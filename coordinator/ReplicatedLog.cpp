@@ -1,6 +1,7 @@
 #include "coordinator/ReplicatedLog.h"
 
 #include <chrono>
+#include <cstdio>
 #include <random>
 
 #include <boost/asio/ip/address.hpp>
@@ -58,7 +59,10 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
       });
   outbox_.transport = transport_.get();
   core_ = std::make_unique<node::NodeCore>(env, stateMachine, std::move(options),
-                                           node::NodeCore::Ports{outbox_, clock_, *random_, store_},
+                                           node::NodeCore::Ports{outbox_, clock_, *random_, store_,
+                                                                 [](const std::string& line) {
+                                                                   std::fprintf(stderr, "warden: %s\n", line.c_str());
+                                                                 }},
                                            std::move(onApplied));
   transport_->start();
   ioThread_ = std::thread([this] {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "coordinator/Path.h"
 
@@ -11,6 +12,7 @@ namespace {
 constexpr std::string_view kAppliedIndexKey = "applied_index";
 constexpr std::string_view kRevisionKey = "revision";
 constexpr std::string_view kSessionEpochKey = "session_epoch";  // round, node
+constexpr std::string_view kTimestampKey = "timestamp";         // the latest entry's, ms
 
 std::string u64Value(std::uint64_t v) { return storage::encodeU64Key(v); }
 
@@ -63,8 +65,9 @@ std::optional<StateMachine::Outcome> parentProblem(std::string_view parent,
 }  // namespace
 
 StateMachine::Dbs StateMachine::openDbs(storage::Txn& writeTxn) {
-  return Dbs{writeTxn.openDb("nodes"), writeTxn.openDb("children"), writeTxn.openDb("meta"),
-             writeTxn.openDb("sessions"), writeTxn.openDb("owned")};
+  return Dbs{writeTxn.openDb("nodes"),    writeTxn.openDb("children"), writeTxn.openDb("meta"),
+             writeTxn.openDb("sessions"), writeTxn.openDb("owned"),    writeTxn.openDb("requests"),
+             writeTxn.openDb("requests_by_time")};
 }
 
 StateMachine::StateMachine(Dbs dbs)
@@ -74,7 +77,8 @@ StateMachine::StateMachine(Dbs dbs)
       meta_(dbs.meta) {}
 
 void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const {
-  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned};
+  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned, dbs_.requests,
+                            dbs_.requestsByTime};
   for (std::uint8_t t = 0; t < std::size(tables); ++t) {
     storage::Cursor cursor(txn, tables[t]);
     for (auto item = cursor.first(); item; item = cursor.next()) emit(Row{t, std::string(item->key), std::string(item->value)});
@@ -82,7 +86,8 @@ void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>
 }
 
 void StateMachine::importState(storage::Txn& txn, const std::vector<Row>& rows) const {
-  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned};
+  const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned, dbs_.requests,
+                            dbs_.requestsByTime};
   for (MDB_dbi db : tables) txn.clear(db);
   for (const auto& row : rows) {
     if (row.table >= std::size(tables)) throw storage::LmdbError("snapshot row for an unknown table", MDB_CORRUPTED);
@@ -104,6 +109,28 @@ std::uint64_t StateMachine::readMeta(storage::Txn& txn, std::string_view key) co
 
 std::uint64_t StateMachine::revision(storage::Txn& txn) const { return readMeta(txn, kRevisionKey); }
 
+bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation,
+                                std::uint64_t requestId, std::uint64_t timestampMs) const {
+  const std::string id = storage::encodeU64Key(origin) + storage::encodeU64Key(incarnation) + storage::encodeU64Key(requestId);
+  if (txn.get(dbs_.requests, id)) return false;
+  // Forget what is older than the memory, a few at a time (each admission pays for its own).
+  std::vector<std::string> doomed;
+  {
+    storage::Cursor cursor(txn, dbs_.requestsByTime);
+    for (auto item = cursor.first(); item && doomed.size() < 4; item = cursor.next()) {
+      if (storage::decodeU64Key(item->key.substr(0, 8)) + kRequestMemoryMs >= timestampMs) break;
+      doomed.emplace_back(item->key);
+    }
+  }
+  for (const auto& key : doomed) {
+    txn.erase(dbs_.requestsByTime, key);
+    txn.erase(dbs_.requests, key.substr(8));
+  }
+  txn.put(dbs_.requests, id, u64Value(timestampMs));
+  txn.put(dbs_.requestsByTime, u64Value(timestampMs) + id, {});
+  return true;
+}
+
 paxos::Ballot StateMachine::sessionEpoch(storage::Txn& txn) const {
   auto value = txn.get(meta_, kSessionEpochKey);
   if (!value) return {};
@@ -120,13 +147,20 @@ std::uint64_t StateMachine::appliedIndex(storage::Txn& txn) const {
   return readMeta(txn, kAppliedIndexKey);
 }
 
-std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& entry) const {
+std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& given) const {
   const std::uint64_t applied = appliedIndex(txn);
-  if (entry.index != applied + 1) {
+  if (given.index != applied + 1) {
     std::fprintf(stderr, "fatal: applying entry %llu after %llu\n",
-                 static_cast<unsigned long long>(entry.index), static_cast<unsigned long long>(applied));
+                 static_cast<unsigned long long>(given.index), static_cast<unsigned long long>(applied));
     std::abort();
   }
+  // Leaders' clocks differ: the stored time only moves forward, so mtimes never run backwards.
+  // It is stored with the state, so every replica (and every snapshot) clamps alike.
+  const std::uint64_t last = readMeta(txn, kTimestampKey);
+  std::optional<Entry> clamped;
+  if (given.timestampMs < last) clamped = Entry{given.index, last, given.commands};
+  const Entry& entry = clamped ? *clamped : given;
+  if (entry.timestampMs != last) txn.put(meta_, kTimestampKey, u64Value(entry.timestampMs));
   std::uint64_t rev = revision(txn);
   std::vector<CommandResult> results;
   results.reserve(entry.commands.size());

@@ -29,6 +29,8 @@ class StateMachine {
     MDB_dbi meta;
     MDB_dbi sessions;
     MDB_dbi owned;
+    MDB_dbi requests;        // origin, incarnation, request id -> leader time (ms)
+    MDB_dbi requestsByTime;  // leader time, origin, incarnation, request id -> ""
   };
   static Dbs openDbs(storage::Txn& writeTxn);
 
@@ -44,12 +46,20 @@ class StateMachine {
   // The whole applied state as (table, key, value) rows, for a snapshot sent to a peer, and its
   // atomic replacement by such rows on the receiving side (in the caller's write transaction).
   struct Row {
-    std::uint8_t table;  // 0 nodes, 1 children, 2 meta, 3 sessions, 4 owned
+    std::uint8_t table;  // 0 nodes, 1 children, 2 meta, 3 sessions, 4 owned, 5 requests, 6 requests by time
     std::string key;
     std::string value;
   };
   void exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const;
   void importState(storage::Txn& txn, const std::vector<Row>& rows) const;
+
+  // Exactly once for a proposal, whatever copies of it reach the log (a frame resent after a
+  // reconnect, a duplicate): true the first time this (origin, incarnation, request id) is
+  // applied within kRequestMemoryMs of leader time, false for a copy, which must be skipped.
+  // Part of the replicated state (and of snapshots), so every replica skips the same copies.
+  static constexpr std::uint64_t kRequestMemoryMs = 60'000;
+  bool admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation, std::uint64_t requestId,
+                    std::uint64_t timestampMs) const;
 
   std::uint64_t revision(storage::Txn& txn) const;
   // The ballot of the latest leader whose SessionEpoch was applied ({0,0}: none).

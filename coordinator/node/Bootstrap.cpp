@@ -18,7 +18,7 @@ constexpr std::uint64_t kProbeIntervalUs = 100'000;
 void NodeCore::startReplica() {
   paxos::DurableState durable = store_.load();
   const bool pristine = durable.promised.isZero() && durable.accepted.empty() && durable.compactedUpTo == 0 &&
-                        !durable.learner && applied_ == 0;
+                        !durable.started && applied_ == 0;
   if (!pristine || options_.members.size() == 1) {
     replica_ = std::make_unique<paxos::Replica>(options_.paxos, std::move(durable), applied_, false, random_, now());
   }
@@ -55,7 +55,7 @@ void NodeCore::onProbeReply(std::uint64_t from, Decoder& in) {
   in.expectDone();
   if (replica_ || nonce != incarnation_) return;  // decided already, or an answer to an earlier process
   if (history) {
-    std::fprintf(stderr, "warden: empty data directory in a cluster with history: rejoining as a learner\n");
+    log_("empty data directory in a cluster with history: rejoining as a learner");
     replica_ = std::make_unique<paxos::Replica>(options_.paxos, paxos::DurableState{}, 0, true, random_, now());
     return;
   }
@@ -68,6 +68,9 @@ void NodeCore::onProbeReply(std::uint64_t from, Decoder& in) {
   const std::size_t n = options_.members.size();
   const std::size_t needed = options_.bugs.bootstrapOnMajority ? n / 2 : n - 1;
   if (probedEmpty_.size() >= needed) {
+    // Remember the verdict: a crash from now on leaves a disk that is known not to be wiped, so
+    // the next process votes at once instead of taking itself for a wiped member.
+    store_.markStarted();
     replica_ = std::make_unique<paxos::Replica>(options_.paxos, paxos::DurableState{}, 0, false, random_, now());
   }
 }

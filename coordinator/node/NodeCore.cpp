@@ -39,6 +39,7 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
       clock_(ports.clock),
       random_(ports.random),
       store_(ports.store),
+      log_(std::move(ports.log)),
       onApplied_(std::move(onApplied)),
       onEntry_(std::move(onEntry)),
       incarnation_(ports.random.next() | 1) {
@@ -75,8 +76,7 @@ void NodeCore::peerFrame(std::uint64_t from, const std::string& body) {
   try {
     onPeerFrame(from, body);
   } catch (const DecodeError& e) {
-    std::fprintf(stderr, "warden: dropped a malformed frame from node %llu: %s\n", static_cast<unsigned long long>(from),
-                 e.what());
+    log_("dropped a malformed frame from node " + std::to_string(from) + ": " + e.what());
   }
 }
 
@@ -130,7 +130,7 @@ void NodeCore::endTurn() {
   } catch (const storage::LmdbError& e) {
     // The acceptor state or the state machine could not be written: carrying on could vote on
     // something not durable. Stop loudly.
-    std::fprintf(stderr, "warden: fatal storage error in the replicated log: %s\n", e.what());
+    log_(std::string("fatal storage error in the replicated log: ") + e.what());
     std::abort();
   }
 }
@@ -203,7 +203,10 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
       if (chosen.slot <= applied_) continue;  // a snapshot installed this turn covers it
       Entry entry;
       entry.index = chosen.slot;
-      entry.timestampMs = lastTimestampMs_;
+      // Time comes from the log alone (the proposals' leader stamps; StateMachine::apply keeps it
+      // from running backwards), never from what this process happens to remember: a node that
+      // restarted or installed a snapshot must apply the same entry identically.
+      entry.timestampMs = 0;
       std::vector<Origin> slotOrigins;
       for (const auto& bytes : chosen.value.commands) {
         // A proposal that does not decode is skipped the same way on every replica.
@@ -212,6 +215,8 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
           Decoder in(p.command);
           Command command = decodeCommand(in);
           in.expectDone();
+          // A copy of a proposal applied already (a resent or duplicated frame) is skipped.
+          if (!stateMachine_.admitRequest(txn, p.origin, p.incarnation, p.requestId, p.timestampMs)) continue;
           entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
           entry.commands.push_back(std::move(command));
           slotOrigins.push_back(Origin{p.requestId, ours(p)});
@@ -219,7 +224,8 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
         }
       }
       auto results = stateMachine_.apply(txn, entry);
-      lastTimestampMs_ = entry.timestampMs;
+      if (onEntry_) onEntry_(chosen.slot, chosen.value, entry, results);
+      lastTimestampMs_ = std::max(lastTimestampMs_, entry.timestampMs);  // for this node's own stamps
       {
         std::lock_guard lock(keeperMutex_);
         for (std::size_t i = 0; i < results.size(); ++i) keeper_.applied(entry.commands[i], results[i], now() / 1000);
@@ -228,7 +234,6 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
         if (slotOrigins[i].ours) answers.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
       }
       applied_ = chosen.slot;
-      if (onEntry_) onEntry_(chosen.slot, chosen.value);
     }
     revision = stateMachine_.revision(txn);
     epoch_ = stateMachine_.sessionEpoch(txn);
@@ -244,7 +249,7 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
     try {
       done(std::move(result));
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "warden: a write's completion failed: %s\n", e.what());
+      log_(std::string("a write's completion failed: ") + e.what());
     }
   }
 }

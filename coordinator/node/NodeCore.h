@@ -46,14 +46,17 @@ class NodeCore {
   using Done = std::function<void(CommandResult)>;
   using ReadDone = std::function<void(Status)>;
   using AppliedHook = std::function<void(std::uint64_t revision)>;
-  // Every slot this node applies, in order (for the simulator's checks; may be empty).
-  using EntryHook = std::function<void(std::uint64_t slot, const paxos::Value& value)>;
+  // Every slot this node applies, in order, with what apply made of it (for the simulator's
+  // checks; may be empty). Called inside the apply transaction.
+  using EntryHook = std::function<void(std::uint64_t slot, const paxos::Value& value, const Entry& entry,
+                                       const std::vector<CommandResult>& results)>;
 
   struct Ports {
     Outbox& outbox;
     const Clock& clock;
     paxos::Random& random;
     paxos::LogStore& store;
+    Log log;
   };
 
   // `options` must have its members; paxos.id and paxos.members are filled in from them.
@@ -185,6 +188,7 @@ class NodeCore {
   const Clock& clock_;
   paxos::Random& random_;
   paxos::LogStore& store_;
+  Log log_;
   AppliedHook onApplied_;
   EntryHook onEntry_;
   // Random per process: every id that matches a reply to a request carries it (PAXOS.md 5b).

@@ -4,6 +4,7 @@
 // simulated network and clocks (tests/sim). The core never touches a socket or a clock itself.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace warden::coordinator::node {
@@ -25,5 +26,9 @@ class Clock {
   virtual std::uint64_t nowUs() const = 0;
   virtual std::uint64_t wallMs() const = 0;
 };
+
+// Where the core's one-line notes go (stderr in production; the trace, or nowhere, in the
+// simulator). Called on the driver thread.
+using Log = std::function<void(const std::string& line)>;
 
 }  // namespace warden::coordinator::node

@@ -68,12 +68,14 @@ void NodeCore::syncKeeper() {
   // A lease read index covers every slot adopted from earlier leaders (PAXOS.md): once they are
   // applied, the session table here is the one every keepalive and expiry must go by. The
   // epoch makes it this leadership's own: expiries of deposed leaders found later are void.
-  const auto index = replica_->leaseRead(now());
+  const std::uint64_t at = now();
+  const auto index = replica_->leaseRead(at);
   serving_ = index && applied_ >= *index && (epoch_ == replica_->ballot() || options_.bugs.serveWithoutEpoch);
   std::lock_guard lock(keeperMutex_);
-  if (!serving_ && keeper_.leading()) {
+  if (!replica_->leaseValid(at) && keeper_.leading()) {
     // The lease lapsed (a pause, a lost round): keepalives may have waited in queues meanwhile,
-    // so when it serves again every session gets a fresh ttl, as at a takeover.
+    // so when it serves again every session gets a fresh ttl, as at a takeover. (Entries chosen
+    // but not yet applied only hold keepalives back for a turn; they are no lapse.)
     keeper_.stepDown();
   }
   if (serving_ && !keeper_.leading()) {
@@ -81,7 +83,7 @@ void NodeCore::syncKeeper() {
     const auto sessions = stateMachine_.sessions().ttls(txn);
     keeper_.takeOver(now() / 1000, sessions);
     if (!sessions.empty()) {
-      std::fprintf(stderr, "warden: leading: %zu sessions get a fresh ttl from now\n", sessions.size());
+      log_("leading: " + std::to_string(sessions.size()) + " sessions get a fresh ttl from now");
     }
   }
   servingUntilUs_.store(serving_ ? replica_->leaseEnd() : 0, std::memory_order_release);

@@ -46,9 +46,7 @@ void NodeCore::sendSnapshot(std::uint64_t peer) {
     if (rows.data().size() >= kSnapshotChunkBytes) flush(false);
   });
   flush(true);
-  std::fprintf(stderr, "warden: sent node %llu a snapshot up to slot %llu in %llu chunks\n",
-               static_cast<unsigned long long>(peer), static_cast<unsigned long long>(applied),
-               static_cast<unsigned long long>(chunk));
+  log_("sent node " + std::to_string(peer) + " a snapshot up to slot " + std::to_string(applied) + " in " + std::to_string(chunk) + " chunks");
 }
 
 void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size) {
@@ -75,7 +73,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
   in.expectDone();
   incoming.nextChunk++;
   if (incoming.bytes > kMaxSnapshotBytes) {
-    std::fprintf(stderr, "warden: dropped a snapshot larger than 1 GiB\n");
+    log_("dropped a snapshot larger than 1 GiB");
     incoming_.erase(from);
     return;
   }
@@ -101,8 +99,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     std::lock_guard lock(keeperMutex_);
     if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again
   }
-  std::fprintf(stderr, "warden: installed a snapshot from node %llu up to slot %llu\n",
-               static_cast<unsigned long long>(from), static_cast<unsigned long long>(done.applied));
+  log_("installed a snapshot from node " + std::to_string(from) + " up to slot " + std::to_string(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, now()));
   if (onApplied_) onApplied_(revision);
 }

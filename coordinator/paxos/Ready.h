@@ -89,6 +89,12 @@ class LogStore {
     return proofs;
   }
 
+  // Marks the disk as this replica's (DurableState::started) before it first votes.
+  void markStarted() {
+    write({LearnerRecord{false}});
+    sync();
+  }
+
   virtual DurableState load() = 0;
 
  protected:

@@ -43,6 +43,9 @@ struct DurableState {
   std::map<Slot, AcceptedValue> accepted;
   Slot compactedUpTo = 0;
   bool learner = false;
+  // A LearnerRecord was ever written: this disk has held this replica's state since it joined,
+  // even if nothing else is on it yet. A disk without it is new or was wiped.
+  bool started = false;
 };
 
 // Folds records into a durable state, as a store does when it writes them.

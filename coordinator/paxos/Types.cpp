@@ -25,6 +25,7 @@ void applyRecord(DurableState& state, const Record& record) {
     if (a->slot > state.compactedUpTo) state.accepted[a->slot] = AcceptedValue{a->ballot, a->value};
   } else if (const auto* l = std::get_if<LearnerRecord>(&record)) {
     state.learner = l->learner;
+    state.started = true;
   } else if (const auto* c = std::get_if<CompactRecord>(&record)) {
     if (c->upTo > state.compactedUpTo) {
       state.compactedUpTo = c->upTo;

@@ -1,0 +1,59 @@
+#pragma once
+// A deterministic simulation of whole Warden nodes: the real node core (coordinator/node, with
+// the Paxos replica inside it and the real StateMachine on a tmpfs LMDB) for every member, driven
+// from one thread by one seeded PRNG over a simulated network and clocks. The same seed replays
+// the same run.
+//
+// Faults: frames dropped, duplicated, delayed (some by seconds), delivered across reconnects and
+// to a restarted process; one-way and two-way partitions; crashes (kill -9: nothing answered,
+// durable state kept) and restarts with a new incarnation; wiped disks (one at a time); pauses
+// (SIGSTOP) past the lease with frames queued meanwhile; clocks drifting within the bound and
+// wall clocks jumping.
+//
+// Clients record every operation (invoke, ok / fail / unknown, with data) on a few registers:
+// writes, compare-and-swaps by version and linearizable reads, each at a random node. Session
+// clients create sessions with an ephemeral node and keep them alive at random nodes; some walk
+// away.
+//
+// Checks, each with a name a test can ask for:
+//   agreement          no slot is ever applied with two different values, on any node
+//   linearizability    the client history is linearizable (tests/sim/Linearizability)
+//   expiry-early       no session expiry takes effect sooner than a ttl (on the slowest clock)
+//                      after the invocation of its latest acknowledged keepalive
+//   keepalive-late     no keepalive invoked after its session's expiry took effect is acknowledged
+//   liveness           once healed, every node applies the same state and a write through each
+//                      node succeeds; sessions still kept alive exist everywhere, with their
+//                      ephemeral node; sessions abandoned long ago exist nowhere
+
+#include <cstdint>
+#include <string>
+
+#include "coordinator/node/ClusterOptions.h"
+#include "coordinator/paxos/Replica.h"
+
+namespace warden::tests::sim {
+
+struct NodeSimOptions {
+  std::uint64_t seed = 1;
+  std::size_t replicas = 3;
+  std::uint64_t faultyForUs = 5'000'000;  // true microseconds of faults...
+  std::uint64_t healedForUs = 6'000'000;  // ...then this long with every node up and the network clean
+  bool trace = false;
+  coordinator::paxos::ReplicaConfig::Bugs paxosBugs;
+  coordinator::node::ClusterOptions::Bugs nodeBugs;
+};
+
+struct NodeSimResult {
+  bool ok = true;
+  std::string check;      // the name of the first check that failed
+  std::string violation;  // what it saw, with the seed
+  std::uint64_t events = 0, slots = 0;
+  std::uint64_t operations = 0, okOperations = 0, unknownOperations = 0, reads = 0;
+  std::uint64_t crashes = 0, wipes = 0, pauses = 0, partitions = 0, lateFrames = 0;
+  std::uint64_t sessions = 0, keepalivesAcked = 0, expiries = 0;
+  std::uint64_t digest = 0;  // of every applied slot and the event count: equal runs, equal digests
+};
+
+NodeSimResult runNodeSimulation(const NodeSimOptions& options);
+
+}  // namespace warden::tests::sim

@@ -1,0 +1,124 @@
+// warden_nodesim: runs the whole-node simulation (tests/sim/NodeSimulation) over many seeds, or
+// replays one.
+//   warden_nodesim --seeds N [--first S] [--replicas 3|5|both] [--bug NAME]
+//   warden_nodesim --seed S [--replicas 3|5] [--trace] [--bug NAME]
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "tests/sim/NodeSimulation.h"
+
+using namespace warden::tests::sim;
+
+namespace {
+
+// Each fixed defect, planted back in the real node code.
+bool plant(const std::string& bug, NodeSimOptions& o) {
+  if (bug.empty()) return true;
+  if (bug == "ignore-incarnation") return o.nodeBugs.ignoreIncarnation = true;
+  if (bug == "serve-without-epoch") return o.nodeBugs.serveWithoutEpoch = true;
+  if (bug == "bootstrap-on-majority") return o.nodeBugs.bootstrapOnMajority = true;
+  if (bug == "install-over-unapplied") return o.nodeBugs.installOverUnapplied = true;
+  if (bug == "rebuild-ignores-promises") return o.paxosBugs.rebuildIgnoresPromises = true;
+  if (bug == "skip-phase1") return o.paxosBugs.skipPhase1 = true;
+  if (bug == "ignore-lease") return o.paxosBugs.ignoreLeaseOnPrepare = o.paxosBugs.noPreVote = true;
+  if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::uint64_t seeds = 100, first = 1;
+  std::optional<std::uint64_t> single;
+  std::string replicas = "both", bug;
+  bool trace = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--seeds") seeds = std::stoull(value());
+    else if (a == "--first") first = std::stoull(value());
+    else if (a == "--seed") single = std::stoull(value());
+    else if (a == "--replicas") replicas = value();
+    else if (a == "--trace") trace = true;
+    else if (a == "--bug") bug = value();
+    else {
+      std::fprintf(stderr,
+                   "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
+                   "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|install-over-unapplied|\n"
+                   "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n");
+      return 2;
+    }
+  }
+  NodeSimOptions probe;
+  if (!plant(bug, probe)) {
+    std::fprintf(stderr, "unknown --bug %s\n", bug.c_str());
+    return 2;
+  }
+  std::vector<std::size_t> sizes;
+  if (replicas == "3" || replicas == "both") sizes.push_back(3);
+  if (replicas == "5" || replicas == "both") sizes.push_back(5);
+  if (single) {
+    seeds = 1;
+    first = *single;
+    if (sizes.size() > 1) sizes = {3};
+  }
+  const auto start = std::chrono::steady_clock::now();
+  NodeSimResult total;
+  std::uint64_t runs = 0, failures = 0;
+  std::map<std::string, std::uint64_t> caughtBy;
+  for (std::size_t n : sizes) {
+    for (std::uint64_t seed = first; seed < first + seeds; ++seed) {
+      NodeSimOptions options;
+      options.seed = seed;
+      options.replicas = n;
+      options.trace = trace;
+      plant(bug, options);
+      const NodeSimResult r = runNodeSimulation(options);
+      ++runs;
+      total.events += r.events;
+      total.slots += r.slots;
+      total.operations += r.operations;
+      total.okOperations += r.okOperations;
+      total.unknownOperations += r.unknownOperations;
+      total.reads += r.reads;
+      total.crashes += r.crashes;
+      total.wipes += r.wipes;
+      total.pauses += r.pauses;
+      total.partitions += r.partitions;
+      total.lateFrames += r.lateFrames;
+      total.sessions += r.sessions;
+      total.keepalivesAcked += r.keepalivesAcked;
+      total.expiries += r.expiries;
+      if (!r.ok) {
+        ++failures;
+        caughtBy[r.check]++;
+        std::printf("FAIL %s\n  replay: scripts/sim --node --seed %llu --replicas %zu --trace\n", r.violation.c_str(),
+                    static_cast<unsigned long long>(seed), n);
+      }
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf("%llu whole-node runs (seeds %llu..%llu, replicas %s): %llu failed; %.1f s, %.1f runs/s\n", u(runs),
+              u(first), u(first + seeds - 1), replicas.c_str(), u(failures), seconds, static_cast<double>(runs) / seconds);
+  std::printf("  %llu events, %llu slots applied, %llu client operations (%llu ok, %llu unknown, %llu reads) judged linearizable\n",
+              u(total.events), u(total.slots), u(total.operations), u(total.okOperations), u(total.unknownOperations),
+              u(total.reads));
+  std::printf("  faults: %llu crashes, %llu disk wipes, %llu pauses, %llu partitions, %llu frames seconds late\n",
+              u(total.crashes), u(total.wipes), u(total.pauses), u(total.partitions), u(total.lateFrames));
+  std::printf("  sessions: %llu created, %llu keepalives acknowledged, %llu expiries applied\n", u(total.sessions),
+              u(total.keepalivesAcked), u(total.expiries));
+  for (const auto& [check, count] : caughtBy) std::printf("  caught by %s: %llu\n", check.c_str(), u(count));
+  std::printf("%llu passed, %llu failed\n", u(runs - failures), u(failures));
+  return failures == 0 ? 0 : 1;
+}
