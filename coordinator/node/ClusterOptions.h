@@ -22,7 +22,6 @@ struct ClusterOptions {
     bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
     bool ignoreIncarnation = false;  // match replies and chosen proposals by request id alone
     bool bootstrapOnMajority = false;  // an empty disk votes once a majority of peers say "empty"
-    bool installOverUnapplied = false;  // install a snapshot over chosen entries not yet applied
   } bugs;
 };
 

@@ -83,7 +83,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
   // Chosen entries handed out this turn but not yet applied may already cover it: then the log
   // is enough, and installing would apply those entries on top of a newer state.
   if (!replica_ || done.applied <= applied_) return;
-  if (done.applied <= replica_->commitIndex() && !options_.bugs.installOverUnapplied) return;
+  if (done.applied <= replica_->commitIndex()) return;
   std::uint64_t revision = 0;
   {
     // The state, its applied index and its revision are replaced in one transaction.

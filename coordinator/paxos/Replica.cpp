@@ -144,7 +144,8 @@ Ready Replica::tick(Time now) {
           startPreVote();
         }
       }
-      if (learner_ && now_ >= lastRebuildRequest_ + config_.heartbeatInterval) askRebuild();
+      const Time lastAsked = config_.bugs.rebuildSharesCatchupTimer ? lastCatchupRequest_ : lastRebuildRequest_;
+      if (learner_ && now_ >= lastAsked + config_.heartbeatInterval) askRebuild();
       if (catchupRequested_ && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
         catchupRequested_ = false;  // the answer was lost; the next commit index asks again
       }
@@ -170,6 +171,7 @@ void Replica::askRebuild() {
   // Ask for a slot that no leader had proposed before this restart, and for every member's
   // promised ballot: the answers to a nonce made now cannot be older than the restart.
   lastRebuildRequest_ = now_;
+  if (config_.bugs.rebuildSharesCatchupTimer) lastCatchupRequest_ = now_;
   const CatchupRequest ask{commitIndex_ + 1, rebuildNonce_};
   for (NodeId m : config_.members) {
     if (m == config_.id) continue;

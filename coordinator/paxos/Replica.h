@@ -50,6 +50,7 @@ struct ReplicaConfig {
     bool ignoreLeaseOnPrepare = false;  // promise a new ballot while a lease is granted
     bool rebuildIgnoresPromises = false;  // a rebuilt replica votes without every member's promised ballot
     bool noPreVote = false;               // campaign without asking whether a majority lost the leader
+    bool rebuildSharesCatchupTimer = false;  // ordinary catch-up requests postpone the rebuild request
   } bugs;
 };
 

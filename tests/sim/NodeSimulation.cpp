@@ -134,7 +134,7 @@ class NodeSim {
   }
 
  private:
-  enum class Kind { Deliver, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal };
+  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal };
   struct Event {
     Event(Kind k, NodeId n = 0, NodeId f = 0, std::string fr = {}, std::size_t c = 0)
         : kind(k), node(n), from(f), frame(std::move(fr)), client(c) {}
@@ -169,6 +169,8 @@ class NodeSim {
     std::uint64_t process = 0;       // how many processes it ran
     Time pausedUntil = 0;
     bool lostDisk = false;  // wiped, and not voting again yet
+    bool wakeScheduled = false;
+    std::vector<std::pair<NodeId, std::string>> inbox;  // for its next turn
     std::vector<std::pair<NodeId, std::string>> held;  // frames for it while it does not run
   };
 
@@ -215,6 +217,7 @@ class NodeSim {
   void handle(Event& e) {
     switch (e.kind) {
       case Kind::Deliver: deliver(e.from, e.node, std::move(e.frame)); break;
+      case Kind::Wake: wake(*nodes_[e.node]); break;
       case Kind::Turn: {
         SimNode& n = *nodes_[e.node];
         if (runs(n)) n.core->endTurn();
@@ -301,7 +304,25 @@ class NodeSim {
       if (n.core || rng_.chance(0.5)) n.held.emplace_back(from, std::move(frame));
       return;
     }
-    n.core->peerFrame(from, frame);
+    // Frames wait in the node's input queue until its driver's next turn takes them all, as in
+    // the shell: several frames (a Paxos step and a snapshot chunk, say) share one turn.
+    n.inbox.emplace_back(from, std::move(frame));
+    if (!n.wakeScheduled) {
+      n.wakeScheduled = true;
+      schedule(now_ + rng_.range(0, 1'000), Event{Kind::Wake, n.id});
+    }
+  }
+
+  void wake(SimNode& n) {
+    n.wakeScheduled = false;
+    if (!runs(n)) {
+      for (auto& f : n.inbox) n.held.push_back(std::move(f));
+      n.inbox.clear();
+      return;
+    }
+    auto inbox = std::move(n.inbox);
+    n.inbox.clear();
+    for (auto& [from, frame] : inbox) n.core->peerFrame(from, frame);
     n.core->endTurn();
   }
 
@@ -354,7 +375,8 @@ class NodeSim {
 
   void crash(SimNode& n) {
     if (!n.core) return;
-    n.core.reset();  // kill -9: nobody is answered
+    n.core.reset();  // kill -9: nobody is answered, and what waited in its input queue is gone
+    n.inbox.clear();
     n.pausedUntil = 0;
     result_.crashes++;
     for (std::size_t c = 0; c < clients_.size(); ++c) {
@@ -394,7 +416,13 @@ class NodeSim {
   void fault() {
     if (healed_) return;
     schedule(now_ + rng_.range(100'000, 600'000), Event{Kind::Fault});
-    const NodeId id = static_cast<NodeId>(rng_.range(1, options_.replicas));
+    // Leaders get half of the faults: their hand-overs are where the node's rules are tested.
+    NodeId id = static_cast<NodeId>(rng_.range(1, options_.replicas));
+    if (rng_.chance(0.5)) {
+      for (auto& [other, m] : nodes_) {
+        if (m->core && m->core->replica() && m->core->replica()->isLeader()) id = other;
+      }
+    }
     SimNode& n = *nodes_[id];
     switch (rng_.range(0, 6)) {
       case 0:
@@ -565,7 +593,7 @@ class NodeSim {
     schedule(now_ + rng_.range(10'000, 40'000), Event{Kind::SessionStep});
     std::size_t kept = 0;
     for (const auto& s : sessionClients_) kept += s.keep && s.phase != SessionClient::Phase::Gone;
-    if (!healed_ && kept < 4 && rng_.chance(0.2)) {
+    if (!healed_ && kept < 8 && rng_.chance(0.3)) {
       SessionClient s;
       s.id = rng_.next() | 1;
       s.ttlMs = rng_.range(1'000, 2'500);

@@ -21,7 +21,6 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug == "ignore-incarnation") return o.nodeBugs.ignoreIncarnation = true;
   if (bug == "serve-without-epoch") return o.nodeBugs.serveWithoutEpoch = true;
   if (bug == "bootstrap-on-majority") return o.nodeBugs.bootstrapOnMajority = true;
-  if (bug == "install-over-unapplied") return o.nodeBugs.installOverUnapplied = true;
   if (bug == "rebuild-ignores-promises") return o.paxosBugs.rebuildIgnoresPromises = true;
   if (bug == "skip-phase1") return o.paxosBugs.skipPhase1 = true;
   if (bug == "ignore-lease") return o.paxosBugs.ignoreLeaseOnPrepare = o.paxosBugs.noPreVote = true;
@@ -54,7 +53,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
-                   "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|install-over-unapplied|\n"
+                   "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n");
       return 2;
     }

@@ -1,0 +1,176 @@
+#pragma once
+// A hand-cranked network of whole node cores (coordinator/node) for step-by-step scenarios: the
+// real NodeCore, Paxos replica and StateMachine on a temporary LMDB per node, one shared manual
+// clock, and frames the test delivers, holds or drops one by one. Crashes lose the process (no
+// callback runs), keep the disk; wipes lose the disk too.
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/StateMachine.h"
+#include "coordinator/node/Frames.h"
+#include "coordinator/node/NodeCore.h"
+#include "coordinator/paxos/MessageCodec.h"
+#include "tests/TempDir.h"
+#include "tests/sim/MemoryLogStore.h"
+
+namespace warden::tests::node {
+
+using namespace coordinator;
+using coordinator::node::ClusterOptions;
+using coordinator::node::NodeCore;
+using paxos::NodeId;
+
+struct Frame {
+  NodeId from = 0;
+  NodeId to = 0;
+  std::string bytes;
+
+  // The Paxos message inside, if this is one.
+  std::optional<paxos::Message> paxos() const {
+    if (bytes.empty() || bytes[0] != static_cast<char>(coordinator::node::Frame::Paxos)) return std::nullopt;
+    return paxos::decodeMessage(std::string_view(bytes).substr(1));
+  }
+  bool is(const char* name) const {
+    auto m = paxos();
+    return m && std::string(paxos::messageName(m->payload)) == name;
+  }
+  bool isKind(coordinator::node::Frame kind) const { return !bytes.empty() && bytes[0] == static_cast<char>(kind); }
+};
+
+class NodeNet {
+ public:
+  using Filter = std::function<bool(const Frame&)>;
+
+  explicit NodeNet(std::size_t n, ClusterOptions::Bugs bugs = {}) : n_(n), bugs_(bugs) {
+    for (NodeId id = 1; id <= n; ++id) {
+      nodes_[id] = std::make_unique<Member>(*this, id);
+      freshDisk(id);
+      start(id);
+    }
+  }
+
+  NodeCore& core(NodeId id) { return *nodes_.at(id)->core; }
+  bool up(NodeId id) const { return nodes_.at(id)->core != nullptr; }
+  const paxos::Replica* replica(NodeId id) { return up(id) ? core(id).replica() : nullptr; }
+  bool leads(NodeId id) { return replica(id) && replica(id)->isLeader(); }
+
+  void crash(NodeId id) {
+    nodes_.at(id)->core.reset();
+    std::erase_if(inflight_, [id](const Frame& f) { return f.to == id; });
+  }
+  void restart(NodeId id) { start(id); }
+  void wipe(NodeId id) {
+    crash(id);
+    freshDisk(id);
+  }
+
+  // A turn of `id` (ticks when due).
+  void turn(NodeId id) {
+    if (up(id)) core(id).endTurn();
+  }
+
+  // Delivers, oldest first, every frame `deliver` accepts (each followed by its receiver's turn),
+  // drops those `drop` names, keeps the rest in flight. Bounded.
+  void settle(const Filter& deliver, const Filter& drop = [](const Frame&) { return false; }) {
+    for (int i = 0; i < 100'000; ++i) {
+      auto it = std::find_if(inflight_.begin(), inflight_.end(), [&](const Frame& f) { return drop(f) || deliver(f); });
+      if (it == inflight_.end()) return;
+      Frame f = std::move(*it);
+      inflight_.erase(it);
+      if (drop(f) || !up(f.to)) continue;
+      core(f.to).peerFrame(f.from, f.bytes);
+      core(f.to).endTurn();
+    }
+  }
+
+  // Advances the clock 10 ms at a time, giving `ticking` a turn each step and settling, until
+  // `done` or a bound.
+  void runUntil(const std::vector<NodeId>& ticking, const Filter& deliver, const std::function<bool()>& done,
+                const Filter& drop = [](const Frame&) { return false; }, int steps = 1'000) {
+    for (int i = 0; i < steps && !done(); ++i) {
+      now += 10'000;
+      for (NodeId id : ticking) turn(id);
+      settle(deliver, drop);
+    }
+  }
+
+  std::size_t inflight(const Filter& f) const {
+    return static_cast<std::size_t>(std::count_if(inflight_.begin(), inflight_.end(), f));
+  }
+
+  // Reads a node's applied state.
+  template <typename Read>
+  auto read(NodeId id, Read read) {
+    storage::Txn txn = storage::Txn::read(*nodes_.at(id)->env);
+    return read(*nodes_.at(id)->stateMachine, txn);
+  }
+
+  std::uint64_t now = 10'000'000;
+
+ private:
+  struct Member : coordinator::node::Outbox, coordinator::node::Clock {
+    Member(NodeNet& net, NodeId id) : net(net), id(id) {}
+    void send(std::uint64_t to, std::string frame) override { net.inflight_.push_back(Frame{id, to, std::move(frame)}); }
+    bool connected(std::uint64_t) const override { return true; }
+    std::uint64_t nowUs() const override { return net.now; }
+    std::uint64_t wallMs() const override { return 1'800'000'000'000 + net.now / 1000; }
+
+    NodeNet& net;
+    NodeId id;
+    std::unique_ptr<TempDir> dir;
+    std::unique_ptr<storage::Env> env;
+    std::unique_ptr<StateMachine> stateMachine;
+    MemoryLogStore store;
+    struct Random : paxos::Random {
+      std::uint64_t state = 0;
+      std::uint64_t next() override {
+        std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        return z ^ (z >> 27);
+      }
+    } random;
+    std::unique_ptr<NodeCore> core;
+  };
+
+  void freshDisk(NodeId id) {
+    Member& m = *nodes_.at(id);
+    m.stateMachine.reset();
+    m.env.reset();
+    m.dir = std::make_unique<TempDir>();
+    m.env = std::make_unique<storage::Env>(m.dir->path(), storage::EnvOptions{std::size_t{64} << 20, 16, false});
+    storage::Txn txn = storage::Txn::write(*m.env);
+    m.stateMachine = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
+    m.stateMachine->initialize(txn);
+    txn.commit();
+    m.store = MemoryLogStore{};
+  }
+
+  void start(NodeId id) {
+    Member& m = *nodes_.at(id);
+    ClusterOptions options;
+    options.id = id;
+    for (NodeId other = 1; other <= n_; ++other) options.members[other] = "node" + std::to_string(other);
+    options.bugs = bugs_;
+    m.random.state = id * 1000 + ++processes_;
+    m.core = std::make_unique<NodeCore>(*m.env, *m.stateMachine, options,
+                                        NodeCore::Ports{m, m, m.random, m.store, [](const std::string&) {}},
+                                        [](std::uint64_t) {});
+  }
+
+  std::size_t n_;
+  ClusterOptions::Bugs bugs_;
+  std::uint64_t processes_ = 0;
+  std::map<NodeId, std::unique_ptr<Member>> nodes_;
+  std::deque<Frame> inflight_;
+};
+
+inline bool all(const Frame&) { return true; }
+inline bool none(const Frame&) { return false; }
+
+}  // namespace warden::tests::node
