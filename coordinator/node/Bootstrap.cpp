@@ -66,7 +66,9 @@ void NodeCore::onProbeReply(std::uint64_t from, Decoder& in) {
   // chosen values, but not a promise this disk gave to a candidate whose other Prepares are
   // still on their way.
   const std::size_t n = options_.members.size();
-  const std::size_t needed = options_.bugs.bootstrapOnMajority ? n / 2 : n - 1;
+  // (The old rule, kept as a bug switch: n - majority + 1 of the others, which rules out chosen
+  // values but not a forgotten promise.)
+  const std::size_t needed = options_.bugs.bootstrapOnMajority ? n - (n / 2 + 1) + 1 : n - 1;
   if (probedEmpty_.size() >= needed) {
     // Remember the verdict: a crash from now on leaves a disk that is known not to be wiped, so
     // the next process votes at once instead of taking itself for a wiped member.

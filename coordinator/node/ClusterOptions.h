@@ -21,7 +21,7 @@ struct ClusterOptions {
   struct Bugs {
     bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
     bool ignoreIncarnation = false;  // match replies and chosen proposals by request id alone
-    bool bootstrapOnMajority = false;  // an empty disk votes once a majority of peers say "empty"
+    bool bootstrapOnMajority = false;  // an empty disk votes once n - majority + 1 peers say "empty"
   } bugs;
 };
 

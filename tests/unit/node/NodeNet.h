@@ -47,7 +47,10 @@ class NodeNet {
  public:
   using Filter = std::function<bool(const Frame&)>;
 
-  explicit NodeNet(std::size_t n, ClusterOptions::Bugs bugs = {}) : n_(n), bugs_(bugs) {
+  // `tune` may adjust each member's options (timing, say) before it starts.
+  using Tune = std::function<void(NodeId, ClusterOptions&)>;
+
+  explicit NodeNet(std::size_t n, ClusterOptions::Bugs bugs = {}, Tune tune = {}) : n_(n), bugs_(bugs), tune_(std::move(tune)) {
     for (NodeId id = 1; id <= n; ++id) {
       nodes_[id] = std::make_unique<Member>(*this, id);
       freshDisk(id);
@@ -157,6 +160,7 @@ class NodeNet {
     options.id = id;
     for (NodeId other = 1; other <= n_; ++other) options.members[other] = "node" + std::to_string(other);
     options.bugs = bugs_;
+    if (tune_) tune_(id, options);
     m.random.state = id * 1000 + ++processes_;
     m.core = std::make_unique<NodeCore>(*m.env, *m.stateMachine, options,
                                         NodeCore::Ports{m, m, m.random, m.store, [](const std::string&) {}},
@@ -165,6 +169,7 @@ class NodeNet {
 
   std::size_t n_;
   ClusterOptions::Bugs bugs_;
+  Tune tune_;
   std::uint64_t processes_ = 0;
   std::map<NodeId, std::unique_ptr<Member>> nodes_;
   std::deque<Frame> inflight_;

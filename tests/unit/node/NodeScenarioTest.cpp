@@ -149,3 +149,50 @@ TEST_CASE("a leader that serves sessions before its epoch is chosen lets an old 
   REQUIRE(outcome.goneAfterMs);
   CHECK(*outcome.goneAfterMs < 2000);
 }
+
+namespace {
+
+// The empty-disk path of counterexample 1 (5 nodes): W promised candidate D's ballot, then lost
+// its disk before the cluster chose anything. D's Prepares to the others are still on their way,
+// so they truthfully answer W's probe "no history". Returns W's promised ballot once it votes
+// again, or nullopt while it does not vote.
+std::optional<paxos::Ballot> wipedBeforeFirstChoice(ClusterOptions::Bugs bugs) {
+  const NodeId W = 4, D = 5;
+  // Only D's election timer runs out within the scenario.
+  NodeNet net(5, bugs, [&](NodeId id, ClusterOptions& o) {
+    if (id != D) o.paxos.electionTimeout = 60'000'000;
+  });
+  net.runUntil({1, 2, 3, 4, 5}, all, [&] {
+    for (NodeId id = 1; id <= 5; ++id) {
+      if (!net.replica(id)) return false;
+    }
+    return true;
+  }, none, 20);
+  // D campaigns; its Prepare reaches W (and D), W's promise reaches D; the rest are held.
+  auto held = [&](const Frame& f) { return f.from == D && f.to <= 3 && f.is("Prepare"); };
+  net.runUntil({D}, [&](const Frame& f) { return !held(f); }, [&] { return net.inflight(held) == 3; });
+  REQUIRE(net.inflight(held) == 3);
+  REQUIRE(net.replica(W)->promised().node == D);
+
+  net.wipe(W);
+  net.restart(W);
+  net.runUntil({W}, [&](const Frame& f) { return !held(f); }, [&] { return net.replica(W) != nullptr; }, none, 100);
+  if (!net.replica(W) || net.replica(W)->isLearner()) return std::nullopt;
+  return net.replica(W)->promised();
+}
+
+}  // namespace
+
+TEST_CASE("an empty disk that promised before the cluster chose anything does not vote as new") {
+  const auto promised = wipedBeforeFirstChoice({});
+  // It rebuilds as a learner: D's own promise tells it the cluster has a past.
+  CHECK_FALSE(promised);
+}
+
+TEST_CASE("an empty disk that votes once a majority of peers say empty forgets its promise") {
+  ClusterOptions::Bugs bugs;
+  bugs.bootstrapOnMajority = true;
+  const auto promised = wipedBeforeFirstChoice(bugs);
+  REQUIRE(promised);
+  CHECK(*promised < (paxos::Ballot{1, 5}));
+}
