@@ -20,6 +20,10 @@ struct ClusterOptions {
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
     bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
+    bool serveWithoutLease = false;  // speak for sessions whenever it leads, lease or not, caught up or not
+    bool staleTtlOnTakeover = false;  // count each session's ttl from long before the takeover
+    bool followersAnswerKeepalives = false;  // a follower vouches for a session from its own table
+    bool neverExpire = false;                // the keeper never proposes an expiry
     bool ignoreIncarnation = false;  // match replies and chosen proposals by request id alone
     bool bootstrapOnMajority = false;  // an empty disk votes once n - majority + 1 peers say "empty"
   } bugs;

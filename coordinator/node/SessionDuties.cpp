@@ -71,8 +71,9 @@ void NodeCore::syncKeeper() {
   const std::uint64_t at = now();
   const auto index = replica_->leaseRead(at);
   serving_ = index && applied_ >= *index && (epoch_ == replica_->ballot() || options_.bugs.serveWithoutEpoch);
+  if (options_.bugs.serveWithoutLease) serving_ = true;
   std::lock_guard lock(keeperMutex_);
-  if (!replica_->leaseValid(at) && keeper_.leading()) {
+  if (!replica_->leaseValid(at) && keeper_.leading() && !options_.bugs.serveWithoutLease) {
     // The lease lapsed (a pause, a lost round): keepalives may have waited in queues meanwhile,
     // so when it serves again every session gets a fresh ttl, as at a takeover. (Entries chosen
     // but not yet applied only hold keepalives back for a turn; they are no lapse.)
@@ -81,7 +82,9 @@ void NodeCore::syncKeeper() {
   if (serving_ && !keeper_.leading()) {
     storage::Txn txn = storage::Txn::read(env_);
     const auto sessions = stateMachine_.sessions().ttls(txn);
-    keeper_.takeOver(now() / 1000, sessions);
+    // Fresh ttls from now: nobody knows when clients last spoke to the previous leader.
+    const std::uint64_t from = now() / 1000 - (options_.bugs.staleTtlOnTakeover ? std::min<std::uint64_t>(now() / 1000, 10'000) : 0);
+    keeper_.takeOver(from, sessions);
     if (!sessions.empty()) {
       log_("leading: " + std::to_string(sessions.size()) + " sessions get a fresh ttl from now");
     }
@@ -106,6 +109,15 @@ void NodeCore::serveKeepalives() {
       KeepaliveDone done = std::move(k.done);
       it = keepalives_.erase(it);
       done(ttl ? Status::Ok : Status::SessionNotFound, ttl.value_or(0));
+      continue;
+    }
+    if (options_.bugs.followersAnswerKeepalives && !leader) {
+      // The planted bug: a follower vouches for a session from its own, possibly stale, table.
+      storage::Txn txn = storage::Txn::read(env_);
+      const auto record = stateMachine_.sessions().get(txn, k.session);
+      KeepaliveDone done = std::move(k.done);
+      it = keepalives_.erase(it);
+      done(record ? Status::Ok : Status::SessionNotFound, record ? record->ttlMs : 0);
       continue;
     }
     if (!leader && target != 0 && target != options_.id && (k.askedAtUs == 0 || at >= k.askedAtUs + kReaskKeepaliveUs)) {
@@ -204,7 +216,7 @@ void NodeCore::proposeExpiries() {
   const std::uint64_t at = now();
   // The lease is checked at this instant: a leader waking from a pause must not propose on the
   // strength of a lease that ran out while it slept (PAXOS.md 9).
-  if (!serving_ || at < nextExpiryScanUs_ || !replica_->leaseValid(at)) return;
+  if (!serving_ || at < nextExpiryScanUs_ || !replica_->leaseValid(at) || options_.bugs.neverExpire) return;
   nextExpiryScanUs_ = at + kExpiryScanUs;
   std::vector<std::uint64_t> due;
   {

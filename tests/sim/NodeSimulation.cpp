@@ -266,7 +266,7 @@ class NodeSim {
   }
 
   void fail(const std::string& check, const std::string& what) {
-    if (!result_.ok) return;
+    if (!result_.ok || options_.skipChecks.count(check)) return;
     result_.ok = false;
     result_.check = check;
     result_.violation = check + ": " + what + " (seed " + std::to_string(options_.seed) + ", " +
@@ -603,7 +603,7 @@ class NodeSim {
     }
     for (auto& s : sessionClients_) {
       if (s.pending || s.phase == SessionClient::Phase::Gone || now_ < s.nextAt) continue;
-      if (!s.keep) continue;
+      if (!s.keep && s.phase != SessionClient::Phase::Creating) continue;  // walked away once created
       if (!healed_ && s.phase == SessionClient::Phase::Keeping && rng_.chance(0.002)) {
         abandon(s);
         continue;
@@ -642,6 +642,7 @@ class NodeSim {
           x->phase = SessionClient::Phase::Ephemeral;
           x->ackedInvoke = invoked;
           x->lastAckAt = now_;
+          if (!x->keep) x->abandonedAt = now_;
         } else {
           sessionGaveNoAnswer(*x);  // it may exist: nobody keeps it, so it must expire
         }

@@ -26,6 +26,7 @@
 //                      ephemeral node; sessions abandoned long ago exist nowhere
 
 #include <cstdint>
+#include <set>
 #include <string>
 
 #include "coordinator/node/ClusterOptions.h"
@@ -41,6 +42,9 @@ struct NodeSimOptions {
   bool trace = false;
   coordinator::paxos::ReplicaConfig::Bugs paxosBugs;
   coordinator::node::ClusterOptions::Bugs nodeBugs;
+  // Checks to leave out, by name: to show that each check catches a planted bug by itself,
+  // when another would have caught it first.
+  std::set<std::string> skipChecks;
 };
 
 struct NodeSimResult {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "tests/sim/NodeSimulation.h"
@@ -20,6 +21,11 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug.empty()) return true;
   if (bug == "ignore-incarnation") return o.nodeBugs.ignoreIncarnation = true;
   if (bug == "serve-without-epoch") return o.nodeBugs.serveWithoutEpoch = true;
+  if (bug == "serve-without-lease") return o.nodeBugs.serveWithoutLease = true;
+  if (bug == "stale-ttl") return o.nodeBugs.staleTtlOnTakeover = true;
+  if (bug == "followers-answer-keepalives") return o.nodeBugs.followersAnswerKeepalives = true;
+  if (bug == "never-expire") return o.nodeBugs.neverExpire = true;
+  if (bug == "rebuild-shares-catchup-timer") return o.paxosBugs.rebuildSharesCatchupTimer = true;
   if (bug == "bootstrap-on-majority") return o.nodeBugs.bootstrapOnMajority = true;
   if (bug == "rebuild-ignores-promises") return o.paxosBugs.rebuildIgnoresPromises = true;
   if (bug == "skip-phase1") return o.paxosBugs.skipPhase1 = true;
@@ -34,6 +40,7 @@ int main(int argc, char** argv) {
   std::uint64_t seeds = 100, first = 1;
   std::optional<std::uint64_t> single;
   std::string replicas = "both", bug;
+  std::set<std::string> skipChecks;
   bool trace = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -50,11 +57,15 @@ int main(int argc, char** argv) {
     else if (a == "--replicas") replicas = value();
     else if (a == "--trace") trace = true;
     else if (a == "--bug") bug = value();
+    else if (a == "--skip-check") skipChecks.insert(value());
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
-                   "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|\n"
-                   "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n");
+                   "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|serve-without-lease|stale-ttl|\n"
+                   "        followers-answer-keepalives|never-expire|\n"
+                   "        rebuild-shares-catchup-timer|\n"
+                   "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n"
+                   "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness)\n");
       return 2;
     }
   }
@@ -81,6 +92,7 @@ int main(int argc, char** argv) {
       options.seed = seed;
       options.replicas = n;
       options.trace = trace;
+      options.skipChecks = skipChecks;
       plant(bug, options);
       const NodeSimResult r = runNodeSimulation(options);
       ++runs;
