@@ -102,6 +102,7 @@ Reply Router::status() {
                {"applied_index", view.appliedIndex},
                {"members", std::move(members)}};
   if (view.learner) body["rebuilding"] = true;
+  if (!view.ballot.empty()) body["ballot"] = view.ballot;
   return jsonReply(200, body, revision);
 }
 

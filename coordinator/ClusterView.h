@@ -22,6 +22,7 @@ struct ClusterView {
   std::uint64_t commitIndex = 0;
   std::uint64_t appliedIndex = 0;
   bool learner = false;  // rebuilding after a wiped disk
+  std::string ballot;    // the highest ballot this node promised, "round.node" (a leader's own); empty: none
   std::vector<MemberView> members;
 };
 

@@ -68,13 +68,17 @@ Command sessionCommand(CommandType type, std::uint64_t session) {
   return command;
 }
 
-Command expireCommand(std::uint64_t session, paxos::Ballot epoch) {
+std::string toString(const SessionEpoch& epoch) {
+  return paxos::toString(epoch.ballot) + "#" + std::to_string(epoch.takeover);
+}
+
+Command expireCommand(std::uint64_t session, SessionEpoch epoch) {
   Command command = sessionCommand(CommandType::SessionExpire, session);
   command.epoch = epoch;
   return command;
 }
 
-Command epochCommand(paxos::Ballot epoch) {
+Command epochCommand(SessionEpoch epoch) {
   Command command;
   command.type = CommandType::SessionEpoch;
   command.epoch = epoch;
@@ -87,8 +91,9 @@ void encodeCommand(Encoder& out, const Command& command) {
     out.varint(command.session);
     out.varint(command.ttlMs);
     out.bytes(command.name);
-    out.varint(command.epoch.round);
-    out.varint(command.epoch.node);
+    out.varint(command.epoch.ballot.round);
+    out.varint(command.epoch.ballot.node);
+    out.varint(command.epoch.takeover);
     return;
   }
   out.varint(command.ops.size());
@@ -104,8 +109,9 @@ Command decodeCommand(Decoder& in) {
     command.session = in.varint();
     command.ttlMs = in.varint();
     command.name = std::string(in.bytes());
-    command.epoch.round = in.varint();
-    command.epoch.node = in.varint();
+    command.epoch.ballot.round = in.varint();
+    command.epoch.ballot.node = in.varint();
+    command.epoch.takeover = in.varint();
     return command;
   }
   std::uint64_t n = in.varint();

@@ -45,21 +45,34 @@ enum class CommandType : std::uint8_t {
   SessionEpoch = 5,
 };
 
+// Who speaks for sessions (PAXOS.md 9b): a leader's ballot, and which of its takeovers of the
+// sessions this is (a leader whose lease lapsed takes them over again, with fresh ttls, and
+// expiries it proposed before the lapse must not outlive that). Ordered: ballot first.
+struct SessionEpoch {
+  paxos::Ballot ballot;
+  std::uint64_t takeover = 0;
+
+  auto operator<=>(const SessionEpoch&) const = default;
+  bool operator==(const SessionEpoch&) const = default;
+};
+
+std::string toString(const SessionEpoch& epoch);
+
 struct Command {
   CommandType type = CommandType::Txn;
   std::vector<Op> ops;        // Txn
   std::uint64_t session = 0;  // Session*
   std::uint64_t ttlMs = 0;    // SessionCreate
   std::string name;           // SessionCreate
-  paxos::Ballot epoch;        // SessionExpire, SessionEpoch
+  SessionEpoch epoch;         // SessionExpire, SessionEpoch
 
   bool operator==(const Command&) const = default;
 };
 
 Command txnCommand(std::vector<Op> ops);
 Command sessionCommand(CommandType type, std::uint64_t session);
-Command expireCommand(std::uint64_t session, paxos::Ballot epoch);
-Command epochCommand(paxos::Ballot epoch);
+Command expireCommand(std::uint64_t session, SessionEpoch epoch);
+Command epochCommand(SessionEpoch epoch);
 
 void encodeCommand(Encoder& out, const Command& command);
 Command decodeCommand(Decoder& in);  // throws DecodeError

@@ -11,7 +11,7 @@ namespace warden::coordinator {
 namespace {
 constexpr std::string_view kAppliedIndexKey = "applied_index";
 constexpr std::string_view kRevisionKey = "revision";
-constexpr std::string_view kSessionEpochKey = "session_epoch";  // round, node
+constexpr std::string_view kSessionEpochKey = "session_epoch";  // round, node, takeover
 constexpr std::string_view kTimestampKey = "timestamp";         // the latest entry's, ms
 
 std::string u64Value(std::uint64_t v) { return storage::encodeU64Key(v); }
@@ -67,7 +67,7 @@ std::optional<StateMachine::Outcome> parentProblem(std::string_view parent,
 StateMachine::Dbs StateMachine::openDbs(storage::Txn& writeTxn) {
   return Dbs{writeTxn.openDb("nodes"),    writeTxn.openDb("children"), writeTxn.openDb("meta"),
              writeTxn.openDb("sessions"), writeTxn.openDb("owned"),    writeTxn.openDb("requests"),
-             writeTxn.openDb("requests_by_time")};
+             writeTxn.openDb("requests_by_slot")};
 }
 
 StateMachine::StateMachine(Dbs dbs)
@@ -78,7 +78,7 @@ StateMachine::StateMachine(Dbs dbs)
 
 void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const {
   const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned, dbs_.requests,
-                            dbs_.requestsByTime};
+                            dbs_.requestsBySlot};
   for (std::uint8_t t = 0; t < std::size(tables); ++t) {
     storage::Cursor cursor(txn, tables[t]);
     for (auto item = cursor.first(); item; item = cursor.next()) emit(Row{t, std::string(item->key), std::string(item->value)});
@@ -87,7 +87,7 @@ void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>
 
 void StateMachine::importState(storage::Txn& txn, const std::vector<Row>& rows) const {
   const MDB_dbi tables[] = {dbs_.nodes, dbs_.children, dbs_.meta, dbs_.sessions, dbs_.owned, dbs_.requests,
-                            dbs_.requestsByTime};
+                            dbs_.requestsBySlot};
   for (MDB_dbi db : tables) txn.clear(db);
   for (const auto& row : rows) {
     if (row.table >= std::size(tables)) throw storage::LmdbError("snapshot row for an unknown table", MDB_CORRUPTED);
@@ -110,36 +110,38 @@ std::uint64_t StateMachine::readMeta(storage::Txn& txn, std::string_view key) co
 std::uint64_t StateMachine::revision(storage::Txn& txn) const { return readMeta(txn, kRevisionKey); }
 
 bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation,
-                                std::uint64_t requestId, std::uint64_t timestampMs) const {
+                                std::uint64_t requestId, std::uint64_t slot) const {
   const std::string id = storage::encodeU64Key(origin) + storage::encodeU64Key(incarnation) + storage::encodeU64Key(requestId);
   if (txn.get(dbs_.requests, id)) return false;
   // Forget what is older than the memory, a few at a time (each admission pays for its own).
   std::vector<std::string> doomed;
   {
-    storage::Cursor cursor(txn, dbs_.requestsByTime);
+    storage::Cursor cursor(txn, dbs_.requestsBySlot);
     for (auto item = cursor.first(); item && doomed.size() < 4; item = cursor.next()) {
-      if (storage::decodeU64Key(item->key.substr(0, 8)) + kRequestMemoryMs >= timestampMs) break;
+      if (storage::decodeU64Key(item->key.substr(0, 8)) + kRequestMemorySlots >= slot) break;
       doomed.emplace_back(item->key);
     }
   }
   for (const auto& key : doomed) {
-    txn.erase(dbs_.requestsByTime, key);
+    txn.erase(dbs_.requestsBySlot, key);
     txn.erase(dbs_.requests, key.substr(8));
   }
-  txn.put(dbs_.requests, id, u64Value(timestampMs));
-  txn.put(dbs_.requestsByTime, u64Value(timestampMs) + id, {});
+  txn.put(dbs_.requests, id, u64Value(slot));
+  txn.put(dbs_.requestsBySlot, u64Value(slot) + id, {});
   return true;
 }
 
-paxos::Ballot StateMachine::sessionEpoch(storage::Txn& txn) const {
+SessionEpoch StateMachine::sessionEpoch(storage::Txn& txn) const {
   auto value = txn.get(meta_, kSessionEpochKey);
   if (!value) return {};
   return storage::decodeStored(*value, [](std::string_view bytes) {
     Decoder in(bytes);
-    paxos::Ballot b;
-    b.round = in.varint();
-    b.node = in.varint();
-    return b;
+    SessionEpoch e;
+    e.ballot.round = in.varint();
+    e.ballot.node = in.varint();
+    e.takeover = in.varint();
+    in.expectDone();
+    return e;
   });
 }
 
@@ -187,8 +189,9 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
     // No revision: nothing a client sees changes.
     if (command.epoch > sessionEpoch(txn)) {
       Encoder value;
-      value.varint(command.epoch.round);
-      value.varint(command.epoch.node);
+      value.varint(command.epoch.ballot.round);
+      value.varint(command.epoch.ballot.node);
+      value.varint(command.epoch.takeover);
       txn.put(meta_, kSessionEpochKey, value.data());
     }
     out.status = Status::Ok;
@@ -197,8 +200,8 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
   if (command.type == CommandType::SessionExpire && command.epoch < sessionEpoch(txn)) {
     // Proposed by a leader that a later one has replaced, and found by that later one's phase
     // 1 (or a later one's): a session it kept alive must not die of it (PAXOS.md 9b).
-    return fail(Status::Unavailable, "expiry proposed by leader " + paxos::toString(command.epoch) +
-                                         ", deposed since; ignored");
+    return fail(Status::Unavailable, "expiry proposed in session epoch " + toString(command.epoch) +
+                                         ", ended since; ignored");
   }
   const std::string id = session::formatSessionId(command.session);
   if (command.type == CommandType::SessionCreate) {

@@ -29,8 +29,8 @@ class StateMachine {
     MDB_dbi meta;
     MDB_dbi sessions;
     MDB_dbi owned;
-    MDB_dbi requests;        // origin, incarnation, request id -> leader time (ms)
-    MDB_dbi requestsByTime;  // leader time, origin, incarnation, request id -> ""
+    MDB_dbi requests;        // origin, incarnation, request id -> slot
+    MDB_dbi requestsBySlot;  // slot, origin, incarnation, request id -> ""
   };
   static Dbs openDbs(storage::Txn& writeTxn);
 
@@ -46,7 +46,7 @@ class StateMachine {
   // The whole applied state as (table, key, value) rows, for a snapshot sent to a peer, and its
   // atomic replacement by such rows on the receiving side (in the caller's write transaction).
   struct Row {
-    std::uint8_t table;  // 0 nodes, 1 children, 2 meta, 3 sessions, 4 owned, 5 requests, 6 requests by time
+    std::uint8_t table;  // 0 nodes, 1 children, 2 meta, 3 sessions, 4 owned, 5 requests, 6 requests by slot
     std::string key;
     std::string value;
   };
@@ -55,15 +55,16 @@ class StateMachine {
 
   // Exactly once for a proposal, whatever copies of it reach the log (a frame resent after a
   // reconnect, a duplicate): true the first time this (origin, incarnation, request id) is
-  // applied within kRequestMemoryMs of leader time, false for a copy, which must be skipped.
-  // Part of the replicated state (and of snapshots), so every replica skips the same copies.
-  static constexpr std::uint64_t kRequestMemoryMs = 60'000;
+  // applied, at `slot`, false for a copy within kRequestMemorySlots after it, which must be
+  // skipped. Part of the replicated state (and of snapshots), so every replica skips the same
+  // copies. Counted in slots, not leader time: leaders' clocks may jump.
+  static constexpr std::uint64_t kRequestMemorySlots = 10'000;
   bool admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation, std::uint64_t requestId,
-                    std::uint64_t timestampMs) const;
+                    std::uint64_t slot) const;
 
   std::uint64_t revision(storage::Txn& txn) const;
-  // The ballot of the latest leader whose SessionEpoch was applied ({0,0}: none).
-  paxos::Ballot sessionEpoch(storage::Txn& txn) const;
+  // The latest SessionEpoch applied (zero: none).
+  SessionEpoch sessionEpoch(storage::Txn& txn) const;
   std::uint64_t appliedIndex(storage::Txn& txn) const;
   const Tree& tree() const { return tree_; }
   const session::SessionTable& sessions() const { return sessions_; }

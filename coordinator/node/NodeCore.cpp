@@ -216,7 +216,7 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
           Command command = decodeCommand(in);
           in.expectDone();
           // A copy of a proposal applied already (a resent or duplicated frame) is skipped.
-          if (!stateMachine_.admitRequest(txn, p.origin, p.incarnation, p.requestId, p.timestampMs)) continue;
+          if (!stateMachine_.admitRequest(txn, p.origin, p.incarnation, p.requestId, chosen.slot)) continue;
           entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
           entry.commands.push_back(std::move(command));
           slotOrigins.push_back(Origin{p.requestId, ours(p)});
@@ -275,6 +275,8 @@ void NodeCore::updateView() {
     const std::uint64_t leader = replica_->isLeader() ? options_.id : replica_->leaderHint();
     if (leader != 0) v.leader = leader;
     v.commitIndex = replica_->commitIndex();
+    const paxos::Ballot promised = replica_->promised();
+    if (!promised.isZero()) v.ballot = std::to_string(promised.round) + "." + std::to_string(promised.node);
     v.learner = replica_->isLearner();
   } else {
     v.learner = true;

@@ -217,9 +217,11 @@ class NodeCore {
   std::mutex keeperMutex_;
   session::Keeper keeper_;
   std::atomic<std::uint64_t> servingUntilUs_{0};
-  bool serving_ = false;  // leads with a lease, has applied everything before its term and its epoch
-  paxos::Ballot epoch_;   // the state machine's session epoch, as last applied
-  paxos::Ballot epochProposed_;
+  bool serving_ = false;  // leads with a lease, has applied everything before its term and ownEpoch_
+  SessionEpoch epoch_;    // the state machine's session epoch, as last applied
+  // This leadership's epoch: its ballot, and how often its lease lapsed since it was elected.
+  SessionEpoch ownEpoch_;
+  SessionEpoch epochProposed_;
   std::uint64_t epochProposedAtUs_ = 0;
   std::uint64_t nextKeepalive_ = 1;
   std::map<std::uint64_t, PendingKeepalive> keepalives_;  // received here, by local id

@@ -69,16 +69,19 @@ void NodeCore::syncKeeper() {
   // applied, the session table here is the one every keepalive and expiry must go by. The
   // epoch makes it this leadership's own: expiries of deposed leaders found later are void.
   const std::uint64_t at = now();
-  const auto index = replica_->leaseRead(at);
-  serving_ = index && applied_ >= *index && (epoch_ == replica_->ballot() || options_.bugs.serveWithoutEpoch);
-  if (options_.bugs.serveWithoutLease) serving_ = true;
+  if (ownEpoch_.ballot != replica_->ballot()) ownEpoch_ = SessionEpoch{replica_->ballot(), 0};
   std::lock_guard lock(keeperMutex_);
   if (!replica_->leaseValid(at) && keeper_.leading() && !options_.bugs.serveWithoutLease) {
     // The lease lapsed (a pause, a lost round): keepalives may have waited in queues meanwhile,
-    // so when it serves again every session gets a fresh ttl, as at a takeover. (Entries chosen
-    // but not yet applied only hold keepalives back for a turn; they are no lapse.)
+    // so when it serves again every session gets a fresh ttl, as at a takeover, under a new
+    // epoch that voids the expiries it proposed before the lapse. (Entries chosen but not yet
+    // applied only hold keepalives back for a turn; they are no lapse.)
     keeper_.stepDown();
+    ownEpoch_.takeover++;
   }
+  const auto index = replica_->leaseRead(at);
+  serving_ = index && applied_ >= *index && (epoch_ == ownEpoch_ || options_.bugs.serveWithoutEpoch);
+  if (options_.bugs.serveWithoutLease) serving_ = true;
   if (serving_ && !keeper_.leading()) {
     storage::Txn txn = storage::Txn::read(env_);
     const auto sessions = stateMachine_.sessions().ttls(txn);
@@ -204,12 +207,12 @@ void NodeCore::onKeepaliveReply(Decoder& in, std::size_t size) {
 }
 
 void NodeCore::proposeEpoch() {
-  if (!replica_ || !replica_->isLeader() || epoch_ == replica_->ballot()) return;
+  if (!replica_ || !replica_->isLeader() || ownEpoch_.ballot != replica_->ballot() || epoch_ == ownEpoch_) return;
   const std::uint64_t at = now();
-  if (epochProposed_ == replica_->ballot() && at < epochProposedAtUs_ + kEpochRetryUs) return;
-  epochProposed_ = replica_->ballot();
+  if (epochProposed_ == ownEpoch_ && at < epochProposedAtUs_ + kEpochRetryUs) return;
+  epochProposed_ = ownEpoch_;
   epochProposedAtUs_ = at;
-  proposeLocal({ownProposal(epochCommand(replica_->ballot()))});
+  proposeLocal({ownProposal(epochCommand(ownEpoch_))});
 }
 
 void NodeCore::proposeExpiries() {
@@ -226,7 +229,7 @@ void NodeCore::proposeExpiries() {
   std::vector<std::string> proposals;
   for (std::uint64_t id : due) {
     // Nobody waits for the answer: apply tells the keeper, and a lost expiry is due again.
-    proposals.push_back(ownProposal(expireCommand(id, replica_->ballot())));
+    proposals.push_back(ownProposal(expireCommand(id, ownEpoch_)));
   }
   if (!proposals.empty()) proposeLocal(std::move(proposals));
 }

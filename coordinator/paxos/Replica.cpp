@@ -58,6 +58,9 @@ Replica::Replica(ReplicaConfig config, DurableState durable, Slot appliedUpTo, b
   // duration, in case this acceptor granted one just before it went down.
   leaseBallot_ = kNobody;
   leaseUntil_ = now + config_.leaseDuration;
+  // Nor does it grant pre-votes at once: a leader may be working that it has not heard yet, and
+  // a queued pre-vote of a node cut off for long must not depose it.
+  lastLeaderContact_ = now;
   resetElectionTimer();
 }
 

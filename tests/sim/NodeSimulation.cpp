@@ -168,7 +168,6 @@ class NodeSim {
     std::uint64_t disk = 0;          // how many disks it had (wipes)
     std::uint64_t process = 0;       // how many processes it ran
     Time pausedUntil = 0;
-    bool lostDisk = false;  // wiped, and not voting again yet
     bool wakeScheduled = false;
     std::vector<std::pair<NodeId, std::string>> inbox;  // for its next turn
     std::vector<std::pair<NodeId, std::string>> held;  // frames for it while it does not run
@@ -401,12 +400,11 @@ class NodeSim {
     releaseHeld(n);
   }
 
-  // A lost disk counts until its node votes again, whether that node is up or down.
+  // A disk that does not hold a voter's state (lost, or never got past the bootstrap: the node
+  // cannot tell the two apart) counts until its node votes again, whether it is up or down.
   bool someoneRebuilding() {
     for (auto& [id, n] : nodes_) {
-      const auto* replica = n->core ? n->core->replica() : nullptr;
-      if (replica && !replica->isLearner()) n->lostDisk = false;
-      if (n->lostDisk || (n->core && (!replica || replica->isLearner()))) return true;
+      if (!n->store->state.started || n->store->state.learner) return true;
     }
     return false;
   }
@@ -436,7 +434,6 @@ class NodeSim {
         if (!n.core || someoneRebuilding()) break;
         crash(n);
         freshDisk(n);
-        n.lostDisk = true;
         n.held.clear();
         result_.wipes++;
         trace("node " + std::to_string(id) + " loses its disk");
@@ -679,6 +676,8 @@ class NodeSim {
   }
 
   void keepaliveAnswered(SessionClient& s, Status status, Time invoked) {
+    trace("keepalive of session " + std::to_string(s.id) + " invoked at " + std::to_string(invoked / 1000) +
+          " ms: " + (status == Status::Ok ? "ok" : status == Status::SessionNotFound ? "not found" : "no answer"));
     if (status == Status::Ok) {
       result_.keepalivesAcked++;
       auto gone = expiredAt_.find(s.id);
@@ -728,6 +727,8 @@ class NodeSim {
     for (std::size_t i = 0; i < entry.commands.size() && i < results.size(); ++i) {
       const Command& c = entry.commands[i];
       if (c.type != CommandType::SessionExpire || results[i].status != Status::Ok) continue;
+      trace("node " + std::to_string(id) + " applies the expiry of session " + std::to_string(c.session) + " at slot " +
+            std::to_string(slot) + " (epoch " + toString(c.epoch) + ")");
       if (expiredAt_.emplace(c.session, now_).second) {
         result_.expiries++;
         checkExpiry(c.session);

@@ -188,27 +188,27 @@ TEST_CASE("an expiry proposed by a deposed leader is ignored once a later leader
   REQUIRE(store.apply({ephemeralOp("/e", 9)}).status == Status::Ok);
   const auto revision = store.revision();
 
-  auto epoch = store.applyCommand(epochCommand(Ballot{2, 3}));
+  auto epoch = store.applyCommand(epochCommand({Ballot{2, 3}, 0}));
   CHECK(epoch.status == Status::Ok);
   CHECK(store.revision() == revision);  // an epoch changes nothing a client sees
 
-  auto stale = store.applyCommand(expireCommand(9, Ballot{1, 1}));
+  auto stale = store.applyCommand(expireCommand(9, {Ballot{1, 1}, 0}));
   CHECK(stale.status != Status::Ok);
   CHECK(store.session(9));
   CHECK(store.get("/e"));
   CHECK(store.revision() == revision);
 
   // An older epoch arriving late does not lower it; the current leader's own expiry applies.
-  CHECK(store.applyCommand(epochCommand(Ballot{1, 5})).status == Status::Ok);
-  CHECK(store.applyCommand(expireCommand(9, Ballot{1, 5})).status != Status::Ok);
-  CHECK(store.applyCommand(expireCommand(9, Ballot{2, 3})).status == Status::Ok);
+  CHECK(store.applyCommand(epochCommand({Ballot{1, 5}, 0})).status == Status::Ok);
+  CHECK(store.applyCommand(expireCommand(9, {Ballot{1, 5}, 0})).status != Status::Ok);
+  CHECK(store.applyCommand(expireCommand(9, {Ballot{2, 3}, 0})).status == Status::Ok);
   CHECK_FALSE(store.session(9));
   CHECK_FALSE(store.get("/e"));
 }
 
 TEST_CASE("session commands keep their epoch through the binary encoding") {
   using warden::coordinator::paxos::Ballot;
-  for (const Command& c : {expireCommand(77, Ballot{4, 2}), epochCommand(Ballot{9, 1})}) {
+  for (const Command& c : {expireCommand(77, {Ballot{4, 2}, 3}), epochCommand({Ballot{9, 1}, 1})}) {
     Encoder out;
     encodeCommand(out, c);
     Decoder in(out.data());

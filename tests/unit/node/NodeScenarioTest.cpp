@@ -154,11 +154,12 @@ namespace {
 
 // The empty-disk path of counterexample 1 (5 nodes): W promised candidate D's ballot, then lost
 // its disk before the cluster chose anything. D's Prepares to the others are still on their way,
-// so they truthfully answer W's probe "no history". Returns W's promised ballot once it votes
-// again, or nullopt while it does not vote.
+// so they truthfully answer W's probe "no history"; D's own answer is slow. Returns W's promised
+// ballot once it votes, or nullopt while it does not.
 std::optional<paxos::Ballot> wipedBeforeFirstChoice(ClusterOptions::Bugs bugs) {
   const NodeId W = 4, D = 5;
-  // Only D's election timer runs out within the scenario.
+  // Only D's election timer runs out within the scenario (the others' take a minute or two;
+  // they grant pre-votes a minute after they start, so D waits for that).
   NodeNet net(5, bugs, [&](NodeId id, ClusterOptions& o) {
     if (id != D) o.paxos.electionTimeout = 60'000'000;
   });
@@ -168,15 +169,19 @@ std::optional<paxos::Ballot> wipedBeforeFirstChoice(ClusterOptions::Bugs bugs) {
     }
     return true;
   }, none, 20);
+  net.now += 60'100'000;
   // D campaigns; its Prepare reaches W (and D), W's promise reaches D; the rest are held.
   auto held = [&](const Frame& f) { return f.from == D && f.to <= 3 && f.is("Prepare"); };
   net.runUntil({D}, [&](const Frame& f) { return !held(f); }, [&] { return net.inflight(held) == 3; });
   REQUIRE(net.inflight(held) == 3);
   REQUIRE(net.replica(W)->promised().node == D);
 
+  // W restarts on an empty disk; D's answers to it are slow to come.
   net.wipe(W);
   net.restart(W);
-  net.runUntil({W}, [&](const Frame& f) { return !held(f); }, [&] { return net.replica(W) != nullptr; }, none, 100);
+  auto fromD = [&](const Frame& f) { return f.from == D && f.to == W; };
+  net.runUntil({W}, [&](const Frame& f) { return !held(f) && !fromD(f); }, [&] { return net.replica(W) != nullptr; }, none,
+               100);
   if (!net.replica(W) || net.replica(W)->isLearner()) return std::nullopt;
   return net.replica(W)->promised();
 }
