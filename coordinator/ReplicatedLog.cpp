@@ -13,6 +13,9 @@ namespace net = boost::asio;
 namespace {
 
 constexpr std::size_t kMaxQueuedInputs = 100'000;
+// Peer frames and client writes waiting for the driver, in bytes: a flood beyond it is refused
+// (writes answer Overloaded; peer frames are dropped, which the protocols above tolerate).
+constexpr std::size_t kMaxQueuedBytes = std::size_t{256} << 20;
 
 class SystemRandom : public paxos::Random {
  public:
@@ -87,10 +90,21 @@ void ReplicatedLog::stop() {
   if (ioThread_.joinable()) ioThread_.join();
 }
 
+std::size_t ReplicatedLog::weight(const Input& input) {
+  std::size_t bytes = 64;
+  if (const auto* f = std::get_if<PeerFrame>(&input)) bytes += f->body.size();
+  if (const auto* s = std::get_if<Submit>(&input)) {
+    for (const auto& op : s->command.ops) bytes += op.path.size() + op.data.size();
+  }
+  return bytes;
+}
+
 bool ReplicatedLog::push(Input& input) {
+  const std::size_t bytes = weight(input);
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || inputs_.size() > kMaxQueuedInputs) return false;
+    if (stopping_ || inputs_.size() > kMaxQueuedInputs || inputBytes_ + bytes > kMaxQueuedBytes) return false;
+    inputBytes_ += bytes;
     inputs_.push_back(std::move(input));
   }
   wake_.notify_one();
@@ -133,6 +147,7 @@ void ReplicatedLog::run() {
                      [this] { return stopping_ || !inputs_.empty(); });
       if (stopping_) break;
       batch.swap(inputs_);
+      inputBytes_ = 0;
     }
     for (auto& input : batch) handle(input);
     batch.clear();

@@ -91,6 +91,7 @@ class ReplicatedLog {
 
   // Queues an input unless stopping or the queue is full; false then.
   bool push(Input& input);
+  static std::size_t weight(const Input& input);
   void run();
   void handle(Input& input);
 
@@ -107,6 +108,7 @@ class ReplicatedLog {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Input> inputs_;
+  std::size_t inputBytes_ = 0;  // their weight(), bounded by kMaxQueuedBytes
   bool stopping_ = false;
   std::thread driver_;
 };
