@@ -189,6 +189,10 @@ Ready Replica::requestRead(std::uint64_t id, Time now) {
   if (role_ != Role::Leader) {
     ready.failedReads.push_back(id);
   } else {
+    if (config_.bugs.readIndexWithoutRound) {
+      ready.reads.push_back(ReadReady{id, std::max(commitIndex_, recoveredUpTo_)});
+      return finish();
+    }
     reads_.push_back(PendingRead{id, std::max(commitIndex_, recoveredUpTo_), now_});
     sendHeartbeats();  // the confirming round
   }
@@ -196,7 +200,7 @@ Ready Replica::requestRead(std::uint64_t id, Time now) {
 }
 
 std::optional<Slot> Replica::leaseRead(Time now) const {
-  if (!leaseValid(now) || commitIndex_ < recoveredUpTo_) return std::nullopt;
+  if (!leaseValid(now) || (commitIndex_ < recoveredUpTo_ && !config_.bugs.leaseReadBeforeRecovery)) return std::nullopt;
   return commitIndex_;
 }
 

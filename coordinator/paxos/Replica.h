@@ -51,6 +51,8 @@ struct ReplicaConfig {
     bool rebuildIgnoresPromises = false;  // a rebuilt replica votes without every member's promised ballot
     bool noPreVote = false;               // campaign without asking whether a majority lost the leader
     bool rebuildSharesCatchupTimer = false;  // ordinary catch-up requests postpone the rebuild request
+    bool leaseReadBeforeRecovery = false;  // lease reads before re-choosing what phase 1 found
+    bool readIndexWithoutRound = false;    // answer a read index without confirming leadership
   } bugs;
 };
 

@@ -3,6 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
+#include <optional>
+#include <string>
+
 #include "tests/sim/Simulation.h"
 
 using namespace warden::tests::sim;
@@ -35,6 +39,22 @@ std::optional<std::uint64_t> firstCaught(const std::function<void(SimOptions&)>&
       options.replicas = replicas;
       breakIt(options);
       if (!runSimulation(options).ok) return seed;
+    }
+  }
+  return std::nullopt;
+}
+
+// The first violation, up to `limit` seeds, that names `check` (several checks may catch one bug).
+std::optional<std::string> firstCaughtBy(const std::function<void(SimOptions&)>& breakIt, std::uint64_t limit,
+                                         const std::string& check) {
+  for (std::uint64_t seed = 1; seed <= limit; ++seed) {
+    for (std::size_t replicas : {3, 5}) {
+      SimOptions options;
+      options.seed = seed;
+      options.replicas = replicas;
+      breakIt(options);
+      const SimResult result = runSimulation(options);
+      if (!result.ok && result.violation.find(check) != std::string::npos) return result.violation;
     }
   }
   return std::nullopt;
@@ -97,4 +117,14 @@ TEST_CASE("the checker catches a leader that speaks for sessions before it may")
 TEST_CASE("the checker catches a new leader that does not grant every session a fresh ttl") {
   auto seed = firstCaught([](SimOptions& o) { o.staleTtlOnTakeover = true; }, 50);
   REQUIRE(seed.has_value());
+}
+
+TEST_CASE("the stale lease read check catches a leader that reads before re-choosing what phase 1 found") {
+  auto caught = firstCaughtBy([](SimOptions& o) { o.bugs.leaseReadBeforeRecovery = true; }, 300, "stale lease read");
+  REQUIRE(caught);
+}
+
+TEST_CASE("the stale read-index check catches a leader that answers a read index without a round") {
+  auto caught = firstCaughtBy([](SimOptions& o) { o.bugs.readIndexWithoutRound = true; }, 300, "stale read-index read");
+  REQUIRE(caught);
 }

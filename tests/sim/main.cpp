@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
                    "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes|sessions-without-lease|stale-ttl|\n"
-                   "        no-pre-vote|rebuild-ignores-promises runs a deliberately broken replica\n");
+                   "        no-pre-vote|rebuild-ignores-promises|\n"
+                   "        lease-read-before-recovery|read-index-without-round runs a deliberately broken replica\n");
       return 2;
     }
   }
@@ -60,6 +61,8 @@ int main(int argc, char** argv) {
       if (bug == "skip-phase1") options.bugs.skipPhase1 = true;
       if (bug == "ignore-lease") options.bugs.ignoreLeaseOnPrepare = options.bugs.noPreVote = true;
       if (bug == "no-pre-vote") options.bugs.noPreVote = true;
+      if (bug == "lease-read-before-recovery") options.bugs.leaseReadBeforeRecovery = true;
+      if (bug == "read-index-without-round") options.bugs.readIndexWithoutRound = true;
       if (bug == "rebuild-ignores-promises") options.bugs.rebuildIgnoresPromises = true;
       if (bug == "forget-state") options.forgetStateOnRestart = true;
       if (bug == "wipe-votes") options.wipedVotesAtOnce = true;
