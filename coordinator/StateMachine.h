@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,7 @@ class StateMachine {
     MDB_dbi owned;
     MDB_dbi requests;        // origin, incarnation, request id -> slot
     MDB_dbi requestsBySlot;  // slot, origin, incarnation, request id -> ""
+    MDB_dbi staging;         // table byte ++ key -> value: a snapshot being received
   };
   static Dbs openDbs(storage::Txn& writeTxn);
 
@@ -52,6 +54,21 @@ class StateMachine {
   };
   void exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const;
   void importState(storage::Txn& txn, const std::vector<Row>& rows) const;
+
+  // The same, a piece at a time, for states larger than memory. An export resumes after
+  // `at` and stops once `budgetBytes` of rows were emitted; it returns true when every row is
+  // out. (The read transaction must stay open between pieces: it is the snapshot.)
+  struct ExportPosition {
+    std::uint8_t table = 0;
+    std::optional<std::string> after;  // the last key emitted from `table`
+  };
+  bool exportPiece(storage::Txn& txn, ExportPosition& at, std::size_t budgetBytes,
+                   const std::function<void(Row)>& emit) const;
+  // An import stages rows (each piece in its own transaction, on disk, not in memory), then
+  // replaces the whole state with them in one transaction.
+  void clearStaging(storage::Txn& txn) const;
+  void stageRows(storage::Txn& txn, const std::vector<Row>& rows) const;
+  void installStaged(storage::Txn& txn) const;
 
   // Exactly once for a proposal, whatever copies of it reach the log (a frame resent after a
   // reconnect, a duplicate): true the first time this (origin, incarnation, request id) is

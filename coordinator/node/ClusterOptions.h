@@ -16,6 +16,7 @@ struct ClusterOptions {
   std::string http;                              // this node's HTTP address, advertised to peers
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
+  std::size_t snapshotChunkBytes = 1u << 20;  // rows per snapshot chunk, in bytes
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {

@@ -22,6 +22,7 @@ enum class Frame : std::uint8_t {
   SnapshotChunk = 8,     // part of the whole state, for a peer behind the compacted log
   KeepaliveRequest = 9,  // incarnation, then a follower's keepalives of one turn, for the leader
   KeepaliveReply = 10,   // incarnation, then the leader's answers
+  SnapshotAck = 11,      // id, chunk: the receiver staged it; flow control for the sender
 };
 
 // A leader's answer to one relayed keepalive.

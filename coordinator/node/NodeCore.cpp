@@ -106,6 +106,7 @@ void NodeCore::onPeerFrame(std::uint64_t from, const std::string& body) {
     case Frame::SnapshotChunk: receiveSnapshotChunk(from, in, rest.size()); break;
     case Frame::KeepaliveRequest: onKeepaliveRequest(from, in, rest.size()); break;
     case Frame::KeepaliveReply: onKeepaliveReply(in, rest.size()); break;
+    case Frame::SnapshotAck: onSnapshotAck(from, in); break;
     default: throw DecodeError("unknown frame kind");
   }
 }
@@ -126,6 +127,7 @@ void NodeCore::endTurn() {
     serveKeepalives();
     serveReads();
     finishReadyBatch();
+    pumpSnapshots();
     updateView();
   } catch (const storage::LmdbError& e) {
     // The acceptor state or the state machine could not be written: carrying on could vote on

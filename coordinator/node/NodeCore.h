@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -125,12 +126,26 @@ class NodeCore {
     std::uint64_t incarnation;
     std::uint64_t id;
   };
+  // A snapshot on its way to a peer: a read transaction held open is the snapshot; chunks are
+  // cut from it as the peer acknowledges earlier ones.
+  struct OutgoingSnapshot {
+    std::uint64_t id = 0;
+    std::uint64_t applied = 0;
+    storage::Txn txn;
+    StateMachine::ExportPosition at;
+    std::uint64_t nextChunk = 0;
+    std::uint64_t acked = 0;  // chunks the peer has staged
+    bool allCut = false;
+    std::deque<StateMachine::ExportPosition> unacked;  // where each chunk in flight was cut from
+    std::uint64_t progressUs = 0;  // when the peer last acknowledged a chunk (or the stream began)
+    std::uint64_t sentUs = 0;      // when chunks were last (re)sent
+  };
+  // The one snapshot being received, staged on disk chunk by chunk.
   struct IncomingSnapshot {
+    std::uint64_t from = 0;
     std::uint64_t id = 0;
     std::uint64_t applied = 0;
     std::uint64_t nextChunk = 0;
-    std::size_t bytes = 0;
-    std::vector<StateMachine::Row> rows;
   };
 
   std::uint64_t now() const { return clock_.nowUs(); }
@@ -173,7 +188,10 @@ class NodeCore {
 
   // SnapshotTransfer.cpp
   void sendSnapshot(std::uint64_t peer);
+  void pumpSnapshots();
   void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
+  void onSnapshotAck(std::uint64_t from, Decoder& in);
+  void installSnapshot(const IncomingSnapshot& done);
 
   // Bootstrap.cpp
   void startReplica();
@@ -203,8 +221,8 @@ class NodeCore {
   std::map<std::uint64_t, PendingRead> reads_;
   std::map<std::uint64_t, ForwardedRead> forwardedReads_;  // by the replica's read id
   std::set<std::uint64_t> probedEmpty_;  // peers that answered this process's probe without history
-  std::map<std::uint64_t, IncomingSnapshot> incoming_;     // by sender
-  std::map<std::uint64_t, std::uint64_t> lastSnapshotUs_;  // by receiver
+  std::optional<IncomingSnapshot> incoming_;
+  std::map<std::uint64_t, std::unique_ptr<OutgoingSnapshot>> outgoing_;  // by receiver
   std::uint64_t nextSnapshotId_ = 1;
   std::uint64_t lastProbeUs_ = 0;
   std::uint64_t applied_ = 0;

@@ -1,8 +1,10 @@
 // Snapshot transfer: a peer that asks for slots this node has compacted away gets the whole
-// state instead, in chunks of about 1 MiB, and installs it in one transaction that replaces the
-// state, its applied index and its revision together.
-
-#include <cstdio>
+// state instead. The sender holds an LMDB read transaction open (that is the snapshot) and cuts
+// chunks of about 1 MiB from it, at most kWindow ahead of what the peer has acknowledged, so
+// neither side ever holds more than a few chunks in memory and no turn of the driver does more
+// than a few chunks' work. The receiver stages each chunk on disk in its own transaction and, at
+// the last one, replaces the state, its applied index and its revision in one transaction. A
+// stream that stops making progress is abandoned; the peer asks again.
 
 #include "coordinator/node/Frames.h"
 #include "coordinator/node/NodeCore.h"
@@ -10,43 +12,81 @@
 namespace warden::coordinator::node {
 
 namespace {
-constexpr std::size_t kSnapshotChunkBytes = 1 << 20;
-constexpr std::size_t kMaxSnapshotBytes = std::size_t{1} << 30;
-constexpr std::uint64_t kSnapshotIntervalUs = 2'000'000;
+constexpr std::uint64_t kWindow = 4;  // chunks in flight
+constexpr std::uint64_t kResendUs = 200'000;  // no acknowledgement for this long: go back and resend
+constexpr std::uint64_t kStalledUs = 2'000'000;
+
+void encodeRows(Encoder& out, const std::vector<StateMachine::Row>& rows) {
+  for (const auto& row : rows) {
+    out.u8(row.table);
+    out.bytes(row.key);
+    out.bytes(row.value);
+  }
+}
 }  // namespace
 
 void NodeCore::sendSnapshot(std::uint64_t peer) {
+  if (outgoing_.count(peer)) return;  // one stream per peer; it asks again while it lasts
+  auto stream = std::make_unique<OutgoingSnapshot>(OutgoingSnapshot{
+      incarnation_ + nextSnapshotId_++, 0, storage::Txn::read(env_), {}, 0, 0, false, {}, now(), now()});
+  stream->applied = stateMachine_.appliedIndex(stream->txn);
+  outgoing_[peer] = std::move(stream);
+}
+
+void NodeCore::pumpSnapshots() {
   const std::uint64_t at = now();
-  auto& last = lastSnapshotUs_[peer];
-  if (last != 0 && at < last + kSnapshotIntervalUs) return;  // one at a time, roughly
-  last = at;
-  storage::Txn txn = storage::Txn::read(env_);
-  const std::uint64_t applied = stateMachine_.appliedIndex(txn);
-  const std::uint64_t id = nextSnapshotId_++;
-  std::uint64_t chunk = 0;
-  Encoder rows;
-  std::uint64_t count = 0;
-  auto flush = [&](bool last) {
-    Encoder out;
-    out.varint(id);
-    out.varint(chunk++);
-    out.boolean(last);
-    out.varint(applied);
-    out.varint(count);
-    std::string body = out.take() + rows.take();
-    send(peer, frame(Frame::SnapshotChunk, body));
-    rows = Encoder();
-    count = 0;
-  };
-  stateMachine_.exportState(txn, [&](StateMachine::Row row) {
-    rows.u8(row.table);
-    rows.bytes(row.key);
-    rows.bytes(row.value);
-    ++count;
-    if (rows.data().size() >= kSnapshotChunkBytes) flush(false);
-  });
-  flush(true);
-  log_("sent node " + std::to_string(peer) + " a snapshot up to slot " + std::to_string(applied) + " in " + std::to_string(chunk) + " chunks");
+  for (auto it = outgoing_.begin(); it != outgoing_.end();) {
+    const std::uint64_t peer = it->first;
+    OutgoingSnapshot& s = *it->second;
+    if (s.allCut && s.acked == s.nextChunk) {
+      log_("sent node " + std::to_string(peer) + " a snapshot up to slot " + std::to_string(s.applied) + " in " +
+           std::to_string(s.nextChunk) + " chunks");
+      it = outgoing_.erase(it);
+      continue;
+    }
+    if (at > s.progressUs + kStalledUs) {
+      log_("abandoned a snapshot for node " + std::to_string(peer) + " after " + std::to_string(s.acked) + " chunks");
+      it = outgoing_.erase(it);
+      continue;
+    }
+    if (s.nextChunk > s.acked && at > std::max(s.progressUs, s.sentUs) + kResendUs) {
+      // Lost or reordered on the way: cut again from the first chunk not acknowledged.
+      s.at = s.unacked.front();
+      s.unacked.clear();
+      s.nextChunk = s.acked;
+      s.allCut = false;
+    }
+    while (!s.allCut && s.nextChunk < s.acked + kWindow) {
+      s.unacked.push_back(s.at);
+      s.sentUs = at;
+      std::vector<StateMachine::Row> rows;
+      s.allCut = stateMachine_.exportPiece(s.txn, s.at, options_.snapshotChunkBytes,
+                                           [&rows](StateMachine::Row row) { rows.push_back(std::move(row)); });
+      Encoder out;
+      out.varint(s.id);
+      out.varint(s.nextChunk++);
+      out.boolean(s.allCut);
+      out.varint(s.applied);
+      out.varint(rows.size());
+      encodeRows(out, rows);
+      send(peer, frame(Frame::SnapshotChunk, out.take()));
+    }
+    ++it;
+  }
+}
+
+void NodeCore::onSnapshotAck(std::uint64_t from, Decoder& in) {
+  const std::uint64_t id = in.varint();
+  const std::uint64_t chunk = in.varint();
+  in.expectDone();
+  auto it = outgoing_.find(from);
+  if (it == outgoing_.end() || it->second->id != id || chunk >= it->second->nextChunk) return;
+  OutgoingSnapshot& s = *it->second;
+  while (s.acked < chunk + 1) {
+    s.acked++;
+    s.unacked.pop_front();
+    s.progressUs = now();
+  }
 }
 
 void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size) {
@@ -56,39 +96,53 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
   const std::uint64_t applied = in.varint();
   std::uint64_t count = in.varint();
   if (count > size) throw DecodeError("too many snapshot rows");
-  IncomingSnapshot& incoming = incoming_[from];
-  if (chunk == 0) incoming = IncomingSnapshot{id, applied, 0, 0, {}};
-  if (incoming.id != id || incoming.nextChunk != chunk || incoming.applied != applied) {
-    incoming_.erase(from);  // a chunk went missing: the sender will try again
-    return;
-  }
+  std::vector<StateMachine::Row> rows;
   for (; count > 0; --count) {
     StateMachine::Row row;
     row.table = in.u8();
     row.key = std::string(in.bytes());
     row.value = std::string(in.bytes());
-    incoming.bytes += row.key.size() + row.value.size();
-    incoming.rows.push_back(std::move(row));
+    rows.push_back(std::move(row));
   }
   in.expectDone();
-  incoming.nextChunk++;
-  if (incoming.bytes > kMaxSnapshotBytes) {
-    log_("dropped a snapshot larger than 1 GiB");
-    incoming_.erase(from);
-    return;
+  auto ack = [&] {
+    Encoder out;
+    out.varint(id);
+    out.varint(chunk);
+    send(from, frame(Frame::SnapshotAck, out.data()));
+  };
+  const bool same = incoming_ && incoming_->from == from && incoming_->id == id && incoming_->applied == applied;
+  if (same && chunk < incoming_->nextChunk) return ack();  // staged already: its ack was lost
+  if (chunk == 0 && !same) {
+    incoming_ = IncomingSnapshot{from, id, applied, 0};  // the newest stream replaces any other
+    storage::Txn txn = storage::Txn::write(env_);
+    stateMachine_.clearStaging(txn);
+    txn.commit();
+  } else if (!same || chunk != incoming_->nextChunk) {
+    return;  // a gap: no ack, so the sender stalls, gives up, and the next request starts afresh
   }
+  {
+    storage::Txn txn = storage::Txn::write(env_);
+    stateMachine_.stageRows(txn, rows);
+    txn.commit();
+  }
+  incoming_->nextChunk++;
+  ack();
   if (!last) return;
-  IncomingSnapshot done = std::move(incoming);
-  incoming_.erase(from);
+  const IncomingSnapshot done = *incoming_;
+  incoming_.reset();
+  installSnapshot(done);
+}
+
+void NodeCore::installSnapshot(const IncomingSnapshot& done) {
   // Chosen entries handed out this turn but not yet applied may already cover it: then the log
   // is enough, and installing would apply those entries on top of a newer state.
-  if (!replica_ || done.applied <= applied_) return;
-  if (done.applied <= replica_->commitIndex()) return;
+  if (!replica_ || done.applied <= applied_ || done.applied <= replica_->commitIndex()) return;
   std::uint64_t revision = 0;
   {
     // The state, its applied index and its revision are replaced in one transaction.
     storage::Txn txn = storage::Txn::write(env_);
-    stateMachine_.importState(txn, done.rows);
+    stateMachine_.installStaged(txn);
     if (stateMachine_.appliedIndex(txn) != done.applied) throw DecodeError("snapshot disagrees with its applied index");
     revision = stateMachine_.revision(txn);
     epoch_ = stateMachine_.sessionEpoch(txn);
@@ -99,7 +153,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     std::lock_guard lock(keeperMutex_);
     if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again
   }
-  log_("installed a snapshot from node " + std::to_string(from) + " up to slot " + std::to_string(done.applied));
+  log_("installed a snapshot from node " + std::to_string(done.from) + " up to slot " + std::to_string(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, now()));
   if (onApplied_) onApplied_(revision);
 }

@@ -191,3 +191,27 @@ TEST_CASE("a session kept alive on random nodes survives partitions of its leade
     CHECK(cluster.request(node, "HEAD", "/v1/nodes/member?consistency=stale").status == 200);
   }
 }
+
+TEST_CASE("a wiped member rebuilds a state of 20 MiB streamed to it in chunks") {
+  TestCluster cluster(3, {"--retained-slots", "5"});
+  auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  const std::string big(900'000, 'x');
+  for (int i = 0; i < 24; ++i) {
+    REQUIRE(cluster.request(*leader, "PUT", "/v1/nodes/big-" + std::to_string(i), json{{"data", big}, {"create", true}}.dump())
+                .status == 200);
+  }
+  const std::uint64_t wiped = other(*leader, 0, 3);
+  cluster.kill9(wiped);
+  cluster.wipe(wiped);
+  cluster.start(wiped);
+  REQUIRE(cluster.waitConverged(30000));
+  auto r = cluster.request(wiped, "GET", "/v1/nodes/big-23?consistency=stale");
+  REQUIRE(r.status == 200);
+  CHECK(r.json()["data"] == big);
+  // Sent in many chunks, a few at a time (the sender's log says how many).
+  bool chunked = false;
+  for (std::uint64_t id = 1; id <= 3; ++id) chunked = chunked || cluster.log(id).find(" chunks") != std::string::npos;
+  CHECK(chunked);
+  CHECK(cluster.log(wiped).find("installed a snapshot") != std::string::npos);
+}

@@ -286,14 +286,22 @@ class NodeSim {
       return;
     }
     if (rng_.chance(0.03)) return;
+    if (rng_.chance(0.005)) {
+      // Seconds late, across reconnects and restarts, overtaken by everything after it.
+      result_.lateFrames++;
+      schedule(now_ + rng_.range(500'000, 3'000'000), Event{Kind::Deliver, to, from, std::move(frame)});
+      return;
+    }
+    if (duplicates_ && rng_.chance(0.02)) {
+      // A frame resent on a new connection after the old one carried it: it comes again, later.
+      schedule(now_ + rng_.range(1'000, 50'000), Event{Kind::Deliver, to, from, frame});
+    }
+    // Otherwise a link delivers in order, as TCP does: a slow frame holds up those behind it.
     Time delay = rng_.range(100, 3'000);
     if (rng_.chance(0.05)) delay = rng_.range(10'000, 100'000);
-    if (rng_.chance(0.005)) {
-      delay = rng_.range(500'000, 3'000'000);  // seconds late, across reconnects and restarts
-      result_.lateFrames++;
-    }
-    if (duplicates_ && rng_.chance(0.02)) schedule(now_ + delay + rng_.range(0, 50'000), Event{Kind::Deliver, to, from, frame});
-    schedule(now_ + delay, Event{Kind::Deliver, to, from, std::move(frame)});
+    Time& linkClear = linkClear_[{from, to}];
+    linkClear = std::max(linkClear, now_ + delay);
+    schedule(linkClear, Event{Kind::Deliver, to, from, std::move(frame)});
   }
 
   void deliver(NodeId from, NodeId to, std::string frame) {
@@ -358,6 +366,7 @@ class NodeSim {
     options.http = "sim:" + std::to_string(n.id);
     options.writeTimeoutMs = kWriteTimeoutMs;
     options.retainedSlots = 40;
+    options.snapshotChunkBytes = 300;  // many chunks: the stream's flow control is exercised
     options.paxos.bugs = options_.paxosBugs;
     options.bugs = options_.nodeBugs;
     n.random = std::make_unique<SimRandom>(rng_.next());
@@ -365,7 +374,10 @@ class NodeSim {
     n.core = std::make_unique<NodeCore>(
         *n.env, *n.stateMachine, options,
         NodeCore::Ports{*n.outbox, *n.clock, *n.random, *n.store,
-                        [this, id = n.id](const std::string& line) { trace("node " + std::to_string(id) + ": " + line); }},
+                        [this, id = n.id](const std::string& line) {
+                          if (line.rfind("installed a snapshot", 0) == 0) result_.snapshots++;
+                          trace("node " + std::to_string(id) + ": " + line);
+                        }},
         [](std::uint64_t) {},
         [this, id = n.id](std::uint64_t slot, const paxos::Value& value, const Entry& entry,
                           const std::vector<CommandResult>& results) { onApplied(id, slot, value, entry, results); });
@@ -834,6 +846,7 @@ class NodeSim {
   std::filesystem::path root_;
   std::map<NodeId, std::unique_ptr<SimNode>> nodes_;
   std::set<std::pair<NodeId, NodeId>> blocked_;
+  std::map<std::pair<NodeId, NodeId>, Time> linkClear_;  // when each link has delivered what it carries
   std::vector<std::tuple<NodeId, NodeId, std::string>> late_;
   bool healed_ = false;
   bool duplicates_ = std::getenv("NODESIM_NO_DUP") == nullptr;

@@ -53,7 +53,7 @@ struct NodeSimResult {
   std::string violation;  // what it saw, with the seed
   std::uint64_t events = 0, slots = 0;
   std::uint64_t operations = 0, okOperations = 0, unknownOperations = 0, reads = 0;
-  std::uint64_t crashes = 0, wipes = 0, pauses = 0, partitions = 0, lateFrames = 0;
+  std::uint64_t crashes = 0, wipes = 0, pauses = 0, partitions = 0, lateFrames = 0, snapshots = 0;
   std::uint64_t sessions = 0, keepalivesAcked = 0, expiries = 0;
   std::uint64_t digest = 0;  // of every applied slot and the event count: equal runs, equal digests
 };

@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
       total.pauses += r.pauses;
       total.partitions += r.partitions;
       total.lateFrames += r.lateFrames;
+      total.snapshots += r.snapshots;
       total.sessions += r.sessions;
       total.keepalivesAcked += r.keepalivesAcked;
       total.expiries += r.expiries;
@@ -125,8 +126,8 @@ int main(int argc, char** argv) {
   std::printf("  %llu events, %llu slots applied, %llu client operations (%llu ok, %llu unknown, %llu reads) judged linearizable\n",
               u(total.events), u(total.slots), u(total.operations), u(total.okOperations), u(total.unknownOperations),
               u(total.reads));
-  std::printf("  faults: %llu crashes, %llu disk wipes, %llu pauses, %llu partitions, %llu frames seconds late\n",
-              u(total.crashes), u(total.wipes), u(total.pauses), u(total.partitions), u(total.lateFrames));
+  std::printf("  faults: %llu crashes, %llu disk wipes, %llu pauses, %llu partitions, %llu frames seconds late; %llu snapshots installed\n",
+              u(total.crashes), u(total.wipes), u(total.pauses), u(total.partitions), u(total.lateFrames), u(total.snapshots));
   std::printf("  sessions: %llu created, %llu keepalives acknowledged, %llu expiries applied\n", u(total.sessions),
               u(total.keepalivesAcked), u(total.expiries));
   for (const auto& [check, count] : caughtBy) std::printf("  caught by %s: %llu\n", check.c_str(), u(count));
