@@ -46,16 +46,6 @@ struct Acked {
   }
 };
 
-// A node rebuilding after a wiped disk votes again once it has caught up (bounded wait).
-bool waitVoting(TestCluster& cluster, std::uint64_t id) {
-  for (int i = 0; i < 300; ++i) {
-    auto status = cluster.request(id, "GET", "/v1/status").json();
-    if (status.is_object() && !status.contains("rebuilding")) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
 }  // namespace
 
 TEST_CASE("a write on a follower is read on another node and every node converges") {
@@ -149,7 +139,7 @@ TEST_CASE("a follower whose data directory was wiped rejoins as a learner and ca
   REQUIRE(cluster.waitConverged(15000));
   acked.requireEverywhere(cluster);
   // Rebuilt, it votes again: with the third node gone, it and the leader still make a majority.
-  REQUIRE(waitVoting(cluster, wiped));
+  REQUIRE(cluster.waitVoting(wiped));
   cluster.kill9(other(*leader, wiped));
   REQUIRE(acked.put(cluster, *leader, "/with-the-rebuilt-node", "z"));
   CHECK(cluster.request(wiped, "GET", "/v1/nodes/with-the-rebuilt-node").json()["data"] == "z");
@@ -216,7 +206,7 @@ TEST_CASE("a follower behind the compacted log gets a snapshot and so does one w
   CHECK_THAT(cluster.log(wiped), Catch::Contains("rejoining as a learner"));
   CHECK_THAT(cluster.log(wiped), Catch::Contains("installed a snapshot"));
   acked.requireEverywhere(cluster);
-  REQUIRE(waitVoting(cluster, wiped));
+  REQUIRE(cluster.waitVoting(wiped));
   // Both keep working as voters: the cluster commits with the original leader gone.
   cluster.kill9(*leader);
   auto next = cluster.waitForLeader(10000, {behind, wiped});

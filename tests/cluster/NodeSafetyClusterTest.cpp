@@ -64,12 +64,7 @@ double rebuildSecondsUnderLoad(std::size_t size) {
   cluster.wipe(wiped);
   const auto start = Clock::now();
   cluster.start(wiped);
-  bool voting = false;
-  for (int i = 0; i < 300 && !voting; ++i) {  // 30 s at most
-    auto s = status(cluster, wiped);
-    voting = s.is_object() && s.contains("id") && !s.contains("rebuilding");
-    if (!voting) std::this_thread::sleep_for(milliseconds(100));
-  }
+  const bool voting = cluster.waitVoting(wiped, 30000);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   REQUIRE(voting);
   CHECK(load.ok() > 100);  // the writes kept coming throughout

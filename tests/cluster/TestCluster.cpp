@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -167,6 +168,15 @@ std::string TestCluster::log(std::uint64_t id) const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+bool TestCluster::waitVoting(std::uint64_t id, int timeoutMs) {
+  for (int waited = 0; waited <= timeoutMs; waited += 50) {
+    auto status = request(id, "GET", "/v1/status").json();
+    if (status.is_object() && status.contains("id") && !status.contains("rebuilding")) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 }  // namespace warden::tests

@@ -50,6 +50,8 @@ class TestCluster {
   // Waits until every running node holds the same state; false after `timeoutMs`.
   bool waitConverged(int timeoutMs = 10000);
   std::string log(std::uint64_t id) const;
+  // Waits until the node reports it votes (its status has no "rebuilding"); false after `timeoutMs`.
+  bool waitVoting(std::uint64_t id, int timeoutMs = 15000);
 
  private:
   std::size_t size_;

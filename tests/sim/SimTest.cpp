@@ -30,23 +30,15 @@ void runSeeds(std::size_t replicas, std::uint64_t first, std::uint64_t count) {
   CHECK(expiries > count * 2);
 }
 
-// The first seed, up to `limit`, on which the broken variant is caught.
-std::optional<std::uint64_t> firstCaught(const std::function<void(SimOptions&)>& breakIt, std::uint64_t limit) {
-  for (std::uint64_t seed = 1; seed <= limit; ++seed) {
-    for (std::size_t replicas : {3, 5}) {
-      SimOptions options;
-      options.seed = seed;
-      options.replicas = replicas;
-      breakIt(options);
-      if (!runSimulation(options).ok) return seed;
-    }
-  }
-  return std::nullopt;
-}
+struct Caught {
+  std::uint64_t seed;
+  std::string violation;
+};
 
-// The first violation, up to `limit` seeds, that names `check` (several checks may catch one bug).
-std::optional<std::string> firstCaughtBy(const std::function<void(SimOptions&)>& breakIt, std::uint64_t limit,
-                                         const std::string& check) {
+// The first run, up to `limit` seeds (3 and 5 replicas each), whose violation names `check`
+// (several checks may catch one bug; "" takes any).
+std::optional<Caught> firstCaughtBy(const std::function<void(SimOptions&)>& breakIt, std::uint64_t limit,
+                                    const std::string& check) {
   for (std::uint64_t seed = 1; seed <= limit; ++seed) {
     for (std::size_t replicas : {3, 5}) {
       SimOptions options;
@@ -54,10 +46,16 @@ std::optional<std::string> firstCaughtBy(const std::function<void(SimOptions&)>&
       options.replicas = replicas;
       breakIt(options);
       const SimResult result = runSimulation(options);
-      if (!result.ok && result.violation.find(check) != std::string::npos) return result.violation;
+      if (!result.ok && result.violation.find(check) != std::string::npos) return Caught{seed, result.violation};
     }
   }
   return std::nullopt;
+}
+
+// The first seed, up to `limit`, on which the broken variant is caught (by any check).
+std::optional<std::uint64_t> firstCaught(const std::function<void(SimOptions&)>& breakIt, std::uint64_t limit) {
+  auto caught = firstCaughtBy(breakIt, limit, "");
+  return caught ? std::optional<std::uint64_t>(caught->seed) : std::nullopt;
 }
 
 }  // namespace

@@ -8,18 +8,14 @@
 
 #include "coordinator/Node.h"
 #include "tests/TempDir.h"
+#include "tests/unit/StoreFixture.h"
 
 using namespace warden::coordinator;
 using warden::tests::TempDir;
 
 namespace {
 
-Command createCommand(const std::string& path) {
-  Op op;
-  op.type = OpType::Create;
-  op.path = path;
-  return txnCommand({op});
-}
+Command createCommand(const std::string& path) { return txnCommand({warden::tests::createOp(path)}); }
 
 CommandResult submitAndWait(Node& node, Command command) {
   std::promise<CommandResult> promise;

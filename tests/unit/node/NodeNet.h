@@ -16,6 +16,7 @@
 #include "coordinator/node/Frames.h"
 #include "coordinator/node/NodeCore.h"
 #include "coordinator/paxos/MessageCodec.h"
+#include "tests/SplitMixRandom.h"
 #include "tests/TempDir.h"
 #include "tests/sim/MemoryLogStore.h"
 
@@ -130,14 +131,7 @@ class NodeNet {
     std::unique_ptr<storage::Env> env;
     std::unique_ptr<StateMachine> stateMachine;
     MemoryLogStore store;
-    struct Random : paxos::Random {
-      std::uint64_t state = 0;
-      std::uint64_t next() override {
-        std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        return z ^ (z >> 27);
-      }
-    } random;
+    SplitMixRandom random;
     std::unique_ptr<NodeCore> core;
   };
 
@@ -161,7 +155,7 @@ class NodeNet {
     for (NodeId other = 1; other <= n_; ++other) options.members[other] = "node" + std::to_string(other);
     options.bugs = bugs_;
     if (tune_) tune_(id, options);
-    m.random.state = id * 1000 + ++processes_;
+    m.random.reseed(id * 1000 + ++processes_);
     m.core = std::make_unique<NodeCore>(*m.env, *m.stateMachine, options,
                                         NodeCore::Ports{m, m, m.random, m.store, [](const std::string&) {}},
                                         [](std::uint64_t) {});

@@ -6,18 +6,14 @@
 
 #include <optional>
 
+#include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
 
 using namespace warden::tests::node;
 
 namespace {
 
-Command createCommand(const std::string& path) {
-  Op op;
-  op.type = OpType::Create;
-  op.path = path;
-  return txnCommand({op});
-}
+Command createCommand(const std::string& path) { return txnCommand({warden::tests::createOp(path)}); }
 
 // Starts three nodes and lets only `leader` campaign, until it serves sessions.
 void elect(NodeNet& net, NodeId leader) {

@@ -8,25 +8,14 @@
 #include <optional>
 
 #include "coordinator/paxos/Replica.h"
+#include "tests/SplitMixRandom.h"
 #include "tests/sim/MemoryLogStore.h"
 
 using namespace warden::coordinator::paxos;
 
 namespace {
 
-// SplitMix64 from a fixed seed: reproducible, yet spread enough to break election ties.
-class CountingRandom : public Random {
- public:
-  std::uint64_t next() override {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-
- private:
-  std::uint64_t state_ = 12345;
-};
+using CountingRandom = warden::tests::SplitMixRandom;
 
 using MemoryStore = warden::tests::MemoryLogStore;
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "coordinator/paxos/Replica.h"
+#include "tests/SplitMixRandom.h"
 #include "tests/sim/MemoryLogStore.h"
 
 namespace warden::tests::paxos {
@@ -112,14 +113,7 @@ class ScriptedNet {
 
   std::size_t n_;
   ReplicaConfig::Bugs bugs_;
-  struct FixedRandom : Random {
-    std::uint64_t state = 7;
-    std::uint64_t next() override {
-      std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      return z ^ (z >> 27);
-    }
-  } random_;
+  SplitMixRandom random_{7};
   std::map<NodeId, std::unique_ptr<MemoryLogStore>> stores_;
   std::map<NodeId, std::unique_ptr<Replica>> replicas_;
   std::deque<Message> inflight_;
