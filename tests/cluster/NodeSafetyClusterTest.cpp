@@ -59,7 +59,11 @@ double rebuildSecondsUnderLoad(std::size_t size) {
   REQUIRE(leader);
   const std::uint64_t wiped = other(*leader, 0, size);
   Load load(cluster, *leader);
-  std::this_thread::sleep_for(milliseconds(500));
+  auto waitWrites = [&](int atLeast) {
+    for (int i = 0; i < 200 && load.ok() < atLeast; ++i) std::this_thread::sleep_for(milliseconds(50));
+    return load.ok() >= atLeast;
+  };
+  REQUIRE(waitWrites(20));
   cluster.kill9(wiped);
   cluster.wipe(wiped);
   const auto start = Clock::now();
@@ -67,7 +71,7 @@ double rebuildSecondsUnderLoad(std::size_t size) {
   const bool voting = cluster.waitVoting(wiped, 30000);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   REQUIRE(voting);
-  CHECK(load.ok() > 100);  // the writes kept coming throughout
+  CHECK(waitWrites(load.ok() + 5));  // the writes kept coming throughout
   return seconds;
 }
 
