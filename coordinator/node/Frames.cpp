@@ -8,11 +8,21 @@ std::string frame(Frame kind, const std::string& body) {
   return out;
 }
 
-std::string proposalsFrame(Frame kind, const std::vector<std::string>& proposals) {
-  Encoder out;
-  out.varint(proposals.size());
-  for (const auto& p : proposals) out.bytes(p);
-  return frame(kind, out.data());
+std::vector<std::string> proposalsFrames(Frame kind, const std::vector<std::string>& proposals, std::size_t maxBytes) {
+  std::vector<std::string> frames;
+  std::size_t begin = 0;
+  while (begin < proposals.size()) {
+    std::size_t end = begin, bytes = 0;
+    while (end < proposals.size() && (end == begin || bytes + proposals[end].size() <= maxBytes)) {
+      bytes += proposals[end++].size();
+    }
+    Encoder out;
+    out.varint(end - begin);
+    for (std::size_t i = begin; i < end; ++i) out.bytes(proposals[i]);
+    frames.push_back(frame(kind, out.data()));
+    begin = end;
+  }
+  return frames;
 }
 
 std::vector<std::string> decodeProposals(Decoder& in, std::size_t size) {

@@ -29,7 +29,10 @@ enum class Frame : std::uint8_t {
 enum class KeepaliveAnswer : std::uint8_t { Alive = 0, NotFound = 1, AskAgain = 2 };
 
 std::string frame(Frame kind, const std::string& body = {});
-std::string proposalsFrame(Frame kind, const std::vector<std::string>& proposals);
+// Proposals in frames of at most about maxBytes each (one proposal at least), so that a backlog
+// of large writes never makes a frame the receiver would refuse.
+std::vector<std::string> proposalsFrames(Frame kind, const std::vector<std::string>& proposals,
+                                         std::size_t maxBytes = 4u << 20);
 // Throws DecodeError on a count larger than the frame.
 std::vector<std::string> decodeProposals(Decoder& in, std::size_t size);
 

@@ -48,7 +48,7 @@ void NodeCore::forward(std::vector<std::string> proposals) {
     }
     return;
   }
-  send(leader, proposalsFrame(Frame::Forward, proposals));
+  for (auto& f : proposalsFrames(Frame::Forward, proposals)) send(leader, std::move(f));
 }
 
 void NodeCore::onForward(std::uint64_t from, Decoder& in, std::size_t size) {
@@ -58,7 +58,7 @@ void NodeCore::onForward(std::uint64_t from, Decoder& in, std::size_t size) {
   if (replica_ && replica_->isLeader()) {
     proposeLocal(std::move(proposals));
   } else {
-    send(from, proposalsFrame(Frame::ForwardRejected, proposals));
+    for (auto& f : proposalsFrames(Frame::ForwardRejected, proposals)) send(from, std::move(f));
   }
 }
 
@@ -85,7 +85,7 @@ void NodeCore::takeRejected(std::vector<paxos::Rejected>& rejected) {
     }
     for (auto& [origin, proposals] : byOrigin) {
       if (origin != options_.id) {
-        send(origin, proposalsFrame(Frame::ForwardRejected, proposals));
+        for (auto& f : proposalsFrames(Frame::ForwardRejected, proposals)) send(origin, std::move(f));
         continue;
       }
       for (auto& bytes : proposals) {

@@ -30,7 +30,9 @@ using Time = std::uint64_t;
 
 constexpr Time kTurnUs = 10'000;
 constexpr std::int64_t kMaxDriftPpm = 9'000;  // below the replicas' stated bound of 1%
-constexpr std::size_t kFrameLimit = 64u << 20;
+// Far below the transport's 64 MiB: the byte caps below are shrunk too, so that truncated
+// promises, split catch-up replies and split forwards happen here, and must stay under it.
+constexpr std::size_t kFrameLimit = 5u << 20;
 constexpr std::uint64_t kWriteTimeoutMs = 1'500;
 const char* const kKeys[] = {"/a", "/b", "/c"};
 
@@ -367,6 +369,9 @@ class NodeSim {
     options.writeTimeoutMs = kWriteTimeoutMs;
     options.retainedSlots = 40;
     options.snapshotChunkBytes = 300;  // many chunks: the stream's flow control is exercised
+    options.paxos.maxBatchBytes = 256u << 10;
+    options.paxos.catchupBytes = 512u << 10;
+    options.paxos.promiseBytes = 1u << 20;
     options.paxos.bugs = options_.paxosBugs;
     options.bugs = options_.nodeBugs;
     n.random = std::make_unique<SimRandom>(rng_.next());
