@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "coordinator/StateMachine.h"
+#include "coordinator/node/Frames.h"
 #include "coordinator/node/NodeCore.h"
 #include "coordinator/paxos/MessageCodec.h"
 #include "tests/sim/Linearizability.h"
@@ -30,9 +31,11 @@ using Time = std::uint64_t;
 
 constexpr Time kTurnUs = 10'000;
 constexpr std::int64_t kMaxDriftPpm = 9'000;  // below the replicas' stated bound of 1%
-// Far below the transport's 64 MiB: the byte caps below are shrunk too, so that truncated
-// promises, split catch-up replies and split forwards happen here, and must stay under it.
-constexpr std::size_t kFrameLimit = 5u << 20;
+// Far below the transport's 64 MiB: the byte caps below are shrunk too, so that split batches
+// and catch-up replies happen here, and every frame must stay under it. (Promises keep a cap
+// above the longest unchosen tail, window x the largest slot, as they must: see
+// coordinator/node/SAFETY.md.)
+constexpr std::size_t kFrameLimit = 16u << 20;
 constexpr std::uint64_t kWriteTimeoutMs = 1'500;
 const char* const kKeys[] = {"/a", "/b", "/c"};
 
@@ -222,6 +225,7 @@ class NodeSim {
       case Kind::Turn: {
         SimNode& n = *nodes_[e.node];
         if (runs(n)) n.core->endTurn();
+        if (e.node == 1) noteServing();
         if (options_.trace && e.node == 1 && now_ / 500'000 != lastStatus_) {
           lastStatus_ = now_ / 500'000;
           traceStatus();
@@ -236,6 +240,14 @@ class NodeSim {
       case Kind::Fault: fault(); break;
       case Kind::Heal: heal(); break;
     }
+  }
+
+  // Since when some leader has spoken for sessions without a break (0: nobody does now).
+  void noteServing() {
+    bool serving = false;
+    for (const auto& [id, n] : nodes_) serving = serving || (runs(*n) && n->core->servesSessions());
+    if (!serving) servingSince_ = 0;
+    if (serving && servingSince_ == 0) servingSince_ = now_;
   }
 
   void traceStatus() {
@@ -258,6 +270,26 @@ class NodeSim {
               std::to_string(n->core->applied()) + (n->core->servesSessions() ? " serving" : "") + "]";
     }
     trace(line);
+  }
+
+  static std::string describe(const std::string& frame) {
+    if (frame.empty()) return "empty";
+    if (frame[0] != static_cast<char>(node::Frame::Paxos)) return "frame kind " + std::to_string(static_cast<int>(frame[0]));
+    try {
+      const auto m = paxos::decodeMessage(std::string_view(frame).substr(1));
+      std::string what = paxos::messageName(m.payload);
+      std::visit(
+          [&](const auto& p) {
+            if constexpr (requires { p.ballot; }) what += " " + paxos::toString(p.ballot);
+            if constexpr (requires { p.ok; }) what += p.ok ? " ok" : " refused";
+            if constexpr (requires { p.promised; }) what += " promised " + paxos::toString(p.promised);
+            if constexpr (requires { p.granted; }) what += p.granted ? " granted" : " denied";
+          },
+          m.payload);
+      return what;
+    } catch (const DecodeError&) {
+      return "undecodable";
+    }
   }
 
   bool runs(const SimNode& n) const { return n.core && now_ >= n.pausedUntil; }
@@ -331,7 +363,10 @@ class NodeSim {
     }
     auto inbox = std::move(n.inbox);
     n.inbox.clear();
-    for (auto& [from, frame] : inbox) n.core->peerFrame(from, frame);
+    for (auto& [from, frame] : inbox) {
+      if (options_.traceFrames) trace("node " + std::to_string(n.id) + " <- " + std::to_string(from) + " " + describe(frame));
+      n.core->peerFrame(from, frame);
+    }
     n.core->endTurn();
   }
 
@@ -371,7 +406,7 @@ class NodeSim {
     options.snapshotChunkBytes = 300;  // many chunks: the stream's flow control is exercised
     options.paxos.maxBatchBytes = 256u << 10;
     options.paxos.catchupBytes = 512u << 10;
-    options.paxos.promiseBytes = 1u << 20;
+    options.paxos.promiseBytes = 12u << 20;
     options.paxos.bugs = options_.paxosBugs;
     options.bugs = options_.nodeBugs;
     n.random = std::make_unique<SimRandom>(rng_.next());
@@ -834,8 +869,11 @@ class NodeSim {
           return fail("liveness", "node " + std::to_string(id) + " lost the ephemeral node of live session " +
                                       std::to_string(s.id));
         }
-        const Time gone = s.abandonedAt + s.ttlMs * 1000 + 2'500'000;
-        if (!s.keep && gone < options_.faultyForUs + 1'000'000 && now_ > gone && exists) {
+        // Gone a ttl (and some slack) after it was abandoned, once some leader has been
+        // speaking for sessions all that time.
+        const Time from = std::max(s.abandonedAt, servingSince_);
+        const Time gone = from + s.ttlMs * 1000 + 2'500'000;
+        if (!s.keep && servingSince_ != 0 && now_ > gone && exists) {
           return fail("liveness", "node " + std::to_string(id) + " still has session " + std::to_string(s.id) +
                                       ", abandoned at " + std::to_string(s.abandonedAt / 1000) + " ms");
         }
@@ -857,6 +895,7 @@ class NodeSim {
   bool duplicates_ = std::getenv("NODESIM_NO_DUP") == nullptr;
   Time clientsStopAt_ = 0;
   Time lastStatus_ = 0;
+  Time servingSince_ = 0;
   std::vector<Client> clients_;
   std::vector<Operation> history_;
   std::vector<SessionClient> sessionClients_;

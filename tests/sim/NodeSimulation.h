@@ -40,6 +40,7 @@ struct NodeSimOptions {
   std::uint64_t faultyForUs = 5'000'000;  // true microseconds of faults...
   std::uint64_t healedForUs = 6'000'000;  // ...then this long with every node up and the network clean
   bool trace = false;
+  bool traceFrames = false;  // with trace: every frame a node takes
   coordinator::paxos::ReplicaConfig::Bugs paxosBugs;
   coordinator::node::ClusterOptions::Bugs nodeBugs;
   // Checks to leave out, by name: to show that each check catches a planted bug by itself,

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> single;
   std::string replicas = "both", bug;
   std::set<std::string> skipChecks;
-  bool trace = false;
+  bool trace = false, traceFrames = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     else if (a == "--seed") single = std::stoull(value());
     else if (a == "--replicas") replicas = value();
     else if (a == "--trace") trace = true;
+    else if (a == "--trace-frames") trace = traceFrames = true;
     else if (a == "--bug") bug = value();
     else if (a == "--skip-check") skipChecks.insert(value());
     else {
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
       options.seed = seed;
       options.replicas = n;
       options.trace = trace;
+      options.traceFrames = traceFrames;
       options.skipChecks = skipChecks;
       plant(bug, options);
       const NodeSimResult r = runNodeSimulation(options);
