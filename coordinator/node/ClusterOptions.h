@@ -21,6 +21,7 @@ struct ClusterOptions {
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
     bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
+    bool sameEpochAfterLapse = false;  // take the sessions over again after a lapse in the same epoch
     bool serveWithoutLease = false;  // speak for sessions whenever it leads, lease or not, caught up or not
     bool staleTtlOnTakeover = false;  // count each session's ttl from long before the takeover
     bool followersAnswerKeepalives = false;  // a follower vouches for a session from its own table

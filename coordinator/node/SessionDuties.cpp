@@ -77,7 +77,7 @@ void NodeCore::syncKeeper() {
     // epoch that voids the expiries it proposed before the lapse. (Entries chosen but not yet
     // applied only hold keepalives back for a turn; they are no lapse.)
     keeper_.stepDown();
-    ownEpoch_.takeover++;
+    if (!options_.bugs.sameEpochAfterLapse) ownEpoch_.takeover++;
   }
   const auto index = replica_->leaseRead(at);
   serving_ = index && applied_ >= *index && (epoch_ == ownEpoch_ || options_.bugs.serveWithoutEpoch);

@@ -21,6 +21,7 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug.empty()) return true;
   if (bug == "ignore-incarnation") return o.nodeBugs.ignoreIncarnation = true;
   if (bug == "serve-without-epoch") return o.nodeBugs.serveWithoutEpoch = true;
+  if (bug == "same-epoch-after-lapse") return o.nodeBugs.sameEpochAfterLapse = true;
   if (bug == "serve-without-lease") return o.nodeBugs.serveWithoutLease = true;
   if (bug == "stale-ttl") return o.nodeBugs.staleTtlOnTakeover = true;
   if (bug == "followers-answer-keepalives") return o.nodeBugs.followersAnswerKeepalives = true;
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
                    "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|serve-without-lease|stale-ttl|\n"
-                   "        followers-answer-keepalives|never-expire|\n"
+                   "        followers-answer-keepalives|never-expire|same-epoch-after-lapse|\n"
                    "        rebuild-shares-catchup-timer|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness)\n");

@@ -197,3 +197,65 @@ TEST_CASE("an empty disk that votes once a majority of peers say empty forgets i
   REQUIRE(promised);
   CHECK(*promised < (paxos::Ballot{1, 5}));
 }
+
+namespace {
+
+// The same leader, twice (found by the whole-node simulator, seed 954, and by the review): leader
+// 1 proposes the expiry of S, but its Accepts are slow; its lease lapses (its heartbeat replies
+// are lost for 400 ms, less than an election timeout) and comes back; it takes the sessions over
+// again with fresh ttls and is asked S's keepalive; then the old expiry is chosen. Returns whether
+// the keepalive was acknowledged before the session vanished.
+bool keepaliveAckedBeforeOldExpiry(ClusterOptions::Bugs bugs) {
+  NodeNet net(3, bugs);
+  elect(net, 1);
+  const std::uint64_t session = 0x5e56;
+  Command create = sessionCommand(CommandType::SessionCreate, session);
+  create.ttlMs = 1000;
+  bool created = false;
+  net.core(1).submit(create, [&](CommandResult r) { created = r.status == Status::Ok; });
+  net.runUntil({1}, all, [&] { return created; });
+  REQUIRE(created);
+
+  // No keepalive for a ttl: leader 1 proposes the expiry; its Accepts are held back.
+  auto slowAccept = [](const Frame& f) { return f.from == 1 && f.to != 1 && f.is("Accept"); };
+  const auto start = net.now;
+  net.runUntil({1}, [&](const Frame& f) { return !slowAccept(f); },
+               [&] { return net.inflight(slowAccept) > 0 && net.now > start + 1'100'000; });
+  REQUIRE(net.inflight(slowAccept) > 0);
+
+  // Its lease lapses: the replies to its heartbeats are lost for 400 ms; then they come again.
+  auto repliesTo1 = [](const Frame& f) { return f.to == 1 && f.from != 1; };
+  net.runUntil({1}, [&](const Frame& f) { return !slowAccept(f) && !repliesTo1(f); }, [] { return false; },
+               repliesTo1, 40);
+  REQUIRE_FALSE(net.replica(1)->leaseValid(net.now));
+  net.runUntil({1}, [&](const Frame& f) { return !slowAccept(f); }, [&] { return net.replica(1)->leaseValid(net.now); });
+  REQUIRE(net.leads(1));
+
+  // The client's keepalive, while the old expiry is still on its way.
+  bool acked = false;
+  if (net.core(1).fastKeepalive(session)) {
+    acked = true;
+  } else {
+    net.core(1).keepalive(session, [&](Status status, std::uint64_t) { acked = acked || status == Status::Ok; });
+  }
+  net.runUntil({1}, [&](const Frame& f) { return !slowAccept(f); }, [&] { return acked; }, none, 20);
+  const bool ackedEarly = acked;
+
+  // The held Accepts arrive: the expiry is chosen.
+  net.runUntil({1, 2, 3}, all, [&] {
+    return !net.read(1, [&](const StateMachine& sm, auto& txn) { return sm.sessions().get(txn, session).has_value(); });
+  });
+  return ackedEarly;
+}
+
+}  // namespace
+
+TEST_CASE("a leader whose lease lapsed does not acknowledge a keepalive its own old expiry will undo") {
+  CHECK_FALSE(keepaliveAckedBeforeOldExpiry({}));
+}
+
+TEST_CASE("taking sessions over again in the same epoch acknowledges a keepalive its old expiry undoes") {
+  ClusterOptions::Bugs bugs;
+  bugs.sameEpochAfterLapse = true;
+  CHECK(keepaliveAckedBeforeOldExpiry(bugs));
+}
