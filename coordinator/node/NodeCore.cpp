@@ -196,7 +196,6 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
     std::uint64_t requestId = 0;
     bool ours = false;
   };
-  std::vector<std::vector<Origin>> origins;
   std::uint64_t revision = 0;
   std::vector<std::pair<std::uint64_t, CommandResult>> answers;
   {
