@@ -128,7 +128,9 @@ void StateMachine::installStaged(storage::Txn& txn) const {
   {
     storage::Cursor cursor(txn, dbs_.staging);
     for (auto item = cursor.first(); item; item = cursor.next()) {
-      txn.put(tables[static_cast<std::uint8_t>(item->key[0])], item->key.substr(1), item->value);
+      const auto table = static_cast<std::uint8_t>(item->key[0]);
+      if (table >= tables.size()) throw storage::LmdbError("staged snapshot row for an unknown table", MDB_CORRUPTED);
+      txn.put(tables[table], item->key.substr(1), item->value);
     }
   }
   txn.clear(dbs_.staging);
