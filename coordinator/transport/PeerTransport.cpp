@@ -134,6 +134,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       queuedBytes_ -= queue_.front().size();
       queue_.pop_front();
       helloQueued_ = false;
+      queuedFlag_ = queuedBytes_;
     }
     timer_.expires_after(backoff_);
     backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
