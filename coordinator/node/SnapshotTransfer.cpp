@@ -119,7 +119,10 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     stateMachine_.clearStaging(txn);
     txn.commit();
   } else if (!same || chunk != incoming_->nextChunk) {
-    return;  // a gap: no ack, so the sender stalls, gives up, and the next request starts afresh
+    // A gap (or a stream this node has moved on from): no ack; the sender goes back and resends.
+    log_("snapshot chunk " + std::to_string(chunk) + " from node " + std::to_string(from) + " out of order (" +
+         (same ? "expected " + std::to_string(incoming_->nextChunk) : std::string("another stream")) + ")");
+    return;
   }
   {
     storage::Txn txn = storage::Txn::write(env_);

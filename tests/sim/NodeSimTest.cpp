@@ -110,6 +110,12 @@ TEST_CASE("keepalive-late catches followers that vouch for sessions from their o
   CHECK(caught->check == "keepalive-late");
 }
 
+TEST_CASE("stable-leader catches a node that campaigns without a pre-vote") {
+  auto caught = firstCaught([](NodeSimOptions& o) { o.paxosBugs.noPreVote = true; }, 20);
+  REQUIRE(caught);
+  CHECK(caught->check == "stable-leader");
+}
+
 TEST_CASE("liveness catches a keeper that never proposes an expiry") {
   auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.neverExpire = true; }, 20);
   REQUIRE(caught);

@@ -37,6 +37,7 @@ constexpr std::int64_t kMaxDriftPpm = 9'000;  // below the replicas' stated boun
 // coordinator/node/SAFETY.md.)
 constexpr std::size_t kFrameLimit = 16u << 20;
 constexpr std::uint64_t kWriteTimeoutMs = 1'500;
+constexpr Time kLateHealUs = 2'000'000;  // how long one node stays cut off after the rest heals
 const char* const kKeys[] = {"/a", "/b", "/c"};
 
 class Rng {
@@ -139,7 +140,7 @@ class NodeSim {
   }
 
  private:
-  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal };
+  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal };
   struct Event {
     Event(Kind k, NodeId n = 0, NodeId f = 0, std::string fr = {}, std::size_t c = 0)
         : kind(k), node(n), from(f), frame(std::move(fr)), client(c) {}
@@ -239,13 +240,28 @@ class NodeSim {
       case Kind::SessionStep: sessionStep(); break;
       case Kind::Fault: fault(); break;
       case Kind::Heal: heal(); break;
+      case Kind::LateHeal: lateHeal(); break;
     }
   }
 
   // Since when some leader has spoken for sessions without a break (0: nobody does now).
   void noteServing() {
     bool serving = false;
-    for (const auto& [id, n] : nodes_) serving = serving || (runs(*n) && n->core->servesSessions());
+    for (const auto& [id, n] : nodes_) {
+      if (!runs(*n) || !n->core->servesSessions()) continue;
+      serving = true;
+      // Once healed and settled (a leader served for a second, every node voting), nothing
+      // should cost an election: a node back from a partition must not depose the leader.
+      const paxos::Ballot ballot = n->core->replica()->ballot();
+      if (healed_ && servingSince_ != 0 && now_ > servingSince_ + 1'000'000 && settledBallot_.isZero() &&
+          n->id != lateNode_) {
+        settledBallot_ = ballot;
+      }
+      if (!settledBallot_.isZero() && ballot != settledBallot_ && latePromiseAtCut_ < settledBallot_) {
+        fail("stable-leader", "the leader changed from " + paxos::toString(settledBallot_) + " to " +
+                                  paxos::toString(ballot) + " in a healed, settled cluster");
+      }
+    }
     if (!serving) servingSince_ = 0;
     if (serving && servingSince_ == 0) servingSince_ = now_;
   }
@@ -310,13 +326,15 @@ class NodeSim {
 
   void post(NodeId from, NodeId to, std::string frame) {
     if (frame.size() > kFrameLimit) fail("frame-limit", "a frame of " + std::to_string(frame.size()) + " bytes");
-    if (healed_) {
-      schedule(now_ + rng_.range(100, 2'000), Event{Kind::Deliver, to, from, std::move(frame)});
-      return;
-    }
     if (blocked_.count({from, to})) {
       // A cut link: most frames are lost; some sit in a queue and arrive long after.
-      if (rng_.chance(0.3)) late_.emplace_back(from, to, std::move(frame));
+      if (!healed_ && rng_.chance(0.3)) late_.emplace_back(from, to, std::move(frame));
+      return;
+    }
+    Time& linkClear = linkClear_[{from, to}];
+    if (healed_) {
+      linkClear = std::max(linkClear, now_ + rng_.range(100, 2'000));
+      schedule(linkClear, Event{Kind::Deliver, to, from, std::move(frame)});
       return;
     }
     if (rng_.chance(0.03)) return;
@@ -333,7 +351,6 @@ class NodeSim {
     // Otherwise a link delivers in order, as TCP does: a slow frame holds up those behind it.
     Time delay = rng_.range(100, 3'000);
     if (rng_.chance(0.05)) delay = rng_.range(10'000, 100'000);
-    Time& linkClear = linkClear_[{from, to}];
     linkClear = std::max(linkClear, now_ + delay);
     schedule(linkClear, Event{Kind::Deliver, to, from, std::move(frame)});
   }
@@ -539,7 +556,25 @@ class NodeSim {
       if (!n->core) restart(*n);
       releaseHeld(*n);
     }
-    trace("healed");
+    // One node stays cut off for longer than an election timeout, then comes back to a settled
+    // cluster: that must cost no election (the stable-leader check).
+    lateNode_ = static_cast<NodeId>(rng_.range(1, options_.replicas));
+    for (NodeId other = 1; other <= options_.replicas; ++other) {
+      if (other == lateNode_) continue;
+      blocked_.insert({lateNode_, other});
+      blocked_.insert({other, lateNode_});
+    }
+    // (A campaign it began before it was cut off may still depose the leader when it returns:
+    // its promise is higher. Pre-vote cannot help there, so that run does not check.)
+    const auto* replica = nodes_[lateNode_]->core ? nodes_[lateNode_]->core->replica() : nullptr;
+    latePromiseAtCut_ = replica ? replica->promised() : paxos::Ballot{};
+    schedule(now_ + kLateHealUs, Event{Kind::LateHeal});
+    trace("healed, but node " + std::to_string(lateNode_) + " stays cut off a while");
+  }
+
+  void lateHeal() {
+    blocked_.clear();
+    trace("node " + std::to_string(lateNode_) + " is back");
   }
 
   // ---- register clients -------------------------------------------------------------------
@@ -896,6 +931,9 @@ class NodeSim {
   Time clientsStopAt_ = 0;
   Time lastStatus_ = 0;
   Time servingSince_ = 0;
+  paxos::Ballot settledBallot_;
+  NodeId lateNode_ = 0;
+  paxos::Ballot latePromiseAtCut_;
   std::vector<Client> clients_;
   std::vector<Operation> history_;
   std::vector<SessionClient> sessionClients_;

@@ -24,6 +24,8 @@
 //   liveness           once healed, every node applies the same state and a write through each
 //                      node succeeds; sessions still kept alive exist everywhere, with their
 //                      ephemeral node; sessions abandoned long ago exist nowhere
+//   stable-leader      one node stays cut off 2 s longer than the rest; once the others have a
+//                      leader serving for a second, its return costs no election (pre-vote)
 
 #include <cstdint>
 #include <set>
