@@ -356,6 +356,7 @@ class NodeSim {
   }
 
   void deliver(NodeId from, NodeId to, std::string frame) {
+    if (blocked_.count({from, to})) return;  // the link was cut while the frame was on it
     SimNode& n = *nodes_[to];
     if (!runs(n)) {
       // Down: the sender's link queue keeps some for the next process. Paused: TCP buffers it.
