@@ -38,10 +38,18 @@ TestCluster::TestCluster(std::size_t size, std::vector<std::string> extraArgs)
     auto guard = boost::asio::make_work_guard(ioc_);
     ioc_.run();
   });
-  for (std::uint64_t id = 1; id <= size_; ++id) start(id);
+  try {
+    for (std::uint64_t id = 1; id <= size_; ++id) start(id);
+  } catch (...) {
+    stopAll();  // no destructor runs for an object whose constructor threw
+    throw;
+  }
 }
 
-TestCluster::~TestCluster() {
+TestCluster::~TestCluster() { stopAll(); }
+
+void TestCluster::stopAll() {
+  if (!ioThread_.joinable()) return;
   for (auto& [id, pid] : pids_) {
     if (pid > 0) {
       ::kill(pid, SIGCONT);

@@ -54,6 +54,8 @@ class TestCluster {
   bool waitVoting(std::uint64_t id, int timeoutMs = 15000);
 
  private:
+  void stopAll();  // kills every process, stops the proxies' thread
+
   std::size_t size_;
   std::vector<std::string> extraArgs_;
   TempDir dir_;

@@ -11,7 +11,9 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdint>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -53,16 +55,24 @@ pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath) {
 }
 
 int freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  // Below the kernel's ephemeral range (32768 and up): a port handed out by bind(0) is one the
+  // kernel may give the next outgoing connection as its source port before the node under test
+  // binds it ("Address already in use"), and these tests open thousands of connections.
+  static std::mt19937 rng(static_cast<unsigned>(::getpid()) * 2654435761u ^
+                          static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = 20000 + static_cast<int>(rng() % 12000);
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  FAIL("no free port between 20000 and 32000");
+  return 0;
 }
 
 std::string rawExchange(int port, const std::string& bytes, int timeoutMs) {
