@@ -74,11 +74,23 @@ void TestCluster::start(std::uint64_t id) {
                                    dir_.path() + "/node" + std::to_string(id), "--cluster", cluster};
   args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
   const std::string logPath = dir_.path() + "/node" + std::to_string(id) + ".log";
-  pids_[id] = spawnLogged(args, logPath);
-  auto deadline = Clock::now() + std::chrono::seconds(15);
-  while (Clock::now() < deadline) {
-    if (request(id, "GET", "/healthz", {}, 500).status == 200) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // A restart on the same ports may find one still held by a socket of the previous process
+  // the kernel has not let go of yet: wait and try again (bounded).
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    const std::size_t logged = log(id).size();
+    pids_[id] = spawnLogged(args, logPath);
+    auto deadline = Clock::now() + std::chrono::seconds(15);
+    while (Clock::now() < deadline) {
+      if (request(id, "GET", "/healthz", {}, 500).status == 200) return;
+      int status = 0;
+      if (::waitpid(pids_[id], &status, WNOHANG) == pids_[id]) break;  // it exited
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (log(id).find("Address already in use", logged) == std::string::npos) break;
+    ::kill(pids_[id], SIGKILL);
+    ::waitpid(pids_[id], nullptr, 0);
+    pids_[id] = -1;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
   }
   FAIL("node " << id << " did not answer /healthz:\n" << log(id));
 }
