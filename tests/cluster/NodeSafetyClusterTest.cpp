@@ -162,25 +162,36 @@ TEST_CASE("a wiped follower answers each new write with that write's own result"
 }
 
 TEST_CASE("a session kept alive on random nodes survives partitions of its leader") {
+  // Issue 9: a session kept alive every second on random nodes was expired right after a
+  // partition of its leader healed. The property: it never expires within a ttl of the
+  // invocation of a keepalive that was acknowledged. (On a slow machine a run of keepalives may
+  // all fail for longer than the ttl; then the expiry is the client's due, and the test says so.)
   TestCluster cluster;
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
-  auto created = cluster.request(*leader, "POST", "/v1/sessions", json{{"ttl_ms", 3000}}.dump());
+  constexpr int kTtlMs = 3000;
+  auto created = cluster.request(*leader, "POST", "/v1/sessions", json{{"ttl_ms", kTtlMs}}.dump());
   REQUIRE(created.status == 201);
   const std::string id = created.json()["id"];
   REQUIRE(cluster.request(*leader, "POST", "/v1/nodes/member", json{{"ephemeral", true}, {"session", id}}.dump()).status == 201);
 
   // The client: a keepalive every second on a random node, another node 0.2 s after a failure.
   std::atomic<bool> stop{false};
-  std::atomic<bool> lost{false};
+  Clock::time_point lastAckInvoked = Clock::now(), lostAt{};
+  bool lost = false;
   std::thread client([&] {
     std::mt19937 rng(42);
-    while (!stop) {
+    while (!stop && !lost) {
       bool ok = false;
-      for (int attempt = 0; attempt < 5 && !ok && !stop; ++attempt) {
-        auto r = cluster.request(1 + rng() % 3, "POST", "/v1/sessions/" + id + "/keepalive", {}, 1500);
-        if (r.status == 404) lost = true;
+      for (int attempt = 0; attempt < 5 && !ok && !stop && !lost; ++attempt) {
+        const auto invoked = Clock::now();
+        auto r = cluster.request(1 + rng() % 3, "POST", "/v1/sessions/" + id + "/keepalive", {}, 1000);
+        if (r.status == 404) {
+          lost = true;
+          lostAt = Clock::now();
+        }
         ok = r.status == 200;
+        if (ok) lastAckInvoked = invoked;
         if (!ok) std::this_thread::sleep_for(milliseconds(200));
       }
       std::this_thread::sleep_for(milliseconds(1000));
@@ -196,7 +207,13 @@ TEST_CASE("a session kept alive on random nodes survives partitions of its leade
   }
   stop = true;
   client.join();
-  CHECK_FALSE(lost);
+  if (lost) {
+    const auto sinceAck = std::chrono::duration_cast<milliseconds>(lostAt - lastAckInvoked).count();
+    INFO("the session was gone " << sinceAck << " ms after the invocation of its last acknowledged keepalive");
+    CHECK(sinceAck >= kTtlMs);
+    WARN("no keepalive got through for a ttl on this machine; the session expired as it should");
+    return;
+  }
   REQUIRE(cluster.waitConverged());
   for (std::uint64_t node = 1; node <= 3; ++node) {
     INFO("node " << node);
