@@ -344,7 +344,7 @@ class NodeSim {
       schedule(now_ + rng_.range(500'000, 3'000'000), Event{Kind::Deliver, to, from, std::move(frame)});
       return;
     }
-    if (duplicates_ && rng_.chance(0.02)) {
+    if (rng_.chance(0.02)) {
       // A frame resent on a new connection after the old one carried it: it comes again, later.
       schedule(now_ + rng_.range(1'000, 50'000), Event{Kind::Deliver, to, from, frame});
     }
@@ -928,7 +928,6 @@ class NodeSim {
   std::map<std::pair<NodeId, NodeId>, Time> linkClear_;  // when each link has delivered what it carries
   std::vector<std::tuple<NodeId, NodeId, std::string>> late_;
   bool healed_ = false;
-  bool duplicates_ = std::getenv("NODESIM_NO_DUP") == nullptr;
   Time clientsStopAt_ = 0;
   Time lastStatus_ = 0;
   Time servingSince_ = 0;
