@@ -146,6 +146,7 @@ class NodeCore {
     std::uint64_t id = 0;
     std::uint64_t applied = 0;
     std::uint64_t nextChunk = 0;
+    std::uint64_t lastChunkUs = 0;  // when it last staged a chunk
   };
 
   std::uint64_t now() const { return clock_.nowUs(); }

@@ -114,7 +114,11 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
   const bool same = incoming_ && incoming_->from == from && incoming_->id == id && incoming_->applied == applied;
   if (same && chunk < incoming_->nextChunk) return ack();  // staged already: its ack was lost
   if (chunk == 0 && !same) {
-    incoming_ = IncomingSnapshot{from, id, applied, 0};  // the newest stream replaces any other
+    // Several peers may answer one catch-up request with a stream each: keep the one that is
+    // making progress (the others get no acknowledgement and give up), or they would keep
+    // replacing each other and none would finish.
+    if (incoming_ && now() < incoming_->lastChunkUs + kStalledUs) return;
+    incoming_ = IncomingSnapshot{from, id, applied, 0, now()};
     storage::Txn txn = storage::Txn::write(env_);
     stateMachine_.clearStaging(txn);
     txn.commit();
@@ -130,6 +134,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     txn.commit();
   }
   incoming_->nextChunk++;
+  incoming_->lastChunkUs = now();
   ack();
   if (!last) return;
   const IncomingSnapshot done = *incoming_;
