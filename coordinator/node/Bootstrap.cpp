@@ -2,7 +2,7 @@
 // It must not vote on what it may have forgotten, while the nodes of a new cluster must vote to
 // form it. So it asks every peer (with a nonce of this process) whether the cluster has a past,
 // and starts its replica only once the answers decide: any history means the disk was wiped and
-// it rebuilds as a learner (PAXOS.md 5, and the argument at the top of paxos/Replica.cpp).
+// it rebuilds as a learner (PAXOS.md 5, and the argument at the top of paxos/ReplicaLearning.cpp).
 
 #include <cstdio>
 

@@ -9,33 +9,10 @@ namespace warden::coordinator::paxos {
 namespace {
 // A ballot no leader ever has: a restarted acceptor's lease is held "for nobody".
 constexpr Ballot kNobody{UINT64_MAX, UINT64_MAX};
-
-// Roughly what a value weighs on the wire: its commands and a little framing each.
-std::size_t valueBytes(const Value& value) {
-  std::size_t n = 16;
-  for (const auto& c : value.commands) n += c.size() + 8;
-  return n;
-}
 }  // namespace
 
-// ---- why a lost disk cannot make two values chosen for one slot (PAXOS.md 5) --------------------
-//
-// A replica that lost its disk forgot three things: values it accepted, values it knows chosen,
-// and ballots it promised. It votes again only once all three are covered:
-//  - chosen values: it learns every slot up to one that the current leader had not proposed
-//    before the restart (named in answer to a nonce made after it), so every value chosen
-//    before the restart, with or without its vote, is in its log before it votes again and is
-//    reported in its promises ("Paxos Made Live" 5.1);
-//  - accepted but unchosen values: while it learns it accepts nothing, so such a value can be
-//    chosen only by a majority without it, which any later phase 1 sees;
-//  - promises: a candidate makes its own ballot durable in its own promise before any Prepare
-//    leaves (startElection), and promises only rise. So any ballot this replica promised before
-//    the loss is at most its candidate's promised ballot at any later time. The rebuilding
-//    replica asks every other member for its promised ballot (for its nonce, so the answers
-//    are from after the restart) and votes from above the highest. A candidate still holding its
-//    forgotten promise can then never be outvoted by values this replica accepts in a lower
-//    ballot. This needs every member's answer: a wiped node waits for all of them, and one lost
-//    disk at a time is assumed (a member whose own disk was lost answers from what it rebuilt).
+// The learning side (chosen slots, catch-up, the rebuild of a lost disk and why it is safe) is
+// in ReplicaLearning.cpp.
 
 Replica::Replica(ReplicaConfig config, DurableState durable, Slot appliedUpTo, bool wiped, Random& random, Time now)
     : config_(std::move(config)), random_(random), quorum_(config_.members.size() / 2 + 1), now_(now) {
@@ -170,19 +147,6 @@ Ready Replica::propose(std::vector<std::string> commands, Time now) {
   return finish();
 }
 
-void Replica::askRebuild() {
-  // Ask for a slot that no leader had proposed before this restart, and for every member's
-  // promised ballot: the answers to a nonce made now cannot be older than the restart.
-  lastRebuildRequest_ = now_;
-  if (config_.bugs.rebuildSharesCatchupTimer) lastCatchupRequest_ = now_;
-  const CatchupRequest ask{commitIndex_ + 1, rebuildNonce_};
-  for (NodeId m : config_.members) {
-    if (m == config_.id) continue;
-    const bool needTarget = learnerTarget_ == 0 && (leaderHint_ == 0 || leaderHint_ == m);
-    if (needTarget || !memberPromises_.count(m)) send(m, ask);
-  }
-}
-
 Ready Replica::requestRead(std::uint64_t id, Time now) {
   Ready ready = begin(now);
   out_ = &ready;
@@ -301,7 +265,7 @@ void Replica::startElection() {
   ballot_ = nextBallot();
   // The candidate's own promise is durable before any Prepare leaves: no ballot is ever reused
   // after a crash, and any ballot an acceptor promised stays at most its candidate's promised
-  // ballot, which the rebuild of a lost disk relies on (see the top of this file).
+  // ballot, which the rebuild of a lost disk relies on (see the top of ReplicaLearning.cpp).
   raisePromise(ballot_);
   prepareFrom_ = commitIndex_ + 1;
   promises_.clear();
@@ -342,7 +306,7 @@ void Replica::onPrepare(NodeId from, const Prepare& m) {
   reply.promised = promised_;
   std::size_t bytes = 0;
   for (auto it = log_.lower_bound(m.fromSlot); it != log_.end(); ++it) {
-    bytes += valueBytes(it->second.value);
+    bytes += wireSize(it->second.value);
     if (!reply.entries.empty() && bytes > config_.promiseBytes) {
       reply.truncated = true;
       break;
@@ -550,104 +514,6 @@ void Replica::onHeartbeat(NodeId from, const Heartbeat& m) {
 
 void Replica::onHeartbeatReply(NodeId from, const HeartbeatReply& m) {
   if (recordAck(from, m.ballot, m.ok, m.promised, m.sentAt)) checkReads();
-}
-
-// ---- learning -------------------------------------------------------------------------------
-
-void Replica::markChosen(Slot slot, const Value& value) {
-  if (slot <= compacted_) return;
-  auto& entry = log_[slot];
-  // Paxos makes a second, different value for a chosen slot impossible; the simulator's
-  // agreement check is what catches it if a bug ever makes it happen, so keep the first.
-  if (entry.chosen) return;
-  entry.value = value;
-  entry.chosen = true;
-}
-
-void Replica::advanceCommit() {
-  while (true) {
-    auto it = log_.find(commitIndex_ + 1);
-    if (it == log_.end() || !it->second.chosen) break;
-    ++commitIndex_;
-  }
-  // Rebuilt: the leader that named learnerTarget_ (in answer to a nonce made after the restart)
-  // says it chose that slot in its own ballot, everything up to it is known here, and every
-  // member said what it promised. Vote from above all of that (highestBallotSeen_ holds it), in
-  // case a ballot was promised before the wipe.
-  const bool promisesKnown =
-      config_.bugs.rebuildIgnoresPromises || memberPromises_.size() + 1 >= config_.members.size();
-  if (learner_ && learnerConfirmed_ && commitIndex_ >= learnerTarget_ && promisesKnown) {
-    learner_ = false;
-    raisePromise(std::max(learnerBallot_, highestBallotSeen_));
-    out_->records.push_back(LearnerRecord{false});
-  }
-}
-
-void Replica::learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader) {
-  if (learner_ && learnerTarget_ != 0 && ballot == learnerBallot_ && leaderCommit >= learnerTarget_) {
-    learnerConfirmed_ = true;
-  }
-  // A slot accepted here in the leader's own ballot holds the one value that ballot proposed
-  // for it, so once the leader says it is chosen, it is chosen with that value.
-  for (Slot s = commitIndex_ + 1; s <= leaderCommit; ++s) {
-    auto it = log_.find(s);
-    if (it == log_.end() || (!it->second.chosen && it->second.ballot != ballot)) break;
-    it->second.chosen = true;
-    commitIndex_ = s;
-  }
-  advanceCommit();
-  if (commitIndex_ < leaderCommit && leader != config_.id) requestCatchup(leader);
-}
-
-void Replica::requestCatchup(NodeId from) {
-  if (catchupRequested_ && now_ < lastCatchupRequest_ + config_.heartbeatInterval) return;
-  catchupRequested_ = true;
-  lastCatchupRequest_ = now_;
-  send(from, CatchupRequest{commitIndex_ + 1});
-}
-
-void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
-  CatchupReply reply;
-  reply.compactedUpTo = compacted_;
-  reply.nonce = m.nonce;
-  reply.promised = promised_;
-  if (role_ == Role::Leader) {
-    reply.leaderBallot = ballot_;
-    reply.nextSlot = nextSlot_;
-    // A rebuilding replica waits for slot nextSlot_ to be chosen: make sure one is proposed.
-    if (m.nonce != 0) learnerWaiting_ = true;
-  }
-  if (m.fromSlot <= compacted_) {
-    reply.snapshotNeeded = true;
-    out_->snapshotNeeded.push_back(from);
-  } else {
-    std::size_t bytes = 0;
-    for (Slot s = m.fromSlot; s <= commitIndex_ && reply.entries.size() < config_.catchupBatch; ++s) {
-      bytes += valueBytes(log_.at(s).value);
-      if (!reply.entries.empty() && bytes > config_.catchupBytes) break;
-      reply.entries.push_back(ChosenEntry{s, log_.at(s).value});
-    }
-  }
-  send(from, std::move(reply));
-}
-
-void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
-  catchupRequested_ = false;
-  if (learner_ && m.nonce == rebuildNonce_ && !config_.bugs.rebuildIgnoresPromises) {
-    memberPromises_[from] = m.promised;
-    highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
-  }
-  if (learner_ && learnerTarget_ == 0 && m.nonce == rebuildNonce_ && !m.leaderBallot.isZero()) {
-    learnerTarget_ = std::max<Slot>(m.nextSlot, 1);
-    learnerBallot_ = m.leaderBallot;
-  }
-  for (const auto& e : m.entries) {
-    if (e.slot <= commitIndex_) continue;
-    if (e.slot != commitIndex_ + 1) break;
-    markChosen(e.slot, e.value);
-    ++commitIndex_;
-  }
-  advanceCommit();
 }
 
 // ---- reads ------------------------------------------------------------------------------------

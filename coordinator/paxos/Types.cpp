@@ -7,6 +7,12 @@
 
 namespace warden::coordinator::paxos {
 
+std::size_t wireSize(const Value& value) {
+  std::size_t n = 16;
+  for (const auto& c : value.commands) n += c.size() + 8;
+  return n;
+}
+
 std::string toString(const Ballot& ballot) {
   return "(" + std::to_string(ballot.round) + "," + std::to_string(ballot.node) + ")";
 }

@@ -34,4 +34,7 @@ struct Value {
 
 std::string toString(const Ballot& ballot);
 
+// Roughly what a value weighs on the wire: its commands and a little framing each.
+std::size_t wireSize(const Value& value);
+
 }  // namespace warden::coordinator::paxos
