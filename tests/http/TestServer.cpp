@@ -5,7 +5,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,7 +15,9 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -54,6 +58,32 @@ pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath) {
   return pid;
 }
 
+namespace {
+
+// A port handed out stays this process's until it exits: a node's ports are chosen before it binds
+// them (and again after every restart), so a later freePort() here, or one in a test running beside
+// this one, must not hand the same port to a proxy or another node in between. The flock is
+// released by the kernel when the process ends, however it ends.
+bool reserve(int port) {
+  static std::mutex mutex;
+  static std::set<int> ours;
+  std::lock_guard lock(mutex);
+  if (ours.count(port)) return false;
+  const std::string dir = "/tmp/warden-test-ports";
+  ::mkdir(dir.c_str(), 0777);
+  const std::string path = dir + "/" + std::to_string(port);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return true;  // no shared directory: fall back on the bind probe alone
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return false;
+  }
+  ours.insert(port);  // fd left open on purpose: it holds the lock
+  return true;
+}
+
+}  // namespace
+
 int freePort() {
   // Below the kernel's ephemeral range (32768 and up): a port handed out by bind(0) is one the
   // kernel may give the next outgoing connection as its source port before the node under test
@@ -69,7 +99,7 @@ int freePort() {
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(fd);
-    if (free) return port;
+    if (free && reserve(port)) return port;
   }
   FAIL("no free port between 20000 and 32000");
   return 0;
