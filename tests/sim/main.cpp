@@ -7,47 +7,26 @@
 #include <cstring>
 #include <string>
 
+#include "tests/sim/Flags.h"
 #include "tests/sim/Simulation.h"
 
 using namespace warden::tests::sim;
 
 int main(int argc, char** argv) {
-  std::uint64_t seeds = 100, first = 1;
-  std::optional<std::uint64_t> single;
-  std::string replicas = "both";
-  bool trace = false;
-  std::string bug;
+  SeedFlags flags;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--seeds") seeds = std::stoull(value());
-    else if (a == "--first") first = std::stoull(value());
-    else if (a == "--seed") single = std::stoull(value());
-    else if (a == "--replicas") replicas = value();
-    else if (a == "--trace") trace = true;
-    else if (a == "--bug") bug = value();
-    else {
-      std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
-                   "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes|sessions-without-lease|stale-ttl|\n"
-                   "        no-pre-vote|rebuild-ignores-promises|\n"
-                   "        lease-read-before-recovery|read-index-without-round runs a deliberately broken replica\n");
-      return 2;
-    }
+    if (parseSeedFlag(flags, argc, argv, i)) continue;
+    std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
+                 "  --bug skip-phase1|ignore-lease|forget-state|wipe-votes|sessions-without-lease|stale-ttl|\n"
+                 "        no-pre-vote|rebuild-ignores-promises|\n"
+                 "        lease-read-before-recovery|read-index-without-round runs a deliberately broken replica\n");
+    return 2;
   }
-  std::vector<std::size_t> sizes;
-  if (replicas == "3" || replicas == "both") sizes.push_back(3);
-  if (replicas == "5" || replicas == "both") sizes.push_back(5);
-  if (single) {
-    seeds = 1;
-    first = *single;
-    if (sizes.size() > 1) sizes = {3};
-  }
+  const std::vector<std::size_t> sizes = flags.finish();
+  const std::uint64_t seeds = flags.seeds, first = flags.first;
+  const std::string& replicas = flags.replicas;
+  const std::string& bug = flags.bug;
+  const bool trace = flags.trace;
   auto start = std::chrono::steady_clock::now();
   std::uint64_t runs = 0, failures = 0, events = 0, slots = 0, leaseReads = 0, indexReads = 0, crashes = 0,
                 wipes = 0, pauses = 0, partitions = 0, snapshots = 0, sessions = 0, keepalives = 0, expiries = 0;

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "tests/sim/Flags.h"
 #include "tests/sim/NodeSimulation.h"
 
 using namespace warden::tests::sim;
@@ -38,28 +39,14 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::uint64_t seeds = 100, first = 1;
-  std::optional<std::uint64_t> single;
-  std::string replicas = "both", bug;
+  SeedFlags flags;
   std::set<std::string> skipChecks;
-  bool trace = false, traceFrames = false;
+  bool traceFrames = false;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--seeds") seeds = std::stoull(value());
-    else if (a == "--first") first = std::stoull(value());
-    else if (a == "--seed") single = std::stoull(value());
-    else if (a == "--replicas") replicas = value();
-    else if (a == "--trace") trace = true;
-    else if (a == "--trace-frames") trace = traceFrames = true;
-    else if (a == "--bug") bug = value();
-    else if (a == "--skip-check") skipChecks.insert(value());
+    const std::string a = argv[i];
+    if (parseSeedFlag(flags, argc, argv, i)) continue;
+    if (a == "--trace-frames") flags.trace = traceFrames = true;
+    else if (a == "--skip-check") skipChecks.insert(flagValue(argc, argv, i));
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
@@ -71,19 +58,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const std::string& bug = flags.bug;
   NodeSimOptions probe;
   if (!plant(bug, probe)) {
     std::fprintf(stderr, "unknown --bug %s\n", bug.c_str());
     return 2;
   }
-  std::vector<std::size_t> sizes;
-  if (replicas == "3" || replicas == "both") sizes.push_back(3);
-  if (replicas == "5" || replicas == "both") sizes.push_back(5);
-  if (single) {
-    seeds = 1;
-    first = *single;
-    if (sizes.size() > 1) sizes = {3};
-  }
+  const std::vector<std::size_t> sizes = flags.finish();
+  const std::uint64_t seeds = flags.seeds, first = flags.first;
+  const std::string& replicas = flags.replicas;
+  const bool trace = flags.trace;
   const auto start = std::chrono::steady_clock::now();
   NodeSimResult total;
   std::uint64_t runs = 0, failures = 0;

@@ -1,0 +1,246 @@
+#pragma once
+// The whole-node simulator's private header, shared by its files (NodeSimulation.cpp and the
+// NodeSim*.cpp beside it): class NodeSim and its small helpers. Only NodeSimulation.h is
+// public.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "coordinator/StateMachine.h"
+#include "coordinator/node/NodeCore.h"
+#include "coordinator/paxos/MessageCodec.h"
+#include "tests/sim/Linearizability.h"
+#include "tests/sim/MemoryLogStore.h"
+#include "tests/sim/NodeSimulation.h"
+
+namespace warden::tests::sim::detail {
+
+using namespace coordinator;
+using node::NodeCore;
+using paxos::NodeId;
+using Time = std::uint64_t;
+
+inline constexpr Time kTurnUs = 10'000;
+inline constexpr std::int64_t kMaxDriftPpm = 9'000;  // below the replicas' stated bound of 1%
+// Far below the transport's 64 MiB: the byte caps below are shrunk too, so that split batches
+// and catch-up replies happen here, and every frame must stay under it. (Promises keep a cap
+// above the longest unchosen tail, window x the largest slot, as they must: see
+// coordinator/node/SAFETY.md.)
+inline constexpr std::size_t kFrameLimit = 16u << 20;
+inline constexpr std::uint64_t kWriteTimeoutMs = 1'500;
+inline constexpr Time kLateHealUs = 2'000'000;  // how long one node stays cut off after the rest heals
+inline const char* const kKeys[] = {"/a", "/b", "/c"};
+
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed) : engine_(seed) {}
+  std::uint64_t next() { return engine_(); }
+  std::uint64_t range(std::uint64_t lo, std::uint64_t hi) { return lo + engine_() % (hi - lo + 1); }
+  bool chance(double p) { return static_cast<double>(engine_() % 1'000'000) < p * 1'000'000; }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+class SimRandom : public paxos::Random {
+ public:
+  explicit SimRandom(std::uint64_t seed) : engine_(seed) {}
+  std::uint64_t next() override { return engine_(); }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// A node's clocks: the monotonic one runs at its own rate within the drift bound; the wall
+// clock (only stamped into commands) may jump.
+class SimClock : public node::Clock {
+ public:
+  SimClock(const Time& trueNow, std::int64_t driftPpm, Time base) : trueNow_(trueNow), driftPpm_(driftPpm), base_(base) {}
+  std::uint64_t nowUs() const override {
+    const auto t = static_cast<std::int64_t>(trueNow_);
+    return base_ + static_cast<std::uint64_t>(t + t * driftPpm_ / 1'000'000);
+  }
+  std::uint64_t wallMs() const override {
+    return static_cast<std::uint64_t>(1'800'000'000'000 + static_cast<std::int64_t>(trueNow_ / 1000) + wallJumpMs);
+  }
+  std::int64_t wallJumpMs = 0;
+
+ private:
+  const Time& trueNow_;
+  std::int64_t driftPpm_;
+  Time base_;
+};
+
+inline std::uint64_t mix(std::uint64_t h, std::uint64_t v) { return (h ^ v) * 0x100000001b3ull + 0x9e3779b97f4a7c15ull; }
+
+inline std::uint64_t hashBytes(const std::string& s) { return std::hash<std::string>{}(s); }
+
+inline std::uint64_t valueHash(const paxos::Value& v) {
+  Encoder out;
+  paxos::encodeValue(out, v);
+  return hashBytes(out.data());
+}
+
+class NodeSim {
+ public:
+  explicit NodeSim(const NodeSimOptions& options);
+  ~NodeSim();
+  NodeSimResult run();
+
+ private:
+  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal };
+  struct Event {
+    Event(Kind k, NodeId n = 0, NodeId f = 0, std::string fr = {}, std::size_t c = 0)
+        : kind(k), node(n), from(f), frame(std::move(fr)), client(c) {}
+    Kind kind;
+    NodeId node;
+    NodeId from;
+    std::string frame;
+    std::size_t client;
+  };
+
+  class Outbox : public node::Outbox {
+   public:
+    Outbox(NodeSim& sim, NodeId self) : sim_(sim), self_(self) {}
+    void send(std::uint64_t to, std::string frame) override { sim_.post(self_, to, std::move(frame)); }
+    bool connected(std::uint64_t) const override { return true; }
+
+   private:
+    NodeSim& sim_;
+    NodeId self_;
+  };
+
+  struct SimNode {
+    NodeId id = 0;
+    std::unique_ptr<SimClock> clock;
+    std::unique_ptr<Outbox> outbox;
+    std::unique_ptr<storage::Env> env;
+    std::unique_ptr<StateMachine> stateMachine;
+    std::unique_ptr<MemoryLogStore> store;
+    std::unique_ptr<SimRandom> random;
+    std::unique_ptr<NodeCore> core;  // null while down
+    std::uint64_t disk = 0;          // how many disks it had (wipes)
+    std::uint64_t process = 0;       // how many processes it ran
+    Time pausedUntil = 0;
+    bool wakeScheduled = false;
+    std::vector<std::pair<NodeId, std::string>> inbox;  // for its next turn
+    std::vector<std::pair<NodeId, std::string>> held;  // frames for it while it does not run
+  };
+
+  // One client of the registers: one operation at a time.
+  struct Client {
+    bool busy = false;
+    std::size_t op = 0;  // index into history_ while busy
+    NodeId node = 0;
+    std::uint64_t process = 0;
+    std::uint64_t written = 0;
+    std::map<std::string, std::pair<std::string, std::int64_t>> seen;  // key -> (value, version) last read
+  };
+
+  struct SessionClient {
+    std::uint64_t id = 0;
+    std::uint64_t ttlMs = 0;
+    enum class Phase { Creating, Ephemeral, Keeping, Gone } phase = Phase::Creating;
+    bool pending = false;
+    bool keep = true;
+    bool created = false;    // its create was acknowledged
+    bool ephemeral = false;  // its ephemeral node was acknowledged
+    Time nextAt = 0;
+    Time ackedInvoke = 0;  // invocation time of its latest acknowledged keepalive (or create)
+    Time lastAckAt = 0;
+    Time abandonedAt = 0;
+    std::uint64_t failedSinceAck = 0;
+  };
+
+  bool runs(const SimNode& n) const { return n.core && now_ >= n.pausedUntil; }
+
+  // ---- NodeSimulation.cpp: the event loop, tracing ----------------------------------------
+
+  void schedule(Time at, Event e);
+  void loop(const std::function<bool()>& done);
+  void handle(Event& e);
+  void traceStatus();
+  static std::string describe(const std::string& frame);
+  void trace(const std::string& what);
+  void fail(const std::string& check, const std::string& what);
+
+  // ---- NodeSimNetwork.cpp: the network, processes and disks -------------------------------
+
+  void post(NodeId from, NodeId to, std::string frame);
+  void deliver(NodeId from, NodeId to, std::string frame);
+  void wake(SimNode& n);
+  void releaseHeld(SimNode& n);
+  void freshDisk(SimNode& n);
+  void closeDisk(SimNode& n);
+  void startProcess(SimNode& n);
+  void crash(SimNode& n);
+  void restart(SimNode& n);
+  void resume(SimNode& n);
+  bool someoneRebuilding();
+
+  // ---- NodeSimFaults.cpp: faults and healing ----------------------------------------------
+
+  void fault();
+  void releaseLate();
+  void heal();
+  void lateHeal();
+
+  // ---- NodeSimClients.cpp: register clients and session clients ---------------------------
+
+  SimNode* pickNode();
+  void clientStep(std::size_t c);
+  void finishOp(std::size_t c, Operation::Outcome outcome, std::optional<std::string> observed, bool casSucceeded);
+  void sessionStep();
+  void abandon(SessionClient& s);
+  void sessionAct(SessionClient& s);
+  void keepaliveAnswered(SessionClient& s, Status status, Time invoked);
+  void sessionGaveNoAnswer(SessionClient& s);
+
+  // ---- NodeSimChecks.cpp: what apply did, and after healing -------------------------------
+
+  void noteServing();
+  void onApplied(NodeId id, std::uint64_t slot, const paxos::Value& value, const Entry& entry,
+                 const std::vector<CommandResult>& results);
+  void checkExpiry(std::uint64_t id);
+  std::uint64_t stateDigest(SimNode& n);
+  bool converged();
+  void checkEnd();
+  void checkSessionsAtEnd();
+
+  NodeSimOptions options_;
+  Rng rng_;
+  Time now_ = 0;
+  std::uint64_t seq_ = 0;
+  std::map<std::pair<Time, std::uint64_t>, Event> events_;
+  std::filesystem::path root_;
+  std::map<NodeId, std::unique_ptr<SimNode>> nodes_;
+  std::set<std::pair<NodeId, NodeId>> blocked_;
+  std::map<std::pair<NodeId, NodeId>, Time> linkClear_;  // when each link has delivered what it carries
+  std::vector<std::tuple<NodeId, NodeId, std::string>> late_;
+  bool healed_ = false;
+  Time clientsStopAt_ = 0;
+  Time lastStatus_ = 0;
+  Time servingSince_ = 0;
+  paxos::Ballot settledBallot_;
+  NodeId lateNode_ = 0;
+  paxos::Ballot latePromiseAtCut_;
+  std::vector<Client> clients_;
+  std::vector<Operation> history_;
+  std::vector<SessionClient> sessionClients_;
+  std::map<std::uint64_t, NodeId> pendingNode_;  // session -> node its pending call went to
+  std::map<std::uint64_t, Time> expiredAt_;      // session -> when its expiry first took effect
+  std::map<std::uint64_t, std::uint64_t> chosen_;  // slot -> hash of its value
+  NodeSimResult result_;
+};
+
+}  // namespace warden::tests::sim::detail

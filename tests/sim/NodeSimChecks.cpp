@@ -1,0 +1,154 @@
+// The whole-node simulator's checks: a stable leader once settled, agreement and expiries as
+// nodes apply, and after healing convergence, liveness and the sessions' fate. Part of class
+// NodeSim (NodeSim.h); the linearizability check is in Linearizability.cpp.
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/sim/NodeSim.h"
+
+namespace warden::tests::sim::detail {
+
+// Since when some leader has spoken for sessions without a break (0: nobody does now).
+void NodeSim::noteServing() {
+  bool serving = false;
+  for (const auto& [id, n] : nodes_) {
+    if (!runs(*n) || !n->core->servesSessions()) continue;
+    serving = true;
+    // Once healed and settled (a leader served for a second, every node voting), nothing
+    // should cost an election: a node back from a partition must not depose the leader.
+    const paxos::Ballot ballot = n->core->replica()->ballot();
+    if (healed_ && servingSince_ != 0 && now_ > servingSince_ + 1'000'000 && settledBallot_.isZero() &&
+        n->id != lateNode_) {
+      settledBallot_ = ballot;
+    }
+    if (!settledBallot_.isZero() && ballot != settledBallot_ && latePromiseAtCut_ < settledBallot_) {
+      fail("stable-leader", "the leader changed from " + paxos::toString(settledBallot_) + " to " +
+                                paxos::toString(ballot) + " in a healed, settled cluster");
+    }
+  }
+  if (!serving) servingSince_ = 0;
+  if (serving && servingSince_ == 0) servingSince_ = now_;
+}
+
+// ---- what apply did ---------------------------------------------------------------------
+
+void NodeSim::onApplied(NodeId id, std::uint64_t slot, const paxos::Value& value, const Entry& entry,
+                        const std::vector<CommandResult>& results) {
+  const std::uint64_t h = valueHash(value);
+  auto [it, first] = chosen_.emplace(slot, h);
+  if (first) {
+    result_.slots++;
+    result_.digest = mix(result_.digest, h);
+  } else if (it->second != h) {
+    fail("agreement", "node " + std::to_string(id) + " applied a second value for slot " + std::to_string(slot));
+    return;
+  }
+  for (std::size_t i = 0; i < entry.commands.size() && i < results.size(); ++i) {
+    const Command& c = entry.commands[i];
+    if (c.type != CommandType::SessionExpire || results[i].status != Status::Ok) continue;
+    trace("node " + std::to_string(id) + " applies the expiry of session " + std::to_string(c.session) + " at slot " +
+          std::to_string(slot) + " (epoch " + toString(c.epoch) + ")");
+    if (expiredAt_.emplace(c.session, now_).second) {
+      result_.expiries++;
+      checkExpiry(c.session);
+    }
+  }
+}
+
+void NodeSim::checkExpiry(std::uint64_t id) {
+  for (const auto& s : sessionClients_) {
+    if (s.id != id || s.ackedInvoke == 0) continue;
+    // The expiring leader's keeper waited a ttl on its own clock from a keepalive it answered
+    // after its invocation, or from its takeover, which came later still.
+    const Time minimum = s.ttlMs * 1000 * (1'000'000 - 2 * kMaxDriftPpm) / 1'000'000;
+    if (now_ < s.ackedInvoke + minimum) {
+      fail("expiry-early", "session " + std::to_string(id) + " (ttl " + std::to_string(s.ttlMs) +
+                               " ms) expired at " + std::to_string(now_ / 1000) + " ms; its latest acknowledged keepalive was invoked at " +
+                               std::to_string(s.ackedInvoke / 1000) + " ms");
+    }
+  }
+}
+
+// ---- after healing ----------------------------------------------------------------------
+
+std::uint64_t NodeSim::stateDigest(SimNode& n) {
+  storage::Txn txn = storage::Txn::read(*n.env);
+  std::uint64_t h = n.stateMachine->appliedIndex(txn);
+  n.stateMachine->exportState(txn, [&](StateMachine::Row row) {
+    h = mix(h, row.table);
+    h = mix(h, hashBytes(row.key));
+    h = mix(h, hashBytes(row.value));
+  });
+  return h;
+}
+
+bool NodeSim::converged() {
+  std::optional<std::uint64_t> first;
+  for (auto& [id, n] : nodes_) {
+    if (!n->core) return false;
+    const std::uint64_t d = stateDigest(*n);
+    if (first && *first != d) return false;
+    first = d;
+  }
+  return true;
+}
+
+void NodeSim::checkEnd() {
+  // Every node applies the same state (bounded: another simulated second at most).
+  const Time limit = now_ + 3'000'000;
+  bool same = false;
+  for (Time probe = now_; probe < limit && result_.ok; probe += 100'000) {
+    loop([&] { return now_ >= probe; });
+    if ((same = converged())) break;
+  }
+  if (!result_.ok) return;
+  if (!same) return fail("liveness", "the nodes did not converge after healing");
+  // A write through each node succeeds.
+  for (auto& [id, n] : nodes_) {
+    std::optional<Status> answer;
+    Op set;
+    set.type = OpType::Set;
+    set.path = "/final";
+    set.data = std::to_string(id);
+    set.createIfMissing = true;
+    n->core->submit(txnCommand({set}), [&answer](CommandResult r) { answer = r.status; });
+    n->core->endTurn();
+    const Time deadline = now_ + 3'000'000;
+    loop([&] { return answer.has_value() || now_ >= deadline; });
+    if (!result_.ok) return;
+    if (answer != Status::Ok) return fail("liveness", "a write through node " + std::to_string(id) + " failed after healing");
+  }
+  checkSessionsAtEnd();
+}
+
+void NodeSim::checkSessionsAtEnd() {
+  for (auto& [id, n] : nodes_) {
+    storage::Txn txn = storage::Txn::read(*n->env);
+    for (const auto& s : sessionClients_) {
+      const bool exists = n->stateMachine->sessions().get(txn, s.id).has_value();
+      const bool keptToTheEnd = s.keep && s.phase == SessionClient::Phase::Keeping && s.failedSinceAck == 0 &&
+                                now_ < s.lastAckAt + s.ttlMs * 1000 / 2;
+      if (keptToTheEnd && !exists) {
+        return fail("liveness", "node " + std::to_string(id) + " lost session " + std::to_string(s.id) +
+                                    ", which its client keeps alive");
+      }
+      if (keptToTheEnd && s.ephemeral && !n->stateMachine->tree().get(txn, "/e" + std::to_string(s.id))) {
+        return fail("liveness", "node " + std::to_string(id) + " lost the ephemeral node of live session " +
+                                    std::to_string(s.id));
+      }
+      // Gone a ttl (and some slack) after it was abandoned, once some leader has been
+      // speaking for sessions all that time.
+      const Time from = std::max(s.abandonedAt, servingSince_);
+      const Time gone = from + s.ttlMs * 1000 + 2'500'000;
+      if (!s.keep && servingSince_ != 0 && now_ > gone && exists) {
+        return fail("liveness", "node " + std::to_string(id) + " still has session " + std::to_string(s.id) +
+                                    ", abandoned at " + std::to_string(s.abandonedAt / 1000) + " ms");
+      }
+    }
+  }
+}
+
+}  // namespace warden::tests::sim::detail

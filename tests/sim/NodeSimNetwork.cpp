@@ -1,0 +1,174 @@
+// The whole-node simulator's network (links that drop, delay, duplicate and reorder frames, and
+// hold them for nodes that do not run) and its processes and disks (start, crash, restart,
+// resume, wipe). Part of class NodeSim (NodeSim.h).
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/sim/NodeSim.h"
+
+namespace warden::tests::sim::detail {
+
+// ---- the network ------------------------------------------------------------------------
+
+void NodeSim::post(NodeId from, NodeId to, std::string frame) {
+  if (frame.size() > kFrameLimit) fail("frame-limit", "a frame of " + std::to_string(frame.size()) + " bytes");
+  if (blocked_.count({from, to})) {
+    // A cut link: most frames are lost; some sit in a queue and arrive long after.
+    if (!healed_ && rng_.chance(0.3)) late_.emplace_back(from, to, std::move(frame));
+    return;
+  }
+  Time& linkClear = linkClear_[{from, to}];
+  if (healed_) {
+    linkClear = std::max(linkClear, now_ + rng_.range(100, 2'000));
+    schedule(linkClear, Event{Kind::Deliver, to, from, std::move(frame)});
+    return;
+  }
+  if (rng_.chance(0.03)) return;
+  if (rng_.chance(0.005)) {
+    // Seconds late, across reconnects and restarts, overtaken by everything after it.
+    result_.lateFrames++;
+    schedule(now_ + rng_.range(500'000, 3'000'000), Event{Kind::Deliver, to, from, std::move(frame)});
+    return;
+  }
+  if (rng_.chance(0.02)) {
+    // A frame resent on a new connection after the old one carried it: it comes again, later.
+    schedule(now_ + rng_.range(1'000, 50'000), Event{Kind::Deliver, to, from, frame});
+  }
+  // Otherwise a link delivers in order, as TCP does: a slow frame holds up those behind it.
+  Time delay = rng_.range(100, 3'000);
+  if (rng_.chance(0.05)) delay = rng_.range(10'000, 100'000);
+  linkClear = std::max(linkClear, now_ + delay);
+  schedule(linkClear, Event{Kind::Deliver, to, from, std::move(frame)});
+}
+
+void NodeSim::deliver(NodeId from, NodeId to, std::string frame) {
+  if (blocked_.count({from, to})) return;  // the link was cut while the frame was on it
+  SimNode& n = *nodes_[to];
+  if (!runs(n)) {
+    // Down: the sender's link queue keeps some for the next process. Paused: TCP buffers it.
+    if (n.core || rng_.chance(0.5)) n.held.emplace_back(from, std::move(frame));
+    return;
+  }
+  // Frames wait in the node's input queue until its driver's next turn takes them all, as in
+  // the shell: several frames (a Paxos step and a snapshot chunk, say) share one turn.
+  n.inbox.emplace_back(from, std::move(frame));
+  if (!n.wakeScheduled) {
+    n.wakeScheduled = true;
+    schedule(now_ + rng_.range(0, 1'000), Event{Kind::Wake, n.id});
+  }
+}
+
+void NodeSim::wake(SimNode& n) {
+  n.wakeScheduled = false;
+  if (!runs(n)) {
+    for (auto& f : n.inbox) n.held.push_back(std::move(f));
+    n.inbox.clear();
+    return;
+  }
+  auto inbox = std::move(n.inbox);
+  n.inbox.clear();
+  for (auto& [from, frame] : inbox) {
+    if (options_.traceFrames) trace("node " + std::to_string(n.id) + " <- " + std::to_string(from) + " " + describe(frame));
+    n.core->peerFrame(from, frame);
+  }
+  n.core->endTurn();
+}
+
+void NodeSim::releaseHeld(SimNode& n) {
+  auto held = std::move(n.held);
+  n.held.clear();
+  for (auto& [from, frame] : held) schedule(now_ + rng_.range(100, 5'000), Event{Kind::Deliver, n.id, from, std::move(frame)});
+}
+
+// ---- processes and disks ----------------------------------------------------------------
+
+void NodeSim::freshDisk(SimNode& n) {
+  closeDisk(n);
+  const auto dir = root_ / ("node" + std::to_string(n.id) + "-disk" + std::to_string(++n.disk));
+  std::filesystem::create_directories(dir);
+  n.env = std::make_unique<storage::Env>(dir.string(), storage::EnvOptions{std::size_t{256} << 20, 16, false});
+  storage::Txn txn = storage::Txn::write(*n.env);
+  n.stateMachine = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
+  n.stateMachine->initialize(txn);
+  txn.commit();
+  n.store = std::make_unique<MemoryLogStore>();
+}
+
+void NodeSim::closeDisk(SimNode& n) {
+  n.core.reset();
+  n.stateMachine.reset();
+  n.env.reset();
+}
+
+void NodeSim::startProcess(SimNode& n) {
+  node::ClusterOptions options;
+  options.id = n.id;
+  for (NodeId id = 1; id <= options_.replicas; ++id) options.members[id] = "sim:" + std::to_string(id);
+  options.http = "sim:" + std::to_string(n.id);
+  options.writeTimeoutMs = kWriteTimeoutMs;
+  options.retainedSlots = 40;
+  options.snapshotChunkBytes = 300;  // many chunks: the stream's flow control is exercised
+  options.paxos.maxBatchBytes = 256u << 10;
+  options.paxos.catchupBytes = 512u << 10;
+  options.paxos.promiseBytes = 12u << 20;
+  options.paxos.bugs = options_.paxosBugs;
+  options.bugs = options_.nodeBugs;
+  n.random = std::make_unique<SimRandom>(rng_.next());
+  n.process++;
+  n.core = std::make_unique<NodeCore>(
+      *n.env, *n.stateMachine, options,
+      NodeCore::Ports{*n.outbox, *n.clock, *n.random, *n.store,
+                      [this, id = n.id](const std::string& line) {
+                        if (line.rfind("installed a snapshot", 0) == 0) result_.snapshots++;
+                        trace("node " + std::to_string(id) + ": " + line);
+                      }},
+      [](std::uint64_t) {},
+      [this, id = n.id](std::uint64_t slot, const paxos::Value& value, const Entry& entry,
+                        const std::vector<CommandResult>& results) { onApplied(id, slot, value, entry, results); });
+  trace("node " + std::to_string(n.id) + " starts process " + std::to_string(n.process));
+}
+
+void NodeSim::crash(SimNode& n) {
+  if (!n.core) return;
+  n.core.reset();  // kill -9: nobody is answered, and what waited in its input queue is gone
+  n.inbox.clear();
+  n.pausedUntil = 0;
+  result_.crashes++;
+  for (std::size_t c = 0; c < clients_.size(); ++c) {
+    Client& client = clients_[c];
+    if (client.busy && client.node == n.id) finishOp(c, Operation::Outcome::Unknown, std::nullopt, false);
+  }
+  for (auto& s : sessionClients_) {
+    if (s.pending && pendingNode_[s.id] == n.id) sessionGaveNoAnswer(s);
+  }
+  trace("node " + std::to_string(n.id) + " crashes");
+}
+
+void NodeSim::restart(SimNode& n) {
+  if (n.core) return;
+  startProcess(n);
+  releaseHeld(n);
+}
+
+void NodeSim::resume(SimNode& n) {
+  if (!n.core || now_ < n.pausedUntil) return;
+  trace("node " + std::to_string(n.id) + " resumes");
+  releaseHeld(n);
+}
+
+// A disk that does not hold a voter's state (lost, or never got past the bootstrap: the node
+// cannot tell the two apart) counts until its node votes again, whether it is up or down.
+bool NodeSim::someoneRebuilding() {
+  for (auto& [id, n] : nodes_) {
+    if (!n->store->state.started || n->store->state.learner) return true;
+  }
+  return false;
+}
+
+}  // namespace warden::tests::sim::detail
