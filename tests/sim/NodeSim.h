@@ -39,6 +39,7 @@ inline constexpr std::int64_t kMaxDriftPpm = 9'000;  // below the replicas' stat
 inline constexpr std::size_t kFrameLimit = 16u << 20;
 inline constexpr std::uint64_t kWriteTimeoutMs = 1'500;
 inline constexpr Time kLateHealUs = 2'000'000;  // how long one node stays cut off after the rest heals
+inline constexpr Time kRebuildUs = 1'500'000;   // every node votes this long after a leader serves a whole network
 inline const char* const kKeys[] = {"/a", "/b", "/c"};
 
 class Rng {
@@ -97,8 +98,10 @@ class NodeSim {
   ~NodeSim();
   NodeSimResult run();
 
+  enum class Program { None, StrandedProposal, LeaseFlap, PromiseBeforeWipe };
+
  private:
-  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal };
+  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck };
   struct Event {
     Event(Kind k, NodeId n = 0, NodeId f = 0, std::string fr = {}, std::size_t c = 0)
         : kind(k), node(n), from(f), frame(std::move(fr)), client(c) {}
@@ -195,6 +198,37 @@ class NodeSim {
   void heal();
   void lateHeal();
 
+  // ---- NodeSimNemesis.cpp: schedules aimed at the node's rules ----------------------------
+
+  struct Nemesis {
+    Program program = Program::None;
+    int step = 0;         // 0: waiting for its moment
+    Time giveUpAt = 0;    // a step still waiting then ends the schedule
+    Time stepAt = 0;      // when a timed step moves on
+    NodeId leader = 0, next = 0, candidate = 0, promiser = 0, starved = 0;
+    NodeId dropAcceptsFrom = 0, holdAcceptsFrom = 0, dropRepliesTo = 0;
+    NodeId isolated = 0, keepLink = 0;  // every frame to or from `isolated` is lost, but those with keepLink
+    Time isolatedUntil = 0;             // 0: until the schedule ends
+    Time starveUntil = 0;               // `starved` gets no Accept until then
+    std::uint64_t commitBefore = 0;     // `leader`'s commit index when the starving began...
+    bool muted = false;                 // ...and once it passed that, `leader` sends nothing
+    bool fromStart = false;             // began before the cluster chose anything
+    std::vector<std::tuple<NodeId, NodeId, std::string>> heldAccepts, heldPrepares;
+  };
+
+  void planNemesis();
+  void nemesisStep();
+  void nextStep(Time giveUpAfter);
+  void strandedProposalStep();
+  void leaseFlapStep();
+  void promiseBeforeWipeStep();
+  void endNemesis(const std::string& why);
+  bool nemesisTakes(NodeId from, NodeId to, std::string& frame);  // dropped or held it
+  SimNode* servingLeader();
+  SimNode* settledLeader();
+  SimNode* servingLeaderOrLeading(NodeId than);
+  bool everyNodeRuns() const;
+
   // ---- NodeSimClients.cpp: register clients and session clients ---------------------------
 
   SimNode* pickNode();
@@ -216,6 +250,7 @@ class NodeSim {
   bool converged();
   void checkEnd();
   void checkSessionsAtEnd();
+  void checkRebuilt();
 
   NodeSimOptions options_;
   Rng rng_;
@@ -240,6 +275,10 @@ class NodeSim {
   std::map<std::uint64_t, NodeId> pendingNode_;  // session -> node its pending call went to
   std::map<std::uint64_t, Time> expiredAt_;      // session -> when its expiry first took effect
   std::map<std::uint64_t, std::uint64_t> chosen_;  // slot -> hash of its value
+  Nemesis nemesis_;
+  bool allLinksBack_ = false;  // the late node is back too: the rebuild check starts with the next leader
+  bool rebuildCheckPlanned_ = false;
+  Time sessionsQuietUntil_ = 0;  // session clients that keep their sessions send nothing until then
   NodeSimResult result_;
 };
 

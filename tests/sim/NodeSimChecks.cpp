@@ -29,6 +29,10 @@ void NodeSim::noteServing() {
                                 paxos::toString(ballot) + " in a healed, settled cluster");
     }
   }
+  if (serving && allLinksBack_ && !rebuildCheckPlanned_) {
+    rebuildCheckPlanned_ = true;
+    schedule(now_ + kRebuildUs, Event{Kind::RebuildCheck});
+  }
   if (!serving) servingSince_ = 0;
   if (serving && servingSince_ == 0) servingSince_ = now_;
 }
@@ -147,6 +151,18 @@ void NodeSim::checkSessionsAtEnd() {
         return fail("liveness", "node " + std::to_string(id) + " still has session " + std::to_string(s.id) +
                                     ", abandoned at " + std::to_string(s.abandonedAt / 1000) + " ms");
       }
+    }
+  }
+}
+
+// A lost disk is rebuilt within moments once a leader serves the whole network, while writes keep
+// coming (they must not starve the rebuild).
+void NodeSim::checkRebuilt() {
+  if (now_ > clientsStopAt_) return;  // the writes stopped: nothing to judge
+  for (auto& [id, n] : nodes_) {
+    if (!n->store->state.started || n->store->state.learner) {
+      return fail("rebuild", "node " + std::to_string(id) + " still rebuilds " + std::to_string(kRebuildUs / 1000) +
+                                 " ms after every link came back, with writes running");
     }
   }
 }

@@ -122,6 +122,7 @@ void NodeSim::sessionStep() {
   for (auto& s : sessionClients_) {
     if (s.pending || s.phase == SessionClient::Phase::Gone || now_ < s.nextAt) continue;
     if (!s.keep && s.phase != SessionClient::Phase::Creating) continue;  // walked away once created
+    if (s.phase == SessionClient::Phase::Keeping && now_ < sessionsQuietUntil_) continue;  // the nemesis silenced it
     if (!healed_ && s.phase == SessionClient::Phase::Keeping && rng_.chance(0.002)) {
       abandon(s);
       continue;

@@ -13,6 +13,8 @@ namespace warden::tests::sim::detail {
 void NodeSim::fault() {
   if (healed_) return;
   schedule(now_ + rng_.range(100'000, 600'000), Event{Kind::Fault});
+  // A planned schedule has the network and the nodes to itself until it ends.
+  if (nemesis_.program != Program::None) return;
   // Leaders get half of the faults: their hand-overs are where the node's rules are tested.
   NodeId id = static_cast<NodeId>(rng_.range(1, options_.replicas));
   if (rng_.chance(0.5)) {
@@ -78,6 +80,7 @@ void NodeSim::releaseLate() {
 }
 
 void NodeSim::heal() {
+  if (nemesis_.program != Program::None) endNemesis("the run heals");
   healed_ = true;
   blocked_.clear();
   releaseLate();
@@ -105,6 +108,7 @@ void NodeSim::heal() {
 void NodeSim::lateHeal() {
   blocked_.clear();
   trace("node " + std::to_string(lateNode_) + " is back");
+  allLinksBack_ = true;
 }
 
 }  // namespace warden::tests::sim::detail

@@ -18,6 +18,7 @@ namespace warden::tests::sim::detail {
 
 void NodeSim::post(NodeId from, NodeId to, std::string frame) {
   if (frame.size() > kFrameLimit) fail("frame-limit", "a frame of " + std::to_string(frame.size()) + " bytes");
+  if (nemesisTakes(from, to, frame)) return;
   if (blocked_.count({from, to})) {
     // A cut link: most frames are lost; some sit in a queue and arrive long after.
     if (!healed_ && rng_.chance(0.3)) late_.emplace_back(from, to, std::move(frame));

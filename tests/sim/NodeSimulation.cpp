@@ -60,6 +60,7 @@ NodeSimResult NodeSim::run() {
   schedule(20'000, Event{Kind::SessionStep});
   schedule(rng_.range(100'000, 400'000), Event{Kind::Fault});
   schedule(faultyEnd, Event{Kind::Heal});
+  planNemesis();
   clientsStopAt_ = end - 2'000'000;
   loop([&] { return now_ >= end; });
   if (result_.ok) checkEnd();
@@ -108,6 +109,8 @@ void NodeSim::handle(Event& e) {
     case Kind::Fault: fault(); break;
     case Kind::Heal: heal(); break;
     case Kind::LateHeal: lateHeal(); break;
+    case Kind::NemesisStep: nemesisStep(); break;
+    case Kind::RebuildCheck: checkRebuilt(); break;
   }
 }
 

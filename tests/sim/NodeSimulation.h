@@ -26,6 +26,12 @@
 //                      ephemeral node; sessions abandoned long ago exist nowhere
 //   stable-leader      one node stays cut off 2 s longer than the rest; once the others have a
 //                      leader serving for a second, its return costs no election (pre-vote)
+//   rebuild            1.5 s after a leader serves with that node back, every node votes (no
+//                      lost disk is still being rebuilt), while the clients' writes keep coming
+//   frame-limit        no frame is larger than the transport takes
+//
+// In half of the runs a nemesis (NodeSimNemesis.cpp) replaces the random faults for a while with
+// one schedule aimed at a rule: a stranded proposal, a lease flap, a promise given before a wipe.
 
 #include <cstdint>
 #include <set>

@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
                    "        followers-answer-keepalives|never-expire|same-epoch-after-lapse|\n"
                    "        rebuild-shares-catchup-timer|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n"
-                   "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness)\n");
+                   "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
+                   "                    stable-leader, rebuild, frame-limit)\n");
       return 2;
     }
   }
