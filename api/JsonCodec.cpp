@@ -255,6 +255,7 @@ unsigned httpStatus(Status status) {
     case Status::EphemeralParent: return 409;
     case Status::InvalidArgument: return 400;
     case Status::TooLarge: return 413;
+    case Status::NoSpace: return 507;
     case Status::Overloaded: return 429;
     case Status::Unavailable:
     case Status::NoQuorum: return 503;
@@ -274,6 +275,7 @@ const char* errorCode(Status status) {
     case Status::EphemeralParent: return "no_children_for_ephemerals";
     case Status::InvalidArgument: return "invalid_argument";
     case Status::TooLarge: return "too_large";
+    case Status::NoSpace: return "no_space";
     case Status::Overloaded: return "too_many_requests";
     case Status::Unavailable: return "unavailable";
     case Status::NoQuorum: return "no_quorum";

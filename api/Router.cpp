@@ -84,6 +84,11 @@ void Router::dispatch(const Request& request, const Respond& respond) {
   respond(std::move(reply));
 }
 
+std::uint64_t Router::usedBytes() {
+  auto txn = node_.read();
+  return node_.stateMachine().usedBytes(txn);
+}
+
 Reply Router::status() {
   const coordinator::ClusterView view = node_.view();
   const std::uint64_t revision = node_.revision();
@@ -103,6 +108,7 @@ Reply Router::status() {
                {"members", std::move(members)}};
   if (view.learner) body["rebuilding"] = true;
   if (!view.ballot.empty()) body["ballot"] = view.ballot;
+  body["storage"] = json{{"used_bytes", usedBytes()}, {"quota_bytes", node_.quotaBytes()}};
   return jsonReply(200, body, revision);
 }
 
@@ -137,6 +143,12 @@ Reply Router::metrics() {
   line("# HELP warden_applied_index The applied log index.");
   line("# TYPE warden_applied_index gauge");
   line("warden_applied_index " + std::to_string(node_.appliedIndex()));
+  line("# HELP warden_storage_used_bytes What the quota counts: every node's path, data and 100 bytes.");
+  line("# TYPE warden_storage_used_bytes gauge");
+  line("warden_storage_used_bytes " + std::to_string(usedBytes()));
+  line("# HELP warden_storage_quota_bytes Writes that would grow the state beyond this get 507 (--quota-bytes).");
+  line("# TYPE warden_storage_quota_bytes gauge");
+  line("warden_storage_quota_bytes " + std::to_string(node_.quotaBytes()));
   Reply reply;
   reply.body = std::move(out);
   reply.contentType = "text/plain; version=0.0.4";

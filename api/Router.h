@@ -26,6 +26,7 @@ class Router {
 
  private:
   void dispatch(const Request& request, const Respond& respond);
+  std::uint64_t usedBytes();
   Reply status();
   Reply readiness();
   Reply metrics();

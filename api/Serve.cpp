@@ -34,6 +34,8 @@ struct ServeConfig {
   HttpLimits limits;
   std::uint64_t retainedSlots = 10'000;
   std::size_t maxSessions = 1'000'000;
+  std::uint64_t maxTxnNodes = 10'000;
+  std::uint64_t quotaBytes = std::uint64_t{2} << 30;
 };
 
 net::ip::tcp::endpoint parseAddress(const std::string& text, const std::string& flag) {
@@ -80,7 +82,7 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
   args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
-              "retained-slots", "max-sessions"});
+              "retained-slots", "max-sessions", "max-txn-nodes", "quota-bytes"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
   const bool dev = args.has("dev");
@@ -101,6 +103,8 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));
   config.maxSessions = static_cast<std::size_t>(args.number("max-sessions", 1'000'000, 1, 100'000'000));
+  config.maxTxnNodes = static_cast<std::uint64_t>(args.number("max-txn-nodes", 10'000, 1, 1'000'000));
+  config.quotaBytes = static_cast<std::uint64_t>(args.number("quota-bytes", 2LL << 30, 1 << 20, 1LL << 40));
   if (!config.cluster.count(config.id)) {
     throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
   }
@@ -148,6 +152,11 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --max-sessions N      creating a session beyond this many live ones gets 429 (default 1000000)
   --retained-slots N    applied log slots kept for followers that lag; one further behind gets
                         a snapshot of the whole state instead (default 10000)
+  --max-txn-nodes N     one write creates or deletes at most N nodes (parents made and subtrees
+                        deleted included); beyond, 413 too_large and nothing changes (default 10000)
+  --quota-bytes N       once the nodes (path + data + 100 bytes each) hold N bytes, writes that
+                        would grow them get 507 no_space; reads and deletes keep working
+                        (default 2147483648; the LMDB map is sized to 4 times this at least)
 )";
 
 }  // namespace
@@ -183,6 +192,11 @@ int runServe(const std::vector<std::string>& argv) {
     options.fsync = config.fsync;
     options.cluster = config.cluster;
     options.retainedSlots = config.retainedSlots;
+    options.maxTxnNodes = config.maxTxnNodes;
+    options.quotaBytes = config.quotaBytes;
+    // Far above the quota: LMDB's pages, free lists and the retained log come on top of what
+    // the quota counts, and apply must never meet a full map.
+    options.mapSize = std::max<std::size_t>(options.mapSize, 4 * config.quotaBytes);
     options.http = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     coordinator::Node node(options);
 

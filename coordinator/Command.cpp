@@ -85,8 +85,19 @@ Command epochCommand(SessionEpoch epoch) {
   return command;
 }
 
+namespace {
+// On the wire, a transaction with limits has a type of its own, so that entries logged before
+// limits existed still decode (and apply) exactly as they did.
+constexpr std::uint8_t kLimitedTxn = 6;
+}  // namespace
+
 void encodeCommand(Encoder& out, const Command& command) {
-  out.u8(static_cast<std::uint8_t>(command.type));
+  const bool limited = command.type == CommandType::Txn && (command.maxNodes != 0 || command.quotaBytes != 0);
+  out.u8(limited ? kLimitedTxn : static_cast<std::uint8_t>(command.type));
+  if (limited) {
+    out.varint(command.maxNodes);
+    out.varint(command.quotaBytes);
+  }
   if (command.type != CommandType::Txn) {
     out.varint(command.session);
     out.varint(command.ttlMs);
@@ -103,7 +114,12 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
-  if (type < 1 || type > 5) throw DecodeError("unknown command type");
+  if (type < 1 || type > kLimitedTxn) throw DecodeError("unknown command type");
+  if (type == kLimitedTxn) {
+    type = static_cast<std::uint8_t>(CommandType::Txn);
+    command.maxNodes = in.varint();
+    command.quotaBytes = in.varint();
+  }
   command.type = static_cast<CommandType>(type);
   if (command.type != CommandType::Txn) {
     command.session = in.varint();

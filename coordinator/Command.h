@@ -65,6 +65,10 @@ struct Command {
   std::uint64_t ttlMs = 0;    // SessionCreate
   std::string name;           // SessionCreate
   SessionEpoch epoch;         // SessionExpire, SessionEpoch
+  // Txn: the limits of the node that admitted it, stamped there so that every replica applies
+  // the command against the same ones (0: none, as for commands logged before they existed).
+  std::uint64_t maxNodes = 0;    // nodes created and deleted, parents made included
+  std::uint64_t quotaBytes = 0;  // a write that grows the state beyond this is refused
 
   bool operator==(const Command&) const = default;
 };

@@ -41,6 +41,10 @@ Node::Node(const NodeOptions& options)
 Node::~Node() { stop(); }
 
 void Node::submit(Command command, LocalLog::Done done) {
+  if (command.type == CommandType::Txn) {
+    command.maxNodes = options_.maxTxnNodes;
+    command.quotaBytes = options_.quotaBytes;
+  }
   if (replicated_) {
     replicated_->submit(std::move(command), std::move(done));
   } else {

@@ -31,6 +31,8 @@ struct NodeOptions {
   std::string http;                              // advertised to peers
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;
+  std::uint64_t maxTxnNodes = 10'000;              // stamped on every write this node admits
+  std::uint64_t quotaBytes = std::uint64_t{2} << 30;  // likewise (StateMachine::usedBytes)
 };
 
 class Node {
@@ -63,6 +65,7 @@ class Node {
 
   std::uint64_t id() const { return options_.id; }
   std::uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  std::uint64_t quotaBytes() const { return options_.quotaBytes; }
   std::uint64_t appliedIndex();
   ClusterView view();
   bool replicated() const { return replicated_ != nullptr; }

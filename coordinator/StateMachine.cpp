@@ -13,6 +13,7 @@ constexpr std::string_view kAppliedIndexKey = "applied_index";
 constexpr std::string_view kRevisionKey = "revision";
 constexpr std::string_view kSessionEpochKey = "session_epoch";  // round, node, takeover
 constexpr std::string_view kTimestampKey = "timestamp";         // the latest entry's, ms
+constexpr std::string_view kUsedBytesKey = "used_bytes";        // what the quota counts (usedBytes)
 
 std::string u64Value(std::uint64_t v) { return storage::encodeU64Key(v); }
 
@@ -25,12 +26,19 @@ std::string sequenceName(std::string_view name, std::uint64_t sequence) {
 }
 }  // namespace
 
+std::uint64_t nodeCost(std::string_view path, std::size_t dataBytes) {
+  return path.size() + dataBytes + kNodeOverheadBytes;
+}
+
 // The transaction and the values every op of one command shares.
 struct StateMachine::Context {
   storage::Txn& txn;
   std::uint64_t revision;
   std::uint64_t timestampMs;
+  std::uint64_t maxNodes = 0;  // 0: no limit
   bool changed = false;
+  std::uint64_t touched = 0;  // nodes created and deleted so far
+  std::int64_t growth = 0;    // in usedBytes
 };
 
 struct StateMachine::Outcome {
@@ -265,10 +273,12 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
   }
   Context ctx{txn, revision, timestampMs};
   for (const std::string& path : sessions_.ephemerals(txn, command.session)) {
+    if (auto record = tree_.get(txn, path)) ctx.growth -= static_cast<std::int64_t>(nodeCost(path, record->data.size()));
     tree_.erase(txn, path);  // ephemeral nodes have no children
     unlinkFromParent(ctx, path);
     out.results.push_back(OpResult{OpType::Delete, path, std::nullopt});
   }
+  if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
   sessions_.erase(txn, command.session);
   out.revision = revision;
   return out;
@@ -284,7 +294,7 @@ CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& comman
     return out;
   }
   storage::Txn txn = storage::Txn::nested(parent);
-  Context ctx{txn, revision, timestampMs};
+  Context ctx{txn, revision, timestampMs, command.maxNodes};
   out.results.reserve(command.ops.size());
   for (std::size_t i = 0; i < command.ops.size(); ++i) {
     Outcome outcome = applyOp(ctx, command.ops[i]);
@@ -298,9 +308,52 @@ CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& comman
     }
     out.results.push_back(std::move(outcome.result));
   }
+  const std::uint64_t used = usedBytes(txn);
+  if (ctx.growth > 0 && command.quotaBytes != 0 && used + static_cast<std::uint64_t>(ctx.growth) > command.quotaBytes) {
+    // Reads and writes that do not grow the state (deletes, smaller values) keep working.
+    txn.abort();
+    out.status = Status::NoSpace;
+    out.message = "the state holds " + std::to_string(used) + " bytes and this write adds " +
+                  std::to_string(ctx.growth) + ", over the quota of " + std::to_string(command.quotaBytes) +
+                  " (--quota-bytes); delete something to make room";
+    out.results.clear();
+    return out;
+  }
+  if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
   txn.commit();
   if (ctx.changed) out.revision = revision;
   return out;
+}
+
+std::uint64_t StateMachine::usedBytes(storage::Txn& txn) const { return readMeta(txn, kUsedBytesKey); }
+
+void StateMachine::addUsedBytes(storage::Txn& txn, std::int64_t delta) const {
+  const std::uint64_t used = usedBytes(txn);
+  // Never below zero: a state older than the count holds nodes it never counted.
+  const std::uint64_t next = delta < 0 && static_cast<std::uint64_t>(-delta) > used ? 0 : used + static_cast<std::uint64_t>(delta);
+  txn.put(meta_, kUsedBytesKey, u64Value(next));
+}
+
+std::optional<StateMachine::Outcome> StateMachine::overBudget(Context& ctx, std::uint64_t more,
+                                                              std::string_view what) const {
+  if (ctx.maxNodes == 0 || ctx.touched + more <= ctx.maxNodes) return std::nullopt;
+  return Outcome::fail(Status::TooLarge, std::string(what) + ": this write would create or delete more than " +
+                                             std::to_string(ctx.maxNodes) +
+                                             " nodes, the limit of one write (--max-txn-nodes)");
+}
+
+std::uint64_t StateMachine::subtreeSizeUpTo(storage::Txn& txn, const std::string& path, const NodeRecord& record,
+                                            std::uint64_t limit) const {
+  // Stops as soon as it knows the answer is over the limit: its work is bounded by the limit.
+  std::uint64_t size = 1;
+  if (record.stat.numChildren == 0) return size;
+  if (size + record.stat.numChildren > limit) return limit + 1;
+  for (const std::string& name : tree_.children(txn, path)) {
+    const std::string child = childOf(path, name);
+    size += subtreeSizeUpTo(txn, child, *tree_.get(txn, child), limit - size);
+    if (size > limit) return limit + 1;
+  }
+  return size;
 }
 
 StateMachine::Outcome StateMachine::applyOp(Context& ctx, const Op& op) const {
@@ -340,6 +393,8 @@ Stat StateMachine::createNode(Context& ctx, std::string_view path, std::string_v
   tree_.put(ctx.txn, parent, parentRecord);
   tree_.addChild(ctx.txn, parent, nameOf(path));
   ctx.changed = true;
+  ctx.touched += 1;
+  ctx.growth += static_cast<std::int64_t>(nodeCost(path, data.size()));
   return record.stat;
 }
 
@@ -358,6 +413,7 @@ StateMachine::Outcome StateMachine::create(Context& ctx, const Op& op) const {
       std::string ancestor = op.path.substr(0, slash);
       auto record = tree_.get(ctx.txn, ancestor);
       if (!record) {
+        if (auto failure = overBudget(ctx, 1, op.path)) return std::move(*failure);
         createNode(ctx, ancestor, {}, 0);
       } else if (isEphemeral(*record)) {
         return Outcome::fail(Status::EphemeralParent, ephemeralParentMessage(ancestor));
@@ -378,6 +434,7 @@ StateMachine::Outcome StateMachine::create(Context& ctx, const Op& op) const {
     tree_.put(ctx.txn, parent, *parentRecord);
   }
   if (tree_.exists(ctx.txn, path)) return Outcome::fail(Status::Exists, path + " already exists");
+  if (auto failure = overBudget(ctx, 1, op.path)) return std::move(*failure);
   Stat stat = createNode(ctx, path, op.data, op.ephemeral ? op.session : 0);
   return Outcome{Status::Ok, {}, OpResult{OpType::Create, path, stat}};
 }
@@ -388,12 +445,14 @@ StateMachine::Outcome StateMachine::set(Context& ctx, const Op& op) const {
     if (op.createIfMissing && !op.version) {
       std::string_view parent = parentOf(op.path);
       if (auto failure = parentProblem(parent, tree_.get(ctx.txn, parent))) return std::move(*failure);
+      if (auto failure = overBudget(ctx, 1, op.path)) return std::move(*failure);
       Stat stat = createNode(ctx, op.path, op.data, 0);
       return Outcome{Status::Ok, {}, OpResult{OpType::Set, op.path, stat}};
     }
     return Outcome::fail(Status::NotFound, op.path + " does not exist");
   }
   if (auto failure = versionMismatch(op, *record)) return std::move(*failure);
+  ctx.growth += static_cast<std::int64_t>(op.data.size()) - static_cast<std::int64_t>(record->data.size());
   record->data = op.data;
   record->stat.dataLength = record->data.size();
   record->stat.version += 1;
@@ -414,6 +473,8 @@ void StateMachine::eraseSubtree(Context& ctx, const std::string& path, const Nod
   }
   if (isEphemeral(record)) sessions_.removeEphemeral(ctx.txn, record.stat.ephemeralOwner, path);
   tree_.erase(ctx.txn, path);
+  ctx.touched += 1;
+  ctx.growth -= static_cast<std::int64_t>(nodeCost(path, record.data.size()));
 }
 
 void StateMachine::unlinkFromParent(Context& ctx, std::string_view path) const {
@@ -434,6 +495,12 @@ StateMachine::Outcome StateMachine::erase(Context& ctx, const Op& op) const {
   if (record->stat.numChildren > 0 && !op.recursive) {
     return Outcome::fail(Status::NotEmpty, op.path + " has " + std::to_string(record->stat.numChildren) +
                                                " children; delete them first or pass recursive");
+  }
+  if (ctx.maxNodes != 0) {
+    const std::uint64_t room = ctx.maxNodes - std::min(ctx.touched, ctx.maxNodes);
+    if (subtreeSizeUpTo(ctx.txn, op.path, *record, room) > room) {
+      return std::move(*overBudget(ctx, room + 1, op.path));
+    }
   }
   eraseSubtree(ctx, op.path, *record);
   unlinkFromParent(ctx, op.path);

@@ -21,6 +21,10 @@ namespace warden::coordinator {
 
 inline constexpr std::size_t kMaxDataBytes = 1 << 20;
 inline constexpr std::size_t kMaxTxnOps = 1024;
+// What the quota counts per node beyond its path and data: its stat and index entries.
+inline constexpr std::uint64_t kNodeOverheadBytes = 100;
+// The bytes a node counts against the quota.
+std::uint64_t nodeCost(std::string_view path, std::size_t dataBytes);
 
 class StateMachine {
  public:
@@ -83,6 +87,9 @@ class StateMachine {
   // The latest SessionEpoch applied (zero: none).
   SessionEpoch sessionEpoch(storage::Txn& txn) const;
   std::uint64_t appliedIndex(storage::Txn& txn) const;
+  // What the quota counts: every node's path, data and kNodeOverheadBytes (deterministic, unlike
+  // the size of the LMDB file, so every replica refuses the same writes).
+  std::uint64_t usedBytes(storage::Txn& txn) const;
   const Tree& tree() const { return tree_; }
   const session::SessionTable& sessions() const { return sessions_; }
 
@@ -103,6 +110,10 @@ class StateMachine {
                   std::uint64_t owner) const;
   void eraseSubtree(Context& ctx, const std::string& path, const NodeRecord& record) const;
   void unlinkFromParent(Context& ctx, std::string_view path) const;
+  std::optional<Outcome> overBudget(Context& ctx, std::uint64_t more, std::string_view what) const;
+  std::uint64_t subtreeSizeUpTo(storage::Txn& txn, const std::string& path, const NodeRecord& record,
+                                std::uint64_t limit) const;
+  void addUsedBytes(storage::Txn& txn, std::int64_t delta) const;
   std::uint64_t readMeta(storage::Txn& txn, std::string_view key) const;
 
   Tree tree_;

@@ -24,6 +24,7 @@ enum class Status {
   EphemeralParent,  // ephemeral nodes cannot have children
   InvalidArgument,
   TooLarge,
+  NoSpace,      // the state is over its quota: writes that grow it are refused
   Overloaded,   // the log's queue is full: try again later
   Unavailable,  // the log could not commit (storage failure, shutting down)
   NoQuorum,     // no leader with a majority answered within the deadline

@@ -65,6 +65,11 @@ class StoreFixture {
     return sm_->revision(txn);
   }
 
+  std::uint64_t usedBytes() {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    return sm_->usedBytes(txn);
+  }
+
   std::uint64_t appliedIndex() {
     auto txn = coordinator::storage::Txn::read(*env_);
     return sm_->appliedIndex(txn);
