@@ -1,16 +1,37 @@
 #include "api/Args.h"
 
+#include <cctype>
+
 namespace warden::api {
+
+namespace {
+
+bool isShortFlag(const std::string& arg) {
+  return arg.size() == 2 && arg[0] == '-' && std::isalpha(static_cast<unsigned char>(arg[1]));
+}
+
+}  // namespace
 
 Args::Args(const std::vector<std::string>& argv, std::set<std::string> booleans,
            std::map<std::string, std::string> aliases) {
+  bool flagsEnded = false;
   for (std::size_t i = 0; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
     std::string name;
-    if (arg.starts_with("--") && arg.size() > 2) {
+    if (flagsEnded) {
+      positionals_.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      flagsEnded = true;
+      continue;
+    }
+    if (arg.starts_with("--")) {
       name = arg.substr(2);
-    } else if (arg.size() == 2 && arg[0] == '-' && aliases.count(arg.substr(1))) {
-      name = aliases.at(arg.substr(1));
+    } else if (isShortFlag(arg)) {
+      auto alias = aliases.find(arg.substr(1));
+      if (alias == aliases.end()) throw UsageError("unknown flag " + arg);
+      name = alias->second;
     } else {
       positionals_.push_back(arg);
       continue;
@@ -20,9 +41,14 @@ Args::Args(const std::vector<std::string>& argv, std::set<std::string> booleans,
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
+    if (name.empty()) throw UsageError("malformed flag '" + arg + "'");
+    if (!given_.insert(name).second) throw UsageError("--" + name + " given twice");
     if (booleans.count(name)) {
-      if (value && *value != "true" && *value != "false") throw UsageError("--" + name + " takes no value");
-      values_[name] = value.value_or("true");
+      if (!value || *value == "true" || *value == "1") {
+        values_[name] = "true";
+      } else if (*value != "false" && *value != "0") {
+        throw UsageError("--" + name + " takes true, false, 1 or 0, not '" + *value + "'");
+      }
       continue;
     }
     if (!value) {
@@ -61,7 +87,7 @@ long long Args::number(const std::string& name, long long fallback, long long mi
 }
 
 void Args::allow(const std::set<std::string>& known) const {
-  for (const auto& [name, value] : values_) {
+  for (const auto& name : given_) {
     if (!known.count(name)) throw UsageError("unknown flag --" + name);
   }
 }

@@ -1,5 +1,6 @@
 #pragma once
-// Command-line flags: "--name value", "--name=value" and bare "--flag"; the rest are positionals.
+// Command-line flags: "--name value", "--name=value", bare "--flag" and "--flag=true|false|1|0";
+// "--" ends the flags (everything after it is positional); the rest are positionals.
 
 #include <map>
 #include <optional>
@@ -17,21 +18,26 @@ class UsageError : public std::runtime_error {
 
 class Args {
  public:
-  // Flags named in `booleans` never take a value; every other flag takes exactly one.
-  // Single-letter aliases map to long names ("o" -> "output").
+  // Flags named in `booleans` take no separate value: "--flag" is on, "--flag=true" or "=1" on,
+  // "--flag=false" or "=0" off, any other "=value" a UsageError. Every other flag takes exactly
+  // one value. Single-letter aliases map to long names ("o" -> "output"); "-x" for a letter
+  // without an alias is a UsageError, while "-" and "-5" are positionals. A flag given twice is
+  // a UsageError.
   Args(const std::vector<std::string>& argv, std::set<std::string> booleans,
        std::map<std::string, std::string> aliases = {});
 
+  // A valued flag was given, or a boolean flag is on ("--dev=false" is not `has("dev")`).
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   std::optional<std::string> get(const std::string& name) const;
   std::string get(const std::string& name, const std::string& fallback) const;
   long long number(const std::string& name, long long fallback, long long min, long long max) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
-  // Throws UsageError naming any flag outside `known`.
+  // Throws UsageError naming any flag outside `known` (boolean flags turned off included).
   void allow(const std::set<std::string>& known) const;
 
  private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> values_;  // valued flags, and boolean flags that are on
+  std::set<std::string> given_;                // every flag given, on or off
   std::vector<std::string> positionals_;
 };
 

@@ -1,0 +1,57 @@
+#include <catch2/catch.hpp>
+
+#include "api/Args.h"
+
+using namespace warden::api;
+
+namespace {
+Args parse(std::vector<std::string> argv) { return Args(argv, {"recursive", "dev"}, {{"o", "output"}, {"r", "recursive"}}); }
+}  // namespace
+
+TEST_CASE("a boolean flag is on bare or with =true or =1 and off with =false or =0") {
+  CHECK(parse({"--recursive"}).has("recursive"));
+  CHECK(parse({"--recursive=true"}).has("recursive"));
+  CHECK(parse({"--recursive=1"}).has("recursive"));
+  CHECK(parse({"-r"}).has("recursive"));
+  CHECK_FALSE(parse({"--recursive=false"}).has("recursive"));
+  CHECK_FALSE(parse({"--recursive=0"}).has("recursive"));
+  CHECK_FALSE(parse({}).has("recursive"));
+  // A boolean never takes the next word as its value.
+  auto args = parse({"--dev", "false"});
+  CHECK(args.has("dev"));
+  CHECK(args.positionals() == std::vector<std::string>{"false"});
+}
+
+TEST_CASE("a boolean flag refuses any value but true false 1 and 0") {
+  for (const char* bad : {"--recursive=yes", "--recursive=", "--recursive=TRUE", "--dev=2"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(parse({bad}), UsageError);
+  }
+}
+
+TEST_CASE("a boolean flag turned off is still a flag the command must know") {
+  CHECK_THROWS_AS(parse({"--recursive=false"}).allow({"dev"}), UsageError);
+  CHECK_NOTHROW(parse({"--recursive=false"}).allow({"recursive"}));
+}
+
+TEST_CASE("a double dash ends the flags and later words are positionals even when they look like flags") {
+  auto args = parse({"/x", "--output", "json", "--", "--recursive", "-o", "--"});
+  CHECK(args.get("output") == "json");
+  CHECK_FALSE(args.has("recursive"));
+  CHECK(args.positionals() == std::vector<std::string>{"/x", "--recursive", "-o", "--"});
+}
+
+TEST_CASE("valued flags take the next word or =value") {
+  CHECK(parse({"--endpoints", "http://a"}).get("endpoints") == "http://a");
+  CHECK(parse({"--endpoints=http://a=b"}).get("endpoints") == "http://a=b");
+  CHECK(parse({"-o", "json"}).get("output") == "json");
+  CHECK_THROWS_AS(parse({"--endpoints"}), UsageError);
+}
+
+TEST_CASE("a flag given twice or an unknown single-letter flag is refused") {
+  CHECK_THROWS_AS(parse({"--output", "json", "-o", "text"}), UsageError);
+  CHECK_THROWS_AS(parse({"--dev", "--dev=false"}), UsageError);
+  CHECK_THROWS_AS(parse({"-x"}), UsageError);
+  // "-" (stdin) and negative-looking words stay positionals.
+  CHECK(parse({"-", "-5"}).positionals() == std::vector<std::string>{"-", "-5"});
+}
