@@ -1,5 +1,11 @@
 #include "api/HttpClient.h"
 
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <random>
+#include <thread>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -46,6 +52,7 @@ struct HttpClient::Impl {
   std::vector<Endpoint> endpoints;
   std::size_t current = 0;
   std::chrono::milliseconds timeout;
+  RetryPolicy policy;
 
   // Runs the io_context until the operation started by `start` completes.
   template <typename Start>
@@ -70,7 +77,9 @@ struct HttpClient::Impl {
     });
   }
 
-  beast::error_code exchange(http::request<http::string_body>& req, HttpResponse& response) {
+  // Sends the request and reads the answer. `malformed` is set (and the error code clear) when
+  // an answer arrived that breaks the contract.
+  beast::error_code exchange(http::request<http::string_body>& req, HttpResponse& response, std::string& malformed) {
     stream->expires_after(timeout);
     beast::error_code ec = run([&](beast::error_code& out) {
       http::async_write(*stream, req, [&out](beast::error_code e, std::size_t) { out = e; });
@@ -88,21 +97,75 @@ struct HttpClient::Impl {
     response.body = std::move(res.body());
     response.contentType = std::string(res[http::field::content_type]);
     response.allow = std::string(res[http::field::allow]);
-    auto revision = res["X-Warden-Revision"];
-    if (!revision.empty()) response.revision = std::stoull(std::string(revision));
+    const auto revision = res["X-Warden-Revision"];
+    if (!revision.empty()) {
+      std::uint64_t value = 0;
+      auto [end, error] = std::from_chars(revision.data(), revision.data() + revision.size(), value);
+      if (error != std::errc() || end != revision.data() + revision.size()) {
+        malformed = "X-Warden-Revision '" + std::string(revision.substr(0, 40)) + "' is not a number";
+      } else {
+        response.revision = value;
+      }
+    }
     if (!res.keep_alive()) stream.reset();
     return {};
   }
 };
 
-HttpClient::HttpClient(std::vector<std::string> endpoints, std::chrono::milliseconds timeout)
+namespace {
+
+// The endpoints one request was sent to, in the order first tried, each with its last outcome.
+class Attempts {
+ public:
+  void note(const std::string& endpoint, std::string outcome) {
+    for (auto& [e, o] : list_) {
+      if (e == endpoint) {
+        o = std::move(outcome);
+        return;
+      }
+    }
+    list_.emplace_back(endpoint, std::move(outcome));
+  }
+
+  std::string summary() const {
+    std::string out;
+    for (const auto& [e, o] : list_) out += (out.empty() ? "" : ", ") + e + " (" + o + ")";
+    return out.empty() ? "no endpoint" : out;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> list_;
+};
+
+std::string statusOutcome(const HttpResponse& response) {
+  std::string outcome = std::to_string(response.status);
+  auto body = response.json();
+  if (body.is_object() && body.contains("error") && body["error"].is_string()) {
+    outcome += " " + body["error"].get<std::string>().substr(0, 64);
+  }
+  return outcome;
+}
+
+bool isUnavailable(unsigned status) { return status == 502 || status == 503 || status == 504; }
+
+}  // namespace
+
+HttpClient::HttpClient(std::vector<std::string> endpoints, std::chrono::milliseconds timeout, RetryPolicy policy)
     : impl_(std::make_unique<Impl>()) {
   if (endpoints.empty()) throw HttpClientError("no endpoints");
   for (const auto& e : endpoints) impl_->endpoints.push_back(parseEndpoint(e));
   impl_->timeout = timeout;
+  setPolicy(policy);
 }
 
 HttpClient::~HttpClient() = default;
+
+void HttpClient::setTimeout(std::chrono::milliseconds timeout) { impl_->timeout = timeout; }
+
+void HttpClient::setPolicy(RetryPolicy policy) {
+  policy.rounds = std::max(policy.rounds, 1u);
+  impl_->policy = policy;
+}
 
 std::vector<std::string> HttpClient::parseEndpoints(const std::string& list) {
   std::vector<std::string> out;
@@ -117,43 +180,87 @@ std::vector<std::string> HttpClient::parseEndpoints(const std::string& list) {
   return out;
 }
 
+std::string HttpClient::newIdempotencyKey() {
+  std::random_device random;
+  char text[33];
+  std::snprintf(text, sizeof text, "%08x%08x%08x%08x", random(), random(), random(), random());
+  return text;
+}
+
 HttpResponse HttpClient::request(const std::string& method, const std::string& target, const std::string& body,
                                  const std::string& contentType) {
-  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-  if (req.method() == http::verb::unknown) req.method_string(method);
+  return send(HttpRequest{method, target, body, contentType, {}});
+}
+
+HttpResponse HttpClient::send(const HttpRequest& request) {
+  http::request<http::string_body> req{http::string_to_verb(request.method), request.target, 11};
+  if (req.method() == http::verb::unknown) req.method_string(request.method);
   req.set(http::field::user_agent, "warden-cli");
   req.keep_alive(true);
-  if (!body.empty()) {
-    req.set(http::field::content_type, contentType);
-    req.body() = body;
+  if (!request.idempotencyKey.empty()) req.set("Idempotency-Key", request.idempotencyKey);
+  if (!request.body.empty()) {
+    req.set(http::field::content_type, request.contentType);
+    req.body() = request.body;
   }
-  std::string lastError = "no endpoint tried";
-  const std::size_t attempts = impl_->endpoints.size() * 2;
-  for (std::size_t attempt = 0; attempt < attempts; ++attempt) {
-    const Endpoint& endpoint = impl_->endpoints[impl_->current];
+  const bool repeatable =
+      req.method() == http::verb::get || req.method() == http::verb::head || !request.idempotencyKey.empty();
+  Impl& impl = *impl_;
+  Attempts attempts;
+  std::optional<HttpResponse> unavailable;  // the last 502/503/504 answer
+  const std::size_t first = impl.current;
+  unsigned round = 1;
+  // Moves to the next endpoint; false once every endpoint had its `rounds` tries.
+  auto moveOn = [&] {
+    impl.stream.reset();
+    impl.current = (impl.current + 1) % impl.endpoints.size();
+    if (impl.current != first) return true;
+    if (++round > impl.policy.rounds) return false;
+    std::this_thread::sleep_for(impl.policy.pause * (round - 1));
+    return true;
+  };
+  for (;;) {
+    const Endpoint& endpoint = impl.endpoints[impl.current];
     req.set(http::field::host, endpoint.host + ":" + endpoint.port);
     req.prepare_payload();
-    const bool reused = impl_->stream.has_value();
+    const bool reused = impl.stream.has_value();
     if (!reused) {
-      if (auto ec = impl_->connect(endpoint)) {
-        lastError = endpoint.text + ": " + ec.message();
-        impl_->stream.reset();
-        impl_->current = (impl_->current + 1) % impl_->endpoints.size();
-        continue;
+      if (auto ec = impl.connect(endpoint)) {
+        attempts.note(endpoint.text, ec.message());
+        if (moveOn()) continue;
+        break;
       }
     }
     HttpResponse response;
-    if (auto ec = impl_->exchange(req, response)) {
-      lastError = endpoint.text + ": " + ec.message();
-      impl_->stream.reset();
+    std::string malformed;
+    if (auto ec = impl.exchange(req, response, malformed)) {
+      attempts.note(endpoint.text, ec.message());
+      impl.stream.reset();
       // A reused keep-alive connection the server had closed: retry on a fresh one. A fresh
-      // connection that failed mid-exchange may have reached the server, so do not repeat it.
+      // connection that failed mid-exchange may have reached the server: only a request that is
+      // safe to repeat goes on.
       if (reused) continue;
+      if (repeatable && moveOn()) continue;
       break;
     }
+    if (!malformed.empty()) {
+      impl.stream.reset();
+      throw HttpClientError("malformed reply from " + endpoint.text + ": " + malformed);
+    }
+    attempts.note(endpoint.text, statusOutcome(response));
+    response.endpoint = endpoint.text;
+    if (impl.policy.failoverOnUnavailable && repeatable && isUnavailable(response.status)) {
+      unavailable = std::move(response);
+      if (moveOn()) continue;
+      break;
+    }
+    response.tried = attempts.summary();
     return response;
   }
-  throw HttpClientError("no answer from " + lastError);
+  if (unavailable) {
+    unavailable->tried = attempts.summary();
+    return std::move(*unavailable);
+  }
+  throw HttpClientError("no answer from " + attempts.summary());
 }
 
 }  // namespace warden::api
