@@ -1,39 +1,72 @@
 #include "api/Cli.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "api/Args.h"
 #include "api/Base64.h"
 #include "api/HttpClient.h"
 #include "api/Url.h"
+#include "coordinator/Utf8.h"
 
 namespace warden::api {
 
 using json = nlohmann::ordered_json;
 
-const char* kCliUsage = R"(client commands (flags: --endpoints URL[,URL...], -o json):
-  warden get PATH [--children] [--recursive]     print a node's data (-o json: data and stat)
-  warden ls PATH                                 list a node's children
-  warden put PATH VALUE [--version N] [--create] set a node's data (VALUE - reads stdin)
+const char* kCliUsage = R"(client commands:
+  warden get PATH                  print a node's data: text with a newline added if it lacks
+                                   one; data that is not text, byte for byte as stored
+  warden get PATH --children       print only its children's names, one per line
+  warden get PATH --recursive      print its subtree as JSON
+  warden ls [PATH]                 its children's names, one per line (PATH defaults to /)
+  warden put PATH VALUE [--version N] [--create]
+                                   set a node's data (VALUE - reads stdin); --version N: only if
+                                   the node is at version N; --create: create it when missing
   warden create PATH [VALUE] [-p] [--sequential] [--ephemeral --session ID]
-                                                 create a node (-p: create missing parents)
-  warden rm PATH [--recursive] [--version N]     delete a node
-  warden txn [FILE]                              run {"ops": [...]} from FILE or stdin
-  warden status                                  the node's view of the cluster
-  warden session create [--ttl MS] [--name NAME] start a session (ttl 10000 by default); prints its id
-  warden session keepalive ID [--every MS]       keep it alive once, or every MS until it is gone
-  warden session close ID                        end it: its ephemeral nodes are deleted
-  warden session ls [ID]                         list sessions (or one, with its ephemeral nodes)
-endpoints default to $WARDEN_ENDPOINTS, else the single node of `warden serve --dev`
-(http://127.0.0.1:7070) and then the nodes of scripts/run (7001, 7002, 7003), first that answers
+                                   create a node (-p or --parents: create missing parents too)
+  warden rm PATH [--recursive] [--version N]
+                                   delete a node (--recursive: with its whole subtree)
+  warden txn [FILE]                run {"ops": [...]} from FILE or stdin
+  warden status                    the node's view of the cluster
+  warden session create [--ttl MS] [--name NAME]
+                                   open a session (ttl 10000 by default); prints its id
+  warden session keepalive ID [--every MS]
+                                   keep it alive once, or every MS ms, through failovers, until
+                                   it is gone
+  warden session close ID          close it: its ephemeral nodes are deleted
+  warden session ls [ID]           list sessions (or one, with its ephemeral nodes)
+  warden version                   print the version (also: warden --version)
+
+flags go before or after the command:
+  --endpoints URL[,URL...]         the nodes to ask, in turn (default $WARDEN_ENDPOINTS, else
+                                   http://127.0.0.1:7070, then :7001, :7002, :7003)
+  -o json, --output json           print the server's JSON replies as they are, one per line
+                                   (nothing for a reply without a body: rm, session close)
+  --flag=true|false|1|0            a boolean flag takes a value only after '='
+  --                               ends the flags: warden put /x -- --not-a-flag
+VALUE is stored byte for byte: a value that is not UTF-8 text, or holds a NUL byte, is sent
+as base64 (data_b64). A node that is unreachable or answers 503 is left for the next endpoint;
+a write is sent again there with the same Idempotency-Key.
+exit codes: 0 done; 1 the server refused (4xx other than 404; its error code and message are
+printed); 2 usage error; 3 unavailable (no endpoint answered, 5xx after retries, or a reply that
+could not be understood: a write may or may not have been applied); 4 not found (404:
+not_found, no_parent, session_not_found). An error is one line on stderr, starting "warden: ".
 )";
+
+ExitCode exitCodeForStatus(unsigned status) {
+  if (status < 300) return ExitCode::Ok;
+  if (status == 404) return ExitCode::NotFound;
+  if (status >= 400 && status < 500) return ExitCode::Refused;
+  return ExitCode::Unavailable;
+}
 
 namespace {
 
@@ -42,22 +75,111 @@ constexpr const char* kDefaultEndpoints =
 
 const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status", "session"};
 
+// Each command's (and session sub-command's) synopsis, for its usage error.
+const std::map<std::string, std::string> kSynopsis = {
+    {"get", "warden get PATH [--children | --recursive]"},
+    {"ls", "warden ls [PATH]"},
+    {"put", "warden put PATH VALUE|- [--version N] [--create]"},
+    {"create", "warden create PATH [VALUE|-] [-p] [--sequential] [--ephemeral --session ID]"},
+    {"rm", "warden rm PATH [--recursive] [--version N]"},
+    {"txn", "warden txn [FILE|-]"},
+    {"status", "warden status"},
+    {"session", "warden session create|keepalive|close|ls ..."},
+    {"session create", "warden session create [--ttl MS] [--name NAME]"},
+    {"session keepalive", "warden session keepalive ID [--every MS]"},
+    {"session close", "warden session close ID"},
+    {"session ls", "warden session ls [ID]"},
+};
+
+// At most this many pages of one list: a bound on a server that never stops paging.
+constexpr std::size_t kMaxPages = 1'000'000;
+
 struct CliFailure {
-  int exitCode;
+  ExitCode exitCode;
   std::string message;
 };
 
+// A reply whose shape breaks the API contract (missing or mistyped field, not JSON).
+struct BadReply {
+  std::string what;
+};
+
+// One line of text: control characters (newlines included) become spaces, and it is bounded.
+std::string oneLine(std::string text) {
+  constexpr std::size_t kMax = 1000;
+  if (text.size() > kMax) text = text.substr(0, kMax) + "...";
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return text;
+}
+
 std::string readAll(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
 
-std::string nodeTarget(const std::string& path, const std::string& query = {}) {
+std::string nodeTarget(const std::string& path) {
   if (path.empty() || path.front() != '/') throw UsageError("paths start with '/', got '" + path + "'");
-  std::string target = "/v1/nodes" + (path == "/" ? std::string("/") : percentEncodePath(path));
+  return "/v1/nodes" + (path == "/" ? std::string("/") : percentEncodePath(path));
+}
+
+std::string withQuery(const std::string& target, const std::string& query) {
   return query.empty() ? target : target + "?" + query;
 }
 
+// Node data for a request body: "data" for UTF-8 text without NUL bytes, else "data_b64", so
+// that the node stores exactly these bytes.
+void setData(json& body, const std::string& bytes) {
+  if (coordinator::isValidUtf8(bytes) && bytes.find('\0') == std::string::npos) {
+    body["data"] = bytes;
+  } else {
+    body["data_b64"] = base64Encode(bytes);
+  }
+}
+
+// Checked access to reply fields: a missing or mistyped field is a BadReply, never a crash.
+const json& member(const json& object, const char* key) {
+  if (!object.is_object()) throw BadReply{"expected a JSON object"};
+  auto it = object.find(key);
+  if (it == object.end()) throw BadReply{std::string("no \"") + key + "\" field"};
+  return *it;
+}
+
+std::string text(const json& object, const char* key) {
+  const json& value = member(object, key);
+  if (!value.is_string()) throw BadReply{std::string("\"") + key + "\" is not a string"};
+  return value.get<std::string>();
+}
+
+const json& array(const json& object, const char* key) {
+  const json& value = member(object, key);
+  if (!value.is_array()) throw BadReply{std::string("\"") + key + "\" is not an array"};
+  return value;
+}
+
+// A scalar as text: strings without their quotes, anything else as JSON.
+std::string scalar(const json& object, const char* key) {
+  const json& value = member(object, key);
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+std::string stringItem(const json& item) {
+  if (!item.is_string()) throw BadReply{"a list item is not a string"};
+  return item.get<std::string>();
+}
+
+json parseObject(const HttpResponse& response) {
+  json body = response.json();
+  if (!body.is_object()) throw BadReply{"the body is not a JSON object"};
+  return body;
+}
+
+// The node data of a GET reply, as bytes.
 std::string dataOf(const json& body) {
-  if (body.contains("data")) return body["data"].get<std::string>();
-  if (body.contains("data_b64")) return base64Decode(body["data_b64"].get<std::string>()).value_or("");
+  if (body.contains("data")) return text(body, "data");
+  if (body.contains("data_b64")) {
+    auto bytes = base64Decode(text(body, "data_b64"));
+    if (!bytes) throw BadReply{"\"data_b64\" is not base64"};
+    return *bytes;
+  }
   return {};
 }
 
@@ -67,15 +189,42 @@ class Cli {
       : command_(command),
         args_(argv, {"children", "recursive", "create", "sequential", "ephemeral", "parents"},
               {{"o", "output"}, {"p", "parents"}}) {
-    const char* env = std::getenv("WARDEN_ENDPOINTS");
-    std::string endpoints = args_.get("endpoints", env && *env ? env : kDefaultEndpoints);
-    client_ = std::make_unique<HttpClient>(HttpClient::parseEndpoints(endpoints));
     const std::string output = args_.get("output", "text");
     if (output != "text" && output != "json") throw UsageError("-o takes text or json");
     json_ = output == "json";
+    const char* env = std::getenv("WARDEN_ENDPOINTS");
+    const auto endpoints = HttpClient::parseEndpoints(args_.get("endpoints", env && *env ? env : kDefaultEndpoints));
+    if (endpoints.empty()) throw UsageError("--endpoints lists no endpoint");
+    try {
+      client_ = std::make_unique<HttpClient>(endpoints, std::chrono::seconds(30),
+                                             RetryPolicy{.failoverOnUnavailable = true});
+    } catch (const HttpClientError& e) {
+      throw UsageError(e.what());
+    }
+  }
+
+  // The synopsis of the command (or session sub-command) being run, for usage errors.
+  std::string synopsis() const {
+    if (command_ == "session" && !args_.positionals().empty()) {
+      auto it = kSynopsis.find("session " + args_.positionals()[0]);
+      if (it != kSynopsis.end()) return it->second;
+    }
+    auto it = kSynopsis.find(command_);
+    return it == kSynopsis.end() ? "warden --help" : it->second;
   }
 
   int run() {
+    try {
+      return dispatch();
+    } catch (const BadReply& e) {
+      throw CliFailure{ExitCode::Unavailable, "malformed reply from " + lastEndpoint_ + ": " + e.what};
+    } catch (const nlohmann::json::exception& e) {
+      throw CliFailure{ExitCode::Unavailable, "malformed reply from " + lastEndpoint_ + ": " + e.what()};
+    }
+  }
+
+ private:
+  int dispatch() {
     if (command_ == "get") return get();
     if (command_ == "ls") return ls();
     if (command_ == "put") return put();
@@ -83,10 +232,10 @@ class Cli {
     if (command_ == "rm") return rm();
     if (command_ == "txn") return txn();
     if (command_ == "session") return session();
-    return status();
+    if (command_ == "status") return status();
+    throw UsageError("unknown command '" + command_ + "'");
   }
 
- private:
   const std::string& positional(std::size_t i, const char* what) {
     if (args_.positionals().size() <= i) throw UsageError(std::string("missing ") + what);
     return args_.positionals()[i];
@@ -101,50 +250,103 @@ class Cli {
     args_.allow(flags);
   }
 
+  // A value argument: "-" reads stdin to its end.
+  static std::string valueArgument(const std::string& value) { return value == "-" ? readAll(std::cin) : value; }
+
+  // Sends the request (a write with a fresh Idempotency-Key, kept across its retries) and
+  // returns a 2xx answer; anything else becomes a CliFailure.
   HttpResponse call(const std::string& method, const std::string& target, const std::string& body = {}) {
-    HttpResponse response = client_->request(method, target, body);
-    if (response.status >= 400) {
-      json error = response.json();
-      std::string text = error.is_object() ? error.value("error", "error") + ": " + error.value("message", "")
-                                           : "HTTP " + std::to_string(response.status);
-      if (json_) std::cout << response.body << "\n";
-      throw CliFailure{1, text};
-    }
+    HttpRequest request{method, target, body, "application/json", {}};
+    if (method != "GET" && method != "HEAD") request.idempotencyKey = HttpClient::newIdempotencyKey();
+    HttpResponse response = client_->send(request);
+    lastEndpoint_ = response.endpoint;
+    if (response.status >= 300) fail(response);
     return response;
   }
 
+  [[noreturn]] void fail(const HttpResponse& response) {
+    if (json_ && !response.body.empty()) printJson(response);
+    throw CliFailure{exitCodeForStatus(response.status), describeError(response)};
+  }
+
+  static std::string describeError(const HttpResponse& response) {
+    json error = response.json();
+    std::string text;
+    if (error.is_object() && error.contains("error") && error["error"].is_string()) {
+      text = error["error"].get<std::string>();
+      if (error.contains("message")) {
+        text += ": " + (error["message"].is_string() ? error["message"].get<std::string>() : error["message"].dump());
+      }
+    } else {
+      text = "HTTP " + std::to_string(response.status) + " from " + response.endpoint;
+    }
+    if (response.status >= 500) text += " (tried " + response.tried + ")";
+    return text;
+  }
+
+  // The server's reply as it is, one per line (nothing for a reply without a body).
   int printJson(const HttpResponse& response) {
-    std::cout << (response.body.empty() ? "{}" : response.body) << "\n";
+    if (response.body.empty()) return 0;
+    std::cout << response.body << (response.body.back() == '\n' ? "" : "\n");
     return 0;
+  }
+
+  static std::string revisionText(const HttpResponse& response) {
+    return response.revision ? std::to_string(*response.revision) : "unknown";
+  }
+
+  // GETs target?query, then again with after=<next> while a reply carries "next" (the contract
+  // of paginated lists; a server that does not paginate sends no "next").
+  void forEachPage(const std::string& target, const std::string& query,
+                   const std::function<void(const HttpResponse&)>& page) {
+    std::string after;
+    for (std::size_t pages = 0;; ++pages) {
+      if (pages == kMaxPages) throw BadReply{"more than " + std::to_string(kMaxPages) + " pages"};
+      std::string fullQuery = query;
+      if (!after.empty()) fullQuery += (fullQuery.empty() ? "" : "&") + std::string("after=") + percentEncodePath(after);
+      HttpResponse response = call("GET", withQuery(target, fullQuery));
+      page(response);
+      json body = parseObject(response);
+      if (!body.contains("next") || body["next"].is_null()) return;
+      std::string next = text(body, "next");
+      if (next.empty() || next == after) throw BadReply{"the page cursor \"next\" does not move on"};
+      after = std::move(next);
+    }
+  }
+
+  void listChildren(const std::string& path) {
+    forEachPage(nodeTarget(path), "children", [this](const HttpResponse& response) {
+      if (json_) {
+        printJson(response);
+        return;
+      }
+      const json body = parseObject(response);  // a range-for must not range over a temporary's member
+      for (const auto& name : array(body, "children")) std::cout << stringItem(name) << "\n";
+    });
   }
 
   int get() {
     allow({"children", "recursive"});
     expectPositionals(1);
-    std::string query;
-    if (args_.has("children")) query = "children";
-    if (args_.has("recursive")) query = query.empty() ? "recursive" : query + "&recursive";
-    auto response = call("GET", nodeTarget(positional(0, "PATH"), query));
-    if (json_ || args_.has("recursive")) return printJson(response);
-    json body = response.json();
-    std::cout << dataOf(body);
-    if (body.contains("data") && !body["data"].get<std::string>().empty() &&
-        body["data"].get<std::string>().back() != '\n') {
-      std::cout << "\n";
-    }
+    const std::string& path = positional(0, "PATH");
+    if (args_.has("recursive")) return printJson(call("GET", withQuery(nodeTarget(path), "recursive")));
     if (args_.has("children")) {
-      for (const auto& name : body["children"]) std::cout << name.get<std::string>() << "\n";
+      listChildren(path);
+      return 0;
     }
+    auto response = call("GET", nodeTarget(path));
+    if (json_) return printJson(response);
+    json body = parseObject(response);
+    const std::string data = dataOf(body);
+    std::cout << data;
+    if (body.contains("data") && !data.empty() && data.back() != '\n') std::cout << "\n";
     return 0;
   }
 
   int ls() {
     allow({});
     expectPositionals(1);
-    auto response = call("GET", nodeTarget(args_.positionals().empty() ? "/" : positional(0, "PATH"), "children"));
-    if (json_) return printJson(response);
-    const json body = response.json();
-    for (const auto& name : body["children"]) std::cout << name.get<std::string>() << "\n";
+    listChildren(args_.positionals().empty() ? "/" : positional(0, "PATH"));
     return 0;
   }
 
@@ -152,16 +354,15 @@ class Cli {
     allow({"version", "create"});
     expectPositionals(2);
     const std::string& path = positional(0, "PATH");
-    std::string value = positional(1, "VALUE");
-    if (value == "-") value = readAll(std::cin);
-    json body = {{"data", value}};
-    if (auto version = args_.get("version")) body["version"] = args_.number("version", 0, 0, INT64_MAX);
+    json body = json::object();
+    setData(body, valueArgument(positional(1, "VALUE")));
+    if (args_.has("version")) body["version"] = args_.number("version", 0, 0, INT64_MAX);
     if (args_.has("create")) body["create"] = true;
-    auto response = call("PUT", nodeTarget(path), body.dump(-1, ' ', false, json::error_handler_t::replace));
+    auto response = call("PUT", nodeTarget(path), body.dump());
     if (json_) return printJson(response);
-    json result = response.json();
-    std::cout << result["path"].get<std::string>() << " version " << result["stat"]["version"] << " revision "
-              << response.revision.value_or(0) << "\n";
+    json result = parseObject(response);
+    std::cout << text(result, "path") << " version " << scalar(member(result, "stat"), "version") << " revision "
+              << revisionText(response) << "\n";
     return 0;
   }
 
@@ -170,18 +371,14 @@ class Cli {
     expectPositionals(2);
     const std::string& path = positional(0, "PATH");
     json body = json::object();
-    if (args_.positionals().size() > 1) {
-      std::string value = args_.positionals()[1];
-      if (value == "-") value = readAll(std::cin);
-      body["data"] = value;
-    }
+    if (args_.positionals().size() > 1) setData(body, valueArgument(args_.positionals()[1]));
     if (args_.has("sequential")) body["sequential"] = true;
     if (args_.has("ephemeral")) body["ephemeral"] = true;
-    if (auto session = args_.get("session")) body["session"] = *session;
+    if (auto session = args_.get("session")) body["session"] = textArgument("--session", *session);
     if (args_.has("parents")) body["make_parents"] = true;
-    auto response = call("POST", nodeTarget(path), body.dump(-1, ' ', false, json::error_handler_t::replace));
+    auto response = call("POST", nodeTarget(path), body.dump());
     if (json_) return printJson(response);
-    std::cout << response.json()["path"].get<std::string>() << "\n";
+    std::cout << text(parseObject(response), "path") << "\n";
     return 0;
   }
 
@@ -195,12 +392,9 @@ class Cli {
                std::to_string(args_.number("version", 0, 0, INT64_MAX));
     }
     const std::string& path = positional(0, "PATH");
-    auto response = call("DELETE", nodeTarget(path, query));
-    if (json_) {
-      std::cout << json{{"path", path}, {"revision", response.revision.value_or(0)}}.dump() << "\n";
-      return 0;
-    }
-    std::cout << "deleted " << path << " at revision " << response.revision.value_or(0) << "\n";
+    auto response = call("DELETE", withQuery(nodeTarget(path), query));
+    if (json_) return printJson(response);
+    std::cout << "deleted " << path << " at revision " << revisionText(response) << "\n";
     return 0;
   }
 
@@ -217,10 +411,10 @@ class Cli {
     }
     auto response = call("POST", "/v1/txn", body);
     if (json_) return printJson(response);
-    json result = response.json();
-    std::cout << "committed at revision " << result["revision"] << "\n";
-    for (const auto& op : result["results"]) {
-      std::cout << "  " << op["op"].get<std::string>() << " " << op["path"].get<std::string>() << "\n";
+    json result = parseObject(response);
+    std::cout << "committed at revision " << scalar(result, "revision") << "\n";
+    for (const auto& op : array(result, "results")) {
+      std::cout << "  " << text(op, "op") << " " << text(op, "path") << "\n";
     }
     return 0;
   }
@@ -230,15 +424,76 @@ class Cli {
     expectPositionals(0);
     auto response = call("GET", "/v1/status");
     if (json_) return printJson(response);
-    json s = response.json();
-    std::cout << "node " << s["id"] << ", leader " << s["leader"] << ", revision " << s["revision"]
-              << ", applied index " << s["applied_index"] << "\n";
-    for (const auto& m : s["members"]) {
-      auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
-      std::cout << "  member " << m["id"] << " " << text(m["role"]) << " http " << text(m["http"]) << " peer "
-                << text(m["peer"]) << (m["healthy"].get<bool>() ? "" : " (unhealthy)") << "\n";
+    json s = parseObject(response);
+    std::cout << "node " << scalar(s, "id") << ", leader " << scalar(s, "leader") << ", revision "
+              << scalar(s, "revision") << ", applied index " << scalar(s, "applied_index") << "\n";
+    for (const auto& m : array(s, "members")) {
+      const json& healthy = member(m, "healthy");
+      std::cout << "  member " << scalar(m, "id") << " " << scalar(m, "role") << " http " << scalar(m, "http")
+                << " peer " << scalar(m, "peer") << (healthy == true ? "" : " (unhealthy)") << "\n";
     }
     return 0;
+  }
+
+  // An argument that goes into a JSON string: it must be UTF-8 text.
+  static const std::string& textArgument(const char* what, const std::string& value) {
+    if (!coordinator::isValidUtf8(value)) throw UsageError(std::string(what) + " must be UTF-8 text");
+    return value;
+  }
+
+  std::string sessionTarget(const std::string& id) { return "/v1/sessions/" + percentEncodePath(id); }
+
+  void printSession(const json& s) {
+    const std::string name = text(s, "name");
+    std::cout << text(s, "id") << " ttl " << scalar(s, "ttl_ms") << " ms" << (name.empty() ? "" : " name " + name)
+              << "\n";
+    for (const auto& path : array(s, "ephemerals")) std::cout << "  " << stringItem(path) << "\n";
+  }
+
+  void printKeptAlive(const HttpResponse& response) {
+    if (json_) {
+      printJson(response);
+    } else {
+      json body = parseObject(response);
+      std::cout << text(body, "id") << " alive, ttl " << scalar(body, "ttl_ms") << " ms\n";
+    }
+    std::cout.flush();
+  }
+
+  // Sends a keepalive every `every` until the session is gone (404). A tick that finds no
+  // endpoint able to answer (unreachable, 503, 429) is reported on stderr and the next tick
+  // comes on time: the session survives a failover that lasts less than its ttl.
+  int keepaliveEvery(const std::string& id, std::chrono::milliseconds every) {
+    // One round over the endpoints per tick, each attempt bounded by the cadence, so that a
+    // node stuck waiting for a quorum does not hold up the next tick.
+    client_->setPolicy(RetryPolicy{.failoverOnUnavailable = true, .rounds = 1});
+    client_->setTimeout(std::clamp(every, std::chrono::milliseconds(1000), std::chrono::milliseconds(30'000)));
+    const std::string target = sessionTarget(id) + "/keepalive";
+    auto next = std::chrono::steady_clock::now();
+    for (;;) {
+      try {
+        HttpResponse response = client_->send(HttpRequest{"POST", target, {}, {}, HttpClient::newIdempotencyKey()});
+        lastEndpoint_ = response.endpoint;
+        if (response.status < 300) {
+          printKeptAlive(response);
+        } else if (response.status == 404) {
+          if (json_) printJson(response);
+          throw CliFailure{ExitCode::NotFound, "session " + id + " is gone: " + describeError(response)};
+        } else if (response.status >= 500 || response.status == 429) {
+          std::cerr << "warden: keepalive of " << id << " not acknowledged, trying again in " << every.count()
+                    << " ms: " << oneLine(describeError(response)) << std::endl;
+        } else {
+          fail(response);
+        }
+      } catch (const HttpClientError& e) {
+        std::cerr << "warden: keepalive of " << id << " not acknowledged, trying again in " << every.count()
+                  << " ms: " << oneLine(e.what()) << std::endl;
+      }
+      next += every;
+      const auto now = std::chrono::steady_clock::now();
+      if (next < now) next = now;  // late after a slow tick: send at once, then keep the cadence
+      std::this_thread::sleep_until(next);
+    }
   }
 
   int session() {
@@ -247,61 +502,51 @@ class Cli {
       allow({"ttl", "name"});
       expectPositionals(1);
       json body = {{"ttl_ms", args_.number("ttl", 10'000, 1000, 600'000)}};
-      if (auto name = args_.get("name")) body["name"] = *name;
-      auto response = call("POST", "/v1/sessions", body.dump(-1, ' ', false, json::error_handler_t::replace));
+      if (auto name = args_.get("name")) body["name"] = textArgument("--name", *name);
+      auto response = call("POST", "/v1/sessions", body.dump());
       if (json_) return printJson(response);
-      std::cout << response.json()["id"].get<std::string>() << "\n";
+      std::cout << text(parseObject(response), "id") << "\n";
       return 0;
     }
     if (action == "keepalive") {
       allow({"every"});
       expectPositionals(2);
-      const std::string target = "/v1/sessions/" + percentEncodePath(positional(1, "session ID")) + "/keepalive";
-      const auto every = args_.get("every") ? args_.number("every", 0, 100, 600'000) : 0;
-      for (;;) {
-        auto response = call("POST", target);
-        if (json_) {
-          printJson(response);
-        } else {
-          json body = response.json();
-          std::cout << body["id"].get<std::string>() << " alive, ttl " << body["ttl_ms"] << " ms" << std::endl;
-        }
-        if (every == 0) return 0;
-        std::this_thread::sleep_for(std::chrono::milliseconds(every));
-      }
+      const std::string& id = positional(1, "session ID");
+      if (args_.has("every")) return keepaliveEvery(id, std::chrono::milliseconds(args_.number("every", 0, 100, 600'000)));
+      printKeptAlive(call("POST", sessionTarget(id) + "/keepalive"));
+      return 0;
     }
     if (action == "close") {
       allow({});
       expectPositionals(2);
       const std::string& id = positional(1, "session ID");
-      auto response = call("DELETE", "/v1/sessions/" + percentEncodePath(id));
-      if (json_) {
-        std::cout << json{{"id", id}, {"revision", response.revision.value_or(0)}}.dump() << "\n";
-        return 0;
-      }
-      std::cout << "closed " << id << " at revision " << response.revision.value_or(0) << "\n";
+      auto response = call("DELETE", sessionTarget(id));
+      if (json_) return printJson(response);
+      std::cout << "closed " << id << " at revision " << revisionText(response) << "\n";
       return 0;
     }
     if (action == "ls") {
       allow({});
       expectPositionals(2);
       if (args_.positionals().size() == 2) {
-        auto response = call("GET", "/v1/sessions/" + percentEncodePath(args_.positionals()[1]));
+        auto response = call("GET", sessionTarget(args_.positionals()[1]));
         if (json_) return printJson(response);
-        json s = response.json();
-        std::cout << s["id"].get<std::string>() << " ttl " << s["ttl_ms"] << " ms"
-                  << (s["name"].get<std::string>().empty() ? "" : " name " + s["name"].get<std::string>()) << "\n";
-        for (const auto& path : s["ephemerals"]) std::cout << "  " << path.get<std::string>() << "\n";
+        printSession(parseObject(response));
         return 0;
       }
-      auto response = call("GET", "/v1/sessions");
-      if (json_) return printJson(response);
-      const json body = response.json();  // the loop below must not range over a temporary
-      for (const auto& s : body["sessions"]) {
-        std::cout << s["id"].get<std::string>() << "  ttl " << s["ttl_ms"] << " ms  " << s["ephemerals"].size()
-                  << " ephemeral" << (s["ephemerals"].size() == 1 ? "" : "s")
-                  << (s["name"].get<std::string>().empty() ? "" : "  " + s["name"].get<std::string>()) << "\n";
-      }
+      forEachPage("/v1/sessions", "", [this](const HttpResponse& response) {
+        if (json_) {
+          printJson(response);
+          return;
+        }
+        const json body = parseObject(response);
+        for (const auto& s : array(body, "sessions")) {
+          const std::string name = text(s, "name");
+          const std::size_t ephemerals = array(s, "ephemerals").size();
+          std::cout << text(s, "id") << "  ttl " << scalar(s, "ttl_ms") << " ms  " << ephemerals << " ephemeral"
+                    << (ephemerals == 1 ? "" : "s") << (name.empty() ? "" : "  " + name) << "\n";
+        }
+      });
       return 0;
     }
     throw UsageError("unknown session command '" + action + "' (create, keepalive, close or ls)");
@@ -311,24 +556,45 @@ class Cli {
   Args args_;
   std::unique_ptr<HttpClient> client_;
   bool json_ = false;
+  std::string lastEndpoint_;  // the endpoint of the last answer, for messages
 };
+
+// "--help" or "-h" among the flags (before any "--").
+bool asksForHelp(const std::vector<std::string>& args) {
+  for (const auto& arg : args) {
+    if (arg == "--") return false;
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
+
+int report(ExitCode code, const std::string& message) {
+  std::cerr << "warden: " << oneLine(message) << std::endl;
+  return static_cast<int>(code);
+}
 
 }  // namespace
 
 bool isCliCommand(const std::string& command) { return kCommands.count(command) > 0; }
 
 int runCli(const std::string& command, const std::vector<std::string>& args) {
+  if (asksForHelp(args)) {
+    std::cout << kCliUsage;
+    return 0;
+  }
+  std::string synopsis = kSynopsis.count(command) ? kSynopsis.at(command) : "warden --help";
   try {
-    return Cli(command, args).run();
+    Cli cli(command, args);
+    synopsis = cli.synopsis();
+    return cli.run();
   } catch (const UsageError& e) {
-    std::cerr << "warden " << command << ": " << e.what() << "\n\n" << kCliUsage;
-    return 2;
+    return report(ExitCode::Usage, std::string(e.what()) + " (usage: " + synopsis + ")");
   } catch (const CliFailure& e) {
-    std::cerr << "warden " << command << ": " << e.message << "\n";
-    return e.exitCode;
+    return report(e.exitCode, e.message);
   } catch (const HttpClientError& e) {
-    std::cerr << "warden " << command << ": " << e.what() << "\n";
-    return 3;
+    return report(ExitCode::Unavailable, e.what());
+  } catch (const std::exception& e) {
+    return report(ExitCode::Unavailable, std::string("unexpected failure: ") + e.what());
   }
 }
 

@@ -1,4 +1,4 @@
-// The one `warden` binary: the server (`serve`), the client commands and the load generator.
+// The one `warden` binary: the server (`serve`), the client commands and the load generators.
 
 #include <iostream>
 #include <string>
@@ -9,6 +9,10 @@
 #include "api/Serve.h"
 #include "api/SessionBench.h"
 
+#ifndef WARDEN_VERSION
+#error "WARDEN_VERSION is set by CMakeLists.txt from project(VERSION)"
+#endif
+
 namespace {
 
 const char* kUsage = R"(warden — a lock and coordination service
@@ -18,23 +22,62 @@ usage: warden serve --dev                          run one node on 127.0.0.1:707
        warden bench [flags]                        load-test a running node
        warden bench-sessions [flags]               hold many sessions open with keepalives
        warden COMMAND [args]                       talk to a running node
+       warden --version                            print the version
 
 )";
+
+int usageError(const std::string& problem) {
+  std::cerr << "warden: " << problem << " (warden --help lists the commands)\n";
+  return static_cast<int>(warden::api::ExitCode::Usage);
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage << warden::api::kCliUsage;
-    return args.empty() ? 2 : 0;
+  // Flags before the command: --help, --version, and the client's global flags, which are
+  // handed to the command ahead of its own words (so a "--" among those still ends the flags).
+  std::vector<std::string> global;
+  std::size_t i = 0;
+  for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage << warden::api::kCliUsage;
+      return 0;
+    }
+    if (arg == "--version") {
+      std::cout << "warden " << WARDEN_VERSION << "\n";
+      return 0;
+    }
+    const bool valued = arg == "--endpoints" || arg == "--output" || arg == "-o";
+    if (!valued && !arg.starts_with("--endpoints=") && !arg.starts_with("--output=")) {
+      return usageError("unknown flag " + arg + " before the command");
+    }
+    global.push_back(arg);
+    if (valued) {
+      if (i + 1 >= args.size()) return usageError(arg + " needs a value");
+      global.push_back(args[++i]);
+    }
   }
-  const std::string command = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (i == args.size()) {
+    std::cout << kUsage << warden::api::kCliUsage;
+    return usageError("no command given");
+  }
+  const std::string command = args[i];
+  std::vector<std::string> rest = global;
+  rest.insert(rest.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+  if (command == "help") {
+    std::cout << kUsage << warden::api::kCliUsage;
+    return 0;
+  }
+  if (command == "version") {
+    if (!rest.empty()) return usageError("version takes no arguments");
+    std::cout << "warden " << WARDEN_VERSION << "\n";
+    return 0;
+  }
   if (command == "serve") return warden::api::runServe(rest);
   if (command == "bench") return warden::api::runBench(rest);
   if (command == "bench-sessions") return warden::api::runSessionBench(rest);
   if (warden::api::isCliCommand(command)) return warden::api::runCli(command, rest);
-  std::cerr << "warden: unknown command '" << command << "'\n\n" << kUsage << warden::api::kCliUsage;
-  return 2;
+  return usageError("unknown command '" + command + "'");
 }

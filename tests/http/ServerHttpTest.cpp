@@ -170,10 +170,10 @@ TEST_CASE("the CLI reads and writes nodes with text and JSON output") {
   auto txn = w({"txn"}, R"({"ops": [{"op": "delete", "path": "/cfg", "recursive": true}]})");
   CHECK(txn.exitCode == 0);
   CHECK_THAT(txn.out, Catch::StartsWith("committed at revision"));
-  CHECK(w({"get", "/cfg"}).exitCode == 1);
+  CHECK(w({"get", "/cfg"}).exitCode == 4);
   CHECK(w({"get", "cfg"}).exitCode == 2);
   CHECK_THAT(w({"status"}).out, Catch::Contains("leader"));
-  CHECK(w({"rm", "/nope"}).exitCode == 1);
+  CHECK(w({"rm", "/nope"}).exitCode == 4);
   CHECK(runWarden({"get", "/", "--endpoints", "http://127.0.0.1:1"}).exitCode == 3);
 }
 

@@ -180,9 +180,9 @@ TEST_CASE("the CLI creates keeps alive lists and closes sessions") {
   CHECK(w({"session", "ls", id}).out == id + " ttl 20000 ms name cli\n  /e\n");
   CHECK(json::parse(w({"session", "ls", "-o", "json"}).out)["sessions"][0]["id"] == id);
   CHECK_THAT(w({"session", "close", id}).out, Catch::StartsWith("closed " + id));
-  CHECK(w({"get", "/e"}).exitCode == 1);
-  CHECK(w({"session", "keepalive", id}).exitCode == 1);
-  CHECK(w({"session", "keepalive", id, "--every", "100"}).exitCode == 1);  // stops once the session is gone
+  CHECK(w({"get", "/e"}).exitCode == 4);
+  CHECK(w({"session", "keepalive", id}).exitCode == 4);
+  CHECK(w({"session", "keepalive", id, "--every", "100"}).exitCode == 4);  // stops once the session is gone
   CHECK(w({"session", "create", "--ttl", "5"}).exitCode == 2);
   CHECK(w({"session", "frobnicate"}).exitCode == 2);
   CHECK(w({"session"}).exitCode == 2);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
@@ -130,16 +131,16 @@ std::string rawExchange(int port, const std::string& bytes, int timeoutMs) {
 }
 
 CommandOutput runWarden(const std::vector<std::string>& args, const std::string& input) {
-  int in[2], out[2];
+  int in[2], out[2], err[2];
   REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
-    int devnull = ::open("/dev/null", O_WRONLY);
-    ::dup2(devnull, 2);  // the usage texts of refused commands would only clutter test output
+    ::dup2(err[1], 2);
     ::close_range(3, ~0U, 0);
     std::vector<char*> argv;
     std::string binary = WARDEN_BINARY;
@@ -152,16 +153,36 @@ CommandOutput runWarden(const std::vector<std::string>& args, const std::string&
   }
   ::close(in[0]);
   ::close(out[1]);
+  ::close(err[1]);
   if (!input.empty()) (void)!::write(in[1], input.data(), input.size());
   ::close(in[1]);
-  std::string output;
+  // Both pipes are drained together: a child blocked writing one of them would never exit.
+  CommandOutput result{-1, {}, {}};
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open = 2;
   char buf[4096];
-  ssize_t n;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0) output.append(buf, static_cast<std::size_t>(n));
-  ::close(out[0]);
+  while (open > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<std::size_t>(n));
+      } else {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+      }
+    }
+  }
   int status = 0;
   ::waitpid(pid, &status, 0);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  result.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
 
 TestServer::TestServer(std::vector<std::string> extraArgs)

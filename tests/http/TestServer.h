@@ -59,10 +59,12 @@ int freePort();
 // connection or `timeoutMs` passed.
 std::string rawExchange(int port, const std::string& bytes, int timeoutMs = 5000);
 
-// Runs the warden binary with args (and optional stdin), returning exit code and stdout.
+// Runs the warden binary with args (and optional stdin) until it exits, returning its exit code
+// (-1 if a signal ended it), stdout and stderr.
 struct CommandOutput {
   int exitCode;
   std::string out;
+  std::string err;
 };
 CommandOutput runWarden(const std::vector<std::string>& args, const std::string& input = {});
 

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "api/Args.h"
+#include "api/Cli.h"
 
 using namespace warden::api;
 
@@ -54,4 +55,16 @@ TEST_CASE("a flag given twice or an unknown single-letter flag is refused") {
   CHECK_THROWS_AS(parse({"-x"}), UsageError);
   // "-" (stdin) and negative-looking words stay positionals.
   CHECK(parse({"-", "-5"}).positionals() == std::vector<std::string>{"-", "-5"});
+}
+
+TEST_CASE("the exit code of a server's answer: 404 is not found, other 4xx refused, 5xx unavailable") {
+  CHECK(exitCodeForStatus(200) == ExitCode::Ok);
+  CHECK(exitCodeForStatus(204) == ExitCode::Ok);
+  CHECK(exitCodeForStatus(404) == ExitCode::NotFound);
+  CHECK(exitCodeForStatus(409) == ExitCode::Refused);
+  CHECK(exitCodeForStatus(400) == ExitCode::Refused);
+  CHECK(exitCodeForStatus(429) == ExitCode::Refused);
+  CHECK(exitCodeForStatus(503) == ExitCode::Unavailable);
+  CHECK(exitCodeForStatus(500) == ExitCode::Unavailable);
+  CHECK(static_cast<int>(ExitCode::Usage) == 2);
 }
