@@ -18,6 +18,7 @@
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/Url.h"
 
 namespace warden::api {
 
@@ -41,6 +42,8 @@ struct BenchConfig {
   std::size_t valueSize = 100;
   std::size_t keys = 1000;
   std::string prefix = "/bench";
+  std::string root;  // where this run's nodes go: prefix-<16 random hex digits>
+  bool keep = false;  // leave the root and its subtree in place at the end
   unsigned threads = 2;
   std::string consistency;  // empty: linearizable
 };
@@ -81,7 +84,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
     unsigned pick = std::uniform_int_distribution<unsigned>(0, total - 1)(rng_);
     op_ = pick < config_.weights[0] ? BenchOp::Put : pick < config_.weights[0] + config_.weights[1] ? BenchOp::Get : BenchOp::Create;
     std::size_t key = std::uniform_int_distribution<std::size_t>(0, config_.keys - 1)(rng_);
-    std::string target = "/v1/nodes" + config_.prefix + "/k" + std::to_string(key);
+    std::string target = "/v1/nodes" + config_.root + "/k" + std::to_string(key);
     req_ = {};
     req_.version(11);
     req_.keep_alive(true);
@@ -98,7 +101,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
         break;
       case BenchOp::Create:
         req_.method(http::verb::post);
-        req_.target("/v1/nodes" + config_.prefix + "/c/n");
+        req_.target("/v1/nodes" + config_.root + "/c/n");
         req_.body() = createBody_;
         break;
     }
@@ -141,8 +144,10 @@ class Worker : public std::enable_shared_from_this<Worker> {
 };
 
 BenchConfig parseConfig(const std::vector<std::string>& argv) {
-  Args args(argv, {});
-  args.allow({"endpoints", "connections", "duration", "mix", "value-size", "keys", "prefix", "threads", "consistency"});
+  Args args(argv, {"keep"});
+  args.allow({"endpoints", "connections", "duration", "mix", "value-size", "keys", "prefix", "threads", "consistency",
+              "keep"});
+  if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   BenchConfig c;
   if (auto e = args.get("endpoints")) c.endpoint = HttpClient::parseEndpoints(*e).at(0);
   c.connections = static_cast<std::size_t>(args.number("connections", 64, 1, 20'000));
@@ -151,6 +156,10 @@ BenchConfig parseConfig(const std::vector<std::string>& argv) {
   c.keys = static_cast<std::size_t>(args.number("keys", 1000, 1, 10'000'000));
   c.threads = static_cast<unsigned>(args.number("threads", 2, 1, 64));
   c.prefix = args.get("prefix", c.prefix);
+  if (!c.prefix.starts_with("/") || c.prefix.size() < 2 || c.prefix.back() == '/') {
+    throw UsageError("--prefix is a node path such as /bench");
+  }
+  c.keep = args.has("keep");
   c.consistency = args.get("consistency", "");
   if (auto mix = args.get("mix")) {
     // "put=50,get=50,create=0"
@@ -164,7 +173,11 @@ BenchConfig parseConfig(const std::vector<std::string>& argv) {
       auto name = item.substr(0, eq);
       auto it = std::find(std::begin(kOpNames), std::end(kOpNames), name);
       if (eq == std::string::npos || it == std::end(kOpNames)) throw UsageError("--mix is like put=50,get=50,create=0");
-      c.weights[it - std::begin(kOpNames)] = static_cast<unsigned>(std::stoul(item.substr(eq + 1)));
+      const std::string weight = item.substr(eq + 1);
+      if (weight.empty() || weight.size() > 6 || weight.find_first_not_of("0123456789") != std::string::npos) {
+        throw UsageError("--mix weights are whole numbers, as in put=50,get=50,create=0");
+      }
+      c.weights[it - std::begin(kOpNames)] = static_cast<unsigned>(std::stoul(weight));
       start = comma + 1;
     }
     if (c.weights[0] + c.weights[1] + c.weights[2] == 0) throw UsageError("--mix needs a non-zero weight");
@@ -172,19 +185,64 @@ BenchConfig parseConfig(const std::vector<std::string>& argv) {
   return c;
 }
 
+std::string nodeTarget(const std::string& path) { return "/v1/nodes" + percentEncodePath(path); }
+
+std::string failure(const char* what, const std::string& path, const HttpResponse& r) {
+  return std::string(what) + " " + path + " failed: " + std::to_string(r.status) + " " + r.body.substr(0, 200);
+}
+
+// Creates the run's root, which must not exist yet: what the bench deletes is its own.
+void createRoot(HttpClient& client, const BenchConfig& c) {
+  auto r = client.request("POST", nodeTarget(c.root), json{{"make_parents", true}}.dump());
+  if (r.status != 201) throw std::runtime_error(failure("creating", c.root, r));
+}
+
 // Creates the key space so that gets find their keys: one transaction per 1024 keys.
-void prepare(const BenchConfig& c) {
-  HttpClient client({c.endpoint});
-  client.request("POST", "/v1/nodes" + c.prefix + "/c", json{{"make_parents", true}}.dump());
+void prepare(HttpClient& client, const BenchConfig& c) {
+  auto r = client.request("POST", nodeTarget(c.root + "/c"));
+  if (r.status != 201) throw std::runtime_error(failure("creating", c.root + "/c", r));
   std::string value(c.valueSize, 'x');
   for (std::size_t first = 0; first < c.keys; first += 1024) {
     json ops = json::array();
     for (std::size_t k = first; k < std::min(c.keys, first + 1024); ++k) {
-      ops.push_back({{"op", "set"}, {"path", c.prefix + "/k" + std::to_string(k)}, {"data", value}, {"create", true}});
+      ops.push_back({{"op", "set"}, {"path", c.root + "/k" + std::to_string(k)}, {"data", value}, {"create", true}});
     }
     auto r = client.request("POST", "/v1/txn", json{{"ops", ops}}.dump());
     if (r.status != 200) throw std::runtime_error("preparing keys failed: " + r.body);
   }
+}
+
+// Deletes `path` and its subtree: in one request where the server allows it; where the subtree
+// is too large for one write (413), its children first, 1024 to a transaction, then again.
+void deleteTree(HttpClient& client, const std::string& path) {
+  constexpr int kMaxRounds = 100'000;  // each round deletes at least one child
+  for (int round = 0; round < kMaxRounds; ++round) {
+    auto r = client.request("DELETE", nodeTarget(path) + "?recursive");
+    if (r.status == 204 || r.status == 404) return;
+    if (r.status != 413) throw std::runtime_error(failure("deleting", path, r));
+    auto list = client.request("GET", nodeTarget(path) + "?children");
+    const json body = list.json();
+    if (list.status != 200 || !body.is_object() || !body.contains("children") || !body["children"].is_array() ||
+        body["children"].empty()) {
+      throw std::runtime_error(failure("listing", path, list));
+    }
+    std::vector<std::string> children;
+    for (const auto& name : body["children"]) {
+      if (!name.is_string()) throw std::runtime_error(failure("listing", path, list));
+      children.push_back(path + "/" + name.get<std::string>());
+    }
+    for (std::size_t first = 0; first < children.size(); first += 1024) {
+      json ops = json::array();
+      for (std::size_t i = first; i < std::min(children.size(), first + 1024); ++i) {
+        ops.push_back({{"op", "delete"}, {"path", children[i]}, {"recursive", true}});
+      }
+      auto t = client.request("POST", "/v1/txn", json{{"ops", ops}}.dump());
+      if (t.status == 200) continue;
+      if (t.status != 413) throw std::runtime_error(failure("deleting under", path, t));
+      for (std::size_t i = first; i < std::min(children.size(), first + 1024); ++i) deleteTree(client, children[i]);
+    }
+  }
+  throw std::runtime_error("deleting " + path + " did not finish");
 }
 
 double percentile(std::vector<std::uint32_t>& v, double p) {
@@ -200,6 +258,59 @@ void printLine(const char* name, std::vector<std::uint32_t>& v, double seconds) 
               static_cast<double>(v.size()) / seconds, percentile(v, 0.50), percentile(v, 0.99), percentile(v, 0.999));
 }
 
+// Runs the workers until the deadline and prints the figures; true when no request failed.
+bool runLoad(const BenchConfig& config) {
+  net::io_context ioc;
+  std::string hostPort = config.endpoint.substr(7);
+  std::size_t colon = hostPort.rfind(':');
+  auto addresses = tcp::resolver(ioc).resolve(hostPort.substr(0, colon), hostPort.substr(colon + 1));
+  auto start = Clock::now();
+  auto end = start + std::chrono::milliseconds(static_cast<long>(config.seconds * 1000));
+  std::vector<std::shared_ptr<Worker>> workers;
+  for (std::size_t i = 0; i < config.connections; ++i) {
+    workers.push_back(std::make_shared<Worker>(ioc, config, addresses, end, static_cast<unsigned>(i + 1)));
+    workers.back()->start();
+  }
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < config.threads; ++t) pool.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+
+  Samples all;
+  for (auto& w : workers) {
+    for (int op = 0; op < 3; ++op) {
+      all.micros[op].insert(all.micros[op].end(), w->samples.micros[op].begin(), w->samples.micros[op].end());
+    }
+    if (all.errors == 0 && w->samples.errors > 0) all.firstError = w->samples.firstError;
+    all.errors += w->samples.errors;
+  }
+  std::vector<std::uint32_t> total;
+  for (auto& v : all.micros) total.insert(total.end(), v.begin(), v.end());
+  std::printf("warden bench: %s, %zu connections, %.1f s, mix put=%u get=%u create=%u, value %zu B, %zu keys%s\n",
+              config.endpoint.c_str(), config.connections, elapsed, config.weights[0], config.weights[1],
+              config.weights[2], config.valueSize, config.keys,
+              config.consistency.empty() ? "" : (", consistency=" + config.consistency).c_str());
+  for (int op = 0; op < 3; ++op) printLine(kOpNames[op], all.micros[op], elapsed);
+  printLine("total", total, elapsed);
+  std::printf("  errors %zu%s%s\n", all.errors, all.errors ? ", first: " : "", all.firstError.substr(0, 200).c_str());
+  return all.errors == 0;
+}
+
+// One line on stderr, as every error of the warden binary.
+void reportError(const std::string& what) {
+  std::string line = what;
+  for (char& ch : line) {
+    if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+  }
+  std::fflush(stdout);
+  std::cerr << "warden: bench: " << line << std::endl;
+}
+
+constexpr const char* kBenchUsage =
+    "warden bench [--endpoints URL] [--connections 64] [--duration 10] [--mix put=50,get=50,create=0] "
+    "[--value-size 100] [--keys 1000] [--prefix /bench] [--keep] [--threads 2] [--consistency stale]";
+
 }  // namespace
 
 int runBench(const std::vector<std::string>& argv) {
@@ -207,53 +318,39 @@ int runBench(const std::vector<std::string>& argv) {
   try {
     config = parseConfig(argv);
   } catch (const std::exception& e) {
-    std::cerr << "warden bench: " << e.what() << "\n"
-              << "usage: warden bench [--endpoints URL] [--connections 64] [--duration 10] [--mix put=50,get=50,create=0]\n"
-                 "                    [--value-size 100] [--keys 1000] [--prefix /bench] [--threads 2]\n"
-                 "                    [--consistency stale]\n";
+    reportError(std::string(e.what()) + " (usage: " + kBenchUsage + ")");
     return 2;
   }
+  config.root = config.prefix + "-" + HttpClient::newIdempotencyKey().substr(0, 16);
+  int code = 0;
+  bool created = false;
   try {
-    prepare(config);
-    net::io_context ioc;
-    std::string hostPort = config.endpoint.substr(7);
-    std::size_t colon = hostPort.rfind(':');
-    auto addresses = tcp::resolver(ioc).resolve(hostPort.substr(0, colon), hostPort.substr(colon + 1));
-    auto start = Clock::now();
-    auto end = start + std::chrono::milliseconds(static_cast<long>(config.seconds * 1000));
-    std::vector<std::shared_ptr<Worker>> workers;
-    for (std::size_t i = 0; i < config.connections; ++i) {
-      workers.push_back(std::make_shared<Worker>(ioc, config, addresses, end, static_cast<unsigned>(i + 1)));
-      workers.back()->start();
-    }
-    std::vector<std::thread> pool;
-    for (unsigned t = 1; t < config.threads; ++t) pool.emplace_back([&ioc] { ioc.run(); });
-    ioc.run();
-    for (auto& t : pool) t.join();
-    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-
-    Samples all;
-    for (auto& w : workers) {
-      for (int op = 0; op < 3; ++op) {
-        all.micros[op].insert(all.micros[op].end(), w->samples.micros[op].begin(), w->samples.micros[op].end());
-      }
-      if (all.errors == 0 && w->samples.errors > 0) all.firstError = w->samples.firstError;
-      all.errors += w->samples.errors;
-    }
-    std::vector<std::uint32_t> total;
-    for (auto& v : all.micros) total.insert(total.end(), v.begin(), v.end());
-    std::printf("warden bench: %s, %zu connections, %.1f s, mix put=%u get=%u create=%u, value %zu B, %zu keys%s\n",
-                config.endpoint.c_str(), config.connections, elapsed, config.weights[0], config.weights[1],
-                config.weights[2], config.valueSize, config.keys,
-                config.consistency.empty() ? "" : (", consistency=" + config.consistency).c_str());
-    for (int op = 0; op < 3; ++op) printLine(kOpNames[op], all.micros[op], elapsed);
-    printLine("total", total, elapsed);
-    std::printf("  errors %zu%s%s\n", all.errors, all.errors ? ", first: " : "", all.firstError.substr(0, 200).c_str());
-    return all.errors == 0 ? 0 : 1;
+    HttpClient admin({config.endpoint});
+    createRoot(admin, config);
+    created = true;
+    std::printf("warden bench: nodes under %s, %s\n", config.root.c_str(),
+                config.keep ? "kept at the end (--keep)" : "deleted at the end (--keep keeps them)");
+    std::fflush(stdout);
+    prepare(admin, config);
+    code = runLoad(config) ? 0 : 1;
   } catch (const std::exception& e) {
-    std::cerr << "warden bench: " << e.what() << "\n";
-    return 1;
+    reportError(e.what());
+    code = 3;
   }
+  if (!created) return code;
+  if (config.keep) {
+    std::printf("  kept %s\n", config.root.c_str());
+    return code;
+  }
+  try {
+    HttpClient admin({config.endpoint});
+    deleteTree(admin, config.root);
+    std::printf("  deleted %s\n", config.root.c_str());
+  } catch (const std::exception& e) {
+    reportError("could not delete " + config.root + ": " + e.what());
+    if (code == 0) code = 3;
+  }
+  return code;
 }
 
 }  // namespace warden::api

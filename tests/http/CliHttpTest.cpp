@@ -367,3 +367,41 @@ TEST_CASE("get --children prints only the children's names and ls follows the se
   requireOneErrorLine(looping);
   CHECK(stuck.requests().size() == 2);
 }
+
+TEST_CASE("bench works under a fresh prefix node that it deletes at the end unless --keep") {
+  TestServer server;
+  const std::string ep = server.endpoint();
+  REQUIRE(cli(ep, {"create", "/bench/mine", "-p"}).exitCode == 0);  // someone else's /bench
+  auto run = runWarden({"bench", "--endpoints", ep, "--duration", "1", "--connections", "2", "--keys", "10",
+                        "--mix", "put=1,get=1,create=1"});
+  INFO(run.out << run.err);
+  CHECK(run.exitCode == 0);
+  CHECK_THAT(run.out, Catch::Contains("nodes under /bench-") && Catch::Contains("deleted /bench-"));
+  CHECK(cli(ep, {"ls"}).out == "bench\n");
+  CHECK(cli(ep, {"ls", "/bench"}).out == "mine\n");
+
+  auto kept = runWarden({"bench", "--endpoints", ep, "--duration", "1", "--connections", "1", "--keys", "10",
+                         "--prefix", "/runs/b", "--keep"});
+  CHECK(kept.exitCode == 0);
+  CHECK_THAT(kept.out, Catch::Contains("kept /runs/b-"));
+  auto runs = cli(ep, {"ls", "/runs"}).out;
+  REQUIRE(runs.starts_with("b-"));
+  CHECK(runs.size() == 2 + 16 + 1);
+  const std::string keys = cli(ep, {"ls", "/runs/" + runs.substr(0, runs.size() - 1)}).out;
+  CHECK(std::count(keys.begin(), keys.end(), '\n') == 11);  // k0 to k9, and c
+
+  auto usage = runWarden({"bench", "--keep=maybe"});
+  CHECK(usage.exitCode == 2);
+  requireOneErrorLine(usage);
+}
+
+TEST_CASE("bench deletes its nodes even when they are more than one write may delete") {
+  TestServer server({"--max-txn-nodes", "5"});
+  auto run = runWarden({"bench", "--endpoints", server.endpoint(), "--duration", "1", "--connections", "1", "--keys",
+                        "3", "--mix", "create=1"});
+  INFO(run.out << run.err);
+  CHECK(run.exitCode == 0);
+  CHECK_THAT(run.out, Catch::Contains("deleted /bench-"));
+  CHECK(runWarden({"ls", "--endpoints", server.endpoint()}).out == "");
+  REQUIRE(server.request("GET", "/v1/nodes/?children").json()["stat"]["num_children"] == 0);
+}
