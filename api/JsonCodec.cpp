@@ -259,6 +259,7 @@ unsigned httpStatus(Status status) {
     case Status::Overloaded: return 429;
     case Status::Unavailable:
     case Status::NoQuorum: return 503;
+    case Status::Timeout: return 504;
   }
   return 500;
 }
@@ -279,6 +280,7 @@ const char* errorCode(Status status) {
     case Status::Overloaded: return "too_many_requests";
     case Status::Unavailable: return "unavailable";
     case Status::NoQuorum: return "no_quorum";
+    case Status::Timeout: return "timeout";
   }
   return "internal";
 }

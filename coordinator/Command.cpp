@@ -78,6 +78,12 @@ Command expireCommand(std::uint64_t session, SessionEpoch epoch) {
   return command;
 }
 
+Command tickCommand() {
+  Command command;
+  command.type = CommandType::Tick;
+  return command;
+}
+
 Command epochCommand(SessionEpoch epoch) {
   Command command;
   command.type = CommandType::SessionEpoch;
@@ -114,7 +120,7 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
-  if (type < 1 || type > kLimitedTxn) throw DecodeError("unknown command type");
+  if (type < 1 || type > static_cast<std::uint8_t>(CommandType::Tick)) throw DecodeError("unknown command type");
   if (type == kLimitedTxn) {
     type = static_cast<std::uint8_t>(CommandType::Txn);
     command.maxNodes = in.varint();

@@ -43,6 +43,9 @@ enum class CommandType : std::uint8_t {
   // (PAXOS.md 9b): once a leader's epoch is applied, expiries stamped by earlier leaders are
   // ignored, and the leader speaks for sessions only after its own epoch is applied.
   SessionEpoch = 5,
+  // Nothing: an entry whose only effect is its leader's timestamp. A node that must learn
+  // whether a write of its past its deadline can still apply proposes one (NodeCore::timeOut).
+  Tick = 7,
 };
 
 // Who speaks for sessions (PAXOS.md 9b): a leader's ballot, and which of its takeovers of the
@@ -77,6 +80,7 @@ Command txnCommand(std::vector<Op> ops);
 Command sessionCommand(CommandType type, std::uint64_t session);
 Command expireCommand(std::uint64_t session, SessionEpoch epoch);
 Command epochCommand(SessionEpoch epoch);
+Command tickCommand();
 
 void encodeCommand(Encoder& out, const Command& command);
 Command decodeCommand(Decoder& in);  // throws DecodeError

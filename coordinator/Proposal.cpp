@@ -5,7 +5,7 @@
 namespace warden::coordinator {
 
 namespace {
-constexpr std::uint8_t kProposalFormat = 2;
+constexpr std::uint8_t kProposalFormat = 3;  // 2: without deadlineMs
 }
 
 std::string encodeProposal(const Proposal& p) {
@@ -15,18 +15,21 @@ std::string encodeProposal(const Proposal& p) {
   out.fixed64(p.incarnation);
   out.varint(p.requestId);
   out.varint(p.timestampMs);
+  out.varint(p.deadlineMs);
   out.bytes(p.command);
   return out.take();
 }
 
 Proposal decodeProposal(std::string_view bytes) {
   Decoder in(bytes);
-  if (in.u8() != kProposalFormat) throw DecodeError("unknown proposal format");
+  const std::uint8_t format = in.u8();
+  if (format != kProposalFormat && format != 2) throw DecodeError("unknown proposal format");
   Proposal p;
   p.origin = in.varint();
   p.incarnation = in.fixed64();
   p.requestId = in.varint();
   p.timestampMs = in.varint();
+  if (format == kProposalFormat) p.deadlineMs = in.varint();
   p.command = std::string(in.bytes());
   in.expectDone();
   return p;

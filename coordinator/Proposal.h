@@ -16,7 +16,10 @@ struct Proposal {
   std::uint64_t incarnation = 0;
   std::uint64_t requestId = 0;
   std::uint64_t timestampMs = 0;  // 0 until the leader stamps it
-  std::string command;            // encodeCommand bytes
+  // Past this time (leader stamps, clamped never to run backwards) it is not applied: its origin
+  // may have told the client so. 0: no deadline (proposals logged before deadlines existed).
+  std::uint64_t deadlineMs = 0;
+  std::string command;  // encodeCommand bytes
 };
 
 std::string encodeProposal(const Proposal& proposal);

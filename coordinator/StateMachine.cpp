@@ -159,7 +159,8 @@ std::uint64_t StateMachine::readMeta(storage::Txn& txn, std::string_view key) co
 std::uint64_t StateMachine::revision(storage::Txn& txn) const { return readMeta(txn, kRevisionKey); }
 
 bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation,
-                                std::uint64_t requestId, std::uint64_t slot) const {
+                                std::uint64_t requestId, std::uint64_t slot, std::uint64_t deadlineMs,
+                                std::uint64_t stampMs) const {
   const std::string id = storage::encodeU64Key(origin) + storage::encodeU64Key(incarnation) + storage::encodeU64Key(requestId);
   if (txn.get(dbs_.requests, id)) return false;
   // Forget what is older than the memory, a few at a time (each admission pays for its own).
@@ -168,6 +169,9 @@ bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::ui
     storage::Cursor cursor(txn, dbs_.requestsBySlot);
     for (auto item = cursor.first(); item && doomed.size() < 4; item = cursor.next()) {
       if (storage::decodeU64Key(item->key.substr(0, 8)) + kRequestMemorySlots >= slot) break;
+      // Its value: the slot, then (since deadlines) its deadline.
+      auto value = txn.get(dbs_.requests, item->key.substr(8));
+      if (value && value->size() == 16 && storage::decodeU64Key(value->substr(8)) >= stampMs) break;
       doomed.emplace_back(item->key);
     }
   }
@@ -175,10 +179,12 @@ bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::ui
     txn.erase(dbs_.requestsBySlot, key);
     txn.erase(dbs_.requests, key.substr(8));
   }
-  txn.put(dbs_.requests, id, u64Value(slot));
+  txn.put(dbs_.requests, id, u64Value(slot) + u64Value(deadlineMs));
   txn.put(dbs_.requestsBySlot, u64Value(slot) + id, {});
   return true;
 }
+
+std::uint64_t StateMachine::timestampMs(storage::Txn& txn) const { return readMeta(txn, kTimestampKey); }
 
 SessionEpoch StateMachine::sessionEpoch(storage::Txn& txn) const {
   auto value = txn.get(meta_, kSessionEpochKey);
@@ -234,6 +240,10 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
     out.message = std::move(message);
     return out;
   };
+  if (command.type == CommandType::Tick) {
+    out.status = Status::Ok;
+    return out;
+  }
   if (command.type == CommandType::SessionEpoch) {
     // No revision: nothing a client sees changes.
     if (command.epoch > sessionEpoch(txn)) {

@@ -78,10 +78,14 @@ class StateMachine {
   // reconnect, a duplicate): true the first time this (origin, incarnation, request id) is
   // applied, at `slot`, false for a copy within kRequestMemorySlots after it, which must be
   // skipped. Part of the replicated state (and of snapshots), so every replica skips the same
-  // copies. Counted in slots, not leader time: leaders' clocks may jump.
+  // copies. Counted in slots, not leader time (leaders' clocks may jump); and a request with a
+  // deadline is also kept until the applied time (`stampMs`, never running backwards) passed it,
+  // after which no copy of it can apply anyway.
   static constexpr std::uint64_t kRequestMemorySlots = 10'000;
   bool admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation, std::uint64_t requestId,
-                    std::uint64_t slot) const;
+                    std::uint64_t slot, std::uint64_t deadlineMs = 0, std::uint64_t stampMs = 0) const;
+  // The time of the latest entry applied (leader stamps, never running backwards).
+  std::uint64_t timestampMs(storage::Txn& txn) const;
 
   std::uint64_t revision(storage::Txn& txn) const;
   // The latest SessionEpoch applied (zero: none).

@@ -27,7 +27,8 @@ enum class Status {
   NoSpace,      // the state is over its quota: writes that grow it are refused
   Overloaded,   // the log's queue is full: try again later
   Unavailable,  // the log could not commit (storage failure, shutting down)
-  NoQuorum,     // no leader with a majority answered within the deadline
+  NoQuorum,     // not applied, and never will be: no leader with a majority took it in time
+  Timeout,      // the outcome is unknown: it may yet be applied (a retry needs an idempotency key)
 };
 
 struct OpResult {

@@ -43,7 +43,8 @@ void Keeper::applied(const coordinator::Command& command, const coordinator::Com
     case coordinator::CommandType::SessionClose:
     case coordinator::CommandType::SessionExpire: ended(command.session); break;
     case coordinator::CommandType::Txn:
-    case coordinator::CommandType::SessionEpoch: break;
+    case coordinator::CommandType::SessionEpoch:
+    case coordinator::CommandType::Tick: break;
   }
 }
 

@@ -28,6 +28,8 @@ struct ClusterOptions {
     bool neverExpire = false;                // the keeper never proposes an expiry
     bool ignoreIncarnation = false;  // match replies and chosen proposals by request id alone
     bool bootstrapOnMajority = false;  // an empty disk votes once n - majority + 1 peers say "empty"
+    bool applyPastDeadline = false;    // apply a write chosen after its deadline (its origin said 503)
+    bool refuseOnDeadline = false;     // answer 503 at the deadline without an entry stamped past it
   } bugs;
 };
 

@@ -50,7 +50,9 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
     storage::Txn txn = storage::Txn::read(env_);
     applied_ = stateMachine_.appliedIndex(txn);
     epoch_ = stateMachine_.sessionEpoch(txn);
+    appliedStampMs_ = stateMachine_.timestampMs(txn);
   }
+  appliedStampAtUs_ = now();
   startReplica();
   nextTickUs_ = now() + kTickUs;
   updateView();
@@ -60,7 +62,18 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
 
 void NodeCore::submit(Command command, Done done) {
   const std::uint64_t requestId = nextRequest_;
-  writes_[requestId] = PendingWrite{std::move(done), now() + options_.writeTimeoutMs * 1000, ownProposal(command)};
+  // Counted in leader time: as this node last applied it, moved on by its own clock since (or its
+  // own wall clock, if later). A node whose wall clock is behind the leader's still gives its
+  // writes their whole time.
+  const std::uint64_t leaderTimeMs = appliedStampMs_ + (now() - appliedStampAtUs_) / 1000;
+  const std::uint64_t deadlineMs = std::max(clock_.wallMs(), leaderTimeMs) + options_.writeTimeoutMs;
+  PendingWrite w;
+  w.done = std::move(done);
+  w.deadlineUs = now() + options_.writeTimeoutMs * 1000;
+  w.giveUpUs = now() + 2 * options_.writeTimeoutMs * 1000;
+  w.deadlineMs = deadlineMs;
+  w.proposal = ownProposal(command, deadlineMs);
+  writes_[requestId] = std::move(w);
 }
 
 void NodeCore::readBarrier(ReadDone done) {
@@ -198,6 +211,7 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
   };
   std::uint64_t revision = 0;
   std::vector<std::pair<std::uint64_t, CommandResult>> answers;
+  std::vector<std::uint64_t> late;  // ours, chosen past their deadline
   {
     storage::Txn txn = storage::Txn::write(env_);
     for (const auto& chosen : entries) {
@@ -209,6 +223,9 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
       // restarted or installed a snapshot must apply the same entry identically.
       entry.timestampMs = 0;
       std::vector<Origin> slotOrigins;
+      std::vector<std::pair<Proposal, Command>> proposals;
+      // The slot's time: its leader's stamps, never before what was applied already.
+      std::uint64_t slotStamp = stateMachine_.timestampMs(txn);
       for (const auto& bytes : chosen.value.commands) {
         // A proposal that does not decode is skipped the same way on every replica.
         try {
@@ -216,13 +233,24 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
           Decoder in(p.command);
           Command command = decodeCommand(in);
           in.expectDone();
-          // A copy of a proposal applied already (a resent or duplicated frame) is skipped.
-          if (!stateMachine_.admitRequest(txn, p.origin, p.incarnation, p.requestId, chosen.slot)) continue;
-          entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
-          entry.commands.push_back(std::move(command));
-          slotOrigins.push_back(Origin{p.requestId, ours(p)});
+          slotStamp = std::max(slotStamp, p.timestampMs);
+          proposals.emplace_back(std::move(p), std::move(command));
         } catch (const DecodeError&) {
         }
+      }
+      for (auto& [p, command] : proposals) {
+        if (p.deadlineMs != 0 && slotStamp > p.deadlineMs && !options_.bugs.applyPastDeadline) {
+          // Chosen too late: its origin may have told the client it was not applied.
+          if (ours(p)) late.push_back(p.requestId);
+          continue;
+        }
+        // A copy of a proposal applied already (a resent or duplicated frame) is skipped.
+        if (!stateMachine_.admitRequest(txn, p.origin, p.incarnation, p.requestId, chosen.slot, p.deadlineMs, slotStamp)) {
+          continue;
+        }
+        entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
+        entry.commands.push_back(std::move(command));
+        slotOrigins.push_back(Origin{p.requestId, ours(p)});
       }
       auto results = stateMachine_.apply(txn, entry);
       if (onEntry_) onEntry_(chosen.slot, chosen.value, entry, results);
@@ -238,34 +266,108 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
     }
     revision = stateMachine_.revision(txn);
     epoch_ = stateMachine_.sessionEpoch(txn);
+    noteAppliedStamp(stateMachine_.timestampMs(txn));
     txn.commit();
   }
   if (onApplied_) onApplied_(revision);
-  for (auto& [requestId, result] : answers) {
-    auto it = writes_.find(requestId);
-    if (it == writes_.end()) continue;  // answered already (timed out)
-    Done done = std::move(it->second.done);
-    writes_.erase(it);
-    // A callback that throws must not take the driver (and the node's vote) with it.
-    try {
-      done(std::move(result));
-    } catch (const std::exception& e) {
-      log_(std::string("a write's completion failed: ") + e.what());
-    }
+  for (auto& [requestId, result] : answers) finishWrite(requestId, std::move(result));
+  for (std::uint64_t requestId : late) {
+    CommandResult r;
+    r.status = Status::NoQuorum;
+    r.message = "not applied: no leader with a majority committed it within " + std::to_string(options_.writeTimeoutMs) + " ms";
+    finishWrite(requestId, std::move(r));
+  }
+}
+
+void NodeCore::noteAppliedStamp(std::uint64_t stampMs) {
+  if (stampMs == appliedStampMs_) return;
+  appliedStampMs_ = stampMs;
+  appliedStampAtUs_ = now();
+}
+
+void NodeCore::finishWrite(std::uint64_t requestId, CommandResult result) {
+  auto it = writes_.find(requestId);
+  if (it == writes_.end()) return;  // answered already
+  Done done = std::move(it->second.done);
+  const bool tick = it->second.tick;
+  writes_.erase(it);
+  if (tick) {
+    tickPending_ = false;
+    return;
+  }
+  // A callback that throws must not take the driver (and the node's vote) with it.
+  try {
+    done(std::move(result));
+  } catch (const std::exception& e) {
+    log_(std::string("a write's completion failed: ") + e.what());
   }
 }
 
 void NodeCore::timeOut() {
   const std::uint64_t at = now();
-  takeOverdue(writes_, at, [this](PendingWrite& w) {
-    CommandResult r;
-    r.status = Status::NoQuorum;
-    r.message = "no leader with a majority committed the write within " + std::to_string(options_.writeTimeoutMs) +
-                " ms; it may still be applied later";
-    w.done(std::move(r));
-  });
+  settleOverdueWrites(at);
   takeOverdue(reads_, at, [](PendingRead& r) { r.done(Status::NoQuorum); });
   takeOverdue(keepalives_, at, [](PendingKeepalive& k) { k.done(Status::NoQuorum, 0); });
+}
+
+void NodeCore::settleOverdueWrites(std::uint64_t nowUs) {
+  bool undecided = false;
+  std::vector<std::pair<std::uint64_t, CommandResult>> decided;
+  for (auto& [id, w] : writes_) {
+    if (nowUs < w.deadlineUs || w.tick) continue;
+    CommandResult r;
+    if (!w.everSent) {
+      r.status = Status::NoQuorum;  // no leader ever held it: it cannot be chosen
+      r.message = "not applied: no leader was reachable within " + std::to_string(options_.writeTimeoutMs) + " ms";
+    } else if (appliedStampMs_ > w.deadlineMs || options_.bugs.refuseOnDeadline) {
+      r.status = Status::NoQuorum;  // applied time passed its deadline: apply skips it from now on
+      r.message = "not applied: no leader with a majority committed it within " + std::to_string(options_.writeTimeoutMs) + " ms";
+    } else if (nowUs >= w.giveUpUs) {
+      r.status = Status::Timeout;
+      r.message = "no answer within " + std::to_string(2 * options_.writeTimeoutMs) +
+                  " ms: the write may or may not be applied (retry it with the same Idempotency-Key)";
+    } else {
+      undecided = true;  // wait for an entry stamped past its deadline
+      continue;
+    }
+    decided.emplace_back(id, std::move(r));
+  }
+  for (auto& [id, r] : decided) finishWrite(id, std::move(r));
+  // Ticks give the log entries stamped with the leader's time, so that a write past its deadline
+  // is decided even when nobody else writes.
+  if (undecided && !tickPending_) {
+    tickPending_ = true;
+    PendingWrite tick;
+    tick.done = [](CommandResult) {};
+    tick.deadlineUs = tick.giveUpUs = nowUs + 2 * options_.writeTimeoutMs * 1000;
+    tick.proposal = ownProposal(tickCommand(), 0);
+    tick.tick = true;
+    writes_[nextRequest_ - 1] = std::move(tick);
+  }
+  // A tick nobody took in time is dropped; another follows if still needed.
+  for (auto it = writes_.begin(); it != writes_.end();) {
+    if (it->second.tick && nowUs >= it->second.giveUpUs) {
+      tickPending_ = false;
+      it = writes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void NodeCore::forgetSentWrites(const std::string& why) {
+  // The state jumped past slots this node never applied: a write of its own may be among them,
+  // applied or not, and nothing will tell.
+  std::vector<std::uint64_t> unknown;
+  for (const auto& [id, w] : writes_) {
+    if (w.everSent) unknown.push_back(id);
+  }
+  for (std::uint64_t id : unknown) {
+    CommandResult r;
+    r.status = Status::Timeout;
+    r.message = why + ": the write may or may not be applied (retry it with the same Idempotency-Key)";
+    finishWrite(id, std::move(r));
+  }
 }
 
 void NodeCore::updateView() {

@@ -95,10 +95,19 @@ class NodeCore {
   bool servesSessions() const { return serving_; }
 
  private:
+  // A write taken here (PAXOS.md 5b). Its proposal carries a deadline in leader time, past which
+  // apply skips it: once this node has applied an entry stamped later, the write never applies,
+  // and the client may be told so (503). Until then it goes to whichever node leads.
   struct PendingWrite {
     Done done;
-    std::uint64_t deadlineUs;
-    std::string proposal;  // origin-stamped, without the leader's timestamp; empty once sent
+    std::uint64_t deadlineUs;  // this node's clock: then decide, if it can...
+    std::uint64_t giveUpUs;    // ...and by then at the latest: the outcome is unknown (504)
+    std::uint64_t deadlineMs;  // in the proposal, in leader time
+    std::string proposal;      // origin-stamped, without the leader's timestamp; empty once sent
+    std::string sent;          // what a leader holds, to hand to the next one; empty: none
+    std::uint64_t sentTo = 0;  // that leader (this node, when it proposed it itself)
+    bool everSent = false;     // some leader may hold it
+    bool tick = false;         // a Tick of this node's own: nobody waits for it
   };
   struct PendingRead {
     ReadDone done;
@@ -165,7 +174,11 @@ class NodeCore {
   void onForwardRejected(Decoder& in, std::size_t size);
   void takeRejected(std::vector<paxos::Rejected>& rejected);
   bool ours(const Proposal& p) const;
-  std::string ownProposal(const Command& command);
+  std::string ownProposal(const Command& command, std::uint64_t deadlineMs = 0);
+  std::uint64_t currentLeader() const;  // this node if it leads, a leader heard lately, or 0
+  void settleOverdueWrites(std::uint64_t nowUs);
+  void forgetSentWrites(const std::string& why);
+  void finishWrite(std::uint64_t requestId, CommandResult result);
 
   // ReadBarriers.cpp
   void serveReads();
@@ -228,6 +241,10 @@ class NodeCore {
   std::uint64_t lastProbeUs_ = 0;
   std::uint64_t applied_ = 0;
   std::uint64_t lastTimestampMs_ = 0;
+  std::uint64_t appliedStampMs_ = 0;  // the state machine's time (StateMachine::timestampMs)...
+  std::uint64_t appliedStampAtUs_ = 0;  // ...and when this node's clock last saw it move
+  void noteAppliedStamp(std::uint64_t stampMs);
+  bool tickPending_ = false;
   std::map<std::uint64_t, std::uint64_t> lastHeardUs_;
   std::map<std::uint64_t, std::string> peerHttp_;
 

@@ -154,9 +154,11 @@ void NodeCore::installSnapshot(const IncomingSnapshot& done) {
     if (stateMachine_.appliedIndex(txn) != done.applied) throw DecodeError("snapshot disagrees with its applied index");
     revision = stateMachine_.revision(txn);
     epoch_ = stateMachine_.sessionEpoch(txn);
+    noteAppliedStamp(stateMachine_.timestampMs(txn));
     txn.commit();
   }
   applied_ = done.applied;
+  forgetSentWrites("a snapshot replaced this node's state");
   {
     std::lock_guard lock(keeperMutex_);
     if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again

@@ -1,8 +1,9 @@
 // Writes: the node that takes a client's write wraps it in a Proposal carrying its id, its
-// process incarnation and a request number; the leader stamps it with its clock and hands it to
-// the replica; a follower forwards it to the leader; a node that cannot take forwarded proposals
-// sends them back. Only apply answers a write: a chosen proposal whose origin and incarnation
-// are this process's completes the pending write of that number (PAXOS.md 5b).
+// process incarnation, a request number and a deadline; the leader stamps it with its clock and
+// hands it to the replica; a follower forwards it to the leader, and to the next leader if that
+// one fails; a node that cannot take forwarded proposals sends them back. Only apply answers a
+// write: a chosen proposal whose origin and incarnation are this process's completes the
+// pending write of that number (PAXOS.md 5b); one chosen past its deadline is skipped.
 
 #include "coordinator/node/Frames.h"
 #include "coordinator/node/NodeCore.h"
@@ -10,17 +11,36 @@
 namespace warden::coordinator::node {
 
 void NodeCore::sendUnsent() {
-  // Writes not yet handed to a leader go now, if there is one.
-  std::vector<std::string> unsent;
+  const std::uint64_t leader = currentLeader();
+  if (leader == 0) return;  // no leader that spoke lately: they wait (their deadlines still run)
+  // Writes not yet handed to a leader go now; those a former leader holds go to this one too,
+  // so that a write outlives its leader's failure. Apply admits one copy (admitRequest).
+  std::vector<std::string> batch;
   for (auto& [id, w] : writes_) {
-    if (!w.proposal.empty()) unsent.push_back(std::move(w.proposal)), w.proposal.clear();
+    if (!w.proposal.empty()) {
+      w.sent = std::move(w.proposal);
+      w.proposal.clear();
+    } else if (w.sent.empty() || w.sentTo == leader) {
+      continue;
+    }
+    w.sentTo = leader;
+    w.everSent = true;
+    batch.push_back(w.sent);
   }
-  if (unsent.empty()) return;
-  if (replica_ && replica_->isLeader()) {
-    proposeLocal(std::move(unsent));
+  if (batch.empty()) return;
+  if (leader == options_.id) {
+    proposeLocal(std::move(batch));
   } else {
-    forward(std::move(unsent));
+    forward(std::move(batch));
   }
+}
+
+std::uint64_t NodeCore::currentLeader() const {
+  if (replica_ && replica_->isLeader()) return options_.id;
+  const std::uint64_t leader = replica_ ? replica_->leaderHint() : 0;
+  auto heard = lastHeardUs_.find(leader);
+  const bool recent = heard != lastHeardUs_.end() && now() - heard->second < 3 * options_.paxos.heartbeatInterval;
+  return leader != 0 && leader != options_.id && recent ? leader : 0;
 }
 
 void NodeCore::proposeLocal(std::vector<std::string> proposals) {
@@ -35,20 +55,7 @@ void NodeCore::proposeLocal(std::vector<std::string> proposals) {
 }
 
 void NodeCore::forward(std::vector<std::string> proposals) {
-  const std::uint64_t leader = replica_ ? replica_->leaderHint() : 0;
-  auto heard = lastHeardUs_.find(leader);
-  const bool recent = heard != lastHeardUs_.end() && now() - heard->second < 3 * options_.paxos.heartbeatInterval;
-  if (leader == 0 || leader == options_.id || !recent) {
-    // No leader that spoke lately: keep them for the next turn (their deadline still runs).
-    // What never left cannot be chosen, so trying again later cannot apply a write twice.
-    for (auto& bytes : proposals) {
-      Proposal p = decodeProposal(bytes);
-      auto it = writes_.find(p.requestId);
-      if (ours(p) && it != writes_.end()) it->second.proposal = std::move(bytes);
-    }
-    return;
-  }
-  for (auto& f : proposalsFrames(Frame::Forward, proposals)) send(leader, std::move(f));
+  for (auto& f : proposalsFrames(Frame::Forward, proposals)) send(currentLeader(), std::move(f));
 }
 
 void NodeCore::onForward(std::uint64_t from, Decoder& in, std::size_t size) {
@@ -69,6 +76,7 @@ void NodeCore::onForwardRejected(Decoder& in, std::size_t size) {
     if (ours(p) && it != writes_.end()) {
       p.timestampMs = 0;
       it->second.proposal = encodeProposal(p);  // try again next turn
+      it->second.sent.clear();
     }
   }
 }
@@ -91,7 +99,10 @@ void NodeCore::takeRejected(std::vector<paxos::Rejected>& rejected) {
       for (auto& bytes : proposals) {
         const Proposal p = decodeProposal(bytes);
         auto it = writes_.find(p.requestId);
-        if (ours(p) && it != writes_.end()) it->second.proposal = std::move(bytes);
+        if (ours(p) && it != writes_.end()) {
+          it->second.proposal = std::move(bytes);
+          it->second.sent.clear();
+        }
       }
     }
   }
@@ -101,11 +112,12 @@ bool NodeCore::ours(const Proposal& p) const {
   return p.origin == options_.id && (p.incarnation == incarnation_ || options_.bugs.ignoreIncarnation);
 }
 
-std::string NodeCore::ownProposal(const Command& command) {
+std::string NodeCore::ownProposal(const Command& command, std::uint64_t deadlineMs) {
   Proposal p;
   p.origin = options_.id;
   p.incarnation = incarnation_;
   p.requestId = nextRequest_++;
+  p.deadlineMs = deadlineMs;
   Encoder out;
   encodeCommand(out, command);
   p.command = out.take();

@@ -74,8 +74,10 @@ void NodeSim::clientStep(std::size_t c) {
       if (cas && (r.status == Status::BadVersion || r.status == Status::NotFound)) {
         return finishOp(c, Operation::Outcome::Ok, std::nullopt, false);
       }
-      const bool refused = r.status == Status::Overloaded || r.status == Status::InvalidArgument;
-      finishOp(c, refused ? Operation::Outcome::Failed : Operation::Outcome::Unknown, std::nullopt, false);
+      // "Not applied" answers are judged: the history checker takes them at their word. Only a
+      // timeout (or a crash, or a shutdown) leaves the outcome unknown.
+      const bool unknown = r.status == Status::Timeout || r.status == Status::Unavailable;
+      finishOp(c, unknown ? Operation::Outcome::Unknown : Operation::Outcome::Failed, std::nullopt, false);
     });
   }
   n->core->endTurn();

@@ -161,3 +161,16 @@ TEST_CASE("rebuild catches a rebuild request paced by the catch-up timer") {
   REQUIRE(caught);
   CHECK(caught->check == "rebuild");
 }
+
+// A write answered 503 is never applied (issue 10): its proposal's deadline, in leader time.
+TEST_CASE("linearizability catches a write applied after its deadline, when its origin may have said 503") {
+  auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.applyPastDeadline = true; }, 200);
+  REQUIRE(caught);
+  CHECK(caught->check == "linearizability");
+}
+
+TEST_CASE("linearizability catches a 503 given at the deadline before the applied time passed it") {
+  auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.refuseOnDeadline = true; }, 100);
+  REQUIRE(caught);
+  CHECK(caught->check == "linearizability");
+}

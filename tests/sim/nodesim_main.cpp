@@ -29,6 +29,8 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug == "never-expire") return o.nodeBugs.neverExpire = true;
   if (bug == "rebuild-shares-catchup-timer") return o.paxosBugs.rebuildSharesCatchupTimer = true;
   if (bug == "bootstrap-on-majority") return o.nodeBugs.bootstrapOnMajority = true;
+  if (bug == "apply-past-deadline") return o.nodeBugs.applyPastDeadline = true;
+  if (bug == "refuse-on-deadline") return o.nodeBugs.refuseOnDeadline = true;
   if (bug == "rebuild-ignores-promises") return o.paxosBugs.rebuildIgnoresPromises = true;
   if (bug == "skip-phase1") return o.paxosBugs.skipPhase1 = true;
   if (bug == "ignore-lease") return o.paxosBugs.ignoreLeaseOnPrepare = o.paxosBugs.noPreVote = true;
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
                    "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|serve-without-lease|stale-ttl|\n"
                    "        followers-answer-keepalives|never-expire|same-epoch-after-lapse|\n"
-                   "        rebuild-shares-catchup-timer|\n"
+                   "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit)\n");

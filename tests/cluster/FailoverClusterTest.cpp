@@ -1,0 +1,93 @@
+// Issue 10 on a real 3-node cluster: writes ride through the leader's failure. Writes through
+// followers keep coming while the leader is killed; each is a sequential create with its own
+// data, so the number of nodes holding that data is the number of times it was applied.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "tests/cluster/TestCluster.h"
+
+using namespace warden::tests;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+TEST_CASE("writes through followers ride through a kill of the leader: 503 means never applied, 201 exactly once") {
+  TestCluster cluster(3);
+  auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  std::vector<std::uint64_t> followers;
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    if (id != *leader) followers.push_back(id);
+  }
+  REQUIRE(cluster.request(followers[0], "PUT", "/v1/nodes/burst", json{{"data", ""}, {"create", true}}.dump()).status == 200);
+
+  std::mutex mutex;
+  std::map<int, int> statusOf;  // write number -> HTTP status (0: no reply)
+  std::atomic<int> next{0};
+  std::atomic<bool> stop{false};
+  std::atomic<std::int64_t> killedAtUs{0};
+  std::atomic<int> firstAfterKill{-1};
+  std::atomic<std::int64_t> firstAfterKillLatencyUs{0};
+  auto writer = [&](std::uint64_t via) {
+    while (!stop) {
+      const int n = next++;
+      const auto sent = Clock::now();
+      const bool afterKill = killedAtUs != 0;
+      auto r = cluster.request(via, "POST", "/v1/nodes/burst/w-", json{{"data", std::to_string(n)}, {"sequential", true}}.dump(), 15000);
+      const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent).count();
+      std::lock_guard lock(mutex);
+      statusOf[n] = r.status;
+      int expected = -1;
+      if (afterKill && firstAfterKill.compare_exchange_strong(expected, n)) firstAfterKillLatencyUs = took;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back(writer, followers[t % 2]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  cluster.kill9(*leader);
+  killedAtUs = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count();
+  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  REQUIRE(cluster.waitForLeader(10000, {followers[0], followers[1]}));
+  REQUIRE(cluster.waitConverged());
+  auto list = cluster.request(followers[0], "GET", "/v1/nodes/burst?children");
+  REQUIRE(list.status == 200);
+  std::map<int, int> applied;
+  const json children = list.json()["children"];
+  REQUIRE(children.size() > 100);
+  for (const auto& name : children) {
+    auto node = cluster.request(followers[0], "GET", "/v1/nodes/burst/" + name.get<std::string>() + "?consistency=stale");
+    REQUIRE(node.status == 200);
+    applied[std::stoi(node.json()["data"].get<std::string>())]++;
+  }
+  int ok = 0, refused = 0, unknown = 0;
+  for (const auto& [n, status] : statusOf) {
+    INFO("write " << n << " answered " << status << ", applied " << applied[n] << " times");
+    if (status == 201) {
+      ++ok;
+      CHECK(applied[n] == 1);
+    } else if (status == 503) {
+      ++refused;
+      CHECK(applied[n] == 0);
+    } else {
+      ++unknown;  // 504 (outcome unknown) or no reply: at most once
+      CHECK(applied[n] <= 1);
+    }
+  }
+  std::printf("failover burst: %d writes acknowledged, %d refused (503), %d unknown; first write sent after the kill "
+              "answered %d in %.0f ms\n",
+              ok, refused, unknown, statusOf[firstAfterKill.load()], firstAfterKillLatencyUs.load() / 1000.0);
+  CHECK(ok > 100);
+  // A write sent right after the kill goes through once the new leader is elected.
+  REQUIRE(firstAfterKill >= 0);
+  CHECK(statusOf[firstAfterKill.load()] == 201);
+}
