@@ -95,7 +95,8 @@ void HttpConnection::onRead(beast::error_code ec) {
   auto& req = parser_->get();
   const bool keepAlive = req.keep_alive();
   const bool head = req.method() == http::verb::head;
-  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body())};
+  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body()), std::nullopt};
+  if (auto key = req.find("Idempotency-Key"); key != req.end()) request.idempotencyKey = std::string(key->value());
   // The handler may take a while (a write waiting for its commit): no read timeout meanwhile.
   stream_.expires_never();
   router_.handle(request, [self = shared_from_this(), keepAlive, head](Reply reply) {

@@ -260,6 +260,7 @@ unsigned httpStatus(Status status) {
     case Status::Unavailable:
     case Status::NoQuorum: return 503;
     case Status::Timeout: return 504;
+    case Status::KeyReused: return 409;
   }
   return 500;
 }
@@ -281,6 +282,7 @@ const char* errorCode(Status status) {
     case Status::Unavailable: return "unavailable";
     case Status::NoQuorum: return "no_quorum";
     case Status::Timeout: return "timeout";
+    case Status::KeyReused: return "idempotency_key_reused";
   }
   return "internal";
 }

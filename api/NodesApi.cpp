@@ -65,7 +65,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
             const auto& result = r.results.front();
             return jsonReply(201, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
           },
-          false, respond);
+          false, respond, request.idempotencyKey);
     return;
   }
   if (method == "PUT") {
@@ -77,7 +77,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
             const auto& result = r.results.front();
             return jsonReply(200, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
           },
-          false, respond);
+          false, respond, request.idempotencyKey);
     return;
   }
   if (method == "DELETE") {
@@ -98,7 +98,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
             reply.revision = r.revision;
             return reply;
           },
-          false, respond);
+          false, respond, request.idempotencyKey);
     return;
   }
   respond(methodNotAllowed(method, "/v1/nodes", "GET, HEAD, POST, PUT, DELETE", node_.revision()));
@@ -166,11 +166,19 @@ void NodesApi::txn(const Request& request, const Query& query, const Respond& re
           for (const auto& result : r.results) results.push_back(opResultJson(result));
           return jsonReply(200, json{{"results", std::move(results)}, {"revision", r.revision}}, r.revision);
         },
-        true, respond);
+        true, respond, request.idempotencyKey);
 }
 
 void NodesApi::write(Command command, std::function<Reply(const CommandResult&)> onOk, bool isTxn,
-                     const Respond& respond) {
+                     const Respond& respond, const std::optional<std::string>& idempotencyKey) {
+  if (idempotencyKey) {
+    const std::string& key = *idempotencyKey;
+    const bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+    if (key.empty() || key.size() > 128 || !printable) {
+      throw ApiError(400, "invalid_argument", "Idempotency-Key must be 1 to 128 printable ASCII characters");
+    }
+    command.idempotencyKey = key;
+  }
   node_.submit(std::move(command), [this, onOk = std::move(onOk), isTxn, respond](CommandResult r) {
     if (r.status == Status::Ok) {
       respond(onOk(r));

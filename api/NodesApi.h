@@ -31,7 +31,7 @@ class NodesApi {
   void read(const std::string& path, const Query& query, bool head, const Respond& respond);
   Reply get(const std::string& path, const ReadShape& shape);
   void write(coordinator::Command command, std::function<Reply(const coordinator::CommandResult&)> onOk,
-             bool isTxn, const Respond& respond);
+             bool isTxn, const Respond& respond, const std::optional<std::string>& idempotencyKey);
 
   coordinator::Node& node_;
 };

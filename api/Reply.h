@@ -18,6 +18,7 @@ struct Request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // "/v1/nodes/a?children"
   std::string body;
+  std::optional<std::string> idempotencyKey;  // the Idempotency-Key header, when given
 };
 
 struct Reply {

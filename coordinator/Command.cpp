@@ -78,6 +78,13 @@ Command expireCommand(std::uint64_t session, SessionEpoch epoch) {
   return command;
 }
 
+std::string encodeOps(const Command& command) {
+  Encoder out;
+  out.varint(command.ops.size());
+  for (const Op& op : command.ops) encodeOp(out, op);
+  return out.take();
+}
+
 Command tickCommand() {
   Command command;
   command.type = CommandType::Tick;
@@ -92,17 +99,19 @@ Command epochCommand(SessionEpoch epoch) {
 }
 
 namespace {
-// On the wire, a transaction with limits has a type of its own, so that entries logged before
-// limits existed still decode (and apply) exactly as they did.
+// On the wire, a transaction with limits (or an idempotency key) has a type of its own, so that
+// entries logged before these existed still decode (and apply) exactly as they did.
 constexpr std::uint8_t kLimitedTxn = 6;
 }  // namespace
 
 void encodeCommand(Encoder& out, const Command& command) {
-  const bool limited = command.type == CommandType::Txn && (command.maxNodes != 0 || command.quotaBytes != 0);
+  const bool limited = command.type == CommandType::Txn &&
+                       (command.maxNodes != 0 || command.quotaBytes != 0 || !command.idempotencyKey.empty());
   out.u8(limited ? kLimitedTxn : static_cast<std::uint8_t>(command.type));
   if (limited) {
     out.varint(command.maxNodes);
     out.varint(command.quotaBytes);
+    out.bytes(command.idempotencyKey);
   }
   if (command.type != CommandType::Txn) {
     out.varint(command.session);
@@ -125,6 +134,7 @@ Command decodeCommand(Decoder& in) {
     type = static_cast<std::uint8_t>(CommandType::Txn);
     command.maxNodes = in.varint();
     command.quotaBytes = in.varint();
+    command.idempotencyKey = std::string(in.bytes());
   }
   command.type = static_cast<CommandType>(type);
   if (command.type != CommandType::Txn) {

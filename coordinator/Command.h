@@ -72,6 +72,9 @@ struct Command {
   // the command against the same ones (0: none, as for commands logged before they existed).
   std::uint64_t maxNodes = 0;    // nodes created and deleted, parents made included
   std::uint64_t quotaBytes = 0;  // a write that grows the state beyond this is refused
+  // Txn: the client's Idempotency-Key (empty: none). A second command with the key gets the
+  // first one's result, and nothing applies again (StateMachine, kIdempotencyMemoryMs).
+  std::string idempotencyKey;
 
   bool operator==(const Command&) const = default;
 };
@@ -81,6 +84,8 @@ Command sessionCommand(CommandType type, std::uint64_t session);
 Command expireCommand(std::uint64_t session, SessionEpoch epoch);
 Command epochCommand(SessionEpoch epoch);
 Command tickCommand();
+// The bytes of a transaction's ops alone: what an idempotency key is checked against.
+std::string encodeOps(const Command& command);
 
 void encodeCommand(Encoder& out, const Command& command);
 Command decodeCommand(Decoder& in);  // throws DecodeError

@@ -5,6 +5,8 @@
 #include <optional>
 
 #include "coordinator/Path.h"
+#include "coordinator/ResultCodec.h"
+#include "coordinator/storage/Keys.h"
 
 namespace warden::coordinator {
 
@@ -14,6 +16,7 @@ constexpr std::string_view kRevisionKey = "revision";
 constexpr std::string_view kSessionEpochKey = "session_epoch";  // round, node, takeover
 constexpr std::string_view kTimestampKey = "timestamp";         // the latest entry's, ms
 constexpr std::string_view kUsedBytesKey = "used_bytes";        // what the quota counts (usedBytes)
+constexpr std::string_view kIdempotencyCountKey = "idempotency_keys";  // rows of the idempotency table
 
 std::string u64Value(std::uint64_t v) { return storage::encodeU64Key(v); }
 
@@ -75,7 +78,8 @@ std::optional<StateMachine::Outcome> parentProblem(std::string_view parent,
 StateMachine::Dbs StateMachine::openDbs(storage::Txn& writeTxn) {
   return Dbs{writeTxn.openDb("nodes"),    writeTxn.openDb("children"), writeTxn.openDb("meta"),
              writeTxn.openDb("sessions"), writeTxn.openDb("owned"),    writeTxn.openDb("requests"),
-             writeTxn.openDb("requests_by_slot"), writeTxn.openDb("snapshot_staging")};
+             writeTxn.openDb("requests_by_slot"), writeTxn.openDb("snapshot_staging"),
+             writeTxn.openDb("idempotency"), writeTxn.openDb("idempotency_by_time")};
 }
 
 StateMachine::StateMachine(Dbs dbs)
@@ -87,7 +91,8 @@ StateMachine::StateMachine(Dbs dbs)
 namespace {
 // The replicated tables, in snapshot order; Row::table indexes this list.
 std::vector<MDB_dbi> replicatedTables(const StateMachine::Dbs& dbs) {
-  return {dbs.nodes, dbs.children, dbs.meta, dbs.sessions, dbs.owned, dbs.requests, dbs.requestsBySlot};
+  return {dbs.nodes,    dbs.children,       dbs.meta,        dbs.sessions,         dbs.owned,
+          dbs.requests, dbs.requestsBySlot, dbs.idempotency, dbs.idempotencyByTime};
 }
 }  // namespace
 
@@ -222,8 +227,17 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
   std::vector<CommandResult> results;
   results.reserve(entry.commands.size());
   for (const Command& command : entry.commands) {
-    results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
-                                                       : applySession(txn, command, rev + 1, entry.timestampMs));
+    if (command.type == CommandType::Txn && !command.idempotencyKey.empty()) {
+      if (auto first = replayed(txn, command)) {
+        results.push_back(std::move(*first));  // applied before: answered alike, nothing changes
+        continue;
+      }
+      results.push_back(applyTxn(txn, command, rev + 1, entry.timestampMs));
+      remember(txn, command, results.back(), entry.timestampMs);
+    } else {
+      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
+                                                         : applySession(txn, command, rev + 1, entry.timestampMs));
+    }
     rev = results.back().revision;
   }
   txn.put(meta_, kAppliedIndexKey, u64Value(entry.index));
@@ -336,6 +350,53 @@ CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& comman
 }
 
 std::uint64_t StateMachine::usedBytes(storage::Txn& txn) const { return readMeta(txn, kUsedBytesKey); }
+
+std::optional<CommandResult> StateMachine::replayed(storage::Txn& txn, const Command& command) const {
+  auto stored = txn.get(dbs_.idempotency, command.idempotencyKey);
+  if (!stored) return std::nullopt;
+  return storage::decodeStored(*stored, [&](std::string_view bytes) {
+    Decoder in(bytes);
+    const std::uint64_t atMs = in.varint();
+    const std::string digest(in.bytes());
+    CommandResult first = decodeResult(in.bytes());
+    in.expectDone();
+    if (digest == storage::sha256(encodeOps(command))) return first;
+    CommandResult reused;
+    reused.status = Status::KeyReused;
+    reused.revision = first.revision;
+    reused.message = "Idempotency-Key '" + command.idempotencyKey + "' was used for another write (at " +
+                     std::to_string(atMs) + " ms since the epoch); use a new key for a new write";
+    return reused;
+  });
+}
+
+void StateMachine::remember(storage::Txn& txn, const Command& command, const CommandResult& result,
+                            std::uint64_t timestampMs) const {
+  // Forget keys past their time, and the oldest beyond the count, a few at a time (each write
+  // with a key pays for its own).
+  std::uint64_t count = readMeta(txn, kIdempotencyCountKey);
+  std::vector<std::string> doomed;
+  {
+    storage::Cursor cursor(txn, dbs_.idempotencyByTime);
+    for (auto item = cursor.first(); item && doomed.size() < 4; item = cursor.next()) {
+      const std::uint64_t atMs = storage::decodeU64Key(item->key.substr(0, 8));
+      if (atMs + kIdempotencyMemoryMs >= timestampMs && count - doomed.size() < kMaxIdempotencyKeys) break;
+      doomed.emplace_back(item->key);
+    }
+  }
+  for (const auto& key : doomed) {
+    txn.erase(dbs_.idempotencyByTime, key);
+    txn.erase(dbs_.idempotency, key.substr(8));
+  }
+  count -= doomed.size();
+  Encoder value;
+  value.varint(timestampMs);
+  value.bytes(storage::sha256(encodeOps(command)));
+  value.bytes(encodeResult(result));
+  txn.put(dbs_.idempotency, command.idempotencyKey, value.data());
+  txn.put(dbs_.idempotencyByTime, u64Value(timestampMs) + command.idempotencyKey, {});
+  txn.put(meta_, kIdempotencyCountKey, u64Value(count + 1));
+}
 
 void StateMachine::addUsedBytes(storage::Txn& txn, std::int64_t delta) const {
   const std::uint64_t used = usedBytes(txn);

@@ -21,6 +21,10 @@ namespace warden::coordinator {
 
 inline constexpr std::size_t kMaxDataBytes = 1 << 20;
 inline constexpr std::size_t kMaxTxnOps = 1024;
+// How long, in leader time, a write's Idempotency-Key is remembered with its result; and how
+// many keys at most (the oldest go first).
+inline constexpr std::uint64_t kIdempotencyMemoryMs = 10 * 60 * 1000;
+inline constexpr std::uint64_t kMaxIdempotencyKeys = 100'000;
 // What the quota counts per node beyond its path and data: its stat and index entries.
 inline constexpr std::uint64_t kNodeOverheadBytes = 100;
 // The bytes a node counts against the quota.
@@ -37,6 +41,8 @@ class StateMachine {
     MDB_dbi requests;        // origin, incarnation, request id -> slot
     MDB_dbi requestsBySlot;  // slot, origin, incarnation, request id -> ""
     MDB_dbi staging;         // table byte ++ key -> value: a snapshot being received
+    MDB_dbi idempotency;        // key -> applied time, ops digest, encoded result
+    MDB_dbi idempotencyByTime;  // applied time ++ key -> ""
   };
   static Dbs openDbs(storage::Txn& writeTxn);
 
@@ -105,6 +111,9 @@ class StateMachine {
                              std::uint64_t timestampMs) const;
   CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,
                          std::uint64_t timestampMs) const;
+  // The first result of a write with this idempotency key, if it is remembered.
+  std::optional<CommandResult> replayed(storage::Txn& txn, const Command& command) const;
+  void remember(storage::Txn& txn, const Command& command, const CommandResult& result, std::uint64_t timestampMs) const;
   Outcome applyOp(Context& ctx, const Op& op) const;
   Outcome create(Context& ctx, const Op& op) const;
   Outcome set(Context& ctx, const Op& op) const;

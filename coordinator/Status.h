@@ -29,6 +29,7 @@ enum class Status {
   Unavailable,  // the log could not commit (storage failure, shutting down)
   NoQuorum,     // not applied, and never will be: no leader with a majority took it in time
   Timeout,      // the outcome is unknown: it may yet be applied (a retry needs an idempotency key)
+  KeyReused,    // an idempotency key already answered a different write
 };
 
 struct OpResult {

@@ -41,6 +41,7 @@ class TestCluster {
 
   // One request on a fresh connection; a node that does not answer within `timeoutMs` yields
   // status 0.
+  int httpPort(std::uint64_t id) const { return httpPort_.at(id); }
   api::HttpResponse request(std::uint64_t id, const std::string& method, const std::string& target,
                             const std::string& body = {}, int timeoutMs = 8000);
   // The leader the running nodes agree on, waiting up to `timeoutMs`; empty if none.

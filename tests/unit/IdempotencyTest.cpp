@@ -1,0 +1,77 @@
+// Idempotency keys (issue 10): the replicated state remembers a keyed write with its first
+// result for kIdempotencyMemoryMs of leader time; a retry gets that result and applies nothing.
+
+#include <catch2/catch.hpp>
+
+#include "coordinator/ResultCodec.h"
+#include "tests/unit/StoreFixture.h"
+
+using namespace warden::coordinator;
+using namespace warden::tests;
+
+namespace {
+
+Command keyed(std::vector<Op> ops, std::string key) {
+  Command command = txnCommand(std::move(ops));
+  command.idempotencyKey = std::move(key);
+  return command;
+}
+
+Op sequential(std::string path, std::string data) {
+  Op op = createOp(std::move(path), std::move(data));
+  op.sequential = true;
+  return op;
+}
+
+}  // namespace
+
+TEST_CASE("a retried write with the same key gets its first result and applies nothing") {
+  StoreFixture store;
+  REQUIRE(store.apply({createOp("/q")}).status == Status::Ok);
+  const auto first = store.applyCommand(keyed({sequential("/q/x-", "1")}, "key-1"), 5000);
+  REQUIRE(first.status == Status::Ok);
+  CHECK(first.results[0].path == "/q/x-0000000000");
+  const auto again = store.applyCommand(keyed({sequential("/q/x-", "1")}, "key-1"), 6000);
+  CHECK(again == first);
+  CHECK(store.children("/q").size() == 1);
+  CHECK(store.revision() == 2);
+  // A failed write is remembered too: its retry fails alike, even once it would succeed.
+  const auto missing = store.applyCommand(keyed({setOp("/nope", "v")}, "key-2"));
+  CHECK(missing.status == Status::NotFound);
+  REQUIRE(store.apply({createOp("/nope")}).status == Status::Ok);
+  CHECK(store.applyCommand(keyed({setOp("/nope", "v")}, "key-2")) == missing);
+}
+
+TEST_CASE("a key used for another write is refused and changes nothing") {
+  StoreFixture store;
+  REQUIRE(store.applyCommand(keyed({createOp("/a", "1")}, "k")).status == Status::Ok);
+  const auto reused = store.applyCommand(keyed({createOp("/b", "1")}, "k"));
+  CHECK(reused.status == Status::KeyReused);
+  CHECK_THAT(reused.message, Catch::Contains("'k'"));
+  CHECK_FALSE(store.get("/b"));
+  CHECK(store.revision() == 1);
+}
+
+TEST_CASE("a key is forgotten once its time has passed in leader time") {
+  StoreFixture store;
+  REQUIRE(store.apply({createOp("/q")}, 1000).status == Status::Ok);
+  REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, "old"), 1000).status == Status::Ok);
+  // Still remembered just before its time ends; a later keyed write clears it after.
+  REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, "old"), 1000 + kIdempotencyMemoryMs).status == Status::Ok);
+  CHECK(store.children("/q").size() == 1);
+  REQUIRE(store.applyCommand(keyed({createOp("/other")}, "new"), 2000 + kIdempotencyMemoryMs).status == Status::Ok);
+  REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, "old"), 2000 + kIdempotencyMemoryMs).status == Status::Ok);
+  CHECK(store.children("/q").size() == 2);
+}
+
+TEST_CASE("a command result survives its encoding") {
+  CommandResult r;
+  r.status = Status::BadVersion;
+  r.message = "expected version 3";
+  r.failedOp = 2;
+  r.revision = 99;
+  r.results.push_back(OpResult{OpType::Create, "/a", Stat{1, 2, 3, 4, 5, 6, 7, 8, 9}});
+  r.results.push_back(OpResult{OpType::Delete, "/b", std::nullopt});
+  CHECK(decodeResult(encodeResult(r)) == r);
+  CHECK_THROWS_AS(decodeResult(encodeResult(r).substr(1)), DecodeError);
+}
