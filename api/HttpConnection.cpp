@@ -27,7 +27,7 @@ void HttpConnection::start() {
   // Runs the first read on the strand the socket was accepted onto.
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
     if (self->counter_->open.load() > self->limits_.maxConnections) {
-      self->send(errorReply(429, "too_many_requests", "the node has too many open connections", std::nullopt),
+      self->send(errorReply(429, "too_many_requests", "the node has too many open connections", self->router_.revision()),
                  false, false);
       return;
     }
@@ -73,18 +73,18 @@ void HttpConnection::onRead(beast::error_code ec) {
     return;
   }
   if (ec == http::error::body_limit) {
-    send(errorReply(413, "too_large", "the request body is larger than 1.5 MiB", std::nullopt), false, false);
+    send(errorReply(413, "too_large", "the request body is larger than 1.5 MiB", router_.revision()), false, false);
     return;
   }
   if (ec == http::error::header_limit) {
-    send(errorReply(413, "too_large", "the request line and headers are larger than 64 KiB", std::nullopt), false,
+    send(errorReply(413, "too_large", "the request line and headers are larger than 64 KiB", router_.revision()), false,
          false);
     return;
   }
   if (ec) {
     // Malformed HTTP: answer once, then hang up, since the stream cannot be trusted any more.
     if (ec != net::error::eof && ec != net::error::broken_pipe) {
-      send(errorReply(400, "invalid_argument", "malformed HTTP request: " + ec.message(), std::nullopt), false,
+      send(errorReply(400, "invalid_argument", "malformed HTTP request: " + ec.message(), router_.revision()), false,
            false);
     } else {
       close();

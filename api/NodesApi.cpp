@@ -106,8 +106,13 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
 
 void NodesApi::read(const std::string& path, const Query& query, bool head, const Respond& respond) {
   // Everything about the request is checked before waiting, so bad input fails at once.
-  allowOnly(query, {"children", "recursive", "raw", "consistency", "min_revision", "wait_ms"});
+  allowOnly(query, {"children", "recursive", "raw", "consistency", "min_revision", "wait_ms", "limit", "after"});
   ReadShape shape{head, queryFlag(query, "children"), queryFlag(query, "recursive"), queryFlag(query, "raw")};
+  shape.limit = pageLimit(query);
+  if (auto after = query.find("after"); after != query.end()) shape.after = after->second;
+  if ((query.count("limit") || query.count("after")) && !shape.children) {
+    throw ApiError(400, "invalid_argument", "limit and after page through ?children; add children");
+  }
   if (shape.raw && (shape.children || shape.recursive)) {
     throw ApiError(400, "invalid_argument", "raw returns the data alone; it cannot be combined with children or recursive");
   }
@@ -133,7 +138,11 @@ Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
   json body = {{"path", path}};
   putData(body, record->data);
   body["stat"] = statJson(record->stat);
-  if (children) body["children"] = sm.tree().children(txn, path);
+  if (children) {
+    auto page = sm.tree().childrenPage(txn, path, shape.after, shape.limit);
+    if (page.more) body["next"] = page.names.back();
+    body["children"] = std::move(page.names);
+  }
   return jsonReply(200, body, revision);
 }
 

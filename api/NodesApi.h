@@ -27,6 +27,8 @@ class NodesApi {
     bool children = false;
     bool recursive = false;
     bool raw = false;
+    std::size_t limit = 0;  // children: page size...
+    std::string after;      // ...and the name the page starts after
   };
   void read(const std::string& path, const Query& query, bool head, const Respond& respond);
   Reply get(const std::string& path, const ReadShape& shape);

@@ -32,7 +32,8 @@ bool queryFlag(const Query& query, const char* name) {
 }
 
 void allowOnly(const Query& query, std::initializer_list<const char*> names) {
-  for (const auto& [key, value] : query) {
+  for (const auto& parameter : query) {
+    const std::string& key = parameter.first;  // not a structured binding: clang 14 cannot capture one
     if (std::none_of(names.begin(), names.end(), [&](const char* n) { return key == n; })) {
       throw ApiError(400, "invalid_argument", "unknown query parameter '" + key + "'");
     }
@@ -47,6 +48,14 @@ std::optional<std::uint64_t> queryNumber(const Query& query, const char* name) {
     throw ApiError(400, "invalid_argument", std::string(name) + " must be a non-negative integer");
   }
   return std::stoull(text);
+}
+
+std::size_t pageLimit(const Query& query) {
+  const auto limit = queryNumber(query, "limit");
+  if (limit && (*limit < 1 || *limit > kMaxPage)) {
+    throw ApiError(400, "invalid_argument", "limit must be between 1 and " + std::to_string(kMaxPage));
+  }
+  return limit ? static_cast<std::size_t>(*limit) : kMaxPage;
 }
 
 void answerRead(coordinator::Node& node, const Query& query, std::function<Reply()> build, const Respond& respond) {

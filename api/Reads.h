@@ -22,6 +22,9 @@ bool queryFlag(const Query& query, const char* name);
 void allowOnly(const Query& query, std::initializer_list<const char*> names);
 // A non-negative integer parameter, if present (400 invalid_argument when malformed).
 std::optional<std::uint64_t> queryNumber(const Query& query, const char* name);
+// Lists come in pages: ?limit=N (1 to kMaxPage, kMaxPage when absent).
+inline constexpr std::size_t kMaxPage = 10'000;
+std::size_t pageLimit(const Query& query);
 
 // ?consistency=stale answers at once from this node's state; ?min_revision=R[&wait_ms=W] once
 // this node has applied R; otherwise the read is linearizable, answered after a read barrier.

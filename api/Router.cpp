@@ -39,6 +39,8 @@ void Router::handle(const Request& request, Respond respond) {
   }
 }
 
+std::uint64_t Router::revision() const { return node_.revision(); }
+
 void Router::dispatch(const Request& request, const Respond& respond) {
   std::string problem;
   auto target = parseTarget(request.target, problem);
@@ -48,7 +50,11 @@ void Router::dispatch(const Request& request, const Respond& respond) {
   const bool isRead = method == "GET" || method == "HEAD";
 
   if (underRoute(route, kNodesRoute)) {
-    auto decoded = percentDecode(std::string_view(route).substr(kNodesRoute.size()));
+    const std::string_view raw = std::string_view(route).substr(kNodesRoute.size());
+    if (raw.find("%2F") != std::string_view::npos || raw.find("%2f") != std::string_view::npos) {
+      throw ApiError(400, "invalid_path", "a path component may not contain an encoded '/' (%2F)");
+    }
+    auto decoded = percentDecode(raw);
     if (!decoded) throw ApiError(400, "invalid_path", "malformed percent-escape in the path");
     std::string path = decoded->empty() ? "/" : *decoded;
     nodes_.handle(request, requirePath(path), target->query, respond);

@@ -20,6 +20,8 @@ class Router {
   explicit Router(coordinator::Node& node, std::size_t maxSessions = 1'000'000);
 
   void handle(const Request& request, Respond respond);
+  // The applied revision, for replies made before a request reaches a route.
+  std::uint64_t revision() const;
 
   // How many client connections are open; set by the server for /metrics.
   std::function<std::size_t()> openConnections;

@@ -54,8 +54,15 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
       allowOnly(query, {});
       create(request, respond);
     } else if (method == "GET") {
-      allowOnly(query, {"consistency", "min_revision", "wait_ms"});
-      answerRead(node_, query, [this] { return list(); }, respond);
+      allowOnly(query, {"consistency", "min_revision", "wait_ms", "limit", "after"});
+      const std::size_t limit = pageLimit(query);
+      std::uint64_t after = 0;
+      if (auto it = query.find("after"); it != query.end()) {
+        auto id = session::parseSessionId(it->second);
+        if (!id) throw ApiError(400, "invalid_argument", "after must be a session id, got '" + it->second + "'");
+        after = *id;
+      }
+      answerRead(node_, query, [this, limit, after] { return list(limit, after); }, respond);
     } else {
       respond(methodNotAllowed(method, "/v1/sessions", "GET, POST", node_.revision()));
     }
@@ -178,14 +185,24 @@ Reply SessionsApi::describe(std::uint64_t id) {
   return jsonReply(200, sessionJson(txn, sm.sessions(), id, *record), revision);
 }
 
-Reply SessionsApi::list() {
+Reply SessionsApi::list(std::size_t limit, std::uint64_t after) {
   auto txn = node_.read();
   const auto& sm = node_.stateMachine();
   json sessions = json::array();
-  sm.sessions().forEach(txn, [&](std::uint64_t id, const session::SessionRecord& record) {
+  std::optional<std::uint64_t> last;
+  bool more = false;
+  sm.sessions().forEachAfter(txn, after, [&](std::uint64_t id, const session::SessionRecord& record) {
+    if (sessions.size() == limit) {
+      more = true;
+      return false;
+    }
     sessions.push_back(sessionJson(txn, sm.sessions(), id, record));
+    last = id;
+    return true;
   });
-  return jsonReply(200, json{{"sessions", std::move(sessions)}}, sm.revision(txn));
+  json body = {{"sessions", std::move(sessions)}};
+  if (more && last) body["next"] = session::formatSessionId(*last);
+  return jsonReply(200, body, sm.revision(txn));
 }
 
 }  // namespace warden::api

@@ -24,7 +24,7 @@ class SessionsApi {
   void keepalive(std::uint64_t id, const Respond& respond);
   void close(std::uint64_t id, const Respond& respond);
   Reply describe(std::uint64_t id);
-  Reply list();
+  Reply list(std::size_t limit, std::uint64_t after);
 
   coordinator::Node& node_;
   std::size_t maxSessions_;

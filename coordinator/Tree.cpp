@@ -51,6 +51,24 @@ std::vector<std::string> Tree::children(storage::Txn& txn, std::string_view path
   return names;
 }
 
+Tree::Page Tree::childrenPage(storage::Txn& txn, std::string_view path, std::string_view after,
+                              std::size_t limit) const {
+  Page page;
+  const std::string prefix = childPrefix(path);
+  const std::string start = after.empty() ? prefix : childKey(path, after);
+  storage::Cursor cursor(txn, dbs_.children);
+  for (auto item = cursor.seek(start); item && item->key.starts_with(prefix); item = cursor.next()) {
+    if (!after.empty() && item->key == start) continue;  // the cursor's own name
+    if (page.names.size() == limit) {
+      page.more = true;
+      break;
+    }
+    std::string_view name = item->key.substr(prefix.size());
+    page.names.emplace_back(name.find('\0') != std::string_view::npos ? item->value : name);
+  }
+  return page;
+}
+
 void Tree::put(storage::Txn& txn, std::string_view path, const NodeRecord& record) const {
   txn.put(dbs_.nodes, shortKey(path), encodeNodeRecord(record));
 }

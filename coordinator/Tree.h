@@ -29,6 +29,14 @@ class Tree {
   bool exists(storage::Txn& txn, std::string_view path) const;
   // Child names in byte order.
   std::vector<std::string> children(storage::Txn& txn, std::string_view path) const;
+  // One page of them: at most `limit` names after `after` (from the first if empty), in key
+  // order (byte order, but names over 400 bytes sort by digest among those sharing their first
+  // 360 bytes); `more` when names remain after the page.
+  struct Page {
+    std::vector<std::string> names;
+    bool more = false;
+  };
+  Page childrenPage(storage::Txn& txn, std::string_view path, std::string_view after, std::size_t limit) const;
 
   // Writes the record alone; linking it under its parent is addChild's job.
   void put(storage::Txn& txn, std::string_view path, const NodeRecord& record) const;

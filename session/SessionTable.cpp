@@ -93,6 +93,16 @@ void SessionTable::forEach(storage::Txn& txn,
   }
 }
 
+void SessionTable::forEachAfter(storage::Txn& txn, std::uint64_t after,
+                                const std::function<bool(std::uint64_t, const SessionRecord&)>& visit) const {
+  storage::Cursor cursor(txn, dbs_.sessions);
+  for (auto item = cursor.seek(storage::encodeU64Key(after)); item; item = cursor.next()) {
+    const std::uint64_t id = storage::decodeU64Key(item->key);
+    if (id <= after) continue;
+    if (!visit(id, storage::decodeStored(item->value, decodeSessionRecord))) return;
+  }
+}
+
 std::vector<std::pair<std::uint64_t, std::uint64_t>> SessionTable::ttls(storage::Txn& txn) const {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
   out.reserve(count(txn));

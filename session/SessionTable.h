@@ -52,6 +52,9 @@ class SessionTable {
   void erase(storage::Txn& txn, std::uint64_t id) const;  // the record and its ownership rows
   void forEach(storage::Txn& txn, const std::function<void(std::uint64_t, const SessionRecord&)>& visit) const;
   std::size_t count(storage::Txn& txn) const;
+  // Sessions with ids above `after`, in id order, while `visit` returns true.
+  void forEachAfter(storage::Txn& txn, std::uint64_t after,
+                    const std::function<bool(std::uint64_t, const SessionRecord&)>& visit) const;
   // (id, ttl_ms) of every session: what a leader's Keeper takes over.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ttls(storage::Txn& txn) const;
 

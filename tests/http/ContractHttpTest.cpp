@@ -1,0 +1,35 @@
+// Points of the contract (docs/API.md) that sit below the routes: an encoded '/' inside a path
+// component is refused, and every reply carries X-Warden-Revision, including those the HTTP
+// layer makes before a request reaches a route.
+
+#include <catch2/catch.hpp>
+
+#include "tests/http/Expect.h"
+
+using namespace warden::tests;
+using json = nlohmann::ordered_json;
+
+TEST_CASE("an encoded slash inside a path component is refused and changes nothing") {
+  TestServer server;
+  for (const char* target : {"/v1/nodes/a%2Fb", "/v1/nodes/a%2fb"}) {
+    auto r = server.request("PUT", target, json{{"data", "x"}, {"create", true}}.dump());
+    requireError(r, 400, "invalid_path");
+  }
+  CHECK(server.request("HEAD", "/v1/nodes/a").status == 404);
+  // Other escapes still decode.
+  CHECK(server.request("PUT", "/v1/nodes/a%20b", json{{"data", "x"}, {"create", true}}.dump()).status == 200);
+  CHECK(server.request("GET", "/v1/nodes/a%20b").json()["path"] == "/a b");
+}
+
+TEST_CASE("replies made before a request reaches a route carry the revision too") {
+  TestServer server;
+  REQUIRE(server.request("PUT", "/v1/nodes/r", json{{"data", "x"}, {"create", true}}.dump()).status == 200);
+  const std::string tooLarge = "PUT /v1/nodes/r HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                               std::to_string(2 << 20) + "\r\n\r\n";
+  const std::string big = rawExchange(server.port(), tooLarge);
+  CHECK_THAT(big, Catch::StartsWith("HTTP/1.1 413"));
+  CHECK_THAT(big, Catch::Contains("X-Warden-Revision: 1"));
+  const std::string malformed = rawExchange(server.port(), "NOT HTTP AT ALL\r\n\r\n");
+  CHECK_THAT(malformed, Catch::StartsWith("HTTP/1.1 400"));
+  CHECK_THAT(malformed, Catch::Contains("X-Warden-Revision: 1"));
+}
