@@ -23,6 +23,7 @@ enum class Frame : std::uint8_t {
   KeepaliveRequest = 9,  // incarnation, then a follower's keepalives of one turn, for the leader
   KeepaliveReply = 10,   // incarnation, then the leader's answers
   SnapshotAck = 11,      // id, chunk: the receiver staged it; flow control for the sender
+  Ping = 12,             // nothing: "I am alive", to a peer this node sent nothing else to lately
 };
 
 // A leader's answer to one relayed keepalive.

@@ -10,7 +10,9 @@ namespace warden::coordinator::node {
 namespace {
 
 constexpr std::uint64_t kTickUs = 10'000;
-constexpr std::uint64_t kHealthyWithinUs = 1'000'000;
+// Every node hears from every peer at least every ClusterOptions::pingUs (a Ping when it has
+// nothing else to say), so a member silent for kHealthyWithinUs is reported down.
+constexpr std::uint64_t kHealthyWithinUs = 700'000;
 
 // Removes every pending request whose deadline has passed, then tells each (its callback may
 // queue more work, so the map is no longer walked by then).
@@ -120,6 +122,7 @@ void NodeCore::onPeerFrame(std::uint64_t from, const std::string& body) {
     case Frame::KeepaliveRequest: onKeepaliveRequest(from, in, rest.size()); break;
     case Frame::KeepaliveReply: onKeepaliveReply(in, rest.size()); break;
     case Frame::SnapshotAck: onSnapshotAck(from, in); break;
+    case Frame::Ping: break;  // peerFrame() noted the time
     default: throw DecodeError("unknown frame kind");
   }
 }
@@ -135,6 +138,7 @@ void NodeCore::endTurn() {
       timeOut();
       proposeEpoch();
       proposeExpiries();
+      pingQuietPeers();
       nextTickUs_ = now() + kTickUs;
     }
     serveKeepalives();
@@ -370,6 +374,16 @@ void NodeCore::forgetSentWrites(const std::string& why) {
   }
 }
 
+void NodeCore::pingQuietPeers() {
+  if (options_.pingUs == 0) return;
+  const std::uint64_t at = now();
+  for (const auto& [id, address] : options_.members) {
+    if (id == options_.id) continue;
+    auto sent = lastSentUs_.find(id);
+    if (sent == lastSentUs_.end() || at - sent->second >= options_.pingUs) send(id, frame(Frame::Ping));
+  }
+}
+
 void NodeCore::updateView() {
   ClusterView v;
   v.id = options_.id;
@@ -399,8 +413,9 @@ void NodeCore::updateView() {
     } else {
       if (auto it = peerHttp_.find(id); it != peerHttp_.end()) m.http = it->second;
       auto heard = lastHeardUs_.find(id);
-      // Followers rarely hear each other, so a live connection counts as much as a message.
-      m.healthy = outbox_.connected(id) || (heard != lastHeardUs_.end() && at - heard->second < kHealthyWithinUs);
+      // Pings keep even followers that have nothing to say to each other heard (pingQuietPeers).
+      // A connection alone proves nothing: one never written to looks alive after its peer died.
+      m.healthy = heard != lastHeardUs_.end() && at - heard->second < kHealthyWithinUs;
     }
     m.leader = v.leader && *v.leader == id;
     v.members.push_back(std::move(m));

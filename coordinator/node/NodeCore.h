@@ -159,7 +159,11 @@ class NodeCore {
   };
 
   std::uint64_t now() const { return clock_.nowUs(); }
-  void send(std::uint64_t to, std::string frame) { outbox_.send(to, std::move(frame)); }
+  void send(std::uint64_t to, std::string frame) {
+    lastSentUs_[to] = now();
+    outbox_.send(to, std::move(frame));
+  }
+  void pingQuietPeers();
   void onPeerFrame(std::uint64_t from, const std::string& body);
   void finishReadyBatch();
   void apply(const std::vector<paxos::ChosenEntry>& entries);
@@ -246,6 +250,7 @@ class NodeCore {
   void noteAppliedStamp(std::uint64_t stampMs);
   bool tickPending_ = false;
   std::map<std::uint64_t, std::uint64_t> lastHeardUs_;
+  std::map<std::uint64_t, std::uint64_t> lastSentUs_;
   std::map<std::uint64_t, std::string> peerHttp_;
 
   // The keeper is the driver's, but fastKeepalive() uses it from other threads while the leader

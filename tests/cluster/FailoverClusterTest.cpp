@@ -164,3 +164,32 @@ TEST_CASE("writes to the leader retried elsewhere with their Idempotency-Key whe
   std::printf("keyed failover burst: %d writes, each applied once\n", written);
   CHECK(acknowledged > 100);
 }
+
+TEST_CASE("every node reports a killed member unhealthy within a second and healthy again once it is back") {
+  TestCluster cluster(3);
+  auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  const std::uint64_t victim = *leader == 3 ? 2 : 3;  // a follower: the other follower never talks to it otherwise
+  auto healthOf = [&](std::uint64_t viewer, std::uint64_t member) -> std::optional<bool> {
+    auto r = cluster.request(viewer, "GET", "/v1/status", {}, 2000);
+    if (r.status != 200) return std::nullopt;
+    const json members = r.json()["members"];
+    for (const auto& m : members) {
+      if (m["id"] == member) return m["healthy"].get<bool>();
+    }
+    return std::nullopt;
+  };
+  for (std::uint64_t viewer = 1; viewer <= 3; ++viewer) CHECK(healthOf(viewer, victim) == true);
+  cluster.kill9(victim);
+  const auto killed = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  for (std::uint64_t viewer = 1; viewer <= 3; ++viewer) {
+    if (viewer == victim) continue;
+    INFO("node " << viewer << "'s view of node " << victim << ", "
+                 << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count() << " ms after the kill");
+    CHECK(healthOf(viewer, victim) == false);
+  }
+  cluster.start(victim);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  for (std::uint64_t viewer = 1; viewer <= 3; ++viewer) CHECK(healthOf(viewer, victim) == true);
+}
