@@ -107,8 +107,12 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
 void NodesApi::read(const std::string& path, const Query& query, bool head, const Respond& respond) {
   // Everything about the request is checked before waiting, so bad input fails at once.
   allowOnly(query, {"children", "recursive", "raw", "consistency", "min_revision", "wait_ms", "limit", "after"});
-  ReadShape shape{head, queryFlag(query, "children"), queryFlag(query, "recursive"), queryFlag(query, "raw")};
-  shape.limit = pageLimit(query);
+  ReadShape shape{.head = head,
+                  .children = queryFlag(query, "children"),
+                  .recursive = queryFlag(query, "recursive"),
+                  .raw = queryFlag(query, "raw"),
+                  .limit = pageLimit(query),
+                  .after = {}};
   if (auto after = query.find("after"); after != query.end()) shape.after = after->second;
   if ((query.count("limit") || query.count("after")) && !shape.children) {
     throw ApiError(400, "invalid_argument", "limit and after page through ?children; add children");
