@@ -6,9 +6,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -118,6 +120,19 @@ unsigned short pickFreePort(net::io_context& ioc, const net::ip::tcp::endpoint& 
   return probe.local_endpoint().port();
 }
 
+// Binding a listener failed in a way the user can fix (the port is taken, a privileged port, an
+// address this machine does not have): one line naming the address and which listener.
+bool isListenFailure(const boost::system::error_code& ec) {
+  namespace errc = boost::system::errc;
+  return ec == errc::address_in_use || ec == errc::permission_denied || ec == errc::address_not_available;
+}
+
+std::runtime_error listenFailure(const std::string& address, const char* listener, const boost::system::error_code& ec) {
+  std::string reason = ec.message();
+  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
+  return std::runtime_error("cannot listen on " + address + " (" + listener + "): " + reason);
+}
+
 // Allows thousands of client connections where the soft limit is the usual 1024.
 void raiseFileLimit() {
   rlimit limit{};
@@ -198,7 +213,16 @@ int runServe(const std::vector<std::string>& argv) {
     // the quota counts, and apply must never meet a full map.
     options.mapSize = std::max<std::size_t>(options.mapSize, 4 * config.quotaBytes);
     options.http = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-    coordinator::Node node(options);
+    // The node binds its peer listener (its own --cluster entry) as it starts; nothing else in
+    // starting it binds a socket, so a bind error here is that listener's.
+    std::unique_ptr<coordinator::Node> nodeOwner;
+    try {
+      nodeOwner = std::make_unique<coordinator::Node>(options);
+    } catch (const boost::system::system_error& e) {
+      if (!isListenFailure(e.code())) throw;
+      throw listenFailure(config.cluster.at(config.id), "peer", e.code());
+    }
+    coordinator::Node& node = *nodeOwner;
 
     // One io_context per thread; the first also runs the acceptor and the signal handler.
     const unsigned threads = std::max(2u, std::thread::hardware_concurrency());
@@ -208,7 +232,14 @@ int runServe(const std::vector<std::string>& argv) {
       contexts.push_back(workers.back().get());
     }
     Router router(node, config.maxSessions);
-    HttpServer server(ioc, endpoint, router, config.limits, contexts);
+    std::unique_ptr<HttpServer> serverOwner;
+    try {
+      serverOwner = std::make_unique<HttpServer>(ioc, endpoint, router, config.limits, contexts);
+    } catch (const boost::system::system_error& e) {
+      if (!isListenFailure(e.code())) throw;
+      throw listenFailure(config.http, "HTTP", e.code());
+    }
+    HttpServer& server = *serverOwner;
     auto bound = server.localEndpoint();
     server.start();
 

@@ -196,6 +196,52 @@ TEST_CASE("serve refuses bad flags and a second process on one data directory") 
   CHECK(server.request("GET", "/healthz").status == 200);
 }
 
+namespace {
+
+// A socket listening on 127.0.0.1:port for as long as it lives: the port is taken.
+class PortHolder {
+ public:
+  explicit PortHolder(int port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    REQUIRE(fd_ >= 0);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd_, 1) == 0);
+  }
+  ~PortHolder() { ::close(fd_); }
+  PortHolder(const PortHolder&) = delete;
+  PortHolder& operator=(const PortHolder&) = delete;
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+TEST_CASE("serve names a taken HTTP or peer port in one line and exits non-zero") {
+  TempDir dir;
+  const std::string http = "127.0.0.1:" + std::to_string(freePort());
+  const std::string peer = "127.0.0.1:" + std::to_string(freePort());
+  const std::string otherPeer = "127.0.0.1:" + std::to_string(freePort());
+  {
+    PortHolder taken(std::stoi(http.substr(http.rfind(':') + 1)));
+    auto clash = runWarden({"serve", "--id", "1", "--http", http, "--data-dir", dir.path() + "/one", "--cluster",
+                            "1=" + peer});
+    CHECK(clash.exitCode == 1);
+    CHECK(clash.err == "warden serve: cannot listen on " + http + " (HTTP): address already in use\n");
+  }
+  {
+    // The peer listener exists only in a cluster of more than one member.
+    PortHolder taken(std::stoi(peer.substr(peer.rfind(':') + 1)));
+    auto clash = runWarden({"serve", "--id", "1", "--http", http, "--data-dir", dir.path() + "/two", "--cluster",
+                            "1=" + peer + ",2=" + otherPeer});
+    CHECK(clash.exitCode == 1);
+    CHECK(clash.err == "warden serve: cannot listen on " + peer + " (peer): address already in use\n");
+  }
+}
+
 TEST_CASE("with --fsync off the node still serves and keeps data across a clean restart") {
   TestServer server({"--fsync", "off"});
   REQUIRE(server.request("POST", "/v1/nodes/fast", R"({"data": "y"})").status == 201);
