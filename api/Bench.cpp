@@ -18,6 +18,7 @@
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/SubtreeDelete.h"
 #include "api/Url.h"
 
 namespace warden::api {
@@ -212,39 +213,6 @@ void prepare(HttpClient& client, const BenchConfig& c) {
   }
 }
 
-// Deletes `path` and its subtree: in one request where the server allows it; where the subtree
-// is too large for one write (413), its children first, 1024 to a transaction, then again.
-void deleteTree(HttpClient& client, const std::string& path) {
-  constexpr int kMaxRounds = 100'000;  // each round deletes at least one child
-  for (int round = 0; round < kMaxRounds; ++round) {
-    auto r = client.request("DELETE", nodeTarget(path) + "?recursive");
-    if (r.status == 204 || r.status == 404) return;
-    if (r.status != 413) throw std::runtime_error(failure("deleting", path, r));
-    auto list = client.request("GET", nodeTarget(path) + "?children");
-    const json body = list.json();
-    if (list.status != 200 || !body.is_object() || !body.contains("children") || !body["children"].is_array() ||
-        body["children"].empty()) {
-      throw std::runtime_error(failure("listing", path, list));
-    }
-    std::vector<std::string> children;
-    for (const auto& name : body["children"]) {
-      if (!name.is_string()) throw std::runtime_error(failure("listing", path, list));
-      children.push_back(path + "/" + name.get<std::string>());
-    }
-    for (std::size_t first = 0; first < children.size(); first += 1024) {
-      json ops = json::array();
-      for (std::size_t i = first; i < std::min(children.size(), first + 1024); ++i) {
-        ops.push_back({{"op", "delete"}, {"path", children[i]}, {"recursive", true}});
-      }
-      auto t = client.request("POST", "/v1/txn", json{{"ops", ops}}.dump());
-      if (t.status == 200) continue;
-      if (t.status != 413) throw std::runtime_error(failure("deleting under", path, t));
-      for (std::size_t i = first; i < std::min(children.size(), first + 1024); ++i) deleteTree(client, children[i]);
-    }
-  }
-  throw std::runtime_error("deleting " + path + " did not finish");
-}
-
 double percentile(std::vector<std::uint32_t>& v, double p) {
   if (v.empty()) return 0;
   std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
@@ -344,8 +312,20 @@ int runBench(const std::vector<std::string>& argv) {
   }
   try {
     HttpClient admin({config.endpoint});
-    deleteTree(admin, config.root);
-    std::printf("  deleted %s\n", config.root.c_str());
+    const SubtreeDeleted deleted = deleteSubtree(admin, config.root);
+    if (deleted.batches > 1) {
+      std::printf("  deleted %s in %llu writes (more than the server's --max-txn-nodes)\n", config.root.c_str(),
+                  static_cast<unsigned long long>(deleted.batches));
+    } else {
+      std::printf("  deleted %s\n", config.root.c_str());
+    }
+  } catch (const SubtreeDeleteError& e) {
+    if (e.response().status == 404 && e.batches() == 0) {
+      std::printf("  %s was already deleted\n", config.root.c_str());
+    } else {
+      reportError("could not delete " + config.root + ": " + e.what());
+      if (code == 0) code = 3;
+    }
   } catch (const std::exception& e) {
     reportError("could not delete " + config.root + ": " + e.what());
     if (code == 0) code = 3;

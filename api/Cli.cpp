@@ -14,6 +14,7 @@
 #include "api/Args.h"
 #include "api/Base64.h"
 #include "api/HttpClient.h"
+#include "api/SubtreeDelete.h"
 #include "api/Url.h"
 #include "coordinator/Utf8.h"
 
@@ -25,15 +26,17 @@ const char* kCliUsage = R"(client commands:
   warden get PATH                  print a node's data: text with a newline added if it lacks
                                    one; data that is not text, byte for byte as stored
   warden get PATH --children       print only its children's names, one per line
-  warden get PATH --recursive      print its subtree as JSON
+  warden get PATH --recursive      print its subtree as JSON (-r too)
   warden ls [PATH]                 its children's names, one per line (PATH defaults to /)
   warden put PATH VALUE [--version N] [--create]
                                    set a node's data (VALUE - reads stdin); --version N: only if
                                    the node is at version N; --create: create it when missing
   warden create PATH [VALUE] [-p] [--sequential] [--ephemeral --session ID]
                                    create a node (-p or --parents: create missing parents too)
-  warden rm PATH [--recursive] [--version N]
-                                   delete a node (--recursive: with its whole subtree)
+  warden rm PATH [-r] [--version N]
+                                   delete a node (-r or --recursive: with its whole subtree; one
+                                   larger than the server's --max-txn-nodes goes in batches,
+                                   deepest nodes first, unless --version is given)
   warden txn [FILE]                run {"ops": [...]} from FILE or stdin
   warden status                    the node's view of the cluster
   warden session create [--ttl MS] [--name NAME]
@@ -81,7 +84,7 @@ const std::map<std::string, std::string> kSynopsis = {
     {"ls", "warden ls [PATH]"},
     {"put", "warden put PATH VALUE|- [--version N] [--create]"},
     {"create", "warden create PATH [VALUE|-] [-p] [--sequential] [--ephemeral --session ID]"},
-    {"rm", "warden rm PATH [--recursive] [--version N]"},
+    {"rm", "warden rm PATH [-r | --recursive] [--version N]"},
     {"txn", "warden txn [FILE|-]"},
     {"status", "warden status"},
     {"session", "warden session create|keepalive|close|ls ..."},
@@ -188,7 +191,7 @@ class Cli {
   Cli(const std::string& command, const std::vector<std::string>& argv)
       : command_(command),
         args_(argv, {"children", "recursive", "create", "sequential", "ephemeral", "parents"},
-              {{"o", "output"}, {"p", "parents"}}) {
+              {{"o", "output"}, {"p", "parents"}, {"r", "recursive"}}) {
     const std::string output = args_.get("output", "text");
     if (output != "text" && output != "json") throw UsageError("-o takes text or json");
     json_ = output == "json";
@@ -256,11 +259,17 @@ class Cli {
   // Sends the request (a write with a fresh Idempotency-Key, kept across its retries) and
   // returns a 2xx answer; anything else becomes a CliFailure.
   HttpResponse call(const std::string& method, const std::string& target, const std::string& body = {}) {
+    HttpResponse response = exchange(method, target, body);
+    if (response.status >= 300) fail(response);
+    return response;
+  }
+
+  // As call(), but returns whatever the server answered.
+  HttpResponse exchange(const std::string& method, const std::string& target, const std::string& body = {}) {
     HttpRequest request{method, target, body, "application/json", {}};
     if (method != "GET" && method != "HEAD") request.idempotencyKey = HttpClient::newIdempotencyKey();
     HttpResponse response = client_->send(request);
     lastEndpoint_ = response.endpoint;
-    if (response.status >= 300) fail(response);
     return response;
   }
 
@@ -385,16 +394,54 @@ class Cli {
   int rm() {
     allow({"recursive", "version"});
     expectPositionals(1);
-    std::string query;
-    if (args_.has("recursive")) query = "recursive";
+    const std::string& path = positional(0, "PATH");
+    const bool recursive = args_.has("recursive");
+    if (recursive && !args_.has("version")) return rmTree(path);
+    std::string query = recursive ? "recursive" : "";
     if (args_.has("version")) {
       query += (query.empty() ? "" : "&") + std::string("version=") +
                std::to_string(args_.number("version", 0, 0, INT64_MAX));
     }
-    const std::string& path = positional(0, "PATH");
-    auto response = call("DELETE", withQuery(nodeTarget(path), query));
+    HttpResponse response = exchange("DELETE", withQuery(nodeTarget(path), query));
+    if (recursive && isOverWriteLimit(response)) {
+      // Batches would delete the children whatever the node's version: all or nothing here.
+      if (json_) printJson(response);
+      throw CliFailure{ExitCode::Refused, describeError(response) +
+                                              " (with --version the subtree must go in one write; without it, "
+                                              "warden rm -r deletes it in batches)"};
+    }
+    if (response.status >= 300) fail(response);
     if (json_) return printJson(response);
     std::cout << "deleted " << path << " at revision " << revisionText(response) << "\n";
+    return 0;
+  }
+
+  // rm -r without --version: in one write, or in batches, bottom up, where the subtree is more
+  // than one write may delete (the server's --max-txn-nodes; see api/SubtreeDelete.h).
+  int rmTree(const std::string& path) {
+    nodeTarget(path);  // a usage error for a malformed path, before any request
+    SubtreeDeleted deleted;
+    try {
+      deleted = deleteSubtree(*client_, path);
+    } catch (const SubtreeDeleteError& e) {
+      const HttpResponse& response = e.response();
+      lastEndpoint_ = response.endpoint;
+      if (response.status < 300) throw BadReply{e.what()};
+      if (json_ && !response.body.empty()) printJson(response);
+      if (e.batches() == 0 && e.path() == path) {
+        throw CliFailure{exitCodeForStatus(response.status), describeError(response)};  // as a plain delete
+      }
+      throw CliFailure{exitCodeForStatus(response.status),
+                       std::string(e.what()) + (response.status >= 500 ? " (tried " + response.tried + ")" : "") +
+                           "; " + std::to_string(e.batches()) + " batches of the subtree were deleted before"};
+    }
+    if (deleted.batches > 1) {
+      std::cerr << "warden: deleted " << oneLine(path) << " in " << deleted.batches
+                << " batches: more than the server's --max-txn-nodes" << std::endl;
+    }
+    if (json_) return 0;  // a delete's reply has no body
+    std::cout << "deleted " << path << " at revision "
+              << (deleted.revision ? std::to_string(*deleted.revision) : "unknown") << "\n";
     return 0;
   }
 

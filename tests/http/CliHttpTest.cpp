@@ -405,3 +405,71 @@ TEST_CASE("bench deletes its nodes even when they are more than one write may de
   CHECK(runWarden({"ls", "--endpoints", server.endpoint()}).out == "");
   REQUIRE(server.request("GET", "/v1/nodes/?children").json()["stat"]["num_children"] == 0);
 }
+
+namespace {
+
+// Creates the nodes (parents listed before their children) in transactions of 40.
+void createAll(TestServer& server, const std::vector<std::string>& paths) {
+  for (std::size_t first = 0; first < paths.size(); first += 40) {
+    json ops = json::array();
+    for (std::size_t i = first; i < std::min(paths.size(), first + 40); ++i) {
+      ops.push_back({{"op", "create"}, {"path", paths[i]}});
+    }
+    REQUIRE(server.request("POST", "/v1/txn", json{{"ops", ops}}.dump()).status == 200);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("rm -r deletes a subtree larger than --max-txn-nodes in batches, deepest first") {
+  TestServer server({"--max-txn-nodes", "50"});
+  const std::string ep = server.endpoint();
+  // /big holds 10 children of 20 children each, and /big/a0/b0 60 more: 271 nodes, and
+  // /big/a0/b0 alone is more than one write may delete.
+  std::vector<std::string> paths = {"/big"};
+  for (int a = 0; a < 10; ++a) {
+    paths.push_back("/big/a" + std::to_string(a));
+    for (int b = 0; b < 20; ++b) paths.push_back("/big/a" + std::to_string(a) + "/b" + std::to_string(b));
+  }
+  for (int c = 0; c < 60; ++c) paths.push_back("/big/a0/b0/c" + std::to_string(c));
+  createAll(server, paths);
+  REQUIRE(cli(ep, {"create", "/keep/x", "-p"}).exitCode == 0);
+  auto whole = server.request("DELETE", "/v1/nodes/big?recursive");
+  REQUIRE(whole.status == 413);
+  REQUIRE_THAT(whole.body, Catch::Contains("--max-txn-nodes"));
+
+  auto rm = cli(ep, {"rm", "-r", "/big"});
+  INFO(rm.out << rm.err);
+  CHECK(rm.exitCode == 0);
+  CHECK_THAT(rm.out, Catch::StartsWith("deleted /big at revision "));
+  REQUIRE_THAT(rm.err, Catch::StartsWith("warden: deleted /big in ") &&
+                           Catch::EndsWith(" batches: more than the server's --max-txn-nodes\n"));
+  CHECK(std::count(rm.err.begin(), rm.err.end(), '\n') == 1);
+  const int batches = std::stoi(rm.err.substr(std::string("warden: deleted /big in ").size()));
+  CHECK(batches >= 6);   // 271 nodes, at most 50 a write
+  CHECK(batches <= 40);  // in batches, not one node at a time
+  CHECK(server.request("GET", "/v1/nodes/big").status == 404);
+  CHECK(cli(ep, {"ls"}).out == "keep\n");
+  CHECK(cli(ep, {"ls", "/keep"}).out == "x\n");
+
+  // A subtree one write may delete still goes in one, with nothing on stderr.
+  REQUIRE(cli(ep, {"create", "/small/a/b", "-p"}).exitCode == 0);
+  auto small = cli(ep, {"rm", "/small", "--recursive"});
+  CHECK(small.exitCode == 0);
+  CHECK(small.err == "");
+  CHECK(server.request("GET", "/v1/nodes/small").status == 404);
+
+  // With --version it must go in one write (batches would not heed the version): refused whole.
+  paths = {"/v"};
+  for (int i = 0; i < 60; ++i) paths.push_back("/v/n" + std::to_string(i));
+  createAll(server, paths);
+  auto versioned = cli(ep, {"rm", "-r", "/v", "--version", "0"});
+  CHECK(versioned.exitCode == 1);
+  requireOneErrorLine(versioned);
+  CHECK_THAT(versioned.err, Catch::Contains("too_large") && Catch::Contains("--version"));
+  CHECK(server.request("GET", "/v1/nodes/v?children").json()["stat"]["num_children"] == 60);
+
+  auto missing = cli(ep, {"rm", "-r", "/nope"});
+  CHECK(missing.exitCode == 4);
+  requireOneErrorLine(missing);
+}
