@@ -171,12 +171,15 @@ bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::ui
   // Forget what is older than the memory, a few at a time (each admission pays for its own).
   std::vector<std::string> doomed;
   {
+    // A bounded scan from the oldest: a record whose deadline is still ahead is kept and passed
+    // over, so that one far-off deadline does not stop the purge (apply() bounds how far).
     storage::Cursor cursor(txn, dbs_.requestsBySlot);
-    for (auto item = cursor.first(); item && doomed.size() < 4; item = cursor.next()) {
+    int scanned = 0;
+    for (auto item = cursor.first(); item && doomed.size() < 4 && scanned < 16; item = cursor.next(), ++scanned) {
       if (storage::decodeU64Key(item->key.substr(0, 8)) + kRequestMemorySlots >= slot) break;
       // Its value: the slot, then (since deadlines) its deadline.
       auto value = txn.get(dbs_.requests, item->key.substr(8));
-      if (value && value->size() == 16 && storage::decodeU64Key(value->substr(8)) >= stampMs) break;
+      if (value && value->size() == 16 && storage::decodeU64Key(value->substr(8)) >= stampMs) continue;
       doomed.emplace_back(item->key);
     }
   }

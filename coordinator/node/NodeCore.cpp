@@ -13,6 +13,10 @@ constexpr std::uint64_t kTickUs = 10'000;
 // Every node hears from every peer at least every ClusterOptions::pingUs (a Ping when it has
 // nothing else to say), so a member silent for kHealthyWithinUs is reported down.
 constexpr std::uint64_t kHealthyWithinUs = 700'000;
+// A write's deadline at most this far ahead of applied time is honoured (see apply()).
+constexpr std::uint64_t kMaxDeadlineAheadMs = 10 * 60 * 1000;
+// Ticks (settleOverdueWrites) at most this often.
+constexpr std::uint64_t kTickEveryUs = 100'000;
 
 // Removes every pending request whose deadline has passed, then tells each (its callback may
 // queue more work, so the map is no longer walked by then).
@@ -160,9 +164,11 @@ std::uint64_t NodeCore::wakeAtUs() const {
 
 void NodeCore::shutdown() {
   for (auto& [id, w] : writes_) {
+    if (w.tick) continue;
     CommandResult r;
-    r.status = Status::Unavailable;
-    r.message = "the node is shutting down";
+    // One a leader may hold can still be applied: its outcome is unknown.
+    r.status = w.everSent ? Status::Timeout : Status::Unavailable;
+    r.message = w.everSent ? "the node is shutting down: the write may or may not be applied" : "the node is shutting down";
     w.done(std::move(r));
   }
   for (auto& [id, r] : reads_) r.done(Status::Unavailable);
@@ -248,6 +254,10 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
           if (ours(p)) late.push_back(p.requestId);
           continue;
         }
+        // A deadline absurdly far ahead (an origin whose clock is far off) would keep its
+        // request's memory from ever being freed: such a proposal is never applied (its origin
+        // ends with "outcome unknown").
+        if (p.deadlineMs > slotStamp + kMaxDeadlineAheadMs && !options_.bugs.applyPastDeadline) continue;
         // A copy of a proposal applied already (a resent or duplicated frame) is skipped.
         if (!stateMachine_.admitRequest(txn, p.origin, p.incarnation, p.requestId, chosen.slot, p.deadlineMs, slotStamp)) {
           continue;
@@ -256,6 +266,10 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
         entry.commands.push_back(std::move(command));
         slotOrigins.push_back(Origin{p.requestId, ours(p)});
       }
+      // The slot's time is stored even when its proposals were all skipped: the skips above were
+      // decided at slotStamp, so applied time must not stay below it (a later slot carrying a
+      // lower stamp would admit a copy of a write already answered 503).
+      entry.timestampMs = slotStamp;
       auto results = stateMachine_.apply(txn, entry);
       if (onEntry_) onEntry_(chosen.slot, chosen.value, entry, results);
       lastTimestampMs_ = std::max(lastTimestampMs_, entry.timestampMs);  // for this node's own stamps
@@ -339,8 +353,9 @@ void NodeCore::settleOverdueWrites(std::uint64_t nowUs) {
   for (auto& [id, r] : decided) finishWrite(id, std::move(r));
   // Ticks give the log entries stamped with the leader's time, so that a write past its deadline
   // is decided even when nobody else writes.
-  if (undecided && !tickPending_) {
+  if (undecided && !tickPending_ && nowUs >= lastTickUs_ + kTickEveryUs) {
     tickPending_ = true;
+    lastTickUs_ = nowUs;
     PendingWrite tick;
     tick.done = [](CommandResult) {};
     tick.deadlineUs = tick.giveUpUs = nowUs + 2 * options_.writeTimeoutMs * 1000;

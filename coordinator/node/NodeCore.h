@@ -67,8 +67,10 @@ class NodeCore {
   NodeCore& operator=(const NodeCore&) = delete;
 
   // ---- the driver's calls (one thread at a time) ----
-  // done runs once: with the result once this node has applied the command, or NoQuorum at the
-  // deadline (it may still be applied later), or Unavailable at shutdown.
+  // done runs once: with the result once this node has applied the command; NoQuorum once it is
+  // sure the command never applies (past its deadline in applied time); Timeout when it cannot
+  // know (twice the write timeout, a snapshot install, shutdown after a leader took it);
+  // Unavailable at shutdown otherwise.
   void submit(Command command, Done done);
   // done(Ok) once this node has applied every write acknowledged anywhere before the call.
   void readBarrier(ReadDone done);
@@ -249,6 +251,7 @@ class NodeCore {
   std::uint64_t appliedStampAtUs_ = 0;  // ...and when this node's clock last saw it move
   void noteAppliedStamp(std::uint64_t stampMs);
   bool tickPending_ = false;
+  std::uint64_t lastTickUs_ = 0;
   std::map<std::uint64_t, std::uint64_t> lastHeardUs_;
   std::map<std::uint64_t, std::uint64_t> lastSentUs_;
   std::map<std::uint64_t, std::string> peerHttp_;

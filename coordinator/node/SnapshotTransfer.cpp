@@ -117,7 +117,9 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     // Several peers may answer one catch-up request with a stream each: keep the one that is
     // making progress (the others get no acknowledgement and give up), or they would keep
     // replacing each other and none would finish.
-    if (incoming_ && now() < incoming_->lastChunkUs + kStalledUs) return;
+    // A new stream from the same peer replaces its old one at once: that peer gave the old one
+    // up (or restarted), and late frames of it must not keep it looking alive.
+    if (incoming_ && incoming_->from != from && now() < incoming_->lastChunkUs + kStalledUs) return;
     incoming_ = IncomingSnapshot{from, id, applied, 0, now()};
     storage::Txn txn = storage::Txn::write(env_);
     stateMachine_.clearStaging(txn);
