@@ -51,6 +51,8 @@ class NodeNet {
   // `tune` may adjust each member's options (timing, say) before it starts.
   using Tune = std::function<void(NodeId, ClusterOptions&)>;
 
+  std::map<NodeId, std::int64_t> wallOffsetMs;  // a node's wall clock, stepped by a test
+
   explicit NodeNet(std::size_t n, ClusterOptions::Bugs bugs = {}, Tune tune = {}) : n_(n), bugs_(bugs), tune_(std::move(tune)) {
     for (NodeId id = 1; id <= n; ++id) {
       nodes_[id] = std::make_unique<Member>(*this, id);
@@ -123,7 +125,9 @@ class NodeNet {
     void send(std::uint64_t to, std::string frame) override { net.inflight_.push_back(Frame{id, to, std::move(frame)}); }
     bool connected(std::uint64_t) const override { return true; }
     std::uint64_t nowUs() const override { return net.now; }
-    std::uint64_t wallMs() const override { return 1'800'000'000'000 + net.now / 1000; }
+    std::uint64_t wallMs() const override {
+      return static_cast<std::uint64_t>(static_cast<std::int64_t>(1'800'000'000'000 + net.now / 1000) + net.wallOffsetMs[id]);
+    }
 
     NodeNet& net;
     NodeId id;
