@@ -42,6 +42,9 @@ class Decoder {
   std::uint64_t fixed64();
 
   bool done() const { return pos_ == in_.size(); }
+  // Bytes not yet read: a count read from the input can be checked against it before anything
+  // is reserved for that many elements (each takes at least one byte).
+  std::size_t remaining() const { return in_.size() - pos_; }
   void expectDone() const;
 
  private:

@@ -147,7 +147,7 @@ Command decodeCommand(Decoder& in) {
     return command;
   }
   std::uint64_t n = in.varint();
-  if (n > 1'000'000) throw DecodeError("too many ops");
+  if (n > 1'000'000 || n > in.remaining()) throw DecodeError("too many ops");
   command.ops.reserve(n);
   for (std::uint64_t i = 0; i < n; ++i) command.ops.push_back(decodeOp(in));
   return command;

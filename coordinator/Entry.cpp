@@ -23,7 +23,7 @@ Entry decodeEntry(std::string_view bytes) {
   entry.index = in.varint();
   entry.timestampMs = in.varint();
   std::uint64_t n = in.varint();
-  if (n > 1'000'000) throw DecodeError("too many commands");
+  if (n > 1'000'000 || n > in.remaining()) throw DecodeError("too many commands");
   entry.commands.reserve(n);
   for (std::uint64_t i = 0; i < n; ++i) entry.commands.push_back(decodeCommand(in));
   in.expectDone();

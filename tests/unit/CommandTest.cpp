@@ -55,6 +55,20 @@ TEST_CASE("decoding any corruption of an entry throws DecodeError or yields an e
   CHECK_THROWS_AS(decodeEntry(good + "x"), DecodeError);
 }
 
+// Found by tests/fuzz/RecordFuzz: seven bytes claiming a million commands made decodeEntry reserve
+// 120 MB before it found the bytes were not there (a million ops in one command: 112 MB).
+TEST_CASE("a count of commands or ops beyond the bytes left is refused before anything is reserved") {
+  // format 1, index 0, timestamp 0, then 1,000,000 commands (varint c0 84 3d) and nothing else
+  const std::string millionCommands("\x01\x00\x00\xc0\x84\x3d", 6);
+  CHECK_THROWS_WITH(decodeEntry(millionCommands), "too many commands");
+  // one command: a transaction (type 1) of 1,000,000 ops, and one op's worth of bytes
+  const std::string millionOps = std::string("\x01\x00\x00\x01\x01\xc0\x84\x3d", 8) + std::string(6, '\0');
+  CHECK_THROWS_WITH(decodeEntry(millionOps), "too many ops");
+  // as many elements as bytes left is still allowed to try: the count is not what fails
+  const std::string twoOps = std::string("\x01\x00\x00\x01\x01\x02", 6) + std::string(6, '\0');
+  CHECK_THROWS_WITH(decodeEntry(twoOps), "unknown op type");
+}
+
 TEST_CASE("a node record round-trips and reports its data length") {
   NodeRecord record;
   record.stat = Stat{3, 2, 10, 12, 1000, 2000, 77, 5, 0};
