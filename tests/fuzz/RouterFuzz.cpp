@@ -47,6 +47,7 @@ constexpr auto kReplyWait = std::chrono::milliseconds(250);
 constexpr int kInputsPerNode = 5000;
 
 std::atomic<int> outstanding{0};
+std::string serverDir;  // the current node's; removed at exit, though the node is not (see server)
 
 std::string scratchRoot() {
   const char* env = std::getenv("WARDEN_FUZZ_SCRATCH");
@@ -56,7 +57,7 @@ std::string scratchRoot() {
 // One node and its router in a directory of their own, removed when they go.
 class Server {
  public:
-  Server() : dir_(makeDir()), node_(options(dir_)), router_(node_) {}
+  Server() : dir_(makeDir()), node_(options(dir_)), router_(node_) { serverDir = dir_; }
   ~Server() {
     node_.stop();
     std::error_code ignored;
@@ -134,6 +135,12 @@ void handle(api::Request request) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (server == nullptr) {
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(serverDir, ignored);  // LMDB's mapping outlives the unlink
+    });
+  }
   if (server == nullptr || (++inputsOnServer >= kInputsPerNode && outstanding.load() == 0)) {
     delete server;
     server = new Server();
