@@ -8,10 +8,7 @@ namespace {
 constexpr std::uint8_t kRecordFormat = 1;
 }
 
-std::string encodeNodeRecord(const NodeRecord& record) {
-  Encoder out;
-  const Stat& s = record.stat;
-  out.u8(kRecordFormat);
+void encodeStatFields(Encoder& out, const Stat& s) {
   out.varint(static_cast<std::uint64_t>(s.version));
   out.varint(static_cast<std::uint64_t>(s.cversion));
   out.varint(s.created);
@@ -20,6 +17,23 @@ std::string encodeNodeRecord(const NodeRecord& record) {
   out.varint(s.mtime);
   out.varint(s.ephemeralOwner);
   out.varint(s.numChildren);
+}
+
+void decodeStatFields(Decoder& in, Stat& s) {
+  s.version = static_cast<std::int64_t>(in.varint());
+  s.cversion = static_cast<std::int64_t>(in.varint());
+  s.created = in.varint();
+  s.modified = in.varint();
+  s.ctime = in.varint();
+  s.mtime = in.varint();
+  s.ephemeralOwner = in.varint();
+  s.numChildren = in.varint();
+}
+
+std::string encodeNodeRecord(const NodeRecord& record) {
+  Encoder out;
+  out.u8(kRecordFormat);
+  encodeStatFields(out, record.stat);
   out.varint(record.nextSequence);
   out.bytes(record.data);
   return out.take();
@@ -29,18 +43,10 @@ NodeRecord decodeNodeRecord(std::string_view bytes) {
   Decoder in(bytes);
   if (in.u8() != kRecordFormat) throw DecodeError("unknown node record format");
   NodeRecord record;
-  Stat& s = record.stat;
-  s.version = static_cast<std::int64_t>(in.varint());
-  s.cversion = static_cast<std::int64_t>(in.varint());
-  s.created = in.varint();
-  s.modified = in.varint();
-  s.ctime = in.varint();
-  s.mtime = in.varint();
-  s.ephemeralOwner = in.varint();
-  s.numChildren = in.varint();
+  decodeStatFields(in, record.stat);
   record.nextSequence = in.varint();
   record.data = std::string(in.bytes());
-  s.dataLength = record.data.size();
+  record.stat.dataLength = record.data.size();
   in.expectDone();
   return record;
 }

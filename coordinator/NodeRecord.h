@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "coordinator/Bytes.h"
+
 namespace warden::coordinator {
 
 struct Stat {
@@ -28,6 +30,11 @@ struct NodeRecord {
 
   bool operator==(const NodeRecord&) const = default;
 };
+
+// A Stat's fields but dataLength, in the order every stored form (node records, remembered
+// command results) keeps them.
+void encodeStatFields(Encoder& out, const Stat& s);
+void decodeStatFields(Decoder& in, Stat& s);  // throws DecodeError
 
 std::string encodeNodeRecord(const NodeRecord& record);
 NodeRecord decodeNodeRecord(std::string_view bytes);  // throws DecodeError

@@ -21,16 +21,8 @@ std::string encodeResult(const CommandResult& result) {
     out.bytes(r.path);
     out.u8(r.stat ? 1 : 0);
     if (!r.stat) continue;
-    const Stat& s = *r.stat;
-    out.varint(static_cast<std::uint64_t>(s.version));
-    out.varint(static_cast<std::uint64_t>(s.cversion));
-    out.varint(s.created);
-    out.varint(s.modified);
-    out.varint(s.ctime);
-    out.varint(s.mtime);
-    out.varint(s.ephemeralOwner);
-    out.varint(s.numChildren);
-    out.varint(s.dataLength);
+    encodeStatFields(out, *r.stat);
+    out.varint(r.stat->dataLength);
   }
   return out.take();
 }
@@ -55,14 +47,7 @@ CommandResult decodeResult(std::string_view bytes) {
     r.path = std::string(in.bytes());
     if (in.u8() != 0) {
       Stat s;
-      s.version = static_cast<std::int64_t>(in.varint());
-      s.cversion = static_cast<std::int64_t>(in.varint());
-      s.created = in.varint();
-      s.modified = in.varint();
-      s.ctime = in.varint();
-      s.mtime = in.varint();
-      s.ephemeralOwner = in.varint();
-      s.numChildren = in.varint();
+      decodeStatFields(in, s);
       s.dataLength = in.varint();
       r.stat = s;
     }

@@ -175,7 +175,7 @@ class NodeCore {
   // Writes.cpp
   void sendUnsent();
   void proposeLocal(std::vector<std::string> proposals);
-  void forward(std::vector<std::string> proposals);
+  void forward(std::uint64_t leader, std::vector<std::string> proposals);
   void onForward(std::uint64_t from, Decoder& in, std::size_t size);
   void onForwardRejected(Decoder& in, std::size_t size);
   void takeRejected(std::vector<paxos::Rejected>& rejected);

@@ -31,7 +31,7 @@ void NodeCore::sendUnsent() {
   if (leader == options_.id) {
     proposeLocal(std::move(batch));
   } else {
-    forward(std::move(batch));
+    forward(leader, std::move(batch));
   }
 }
 
@@ -54,8 +54,8 @@ void NodeCore::proposeLocal(std::vector<std::string> proposals) {
   readies_.push_back(replica_->propose(std::move(proposals), now()));
 }
 
-void NodeCore::forward(std::vector<std::string> proposals) {
-  for (auto& f : proposalsFrames(Frame::Forward, proposals)) send(currentLeader(), std::move(f));
+void NodeCore::forward(std::uint64_t leader, std::vector<std::string> proposals) {
+  for (auto& f : proposalsFrames(Frame::Forward, proposals)) send(leader, std::move(f));
 }
 
 void NodeCore::onForward(std::uint64_t from, Decoder& in, std::size_t size) {

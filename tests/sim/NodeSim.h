@@ -219,6 +219,7 @@ class NodeSim {
   void planNemesis();
   void nemesisStep();
   void nextStep(Time giveUpAfter);
+  void silenceSessionsUnder(bool holdAccepts);
   void strandedProposalStep();
   void leaseFlapStep();
   void promiseBeforeWipeStep();

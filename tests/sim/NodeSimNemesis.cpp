@@ -100,19 +100,25 @@ NodeSim::SimNode* NodeSim::settledLeader() {
   return keeping ? servingLeader() : nullptr;
 }
 
+// Both session schedules begin alike: once a leader serves, its Accepts are lost (or held back,
+// to arrive later) while the session clients fall silent for longer than any ttl.
+void NodeSim::silenceSessionsUnder(bool holdAccepts) {
+  Nemesis& m = nemesis_;
+  SimNode* leader = settledLeader();
+  if (!leader) return;
+  m.leader = leader->id;
+  (holdAccepts ? m.holdAcceptsFrom : m.dropAcceptsFrom) = m.leader;
+  sessionsQuietUntil_ = ~Time{0};
+  m.stepAt = now_ + kLongestTtlUs + rng_.range(100'000, 600'000);
+  trace("nemesis: " + std::string(programName(m.program)) + ": node " + std::to_string(m.leader) + "'s Accepts are " +
+        (holdAccepts ? "held back" : "lost") + "; session clients fall silent");
+  nextStep(m.stepAt - now_ + kGiveUpUs);
+}
+
 void NodeSim::strandedProposalStep() {
   Nemesis& m = nemesis_;
   switch (m.step) {
-    case 0: {
-      SimNode* leader = settledLeader();
-      if (!leader) return;
-      m.leader = leader->id;
-      m.dropAcceptsFrom = m.leader;
-      sessionsQuietUntil_ = ~Time{0};
-      m.stepAt = now_ + kLongestTtlUs + rng_.range(100'000, 600'000);
-      trace("nemesis: stranded proposal: node " + std::to_string(m.leader) + "'s Accepts are lost; session clients fall silent");
-      return nextStep(m.stepAt - now_ + kGiveUpUs);
-    }
+    case 0: return silenceSessionsUnder(false);
     case 1: {
       if (now_ < m.stepAt) return;
       m.dropAcceptsFrom = 0;
@@ -151,16 +157,7 @@ NodeSim::SimNode* NodeSim::servingLeaderOrLeading(NodeId than) {
 void NodeSim::leaseFlapStep() {
   Nemesis& m = nemesis_;
   switch (m.step) {
-    case 0: {
-      SimNode* leader = settledLeader();
-      if (!leader) return;
-      m.leader = leader->id;
-      m.holdAcceptsFrom = m.leader;
-      sessionsQuietUntil_ = ~Time{0};
-      m.stepAt = now_ + kLongestTtlUs + rng_.range(100'000, 600'000);
-      trace("nemesis: lease flap: node " + std::to_string(m.leader) + "'s Accepts are held back; session clients fall silent");
-      return nextStep(m.stepAt - now_ + kGiveUpUs);
-    }
+    case 0: return silenceSessionsUnder(true);
     case 1: {
       if (now_ < m.stepAt) return;
       // Past a lease (300 ms), short of the followers' election timeout (500 ms and more):
