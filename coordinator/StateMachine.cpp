@@ -479,6 +479,13 @@ StateMachine::Outcome StateMachine::create(Context& ctx, const Op& op) const {
     return Outcome::fail(Status::SessionNotFound, "session " + session::formatSessionId(op.session) +
                                                       " does not exist (it expired or was closed)");
   }
+  // Closing or expiring a session deletes its ephemeral nodes in one command: bounded like any
+  // write a client can send.
+  if (op.ephemeral && ctx.maxNodes != 0 && sessions_.ephemeralsUpTo(ctx.txn, op.session, ctx.maxNodes) >= ctx.maxNodes) {
+    return Outcome::fail(Status::TooLarge, "session " + session::formatSessionId(op.session) + " owns " +
+                                               std::to_string(ctx.maxNodes) +
+                                               " ephemeral nodes, the most one session may own (--max-txn-nodes)");
+  }
 
   if (op.makeParents) {
     // Create missing ancestors top-down as plain, empty, persistent nodes.

@@ -124,6 +124,14 @@ void SessionTable::removeEphemeral(storage::Txn& txn, std::uint64_t id, std::str
   txn.erase(dbs_.owned, ownedKey(id, path));
 }
 
+std::size_t SessionTable::ephemeralsUpTo(storage::Txn& txn, std::uint64_t id, std::size_t limit) const {
+  std::size_t n = 0;
+  const std::string prefix = storage::encodeU64Key(id);
+  storage::Cursor cursor(txn, dbs_.owned);
+  for (auto item = cursor.seek(prefix); item && item->key.starts_with(prefix) && n < limit; item = cursor.next()) ++n;
+  return n;
+}
+
 std::vector<std::string> SessionTable::ephemerals(storage::Txn& txn, std::uint64_t id) const {
   std::vector<std::string> paths;
   const std::string prefix = storage::encodeU64Key(id);

@@ -52,6 +52,8 @@ class SessionTable {
   void erase(storage::Txn& txn, std::uint64_t id) const;  // the record and its ownership rows
   void forEach(storage::Txn& txn, const std::function<void(std::uint64_t, const SessionRecord&)>& visit) const;
   std::size_t count(storage::Txn& txn) const;
+  // How many ephemeral nodes the session owns, counting no further than `limit`.
+  std::size_t ephemeralsUpTo(storage::Txn& txn, std::uint64_t id, std::size_t limit) const;
   // Sessions with ids above `after`, in id order, while `visit` returns true.
   void forEachAfter(storage::Txn& txn, std::uint64_t after,
                     const std::function<bool(std::uint64_t, const SessionRecord&)>& visit) const;

@@ -121,3 +121,21 @@ TEST_CASE("the bytes the quota counts follow creates, sets, deletes and expiries
   REQUIRE(store.applyCommand(sessionCommand(CommandType::SessionClose, 42)).status == Status::Ok);
   CHECK(store.usedBytes() == 0);
 }
+
+TEST_CASE("a session owns at most the limit of ephemeral nodes, so that its close stays one bounded write") {
+  StoreFixture store;
+  Command create = sessionCommand(CommandType::SessionCreate, 9);
+  create.ttlMs = 5000;
+  REQUIRE(store.applyCommand(create).status == Status::Ok);
+  std::vector<Op> three;
+  for (int i = 0; i < 3; ++i) three.push_back(ephemeralOp("/e" + std::to_string(i), 9));
+  REQUIRE(store.applyCommand(limited(three, 3)).status == Status::Ok);
+  auto fourth = store.applyCommand(limited({ephemeralOp("/e3", 9)}, 3));
+  CHECK(fourth.status == Status::TooLarge);
+  CHECK_THAT(fourth.message, Catch::Contains("ephemeral nodes"));
+  CHECK_FALSE(store.get("/e3"));
+  // Persistent nodes are not counted; deleting one of its ephemerals makes room.
+  CHECK(store.applyCommand(limited({createOp("/p")}, 3)).status == Status::Ok);
+  REQUIRE(store.applyCommand(limited({deleteOp("/e0")}, 3)).status == Status::Ok);
+  CHECK(store.applyCommand(limited({ephemeralOp("/e3", 9)}, 3)).status == Status::Ok);
+}
