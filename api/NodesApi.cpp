@@ -184,14 +184,7 @@ void NodesApi::txn(const Request& request, const Query& query, const Respond& re
 
 void NodesApi::write(Command command, std::function<Reply(const CommandResult&)> onOk, bool isTxn,
                      const Respond& respond, const std::optional<std::string>& idempotencyKey) {
-  if (idempotencyKey) {
-    const std::string& key = *idempotencyKey;
-    const bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
-    if (key.empty() || key.size() > 128 || !printable) {
-      throw ApiError(400, "invalid_argument", "Idempotency-Key must be 1 to 128 printable ASCII characters");
-    }
-    command.idempotencyKey = key;
-  }
+  if (idempotencyKey) command.idempotencyKey = checkedIdempotencyKey(*idempotencyKey);
   node_.submit(std::move(command), [this, onOk = std::move(onOk), isTxn, respond](CommandResult r) {
     if (r.status == Status::Ok) {
       respond(onOk(r));

@@ -50,6 +50,14 @@ std::optional<std::uint64_t> queryNumber(const Query& query, const char* name) {
   return std::stoull(text);
 }
 
+std::string checkedIdempotencyKey(const std::string& key) {
+  const bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+  if (key.empty() || key.size() > 128 || !printable) {
+    throw ApiError(400, "invalid_argument", "Idempotency-Key must be 1 to 128 printable ASCII characters");
+  }
+  return key;
+}
+
 std::size_t pageLimit(const Query& query) {
   const auto limit = queryNumber(query, "limit");
   if (limit && (*limit < 1 || *limit > kMaxPage)) {

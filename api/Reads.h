@@ -25,6 +25,8 @@ std::optional<std::uint64_t> queryNumber(const Query& query, const char* name);
 // Lists come in pages: ?limit=N (1 to kMaxPage, kMaxPage when absent).
 inline constexpr std::size_t kMaxPage = 10'000;
 std::size_t pageLimit(const Query& query);
+// The Idempotency-Key header's value, if valid (1 to 128 printable ASCII); else 400.
+std::string checkedIdempotencyKey(const std::string& key);
 
 // ?consistency=stale answers at once from this node's state; ?min_revision=R[&wait_ms=W] once
 // this node has applied R; otherwise the read is linearizable, answered after a read barrier.

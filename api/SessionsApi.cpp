@@ -3,6 +3,8 @@
 #include <random>
 
 #include "api/JsonCodec.h"
+#include "coordinator/storage/Keys.h"
+#include "coordinator/storage/Lmdb.h"
 #include "session/SessionTable.h"
 
 namespace warden::api {
@@ -98,6 +100,11 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
 void SessionsApi::create(const Request& request, const Respond& respond) {
   json body = parseBody(request.body);
   coordinator::Command command = coordinator::sessionCommand(CommandType::SessionCreate, randomSessionId());
+  if (request.idempotencyKey) {
+    // The id comes from the key, so that a retry is the same command and gets the first answer.
+    command.idempotencyKey = checkedIdempotencyKey(*request.idempotencyKey);
+    command.session = coordinator::storage::decodeU64Key(coordinator::storage::sha256("session:" + command.idempotencyKey).substr(0, 8)) | 1;
+  }
   bool ttlGiven = false;
   for (auto& [key, value] : body.items()) {
     if (key == "ttl_ms") {
@@ -133,7 +140,7 @@ void SessionsApi::submitCreate(coordinator::Command command, const Respond& resp
   // Runs again from the log's callback after a collision: nothing here may throw.
   const std::uint64_t id = command.session, ttl = command.ttlMs;
   node_.submit(command, [this, command, respond, attempt, id, ttl](CommandResult r) mutable {
-    if (r.status == Status::Exists && attempt < kCreateAttempts) {
+    if (r.status == Status::Exists && attempt < kCreateAttempts && command.idempotencyKey.empty()) {
       command.session = randomSessionId();
       return submitCreate(std::move(command), respond, attempt + 1);
     }

@@ -80,6 +80,13 @@ Command expireCommand(std::uint64_t session, SessionEpoch epoch) {
 
 std::string encodeOps(const Command& command) {
   Encoder out;
+  if (command.type != CommandType::Txn) {
+    // A keyed session create: what it creates (its id comes from the key).
+    out.varint(command.session);
+    out.varint(command.ttlMs);
+    out.bytes(command.name);
+    return out.take();
+  }
   out.varint(command.ops.size());
   for (const Op& op : command.ops) encodeOp(out, op);
   return out.take();
@@ -102,12 +109,14 @@ namespace {
 // On the wire, a transaction with limits (or an idempotency key) has a type of its own, so that
 // entries logged before these existed still decode (and apply) exactly as they did.
 constexpr std::uint8_t kLimitedTxn = 6;
+constexpr std::uint8_t kKeyedSessionCreate = 8;  // a SessionCreate with an idempotency key
 }  // namespace
 
 void encodeCommand(Encoder& out, const Command& command) {
   const bool limited = command.type == CommandType::Txn &&
                        (command.maxNodes != 0 || command.quotaBytes != 0 || !command.idempotencyKey.empty());
-  out.u8(limited ? kLimitedTxn : static_cast<std::uint8_t>(command.type));
+  const bool keyedCreate = command.type == CommandType::SessionCreate && !command.idempotencyKey.empty();
+  out.u8(limited ? kLimitedTxn : keyedCreate ? kKeyedSessionCreate : static_cast<std::uint8_t>(command.type));
   if (limited) {
     out.varint(command.maxNodes);
     out.varint(command.quotaBytes);
@@ -120,6 +129,7 @@ void encodeCommand(Encoder& out, const Command& command) {
     out.varint(command.epoch.ballot.round);
     out.varint(command.epoch.ballot.node);
     out.varint(command.epoch.takeover);
+    if (keyedCreate) out.bytes(command.idempotencyKey);
     return;
   }
   out.varint(command.ops.size());
@@ -129,7 +139,9 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
-  if (type < 1 || type > static_cast<std::uint8_t>(CommandType::Tick)) throw DecodeError("unknown command type");
+  if (type < 1 || type > kKeyedSessionCreate) throw DecodeError("unknown command type");
+  const bool keyedCreate = type == kKeyedSessionCreate;
+  if (keyedCreate) type = static_cast<std::uint8_t>(CommandType::SessionCreate);
   if (type == kLimitedTxn) {
     type = static_cast<std::uint8_t>(CommandType::Txn);
     command.maxNodes = in.varint();
@@ -144,6 +156,7 @@ Command decodeCommand(Decoder& in) {
     command.epoch.ballot.round = in.varint();
     command.epoch.ballot.node = in.varint();
     command.epoch.takeover = in.varint();
+    if (keyedCreate) command.idempotencyKey = std::string(in.bytes());
     return command;
   }
   std::uint64_t n = in.varint();

@@ -72,8 +72,8 @@ struct Command {
   // the command against the same ones (0: none, as for commands logged before they existed).
   std::uint64_t maxNodes = 0;    // nodes created and deleted, parents made included
   std::uint64_t quotaBytes = 0;  // a write that grows the state beyond this is refused
-  // Txn: the client's Idempotency-Key (empty: none). A second command with the key gets the
-  // first one's result, and nothing applies again (StateMachine, kIdempotencyMemoryMs).
+  // Txn and SessionCreate: the client's Idempotency-Key (empty: none). A second command with the
+  // key gets the first one's result, and nothing applies again (StateMachine, kIdempotencyMemoryMs).
   std::string idempotencyKey;
 
   bool operator==(const Command&) const = default;
@@ -84,7 +84,8 @@ Command sessionCommand(CommandType type, std::uint64_t session);
 Command expireCommand(std::uint64_t session, SessionEpoch epoch);
 Command epochCommand(SessionEpoch epoch);
 Command tickCommand();
-// The bytes of a transaction's ops alone: what an idempotency key is checked against.
+// What an idempotency key is checked against: a transaction's ops, a session create's id, ttl
+// and name.
 std::string encodeOps(const Command& command);
 
 void encodeCommand(Encoder& out, const Command& command);

@@ -230,12 +230,15 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
   std::vector<CommandResult> results;
   results.reserve(entry.commands.size());
   for (const Command& command : entry.commands) {
-    if (command.type == CommandType::Txn && !command.idempotencyKey.empty()) {
+    const bool keyed = (command.type == CommandType::Txn || command.type == CommandType::SessionCreate) &&
+                       !command.idempotencyKey.empty();
+    if (keyed) {
       if (auto first = replayed(txn, command)) {
         results.push_back(std::move(*first));  // applied before: answered alike, nothing changes
         continue;
       }
-      results.push_back(applyTxn(txn, command, rev + 1, entry.timestampMs));
+      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
+                                                         : applySession(txn, command, rev + 1, entry.timestampMs));
       remember(txn, command, results.back(), entry.timestampMs);
     } else {
       results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)

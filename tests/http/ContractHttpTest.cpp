@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "api/HttpClient.h"
 #include "tests/http/Expect.h"
 
 using namespace warden::tests;
@@ -32,4 +33,19 @@ TEST_CASE("replies made before a request reaches a route carry the revision too"
   const std::string malformed = rawExchange(server.port(), "NOT HTTP AT ALL\r\n\r\n");
   CHECK_THAT(malformed, Catch::StartsWith("HTTP/1.1 400"));
   CHECK_THAT(malformed, Catch::Contains("X-Warden-Revision: 1"));
+}
+
+TEST_CASE("a session create retried with its Idempotency-Key gets the same session") {
+  TestServer server;
+  auto create = [&](const std::string& key, int ttl) {
+    warden::api::HttpClient client({server.endpoint()});
+    return client.send(warden::api::HttpRequest{"POST", "/v1/sessions", json{{"ttl_ms", ttl}}.dump(), "application/json", key});
+  };
+  auto first = create("sess-key-1", 60000);
+  REQUIRE(first.status == 201);
+  auto again = create("sess-key-1", 60000);
+  CHECK(again.status == 201);
+  CHECK(again.json()["id"] == first.json()["id"]);
+  CHECK(server.request("GET", "/v1/sessions").json()["sessions"].size() == 1);
+  CHECK(create("sess-key-1", 30000).status == 409);
 }

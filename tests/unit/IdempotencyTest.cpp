@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "coordinator/Bytes.h"
 #include "coordinator/ResultCodec.h"
 #include "tests/unit/StoreFixture.h"
 
@@ -74,4 +75,24 @@ TEST_CASE("a command result survives its encoding") {
   r.results.push_back(OpResult{OpType::Delete, "/b", std::nullopt});
   CHECK(decodeResult(encodeResult(r)) == r);
   CHECK_THROWS_AS(decodeResult(encodeResult(r).substr(1)), DecodeError);
+}
+
+TEST_CASE("a keyed session create answered from memory creates no second session") {
+  StoreFixture store;
+  Command create = sessionCommand(CommandType::SessionCreate, 77);
+  create.ttlMs = 5000;
+  create.idempotencyKey = "s-1";
+  Encoder out;
+  encodeCommand(out, create);
+  Decoder in(out.data());
+  REQUIRE(decodeCommand(in) == create);
+  const auto first = store.applyCommand(create);
+  REQUIRE(first.status == Status::Ok);
+  CHECK(store.applyCommand(create) == first);  // not "exists": the same answer
+  REQUIRE(store.applyCommand(sessionCommand(CommandType::SessionClose, 77)).status == Status::Ok);
+  CHECK(store.applyCommand(create) == first);  // still remembered, and nothing is created again
+  CHECK_FALSE(store.session(77));
+  Command other = create;
+  other.ttlMs = 9000;
+  CHECK(store.applyCommand(other).status == Status::KeyReused);
 }
