@@ -5,8 +5,6 @@
 #include <optional>
 
 #include "coordinator/Path.h"
-#include "coordinator/ResultCodec.h"
-#include "coordinator/storage/Keys.h"
 
 namespace warden::coordinator {
 
@@ -16,7 +14,6 @@ constexpr std::string_view kRevisionKey = "revision";
 constexpr std::string_view kSessionEpochKey = "session_epoch";  // round, node, takeover
 constexpr std::string_view kTimestampKey = "timestamp";         // the latest entry's, ms
 constexpr std::string_view kUsedBytesKey = "used_bytes";        // what the quota counts (usedBytes)
-constexpr std::string_view kIdempotencyCountKey = "idempotency_keys";  // rows of the idempotency table
 
 std::string u64Value(std::uint64_t v) { return storage::encodeU64Key(v); }
 
@@ -356,53 +353,6 @@ CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& comman
 }
 
 std::uint64_t StateMachine::usedBytes(storage::Txn& txn) const { return readMeta(txn, kUsedBytesKey); }
-
-std::optional<CommandResult> StateMachine::replayed(storage::Txn& txn, const Command& command) const {
-  auto stored = txn.get(dbs_.idempotency, command.idempotencyKey);
-  if (!stored) return std::nullopt;
-  return storage::decodeStored(*stored, [&](std::string_view bytes) {
-    Decoder in(bytes);
-    const std::uint64_t atMs = in.varint();
-    const std::string digest(in.bytes());
-    CommandResult first = decodeResult(in.bytes());
-    in.expectDone();
-    if (digest == storage::sha256(encodeOps(command))) return first;
-    CommandResult reused;
-    reused.status = Status::KeyReused;
-    reused.revision = first.revision;
-    reused.message = "Idempotency-Key '" + command.idempotencyKey + "' was used for another write (at " +
-                     std::to_string(atMs) + " ms since the epoch); use a new key for a new write";
-    return reused;
-  });
-}
-
-void StateMachine::remember(storage::Txn& txn, const Command& command, const CommandResult& result,
-                            std::uint64_t timestampMs) const {
-  // Forget keys past their time, and the oldest beyond the count, a few at a time (each write
-  // with a key pays for its own).
-  std::uint64_t count = readMeta(txn, kIdempotencyCountKey);
-  std::vector<std::string> doomed;
-  {
-    storage::Cursor cursor(txn, dbs_.idempotencyByTime);
-    for (auto item = cursor.first(); item && doomed.size() < 4; item = cursor.next()) {
-      const std::uint64_t atMs = storage::decodeU64Key(item->key.substr(0, 8));
-      if (atMs + kIdempotencyMemoryMs >= timestampMs && count - doomed.size() < kMaxIdempotencyKeys) break;
-      doomed.emplace_back(item->key);
-    }
-  }
-  for (const auto& key : doomed) {
-    txn.erase(dbs_.idempotencyByTime, key);
-    txn.erase(dbs_.idempotency, key.substr(8));
-  }
-  count -= doomed.size();
-  Encoder value;
-  value.varint(timestampMs);
-  value.bytes(storage::sha256(encodeOps(command)));
-  value.bytes(encodeResult(result));
-  txn.put(dbs_.idempotency, command.idempotencyKey, value.data());
-  txn.put(dbs_.idempotencyByTime, u64Value(timestampMs) + command.idempotencyKey, {});
-  txn.put(meta_, kIdempotencyCountKey, u64Value(count + 1));
-}
 
 void StateMachine::addUsedBytes(storage::Txn& txn, std::int64_t delta) const {
   const std::uint64_t used = usedBytes(txn);
