@@ -13,6 +13,7 @@
 
 #include "api/Args.h"
 #include "api/Base64.h"
+#include "api/CliReply.h"
 #include "api/HttpClient.h"
 #include "api/SubtreeDelete.h"
 #include "api/Url.h"
@@ -73,6 +74,8 @@ ExitCode exitCodeForStatus(unsigned status) {
 
 namespace {
 
+using namespace clireply;
+
 constexpr const char* kDefaultEndpoints =
     "http://127.0.0.1:7070,http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003";
 
@@ -100,11 +103,6 @@ constexpr std::size_t kMaxPages = 1'000'000;
 struct CliFailure {
   ExitCode exitCode;
   std::string message;
-};
-
-// A reply whose shape breaks the API contract (missing or mistyped field, not JSON).
-struct BadReply {
-  std::string what;
 };
 
 // One line of text: control characters (newlines included) become spaces, and it is bounded.
@@ -136,54 +134,6 @@ void setData(json& body, const std::string& bytes) {
   } else {
     body["data_b64"] = base64Encode(bytes);
   }
-}
-
-// Checked access to reply fields: a missing or mistyped field is a BadReply, never a crash.
-const json& member(const json& object, const char* key) {
-  if (!object.is_object()) throw BadReply{"expected a JSON object"};
-  auto it = object.find(key);
-  if (it == object.end()) throw BadReply{std::string("no \"") + key + "\" field"};
-  return *it;
-}
-
-std::string text(const json& object, const char* key) {
-  const json& value = member(object, key);
-  if (!value.is_string()) throw BadReply{std::string("\"") + key + "\" is not a string"};
-  return value.get<std::string>();
-}
-
-const json& array(const json& object, const char* key) {
-  const json& value = member(object, key);
-  if (!value.is_array()) throw BadReply{std::string("\"") + key + "\" is not an array"};
-  return value;
-}
-
-// A scalar as text: strings without their quotes, anything else as JSON.
-std::string scalar(const json& object, const char* key) {
-  const json& value = member(object, key);
-  return value.is_string() ? value.get<std::string>() : value.dump();
-}
-
-std::string stringItem(const json& item) {
-  if (!item.is_string()) throw BadReply{"a list item is not a string"};
-  return item.get<std::string>();
-}
-
-json parseObject(const HttpResponse& response) {
-  json body = response.json();
-  if (!body.is_object()) throw BadReply{"the body is not a JSON object"};
-  return body;
-}
-
-// The node data of a GET reply, as bytes.
-std::string dataOf(const json& body) {
-  if (body.contains("data")) return text(body, "data");
-  if (body.contains("data_b64")) {
-    auto bytes = base64Decode(text(body, "data_b64"));
-    if (!bytes) throw BadReply{"\"data_b64\" is not base64"};
-    return *bytes;
-  }
-  return {};
 }
 
 class Cli {

@@ -1,0 +1,53 @@
+#include "api/CliReply.h"
+
+#include "api/Base64.h"
+
+namespace warden::api::clireply {
+
+// Checked access to reply fields: a missing or mistyped field is a BadReply, never a crash.
+const json& member(const json& object, const char* key) {
+  if (!object.is_object()) throw BadReply{"expected a JSON object"};
+  auto it = object.find(key);
+  if (it == object.end()) throw BadReply{std::string("no \"") + key + "\" field"};
+  return *it;
+}
+
+std::string text(const json& object, const char* key) {
+  const json& value = member(object, key);
+  if (!value.is_string()) throw BadReply{std::string("\"") + key + "\" is not a string"};
+  return value.get<std::string>();
+}
+
+const json& array(const json& object, const char* key) {
+  const json& value = member(object, key);
+  if (!value.is_array()) throw BadReply{std::string("\"") + key + "\" is not an array"};
+  return value;
+}
+
+std::string scalar(const json& object, const char* key) {
+  const json& value = member(object, key);
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+std::string stringItem(const json& item) {
+  if (!item.is_string()) throw BadReply{"a list item is not a string"};
+  return item.get<std::string>();
+}
+
+json parseObject(const HttpResponse& response) {
+  json body = response.json();
+  if (!body.is_object()) throw BadReply{"the body is not a JSON object"};
+  return body;
+}
+
+std::string dataOf(const json& body) {
+  if (body.contains("data")) return text(body, "data");
+  if (body.contains("data_b64")) {
+    auto bytes = base64Decode(text(body, "data_b64"));
+    if (!bytes) throw BadReply{"\"data_b64\" is not base64"};
+    return *bytes;
+  }
+  return {};
+}
+
+}  // namespace warden::api::clireply
