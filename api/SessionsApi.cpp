@@ -91,7 +91,7 @@ void SessionsApi::handle(const Request& request, const std::string& rest, const 
   } else if (method == "DELETE") {
     allowOnly(query, {});
     requireEmptyBody(request, "closing a session");
-    close(id, respond);
+    close(id, request.idempotencyKey ? checkedIdempotencyKey(*request.idempotencyKey) : std::string(), respond);
   } else {
     respond(methodNotAllowed(method, "/v1/sessions/{id}", "GET, DELETE", node_.revision()));
   }
@@ -167,8 +167,11 @@ void SessionsApi::keepalive(std::uint64_t id, const Respond& respond) {
   });
 }
 
-void SessionsApi::close(std::uint64_t id, const Respond& respond) {
-  node_.submit(coordinator::sessionCommand(CommandType::SessionClose, id), [this, respond](CommandResult r) {
+void SessionsApi::close(std::uint64_t id, std::string idempotencyKey, const Respond& respond) {
+  // With a key, a retry of a close that went through gets its 204 again, not 404.
+  coordinator::Command command = coordinator::sessionCommand(CommandType::SessionClose, id);
+  command.idempotencyKey = std::move(idempotencyKey);
+  node_.submit(command, [this, respond](CommandResult r) {
     if (r.status != Status::Ok) {
       respond(errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, node_.revision())));
       return;

@@ -22,7 +22,7 @@ class SessionsApi {
   void create(const Request& request, const Respond& respond);
   void submitCreate(coordinator::Command command, const Respond& respond, int attempt);
   void keepalive(std::uint64_t id, const Respond& respond);
-  void close(std::uint64_t id, const Respond& respond);
+  void close(std::uint64_t id, std::string idempotencyKey, const Respond& respond);
   Reply describe(std::uint64_t id);
   Reply list(std::size_t limit, std::uint64_t after);
 

@@ -80,6 +80,12 @@ Command expireCommand(std::uint64_t session, SessionEpoch epoch) {
 
 std::string encodeOps(const Command& command) {
   Encoder out;
+  if (command.type == CommandType::SessionClose) {
+    // A keyed close: which session it ends (marked, so that no create's digest can match it).
+    out.bytes("close");
+    out.varint(command.session);
+    return out.take();
+  }
   if (command.type != CommandType::Txn) {
     // A keyed session create: what it creates (its id comes from the key).
     out.varint(command.session);
@@ -110,13 +116,22 @@ namespace {
 // entries logged before these existed still decode (and apply) exactly as they did.
 constexpr std::uint8_t kLimitedTxn = 6;
 constexpr std::uint8_t kKeyedSessionCreate = 8;  // a SessionCreate with an idempotency key
+constexpr std::uint8_t kKeyedSessionClose = 9;   // a SessionClose with an idempotency key
+
+bool keyedSessionCommand(const Command& command) {
+  return (command.type == CommandType::SessionCreate || command.type == CommandType::SessionClose) &&
+         !command.idempotencyKey.empty();
+}
 }  // namespace
 
 void encodeCommand(Encoder& out, const Command& command) {
   const bool limited = command.type == CommandType::Txn &&
                        (command.maxNodes != 0 || command.quotaBytes != 0 || !command.idempotencyKey.empty());
-  const bool keyedCreate = command.type == CommandType::SessionCreate && !command.idempotencyKey.empty();
-  out.u8(limited ? kLimitedTxn : keyedCreate ? kKeyedSessionCreate : static_cast<std::uint8_t>(command.type));
+  const bool keyed = keyedSessionCommand(command);
+  std::uint8_t type = static_cast<std::uint8_t>(command.type);
+  if (limited) type = kLimitedTxn;
+  if (keyed) type = command.type == CommandType::SessionCreate ? kKeyedSessionCreate : kKeyedSessionClose;
+  out.u8(type);
   if (limited) {
     out.varint(command.maxNodes);
     out.varint(command.quotaBytes);
@@ -129,7 +144,7 @@ void encodeCommand(Encoder& out, const Command& command) {
     out.varint(command.epoch.ballot.round);
     out.varint(command.epoch.ballot.node);
     out.varint(command.epoch.takeover);
-    if (keyedCreate) out.bytes(command.idempotencyKey);
+    if (keyed) out.bytes(command.idempotencyKey);
     return;
   }
   out.varint(command.ops.size());
@@ -139,9 +154,10 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
-  if (type < 1 || type > kKeyedSessionCreate) throw DecodeError("unknown command type");
-  const bool keyedCreate = type == kKeyedSessionCreate;
-  if (keyedCreate) type = static_cast<std::uint8_t>(CommandType::SessionCreate);
+  if (type < 1 || type > kKeyedSessionClose) throw DecodeError("unknown command type");
+  const bool keyed = type == kKeyedSessionCreate || type == kKeyedSessionClose;
+  if (type == kKeyedSessionCreate) type = static_cast<std::uint8_t>(CommandType::SessionCreate);
+  if (type == kKeyedSessionClose) type = static_cast<std::uint8_t>(CommandType::SessionClose);
   if (type == kLimitedTxn) {
     type = static_cast<std::uint8_t>(CommandType::Txn);
     command.maxNodes = in.varint();
@@ -156,7 +172,7 @@ Command decodeCommand(Decoder& in) {
     command.epoch.ballot.round = in.varint();
     command.epoch.ballot.node = in.varint();
     command.epoch.takeover = in.varint();
-    if (keyedCreate) command.idempotencyKey = std::string(in.bytes());
+    if (keyed) command.idempotencyKey = std::string(in.bytes());
     return command;
   }
   std::uint64_t n = in.varint();

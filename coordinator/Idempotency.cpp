@@ -59,4 +59,8 @@ void StateMachine::remember(storage::Txn& txn, const Command& command, const Com
   txn.put(meta_, kIdempotencyCountKey, storage::encodeU64Key(count + 1));
 }
 
+bool StateMachine::keeperHears(storage::Txn& txn, const Command& command) const {
+  return command.type != CommandType::SessionCreate || sessions_.get(txn, command.session).has_value();
+}
+
 }  // namespace warden::coordinator

@@ -116,6 +116,7 @@ void LocalLog::commit(std::deque<Pending>& batch) {
   for (Pending& p : batch) entry.commands.push_back(std::move(p.command));
 
   std::vector<CommandResult> results;
+  std::vector<bool> keeperHears;
   std::uint64_t revision = 0;
   try {
     storage::Txn txn = storage::Txn::write(env_);
@@ -125,6 +126,7 @@ void LocalLog::commit(std::deque<Pending>& batch) {
     }
     results = stateMachine_.apply(txn, entry);
     revision = stateMachine_.revision(txn);
+    for (const Command& c : entry.commands) keeperHears.push_back(stateMachine_.keeperHears(txn, c));
     txn.commit();
   } catch (const storage::LmdbError& e) {
     // Nothing of this entry was written; each caller hears why and may retry.
@@ -141,7 +143,9 @@ void LocalLog::commit(std::deque<Pending>& batch) {
   {
     std::lock_guard lock(keeperMutex_);
     const std::uint64_t now = steadyMs();
-    for (std::size_t i = 0; i < results.size(); ++i) keeper_.applied(entry.commands[i], results[i], now);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (keeperHears[i]) keeper_.applied(entry.commands[i], results[i], now);
+    }
   }
   if (onApplied_) onApplied_(revision);
   for (std::size_t i = 0; i < batch.size(); ++i) {

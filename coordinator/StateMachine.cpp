@@ -227,7 +227,8 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
   std::vector<CommandResult> results;
   results.reserve(entry.commands.size());
   for (const Command& command : entry.commands) {
-    const bool keyed = (command.type == CommandType::Txn || command.type == CommandType::SessionCreate) &&
+    const bool keyed = (command.type == CommandType::Txn || command.type == CommandType::SessionCreate ||
+                        command.type == CommandType::SessionClose) &&
                        !command.idempotencyKey.empty();
     if (keyed) {
       if (auto first = replayed(txn, command)) {

@@ -100,6 +100,9 @@ class StateMachine {
   // What the quota counts: every node's path, data and kNodeOverheadBytes (deterministic, unlike
   // the size of the LMDB file, so every replica refuses the same writes).
   std::uint64_t usedBytes(storage::Txn& txn) const;
+  // Whether the session keeper should hear of this applied command (with `txn` after its apply):
+  // not a keyed create answered from memory for a session that has ended since.
+  bool keeperHears(storage::Txn& txn, const Command& command) const;
   const Tree& tree() const { return tree_; }
   const session::SessionTable& sessions() const { return sessions_; }
 

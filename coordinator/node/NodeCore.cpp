@@ -276,10 +276,7 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
       {
         std::lock_guard lock(keeperMutex_);
         for (std::size_t i = 0; i < results.size(); ++i) {
-          // A keyed create answered from memory may name a session that has ended since.
-          const Command& c = entry.commands[i];
-          if (c.type == CommandType::SessionCreate && !stateMachine_.sessions().get(txn, c.session)) continue;
-          keeper_.applied(c, results[i], now() / 1000);
+          if (stateMachine_.keeperHears(txn, entry.commands[i])) keeper_.applied(entry.commands[i], results[i], now() / 1000);
         }
       }
       for (std::size_t i = 0; i < results.size(); ++i) {

@@ -49,3 +49,17 @@ TEST_CASE("a session create retried with its Idempotency-Key gets the same sessi
   CHECK(server.request("GET", "/v1/sessions").json()["sessions"].size() == 1);
   CHECK(create("sess-key-1", 30000).status == 409);
 }
+
+TEST_CASE("a session close retried with its Idempotency-Key answers 204 again") {
+  TestServer server;
+  const std::string id = server.request("POST", "/v1/sessions", R"({"ttl_ms":60000})").json()["id"];
+  auto close = [&](const std::string& key) {
+    warden::api::HttpClient client({server.endpoint()});
+    return client.send(warden::api::HttpRequest{"DELETE", "/v1/sessions/" + id, {}, {}, key});
+  };
+  CHECK(close("close-key-1").status == 204);
+  CHECK(close("close-key-1").status == 204);
+  CHECK(server.request("GET", "/v1/sessions/" + id).status == 404);
+  CHECK(close("close-key-2").status == 404);  // a new close of a session that is gone
+  CHECK(close(std::string(129, 'k')).status == 400);  // a key longer than 128 characters
+}

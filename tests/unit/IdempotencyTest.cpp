@@ -96,3 +96,29 @@ TEST_CASE("a keyed session create answered from memory creates no second session
   other.ttlMs = 9000;
   CHECK(store.applyCommand(other).status == Status::KeyReused);
 }
+
+TEST_CASE("a keyed session close retried gets its first answer, not session_not_found") {
+  StoreFixture store;
+  Command create = sessionCommand(CommandType::SessionCreate, 91);
+  create.ttlMs = 5000;
+  REQUIRE(store.applyCommand(create).status == Status::Ok);
+  Command close = sessionCommand(CommandType::SessionClose, 91);
+  close.idempotencyKey = "close-1";
+  Encoder out;
+  encodeCommand(out, close);
+  Decoder in(out.data());
+  REQUIRE(decodeCommand(in) == close);
+  const auto first = store.applyCommand(close);
+  REQUIRE(first.status == Status::Ok);
+  CHECK_FALSE(store.session(91));
+  CHECK(store.applyCommand(close) == first);
+  // Without the key the retry is a new close, of a session that is gone.
+  CHECK(store.applyCommand(sessionCommand(CommandType::SessionClose, 91)).status == Status::SessionNotFound);
+  // The same key for another session's close, or for a create, is a reuse.
+  Command otherClose = sessionCommand(CommandType::SessionClose, 93);
+  otherClose.idempotencyKey = "close-1";
+  CHECK(store.applyCommand(otherClose).status == Status::KeyReused);
+  Command keyedCreate = create;
+  keyedCreate.idempotencyKey = "close-1";
+  CHECK(store.applyCommand(keyedCreate).status == Status::KeyReused);
+}
