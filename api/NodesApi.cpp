@@ -125,7 +125,7 @@ void NodesApi::read(const std::string& path, const Query& query, bool head, cons
 
 Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
   const bool head = shape.head, children = shape.children, recursive = shape.recursive, raw = shape.raw;
-  auto txn = node_.read();
+  auto txn = readState(node_);
   const auto& sm = node_.stateMachine();
   const std::uint64_t revision = sm.revision(txn);
   auto record = sm.tree().get(txn, path);

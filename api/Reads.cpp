@@ -66,6 +66,14 @@ std::size_t pageLimit(const Query& query) {
   return limit ? static_cast<std::size_t>(*limit) : kMaxPage;
 }
 
+coordinator::storage::Txn readState(coordinator::Node& node) {
+  coordinator::storage::Txn txn = node.read();
+  if (node.stateMachine().installing(txn)) {
+    throw ApiError(503, "unavailable", "this node is installing a snapshot of the state; ask another node");
+  }
+  return txn;
+}
+
 void answerRead(coordinator::Node& node, const Query& query, std::function<Reply()> build, const Respond& respond) {
   auto consistency = query.find("consistency");
   if (consistency != query.end() && consistency->second != "linearizable" && consistency->second != "stale") {

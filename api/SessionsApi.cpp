@@ -184,7 +184,7 @@ void SessionsApi::close(std::uint64_t id, std::string idempotencyKey, const Resp
 }
 
 Reply SessionsApi::describe(std::uint64_t id) {
-  auto txn = node_.read();
+  auto txn = readState(node_);
   const auto& sm = node_.stateMachine();
   const std::uint64_t revision = sm.revision(txn);
   auto record = sm.sessions().get(txn, id);
@@ -196,7 +196,7 @@ Reply SessionsApi::describe(std::uint64_t id) {
 }
 
 Reply SessionsApi::list(std::size_t limit, std::uint64_t after) {
-  auto txn = node_.read();
+  auto txn = readState(node_);
   const auto& sm = node_.stateMachine();
   json sessions = json::array();
   std::optional<std::uint64_t> last;

@@ -85,68 +85,8 @@ StateMachine::StateMachine(Dbs dbs)
       dbs_(dbs),
       meta_(dbs.meta) {}
 
-namespace {
-// The replicated tables, in snapshot order; Row::table indexes this list.
-std::vector<MDB_dbi> replicatedTables(const StateMachine::Dbs& dbs) {
-  return {dbs.nodes,    dbs.children,       dbs.meta,        dbs.sessions,         dbs.owned,
-          dbs.requests, dbs.requestsBySlot, dbs.idempotency, dbs.idempotencyByTime};
-}
-}  // namespace
-
-void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const {
-  ExportPosition at;
-  exportPiece(txn, at, SIZE_MAX, emit);
-}
-
-bool StateMachine::exportPiece(storage::Txn& txn, ExportPosition& at, std::size_t budgetBytes,
-                               const std::function<void(Row)>& emit) const {
-  const auto tables = replicatedTables(dbs_);
-  std::size_t bytes = 0;
-  for (; at.table < tables.size(); ++at.table, at.after.reset()) {
-    storage::Cursor cursor(txn, tables[at.table]);
-    auto item = at.after ? cursor.seek(*at.after) : cursor.first();
-    if (item && at.after && item->key == *at.after) item = cursor.next();
-    for (; item; item = cursor.next()) {
-      if (bytes >= budgetBytes) return false;
-      bytes += item->key.size() + item->value.size();
-      at.after = std::string(item->key);
-      emit(Row{at.table, std::string(item->key), std::string(item->value)});
-    }
-  }
-  return true;
-}
-
-void StateMachine::importState(storage::Txn& txn, const std::vector<Row>& rows) const {
-  clearStaging(txn);
-  stageRows(txn, rows);
-  installStaged(txn);
-}
-
-void StateMachine::clearStaging(storage::Txn& txn) const { txn.clear(dbs_.staging); }
-
-void StateMachine::stageRows(storage::Txn& txn, const std::vector<Row>& rows) const {
-  const std::size_t tables = replicatedTables(dbs_).size();
-  for (const auto& row : rows) {
-    if (row.table >= tables) throw storage::LmdbError("snapshot row for an unknown table", MDB_CORRUPTED);
-    txn.put(dbs_.staging, std::string(1, static_cast<char>(row.table)) + row.key, row.value);
-  }
-}
-
-void StateMachine::installStaged(storage::Txn& txn) const {
-  const auto tables = replicatedTables(dbs_);
-  for (MDB_dbi db : tables) txn.clear(db);
-  {
-    storage::Cursor cursor(txn, dbs_.staging);
-    for (auto item = cursor.first(); item; item = cursor.next()) {
-      const auto table = static_cast<std::uint8_t>(item->key[0]);
-      if (table >= tables.size()) throw storage::LmdbError("staged snapshot row for an unknown table", MDB_CORRUPTED);
-      txn.put(tables[table], item->key.substr(1), item->value);
-    }
-  }
-  txn.clear(dbs_.staging);
-}
-
 void StateMachine::initialize(storage::Txn& txn) const {
+  finishInterruptedInstall(txn);
   if (tree_.exists(txn, "/")) return;
   tree_.put(txn, "/", NodeRecord{});
   txn.put(meta_, kAppliedIndexKey, u64Value(0));

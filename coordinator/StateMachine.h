@@ -75,10 +75,20 @@ class StateMachine {
   bool exportPiece(storage::Txn& txn, ExportPosition& at, std::size_t budgetBytes,
                    const std::function<void(Row)>& emit) const;
   // An import stages rows (each piece in its own transaction, on disk, not in memory), then
-  // replaces the whole state with them in one transaction.
+  // replaces the whole state with them: at once (installStaged), or in steps, each in its own
+  // transaction (StateMachineSnapshot.cpp). beginInstall marks the install durably; each
+  // installStep does about `budgetBytes` of it and returns true once the state is the staged one
+  // and the mark is gone. While the mark is there the tables are half old, half new: nothing
+  // may read them (installing), and initialize() finishes the install after a restart.
   void clearStaging(storage::Txn& txn) const;
   void stageRows(storage::Txn& txn, const std::vector<Row>& rows) const;
   void installStaged(storage::Txn& txn) const;
+  void beginInstall(storage::Txn& txn) const;
+  bool installStep(storage::Txn& txn, std::size_t budgetBytes) const;
+  bool installing(storage::Txn& txn) const;
+  // A process that stopped halfway through an install left a state that is neither the old one
+  // nor the new: this finishes it (true) before anything looks at it.
+  bool finishInterruptedInstall(storage::Txn& txn) const;
 
   // Exactly once for a proposal, whatever copies of it reach the log (a frame resent after a
   // reconnect, a duplicate): true the first time this (origin, incarnation, request id) is

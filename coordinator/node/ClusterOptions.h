@@ -17,6 +17,7 @@ struct ClusterOptions {
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
   std::size_t snapshotChunkBytes = 1u << 20;  // rows per snapshot chunk, in bytes
+  std::size_t installStepBytes = 4u << 20;    // snapshot rows installed per turn, in bytes
   // A Ping to each peer this node sent nothing else to for this long, so that every node hears
   // every peer and reports a dead one unhealthy within a second. 0: none (the simulator and the
   // scripted scenarios, which count frames; pings only feed the health view).

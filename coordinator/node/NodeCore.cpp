@@ -53,6 +53,11 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
   options_.paxos.members.clear();
   for (const auto& [id, address] : options_.members) options_.paxos.members.push_back(id);
   {
+    storage::Txn txn = storage::Txn::write(env_);
+    if (stateMachine_.finishInterruptedInstall(txn)) log_("finished installing the snapshot an earlier process began");
+    txn.commit();
+  }
+  {
     storage::Txn txn = storage::Txn::read(env_);
     applied_ = stateMachine_.appliedIndex(txn);
     epoch_ = stateMachine_.sessionEpoch(txn);
@@ -147,6 +152,7 @@ void NodeCore::endTurn() {
     }
     serveKeepalives();
     serveReads();
+    stepInstall();
     finishReadyBatch();
     pumpSnapshots();
     updateView();
@@ -159,6 +165,7 @@ void NodeCore::endTurn() {
 }
 
 std::uint64_t NodeCore::wakeAtUs() const {
+  if (installing_) return now();  // a step of the install every turn until it is in
   return relayWakeUs_ != 0 ? std::min(nextTickUs_, relayWakeUs_) : nextTickUs_;
 }
 
@@ -222,6 +229,12 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
   std::uint64_t revision = 0;
   std::vector<std::pair<std::uint64_t, CommandResult>> answers;
   std::vector<std::uint64_t> late;  // ours, chosen past their deadline
+  if (installing_) {
+    // The tables are half replaced: these wait for the install (which may cover them).
+    heldChosen_.insert(heldChosen_.end(), entries.begin(), entries.end());
+    log_("held " + std::to_string(entries.size()) + " chosen slots during an install");
+    return;
+  }
   {
     storage::Txn txn = storage::Txn::write(env_);
     for (const auto& chosen : entries) {

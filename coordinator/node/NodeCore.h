@@ -211,7 +211,9 @@ class NodeCore {
   void pumpSnapshots();
   void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
   void onSnapshotAck(std::uint64_t from, Decoder& in);
-  void installSnapshot(const IncomingSnapshot& done);
+  void beginInstall(const IncomingSnapshot& done);
+  void stepInstall();
+  void finishInstall();
 
   // Bootstrap.cpp
   void startReplica();
@@ -242,6 +244,10 @@ class NodeCore {
   std::map<std::uint64_t, ForwardedRead> forwardedReads_;  // by the replica's read id
   std::set<std::uint64_t> probedEmpty_;  // peers that answered this process's probe without history
   std::optional<IncomingSnapshot> incoming_;
+  // The snapshot being installed, a step per turn (StateMachine::installStep), and the chosen
+  // slots handed out meanwhile, applied once it is in.
+  std::optional<IncomingSnapshot> installing_;
+  std::vector<paxos::ChosenEntry> heldChosen_;
   std::map<std::uint64_t, std::unique_ptr<OutgoingSnapshot>> outgoing_;  // by receiver
   std::uint64_t nextSnapshotId_ = 1;
   std::uint64_t lastProbeUs_ = 0;

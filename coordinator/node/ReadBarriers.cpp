@@ -39,7 +39,9 @@ void NodeCore::serveReads() {
         }
       }
     }
-    if (r.indexKnown && applied_ >= r.index) {
+    // (Not while a snapshot is being installed: the tables are half old, half new. Its old
+    // applied index is below any read index anyway; this keeps it so if that ever changes.)
+    if (r.indexKnown && applied_ >= r.index && !installing_) {
       ReadDone done = std::move(r.done);
       it = reads_.erase(it);
       done(Status::Ok);

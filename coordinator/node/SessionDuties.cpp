@@ -80,7 +80,7 @@ void NodeCore::syncKeeper() {
     if (!options_.bugs.sameEpochAfterLapse) ownEpoch_.takeover++;
   }
   const auto index = replica_->leaseRead(at);
-  serving_ = index && applied_ >= *index && (epoch_ == ownEpoch_ || options_.bugs.serveWithoutEpoch);
+  serving_ = index && applied_ >= *index && !installing_ && (epoch_ == ownEpoch_ || options_.bugs.serveWithoutEpoch);
   if (options_.bugs.serveWithoutLease) serving_ = true;
   if (serving_ && !keeper_.leading()) {
     storage::Txn txn = storage::Txn::read(env_);

@@ -2,9 +2,13 @@
 // state instead. The sender holds an LMDB read transaction open (that is the snapshot) and cuts
 // chunks of about 1 MiB from it, at most kWindow ahead of what the peer has acknowledged, so
 // neither side ever holds more than a few chunks in memory and no turn of the driver does more
-// than a few chunks' work. The receiver stages each chunk on disk in its own transaction and, at
-// the last one, replaces the state, its applied index and its revision in one transaction. A
-// stream that stops making progress is abandoned; the peer asks again.
+// than a few chunks' work. The receiver stages each chunk on disk in its own transaction and,
+// after the last one, installs the staged state a step per turn (about installStepBytes each,
+// StateMachine::installStep), so that a multi-GiB state never holds the driver for long: while
+// it installs, it still votes and acknowledges, but applies nothing (chosen slots wait), answers
+// no read and serves no snapshot, for its tables are half old, half new. A process that stops
+// halfway finishes the install when it starts again (StateMachine::initialize). A stream that
+// stops making progress is abandoned; the peer asks again.
 
 #include "coordinator/node/Frames.h"
 #include "coordinator/node/NodeCore.h"
@@ -27,6 +31,7 @@ void encodeRows(Encoder& out, const std::vector<StateMachine::Row>& rows) {
 
 void NodeCore::sendSnapshot(std::uint64_t peer) {
   if (outgoing_.count(peer)) return;  // one stream per peer; it asks again while it lasts
+  if (installing_) return;            // no state to give until the install is done
   auto stream = std::make_unique<OutgoingSnapshot>(OutgoingSnapshot{
       incarnation_ + nextSnapshotId_++, 0, storage::Txn::read(env_), {}, 0, 0, false, {}, now(), now()});
   stream->applied = stateMachine_.appliedIndex(stream->txn);
@@ -105,6 +110,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     rows.push_back(std::move(row));
   }
   in.expectDone();
+  if (installing_) return;  // staging holds the state being installed; the sender gives up
   auto ack = [&] {
     Encoder out;
     out.varint(id);
@@ -141,33 +147,61 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
   if (!last) return;
   const IncomingSnapshot done = *incoming_;
   incoming_.reset();
-  installSnapshot(done);
+  beginInstall(done);
 }
 
-void NodeCore::installSnapshot(const IncomingSnapshot& done) {
+void NodeCore::beginInstall(const IncomingSnapshot& done) {
   // Chosen entries handed out this turn but not yet applied may already cover it: then the log
   // is enough, and installing would apply those entries on top of a newer state.
   if (!replica_ || done.applied <= applied_ || done.applied <= replica_->commitIndex()) return;
-  std::uint64_t revision = 0;
   {
-    // The state, its applied index and its revision are replaced in one transaction.
     storage::Txn txn = storage::Txn::write(env_);
-    stateMachine_.installStaged(txn);
-    if (stateMachine_.appliedIndex(txn) != done.applied) throw DecodeError("snapshot disagrees with its applied index");
-    revision = stateMachine_.revision(txn);
-    epoch_ = stateMachine_.sessionEpoch(txn);
-    noteAppliedStamp(stateMachine_.timestampMs(txn));
+    stateMachine_.beginInstall(txn);
     txn.commit();
   }
-  applied_ = done.applied;
-  forgetSentWrites("a snapshot replaced this node's state");
+  installing_ = done;
   {
     std::lock_guard lock(keeperMutex_);
     if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again
   }
+  serving_ = false;
+  servingUntilUs_.store(0, std::memory_order_release);
+  stepInstall();
+}
+
+void NodeCore::stepInstall() {
+  if (!installing_) return;
+  bool done = false;
+  {
+    storage::Txn txn = storage::Txn::write(env_);
+    done = stateMachine_.installStep(txn, options_.installStepBytes);
+    txn.commit();
+  }
+  if (done) finishInstall();
+}
+
+void NodeCore::finishInstall() {
+  const IncomingSnapshot done = *installing_;
+  installing_.reset();
+  std::uint64_t revision = 0;
+  {
+    storage::Txn txn = storage::Txn::read(env_);
+    if (stateMachine_.appliedIndex(txn) != done.applied) {
+      throw storage::LmdbError("the installed snapshot disagrees with its applied index", MDB_CORRUPTED);
+    }
+    revision = stateMachine_.revision(txn);
+    epoch_ = stateMachine_.sessionEpoch(txn);
+    noteAppliedStamp(stateMachine_.timestampMs(txn));
+  }
+  applied_ = done.applied;
+  forgetSentWrites("a snapshot replaced this node's state");
   log_("installed a snapshot from node " + std::to_string(done.from) + " up to slot " + std::to_string(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, now()));
   if (onApplied_) onApplied_(revision);
+  // Slots chosen meanwhile: those the snapshot covers are skipped by apply().
+  std::vector<paxos::ChosenEntry> held = std::move(heldChosen_);
+  heldChosen_.clear();
+  if (!held.empty()) apply(held);
 }
 
 }  // namespace warden::coordinator::node

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "api/HttpClient.h"
+#include "coordinator/StateMachine.h"
 #include "tests/http/Expect.h"
 
 using namespace warden::tests;
@@ -62,4 +63,30 @@ TEST_CASE("a session close retried with its Idempotency-Key answers 204 again") 
   CHECK(server.request("GET", "/v1/sessions/" + id).status == 404);
   CHECK(close("close-key-2").status == 404);  // a new close of a session that is gone
   CHECK(close(std::string(129, 'k')).status == 400);  // a key longer than 128 characters
+}
+
+TEST_CASE("a node answers no read from a state it is installing a snapshot into") {
+  TestServer server;
+  REQUIRE(server.request("POST", "/v1/nodes/cfg", R"({"data":"v1"})").status == 201);
+  // Another process marks an install in progress in the node's own store (LMDB allows it), as a
+  // node does between a snapshot's last chunk and its last install step.
+  using namespace warden::coordinator;
+  storage::Env env(server.dataDir(), storage::EnvOptions{std::size_t{16} << 30, 16, false});
+  auto mark = [&](bool installing) {
+    auto txn = storage::Txn::write(env);
+    StateMachine sm(StateMachine::openDbs(txn));
+    if (installing) {
+      sm.beginInstall(txn);
+    } else {
+      // Nothing staged: the tables would be emptied; end it by hand instead.
+      sm.clearStaging(txn);
+    }
+    txn.commit();
+  };
+  mark(true);
+  for (const char* target : {"/v1/nodes/cfg?consistency=stale", "/v1/nodes/cfg", "/v1/sessions"}) {
+    requireError(server.request("GET", target), 503, "unavailable");
+  }
+  mark(false);
+  CHECK(server.request("GET", "/v1/nodes/cfg?consistency=stale").status == 200);
 }
