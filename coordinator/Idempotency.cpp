@@ -9,58 +9,89 @@
 namespace warden::coordinator {
 
 namespace {
-constexpr std::string_view kIdempotencyCountKey = "idempotency_keys";  // rows of the idempotency table
+constexpr std::string_view kIdempotencyCountKey = "idempotency_keys";   // rows of the idempotency table
+constexpr std::string_view kIdempotencyBytesKey = "idempotency_bytes";  // their bytes, both tables
+
+// A remembered write: when (leader time) and in which slot it applied, what its key was used
+// for (a digest of its ops), and its first result.
+struct Remembered {
+  std::uint64_t atMs = 0;
+  std::string digest;
+  std::string result;  // encoded
+  std::uint64_t slot = 0;
+};
+
+Remembered decodeRemembered(std::string_view stored) {
+  return storage::decodeStored(stored, [](std::string_view bytes) {
+    Decoder in(bytes);
+    Remembered r;
+    r.atMs = in.varint();
+    r.digest = std::string(in.bytes());
+    r.result = std::string(in.bytes());
+    if (!in.done()) r.slot = in.varint();  // rows from before slots were kept have none
+    in.expectDone();
+    return r;
+  });
+}
+
+// What a key costs in the table and its time index.
+std::uint64_t rememberedBytes(std::string_view key, std::size_t valueBytes) { return 2 * key.size() + 8 + valueBytes; }
 }  // namespace
 
 std::optional<CommandResult> StateMachine::replayed(storage::Txn& txn, const Command& command) const {
   auto stored = txn.get(dbs_.idempotency, command.idempotencyKey);
   if (!stored) return std::nullopt;
-  return storage::decodeStored(*stored, [&](std::string_view bytes) {
-    Decoder in(bytes);
-    const std::uint64_t atMs = in.varint();
-    const std::string digest(in.bytes());
-    CommandResult first = decodeResult(in.bytes());
-    in.expectDone();
-    if (digest == storage::sha256(encodeOps(command))) return first;
-    CommandResult reused;
-    reused.status = Status::KeyReused;
-    reused.revision = first.revision;
-    reused.message = "Idempotency-Key '" + command.idempotencyKey + "' was used for another write (at " +
-                     std::to_string(atMs) + " ms since the epoch); use a new key for a new write";
-    return reused;
-  });
+  const Remembered first = decodeRemembered(*stored);
+  CommandResult result = storage::decodeStored(first.result, [](std::string_view bytes) { return decodeResult(bytes); });
+  if (first.digest == storage::sha256(encodeOps(command))) return result;
+  CommandResult reused;
+  reused.status = Status::KeyReused;
+  reused.revision = result.revision;
+  reused.message = "Idempotency-Key '" + command.idempotencyKey + "' was used for another write (at " +
+                   std::to_string(first.atMs) + " ms since the epoch); use a new key for a new write";
+  return reused;
 }
 
 void StateMachine::remember(storage::Txn& txn, const Command& command, const CommandResult& result,
-                            std::uint64_t timestampMs) const {
-  // Forget keys past their time, and the oldest beyond the count, a few at a time (each write
-  // with a key pays for its own).
+                            std::uint64_t timestampMs, std::uint64_t slot) const {
+  Encoder value;
+  value.varint(timestampMs);
+  value.bytes(storage::sha256(encodeOps(command)));
+  value.bytes(encodeResult(result));
+  value.varint(slot);
+  const std::uint64_t incoming = rememberedBytes(command.idempotencyKey, value.data().size());
+  // Forget keys past their time (and slots), a few at a time (each write with a key pays for its
+  // own), and the oldest beyond the count or the bytes, as many as that takes.
   std::uint64_t count = readMeta(txn, kIdempotencyCountKey);
+  std::uint64_t bytes = readMeta(txn, kIdempotencyBytesKey);
+  std::size_t expired = 0;
   std::vector<std::string> doomed;
   {
     storage::Cursor cursor(txn, dbs_.idempotencyByTime);
-    for (auto item = cursor.first(); item && doomed.size() < 4; item = cursor.next()) {
-      const std::uint64_t atMs = storage::decodeU64Key(item->key.substr(0, 8));
-      if (atMs + kIdempotencyMemoryMs >= timestampMs && count - doomed.size() < kMaxIdempotencyKeys) break;
+    for (auto item = cursor.first(); item; item = cursor.next()) {
+      const std::string_view key = item->key.substr(8);
+      const auto stored = txn.get(dbs_.idempotency, key);
+      const std::uint64_t size = rememberedBytes(key, stored ? stored->size() : 0);
+      const bool full = count >= kMaxIdempotencyKeys || bytes + incoming > kMaxIdempotencyBytes;
+      if (!full) {
+        const Remembered old = stored ? decodeRemembered(*stored) : Remembered{};
+        const bool oldEnough = old.atMs + kIdempotencyMemoryMs < timestampMs && old.slot + kIdempotencyMemorySlots <= slot;
+        if (!oldEnough || expired == 4) break;
+        expired++;
+      }
       doomed.emplace_back(item->key);
+      count -= 1;
+      bytes -= std::min(bytes, size);
     }
   }
   for (const auto& key : doomed) {
     txn.erase(dbs_.idempotencyByTime, key);
     txn.erase(dbs_.idempotency, key.substr(8));
   }
-  count -= doomed.size();
-  Encoder value;
-  value.varint(timestampMs);
-  value.bytes(storage::sha256(encodeOps(command)));
-  value.bytes(encodeResult(result));
   txn.put(dbs_.idempotency, command.idempotencyKey, value.data());
   txn.put(dbs_.idempotencyByTime, storage::encodeU64Key(timestampMs) + command.idempotencyKey, {});
   txn.put(meta_, kIdempotencyCountKey, storage::encodeU64Key(count + 1));
-}
-
-bool StateMachine::keeperHears(storage::Txn& txn, const Command& command) const {
-  return command.type != CommandType::SessionCreate || sessions_.get(txn, command.session).has_value();
+  txn.put(meta_, kIdempotencyBytesKey, storage::encodeU64Key(bytes + incoming));
 }
 
 }  // namespace warden::coordinator

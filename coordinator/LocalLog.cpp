@@ -116,7 +116,7 @@ void LocalLog::commit(std::deque<Pending>& batch) {
   for (Pending& p : batch) entry.commands.push_back(std::move(p.command));
 
   std::vector<CommandResult> results;
-  std::vector<bool> keeperHears;
+  std::vector<bool> replays;  // answered from the idempotency table: the keeper heard of them already
   std::uint64_t revision = 0;
   try {
     storage::Txn txn = storage::Txn::write(env_);
@@ -124,9 +124,8 @@ void LocalLog::commit(std::deque<Pending>& batch) {
     if (entry.index > options_.retainedEntries) {
       txn.erase(logDb_, storage::encodeU64Key(entry.index - options_.retainedEntries));
     }
-    results = stateMachine_.apply(txn, entry);
+    results = stateMachine_.apply(txn, entry, &replays);
     revision = stateMachine_.revision(txn);
-    for (const Command& c : entry.commands) keeperHears.push_back(stateMachine_.keeperHears(txn, c));
     txn.commit();
   } catch (const storage::LmdbError& e) {
     // Nothing of this entry was written; each caller hears why and may retry.
@@ -144,7 +143,7 @@ void LocalLog::commit(std::deque<Pending>& batch) {
     std::lock_guard lock(keeperMutex_);
     const std::uint64_t now = steadyMs();
     for (std::size_t i = 0; i < results.size(); ++i) {
-      if (keeperHears[i]) keeper_.applied(entry.commands[i], results[i], now);
+      if (!replays[i]) keeper_.applied(entry.commands[i], results[i], now);
     }
   }
   if (onApplied_) onApplied_(revision);

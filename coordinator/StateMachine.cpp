@@ -87,8 +87,14 @@ StateMachine::StateMachine(Dbs dbs)
 
 void StateMachine::initialize(storage::Txn& txn) const {
   finishInterruptedInstall(txn);
-  if (tree_.exists(txn, "/")) return;
+  if (tree_.exists(txn, "/")) {
+    // A store from before the quota: count what it holds, once (a pure function of the tree,
+    // so every replica arrives at what it would have counted all along).
+    if (!txn.get(meta_, kUsedBytesKey)) txn.put(meta_, kUsedBytesKey, u64Value(countUsedBytes(txn)));
+    return;
+  }
   tree_.put(txn, "/", NodeRecord{});
+  txn.put(meta_, kUsedBytesKey, u64Value(0));
   txn.put(meta_, kAppliedIndexKey, u64Value(0));
   txn.put(meta_, kRevisionKey, u64Value(0));
 }
@@ -149,7 +155,7 @@ std::uint64_t StateMachine::appliedIndex(storage::Txn& txn) const {
   return readMeta(txn, kAppliedIndexKey);
 }
 
-std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& given) const {
+std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& given, std::vector<bool>* replays) const {
   const std::uint64_t applied = appliedIndex(txn);
   if (given.index != applied + 1) {
     std::fprintf(stderr, "fatal: applying entry %llu after %llu\n",
@@ -166,18 +172,21 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
   std::uint64_t rev = revision(txn);
   std::vector<CommandResult> results;
   results.reserve(entry.commands.size());
-  for (const Command& command : entry.commands) {
+  if (replays) replays->assign(entry.commands.size(), false);
+  for (std::size_t i = 0; i < entry.commands.size(); ++i) {
+    const Command& command = entry.commands[i];
     const bool keyed = (command.type == CommandType::Txn || command.type == CommandType::SessionCreate ||
                         command.type == CommandType::SessionClose) &&
                        !command.idempotencyKey.empty();
     if (keyed) {
       if (auto first = replayed(txn, command)) {
         results.push_back(std::move(*first));  // applied before: answered alike, nothing changes
+        if (replays) (*replays)[i] = true;
         continue;
       }
       results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
                                                          : applySession(txn, command, rev + 1, entry.timestampMs));
-      remember(txn, command, results.back(), entry.timestampMs);
+      remember(txn, command, results.back(), entry.timestampMs, entry.index);
     } else {
       results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
                                                          : applySession(txn, command, rev + 1, entry.timestampMs));
@@ -294,6 +303,22 @@ CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& comman
 }
 
 std::uint64_t StateMachine::usedBytes(storage::Txn& txn) const { return readMeta(txn, kUsedBytesKey); }
+
+std::uint64_t StateMachine::countUsedBytes(storage::Txn& txn) const {
+  // Walked from the root: the nodes table is keyed by a shortened path.
+  std::uint64_t total = 0;
+  std::vector<std::string> pending{"/"};
+  while (!pending.empty()) {
+    const std::string path = std::move(pending.back());
+    pending.pop_back();
+    for (const auto& name : tree_.children(txn, path)) {
+      std::string child = childOf(path, name);
+      if (auto record = tree_.get(txn, child)) total += nodeCost(child, record->data.size());
+      pending.push_back(std::move(child));
+    }
+  }
+  return total;
+}
 
 void StateMachine::addUsedBytes(storage::Txn& txn, std::int64_t delta) const {
   const std::uint64_t used = usedBytes(txn);

@@ -23,8 +23,12 @@ inline constexpr std::size_t kMaxDataBytes = 1 << 20;
 inline constexpr std::size_t kMaxTxnOps = 1024;
 // How long, in leader time, a write's Idempotency-Key is remembered with its result; and how
 // many keys at most (the oldest go first).
+// many keys and bytes at most (the oldest go first). A key is also kept for kIdempotencyMemorySlots
+// slots, so that one leader whose clock runs far ahead does not make every key old at once.
 inline constexpr std::uint64_t kIdempotencyMemoryMs = 10 * 60 * 1000;
+inline constexpr std::uint64_t kIdempotencyMemorySlots = 100'000;
 inline constexpr std::uint64_t kMaxIdempotencyKeys = 100'000;
+inline constexpr std::uint64_t kMaxIdempotencyBytes = std::uint64_t{256} << 20;
 // What the quota counts per node beyond its path and data: its stat and index entries.
 inline constexpr std::uint64_t kNodeOverheadBytes = 100;
 // The bytes a node counts against the quota.
@@ -52,8 +56,10 @@ class StateMachine {
   void initialize(storage::Txn& txn) const;
 
   // Precondition: entry.index == appliedIndex(txn) + 1 (checked: a gap aborts loudly).
-  // Returns one result per command, in order.
-  std::vector<CommandResult> apply(storage::Txn& txn, const Entry& entry) const;
+  // Returns one result per command, in order. `replays`, if given, tells which of them were
+  // answered from the idempotency table (applied before: nothing changed, and the session keeper
+  // must not hear of them again).
+  std::vector<CommandResult> apply(storage::Txn& txn, const Entry& entry, std::vector<bool>* replays = nullptr) const;
 
   // The whole applied state as (table, key, value) rows, for a snapshot sent to a peer, and its
   // atomic replacement by such rows on the receiving side (in the caller's write transaction).
@@ -110,9 +116,6 @@ class StateMachine {
   // What the quota counts: every node's path, data and kNodeOverheadBytes (deterministic, unlike
   // the size of the LMDB file, so every replica refuses the same writes).
   std::uint64_t usedBytes(storage::Txn& txn) const;
-  // Whether the session keeper should hear of this applied command (with `txn` after its apply):
-  // not a keyed create answered from memory for a session that has ended since.
-  bool keeperHears(storage::Txn& txn, const Command& command) const;
   const Tree& tree() const { return tree_; }
   const session::SessionTable& sessions() const { return sessions_; }
 
@@ -126,7 +129,10 @@ class StateMachine {
                          std::uint64_t timestampMs) const;
   // The first result of a write with this idempotency key, if it is remembered.
   std::optional<CommandResult> replayed(storage::Txn& txn, const Command& command) const;
-  void remember(storage::Txn& txn, const Command& command, const CommandResult& result, std::uint64_t timestampMs) const;
+  void remember(storage::Txn& txn, const Command& command, const CommandResult& result, std::uint64_t timestampMs,
+                std::uint64_t slot) const;
+  // used_bytes for a store written before the quota existed: the sum over its nodes.
+  std::uint64_t countUsedBytes(storage::Txn& txn) const;
   Outcome applyOp(Context& ctx, const Op& op) const;
   Outcome create(Context& ctx, const Op& op) const;
   Outcome set(Context& ctx, const Op& op) const;

@@ -283,13 +283,17 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
       // decided at slotStamp, so applied time must not stay below it (a later slot carrying a
       // lower stamp would admit a copy of a write already answered 503).
       entry.timestampMs = slotStamp;
-      auto results = stateMachine_.apply(txn, entry);
+      std::vector<bool> replays;
+      auto results = stateMachine_.apply(txn, entry, &replays);
       if (onEntry_) onEntry_(chosen.slot, chosen.value, entry, results);
       lastTimestampMs_ = std::max(lastTimestampMs_, entry.timestampMs);  // for this node's own stamps
       {
         std::lock_guard lock(keeperMutex_);
         for (std::size_t i = 0; i < results.size(); ++i) {
-          if (stateMachine_.keeperHears(txn, entry.commands[i])) keeper_.applied(entry.commands[i], results[i], now() / 1000);
+          // A write answered from the idempotency table changed nothing: the keeper heard of it
+          // when it applied (telling it again could end a session recreated since, or revive
+          // one whose expiry is under way).
+          if (!replays[i]) keeper_.applied(entry.commands[i], results[i], now() / 1000);
         }
       }
       for (std::size_t i = 0; i < results.size(); ++i) {

@@ -5,6 +5,8 @@
 
 #include "coordinator/Bytes.h"
 #include "coordinator/ResultCodec.h"
+#include "coordinator/storage/Keys.h"
+#include "session/Keeper.h"
 #include "tests/unit/StoreFixture.h"
 
 using namespace warden::coordinator;
@@ -53,15 +55,30 @@ TEST_CASE("a key used for another write is refused and changes nothing") {
   CHECK(store.revision() == 1);
 }
 
-TEST_CASE("a key is forgotten once its time has passed in leader time") {
+namespace {
+// As if `slots` slots had been applied since (the applied index is all apply looks at).
+void skipSlots(StoreFixture& store, std::uint64_t slots) {
+  auto txn = storage::Txn::write(store.env());
+  const std::uint64_t applied = store.stateMachine().appliedIndex(txn);
+  txn.put(txn.openDb("meta"), "applied_index", storage::encodeU64Key(applied + slots));
+  txn.commit();
+}
+}  // namespace
+
+TEST_CASE("a key is forgotten once its time has passed in leader time, and its slots") {
   StoreFixture store;
   REQUIRE(store.apply({createOp("/q")}, 1000).status == Status::Ok);
   REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, "old"), 1000).status == Status::Ok);
   // Still remembered just before its time ends; a later keyed write clears it after.
   REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, "old"), 1000 + kIdempotencyMemoryMs).status == Status::Ok);
   CHECK(store.children("/q").size() == 1);
+  // Its time has passed, but not its slots: still remembered.
   REQUIRE(store.applyCommand(keyed({createOp("/other")}, "new"), 2000 + kIdempotencyMemoryMs).status == Status::Ok);
   REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, "old"), 2000 + kIdempotencyMemoryMs).status == Status::Ok);
+  CHECK(store.children("/q").size() == 1);
+  skipSlots(store, kIdempotencyMemorySlots);
+  REQUIRE(store.applyCommand(keyed({createOp("/other2")}, "new2"), 3000 + kIdempotencyMemoryMs).status == Status::Ok);
+  REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, "old"), 3000 + kIdempotencyMemoryMs).status == Status::Ok);
   CHECK(store.children("/q").size() == 2);
 }
 
@@ -121,4 +138,90 @@ TEST_CASE("a keyed session close retried gets its first answer, not session_not_
   Command keyedCreate = create;
   keyedCreate.idempotencyKey = "close-1";
   CHECK(store.applyCommand(keyedCreate).status == Status::KeyReused);
+}
+
+namespace {
+// What NodeCore::apply does with each result: the keeper hears of what really applied.
+CommandResult applyAndTell(StoreFixture& store, warden::session::Keeper& keeper, const Command& command,
+                           std::uint64_t nowMs) {
+  bool replayed = false;
+  CommandResult r = store.applyCommand(command, nowMs, replayed);
+  if (!replayed) keeper.applied(command, r, nowMs);
+  return r;
+}
+}  // namespace
+
+// Review schedule: a create's reply is lost, the keeper marks the session expiring and the leader
+// proposes its expiry, and the client's retry of the create is chosen first. Telling the keeper
+// of the replay would make it answer a keepalive "alive" for a session whose expiry is chosen.
+TEST_CASE("a keyed create answered from memory does not revive a session the keeper is expiring") {
+  StoreFixture store;
+  warden::session::Keeper keeper;
+  keeper.takeOver(0, {});
+  Command create = sessionCommand(CommandType::SessionCreate, 41);
+  create.ttlMs = 1000;
+  create.idempotencyKey = "c-1";
+  REQUIRE(applyAndTell(store, keeper, create, 0).status == Status::Ok);
+  REQUIRE(keeper.due(1000 + 2 * warden::session::Keeper::kBucketMs) == std::vector<std::uint64_t>{41});
+  REQUIRE(applyAndTell(store, keeper, create, 1050).status == Status::Ok);  // the retry, from memory
+  CHECK_FALSE(keeper.keepalive(41, 1060));
+}
+
+// Review schedule: a keyed close went through; the same id lives again (a new create); the
+// client retries the old close within its memory. The retry changes nothing, so the keeper must
+// keep the new session (else its keepalives 404 while it lives, and it never expires).
+TEST_CASE("a keyed close answered from memory does not end the session living under that id now") {
+  StoreFixture store;
+  warden::session::Keeper keeper;
+  keeper.takeOver(0, {});
+  Command create = sessionCommand(CommandType::SessionCreate, 43);
+  create.ttlMs = 30'000;
+  Command close = sessionCommand(CommandType::SessionClose, 43);
+  close.idempotencyKey = "close-9";
+  REQUIRE(applyAndTell(store, keeper, create, 0).status == Status::Ok);
+  REQUIRE(applyAndTell(store, keeper, close, 100).status == Status::Ok);
+  REQUIRE(applyAndTell(store, keeper, create, 200).status == Status::Ok);
+  REQUIRE(keeper.keepalive(43, 300));
+  CHECK(applyAndTell(store, keeper, close, 400).status == Status::Ok);
+  CHECK(store.session(43));
+  CHECK(keeper.keepalive(43, 500));
+}
+
+// Review schedule: a leader whose clock is 10 minutes ahead stamps one keyed write; a retry of a
+// key applied a second before must still find it (keys are kept kIdempotencyMemorySlots too).
+TEST_CASE("a leader clock far ahead does not make every remembered key old at once") {
+  StoreFixture store;
+  REQUIRE(store.apply({createOp("/q")}, 1000).status == Status::Ok);
+  REQUIRE(store.applyCommand(keyed({sequential("/q/job-", "")}, "K"), 1000).status == Status::Ok);
+  REQUIRE(store.applyCommand(keyed({createOp("/y")}, "other"), 2000 + kIdempotencyMemoryMs).status == Status::Ok);
+  REQUIRE(store.applyCommand(keyed({sequential("/q/job-", "")}, "K"), 3000).status == Status::Ok);
+  CHECK(store.children("/q").size() == 1);
+}
+
+// Review schedule: keyed transactions whose results are large (1024 checks of a 1 KB path, about
+// 1 MB each) must not grow the table past its byte bound (they would fill the LMDB map, and apply
+// would fail on every replica, again after every restart).
+TEST_CASE("the idempotency table stays within its byte bound, oldest keys going first") {
+  StoreFixture store;
+  std::string path;
+  for (int i = 0; i < 5; ++i) path += "/" + std::string(200, static_cast<char>('a' + i));
+  Op make = createOp(path);
+  make.makeParents = true;
+  REQUIRE(store.apply({make}).status == Status::Ok);
+  const std::vector<Op> checks(kMaxTxnOps, checkOp(path));
+  const int writes = static_cast<int>(kMaxIdempotencyBytes / (1000 * kMaxTxnOps)) + 40;
+  for (int i = 0; i < writes; ++i) {
+    REQUIRE(store.applyCommand(keyed(checks, "k" + std::to_string(i)), 1000 + i).status == Status::Ok);
+  }
+  auto txn = storage::Txn::read(store.env());
+  const auto bytes = txn.get(txn.openDb("meta"), "idempotency_bytes");
+  REQUIRE(bytes);
+  CHECK(storage::decodeU64Key(*bytes) <= kMaxIdempotencyBytes);
+  txn.abort();
+  // The newest is remembered (its retry is a replay); the oldest was forgotten to make room.
+  bool replayed = false;
+  store.applyCommand(keyed(checks, "k" + std::to_string(writes - 1)), 5000, replayed);
+  CHECK(replayed);
+  store.applyCommand(keyed(checks, "k0"), 5000, replayed);
+  CHECK_FALSE(replayed);
 }

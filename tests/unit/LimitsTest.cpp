@@ -139,3 +139,24 @@ TEST_CASE("a session owns at most the limit of ephemeral nodes, so that its clos
   REQUIRE(store.applyCommand(limited({deleteOp("/e0")}, 3)).status == Status::Ok);
   CHECK(store.applyCommand(limited({ephemeralOp("/e3", 9)}, 3)).status == Status::Ok);
 }
+
+// Review schedule: a store written before the quota existed has no count; starting from zero, a
+// write could take it past the quota. Opening it counts what it holds, as it would have counted.
+TEST_CASE("a store from before the quota counts what it holds when opened") {
+  StoreFixture store;
+  Op make = createOp("/old/deep", std::string(10'000, 'x'));
+  make.makeParents = true;
+  REQUIRE(store.apply({make, createOp("/other", "abc")}).status == Status::Ok);
+  const std::uint64_t counted = store.usedBytes();
+  REQUIRE(counted > 10'000);
+  {
+    auto txn = warden::coordinator::storage::Txn::write(store.env());
+    txn.erase(txn.openDb("meta"), "used_bytes");
+    txn.commit();
+  }
+  store.reopen();
+  CHECK(store.usedBytes() == counted);
+  Command grow = txnCommand({createOp("/new", std::string(9'000, 'y'))});
+  grow.quotaBytes = 12'000;
+  CHECK(store.applyCommand(grow).status == Status::NoSpace);
+}

@@ -40,6 +40,17 @@ class StoreFixture {
     return applyAll({std::move(command)}, timestampMs).front();
   }
 
+  // The same, telling whether the result came from the idempotency table.
+  coordinator::CommandResult applyCommand(coordinator::Command command, std::uint64_t timestampMs, bool& replayed) {
+    auto txn = coordinator::storage::Txn::write(*env_);
+    coordinator::Entry entry{sm_->appliedIndex(txn) + 1, timestampMs, {std::move(command)}};
+    std::vector<bool> replays;
+    auto results = sm_->apply(txn, entry, &replays);
+    txn.commit();
+    replayed = replays.at(0);
+    return results.front();
+  }
+
   std::optional<session::SessionRecord> session(std::uint64_t id) {
     auto txn = coordinator::storage::Txn::read(*env_);
     return sm_->sessions().get(txn, id);
