@@ -61,11 +61,17 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
         push(input);
       });
   outbox_.transport = transport_.get();
+  worker_ = std::make_unique<WorkerThread>([this](node::Worker::Continuation continuation) {
+    // Never refused for the queue's bound: a job's result is at most a chunk, a window per peer.
+    Input input = Resume{std::move(continuation)};
+    push(input, false);
+  });
   core_ = std::make_unique<node::NodeCore>(env, stateMachine, std::move(options),
                                            node::NodeCore::Ports{outbox_, clock_, *random_, store_,
                                                                  [](const std::string& line) {
                                                                    std::fprintf(stderr, "warden: %s\n", line.c_str());
-                                                                 }},
+                                                                 },
+                                                                 worker_.get()},
                                            std::move(onApplied));
   transport_->start();
   ioThread_ = std::thread([this] {
@@ -85,9 +91,51 @@ void ReplicatedLog::stop() {
   }
   wake_.notify_one();
   if (driver_.joinable()) driver_.join();
+  worker_->stop();  // before the core goes: its jobs use it
   transport_->stop();
   ioc_.stop();
   if (ioThread_.joinable()) ioThread_.join();
+}
+
+ReplicatedLog::WorkerThread::WorkerThread(std::function<void(Continuation)> deliver)
+    : deliver_(std::move(deliver)), thread_([this] { loop(); }) {}
+
+void ReplicatedLog::WorkerThread::run(Job job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+void ReplicatedLog::WorkerThread::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    jobs_.clear();
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ReplicatedLog::WorkerThread::loop() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (stopping_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    try {
+      deliver_(job());
+    } catch (const std::exception& e) {
+      // A storage error reading the snapshot: the stream stalls and is abandoned, then asked again.
+      std::fprintf(stderr, "warden: a background job failed: %s\n", e.what());
+    }
+  }
 }
 
 std::size_t ReplicatedLog::weight(const Input& input) {
@@ -99,11 +147,12 @@ std::size_t ReplicatedLog::weight(const Input& input) {
   return bytes;
 }
 
-bool ReplicatedLog::push(Input& input) {
+bool ReplicatedLog::push(Input& input, bool bounded) {
   const std::size_t bytes = weight(input);
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || inputs_.size() > kMaxQueuedInputs || inputBytes_ + bytes > kMaxQueuedBytes) return false;
+    if (stopping_) return false;
+    if (bounded && (inputs_.size() > kMaxQueuedInputs || inputBytes_ + bytes > kMaxQueuedBytes)) return false;
     inputBytes_ += bytes;
     inputs_.push_back(std::move(input));
   }
@@ -168,6 +217,8 @@ void ReplicatedLog::handle(Input& input) {
     core_->readBarrier(std::move(r->done));
   } else if (auto* k = std::get_if<Keepalive>(&input)) {
     core_->keepalive(k->session, std::move(k->done));
+  } else if (auto* r = std::get_if<Resume>(&input)) {
+    core_->resume(r->continuation);
   }
 }
 

@@ -75,22 +75,43 @@ class ReplicatedLog {
     std::uint64_t session;
     KeepaliveDone done;
   };
-  using Input = std::variant<PeerFrame, Hello, Submit, Read, Keepalive>;
+  struct Resume {
+    node::Worker::Continuation continuation;
+  };
+  using Input = std::variant<PeerFrame, Hello, Submit, Read, Keepalive, Resume>;
 
   class SystemClock : public node::Clock {
    public:
     std::uint64_t nowUs() const override;
     std::uint64_t wallMs() const override;
   };
-  class TransportOutbox : public node::Outbox {
+  // One thread for the core's long jobs (cutting snapshot chunks); what each job returns goes
+  // back to the driver as an input.
+  class WorkerThread : public node::Worker {
+   public:
+    explicit WorkerThread(std::function<void(Continuation)> deliver);
+    ~WorkerThread() override { stop(); }
+    void run(Job job) override;
+    void stop();  // jobs not begun are dropped
+
+   private:
+    void loop();
+    std::function<void(Continuation)> deliver_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<Job> jobs_;
+    bool stopping_ = false;
+    std::thread thread_;
+  };
+    class TransportOutbox : public node::Outbox {
    public:
     void send(std::uint64_t to, std::string frame) override { transport->send(to, std::move(frame)); }
     bool connected(std::uint64_t peer) const override { return transport->connected(peer); }
     transport::PeerTransport* transport = nullptr;
   };
 
-  // Queues an input unless stopping or the queue is full; false then.
-  bool push(Input& input);
+  // Queues an input unless stopping or the queue is full (`bounded`); false then.
+  bool push(Input& input, bool bounded = true);
   static std::size_t weight(const Input& input);
   void run();
   void handle(Input& input);
@@ -99,6 +120,7 @@ class ReplicatedLog {
   SystemClock clock_;
   std::unique_ptr<paxos::Random> random_;
   TransportOutbox outbox_;
+  std::unique_ptr<WorkerThread> worker_;
   std::unique_ptr<node::NodeCore> core_;
 
   boost::asio::io_context ioc_;

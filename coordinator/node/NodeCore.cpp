@@ -48,7 +48,8 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
       log_(std::move(ports.log)),
       onApplied_(std::move(onApplied)),
       onEntry_(std::move(onEntry)),
-      incarnation_(ports.random.next() | 1) {
+      incarnation_(ports.random.next() | 1),
+      worker_(ports.worker) {
   options_.paxos.id = options_.id;
   options_.paxos.members.clear();
   for (const auto& [id, address] : options_.members) options_.paxos.members.push_back(id);

@@ -58,6 +58,9 @@ class NodeCore {
     paxos::Random& random;
     paxos::LogStore& store;
     Log log;
+    // Where snapshot chunks are cut; none: in this thread, the continuation at the next turn
+    // (the simulator and the scenarios, which stay deterministic that way).
+    Worker* worker = nullptr;
   };
 
   // `options` must have its members; paxos.id and paxos.members are filled in from them.
@@ -77,6 +80,8 @@ class NodeCore {
   void keepalive(std::uint64_t session, KeepaliveDone done);
   void peerFrame(std::uint64_t from, const std::string& body);
   void hello(std::uint64_t from, const std::string& http);
+  // What a Worker job returned, run on the driver.
+  void resume(const Worker::Continuation& continuation);
   void endTurn();
   // The latest time endTurn must run again even without inputs.
   std::uint64_t wakeAtUs() const;
@@ -138,15 +143,17 @@ class NodeCore {
     std::uint64_t id;
   };
   // A snapshot on its way to a peer: a read transaction held open is the snapshot; chunks are
-  // cut from it as the peer acknowledges earlier ones.
+  // cut from it, one Worker job at a time, as the peer acknowledges earlier ones.
   struct OutgoingSnapshot {
     std::uint64_t id = 0;
     std::uint64_t applied = 0;
-    storage::Txn txn;
+    std::shared_ptr<storage::Txn> txn;  // shared with the job cutting from it, which may outlive the stream
     StateMachine::ExportPosition at;
     std::uint64_t nextChunk = 0;
     std::uint64_t acked = 0;  // chunks the peer has staged
     bool allCut = false;
+    bool cutting = false;         // a job is cutting chunk nextChunk
+    std::uint64_t rewinds = 0;    // a job's chunk is stale once the stream rewound after it began
     std::deque<StateMachine::ExportPosition> unacked;  // where each chunk in flight was cut from
     std::uint64_t progressUs = 0;  // when the peer last acknowledged a chunk (or the stream began)
     std::uint64_t sentUs = 0;      // when chunks were last (re)sent
@@ -211,6 +218,8 @@ class NodeCore {
   void pumpSnapshots();
   void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
   void onSnapshotAck(std::uint64_t from, Decoder& in);
+  void cutChunk(std::uint64_t peer, OutgoingSnapshot& s);
+  void offload(Worker::Job job);
   void beginInstall(const IncomingSnapshot& done);
   void stepInstall();
   void finishInstall();
@@ -249,6 +258,8 @@ class NodeCore {
   std::optional<IncomingSnapshot> installing_;
   std::vector<paxos::ChosenEntry> heldChosen_;
   std::map<std::uint64_t, std::unique_ptr<OutgoingSnapshot>> outgoing_;  // by receiver
+  Worker* worker_;
+  std::vector<Worker::Continuation> deferred_;  // without a worker: jobs done, to resume next turn
   std::uint64_t nextSnapshotId_ = 1;
   std::uint64_t lastProbeUs_ = 0;
   std::uint64_t applied_ = 0;

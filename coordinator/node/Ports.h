@@ -27,6 +27,17 @@ class Clock {
   virtual std::uint64_t wallMs() const = 0;
 };
 
+// Work too long for a turn of the driver (cutting a snapshot's chunks). run() does `job`
+// elsewhere (production: a worker thread), then has the driver call resume() with what it
+// returned, between turns like any input. Jobs must touch nothing the driver uses meanwhile.
+class Worker {
+ public:
+  using Continuation = std::function<void()>;
+  using Job = std::function<Continuation()>;
+  virtual ~Worker() = default;
+  virtual void run(Job job) = 0;
+};
+
 // Where the core's one-line notes go (stderr in production; the trace, or nowhere, in the
 // simulator). Called on the driver thread.
 using Log = std::function<void(const std::string& line)>;

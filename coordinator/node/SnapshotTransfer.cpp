@@ -32,13 +32,22 @@ void encodeRows(Encoder& out, const std::vector<StateMachine::Row>& rows) {
 void NodeCore::sendSnapshot(std::uint64_t peer) {
   if (outgoing_.count(peer)) return;  // one stream per peer; it asks again while it lasts
   if (installing_) return;            // no state to give until the install is done
-  auto stream = std::make_unique<OutgoingSnapshot>(OutgoingSnapshot{
-      incarnation_ + nextSnapshotId_++, 0, storage::Txn::read(env_), {}, 0, 0, false, {}, now(), now()});
-  stream->applied = stateMachine_.appliedIndex(stream->txn);
+  auto stream = std::make_unique<OutgoingSnapshot>();
+  stream->id = incarnation_ + nextSnapshotId_++;
+  stream->txn = std::make_shared<storage::Txn>(storage::Txn::read(env_));
+  stream->applied = stateMachine_.appliedIndex(*stream->txn);
+  stream->progressUs = stream->sentUs = now();
   outgoing_[peer] = std::move(stream);
 }
 
 void NodeCore::pumpSnapshots() {
+  // Without a worker, the chunks cut since the last turn go out first (each may cut the next:
+  // up to a window's worth per turn).
+  for (std::uint64_t round = 0; round < kWindow && !deferred_.empty(); ++round) {
+    std::vector<Worker::Continuation> done = std::move(deferred_);
+    deferred_.clear();
+    for (const auto& continuation : done) continuation();
+  }
   const std::uint64_t at = now();
   for (auto it = outgoing_.begin(); it != outgoing_.end();) {
     const std::uint64_t peer = it->first;
@@ -55,30 +64,61 @@ void NodeCore::pumpSnapshots() {
       continue;
     }
     if (s.nextChunk > s.acked && at > std::max(s.progressUs, s.sentUs) + kResendUs) {
-      // Lost or reordered on the way: cut again from the first chunk not acknowledged.
+      // Lost or reordered on the way: cut again from the first chunk not acknowledged (a chunk
+      // being cut meanwhile is thrown away when it comes back).
       s.at = s.unacked.front();
       s.unacked.clear();
       s.nextChunk = s.acked;
       s.allCut = false;
+      s.cutting = false;
+      s.rewinds++;
     }
-    while (!s.allCut && s.nextChunk < s.acked + kWindow) {
-      s.unacked.push_back(s.at);
-      s.sentUs = at;
-      std::vector<StateMachine::Row> rows;
-      s.allCut = stateMachine_.exportPiece(s.txn, s.at, options_.snapshotChunkBytes,
-                                           [&rows](StateMachine::Row row) { rows.push_back(std::move(row)); });
-      Encoder out;
-      out.varint(s.id);
-      out.varint(s.nextChunk++);
-      out.boolean(s.allCut);
-      out.varint(s.applied);
-      out.varint(rows.size());
-      encodeRows(out, rows);
-      send(peer, frame(Frame::SnapshotChunk, out.take()));
-    }
+    if (!s.allCut && !s.cutting && s.nextChunk < s.acked + kWindow) cutChunk(peer, s);
     ++it;
   }
 }
+
+void NodeCore::cutChunk(std::uint64_t peer, OutgoingSnapshot& s) {
+  // The job reads only the stream's own read transaction (one job at a time per stream), so the
+  // driver never waits for a cursor walk of a large state; the continuation takes the chunk
+  // back, if the stream it was cut for is still there and has not rewound since.
+  s.cutting = true;
+  const std::uint64_t id = s.id, chunk = s.nextChunk, rewinds = s.rewinds, applied = s.applied;
+  const std::size_t budget = options_.snapshotChunkBytes;
+  offload([this, peer, id, chunk, rewinds, applied, budget, txn = s.txn, from = s.at]() -> Worker::Continuation {
+    StateMachine::ExportPosition next = from;
+    std::vector<StateMachine::Row> rows;
+    const bool last = stateMachine_.exportPiece(*txn, next, budget, [&rows](StateMachine::Row row) { rows.push_back(std::move(row)); });
+    Encoder out;
+    out.varint(id);
+    out.varint(chunk);
+    out.boolean(last);
+    out.varint(applied);
+    out.varint(rows.size());
+    encodeRows(out, rows);
+    return [this, peer, id, chunk, rewinds, last, from, next, body = out.take()]() mutable {
+      auto it = outgoing_.find(peer);
+      if (it == outgoing_.end() || it->second->id != id) return;  // abandoned or finished meanwhile
+      OutgoingSnapshot& s = *it->second;
+      if (s.rewinds != rewinds || s.nextChunk != chunk) return;  // rewound: cut again from elsewhere
+      s.cutting = false;
+      s.unacked.push_back(from);
+      s.at = std::move(next);
+      s.nextChunk++;
+      s.allCut = last;
+      s.sentUs = now();
+      send(peer, frame(Frame::SnapshotChunk, body));
+      if (!s.allCut && s.nextChunk < s.acked + kWindow) cutChunk(peer, s);
+    };
+  });
+}
+
+void NodeCore::offload(Worker::Job job) {
+  if (worker_) return worker_->run(std::move(job));
+  deferred_.push_back(job());
+}
+
+void NodeCore::resume(const Worker::Continuation& continuation) { continuation(); }
 
 void NodeCore::onSnapshotAck(std::uint64_t from, Decoder& in) {
   const std::uint64_t id = in.varint();
