@@ -1,5 +1,7 @@
 #include "api/HttpConnection.h"
 
+#include <cstdio>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
@@ -95,8 +97,9 @@ void HttpConnection::onRead(beast::error_code ec) {
   auto& req = parser_->get();
   const bool keepAlive = req.keep_alive();
   const bool head = req.method() == http::verb::head;
-  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body()), std::nullopt};
+  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body()), std::nullopt, std::nullopt};
   if (auto key = req.find("Idempotency-Key"); key != req.end()) request.idempotencyKey = std::string(key->value());
+  if (auto id = req.find("Last-Event-ID"); id != req.end()) request.lastEventId = std::string(id->value());
   // The handler may take a while (a write waiting for its commit): no read timeout meanwhile.
   stream_.expires_never();
   router_.handle(request, [self = shared_from_this(), keepAlive, head](Reply reply) {
@@ -107,6 +110,8 @@ void HttpConnection::onRead(beast::error_code ec) {
 }
 
 void HttpConnection::send(Reply reply, bool keepAlive, bool head) {
+  if (reply.stream && !head) return sendStream(std::move(reply));
+  if (reply.stream) reply.stream->cancel();
   response_ = std::make_shared<http::response<http::string_body>>();
   auto& res = *response_;
   res.version(11);
@@ -131,6 +136,49 @@ void HttpConnection::onWrite(beast::error_code ec, bool close) {
     return;
   }
   doRead();
+}
+
+void HttpConnection::sendStream(Reply reply) {
+  // The headers, then each piece as a chunk of a chunked body, until the stream ends or the
+  // client goes (a write that fails or times out). The connection closes afterwards.
+  streamBody_ = std::move(reply.stream);
+  std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " OK\r\nServer: warden\r\nContent-Type: " +
+                     reply.contentType + "\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+  if (reply.revision) head += "X-Warden-Revision: " + std::to_string(*reply.revision) + "\r\n";
+  for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
+  piece_ = head + "Connection: close\r\n\r\n";
+  stream_.expires_after(std::chrono::seconds(limits_.writeTimeoutSeconds));
+  net::async_write(stream_, net::buffer(piece_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    if (ec) {
+      self->streamBody_->cancel();
+      return self->close();
+    }
+    self->writeNextPiece();
+  });
+}
+
+void HttpConnection::writeNextPiece() {
+  stream_.expires_never();  // an idle stream waits for its next piece as long as it takes
+  streamBody_->next([self = shared_from_this()](std::optional<std::string> piece) {
+    net::post(self->stream_.get_executor(), [self, piece = std::move(piece)]() mutable {
+      char size[32];
+      if (!piece) {
+        self->piece_ = "0\r\n\r\n";
+      } else {
+        std::snprintf(size, sizeof size, "%zx\r\n", piece->size());
+        self->piece_ = size + *piece + "\r\n";
+      }
+      const bool last = !piece;
+      self->stream_.expires_after(std::chrono::seconds(self->limits_.writeTimeoutSeconds));
+      net::async_write(self->stream_, net::buffer(self->piece_), [self, last](beast::error_code ec, std::size_t) {
+        if (ec || last) {
+          self->streamBody_->cancel();
+          return self->close();
+        }
+        self->writeNextPiece();
+      });
+    });
+  });
 }
 
 void HttpConnection::close() {

@@ -30,6 +30,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void readBody();
   void onRead(boost::beast::error_code ec);
   void send(Reply reply, bool keepAlive, bool head);
+  void sendStream(Reply reply);
+  void writeNextPiece();
   void onWrite(boost::beast::error_code ec, bool close);
   void close();
 
@@ -40,6 +42,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::shared_ptr<ConnectionCounter> counter_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response_;
+  std::shared_ptr<ReplyStream> streamBody_;  // while a streamed reply is being written
+  std::string piece_;                         // the piece being written
 };
 
 }  // namespace warden::api

@@ -106,7 +106,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
 
 void NodesApi::read(const std::string& path, const Query& query, bool head, const Respond& respond) {
   // Everything about the request is checked before waiting, so bad input fails at once.
-  allowOnly(query, {"children", "recursive", "raw", "consistency", "min_revision", "wait_ms", "limit", "after"});
+  allowOnly(query, {"children", "recursive", "raw", "consistency", "min_revision", "wait_ms", "limit", "after", "index"});
   ReadShape shape{.head = head,
                   .children = queryFlag(query, "children"),
                   .recursive = queryFlag(query, "recursive"),
@@ -120,6 +120,26 @@ void NodesApi::read(const std::string& path, const Query& query, bool head, cons
   if (shape.raw && (shape.children || shape.recursive)) {
     throw ApiError(400, "invalid_argument", "raw returns the data alone; it cannot be combined with children or recursive");
   }
+  if (auto index = queryNumber(query, "index")) {
+    // A blocking read (Consul style): once the node (or its child set) changed after `index`
+    // here, or at the deadline, answer as the query asks. Checked in full before it waits.
+    if (query.count("min_revision")) throw ApiError(400, "invalid_argument", "index and min_revision do not go together");
+    const auto waitMs = queryNumber(query, "wait_ms").value_or(30'000);
+    if (waitMs > 300'000) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
+    Query rest = query;
+    rest.erase("index");
+    rest.erase("wait_ms");
+    answerReadChecks(rest);
+    watches_.waitForChange(path, shape.children, *index, std::chrono::milliseconds(waitMs),
+                           [this, path, shape, rest, respond] {
+                             try {
+                               answerRead(node_, rest, [this, path, shape] { return get(path, shape); }, respond);
+                             } catch (const ApiError& e) {
+                               respond(errorReply(e, node_.revision()));
+                             }
+                           });
+    return;
+  }
   answerRead(node_, query, [this, path, shape] { return get(path, shape); }, respond);
 }
 
@@ -130,11 +150,11 @@ Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
   const std::uint64_t revision = sm.revision(txn);
   auto record = sm.tree().get(txn, path);
   if (!record) {
-    if (head) return Reply{404, {}, "application/json", revision, {}};
+    if (head) return Reply{404, {}, "application/json", revision, {}, nullptr};
     return errorReply(404, "not_found", path + " does not exist", revision);
   }
-  if (head) return Reply{200, {}, "application/json", revision, {}};
-  if (raw) return Reply{200, std::move(record->data), "application/octet-stream", revision, {}};
+  if (head) return Reply{200, {}, "application/json", revision, {}, nullptr};
+  if (raw) return Reply{200, std::move(record->data), "application/octet-stream", revision, {}, nullptr};
   if (recursive) {
     std::size_t budget = kMaxSubtreeNodes;
     return jsonReply(200, subtreeJson(txn, sm.tree(), path, *record, budget), revision);

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "api/Reads.h"
+#include "api/WatchApi.h"
 #include "api/Reply.h"
 #include "coordinator/Node.h"
 
@@ -15,7 +16,7 @@ namespace warden::api {
 
 class NodesApi {
  public:
-  explicit NodesApi(coordinator::Node& node) : node_(node) {}
+  NodesApi(coordinator::Node& node, WatchApi& watches) : node_(node), watches_(watches) {}
 
   // path is the decoded namespace path. Throws ApiError for bad input before anything changes.
   void handle(const Request& request, const std::string& path, const Query& query, const Respond& respond);
@@ -36,6 +37,7 @@ class NodesApi {
              bool isTxn, const Respond& respond, const std::optional<std::string>& idempotencyKey);
 
   coordinator::Node& node_;
+  WatchApi& watches_;  // blocking reads (?index=R&wait_ms=W) wait on the watch history
 };
 
 }  // namespace warden::api

@@ -74,11 +74,19 @@ coordinator::storage::Txn readState(coordinator::Node& node) {
   return txn;
 }
 
-void answerRead(coordinator::Node& node, const Query& query, std::function<Reply()> build, const Respond& respond) {
+void answerReadChecks(const Query& query) {
   auto consistency = query.find("consistency");
   if (consistency != query.end() && consistency->second != "linearizable" && consistency->second != "stale") {
     throw ApiError(400, "invalid_argument", "consistency must be linearizable or stale");
   }
+  if (query.count("wait_ms") && !query.count("min_revision")) {
+    throw ApiError(400, "invalid_argument", "wait_ms goes with min_revision or index");
+  }
+}
+
+void answerRead(coordinator::Node& node, const Query& query, std::function<Reply()> build, const Respond& respond) {
+  answerReadChecks(query);
+  auto consistency = query.find("consistency");
   if (auto minRevision = queryNumber(query, "min_revision")) {
     // Read-your-writes on any node: wait until this node has applied R, then answer locally.
     const auto waitMs = queryNumber(query, "wait_ms").value_or(5000);
@@ -98,7 +106,6 @@ void answerRead(coordinator::Node& node, const Query& query, std::function<Reply
     if (!queued) throw ApiError(429, "too_many_requests", "too many reads are waiting for a revision");
     return;
   }
-  if (query.count("wait_ms")) throw ApiError(400, "invalid_argument", "wait_ms goes with min_revision");
   if (consistency != query.end() && consistency->second == "stale") {
     respondWith(node, build, respond);
     return;

@@ -33,6 +33,8 @@ std::string checkedIdempotencyKey(const std::string& key);
 // The query's own parameters are checked before anything waits. build() may run on another
 // thread, after this returns; whatever it throws becomes an error reply.
 void answerRead(coordinator::Node& node, const Query& query, std::function<Reply()> build, const Respond& respond);
+// The checks answerRead makes of its query, for a caller that waits before calling it.
+void answerReadChecks(const Query& query);
 // A read transaction on this node's replicated state, for a reply built from it: 503
 // unavailable while the node installs a snapshot (its tables are then half old, half new).
 coordinator::storage::Txn readState(coordinator::Node& node);

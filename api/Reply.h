@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -19,6 +20,19 @@ struct Request {
   std::string target;  // "/v1/nodes/a?children"
   std::string body;
   std::optional<std::string> idempotencyKey;  // the Idempotency-Key header, when given
+  std::optional<std::string> lastEventId;     // the Last-Event-ID header (an EventSource resuming)
+};
+
+// A body that goes on (Server-Sent Events): after the headers, the connection asks for each
+// next piece and writes it as it comes.
+class ReplyStream {
+ public:
+  using Give = std::function<void(std::optional<std::string> piece)>;  // nullopt: the end
+  virtual ~ReplyStream() = default;
+  // Calls `give` once, from any thread, when there is a piece (or the end).
+  virtual void next(Give give) = 0;
+  // The client is gone, or the server stops: nothing more will be asked.
+  virtual void cancel() = 0;
 };
 
 struct Reply {
@@ -27,6 +41,7 @@ struct Reply {
   std::string contentType = "application/json";
   std::optional<std::uint64_t> revision;  // becomes X-Warden-Revision
   std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<ReplyStream> stream;  // set: `body` is ignored, the stream is the body
 };
 
 // Called exactly once per request, from any thread.

@@ -13,15 +13,27 @@ namespace {
 
 constexpr std::string_view kNodesRoute = "/v1/nodes";
 constexpr std::string_view kSessionsRoute = "/v1/sessions";
+constexpr std::string_view kWatchRoute = "/v1/watch";
 
 bool underRoute(const std::string& route, std::string_view prefix) {
   return route.starts_with(prefix) && (route.size() == prefix.size() || route[prefix.size()] == '/');
 }
 
+// The namespace path after a route's prefix: percent-decoded, never with an encoded '/'.
+std::string routePath(const std::string& route, std::string_view prefix) {
+  const std::string_view raw = std::string_view(route).substr(prefix.size());
+  if (raw.find("%2F") != std::string_view::npos || raw.find("%2f") != std::string_view::npos) {
+    throw ApiError(400, "invalid_path", "a path component may not contain an encoded '/' (%2F)");
+  }
+  auto decoded = percentDecode(raw);
+  if (!decoded) throw ApiError(400, "invalid_path", "malformed percent-escape in the path");
+  return requirePath(decoded->empty() ? "/" : *decoded);
+}
+
 }  // namespace
 
-Router::Router(coordinator::Node& node, std::size_t maxSessions)
-    : node_(node), nodes_(node), sessions_(node, maxSessions) {}
+Router::Router(coordinator::Node& node, std::size_t maxSessions, std::chrono::milliseconds watchProgress)
+    : node_(node), watches_(node, watchProgress), nodes_(node, watches_), sessions_(node, maxSessions) {}
 
 void Router::handle(const Request& request, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](Reply reply) {
@@ -50,14 +62,11 @@ void Router::dispatch(const Request& request, const Respond& respond) {
   const bool isRead = method == "GET" || method == "HEAD";
 
   if (underRoute(route, kNodesRoute)) {
-    const std::string_view raw = std::string_view(route).substr(kNodesRoute.size());
-    if (raw.find("%2F") != std::string_view::npos || raw.find("%2f") != std::string_view::npos) {
-      throw ApiError(400, "invalid_path", "a path component may not contain an encoded '/' (%2F)");
-    }
-    auto decoded = percentDecode(raw);
-    if (!decoded) throw ApiError(400, "invalid_path", "malformed percent-escape in the path");
-    std::string path = decoded->empty() ? "/" : *decoded;
-    nodes_.handle(request, requirePath(path), target->query, respond);
+    nodes_.handle(request, routePath(route, kNodesRoute), target->query, respond);
+    return;
+  }
+  if (underRoute(route, kWatchRoute)) {
+    watches_.handle(request, routePath(route, kWatchRoute), target->query, respond);
     return;
   }
   if (underRoute(route, kSessionsRoute)) {

@@ -11,13 +11,15 @@
 #include "api/NodesApi.h"
 #include "api/Reply.h"
 #include "api/SessionsApi.h"
+#include "api/WatchApi.h"
 #include "coordinator/Node.h"
 
 namespace warden::api {
 
 class Router {
  public:
-  explicit Router(coordinator::Node& node, std::size_t maxSessions = 1'000'000);
+  explicit Router(coordinator::Node& node, std::size_t maxSessions = 1'000'000,
+                  std::chrono::milliseconds watchProgress = std::chrono::seconds(15));
 
   void handle(const Request& request, Respond respond);
   // The applied revision, for replies made before a request reaches a route.
@@ -34,6 +36,7 @@ class Router {
   Reply metrics();
 
   coordinator::Node& node_;
+  WatchApi watches_;
   NodesApi nodes_;
   SessionsApi sessions_;
   std::array<std::atomic<std::uint64_t>, 6> repliesByClass_{};  // index: status / 100

@@ -38,6 +38,9 @@ struct ServeConfig {
   std::size_t maxSessions = 1'000'000;
   std::uint64_t maxTxnNodes = 10'000;
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;
+  std::size_t maxWatchers = 100'000;
+  coordinator::watch::Limits watchHistory;
+  std::uint64_t watchProgressMs = 15'000;
 };
 
 net::ip::tcp::endpoint parseAddress(const std::string& text, const std::string& flag) {
@@ -84,7 +87,8 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
   args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
-              "retained-slots", "max-sessions", "max-txn-nodes", "quota-bytes"});
+              "retained-slots", "max-sessions", "max-txn-nodes", "quota-bytes", "max-watchers",
+              "watch-history-events", "watch-history-bytes", "watch-progress-ms"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
   const bool dev = args.has("dev");
@@ -107,6 +111,10 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.maxSessions = static_cast<std::size_t>(args.number("max-sessions", 1'000'000, 1, 100'000'000));
   config.maxTxnNodes = static_cast<std::uint64_t>(args.number("max-txn-nodes", 10'000, 1, 1'000'000));
   config.quotaBytes = static_cast<std::uint64_t>(args.number("quota-bytes", 2LL << 30, 1 << 20, 1LL << 40));
+  config.maxWatchers = static_cast<std::size_t>(args.number("max-watchers", 100'000, 1, 10'000'000));
+  config.watchHistory.events = static_cast<std::size_t>(args.number("watch-history-events", 100'000, 1, 100'000'000));
+  config.watchHistory.bytes = static_cast<std::size_t>(args.number("watch-history-bytes", 64LL << 20, 1 << 20, 1LL << 40));
+  config.watchProgressMs = static_cast<std::uint64_t>(args.number("watch-progress-ms", 15'000, 10, 15'000));
   if (!config.cluster.count(config.id)) {
     throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
   }
@@ -172,6 +180,13 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --quota-bytes N       once the nodes (path + data + 100 bytes each) hold N bytes, writes that
                         would grow them get 507 no_space; reads and deletes keep working
                         (default 2147483648; the LMDB map is sized to 4 times this at least)
+  --max-watchers N      watches (long-polls, streams, blocking reads) beyond this get 429
+                        (default 100000)
+  --watch-history-events N, --watch-history-bytes N
+                        the watch history keeps the latest events within both bounds (default
+                        100000 events, 67108864 bytes); an older `since` gets 410 compacted
+  --watch-progress-ms N an idle watch stream says how far it is complete this often (10 to
+                        15000, default 15000)
 )";
 
 }  // namespace
@@ -209,6 +224,8 @@ int runServe(const std::vector<std::string>& argv) {
     options.retainedSlots = config.retainedSlots;
     options.maxTxnNodes = config.maxTxnNodes;
     options.quotaBytes = config.quotaBytes;
+    options.watchHistory = config.watchHistory;
+    options.maxWatchers = config.maxWatchers;
     // Far above the quota: LMDB's pages, free lists and the retained log come on top of what
     // the quota counts, and apply must never meet a full map.
     options.mapSize = std::max<std::size_t>(options.mapSize, 4 * config.quotaBytes);
@@ -231,7 +248,7 @@ int runServe(const std::vector<std::string>& argv) {
       workers.push_back(std::make_unique<net::io_context>());
       contexts.push_back(workers.back().get());
     }
-    Router router(node, config.maxSessions);
+    Router router(node, config.maxSessions, std::chrono::milliseconds(config.watchProgressMs));
     std::unique_ptr<HttpServer> serverOwner;
     try {
       serverOwner = std::make_unique<HttpServer>(ioc, endpoint, router, config.limits, contexts);

@@ -116,7 +116,7 @@ void LocalLog::commit(std::deque<Pending>& batch) {
   for (Pending& p : batch) entry.commands.push_back(std::move(p.command));
 
   std::vector<CommandResult> results;
-  std::vector<bool> replays;  // answered from the idempotency table: the keeper heard of them already
+  StateMachine::Notes notes;  // replays: answered from the idempotency table, the keeper heard of them already
   std::uint64_t revision = 0;
   try {
     storage::Txn txn = storage::Txn::write(env_);
@@ -124,7 +124,7 @@ void LocalLog::commit(std::deque<Pending>& batch) {
     if (entry.index > options_.retainedEntries) {
       txn.erase(logDb_, storage::encodeU64Key(entry.index - options_.retainedEntries));
     }
-    results = stateMachine_.apply(txn, entry, &replays);
+    results = stateMachine_.apply(txn, entry, &notes);
     revision = stateMachine_.revision(txn);
     txn.commit();
   } catch (const storage::LmdbError& e) {
@@ -143,10 +143,13 @@ void LocalLog::commit(std::deque<Pending>& batch) {
     std::lock_guard lock(keeperMutex_);
     const std::uint64_t now = steadyMs();
     for (std::size_t i = 0; i < results.size(); ++i) {
-      if (!replays[i]) keeper_.applied(entry.commands[i], results[i], now);
+      if (!notes.replays[i]) keeper_.applied(entry.commands[i], results[i], now);
     }
   }
-  if (onApplied_) onApplied_(revision);
+  if (onApplied_) {
+    watch::Applied applied{revision, std::move(notes.events), false};
+    onApplied_(applied);
+  }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     // A callback that throws must not take the log's thread (and every later write) with it.
     try {

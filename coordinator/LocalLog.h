@@ -30,7 +30,7 @@ class LocalLog {
   using Done = std::function<void(CommandResult)>;
   using WallClock = std::function<std::uint64_t()>;  // ms since the epoch
   // Called on the log's thread after each commit with the revision now applied.
-  using AppliedHook = std::function<void(std::uint64_t revision)>;
+  using AppliedHook = watch::AppliedHook;
 
   struct Options {
     std::size_t maxBatchCommands = 8192;

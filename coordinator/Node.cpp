@@ -21,9 +21,13 @@ Node::Node(const NodeOptions& options)
   revision_ = stateMachine_->revision(txn);
   txn.commit();
   waiters_.applied(revision_);
-  auto onApplied = [this](std::uint64_t revision) {
-    revision_.store(revision, std::memory_order_release);
-    waiters_.applied(revision);
+  // The history starts at the state's revision: nothing older is known here after a restart.
+  watches_ = std::make_unique<watch::WatchHub>(options_.watchHistory, options_.maxWatchers, revision_);
+  auto onApplied = [this](watch::Applied& applied) {
+    // The history first: a read that waited for this revision may watch from it at once.
+    watches_->applied(applied);
+    revision_.store(applied.revision, std::memory_order_release);
+    waiters_.applied(applied.revision);
   };
   if (options_.cluster.size() > 1) {
     ClusterOptions cluster;

@@ -17,6 +17,7 @@
 #include "coordinator/RevisionWaiters.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/storage/Lmdb.h"
+#include "coordinator/watch/WatchHub.h"
 
 namespace warden::coordinator {
 
@@ -33,6 +34,8 @@ struct NodeOptions {
   std::uint64_t retainedSlots = 10'000;
   std::uint64_t maxTxnNodes = 10'000;              // stamped on every write this node admits
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;  // likewise (StateMachine::usedBytes)
+  watch::Limits watchHistory;                      // --watch-history-events, --watch-history-bytes
+  std::size_t maxWatchers = 100'000;
 };
 
 class Node {
@@ -62,6 +65,8 @@ class Node {
   // A consistent snapshot of the applied state; read it with stateMachine(). Any thread.
   storage::Txn read();
   const StateMachine& stateMachine() const { return *stateMachine_; }
+  // The watch history and watchers of this node, fed by every apply here.
+  watch::WatchHub& watches() { return *watches_; }
 
   std::uint64_t id() const { return options_.id; }
   std::uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
@@ -79,6 +84,7 @@ class Node {
   std::unique_ptr<StateMachine> stateMachine_;
   std::atomic<std::uint64_t> revision_{0};
   RevisionWaiters waiters_;
+  std::unique_ptr<watch::WatchHub> watches_;  // before the logs: they feed it from their first apply
   std::unique_ptr<LocalLog> log_;
   std::unique_ptr<ReplicatedLog> replicated_;
 };

@@ -36,7 +36,7 @@ class ReplicatedLog {
  public:
   using Done = std::function<void(CommandResult)>;
   using ReadDone = std::function<void(Status)>;
-  using AppliedHook = std::function<void(std::uint64_t revision)>;
+  using AppliedHook = watch::AppliedHook;
 
   ReplicatedLog(storage::Env& env, const StateMachine& stateMachine, ClusterOptions options, AppliedHook onApplied);
   ~ReplicatedLog();

@@ -39,6 +39,11 @@ struct StateMachine::Context {
   bool changed = false;
   std::uint64_t touched = 0;  // nodes created and deleted so far
   std::int64_t growth = 0;    // in usedBytes
+  std::vector<watch::Event> events = {};  // kept only if the command applies
+
+  void note(watch::EventType type, std::string_view path, const Stat& stat, std::string_view data = {}) {
+    events.push_back(watch::Event{type, std::string(path), revision, stat, std::string(data)});
+  }
 };
 
 struct StateMachine::Outcome {
@@ -155,7 +160,7 @@ std::uint64_t StateMachine::appliedIndex(storage::Txn& txn) const {
   return readMeta(txn, kAppliedIndexKey);
 }
 
-std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& given, std::vector<bool>* replays) const {
+std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& given, Notes* notes) const {
   const std::uint64_t applied = appliedIndex(txn);
   if (given.index != applied + 1) {
     std::fprintf(stderr, "fatal: applying entry %llu after %llu\n",
@@ -172,7 +177,8 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
   std::uint64_t rev = revision(txn);
   std::vector<CommandResult> results;
   results.reserve(entry.commands.size());
-  if (replays) replays->assign(entry.commands.size(), false);
+  if (notes) notes->replays.assign(entry.commands.size(), false);
+  std::vector<watch::Event>* events = notes ? &notes->events : nullptr;
   for (std::size_t i = 0; i < entry.commands.size(); ++i) {
     const Command& command = entry.commands[i];
     const bool keyed = (command.type == CommandType::Txn || command.type == CommandType::SessionCreate ||
@@ -181,15 +187,15 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
     if (keyed) {
       if (auto first = replayed(txn, command)) {
         results.push_back(std::move(*first));  // applied before: answered alike, nothing changes
-        if (replays) (*replays)[i] = true;
+        if (notes) notes->replays[i] = true;
         continue;
       }
-      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
-                                                         : applySession(txn, command, rev + 1, entry.timestampMs));
+      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs, events)
+                                                         : applySession(txn, command, rev + 1, entry.timestampMs, events));
       remember(txn, command, results.back(), entry.timestampMs, entry.index);
     } else {
-      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs)
-                                                         : applySession(txn, command, rev + 1, entry.timestampMs));
+      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs, events)
+                                                         : applySession(txn, command, rev + 1, entry.timestampMs, events));
     }
     rev = results.back().revision;
   }
@@ -199,7 +205,7 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
 }
 
 CommandResult StateMachine::applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
-                                         std::uint64_t timestampMs) const {
+                                         std::uint64_t timestampMs, std::vector<watch::Event>* events) const {
   CommandResult out;
   out.revision = revision - 1;
   auto fail = [&out](Status status, std::string message) {
@@ -250,19 +256,24 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
   }
   Context ctx{txn, revision, timestampMs};
   for (const std::string& path : sessions_.ephemerals(txn, command.session)) {
-    if (auto record = tree_.get(txn, path)) ctx.growth -= static_cast<std::int64_t>(nodeCost(path, record->data.size()));
+    if (auto record = tree_.get(txn, path)) {
+      ctx.growth -= static_cast<std::int64_t>(nodeCost(path, record->data.size()));
+      ctx.note(watch::EventType::Deleted, path, record->stat);
+    }
     tree_.erase(txn, path);  // ephemeral nodes have no children
     unlinkFromParent(ctx, path);
     out.results.push_back(OpResult{OpType::Delete, path, std::nullopt});
   }
   if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
   sessions_.erase(txn, command.session);
+  if (events) std::move(ctx.events.begin(), ctx.events.end(), std::back_inserter(*events));
   out.revision = revision;
   return out;
 }
 
 CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& command,
-                                     std::uint64_t revision, std::uint64_t timestampMs) const {
+                                     std::uint64_t revision, std::uint64_t timestampMs,
+                                     std::vector<watch::Event>* events) const {
   CommandResult out;
   out.revision = revision - 1;
   if (command.ops.empty() || command.ops.size() > kMaxTxnOps) {
@@ -299,6 +310,7 @@ CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& comman
   if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
   txn.commit();
   if (ctx.changed) out.revision = revision;
+  if (events) std::move(ctx.events.begin(), ctx.events.end(), std::back_inserter(*events));
   return out;
 }
 
@@ -388,6 +400,7 @@ Stat StateMachine::createNode(Context& ctx, std::string_view path, std::string_v
   ctx.changed = true;
   ctx.touched += 1;
   ctx.growth += static_cast<std::int64_t>(nodeCost(path, data.size()));
+  ctx.note(watch::EventType::Created, path, record.stat, record.data);
   return record.stat;
 }
 
@@ -460,6 +473,7 @@ StateMachine::Outcome StateMachine::set(Context& ctx, const Op& op) const {
   record->stat.mtime = ctx.timestampMs;
   tree_.put(ctx.txn, op.path, *record);
   ctx.changed = true;
+  ctx.note(watch::EventType::Changed, op.path, record->stat, record->data);
   return Outcome{Status::Ok, {}, OpResult{OpType::Set, op.path, record->stat}};
 }
 
@@ -473,6 +487,7 @@ void StateMachine::eraseSubtree(Context& ctx, const std::string& path, const Nod
   }
   if (isEphemeral(record)) sessions_.removeEphemeral(ctx.txn, record.stat.ephemeralOwner, path);
   tree_.erase(ctx.txn, path);
+  ctx.note(watch::EventType::Deleted, path, record.stat);
   ctx.touched += 1;
   ctx.growth -= static_cast<std::int64_t>(nodeCost(path, record.data.size()));
 }

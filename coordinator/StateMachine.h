@@ -14,6 +14,7 @@
 #include "coordinator/Entry.h"
 #include "coordinator/Status.h"
 #include "coordinator/Tree.h"
+#include "coordinator/watch/Event.h"
 #include "coordinator/storage/Lmdb.h"
 #include "session/SessionTable.h"
 
@@ -55,11 +56,16 @@ class StateMachine {
   // Creates the root node in a fresh store; does nothing to an existing one.
   void initialize(storage::Txn& txn) const;
 
+  // What apply did beyond its results, for its caller.
+  struct Notes {
+    // Per command: answered from the idempotency table (applied before: nothing changed, and
+    // the session keeper must not hear of it again).
+    std::vector<bool> replays;
+    std::vector<watch::Event> events;  // appended, in order (for the watch history)
+  };
   // Precondition: entry.index == appliedIndex(txn) + 1 (checked: a gap aborts loudly).
-  // Returns one result per command, in order. `replays`, if given, tells which of them were
-  // answered from the idempotency table (applied before: nothing changed, and the session keeper
-  // must not hear of them again).
-  std::vector<CommandResult> apply(storage::Txn& txn, const Entry& entry, std::vector<bool>* replays = nullptr) const;
+  // Returns one result per command, in order.
+  std::vector<CommandResult> apply(storage::Txn& txn, const Entry& entry, Notes* notes = nullptr) const;
 
   // The whole applied state as (table, key, value) rows, for a snapshot sent to a peer, and its
   // atomic replacement by such rows on the receiving side (in the caller's write transaction).
@@ -123,10 +129,11 @@ class StateMachine {
 
  private:
   struct Context;
+  // Each appends its events to `events` (may be null) only if it changed something.
   CommandResult applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
-                             std::uint64_t timestampMs) const;
+                             std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,
-                         std::uint64_t timestampMs) const;
+                         std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   // The first result of a write with this idempotency key, if it is remembered.
   std::optional<CommandResult> replayed(storage::Txn& txn, const Command& command) const;
   void remember(storage::Txn& txn, const Command& command, const CommandResult& result, std::uint64_t timestampMs,

@@ -227,7 +227,7 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
     std::uint64_t requestId = 0;
     bool ours = false;
   };
-  std::uint64_t revision = 0;
+  watch::Applied applied;
   std::vector<std::pair<std::uint64_t, CommandResult>> answers;
   std::vector<std::uint64_t> late;  // ours, chosen past their deadline
   if (installing_) {
@@ -284,8 +284,10 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
       // decided at slotStamp, so applied time must not stay below it (a later slot carrying a
       // lower stamp would admit a copy of a write already answered 503).
       entry.timestampMs = slotStamp;
-      std::vector<bool> replays;
-      auto results = stateMachine_.apply(txn, entry, &replays);
+      StateMachine::Notes notes;
+      notes.events = std::move(applied.events);
+      auto results = stateMachine_.apply(txn, entry, &notes);
+      applied.events = std::move(notes.events);
       if (onEntry_) onEntry_(chosen.slot, chosen.value, entry, results);
       lastTimestampMs_ = std::max(lastTimestampMs_, entry.timestampMs);  // for this node's own stamps
       {
@@ -294,7 +296,7 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
           // A write answered from the idempotency table changed nothing: the keeper heard of it
           // when it applied (telling it again could end a session recreated since, or revive
           // one whose expiry is under way).
-          if (!replays[i]) keeper_.applied(entry.commands[i], results[i], now() / 1000);
+          if (!notes.replays[i]) keeper_.applied(entry.commands[i], results[i], now() / 1000);
         }
       }
       for (std::size_t i = 0; i < results.size(); ++i) {
@@ -302,12 +304,12 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
       }
       applied_ = chosen.slot;
     }
-    revision = stateMachine_.revision(txn);
+    applied.revision = stateMachine_.revision(txn);
     epoch_ = stateMachine_.sessionEpoch(txn);
     noteAppliedStamp(stateMachine_.timestampMs(txn));
     txn.commit();
   }
-  if (onApplied_) onApplied_(revision);
+  if (onApplied_) onApplied_(applied);
   for (auto& [requestId, result] : answers) finishWrite(requestId, std::move(result));
   for (std::uint64_t requestId : late) {
     CommandResult r;

@@ -46,7 +46,8 @@ class NodeCore {
  public:
   using Done = std::function<void(CommandResult)>;
   using ReadDone = std::function<void(Status)>;
-  using AppliedHook = std::function<void(std::uint64_t revision)>;
+  // After each apply and snapshot install, with what changed (for the watch history).
+  using AppliedHook = watch::AppliedHook;
   // Every slot this node applies, in order, with what apply made of it (for the simulator's
   // checks; may be empty). Called inside the apply transaction.
   using EntryHook = std::function<void(std::uint64_t slot, const paxos::Value& value, const Entry& entry,

@@ -237,7 +237,10 @@ void NodeCore::finishInstall() {
   forgetSentWrites("a snapshot replaced this node's state");
   log_("installed a snapshot from node " + std::to_string(done.from) + " up to slot " + std::to_string(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, now()));
-  if (onApplied_) onApplied_(revision);
+  if (onApplied_) {
+    watch::Applied replaced{revision, {}, true};
+    onApplied_(replaced);
+  }
   // Slots chosen meanwhile: those the snapshot covers are skipped by apply().
   std::vector<paxos::ChosenEntry> held = std::move(heldChosen_);
   heldChosen_.clear();

@@ -131,7 +131,7 @@ void NodeSim::startProcess(SimNode& n) {
                         if (line.rfind("installed a snapshot", 0) == 0) result_.snapshots++;
                         trace("node " + std::to_string(id) + ": " + line);
                       }},
-      [](std::uint64_t) {},
+      [](coordinator::watch::Applied&) {},
       [this, id = n.id](std::uint64_t slot, const paxos::Value& value, const Entry& entry,
                         const std::vector<CommandResult>& results) { onApplied(id, slot, value, entry, results); });
   trace("node " + std::to_string(n.id) + " starts process " + std::to_string(n.process));

@@ -44,10 +44,10 @@ class StoreFixture {
   coordinator::CommandResult applyCommand(coordinator::Command command, std::uint64_t timestampMs, bool& replayed) {
     auto txn = coordinator::storage::Txn::write(*env_);
     coordinator::Entry entry{sm_->appliedIndex(txn) + 1, timestampMs, {std::move(command)}};
-    std::vector<bool> replays;
-    auto results = sm_->apply(txn, entry, &replays);
+    coordinator::StateMachine::Notes notes;
+    auto results = sm_->apply(txn, entry, &notes);
     txn.commit();
-    replayed = replays.at(0);
+    replayed = notes.replays.at(0);
     return results.front();
   }
 

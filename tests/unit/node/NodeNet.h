@@ -163,7 +163,7 @@ class NodeNet {
     m.random.reseed(id * 1000 + ++processes_);
     m.core = std::make_unique<NodeCore>(*m.env, *m.stateMachine, options,
                                         NodeCore::Ports{m, m, m.random, m.store, [](const std::string&) {}},
-                                        [](std::uint64_t) {});
+                                        [](coordinator::watch::Applied&) {});
   }
 
   std::size_t n_;

@@ -1,0 +1,34 @@
+#pragma once
+// GET /v1/watch/{path} (API.md "Watches"): long-poll and Server-Sent Events over this node's
+// watch history (coordinator/watch), and the wait behind blocking reads (?index=R&wait_ms=W).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "api/Reads.h"
+#include "api/Reply.h"
+#include "coordinator/Node.h"
+
+namespace warden::api {
+
+class WatchApi {
+ public:
+  // `progressEvery`: how often an idle stream says how far it is complete.
+  WatchApi(coordinator::Node& node, std::chrono::milliseconds progressEvery);
+
+  void handle(const Request& request, const std::string& path, const Query& query, const Respond& respond);
+
+  // Blocking reads: `ready` runs once (on some other thread) when the node at `path` (with
+  // `children`: its child set) changed after revision `index` here, or once `wait` passed.
+  // ApiError 429 when too many watch already.
+  void waitForChange(const std::string& path, bool children, std::uint64_t index, std::chrono::milliseconds wait,
+                     std::function<void()> ready);
+
+ private:
+  coordinator::Node& node_;
+  std::chrono::milliseconds progressEvery_;
+};
+
+}  // namespace warden::api

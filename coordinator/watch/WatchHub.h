@@ -1,0 +1,85 @@
+#pragma once
+// Every watch on one node: the history, the registered watchers indexed by path, and a timer
+// thread for their deadlines. A write wakes only the watchers whose filter it matches (found by
+// path, never by scanning them all); woken watchers read what they need from the history, so a
+// watcher costs no queue of its own. Thread-safe.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "coordinator/watch/History.h"
+
+namespace warden::coordinator::watch {
+
+class WatchHub {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Wake = std::function<void()>;
+
+  WatchHub(Limits limits, std::size_t maxWatchers, std::uint64_t revision);
+  ~WatchHub();
+  WatchHub(const WatchHub&) = delete;
+  WatchHub& operator=(const WatchHub&) = delete;
+
+  // From the applying thread, in apply order.
+  void applied(Applied& applied);
+
+  // A registered watcher: `wake` runs (on the applying thread, without the hub's lock) after an
+  // event it matches was applied, and after the history started over. Unregistered when the
+  // handle goes.
+  class Watcher {
+   public:
+    ~Watcher();
+    Watcher(const Watcher&) = delete;
+    Watcher& operator=(const Watcher&) = delete;
+    const Filter& filter() const { return filter_; }
+
+   private:
+    friend class WatchHub;
+    Watcher(WatchHub& hub, Filter filter, Wake wake) : hub_(hub), filter_(std::move(filter)), wake_(std::move(wake)) {}
+    WatchHub& hub_;
+    Filter filter_;
+    Wake wake_;
+  };
+  // nullptr when --max-watchers are registered already.
+  std::unique_ptr<Watcher> watch(Filter filter, Wake wake);
+
+  // What the history holds after `since` for the filter; nullopt when `since` is older than
+  // the history (the answer carries floor()).
+  std::optional<History::Page> read(const Filter& filter, std::uint64_t since, std::size_t maxEvents,
+                                    std::size_t maxBytes);
+  std::uint64_t floor();
+  std::uint64_t revision();
+  std::size_t watchers();
+
+  // Runs `fire` on the timer thread at `at` (or soon after); nothing holds the hub's lock then.
+  void at(Clock::time_point when, std::function<void()> fire);
+
+ private:
+  void remove(Watcher* watcher);
+  void runTimers();
+
+  std::size_t maxWatchers_;
+  std::mutex mutex_;
+  History history_;
+  std::unordered_map<std::string, std::unordered_set<Watcher*>> exact_;    // non-recursive, by path
+  std::unordered_map<std::string, std::unordered_set<Watcher*>> subtree_;  // recursive, by root
+  std::size_t count_ = 0;
+
+  std::mutex timerMutex_;
+  std::condition_variable timerWake_;
+  std::multimap<Clock::time_point, std::function<void()>> timers_;
+  bool stopping_ = false;
+  std::thread timerThread_;
+};
+
+}  // namespace warden::coordinator::watch
