@@ -8,6 +8,7 @@
 #include "api/Cli.h"
 #include "api/Serve.h"
 #include "api/SessionBench.h"
+#include "api/WatchBench.h"
 
 #ifndef WARDEN_VERSION
 #error "WARDEN_VERSION is set by CMakeLists.txt from project(VERSION)"
@@ -21,6 +22,7 @@ usage: warden serve --dev                          run one node on 127.0.0.1:707
        warden serve --help                         every serve flag
        warden bench [flags]                        load-test a running node
        warden bench-sessions [flags]               hold many sessions open with keepalives
+       warden bench-watch [flags]                  hold many watch streams open while writing
        warden COMMAND [args]                       talk to a running node
        warden --version                            print the version
 
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
   if (command == "serve") return warden::api::runServe(rest);
   if (command == "bench") return warden::api::runBench(rest);
   if (command == "bench-sessions") return warden::api::runSessionBench(rest);
+  if (command == "bench-watch") return warden::api::runWatchBench(rest);
   if (warden::api::isCliCommand(command)) return warden::api::runCli(command, rest);
   return usageError("unknown command '" + command + "'");
 }
