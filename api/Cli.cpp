@@ -14,6 +14,7 @@
 #include "api/Args.h"
 #include "api/Base64.h"
 #include "api/CliReply.h"
+#include "api/CliWatch.h"
 #include "api/HttpClient.h"
 #include "api/SubtreeDelete.h"
 #include "api/Url.h"
@@ -47,6 +48,9 @@ const char* kCliUsage = R"(client commands:
                                    it is gone
   warden session close ID          close it: its ephemeral nodes are deleted
   warden session ls [ID]           list sessions (or one, with its ephemeral nodes)
+  warden watch PATH [-r] [--since R] [--count N]
+                                   print PATH's changes (-r: its subtree's) as they come, after
+                                   revision R (default: now), until Ctrl-C or N events are out
   warden version                   print the version (also: warden --version)
 
 flags go before or after the command:
@@ -79,7 +83,7 @@ using namespace clireply;
 constexpr const char* kDefaultEndpoints =
     "http://127.0.0.1:7070,http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003";
 
-const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status", "session"};
+const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status", "session", "watch"};
 
 // Each command's (and session sub-command's) synopsis, for its usage error.
 const std::map<std::string, std::string> kSynopsis = {
@@ -90,6 +94,7 @@ const std::map<std::string, std::string> kSynopsis = {
     {"rm", "warden rm PATH [-r | --recursive] [--version N]"},
     {"txn", "warden txn [FILE|-]"},
     {"status", "warden status"},
+    {"watch", "warden watch PATH [-r | --recursive] [--since R] [--count N]"},
     {"session", "warden session create|keepalive|close|ls ..."},
     {"session create", "warden session create [--ttl MS] [--name NAME]"},
     {"session keepalive", "warden session keepalive ID [--every MS]"},
@@ -99,11 +104,6 @@ const std::map<std::string, std::string> kSynopsis = {
 
 // At most this many pages of one list: a bound on a server that never stops paging.
 constexpr std::size_t kMaxPages = 1'000'000;
-
-struct CliFailure {
-  ExitCode exitCode;
-  std::string message;
-};
 
 // One line of text: control characters (newlines included) become spaces, and it is bounded.
 std::string oneLine(std::string text) {
@@ -186,6 +186,7 @@ class Cli {
     if (command_ == "txn") return txn();
     if (command_ == "session") return session();
     if (command_ == "status") return status();
+    if (command_ == "watch") return runWatch(*client_, args_, json_);
     throw UsageError("unknown command '" + command_ + "'");
   }
 

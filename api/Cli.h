@@ -1,5 +1,6 @@
 #pragma once
-// The client commands of the `warden` binary (get, ls, put, create, rm, txn, status, session).
+// The client commands of the `warden` binary (get, ls, put, create, rm, txn, status, session,
+// watch: api/CliWatch.h).
 // Each prints its result on stdout and any error as one line on stderr starting "warden: ".
 
 #include <string>
@@ -14,6 +15,12 @@ enum class ExitCode : int {
   Usage = 2,        // the command line is wrong
   Unavailable = 3,  // no usable answer: no endpoint answered, 5xx after retries, a malformed reply
   NotFound = 4,     // the server answered 404 (not_found, no_parent, session_not_found)
+};
+
+// A command that ends with this exit code and one line on stderr ("warden: " + message).
+struct CliFailure {
+  ExitCode exitCode;
+  std::string message;
 };
 
 // The exit code for a server's answer with this HTTP status.
