@@ -143,7 +143,9 @@ void NodeCore::endTurn() {
   try {
     sendUnsent();
     if (now() >= nextTickUs_) {
-      if (replica_) readies_.push_back(replica_->tick(now()));
+      // Not while installing a snapshot: such a node must not campaign (it could win and then
+      // lead without serving until the install is done), nor ask for catch-up it cannot use.
+      if (replica_ && !installing_) readies_.push_back(replica_->tick(now()));
       probe();
       timeOut();
       proposeEpoch();
@@ -204,6 +206,10 @@ void NodeCore::finishReadyBatch() {
       for (auto& message : ready.release(proofs[i])) {
         if (message.to == options_.id) {
           toSelf.push_back(std::move(message));
+        } else if (installing_ && std::holds_alternative<paxos::CatchupRequest>(message.payload)) {
+          // A heartbeat's commit index makes the replica ask for slots the install will cover;
+          // the leader would answer with yet another snapshot stream. (Lost messages are normal.)
+          continue;
         } else {
           send(message.to, frame(Frame::Paxos, paxos::encodeMessage(message)));
         }
@@ -312,6 +318,7 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
   if (onApplied_) onApplied_(applied);
   for (auto& [requestId, result] : answers) finishWrite(requestId, std::move(result));
   for (std::uint64_t requestId : late) {
+    if (auto it = writes_.find(requestId); it != writes_.end() && it->second.mayBeInSnapshot) continue;
     CommandResult r;
     r.status = Status::NoQuorum;
     r.message = "not applied: no leader with a majority committed it within " + std::to_string(options_.writeTimeoutMs) + " ms";
@@ -359,7 +366,7 @@ void NodeCore::settleOverdueWrites(std::uint64_t nowUs) {
     if (!w.everSent) {
       r.status = Status::NoQuorum;  // no leader ever held it: it cannot be chosen
       r.message = "not applied: no leader was reachable within " + std::to_string(options_.writeTimeoutMs) + " ms";
-    } else if (appliedStampMs_ > w.deadlineMs || options_.bugs.refuseOnDeadline) {
+    } else if ((appliedStampMs_ > w.deadlineMs && !w.mayBeInSnapshot) || options_.bugs.refuseOnDeadline) {
       r.status = Status::NoQuorum;  // applied time passed its deadline: apply skips it from now on
       r.message = "not applied: no leader with a majority committed it within " + std::to_string(options_.writeTimeoutMs) + " ms";
     } else if (nowUs >= w.giveUpUs) {
@@ -393,21 +400,6 @@ void NodeCore::settleOverdueWrites(std::uint64_t nowUs) {
     } else {
       ++it;
     }
-  }
-}
-
-void NodeCore::forgetSentWrites(const std::string& why) {
-  // The state jumped past slots this node never applied: a write of its own may be among them,
-  // applied or not, and nothing will tell.
-  std::vector<std::uint64_t> unknown;
-  for (const auto& [id, w] : writes_) {
-    if (w.everSent) unknown.push_back(id);
-  }
-  for (std::uint64_t id : unknown) {
-    CommandResult r;
-    r.status = Status::Timeout;
-    r.message = why + ": the write may or may not be applied (retry it with the same Idempotency-Key)";
-    finishWrite(id, std::move(r));
   }
 }
 

@@ -116,6 +116,10 @@ class NodeCore {
     std::uint64_t sentTo = 0;  // that leader (this node, when it proposed it itself)
     bool everSent = false;     // some leader may hold it
     bool tick = false;         // a Tick of this node's own: nobody waits for it
+    // Sent before a snapshot replaced this node's state: a copy may be applied inside it, so
+    // neither a late copy in a later slot nor the applied time passing its deadline proves it
+    // was never applied. Only an apply here answers it, else the give-up time (504).
+    bool mayBeInSnapshot = false;
   };
   struct PendingRead {
     ReadDone done;
@@ -191,7 +195,6 @@ class NodeCore {
   std::string ownProposal(const Command& command, std::uint64_t deadlineMs = 0);
   std::uint64_t currentLeader() const;  // this node if it leads, a leader heard lately, or 0
   void settleOverdueWrites(std::uint64_t nowUs);
-  void forgetSentWrites(const std::string& why);
   void finishWrite(std::uint64_t requestId, CommandResult result);
 
   // ReadBarriers.cpp

@@ -151,6 +151,8 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
   }
   in.expectDone();
   if (installing_) return;  // staging holds the state being installed; the sender gives up
+  // A stream begun before this node caught up (by an install or the log) has nothing to give.
+  if (chunk == 0 && replica_ && applied <= std::max(applied_, replica_->commitIndex())) return;
   auto ack = [&] {
     Encoder out;
     out.varint(id);
@@ -206,7 +208,7 @@ void NodeCore::beginInstall(const IncomingSnapshot& done) {
   }
   serving_ = false;
   servingUntilUs_.store(0, std::memory_order_release);
-  stepInstall();
+  // The steps run from endTurn, where a storage failure stops the node loudly.
 }
 
 void NodeCore::stepInstall() {
@@ -234,14 +236,17 @@ void NodeCore::finishInstall() {
     noteAppliedStamp(stateMachine_.timestampMs(txn));
   }
   applied_ = done.applied;
-  forgetSentWrites("a snapshot replaced this node's state");
   log_("installed a snapshot from node " + std::to_string(done.from) + " up to slot " + std::to_string(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, now()));
   if (onApplied_) {
     watch::Applied replaced{revision, {}, true};
     onApplied_(replaced);
   }
-  // Slots chosen meanwhile: those the snapshot covers are skipped by apply().
+  // A write sent before now may have been applied inside the snapshot, unseen here: it is no
+  // longer answered "never applied" (503), only with its result if a later slot applies it,
+  // else "unknown" (504) at its give-up time. Then the slots chosen meanwhile: those the
+  // snapshot covers are skipped by apply(), the others answer their writes.
+  for (auto& [id, w] : writes_) w.mayBeInSnapshot = w.mayBeInSnapshot || w.everSent;
   std::vector<paxos::ChosenEntry> held = std::move(heldChosen_);
   heldChosen_.clear();
   if (!held.empty()) apply(held);

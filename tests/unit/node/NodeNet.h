@@ -52,6 +52,7 @@ class NodeNet {
   using Tune = std::function<void(NodeId, ClusterOptions&)>;
 
   std::map<NodeId, std::int64_t> wallOffsetMs;  // a node's wall clock, stepped by a test
+  std::map<NodeId, std::vector<std::string>> logs;  // each node's log lines, in order
 
   explicit NodeNet(std::size_t n, ClusterOptions::Bugs bugs = {}, Tune tune = {}) : n_(n), bugs_(bugs), tune_(std::move(tune)) {
     for (NodeId id = 1; id <= n; ++id) {
@@ -162,7 +163,8 @@ class NodeNet {
     if (tune_) tune_(id, options);
     m.random.reseed(id * 1000 + ++processes_);
     m.core = std::make_unique<NodeCore>(*m.env, *m.stateMachine, options,
-                                        NodeCore::Ports{m, m, m.random, m.store, [](const std::string&) {}},
+                                        NodeCore::Ports{m, m, m.random, m.store,
+                                                        [this, id](const std::string& line) { logs[id].push_back(line); }},
                                         [](coordinator::watch::Applied&) {});
   }
 
