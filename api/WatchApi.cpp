@@ -19,6 +19,10 @@ namespace {
 // splits a revision, so a single large txn may exceed it.
 constexpr std::size_t kPageEvents = 1000;
 constexpr std::size_t kPageBytes = std::size_t{4} << 20;
+// A stream holds one piece at a time while its socket takes it: smaller, since thousands of
+// streams may each hold one.
+constexpr std::size_t kStreamPageEvents = 256;
+constexpr std::size_t kStreamPageBytes = std::size_t{64} << 10;
 constexpr std::uint64_t kDefaultWaitMs = 30'000;
 constexpr std::uint64_t kMaxWaitMs = 300'000;
 
@@ -154,7 +158,7 @@ class EventStream : public ReplyStream, public std::enable_shared_from_this<Even
     std::unique_lock lock(mutex_);
     if (!give_ || ended_) return;
     std::string out;
-    auto page = hub_.read(filter_, cursor_, kPageEvents, kPageBytes);
+    auto page = hub_.read(filter_, cursor_, kStreamPageEvents, kStreamPageBytes);
     if (!page) {
       // Too slow, or the history started over (a snapshot): it cannot be complete any more.
       out = "event: compacted\ndata: " +

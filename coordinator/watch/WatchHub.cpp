@@ -7,12 +7,21 @@
 namespace warden::coordinator::watch {
 
 WatchHub::WatchHub(Limits limits, std::size_t maxWatchers, std::uint64_t revision)
-    : maxWatchers_(maxWatchers), history_(limits, revision), timerThread_([this] { runTimers(); }) {}
+    : maxWatchers_(maxWatchers),
+      history_(limits, revision),
+      wakeThread_([this] { runWakes(); }),
+      timerThread_([this] { runTimers(); }) {}
 
 WatchHub::~WatchHub() {
   {
-    std::lock_guard lock(timerMutex_);
+    std::lock_guard lock(mutex_);
     stopping_ = true;
+  }
+  wakeDue_.notify_one();
+  wakeThread_.join();
+  {
+    std::lock_guard lock(timerMutex_);
+    timersStopping_ = true;
   }
   timerWake_.notify_one();
   timerThread_.join();
@@ -36,20 +45,17 @@ void WatchHub::remove(Watcher* watcher) {
   auto it = index.find(watcher->filter_.path);
   if (it == index.end() || it->second.erase(watcher) == 0) return;
   if (it->second.empty()) index.erase(it);
+  due_.erase(watcher);
   count_--;
 }
 
 void WatchHub::applied(Applied& applied) {
-  std::vector<Wake> wakes;
   {
     std::lock_guard lock(mutex_);
-    std::unordered_set<Watcher*> woken;
     auto take = [&](const std::unordered_map<std::string, std::unordered_set<Watcher*>>& index, const std::string& key) {
       auto it = index.find(key);
       if (it == index.end()) return;
-      for (Watcher* w : it->second) {
-        if (woken.insert(w).second) wakes.push_back(w->wake_);
-      }
+      for (Watcher* w : it->second) due_.emplace(w, w->wake_);
     };
     if (applied.replaced) {
       // Everyone: their place in the history may be gone.
@@ -70,9 +76,22 @@ void WatchHub::applied(Applied& applied) {
     }
     history_.add(applied);
   }
-  // The wakes run without the lock (a woken watcher reads the history at once). A watcher
-  // removed meanwhile has a wake that only finds its owner gone.
-  for (const auto& wake : wakes) wake();
+  wakeDue_.notify_one();
+}
+
+void WatchHub::runWakes() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wakeDue_.wait(lock, [this] { return stopping_ || !due_.empty(); });
+    if (stopping_) return;
+    std::unordered_map<Watcher*, Wake> due;
+    due.swap(due_);
+    lock.unlock();
+    // Without the lock: a woken watcher reads the history at once. One removed meanwhile has a
+    // wake that only finds its owner gone.
+    for (const auto& [watcher, wake] : due) wake();
+    lock.lock();
+  }
 }
 
 std::optional<History::Page> WatchHub::read(const Filter& filter, std::uint64_t since, std::size_t maxEvents,
@@ -107,7 +126,7 @@ void WatchHub::at(Clock::time_point when, std::function<void()> fire) {
 
 void WatchHub::runTimers() {
   std::unique_lock lock(timerMutex_);
-  while (!stopping_) {
+  while (!timersStopping_) {
     if (timers_.empty()) {
       timerWake_.wait(lock);
       continue;

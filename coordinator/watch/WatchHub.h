@@ -1,8 +1,10 @@
 #pragma once
-// Every watch on one node: the history, the registered watchers indexed by path, and a timer
-// thread for their deadlines. A write wakes only the watchers whose filter it matches (found by
-// path, never by scanning them all); woken watchers read what they need from the history, so a
-// watcher costs no queue of its own. Thread-safe.
+// Every watch on one node: the history, the registered watchers indexed by path, a thread that
+// wakes them, and a timer thread for their deadlines. A write wakes only the watchers whose
+// filter it matches (found by path, never by scanning them all); woken watchers read what they
+// need from the history, so a watcher costs no queue of its own. The applying thread only marks
+// watchers due: the wakes (and the reading and encoding they do) run on the hub's own thread,
+// so that many watchers do not slow the log down. Thread-safe.
 
 #include <chrono>
 #include <condition_variable>
@@ -33,9 +35,9 @@ class WatchHub {
   // From the applying thread, in apply order.
   void applied(Applied& applied);
 
-  // A registered watcher: `wake` runs (on the applying thread, without the hub's lock) after an
-  // event it matches was applied, and after the history started over. Unregistered when the
-  // handle goes.
+  // A registered watcher: `wake` runs (on the hub's thread, without its lock) after an event it
+  // matches was applied, and after the history started over; several applies in quick
+  // succession may wake it once. Unregistered when the handle goes.
   class Watcher {
    public:
     ~Watcher();
@@ -66,6 +68,7 @@ class WatchHub {
 
  private:
   void remove(Watcher* watcher);
+  void runWakes();
   void runTimers();
 
   std::size_t maxWatchers_;
@@ -74,11 +77,15 @@ class WatchHub {
   std::unordered_map<std::string, std::unordered_set<Watcher*>> exact_;    // non-recursive, by path
   std::unordered_map<std::string, std::unordered_set<Watcher*>> subtree_;  // recursive, by root
   std::size_t count_ = 0;
+  std::unordered_map<Watcher*, Wake> due_;  // to wake, at most once each
+  std::condition_variable wakeDue_;
+  bool stopping_ = false;
+  std::thread wakeThread_;
 
   std::mutex timerMutex_;
   std::condition_variable timerWake_;
   std::multimap<Clock::time_point, std::function<void()>> timers_;
-  bool stopping_ = false;
+  bool timersStopping_ = false;
   std::thread timerThread_;
 };
 

@@ -3,9 +3,10 @@
 
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <thread>
 
 #include "coordinator/watch/WatchHub.h"
 #include "tests/unit/StoreFixture.h"
@@ -138,31 +139,60 @@ TEST_CASE("the history is bounded in bytes too, keeping at least the newest revi
   CHECK(history.read(Filter{"/k", false}, 10, 100, 1 << 20).events.size() == 1);
 }
 
+namespace {
+// Counts a watcher's wakes (they come on the hub's thread).
+struct Counter {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::map<std::string, int> counts;
+  watch::WatchHub::Wake wake(std::string name) {
+    return [this, name] {
+      std::lock_guard lock(mutex);
+      counts[name]++;
+      changed.notify_all();
+    };
+  }
+  // Waits (bounded) for these counts, then a moment more for any wake that should not come.
+  std::map<std::string, int> settle(const std::map<std::string, int>& expected) {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, std::chrono::seconds(5), [&] {
+      for (const auto& [name, n] : expected) {
+        if (counts[name] < n) return false;
+      }
+      return true;
+    });
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    lock.lock();
+    return counts;
+  }
+};
+}  // namespace
+
 TEST_CASE("the hub wakes only the watchers an event matches, and refuses beyond its limit") {
   watch::WatchHub hub({}, 3, 0);
-  std::atomic<int> own{0}, parent{0}, subtree{0}, elsewhere{0};
-  auto w1 = hub.watch(Filter{"/a/b", false}, [&] { own++; });
-  auto w2 = hub.watch(Filter{"/a", false}, [&] { parent++; });
-  auto w3 = hub.watch(Filter{"/a", true}, [&] { subtree++; });
+  Counter c;
+  auto w1 = hub.watch(Filter{"/a/b", false}, c.wake("own"));
+  auto w2 = hub.watch(Filter{"/a", false}, c.wake("parent"));
+  auto w3 = hub.watch(Filter{"/a", true}, c.wake("subtree"));
   REQUIRE(w1);
   REQUIRE(w2);
   REQUIRE(w3);
-  CHECK_FALSE(hub.watch(Filter{"/z", false}, [&] { elsewhere++; }));  // the fourth: over the limit
+  CHECK_FALSE(hub.watch(Filter{"/z", false}, c.wake("elsewhere")));  // the fourth: over the limit
   auto changed = applied(1, {event(EventType::Changed, "/a/b", 1)});
   hub.applied(changed);
-  CHECK(own == 1);
-  CHECK(parent == 0);  // a data change is not a child set change
-  CHECK(subtree == 1);
+  // A data change is not a child set change: the parent's watcher sleeps on.
+  CHECK(c.settle({{"own", 1}, {"subtree", 1}}) == std::map<std::string, int>{{"own", 1}, {"subtree", 1}});
   auto created = applied(2, {event(EventType::Created, "/a/b/c", 2), event(EventType::Created, "/a/b/d", 2)});
   hub.applied(created);
-  CHECK(own == 2);     // its child set changed
-  CHECK(parent == 0);  // a grandchild is not its child
-  CHECK(subtree == 2);  // once per apply, however many events match
+  // Its child set changed; a grandchild is not the parent's child; once per apply, however many
+  // events match.
+  CHECK(c.settle({{"own", 2}, {"subtree", 2}}) == std::map<std::string, int>{{"own", 2}, {"subtree", 2}});
   w1.reset();
   CHECK(hub.watchers() == 2);
   auto elsewhereEvent = applied(3, {event(EventType::Created, "/x", 3)});
   hub.applied(elsewhereEvent);
-  CHECK(subtree == 2);
+  CHECK(c.settle({}) == std::map<std::string, int>{{"own", 2}, {"subtree", 2}});
   CHECK(hub.revision() == 3);
 }
 
