@@ -146,10 +146,10 @@ class Cli {
     if (output != "text" && output != "json") throw UsageError("-o takes text or json");
     json_ = output == "json";
     const char* env = std::getenv("WARDEN_ENDPOINTS");
-    const auto endpoints = HttpClient::parseEndpoints(args_.get("endpoints", env && *env ? env : kDefaultEndpoints));
-    if (endpoints.empty()) throw UsageError("--endpoints lists no endpoint");
+    endpoints_ = HttpClient::parseEndpoints(args_.get("endpoints", env && *env ? env : kDefaultEndpoints));
+    if (endpoints_.empty()) throw UsageError("--endpoints lists no endpoint");
     try {
-      client_ = std::make_unique<HttpClient>(endpoints, std::chrono::seconds(30),
+      client_ = std::make_unique<HttpClient>(endpoints_, std::chrono::seconds(30),
                                              RetryPolicy{.failoverOnUnavailable = true});
     } catch (const HttpClientError& e) {
       throw UsageError(e.what());
@@ -186,7 +186,7 @@ class Cli {
     if (command_ == "txn") return txn();
     if (command_ == "session") return session();
     if (command_ == "status") return status();
-    if (command_ == "watch") return runWatch(*client_, args_, json_);
+    if (command_ == "watch") return runWatch(*client_, endpoints_, args_, json_);
     throw UsageError("unknown command '" + command_ + "'");
   }
 
@@ -552,6 +552,7 @@ class Cli {
 
   std::string command_;
   Args args_;
+  std::vector<std::string> endpoints_;
   std::unique_ptr<HttpClient> client_;
   bool json_ = false;
   std::string lastEndpoint_;  // the endpoint of the last answer, for messages

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -86,7 +87,8 @@ std::string errorText(const HttpResponse& response) {
 
 class Watch {
  public:
-  Watch(HttpClient& client, const Args& args, bool json) : client_(client), json_(json) {
+  Watch(HttpClient& client, std::vector<std::string> endpoints, const Args& args, bool json)
+      : client_(&client), endpoints_(std::move(endpoints)), json_(json) {
     args.allow({"recursive", "since", "count", "endpoints", "output"});
     if (args.positionals().size() > 1) throw UsageError("unexpected argument '" + args.positionals()[1] + "'");
     if (args.positionals().empty()) throw UsageError("missing PATH");
@@ -100,20 +102,28 @@ class Watch {
   }
 
   int run() {
-    client_.setTimeout(std::chrono::milliseconds(kWaitMs) + kAnswerGrace);
+    client_->setTimeout(std::chrono::milliseconds(kWaitMs) + kAnswerGrace);
     exitCleanlyOnSignals();
     std::chrono::milliseconds pause = kFirstPause;
     for (;;) {
       std::optional<HttpResponse> response;
       try {
-        response = client_.send(HttpRequest{"GET", nextTarget(), {}, {}, {}});
+        response = client_->send(HttpRequest{"GET", nextTarget(), {}, {}, {}});
       } catch (const HttpClientError& e) {
         if (!answered_) throw;
         retryLater(e.what(), pause);
         continue;
       }
+      if (response->status == 410 && compactedInARow_ + 1 < endpoints_.size()) {
+        // That node's history starts later (it restarted, or installed a snapshot): another
+        // node's may still reach back to `since`. Ask the others first from now on.
+        compactedInARow_++;
+        passOver(response->endpoint);
+        continue;
+      }
       if (response->status == 200) {
         answered_ = true;
+        compactedInARow_ = 0;
         pause = kFirstPause;
         if (take(*response)) return static_cast<int>(ExitCode::Ok);
         continue;
@@ -197,7 +207,19 @@ class Watch {
     throw CliFailure{exitCodeForStatus(response.status), message};
   }
 
-  HttpClient& client_;
+  // Puts `endpoint` last and asks through a client of that order from now on.
+  void passOver(const std::string& endpoint) {
+    auto it = std::find(endpoints_.begin(), endpoints_.end(), endpoint);
+    if (it != endpoints_.end()) std::rotate(endpoints_.begin(), std::next(it), endpoints_.end());
+    own_ = std::make_unique<HttpClient>(endpoints_, std::chrono::milliseconds(kWaitMs) + kAnswerGrace,
+                                        RetryPolicy{.failoverOnUnavailable = true});
+    client_ = own_.get();
+  }
+
+  HttpClient* client_;
+  std::unique_ptr<HttpClient> own_;  // once the order changed
+  std::vector<std::string> endpoints_;
+  std::size_t compactedInARow_ = 0;  // 410s since the last answer: all of them, and it fails
   bool json_;
   std::string path_;
   std::string target_;
@@ -209,6 +231,8 @@ class Watch {
 
 }  // namespace
 
-int runWatch(HttpClient& client, const Args& args, bool json) { return Watch(client, args, json).run(); }
+int runWatch(HttpClient& client, const std::vector<std::string>& endpoints, const Args& args, bool json) {
+  return Watch(client, endpoints, args, json).run();
+}
 
 }  // namespace warden::api

@@ -16,6 +16,9 @@
 // usual exit codes apply (3: no endpoint answered). A 410 ends it with exit code 1 and one line
 // on stderr naming compact_revision.
 
+#include <string>
+#include <vector>
+
 #include "api/Args.h"
 #include "api/HttpClient.h"
 
@@ -24,7 +27,8 @@ namespace warden::api {
 // `args` holds the command's words (PATH and the flags); `json` is -o json. Throws UsageError
 // and CliFailure (api/Cli.h) as the other commands do; returns the exit code otherwise.
 // Blocks SIGINT and SIGTERM in the calling thread (and those it starts): call it before any
-// other thread exists.
-int runWatch(HttpClient& client, const Args& args, bool json);
+// other thread exists. `endpoints` are the client's: a node whose history does not reach back
+// far enough (410, e.g. it restarted) is passed over for the next.
+int runWatch(HttpClient& client, const std::vector<std::string>& endpoints, const Args& args, bool json);
 
 }  // namespace warden::api

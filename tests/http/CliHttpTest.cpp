@@ -714,6 +714,20 @@ TEST_CASE("warden watch without --since starts at the revision of its first answ
   CHECK_THAT(malformed.err, Catch::Contains("malformed reply from " + broken.endpoint()));
 }
 
+TEST_CASE("warden watch passes over a node whose history does not reach back far enough") {
+  // The first node's history starts late (as after a restart); the second still has it all.
+  TestServer late({"--watch-history-events", "1"});
+  TestServer full;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(cli(late.endpoint(), {"put", "/n", std::to_string(i), "--create"}).exitCode == 0);
+    REQUIRE(cli(full.endpoint(), {"put", "/n", "f" + std::to_string(i), "--create"}).exitCode == 0);
+  }
+  REQUIRE(late.request("GET", "/v1/watch/n?since=0&wait_ms=0").status == 410);
+  auto watched = cli(late.endpoint() + "," + full.endpoint(), {"watch", "/n", "--since", "0", "--count", "3"});
+  CHECK(watched.exitCode == 0);
+  CHECK(watched.out == "1 created /n data=\"f0\"\n2 changed /n data=\"f1\"\n3 changed /n data=\"f2\"\n");
+}
+
 TEST_CASE("warden watch from a revision older than the history exits 1 with one line naming compact_revision") {
   TestServer server({"--watch-history-events", "2"});
   const std::string ep = server.endpoint();
