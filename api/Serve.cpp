@@ -209,6 +209,9 @@ int runServe(const std::vector<std::string>& argv) {
     raiseFileLimit();
     int lockFd = lockDataDir(config.dataDir);
 
+    // The node outlives the io_contexts: destroying them destroys the connections still pending
+    // (a watch stream, say), and those let go of their watchers in the node's watch hub.
+    std::unique_ptr<coordinator::Node> nodeOwner;
     // The connections' io_contexts must outlive the acceptor's: a pending accept holds a socket
     // of one of them, and is destroyed with the acceptor's io_context.
     std::vector<std::unique_ptr<net::io_context>> workers;
@@ -232,7 +235,6 @@ int runServe(const std::vector<std::string>& argv) {
     options.http = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     // The node binds its peer listener (its own --cluster entry) as it starts; nothing else in
     // starting it binds a socket, so a bind error here is that listener's.
-    std::unique_ptr<coordinator::Node> nodeOwner;
     try {
       nodeOwner = std::make_unique<coordinator::Node>(options);
     } catch (const boost::system::system_error& e) {

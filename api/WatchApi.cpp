@@ -65,7 +65,7 @@ class Wait : public std::enable_shared_from_this<Wait> {
     std::weak_ptr<Wait> weak = weak_from_this();
     {
       std::lock_guard lock(mutex_);  // a wake may come before the handle is stored
-      watcher_ = hub_.watch(filter_, [weak] {
+      watcher_ = hub_.watch(filter_, since_, [weak] {
         if (auto self = weak.lock()) self->check(false);
       });
       if (!watcher_) return false;
@@ -78,8 +78,10 @@ class Wait : public std::enable_shared_from_this<Wait> {
  private:
   void check(bool deadline) {
     std::unique_lock lock(mutex_);
-    if (!finish_) return;
-    auto page = hub_.read(filter_, since_, kPageEvents, kPageBytes);
+    if (!finish_ || !watcher_) return;
+    // The hub moves the watcher's cursor past what it read: events `accept` turns down are
+    // not looked at again.
+    auto page = hub_.read(*watcher_, kPageEvents, kPageBytes);
     if (page && accept_) std::erase_if(page->events, [this](const Event& e) { return !accept_(e); });
     if (page && page->events.empty() && !deadline) return;
     Finish finish = std::move(finish_);
@@ -109,7 +111,7 @@ class EventStream : public ReplyStream, public std::enable_shared_from_this<Even
     std::weak_ptr<EventStream> weak = weak_from_this();
     {
       std::lock_guard lock(mutex_);
-      watcher_ = hub_.watch(filter_, [weak] {
+      watcher_ = hub_.watch(filter_, cursor_, [weak] {
         if (auto self = weak.lock()) self->pump();
       });
       if (!watcher_) return false;
@@ -156,9 +158,9 @@ class EventStream : public ReplyStream, public std::enable_shared_from_this<Even
 
   void pump() {
     std::unique_lock lock(mutex_);
-    if (!give_ || ended_) return;
+    if (!give_ || ended_ || !watcher_) return;
     std::string out;
-    auto page = hub_.read(filter_, cursor_, kStreamPageEvents, kStreamPageBytes);
+    auto page = hub_.read(*watcher_, kStreamPageEvents, kStreamPageBytes);
     if (!page) {
       // Too slow, or the history started over (a snapshot): it cannot be complete any more.
       out = "event: compacted\ndata: " +

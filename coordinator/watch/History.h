@@ -29,8 +29,9 @@ class History {
  public:
   History(Limits limits, std::uint64_t revision) : limits_(limits), revision_(revision), floor_(revision) {}
 
-  // Takes an apply's events; a replaced state starts the history over at its revision.
-  void add(Applied& applied);
+  // Takes an apply's events; a replaced state starts the history over at its revision. The
+  // events that fall out of the bounds go to `dropped` (if given), oldest first.
+  void add(Applied& applied, std::vector<Event>* dropped = nullptr);
 
   std::uint64_t revision() const { return revision_; }  // the latest applied
   // The oldest `since` a read still answers completely.
@@ -55,7 +56,7 @@ class History {
     std::vector<Event> events;
     std::size_t bytes;
   };
-  void trim();
+  void trim(std::vector<Event>* dropped);
 
   Limits limits_;
   std::uint64_t revision_;

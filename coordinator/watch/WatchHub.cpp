@@ -29,10 +29,11 @@ WatchHub::~WatchHub() {
 
 WatchHub::Watcher::~Watcher() { hub_.remove(this); }
 
-std::unique_ptr<WatchHub::Watcher> WatchHub::watch(Filter filter, Wake wake) {
+std::unique_ptr<WatchHub::Watcher> WatchHub::watch(Filter filter, std::uint64_t since, Wake wake) {
   std::lock_guard lock(mutex_);
   if (count_ >= maxWatchers_) return nullptr;
-  std::unique_ptr<Watcher> watcher(new Watcher(*this, std::move(filter), std::move(wake)));
+  std::unique_ptr<Watcher> watcher(new Watcher(*this, std::move(filter), since, std::move(wake)));
+  watcher->lost_ = since < history_.floor();
   auto& index = watcher->filter_.recursive ? subtree_ : exact_;
   index[watcher->filter_.path].insert(watcher.get());
   count_++;
@@ -49,32 +50,52 @@ void WatchHub::remove(Watcher* watcher) {
   count_--;
 }
 
+template <typename Visit>
+void WatchHub::forEachMatching(const Event& e, Visit visit) {
+  auto take = [&](const std::unordered_map<std::string, std::unordered_set<Watcher*>>& index, const std::string& key) {
+    auto it = index.find(key);
+    if (it == index.end()) return;
+    for (Watcher* w : it->second) visit(w);
+  };
+  // The node's own watchers and its parent's (a child set changed), and the recursive watchers
+  // of the node and each of its ancestors.
+  take(exact_, e.path);
+  if (e.type != EventType::Changed && e.path != "/") take(exact_, std::string(parentOf(e.path)));
+  for (std::string_view p = e.path;; p = parentOf(p)) {
+    take(subtree_, std::string(p));
+    if (p == "/") break;
+  }
+}
+
 void WatchHub::applied(Applied& applied) {
   {
     std::lock_guard lock(mutex_);
-    auto take = [&](const std::unordered_map<std::string, std::unordered_set<Watcher*>>& index, const std::string& key) {
-      auto it = index.find(key);
-      if (it == index.end()) return;
-      for (Watcher* w : it->second) due_.emplace(w, w->wake_);
-    };
+    auto due = [this](Watcher* w) { due_.try_emplace(w, w->wake_); };
     if (applied.replaced) {
-      // Everyone: their place in the history may be gone.
+      // Nothing is known of what happened between the old state and this one.
       for (const auto* index : {&exact_, &subtree_}) {
-        for (const auto& [path, set] : *index) take(*index, path);
-      }
-    } else {
-      for (const Event& e : applied.events) {
-        // By path: the node's own watchers and its parent's (a child set changed), and the
-        // recursive watchers of the node and each of its ancestors.
-        take(exact_, e.path);
-        if (e.type != EventType::Changed && e.path != "/") take(exact_, std::string(parentOf(e.path)));
-        for (std::string_view p = e.path;; p = parentOf(p)) {
-          take(subtree_, std::string(p));
-          if (p == "/") break;
+        for (const auto& [path, set] : *index) {
+          for (Watcher* w : set) {
+            if (w->cursor_ < applied.revision) w->lost_ = true;
+            due(w);
+          }
         }
       }
+      history_.add(applied);
+    } else {
+      for (const Event& e : applied.events) forEachMatching(e, due);
+      std::vector<Event> dropped;
+      history_.add(applied, &dropped);
+      // Pushed out before a watcher it concerns read it: that watcher cannot be complete.
+      for (const Event& e : dropped) {
+        forEachMatching(e, [&](Watcher* w) {
+          if (w->cursor_ < e.revision && !w->lost_) {
+            w->lost_ = true;
+            due(w);
+          }
+        });
+      }
     }
-    history_.add(applied);
   }
   wakeDue_.notify_one();
 }
@@ -94,11 +115,14 @@ void WatchHub::runWakes() {
   }
 }
 
-std::optional<History::Page> WatchHub::read(const Filter& filter, std::uint64_t since, std::size_t maxEvents,
-                                            std::size_t maxBytes) {
+std::optional<History::Page> WatchHub::read(Watcher& watcher, std::size_t maxEvents, std::size_t maxBytes) {
   std::lock_guard lock(mutex_);
-  if (since < history_.floor()) return std::nullopt;
-  return history_.read(filter, since, maxEvents, maxBytes);
+  if (watcher.lost_) return std::nullopt;
+  // Below the floor, nothing it matches was dropped (that would have marked it lost).
+  const std::uint64_t from = std::max(watcher.cursor_, history_.floor());
+  History::Page page = history_.read(watcher.filter_, from, maxEvents, maxBytes);
+  watcher.cursor_ = page.upTo;
+  return page;
 }
 
 std::uint64_t WatchHub::floor() {

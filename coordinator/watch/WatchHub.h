@@ -37,7 +37,9 @@ class WatchHub {
 
   // A registered watcher: `wake` runs (on the hub's thread, without its lock) after an event it
   // matches was applied, and after the history started over; several applies in quick
-  // succession may wake it once. Unregistered when the handle goes.
+  // succession may wake it once. The hub keeps its cursor (everything it matches up to there
+  // was read): the history may drop older events that other paths' writes pushed out, and the
+  // watcher is compacted only if one of them was its own. Unregistered when the handle goes.
   class Watcher {
    public:
     ~Watcher();
@@ -47,18 +49,20 @@ class WatchHub {
 
    private:
     friend class WatchHub;
-    Watcher(WatchHub& hub, Filter filter, Wake wake) : hub_(hub), filter_(std::move(filter)), wake_(std::move(wake)) {}
+    Watcher(WatchHub& hub, Filter filter, std::uint64_t since, Wake wake)
+        : hub_(hub), filter_(std::move(filter)), wake_(std::move(wake)), cursor_(since) {}
     WatchHub& hub_;
     Filter filter_;
     Wake wake_;
+    std::uint64_t cursor_;  // under the hub's lock
+    bool lost_ = false;     // an event it matches after its cursor left the history
   };
-  // nullptr when --max-watchers are registered already.
-  std::unique_ptr<Watcher> watch(Filter filter, Wake wake);
+  // Watches from `since` (events after it). nullptr when --max-watchers are registered already.
+  std::unique_ptr<Watcher> watch(Filter filter, std::uint64_t since, Wake wake);
 
-  // What the history holds after `since` for the filter; nullopt when `since` is older than
-  // the history (the answer carries floor()).
-  std::optional<History::Page> read(const Filter& filter, std::uint64_t since, std::size_t maxEvents,
-                                    std::size_t maxBytes);
+  // The next events the watcher matches after its cursor, which moves to the page's upTo;
+  // nullopt once one of them left the history unread (or `since` was older than the history).
+  std::optional<History::Page> read(Watcher& watcher, std::size_t maxEvents, std::size_t maxBytes);
   std::uint64_t floor();
   std::uint64_t revision();
   std::size_t watchers();
@@ -68,6 +72,9 @@ class WatchHub {
 
  private:
   void remove(Watcher* watcher);
+  // The watchers an event concerns, by path (never a scan of them all).
+  template <typename Visit>
+  void forEachMatching(const Event& e, Visit visit);
   void runWakes();
   void runTimers();
 

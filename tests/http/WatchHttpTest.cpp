@@ -4,7 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
+
 #include <chrono>
+#include <csignal>
 #include <future>
 #include <thread>
 
@@ -171,4 +174,72 @@ TEST_CASE("a blocking read answers when the node changes after index, or at the 
   CHECK(quiet.json()["data"] == "v2");
   requireError(server.request("GET", "/v1/nodes/cfg?index=x"), 400, "invalid_argument");
   requireError(server.request("GET", "/v1/nodes/cfg?index=1&min_revision=1"), 400, "invalid_argument");
+}
+
+// The adversarial review's schedules (watches), each a test.
+
+TEST_CASE("a children blocking read is not starved by the node's own data changes") {
+  TestServer server;
+  REQUIRE(server.request("POST", "/v1/nodes/cfg").status == 201);  // 1
+  auto blocked = std::async(std::launch::async, [&] {
+    warden::api::HttpClient client({server.endpoint()});
+    auto start = std::chrono::steady_clock::now();
+    auto r = client.send(warden::api::HttpRequest{"GET", "/v1/nodes/cfg?children&index=1&wait_ms=8000", {}, {}, {}});
+    return std::make_pair(r, std::chrono::steady_clock::now() - start);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // 5 data changes of ~1 MiB: a page of the history stops after 4 MiB of them, all rejected.
+  const std::string big(1'000'000, 'x');
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(server.request("PUT", "/v1/nodes/cfg", json{{"data", big}}.dump()).status == 200);  // 2..6
+  }
+  REQUIRE(server.request("POST", "/v1/nodes/cfg/child").status == 201);  // 7: the child set changes
+  auto [answer, took] = blocked.get();
+  REQUIRE(answer.status == 200);
+  CHECK(answer.json()["children"] == json::array({"child"}));
+  CHECK(took < std::chrono::seconds(3));  // before the fix: only at wait_ms (8 s)
+}
+
+TEST_CASE("an idle long-poll is not compacted by writes elsewhere") {
+  TestServer server({"--watch-history-events", "5"});
+  REQUIRE(server.request("POST", "/v1/nodes/quiet").status == 201);  // 1
+  auto poll = std::async(std::launch::async, [&] {
+    warden::api::HttpClient client({server.endpoint()});
+    return client.send(warden::api::HttpRequest{"GET", "/v1/watch/quiet?since=1&wait_ms=1500", {}, {}, {}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int i = 0; i < 10; ++i) REQUIRE(server.request("POST", "/v1/nodes/busy" + std::to_string(i)).status == 201);
+  auto answer = poll.get();
+  INFO(answer.body);
+  CHECK(answer.status == 200);  // before the fix: 410, though nothing it matches was dropped
+}
+
+TEST_CASE("an SSE stream that keeps up is not compacted by writes elsewhere") {
+  TestServer server({"--watch-history-events", "5", "--watch-progress-ms", "15000"});
+  REQUIRE(server.request("POST", "/v1/nodes/quiet").status == 201);  // 1
+  SseClient stream(server.port(), "/v1/watch/quiet?stream&since=1");
+  REQUIRE(stream.status() == 200);
+  for (int i = 0; i < 10; ++i) REQUIRE(server.request("POST", "/v1/nodes/busy" + std::to_string(i)).status == 201);
+  REQUIRE(server.request("PUT", "/v1/nodes/quiet", R"({"data":"v"})").status == 200);  // 12
+  auto m = stream.next(5000);
+  REQUIRE(m);
+  INFO(m->event + " " + m->data);
+  CHECK(m->event == "message");  // before the fix: "compacted", and the stream ended
+  CHECK(m->id == "12");
+}
+
+TEST_CASE("SIGTERM with a watch stream mid-write stops the node cleanly") {
+  TestServer server;
+  // A client that never reads: the server's write of a piece stays pending.
+  SseClient stream(server.port(), "/v1/watch/?recursive&stream&since=0");
+  REQUIRE(stream.status() == 200);
+  for (int i = 0; i < 4; ++i) REQUIRE(server.request("POST", "/v1/nodes/k" + std::to_string(i)).status == 201);
+  const std::string big(1'000'000, 'x');
+  for (int i = 0; i < 40; ++i) REQUIRE(server.request("PUT", "/v1/nodes/k" + std::to_string(i % 4), json{{"data", big}}.dump()).status < 300);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int status = server.stop(SIGTERM);
+  INFO(server.log());
+  CHECK(WIFEXITED(status));
+  CHECK(WTERMSIG(status) == 0);
+  CHECK(WEXITSTATUS(status) == 0);
 }

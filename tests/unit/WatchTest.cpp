@@ -172,13 +172,13 @@ struct Counter {
 TEST_CASE("the hub wakes only the watchers an event matches, and refuses beyond its limit") {
   watch::WatchHub hub({}, 3, 0);
   Counter c;
-  auto w1 = hub.watch(Filter{"/a/b", false}, c.wake("own"));
-  auto w2 = hub.watch(Filter{"/a", false}, c.wake("parent"));
-  auto w3 = hub.watch(Filter{"/a", true}, c.wake("subtree"));
+  auto w1 = hub.watch(Filter{"/a/b", false}, 0, c.wake("own"));
+  auto w2 = hub.watch(Filter{"/a", false}, 0, c.wake("parent"));
+  auto w3 = hub.watch(Filter{"/a", true}, 0, c.wake("subtree"));
   REQUIRE(w1);
   REQUIRE(w2);
   REQUIRE(w3);
-  CHECK_FALSE(hub.watch(Filter{"/z", false}, c.wake("elsewhere")));  // the fourth: over the limit
+  CHECK_FALSE(hub.watch(Filter{"/z", false}, 0, c.wake("elsewhere")));  // the fourth: over the limit
   auto changed = applied(1, {event(EventType::Changed, "/a/b", 1)});
   hub.applied(changed);
   // A data change is not a child set change: the parent's watcher sleeps on.
@@ -215,4 +215,36 @@ TEST_CASE("the hub's timers fire in order") {
   std::unique_lock lock(m);
   REQUIRE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return fired.size() == 2; }));
   CHECK(fired == std::vector<int>{1, 2});
+}
+
+// Review schedule: writes elsewhere push events out of the history while a watcher sits idle.
+// It is compacted only if one of the dropped events was its own, unread.
+TEST_CASE("a watcher is compacted only when an event it matches leaves the history unread") {
+  watch::WatchHub hub({.events = 2, .bytes = 1 << 20}, 100, 0);
+  auto quiet = hub.watch(Filter{"/quiet", false}, 0, [] {});
+  auto busy = hub.watch(Filter{"/busy", true}, 0, [] {});
+  for (std::uint64_t r = 1; r <= 5; ++r) {
+    auto a = applied(r, {event(EventType::Changed, "/busy/x", r)});
+    hub.applied(a);
+  }
+  CHECK(hub.floor() == 3);
+  // Nothing of /quiet was dropped: it reads on from the floor, complete.
+  auto page = hub.read(*quiet, 100, 1 << 20);
+  REQUIRE(page);
+  CHECK(page->events.empty());
+  CHECK(page->upTo == 5);
+  // /busy's events 1 to 3 went unread: it cannot be complete any more.
+  CHECK_FALSE(hub.read(*busy, 100, 1 << 20));
+  // A watcher that reads as it goes is not lost when its events leave afterwards.
+  auto reader = hub.watch(Filter{"/busy", true}, 5, [] {});
+  auto more = applied(6, {event(EventType::Changed, "/busy/x", 6)});
+  hub.applied(more);
+  REQUIRE(hub.read(*reader, 100, 1 << 20)->events.size() == 1);
+  for (std::uint64_t r = 7; r <= 9; ++r) {
+    auto a = applied(r, {event(EventType::Changed, "/other", r)});
+    hub.applied(a);
+  }
+  CHECK(hub.read(*reader, 100, 1 << 20));
+  // A watch from before the floor is lost from the start.
+  CHECK_FALSE(hub.read(*hub.watch(Filter{"/quiet", false}, 1, [] {}), 100, 1 << 20));
 }
