@@ -261,6 +261,7 @@ unsigned httpStatus(Status status) {
     case Status::NoQuorum: return 503;
     case Status::Timeout: return 504;
     case Status::KeyReused: return 409;
+    case Status::NotHolder: return 409;
   }
   return 500;
 }
@@ -283,6 +284,7 @@ const char* errorCode(Status status) {
     case Status::NoQuorum: return "no_quorum";
     case Status::Timeout: return "timeout";
     case Status::KeyReused: return "idempotency_key_reused";
+    case Status::NotHolder: return "not_holder";
   }
   return "internal";
 }

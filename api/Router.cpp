@@ -14,6 +14,7 @@ namespace {
 constexpr std::string_view kNodesRoute = "/v1/nodes";
 constexpr std::string_view kSessionsRoute = "/v1/sessions";
 constexpr std::string_view kWatchRoute = "/v1/watch";
+constexpr std::string_view kLocksRoute = "/v1/locks";
 
 bool underRoute(const std::string& route, std::string_view prefix) {
   return route.starts_with(prefix) && (route.size() == prefix.size() || route[prefix.size()] == '/');
@@ -33,7 +34,7 @@ std::string routePath(const std::string& route, std::string_view prefix) {
 }  // namespace
 
 Router::Router(coordinator::Node& node, std::size_t maxSessions, std::chrono::milliseconds watchProgress)
-    : node_(node), watches_(node, watchProgress), nodes_(node, watches_), sessions_(node, maxSessions) {}
+    : node_(node), watches_(node, watchProgress), nodes_(node, watches_), sessions_(node, maxSessions), locks_(node, watches_) {}
 
 void Router::handle(const Request& request, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](Reply reply) {
@@ -63,6 +64,13 @@ void Router::dispatch(const Request& request, const Respond& respond) {
 
   if (underRoute(route, kNodesRoute)) {
     nodes_.handle(request, routePath(route, kNodesRoute), target->query, respond);
+    return;
+  }
+  if (underRoute(route, kLocksRoute)) {
+    const std::string_view raw = std::string_view(route).substr(kLocksRoute.size());
+    auto decoded = percentDecode(raw);
+    if (!decoded) throw ApiError(400, "invalid_argument", "malformed percent-escape in the lock name");
+    locks_.handle(request, *decoded, target->query, respond);
     return;
   }
   if (underRoute(route, kWatchRoute)) {

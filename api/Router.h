@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "api/LocksApi.h"
 #include "api/NodesApi.h"
 #include "api/Reply.h"
 #include "api/SessionsApi.h"
@@ -39,6 +40,7 @@ class Router {
   WatchApi watches_;
   NodesApi nodes_;
   SessionsApi sessions_;
+  LocksApi locks_;
   std::array<std::atomic<std::uint64_t>, 6> repliesByClass_{};  // index: status / 100
 };
 

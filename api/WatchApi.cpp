@@ -251,15 +251,16 @@ void WatchApi::handle(const Request& request, const std::string& path, const Que
 }
 
 void WatchApi::waitForChange(const std::string& path, bool children, std::uint64_t index, std::chrono::milliseconds wait,
-                             std::function<void()> ready) {
+                             std::function<void()> ready, bool recursive) {
   WatchHub& hub = node_.watches();
   // Older than the history: whether it changed since is unknown here, so answer at once.
   if (index < hub.floor()) return ready();
-  auto accept = [children](const Event& e) {
+  auto accept = [children, recursive](const Event& e) {
     // The node's own creation and deletion count either way.
+    if (recursive) return true;
     return children ? e.type != EventType::Changed : e.type != EventType::Children;
   };
-  auto waiting = std::make_shared<Wait>(hub, Filter{path, false}, index, accept,
+  auto waiting = std::make_shared<Wait>(hub, Filter{path, recursive}, index, accept,
                                         [ready = std::move(ready)](std::optional<History::Page>) { ready(); });
   if (!waiting->start(wait)) throw ApiError(429, "too_many_requests", "this node serves the most watchers it may (--max-watchers)");
 }

@@ -23,8 +23,9 @@ class WatchApi {
   // Blocking reads: `ready` runs once (on some other thread) when the node at `path` (with
   // `children`: its child set) changed after revision `index` here, or once `wait` passed.
   // ApiError 429 when too many watch already.
+  // `recursive`: any change in the node's subtree counts.
   void waitForChange(const std::string& path, bool children, std::uint64_t index, std::chrono::milliseconds wait,
-                     std::function<void()> ready);
+                     std::function<void()> ready, bool recursive = false);
 
  private:
   coordinator::Node& node_;

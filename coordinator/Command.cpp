@@ -124,7 +124,22 @@ bool keyedSessionCommand(const Command& command) {
 }
 }  // namespace
 
+bool isLockCommand(CommandType type) {
+  return type == CommandType::LockAcquire || type == CommandType::LockRelease || type == CommandType::LockWithdraw;
+}
+
 void encodeCommand(Encoder& out, const Command& command) {
+  if (isLockCommand(command.type)) {
+    out.u8(static_cast<std::uint8_t>(command.type));
+    out.varint(command.session);
+    out.bytes(command.name);
+    out.bytes(command.text);
+    out.varint(command.token);
+    out.boolean(command.shared);
+    out.varint(command.maxNodes);
+    out.varint(command.quotaBytes);
+    return;
+  }
   const bool limited = command.type == CommandType::Txn &&
                        (command.maxNodes != 0 || command.quotaBytes != 0 || !command.idempotencyKey.empty());
   const bool keyed = keyedSessionCommand(command);
@@ -154,6 +169,17 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
+  if (isLockCommand(static_cast<CommandType>(type))) {
+    command.type = static_cast<CommandType>(type);
+    command.session = in.varint();
+    command.name = std::string(in.bytes());
+    command.text = std::string(in.bytes());
+    command.token = in.varint();
+    command.shared = in.boolean();
+    command.maxNodes = in.varint();
+    command.quotaBytes = in.varint();
+    return command;
+  }
   if (type < 1 || type > kKeyedSessionClose) throw DecodeError("unknown command type");
   const bool keyed = type == kKeyedSessionCreate || type == kKeyedSessionClose;
   if (type == kKeyedSessionCreate) type = static_cast<std::uint8_t>(CommandType::SessionCreate);

@@ -46,7 +46,15 @@ enum class CommandType : std::uint8_t {
   // Nothing: an entry whose only effect is its leader's timestamp. A node that must learn
   // whether a write of its past its deadline can still apply proposes one (NodeCore::timeOut).
   Tick = 7,
+  // Locks (locks/LockQueue.h): session, name (the lock), shared, text (its owner's words).
+  // Acquire queues the session's request (or finds the one it has); Release ends a held one by
+  // its token; Withdraw takes a request that is still waiting out of the queue.
+  LockAcquire = 10,
+  LockRelease = 11,  // session, name, token
+  LockWithdraw = 12,  // session, name
 };
+
+bool isLockCommand(CommandType type);
 
 // Who speaks for sessions (PAXOS.md 9b): a leader's ballot, and which of its takeovers of the
 // sessions this is (a leader whose lease lapsed takes them over again, with fresh ttls, and
@@ -68,7 +76,10 @@ struct Command {
   std::uint64_t ttlMs = 0;    // SessionCreate
   std::string name;           // SessionCreate
   SessionEpoch epoch;         // SessionExpire, SessionEpoch
-  // Txn: the limits of the node that admitted it, stamped there so that every replica applies
+  std::string text;           // LockAcquire: the owner's words
+  std::uint64_t token = 0;    // LockRelease
+  bool shared = false;        // LockAcquire
+  // Txn and locks: the limits of the node that admitted it, stamped there so that every replica applies
   // the command against the same ones (0: none, as for commands logged before they existed).
   std::uint64_t maxNodes = 0;    // nodes created and deleted, parents made included
   std::uint64_t quotaBytes = 0;  // a write that grows the state beyond this is refused

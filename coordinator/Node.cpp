@@ -45,7 +45,7 @@ Node::Node(const NodeOptions& options)
 Node::~Node() { stop(); }
 
 void Node::submit(Command command, LocalLog::Done done) {
-  if (command.type == CommandType::Txn) {
+  if (command.type == CommandType::Txn || isLockCommand(command.type)) {
     command.maxNodes = options_.maxTxnNodes;
     command.quotaBytes = options_.quotaBytes;
   }

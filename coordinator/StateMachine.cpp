@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "coordinator/Path.h"
+#include "coordinator/StateMachineContext.h"
 
 namespace warden::coordinator {
 
@@ -29,22 +30,6 @@ std::string sequenceName(std::string_view name, std::uint64_t sequence) {
 std::uint64_t nodeCost(std::string_view path, std::size_t dataBytes) {
   return path.size() + dataBytes + kNodeOverheadBytes;
 }
-
-// The transaction and the values every op of one command shares.
-struct StateMachine::Context {
-  storage::Txn& txn;
-  std::uint64_t revision;
-  std::uint64_t timestampMs;
-  std::uint64_t maxNodes = 0;  // 0: no limit
-  bool changed = false;
-  std::uint64_t touched = 0;  // nodes created and deleted so far
-  std::int64_t growth = 0;    // in usedBytes
-  std::vector<watch::Event> events = {};  // kept only if the command applies
-
-  void note(watch::EventType type, std::string_view path, const Stat& stat, std::string_view data = {}) {
-    events.push_back(watch::Event{type, std::string(path), revision, stat, std::string(data)});
-  }
-};
 
 struct StateMachine::Outcome {
   Status status = Status::Ok;
@@ -190,18 +175,23 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
         if (notes) notes->replays[i] = true;
         continue;
       }
-      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs, events)
-                                                         : applySession(txn, command, rev + 1, entry.timestampMs, events));
+      results.push_back(applyOne(txn, command, rev + 1, entry.timestampMs, events));
       remember(txn, command, results.back(), entry.timestampMs, entry.index);
     } else {
-      results.push_back(command.type == CommandType::Txn ? applyTxn(txn, command, rev + 1, entry.timestampMs, events)
-                                                         : applySession(txn, command, rev + 1, entry.timestampMs, events));
+      results.push_back(applyOne(txn, command, rev + 1, entry.timestampMs, events));
     }
     rev = results.back().revision;
   }
   txn.put(meta_, kAppliedIndexKey, u64Value(entry.index));
   txn.put(meta_, kRevisionKey, u64Value(rev));
   return results;
+}
+
+CommandResult StateMachine::applyOne(storage::Txn& txn, const Command& command, std::uint64_t revision,
+                                     std::uint64_t timestampMs, std::vector<watch::Event>* events) const {
+  if (command.type == CommandType::Txn) return applyTxn(txn, command, revision, timestampMs, events);
+  if (isLockCommand(command.type)) return applyLock(txn, command, revision, timestampMs, events);
+  return applySession(txn, command, revision, timestampMs, events);
 }
 
 CommandResult StateMachine::applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
@@ -264,6 +254,8 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
     unlinkFromParent(ctx, path);
     out.results.push_back(OpResult{OpType::Delete, path, std::nullopt});
   }
+  // The locks it held or waited for go to the next in line.
+  requeueLocksOf(ctx, out.results);
   if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
   sessions_.erase(txn, command.session);
   if (events) std::move(ctx.events.begin(), ctx.events.end(), std::back_inserter(*events));

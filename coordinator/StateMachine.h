@@ -130,6 +130,10 @@ class StateMachine {
  private:
   struct Context;
   // Each appends its events to `events` (may be null) only if it changed something.
+  CommandResult applyOne(storage::Txn& txn, const Command& command, std::uint64_t revision,
+                         std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
+  CommandResult applyLock(storage::Txn& parent, const Command& command, std::uint64_t revision,
+                          std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   CommandResult applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
                              std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,
@@ -149,6 +153,12 @@ class StateMachine {
                   std::uint64_t owner) const;
   void eraseSubtree(Context& ctx, const std::string& path, const NodeRecord& record) const;
   void unlinkFromParent(Context& ctx, std::string_view path) const;
+  // Locks (StateMachineLocks.cpp).
+  std::optional<std::string> lockRequestOf(storage::Txn& txn, std::uint64_t session, std::string_view lock) const;
+  void removeLockRequest(Context& ctx, const std::string& path) const;
+  void grantLock(Context& ctx, const std::string& lock) const;
+  void requeueLocksOf(Context& ctx, const std::vector<OpResult>& deleted) const;
+  void ensureNode(Context& ctx, const std::string& path) const;
   std::optional<Outcome> overBudget(Context& ctx, std::uint64_t more, std::string_view what) const;
   std::uint64_t subtreeSizeUpTo(storage::Txn& txn, const std::string& path, const NodeRecord& record,
                                 std::uint64_t limit) const;

@@ -30,6 +30,7 @@ enum class Status {
   NoQuorum,     // not applied, and never will be: no leader with a majority took it in time
   Timeout,      // the outcome is unknown: it may yet be applied (a retry needs an idempotency key)
   KeyReused,    // an idempotency key already answered a different write
+  NotHolder,    // a lock release by a session that does not hold it with that token
 };
 
 struct OpResult {

@@ -44,7 +44,10 @@ void Keeper::applied(const coordinator::Command& command, const coordinator::Com
     case coordinator::CommandType::SessionExpire: ended(command.session); break;
     case coordinator::CommandType::Txn:
     case coordinator::CommandType::SessionEpoch:
-    case coordinator::CommandType::Tick: break;
+    case coordinator::CommandType::Tick:
+    case coordinator::CommandType::LockAcquire:
+    case coordinator::CommandType::LockRelease:
+    case coordinator::CommandType::LockWithdraw: break;
   }
 }
 

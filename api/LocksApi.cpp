@@ -1,0 +1,251 @@
+#include "api/LocksApi.h"
+
+#include "api/JsonCodec.h"
+#include "locks/LockQueue.h"
+
+namespace warden::api {
+
+using json = nlohmann::ordered_json;
+using coordinator::CommandResult;
+using coordinator::CommandType;
+using coordinator::Status;
+
+namespace {
+
+constexpr std::uint64_t kMaxWaitMs = 300'000;
+constexpr std::size_t kMaxListed = 10'000;  // holders and waiters shown by GET
+
+std::string lockName(const std::string& text) {
+  if (auto problem = locks::lockNameProblem(text)) throw ApiError(400, "invalid_argument", *problem);
+  return text;
+}
+
+std::uint64_t sessionField(const json& body) {
+  if (!body.contains("session") || !body["session"].is_string()) {
+    throw ApiError(400, "invalid_argument", "session is required (a session id, 16 hex digits)");
+  }
+  auto id = session::parseSessionId(body["session"].get<std::string>());
+  if (!id) throw ApiError(400, "invalid_argument", "session must be a session id (16 hex digits)");
+  return *id;
+}
+
+Reply failure(const CommandResult& r, std::uint64_t revision) {
+  return errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, revision));
+}
+
+}  // namespace
+
+void LocksApi::handle(const Request& request, const std::string& rest, const Query& query, const Respond& respond) {
+  // rest: "/{name}" or "/{name}/{action}"; names are one component (percent-decoded by the router).
+  if (rest.size() < 2 || rest[0] != '/') throw ApiError(404, "not_found", "no route /v1/locks" + rest + " (see API.md)");
+  const std::string tail = rest.substr(1);
+  const auto slash = tail.find('/');
+  const std::string name = lockName(tail.substr(0, slash));
+  const std::string action = slash == std::string::npos ? "" : tail.substr(slash + 1);
+  const std::string& method = request.method;
+  if (action == "acquire" || action == "release") {
+    if (method != "POST") return respond(methodNotAllowed(method, "/v1/locks/{name}/" + action, "POST", node_.revision()));
+    allowOnly(query, {});
+    return action == "acquire" ? acquire(request, name, respond) : release(request, name, respond);
+  }
+  if (action == "check") {
+    if (method != "GET") return respond(methodNotAllowed(method, "/v1/locks/{name}/check", "GET", node_.revision()));
+    allowOnly(query, {"token", "consistency"});
+    return answerRead(node_, query, [this, name, query] { return check(name, query); }, respond);
+  }
+  if (!action.empty()) throw ApiError(404, "not_found", "no route /v1/locks/{name}/" + action + " (see API.md)");
+  if (method != "GET") return respond(methodNotAllowed(method, "/v1/locks/{name}", "GET", node_.revision()));
+  allowOnly(query, {"consistency", "index", "wait_ms"});
+  if (auto index = queryNumber(query, "index")) {
+    // Blocks until the lock (its queue, any holder or waiter) changes after `index`.
+    const auto waitMs = queryNumber(query, "wait_ms").value_or(30'000);
+    if (waitMs > kMaxWaitMs) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
+    Query rest = query;
+    rest.erase("index");
+    rest.erase("wait_ms");
+    answerReadChecks(rest);
+    watches_.waitForChange(locks::lockPath(name), false, *index, std::chrono::milliseconds(waitMs),
+                           [this, name, rest, respond] {
+                             try {
+                               answerRead(node_, rest, [this, name] { return describe(name); }, respond);
+                             } catch (const ApiError& e) {
+                               respond(errorReply(e, node_.revision()));
+                             }
+                           },
+                           true);
+    return;
+  }
+  answerRead(node_, query, [this, name] { return describe(name); }, respond);
+}
+
+void LocksApi::acquire(const Request& request, const std::string& name, const Respond& respond) {
+  const json body = parseBody(request.body);
+  Acquire a;
+  a.name = name;
+  std::string owner;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "session") continue;
+    if (key == "wait_ms") {
+      if (!value.is_number_unsigned() || value.get<std::uint64_t>() > kMaxWaitMs) {
+        throw ApiError(400, "invalid_argument", "wait_ms must be an integer from 0 to 300000");
+      }
+      a.wait = std::chrono::milliseconds(value.get<std::uint64_t>());
+    } else if (key == "mode") {
+      if (value != "exclusive" && value != "shared") throw ApiError(400, "invalid_argument", "mode is exclusive or shared");
+      a.shared = value == "shared";
+    } else if (key == "owner") {
+      if (!value.is_string() || value.get<std::string>().size() > locks::kMaxOwnerBytes) {
+        throw ApiError(400, "invalid_argument", "owner must be a string of at most 1024 bytes");
+      }
+      owner = value.get<std::string>();
+    } else if (key == "lock_delay_ms") {
+      throw ApiError(400, "invalid_argument", "lock_delay_ms is not implemented yet (see docs/API.md)");
+    } else {
+      throw ApiError(400, "invalid_argument", "body: unknown field '" + key + "'");
+    }
+  }
+  a.session = sessionField(body);
+  coordinator::Command command;
+  command.type = CommandType::LockAcquire;
+  command.session = a.session;
+  command.name = name;
+  command.shared = a.shared;
+  command.text = owner;
+  node_.submit(command, [this, a, respond](CommandResult r) {
+    if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
+    if (r.results.empty()) return respond(errorReply(500, "internal", "acquire answered without its request", node_.revision()));
+    const std::string path = r.results[0].path;
+    if (a.wait.count() == 0) return finish(a, path, true, respond);
+    waitForGrant(a, path, r.revision, respond);
+  });
+}
+
+void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint64_t index, const Respond& respond) {
+  {
+    auto txn = node_.read();
+    auto record = node_.stateMachine().tree().get(txn, path);
+    auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+    if (!request || request->granted()) return finish(a, path, true, respond);
+  }
+  // A change of this request alone (its grant, or its removal) wakes this wait: a release
+  // wakes the next in line, not every waiter.
+  try {
+    watches_.waitForChange(path, false, index, a.wait, [this, a, path, respond] { finish(a, path, true, respond); });
+  } catch (const ApiError& e) {
+    respond(errorReply(e, node_.revision()));
+  }
+}
+
+void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIfWaiting, const Respond& respond) {
+  std::optional<locks::Request> request;
+  std::uint64_t revision = 0;
+  {
+    auto txn = node_.read();
+    auto record = node_.stateMachine().tree().get(txn, path);
+    if (record) request = locks::decodeRequest(record->data);
+    revision = node_.stateMachine().revision(txn);
+  }
+  if (request && request->granted()) {
+    respond(jsonReply(200,
+                      json{{"name", a.name}, {"token", request->token}, {"mode", request->shared ? "shared" : "exclusive"},
+                           {"session", session::formatSessionId(a.session)}},
+                      revision));
+    return;
+  }
+  if (request && withdrawIfWaiting) {
+    // Out of the queue, unless the grant came meanwhile: then it is the caller's after all.
+    coordinator::Command command;
+    command.type = CommandType::LockWithdraw;
+    command.session = a.session;
+    command.name = a.name;
+    node_.submit(command, [this, a, path, respond](CommandResult r) {
+      if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
+      finish(a, path, false, respond);
+    });
+    return;
+  }
+  if (!withdrawIfWaiting || request) {
+    // Withdrawn by this request (or, granted meanwhile, answered above).
+    respond(errorReply(409, "locked", "lock '" + a.name + "' is held; not granted within wait_ms (the request left the queue)",
+                       revision));
+    return;
+  }
+  // Gone without a withdrawal: its session ended while it waited.
+  respond(errorReply(404, "session_not_found",
+                     "session " + session::formatSessionId(a.session) + " ended before it was granted lock '" + a.name + "'",
+                     revision));
+}
+
+void LocksApi::release(const Request& request, const std::string& name, const Respond& respond) {
+  const json body = parseBody(request.body);
+  for (const auto& [key, value] : body.items()) {
+    if (key != "session" && key != "token") throw ApiError(400, "invalid_argument", "body: unknown field '" + key + "'");
+  }
+  if (!body.contains("token") || !body["token"].is_number_unsigned()) {
+    throw ApiError(400, "invalid_argument", "token is required (the token acquire returned)");
+  }
+  coordinator::Command command;
+  command.type = CommandType::LockRelease;
+  command.session = sessionField(body);
+  command.name = name;
+  command.token = body["token"].get<std::uint64_t>();
+  node_.submit(command, [this, respond](CommandResult r) {
+    if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
+    respond(jsonReply(200, json::object(), r.revision));
+  });
+}
+
+Reply LocksApi::describe(const std::string& name) {
+  auto txn = readState(node_);
+  const auto& sm = node_.stateMachine();
+  const std::string lock = locks::lockPath(name);
+  json holders = json::array(), waiters = json::array();
+  const auto page = sm.tree().childrenPage(txn, lock, "", kMaxListed);
+  for (const std::string& child : page.names) {
+    auto record = sm.tree().get(txn, lock + "/" + child);
+    auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+    if (!request) continue;
+    json entry = {{"session", session::formatSessionId(request->session)},
+                  {"mode", request->shared ? "shared" : "exclusive"},
+                  {"owner", request->owner}};
+    if (request->granted()) {
+      entry["token"] = request->token;
+      entry["since"] = request->sinceMs;
+      holders.push_back(std::move(entry));
+    } else {
+      waiters.push_back(std::move(entry));
+    }
+  }
+  json body = {{"name", name}, {"holders", std::move(holders)}, {"waiters", std::move(waiters)}};
+  if (page.more) body["truncated"] = true;
+  return jsonReply(200, body, sm.revision(txn));
+}
+
+Reply LocksApi::check(const std::string& name, const Query& query) {
+  const auto token = queryNumber(query, "token");
+  if (!token) throw ApiError(400, "invalid_argument", "token is required: check?token=T");
+  auto txn = readState(node_);
+  const auto& sm = node_.stateMachine();
+  const std::string lock = locks::lockPath(name);
+  // Holders lead the queue; they are few.
+  std::string after;
+  for (bool more = true; more;) {
+    const auto page = sm.tree().childrenPage(txn, lock, after, 64);
+    more = page.more;
+    for (const std::string& child : page.names) {
+      after = child;
+      auto record = sm.tree().get(txn, lock + "/" + child);
+      auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+      if (!request) continue;
+      if (!request->granted()) {
+        more = false;
+        break;
+      }
+      if (request->token == *token) return jsonReply(200, json{{"valid", true}}, sm.revision(txn));
+    }
+  }
+  return errorReply(409, "stale_token", "token " + std::to_string(*token) + " is not held on lock '" + name + "'",
+                    sm.revision(txn), json{{"valid", false}});
+}
+
+}  // namespace warden::api

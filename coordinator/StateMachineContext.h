@@ -1,0 +1,30 @@
+#pragma once
+// Inside StateMachine's apply: what every op of one command shares. Only the StateMachine*.cpp
+// files include it.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/StateMachine.h"
+
+namespace warden::coordinator {
+
+// The transaction and the values every op of one command shares.
+struct StateMachine::Context {
+  storage::Txn& txn;
+  std::uint64_t revision;
+  std::uint64_t timestampMs;
+  std::uint64_t maxNodes = 0;  // 0: no limit
+  bool changed = false;
+  std::uint64_t touched = 0;  // nodes created and deleted so far
+  std::int64_t growth = 0;    // in usedBytes
+  std::vector<watch::Event> events = {};  // kept only if the command applies
+
+  void note(watch::EventType type, std::string_view path, const Stat& stat, std::string_view data = {}) {
+    events.push_back(watch::Event{type, std::string(path), revision, stat, std::string(data)});
+  }
+};
+
+}  // namespace warden::coordinator

@@ -1,0 +1,184 @@
+// Locks as state-machine commands over the namespace (API.md "Locks"; the queue's rules are in
+// locks/LockQueue.h). A lock is /_warden/locks/{name}; each request is a sequential ephemeral
+// child owned by its session, so that a session's close or expiry removes its requests with
+// its other ephemeral nodes, in the same revision, and the next in line is granted there too.
+// A grant writes the request's token (the granting revision): the waiting client's node sees
+// the change as a watch event on that one request, so a release wakes only the next grantee.
+
+#include <algorithm>
+#include <cstdio>
+
+#include "coordinator/Path.h"
+#include "coordinator/StateMachineContext.h"
+#include "locks/LockQueue.h"
+
+namespace warden::coordinator {
+
+namespace {
+std::string requestName(std::uint64_t sequence) {
+  char name[24];
+  std::snprintf(name, sizeof name, "r-%010llu", static_cast<unsigned long long>(sequence));
+  return name;
+}
+}  // namespace
+
+std::optional<std::string> StateMachine::lockRequestOf(storage::Txn& txn, std::uint64_t session,
+                                                       std::string_view lock) const {
+  // Through the session's own ephemerals (bounded), not the lock's queue (which may be long).
+  for (const std::string& path : sessions_.ephemerals(txn, session)) {
+    if (parentOf(path) == lock) return path;
+  }
+  return std::nullopt;
+}
+
+void StateMachine::ensureNode(Context& ctx, const std::string& path) const {
+  if (tree_.exists(ctx.txn, path)) return;
+  ensureNode(ctx, std::string(parentOf(path)));
+  createNode(ctx, path, {}, 0);
+}
+
+void StateMachine::removeLockRequest(Context& ctx, const std::string& path) const {
+  auto record = tree_.get(ctx.txn, path);
+  if (!record) return;
+  if (record->stat.ephemeralOwner != 0) sessions_.removeEphemeral(ctx.txn, record->stat.ephemeralOwner, path);
+  tree_.erase(ctx.txn, path);
+  ctx.note(watch::EventType::Deleted, path, record->stat);
+  ctx.touched += 1;
+  ctx.growth -= static_cast<std::int64_t>(nodeCost(path, record->data.size()));
+  unlinkFromParent(ctx, path);
+}
+
+void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
+  auto lockRecord = tree_.get(ctx.txn, lock);
+  if (!lockRecord) return;
+  if (lockRecord->stat.numChildren == 0) {
+    // Nobody holds or waits: the lock's node goes too, so that used names do not pile up.
+    tree_.erase(ctx.txn, lock);
+    ctx.note(watch::EventType::Deleted, lock, lockRecord->stat);
+    ctx.growth -= static_cast<std::int64_t>(nodeCost(lock, lockRecord->data.size()));
+    unlinkFromParent(ctx, lock);
+    return;
+  }
+  // The holders lead the queue: read it a page at a time up to its first exclusive request
+  // (which either holds alone or ends the run of shared holders before it).
+  std::vector<std::pair<std::string, locks::Request>> head;
+  std::string after;
+  for (bool done = false; !done;) {
+    const Tree::Page page = tree_.childrenPage(ctx.txn, lock, after, 64);
+    for (const std::string& name : page.names) {
+      after = name;
+      const std::string path = childOf(lock, name);
+      auto record = tree_.get(ctx.txn, path);
+      auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+      if (!request) continue;
+      head.emplace_back(path, *request);
+      if (!request->shared) {
+        done = true;
+        break;
+      }
+    }
+    if (!page.more) done = true;
+  }
+  std::vector<locks::Request> queue;
+  for (const auto& [path, request] : head) queue.push_back(request);
+  const std::size_t holders = locks::holders(queue);
+  for (std::size_t i = 0; i < holders; ++i) {
+    auto& [path, request] = head[i];
+    if (request.granted()) continue;
+    request.token = ctx.revision;  // the fencing token: strictly increasing grant after grant
+    request.sinceMs = ctx.timestampMs;
+    NodeRecord record = *tree_.get(ctx.txn, path);
+    const std::string data = locks::encodeRequest(request);
+    ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(record.data.size());
+    record.data = data;
+    record.stat.dataLength = data.size();
+    record.stat.version += 1;
+    record.stat.modified = ctx.revision;
+    record.stat.mtime = ctx.timestampMs;
+    tree_.put(ctx.txn, path, record);
+    ctx.changed = true;
+    ctx.note(watch::EventType::Changed, path, record.stat, record.data);
+  }
+}
+
+void StateMachine::requeueLocksOf(Context& ctx, const std::vector<OpResult>& deleted) const {
+  std::vector<std::string> touched;
+  for (const OpResult& r : deleted) {
+    const std::string_view parent = parentOf(r.path);
+    if (parentOf(parent) != locks::kLocksRoot) continue;
+    if (std::find(touched.begin(), touched.end(), parent) == touched.end()) touched.emplace_back(parent);
+  }
+  for (const std::string& lock : touched) grantLock(ctx, lock);
+}
+
+CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& command, std::uint64_t revision,
+                                      std::uint64_t timestampMs, std::vector<watch::Event>* events) const {
+  CommandResult out;
+  out.revision = revision - 1;
+  auto fail = [&out](Status status, std::string message) {
+    out.status = status;
+    out.message = std::move(message);
+    return out;
+  };
+  if (auto problem = locks::lockNameProblem(command.name)) return fail(Status::InvalidArgument, *problem);
+  if (command.text.size() > locks::kMaxOwnerBytes) return fail(Status::InvalidArgument, "owner holds at most 1024 bytes");
+  const std::string id = session::formatSessionId(command.session);
+  if (command.session == 0 || !sessions_.get(parent, command.session)) {
+    return fail(Status::SessionNotFound, "session " + id + " does not exist (it expired or was closed)");
+  }
+  storage::Txn txn = storage::Txn::nested(parent);
+  Context ctx{txn, revision, timestampMs, command.maxNodes};
+  const std::string lock = locks::lockPath(command.name);
+  const std::optional<std::string> mine = lockRequestOf(txn, command.session, lock);
+  std::optional<std::string> resultPath = mine;
+  if (command.type == CommandType::LockAcquire && !mine) {
+    // Bounded like any ephemeral: a session's close stays one bounded write.
+    if (ctx.maxNodes != 0 && sessions_.ephemeralsUpTo(txn, command.session, ctx.maxNodes) >= ctx.maxNodes) {
+      return fail(Status::TooLarge, "session " + id + " owns " + std::to_string(ctx.maxNodes) +
+                                        " ephemeral nodes and lock requests, the most one session may own (--max-txn-nodes)");
+    }
+    ensureNode(ctx, lock);
+    NodeRecord lockRecord = *tree_.get(txn, lock);
+    const std::string path = childOf(lock, requestName(lockRecord.nextSequence));
+    lockRecord.nextSequence += 1;
+    tree_.put(txn, lock, lockRecord);
+    createNode(ctx, path, locks::encodeRequest(locks::Request{command.session, command.shared, command.text, 0, 0}),
+               command.session);
+    grantLock(ctx, lock);
+    resultPath = path;
+  } else if (command.type == CommandType::LockRelease) {
+    auto record = mine ? tree_.get(txn, *mine) : std::nullopt;
+    auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+    if (!request || !request->granted() || request->token != command.token) {
+      return fail(Status::NotHolder, "session " + id + " does not hold lock '" + command.name + "' with token " +
+                                         std::to_string(command.token));
+    }
+    removeLockRequest(ctx, *mine);
+    grantLock(ctx, lock);
+    resultPath.reset();
+  } else if (command.type == CommandType::LockWithdraw && mine) {
+    // Only a request still waiting leaves: one granted meanwhile is the caller's to keep (its
+    // token is in the request, which the caller reads next).
+    auto record = tree_.get(txn, *mine);
+    auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+    if (request && !request->granted()) {
+      removeLockRequest(ctx, *mine);
+      grantLock(ctx, lock);
+      resultPath.reset();
+    }
+  }
+  if (resultPath) out.results.push_back(OpResult{OpType::Create, *resultPath, tree_.get(txn, *resultPath)->stat});
+  const std::uint64_t used = usedBytes(txn);
+  if (ctx.growth > 0 && command.quotaBytes != 0 && used + static_cast<std::uint64_t>(ctx.growth) > command.quotaBytes) {
+    txn.abort();
+    out.results.clear();
+    return fail(Status::NoSpace, "the state is over its quota (--quota-bytes); delete something to make room");
+  }
+  if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
+  txn.commit();
+  if (ctx.changed) out.revision = revision;
+  if (events) std::move(ctx.events.begin(), ctx.events.end(), std::back_inserter(*events));
+  return out;
+}
+
+}  // namespace warden::coordinator

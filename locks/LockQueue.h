@@ -1,0 +1,44 @@
+#pragma once
+// A lock's queue, as the state machine keeps it in the namespace (API.md "Locks"): under
+// /_warden/locks/{name}, one sequential ephemeral node per request, owned by the requesting
+// session, in arrival order. Its data (JSON, so that a read or a watch of /_warden shows it)
+// says who asked, how, and once granted the fencing token: the revision of the grant.
+// Everything here is pure: the StateMachine applies it (coordinator/StateMachineLocks.cpp).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace warden::locks {
+
+inline constexpr std::string_view kLocksRoot = "/_warden/locks";
+inline constexpr std::size_t kMaxOwnerBytes = 1024;
+
+struct Request {
+  std::uint64_t session = 0;
+  bool shared = false;
+  std::string owner;        // the client's text, for people reading the lock
+  std::uint64_t token = 0;  // 0 while waiting; the grant's revision once held
+  std::uint64_t sinceMs = 0;  // when it was granted (leader time)
+
+  bool granted() const { return token != 0; }
+  bool operator==(const Request&) const = default;
+};
+
+std::string encodeRequest(const Request& request);
+// nullopt when the bytes are not a request (a node someone else put there cannot be).
+std::optional<Request> decodeRequest(std::string_view bytes);
+
+// Why a lock name is refused, if it is: 1 to 256 bytes, one path component (no '/', not "."
+// or ".."), no control characters.
+std::optional<std::string> lockNameProblem(std::string_view name);
+std::string lockPath(std::string_view name);
+
+// Which requests of a queue (in arrival order) hold the lock: the first, alone if it is
+// exclusive; else every shared request before the first exclusive one. A shared request behind
+// an exclusive one waits, so the queue stays fair. Returns how many lead the queue as holders.
+std::size_t holders(const std::vector<Request>& queue);
+
+}  // namespace warden::locks

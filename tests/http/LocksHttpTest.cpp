@@ -1,0 +1,138 @@
+// Locks over HTTP (issue 12, API.md "Locks"): acquire, try-lock, blocking acquire woken by the
+// release before it (and only that one), release by token, fencing checks, a session's end,
+// the lock's state under /_warden, and bad input.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "tests/http/Expect.h"
+
+using namespace warden::tests;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::string newSession(TestServer& server, int ttlMs = 60000) {
+  auto r = server.request("POST", "/v1/sessions", json{{"ttl_ms", ttlMs}}.dump());
+  REQUIRE(r.status == 201);
+  return r.json()["id"];
+}
+
+warden::api::HttpResponse acquire(TestServer& server, const std::string& name, const std::string& session, int waitMs = 0,
+                                  const std::string& mode = "exclusive") {
+  warden::api::HttpClient client({server.endpoint()});
+  return client.send(warden::api::HttpRequest{
+      "POST", "/v1/locks/" + name + "/acquire", json{{"session", session}, {"wait_ms", waitMs}, {"mode", mode}}.dump(),
+      "application/json", {}});
+}
+
+}  // namespace
+
+TEST_CASE("a lock is acquired, checked, released by its token, and its tokens increase") {
+  TestServer server;
+  const std::string a = newSession(server), b = newSession(server);
+  auto first = acquire(server, "db", a);
+  REQUIRE(first.status == 200);
+  const std::uint64_t token = first.json()["token"];
+  CHECK(first.json()["mode"] == "exclusive");
+  CHECK(first.json()["session"] == a);
+  CHECK(acquire(server, "db", a).json()["token"] == token);  // again: the same grant
+  requireError(acquire(server, "db", b), 409, "locked");     // try-lock
+  CHECK(server.request("GET", "/v1/locks/db/check?token=" + std::to_string(token)).json()["valid"] == true);
+  auto described = server.request("GET", "/v1/locks/db").json();
+  CHECK(described["holders"].size() == 1);
+  CHECK(described["holders"][0]["token"] == token);
+  CHECK(described["waiters"].empty());  // b's try-lock left the queue
+  requireError(server.request("POST", "/v1/locks/db/release", json{{"session", b}, {"token", token}}.dump()), 409, "not_holder");
+  REQUIRE(server.request("POST", "/v1/locks/db/release", json{{"session", a}, {"token", token}}.dump()).status == 200);
+  auto stale = server.request("GET", "/v1/locks/db/check?token=" + std::to_string(token));
+  requireError(stale, 409, "stale_token");
+  CHECK(stale.json()["valid"] == false);
+  auto second = acquire(server, "db", b);
+  REQUIRE(second.status == 200);
+  CHECK(second.json()["token"].get<std::uint64_t>() > token);
+  // The lock's state is a node under /_warden, readable (and watchable) like any other.
+  auto state = server.request("GET", "/v1/nodes/_warden/locks/db?children").json();
+  REQUIRE(state["children"].size() == 1);
+}
+
+TEST_CASE("a release wakes the next waiter only; a waiter whose wait ends leaves the queue") {
+  TestServer server;
+  const std::string a = newSession(server), b = newSession(server), c = newSession(server), d = newSession(server);
+  const std::uint64_t token = acquire(server, "q", a).json()["token"];
+  auto waitB = std::async(std::launch::async, [&] { return acquire(server, "q", b, 10000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto waitC = std::async(std::launch::async, [&] { return acquire(server, "q", c, 10000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(server.request("GET", "/v1/locks/q").json()["waiters"].size() == 2);
+  REQUIRE(server.request("POST", "/v1/locks/q/release", json{{"session", a}, {"token", token}}.dump()).status == 200);
+  auto gotB = waitB.get();
+  REQUIRE(gotB.status == 200);
+  CHECK(gotB.json()["token"].get<std::uint64_t>() > token);
+  CHECK(waitC.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);  // still waiting, not woken
+  REQUIRE(server.request("POST", "/v1/locks/q/release", json{{"session", b}, {"token", gotB.json()["token"]}}.dump()).status == 200);
+  CHECK(waitC.get().status == 200);
+  // A bounded wait that ends: 409 locked, and the queue no longer holds it.
+  auto late = acquire(server, "q", d, 300);
+  requireError(late, 409, "locked");
+  CHECK(server.request("GET", "/v1/locks/q").json()["waiters"].empty());
+}
+
+TEST_CASE("shared holders share the lock; an exclusive request waits for them") {
+  TestServer server;
+  const std::string a = newSession(server), b = newSession(server), c = newSession(server);
+  REQUIRE(acquire(server, "r", a, 0, "shared").status == 200);
+  REQUIRE(acquire(server, "r", b, 0, "shared").status == 200);
+  requireError(acquire(server, "r", c, 0, "exclusive"), 409, "locked");
+  CHECK(server.request("GET", "/v1/locks/r").json()["holders"].size() == 2);
+}
+
+TEST_CASE("a session's close releases its lock to the next waiter at once") {
+  TestServer server;
+  const std::string a = newSession(server), b = newSession(server);
+  const std::uint64_t token = acquire(server, "s", a).json()["token"];
+  auto waitB = std::async(std::launch::async, [&] { return acquire(server, "s", b, 10000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  REQUIRE(server.request("DELETE", "/v1/sessions/" + a).status == 204);
+  auto got = waitB.get();
+  REQUIRE(got.status == 200);
+  CHECK(got.json()["token"].get<std::uint64_t>() > token);
+  requireError(server.request("GET", "/v1/locks/s/check?token=" + std::to_string(token)), 409, "stale_token");
+}
+
+TEST_CASE("GET with index blocks until the lock changes") {
+  TestServer server;
+  const std::string a = newSession(server);
+  auto first = acquire(server, "i", a);
+  const std::uint64_t revision = *first.revision;
+  auto blocked = std::async(std::launch::async, [&] {
+    warden::api::HttpClient client({server.endpoint()});
+    return client.send(warden::api::HttpRequest{"GET", "/v1/locks/i?index=" + std::to_string(revision) + "&wait_ms=10000", {}, {}, {}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(blocked.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+  REQUIRE(server.request("POST", "/v1/locks/i/release", json{{"session", a}, {"token", first.json()["token"]}}.dump()).status == 200);
+  auto answer = blocked.get();
+  REQUIRE(answer.status == 200);
+  CHECK(answer.json()["holders"].empty());
+}
+
+TEST_CASE("bad lock requests are refused and change nothing") {
+  TestServer server;
+  const std::string a = newSession(server);
+  requireError(server.request("POST", "/v1/locks/x/acquire", "{}"), 400, "invalid_argument");
+  requireError(server.request("POST", "/v1/locks/x/acquire", json{{"session", "zz"}}.dump()), 400, "invalid_argument");
+  requireError(server.request("POST", "/v1/locks/x/acquire", json{{"session", a}, {"mode", "odd"}}.dump()), 400, "invalid_argument");
+  requireError(server.request("POST", "/v1/locks/x/acquire", json{{"session", a}, {"wait_ms", 300001}}.dump()), 400, "invalid_argument");
+  requireError(server.request("POST", "/v1/locks/x/acquire", json{{"session", a}, {"extra", 1}}.dump()), 400, "invalid_argument");
+  requireError(server.request("POST", "/v1/locks/x/acquire", json{{"session", "00000000000000ff"}}.dump()), 404, "session_not_found");
+  requireError(server.request("POST", "/v1/locks/x/release", json{{"session", a}}.dump()), 400, "invalid_argument");
+  requireError(server.request("GET", "/v1/locks/x/check"), 400, "invalid_argument");
+  requireError(server.request("GET", "/v1/locks/x/acquire"), 405, "method_not_allowed");
+  requireError(server.request("GET", "/v1/locks/x/nope"), 404, "not_found");
+  requireError(server.request("PUT", "/v1/nodes/_warden/locks/x", R"({"data":"1","create":true})"), 403, "forbidden");
+  CHECK(server.request("GET", "/v1/locks/x").json()["holders"].empty());
+}

@@ -1,0 +1,154 @@
+// Locks in the state machine (issue 12): FIFO grants, shared and exclusive modes, fencing tokens
+// (the granting revision), idempotent acquire, release by token, withdrawal of a waiting request,
+// and the session's end passing its locks on in the same revision.
+
+#include <catch2/catch.hpp>
+
+#include "locks/LockQueue.h"
+#include "tests/unit/StoreFixture.h"
+
+using namespace warden::coordinator;
+using namespace warden::tests;
+using warden::locks::Request;
+
+namespace {
+
+Command lockCommand(CommandType type, std::uint64_t session, std::string name, bool shared = false, std::uint64_t token = 0) {
+  Command c;
+  c.type = type;
+  c.session = session;
+  c.name = std::move(name);
+  c.shared = shared;
+  c.token = token;
+  return c;
+}
+
+struct Locks {
+  StoreFixture store;
+  Locks() {
+    for (std::uint64_t s = 1; s <= 5; ++s) REQUIRE(store.applyCommand(sessionCreate(s)).status == Status::Ok);
+  }
+  // The session's request: its path, and its token (0 while waiting).
+  std::pair<std::string, std::uint64_t> acquire(std::uint64_t session, const std::string& name, bool shared = false) {
+    auto r = store.applyCommand(lockCommand(CommandType::LockAcquire, session, name, shared));
+    REQUIRE(r.status == Status::Ok);
+    REQUIRE(r.results.size() == 1);
+    return {r.results[0].path, token(r.results[0].path)};
+  }
+  std::uint64_t token(const std::string& path) {
+    auto record = store.get(path);
+    if (!record) return 0;
+    auto request = warden::locks::decodeRequest(record->data);
+    REQUIRE(request);
+    return request->token;
+  }
+  Status release(std::uint64_t session, const std::string& name, std::uint64_t token) {
+    return store.applyCommand(lockCommand(CommandType::LockRelease, session, name, false, token)).status;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an exclusive lock goes to its waiters first come first served, each token larger") {
+  Locks l;
+  auto [p1, t1] = l.acquire(1, "db");
+  CHECK(t1 == l.store.revision());  // granted at once: the token is the granting revision
+  auto [p2, t2] = l.acquire(2, "db");
+  auto [p3, t3] = l.acquire(3, "db");
+  CHECK(t2 == 0);
+  CHECK(t3 == 0);
+  CHECK(l.release(2, "db", t1) == Status::NotHolder);  // not its lock
+  CHECK(l.release(1, "db", t1 + 1) == Status::NotHolder);  // not its token
+  REQUIRE(l.release(1, "db", t1) == Status::Ok);
+  CHECK_FALSE(l.store.get(p1));
+  const std::uint64_t granted2 = l.token(p2);
+  CHECK(granted2 == l.store.revision());
+  CHECK(granted2 > t1);
+  CHECK(l.token(p3) == 0);  // one release, one grant
+  REQUIRE(l.release(2, "db", granted2) == Status::Ok);
+  CHECK(l.token(p3) > granted2);
+  // The last release removes the lock's node too.
+  REQUIRE(l.release(3, "db", l.token(p3)) == Status::Ok);
+  CHECK_FALSE(l.store.get(warden::locks::lockPath("db")));
+}
+
+TEST_CASE("shared holders share; an exclusive request waits for them, and shared ones behind it wait for it") {
+  Locks l;
+  auto [a, ta] = l.acquire(1, "cfg", true);
+  auto [b, tb] = l.acquire(2, "cfg", true);
+  auto [x, tx] = l.acquire(3, "cfg", false);
+  auto [c, tc] = l.acquire(4, "cfg", true);
+  CHECK(ta != 0);
+  CHECK(tb != 0);
+  CHECK(tx == 0);
+  CHECK(tc == 0);  // behind an exclusive request: fair
+  REQUIRE(l.release(1, "cfg", ta) == Status::Ok);
+  CHECK(l.token(x) == 0);
+  REQUIRE(l.release(2, "cfg", tb) == Status::Ok);
+  CHECK(l.token(x) != 0);
+  CHECK(l.token(c) == 0);
+  REQUIRE(l.release(3, "cfg", l.token(x)) == Status::Ok);
+  CHECK(l.token(c) != 0);
+}
+
+TEST_CASE("acquiring a lock the session already asked for returns the same request and changes nothing") {
+  Locks l;
+  auto [p, t] = l.acquire(1, "job");
+  const auto revision = l.store.revision();
+  auto [again, t2] = l.acquire(1, "job");
+  CHECK(again == p);
+  CHECK(t2 == t);
+  CHECK(l.store.revision() == revision);
+}
+
+TEST_CASE("a session's end releases its locks and grants the next in the same revision") {
+  Locks l;
+  auto [p1, t1] = l.acquire(1, "a");
+  auto [p2, t2] = l.acquire(2, "a");
+  REQUIRE(t2 == 0);
+  auto r = l.store.applyCommand(sessionCommand(CommandType::SessionClose, 1));
+  REQUIRE(r.status == Status::Ok);
+  CHECK_FALSE(l.store.get(p1));
+  CHECK(l.token(p2) == r.revision);
+  // Expiry likewise.
+  auto [p3, t3] = l.acquire(3, "a");
+  REQUIRE(t3 == 0);
+  auto e = l.store.applyCommand(expireCommand(2, SessionEpoch{}));
+  REQUIRE(e.status == Status::Ok);
+  CHECK(l.token(p3) == e.revision);
+}
+
+TEST_CASE("withdrawing takes a waiting request out of the queue, but not one granted meanwhile") {
+  Locks l;
+  auto [p1, t1] = l.acquire(1, "w");
+  auto [p2, t2] = l.acquire(2, "w");
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockWithdraw, 2, "w")).status == Status::Ok);
+  CHECK_FALSE(l.store.get(p2));
+  auto [p3, t3] = l.acquire(3, "w");
+  REQUIRE(l.release(1, "w", t1) == Status::Ok);
+  REQUIRE(l.token(p3) != 0);
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockWithdraw, 3, "w")).status == Status::Ok);
+  CHECK(l.token(p3) != 0);  // it holds the lock: the withdrawal came too late
+}
+
+TEST_CASE("lock commands refuse bad names, unknown sessions, and keep their fields on the wire") {
+  Locks l;
+  CHECK(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 1, "a/b")).status == Status::InvalidArgument);
+  CHECK(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 1, "")).status == Status::InvalidArgument);
+  CHECK(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 99, "x")).status == Status::SessionNotFound);
+  Command c = lockCommand(CommandType::LockRelease, 7, "name", true, 42);
+  c.text = "me";
+  c.maxNodes = 10;
+  Encoder out;
+  encodeCommand(out, c);
+  Decoder in(out.data());
+  CHECK(decodeCommand(in) == c);
+  CHECK(warden::locks::holders({}) == 0);
+  auto request = [](bool shared) {
+    Request r;
+    r.shared = shared;
+    return r;
+  };
+  CHECK(warden::locks::holders({request(true), request(true), request(false), request(true)}) == 2);
+  CHECK(warden::locks::holders({request(false), request(true)}) == 1);
+}
