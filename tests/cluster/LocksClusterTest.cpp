@@ -1,0 +1,128 @@
+// Issue 12 on a real 3-node cluster: contending clients, each through its own node, take turns
+// holding a lock through a kill -9 of the leader, never two at once, with tokens increasing in
+// grant order; a holder that falls silent (as if paused) loses the lock when its session
+// expires, the next holder's token is larger, and the check rejects the old one.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "tests/cluster/TestCluster.h"
+
+using namespace warden::tests;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<std::string> endpoints(TestCluster& cluster, std::uint64_t first) {
+  std::vector<std::string> out;
+  for (std::uint64_t i = 0; i < cluster.size(); ++i) {
+    out.push_back("http://127.0.0.1:" + std::to_string(cluster.httpPort((first - 1 + i) % cluster.size() + 1)));
+  }
+  return out;
+}
+
+struct Hold {
+  std::uint64_t token;
+  Clock::time_point granted, releasing;
+};
+
+}  // namespace
+
+TEST_CASE("contending clients hold a lock one at a time through a leader kill, tokens rising in grant order") {
+  TestCluster cluster(3);
+  auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  std::mutex mutex;
+  std::vector<Hold> holds;
+  std::atomic<bool> stop{false};
+  std::atomic<int> refused{0};
+  auto client = [&](std::uint64_t node) {
+    warden::api::HttpClient http(endpoints(cluster, node), std::chrono::seconds(15),
+                                 warden::api::RetryPolicy{.failoverOnUnavailable = true});
+    auto created = http.send({"POST", "/v1/sessions", json{{"ttl_ms", 5000}}.dump(), "application/json",
+                              warden::api::HttpClient::newIdempotencyKey()});
+    REQUIRE(created.status == 201);
+    const std::string session = created.json()["id"];
+    auto lastKeepalive = Clock::now();
+    while (!stop) {
+      if (Clock::now() - lastKeepalive > std::chrono::milliseconds(1000)) {
+        http.send({"POST", "/v1/sessions/" + session + "/keepalive", {}, "application/json", {}});
+        lastKeepalive = Clock::now();
+      }
+      auto got = http.send({"POST", "/v1/locks/m/acquire", json{{"session", session}, {"wait_ms", 1000}}.dump(),
+                            "application/json", {}});
+      if (got.status != 200) {
+        refused++;
+        continue;
+      }
+      Hold hold{got.json()["token"], Clock::now(), {}};
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the critical section
+      hold.releasing = Clock::now();
+      {
+        std::lock_guard lock(mutex);
+        holds.push_back(hold);
+      }
+      // Released by its token, retried (with the same token) through failures.
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        auto released = http.send({"POST", "/v1/locks/m/release", json{{"session", session}, {"token", hold.token}}.dump(),
+                                   "application/json", warden::api::HttpClient::newIdempotencyKey()});
+        if (released.status == 200 || released.status == 409) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  };
+  std::vector<std::thread> clients;
+  for (std::uint64_t n = 1; n <= 4; ++n) clients.emplace_back(client, (n - 1) % 3 + 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  cluster.kill9(*leader);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  cluster.start(*leader);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  stop = true;
+  for (auto& t : clients) t.join();
+
+  std::sort(holds.begin(), holds.end(), [](const Hold& a, const Hold& b) { return a.token < b.token; });
+  INFO(holds.size() << " holds, " << refused << " acquires that timed out or failed");
+  REQUIRE(holds.size() > 20);
+  for (std::size_t i = 1; i < holds.size(); ++i) {
+    CHECK(holds[i].token > holds[i - 1].token);
+    // Granted only after the previous holder was done: never two holders at once.
+    CHECK(holds[i].granted >= holds[i - 1].releasing);
+  }
+}
+
+TEST_CASE("a holder that falls silent loses the lock when its session expires; its token is then stale") {
+  TestCluster cluster(3);
+  REQUIRE(cluster.waitForLeader());
+  auto session = [&](std::uint64_t node, int ttl) -> std::string {
+    auto r = cluster.request(node, "POST", "/v1/sessions", json{{"ttl_ms", ttl}}.dump());
+    REQUIRE(r.status == 201);
+    return r.json()["id"];
+  };
+  const std::string silent = session(1, 1500), next = session(2, 30000);
+  auto first = cluster.request(1, "POST", "/v1/locks/job/acquire", json{{"session", silent}}.dump());
+  REQUIRE(first.status == 200);
+  const std::uint64_t oldToken = first.json()["token"];
+  // The silent holder sends nothing more (a paused process); the next waits through node 2.
+  const auto start = Clock::now();
+  auto got = cluster.request(2, "POST", "/v1/locks/job/acquire", json{{"session", next}, {"wait_ms", 15000}}.dump(), 20000);
+  REQUIRE(got.status == 200);
+  CHECK(Clock::now() - start >= std::chrono::milliseconds(1000));  // not before the session could expire
+  const std::uint64_t newToken = got.json()["token"];
+  CHECK(newToken > oldToken);
+  for (std::uint64_t node = 1; node <= 3; ++node) {
+    auto stale = cluster.request(node, "GET", "/v1/locks/job/check?token=" + std::to_string(oldToken));
+    CHECK(stale.status == 409);
+    CHECK(stale.json()["valid"] == false);
+    CHECK(cluster.request(node, "GET", "/v1/locks/job/check?token=" + std::to_string(newToken)).json()["valid"] == true);
+  }
+  // Its release is refused: it holds nothing.
+  CHECK(cluster.request(1, "POST", "/v1/locks/job/release", json{{"session", silent}, {"token", oldToken}}.dump()).status == 404);
+}
