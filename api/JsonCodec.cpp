@@ -262,6 +262,7 @@ unsigned httpStatus(Status status) {
     case Status::Timeout: return 504;
     case Status::KeyReused: return 409;
     case Status::NotHolder: return 409;
+    case Status::NotLeader: return 409;
   }
   return 500;
 }
@@ -285,6 +286,7 @@ const char* errorCode(Status status) {
     case Status::Timeout: return "timeout";
     case Status::KeyReused: return "idempotency_key_reused";
     case Status::NotHolder: return "not_holder";
+    case Status::NotLeader: return "not_leader_of_election";
   }
   return "internal";
 }

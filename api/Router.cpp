@@ -15,6 +15,7 @@ constexpr std::string_view kNodesRoute = "/v1/nodes";
 constexpr std::string_view kSessionsRoute = "/v1/sessions";
 constexpr std::string_view kWatchRoute = "/v1/watch";
 constexpr std::string_view kLocksRoute = "/v1/locks";
+constexpr std::string_view kElectionsRoute = "/v1/elections";
 
 bool underRoute(const std::string& route, std::string_view prefix) {
   return route.starts_with(prefix) && (route.size() == prefix.size() || route[prefix.size()] == '/');
@@ -34,7 +35,8 @@ std::string routePath(const std::string& route, std::string_view prefix) {
 }  // namespace
 
 Router::Router(coordinator::Node& node, std::size_t maxSessions, std::chrono::milliseconds watchProgress)
-    : node_(node), watches_(node, watchProgress), nodes_(node, watches_), sessions_(node, maxSessions), locks_(node, watches_) {}
+    : node_(node), watches_(node, watchProgress), nodes_(node, watches_), sessions_(node, maxSessions), locks_(node, watches_),
+      elections_(node, watches_) {}
 
 void Router::handle(const Request& request, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](Reply reply) {
@@ -66,11 +68,15 @@ void Router::dispatch(const Request& request, const Respond& respond) {
     nodes_.handle(request, routePath(route, kNodesRoute), target->query, respond);
     return;
   }
-  if (underRoute(route, kLocksRoute)) {
-    const std::string_view raw = std::string_view(route).substr(kLocksRoute.size());
-    auto decoded = percentDecode(raw);
-    if (!decoded) throw ApiError(400, "invalid_argument", "malformed percent-escape in the lock name");
-    locks_.handle(request, *decoded, target->query, respond);
+  for (const std::string_view prefix : {kLocksRoute, kElectionsRoute}) {
+    if (!underRoute(route, prefix)) continue;
+    auto decoded = percentDecode(std::string_view(route).substr(prefix.size()));
+    if (!decoded) throw ApiError(400, "invalid_argument", "malformed percent-escape in the name");
+    if (prefix == kLocksRoute) {
+      locks_.handle(request, *decoded, target->query, respond);
+    } else {
+      elections_.handle(request, *decoded, target->query, respond);
+    }
     return;
   }
   if (underRoute(route, kWatchRoute)) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "api/ElectionsApi.h"
 #include "api/LocksApi.h"
 #include "api/NodesApi.h"
 #include "api/Reply.h"
@@ -41,6 +42,7 @@ class Router {
   NodesApi nodes_;
   SessionsApi sessions_;
   LocksApi locks_;
+  ElectionsApi elections_;
   std::array<std::atomic<std::uint64_t>, 6> repliesByClass_{};  // index: status / 100
 };
 

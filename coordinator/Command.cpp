@@ -124,8 +124,14 @@ bool keyedSessionCommand(const Command& command) {
 }
 }  // namespace
 
+bool isElectionCommand(CommandType type) {
+  return type == CommandType::ElectionCampaign || type == CommandType::ElectionProclaim ||
+         type == CommandType::ElectionResign;
+}
+
 bool isLockCommand(CommandType type) {
-  return type == CommandType::LockAcquire || type == CommandType::LockRelease || type == CommandType::LockWithdraw;
+  return type == CommandType::LockAcquire || type == CommandType::LockRelease || type == CommandType::LockWithdraw ||
+         isElectionCommand(type);
 }
 
 void encodeCommand(Encoder& out, const Command& command) {

@@ -52,8 +52,17 @@ enum class CommandType : std::uint8_t {
   LockAcquire = 10,
   LockRelease = 11,  // session, name, token
   LockWithdraw = 12,  // session, name
+  // Elections (the same queues under /_warden/elections): session, name, text (the value).
+  // Campaign queues a candidacy; Proclaim changes the leader's value (token: its term); Resign
+  // takes the session's candidacy out, leading or queued.
+  ElectionCampaign = 13,
+  ElectionProclaim = 14,
+  ElectionResign = 15,
 };
 
+bool isElectionCommand(CommandType type);
+
+// Locks and elections alike (they share a wire form and StateMachine::applyLock).
 bool isLockCommand(CommandType type);
 
 // Who speaks for sessions (PAXOS.md 9b): a leader's ballot, and which of its takeovers of the

@@ -32,7 +32,7 @@ CommandResult decodeResult(std::string_view bytes) {
   if (in.u8() != kResultFormat) throw DecodeError("unknown result format");
   CommandResult result;
   const std::uint8_t status = in.u8();
-  if (status > static_cast<std::uint8_t>(Status::NotHolder)) throw DecodeError("unknown status");
+  if (status > static_cast<std::uint8_t>(Status::NotLeader)) throw DecodeError("unknown status");
   result.status = static_cast<Status>(status);
   result.message = std::string(in.bytes());
   if (const std::uint64_t failed = in.varint(); failed != 0) result.failedOp = failed - 1;

@@ -88,7 +88,7 @@ void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
     request.token = ctx.revision;  // the fencing token: strictly increasing grant after grant
     request.sinceMs = ctx.timestampMs;
     NodeRecord record = *tree_.get(ctx.txn, path);
-    const std::string data = locks::encodeRequest(request);
+    const std::string data = locks::encodeRequest(request, locks::isElection(lock));
     ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(record.data.size());
     record.data = data;
     record.stat.dataLength = data.size();
@@ -105,7 +105,7 @@ void StateMachine::requeueLocksOf(Context& ctx, const std::vector<OpResult>& del
   std::vector<std::string> touched;
   for (const OpResult& r : deleted) {
     const std::string_view parent = parentOf(r.path);
-    if (parentOf(parent) != locks::kLocksRoot) continue;
+    if (!locks::isQueue(parent)) continue;
     if (std::find(touched.begin(), touched.end(), parent) == touched.end()) touched.emplace_back(parent);
   }
   for (const std::string& lock : touched) grantLock(ctx, lock);
@@ -128,10 +128,12 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
   }
   storage::Txn txn = storage::Txn::nested(parent);
   Context ctx{txn, revision, timestampMs, command.maxNodes};
-  const std::string lock = locks::lockPath(command.name);
+  const bool election = isElectionCommand(command.type);
+  const std::string lock = election ? locks::electionPath(command.name) : locks::lockPath(command.name);
   const std::optional<std::string> mine = lockRequestOf(txn, command.session, lock);
   std::optional<std::string> resultPath = mine;
-  if (command.type == CommandType::LockAcquire && !mine) {
+  const bool acquire = command.type == CommandType::LockAcquire || command.type == CommandType::ElectionCampaign;
+  if (acquire && !mine) {
     // Bounded like any ephemeral: a session's close stays one bounded write.
     if (ctx.maxNodes != 0 && sessions_.ephemeralsUpTo(txn, command.session, ctx.maxNodes) >= ctx.maxNodes) {
       return fail(Status::TooLarge, "session " + id + " owns " + std::to_string(ctx.maxNodes) +
@@ -142,7 +144,8 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
     const std::string path = childOf(lock, requestName(lockRecord.nextSequence));
     lockRecord.nextSequence += 1;
     tree_.put(txn, lock, lockRecord);
-    createNode(ctx, path, locks::encodeRequest(locks::Request{command.session, command.shared, command.text, 0, 0}),
+    createNode(ctx, path,
+               locks::encodeRequest(locks::Request{command.session, command.shared && !election, command.text, 0, 0}, election),
                command.session);
     grantLock(ctx, lock);
     resultPath = path;
@@ -156,6 +159,31 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
     removeLockRequest(ctx, *mine);
     grantLock(ctx, lock);
     resultPath.reset();
+  } else if (command.type == CommandType::ElectionResign) {
+    // Leading or queued, the candidacy goes (200 either way).
+    if (mine) {
+      removeLockRequest(ctx, *mine);
+      grantLock(ctx, lock);
+    }
+    resultPath.reset();
+  } else if (command.type == CommandType::ElectionProclaim) {
+    auto record = mine ? tree_.get(txn, *mine) : std::nullopt;
+    auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+    if (!request || !request->granted() || request->token != command.token) {
+      return fail(Status::NotLeader, "session " + id + " does not lead election '" + command.name + "' in term " +
+                                         std::to_string(command.token));
+    }
+    request->owner = command.text;
+    const std::string data = locks::encodeRequest(*request, true);
+    ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(record->data.size());
+    record->data = data;
+    record->stat.dataLength = data.size();
+    record->stat.version += 1;
+    record->stat.modified = revision;
+    record->stat.mtime = timestampMs;
+    tree_.put(txn, *mine, *record);
+    ctx.changed = true;
+    ctx.note(watch::EventType::Changed, *mine, record->stat, record->data);
   } else if (command.type == CommandType::LockWithdraw && mine) {
     // Only a request still waiting leaves: one granted meanwhile is the caller's to keep (its
     // token is in the request, which the caller reads next).

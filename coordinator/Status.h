@@ -31,6 +31,7 @@ enum class Status {
   Timeout,      // the outcome is unknown: it may yet be applied (a retry needs an idempotency key)
   KeyReused,    // an idempotency key already answered a different write
   NotHolder,    // a lock release by a session that does not hold it with that token
+  NotLeader,    // a proclaim by a session that does not lead the election in that term
 };
 
 struct OpResult {

@@ -8,7 +8,11 @@ namespace warden::locks {
 
 using json = nlohmann::ordered_json;
 
-std::string encodeRequest(const Request& r) {
+std::string encodeRequest(const Request& r, bool election) {
+  if (election) {
+    return json{{"session", session::formatSessionId(r.session)}, {"value", r.owner}, {"term", r.token}, {"since", r.sinceMs}}
+        .dump();
+  }
   return json{{"session", session::formatSessionId(r.session)},
               {"mode", r.shared ? "shared" : "exclusive"},
               {"owner", r.owner},
@@ -19,17 +23,18 @@ std::string encodeRequest(const Request& r) {
 
 std::optional<Request> decodeRequest(std::string_view bytes) {
   const json j = json::parse(bytes, nullptr, false);
-  if (!j.is_object() || !j.contains("session") || !j["session"].is_string() || !j.contains("mode") ||
-      !j.contains("token") || !j["token"].is_number_unsigned()) {
-    return std::nullopt;
-  }
+  if (!j.is_object() || !j.contains("session") || !j["session"].is_string()) return std::nullopt;
+  const bool election = j.contains("term");
+  const char* tokenField = election ? "term" : "token";
+  const char* textField = election ? "value" : "owner";
+  if (!j.contains(tokenField) || !j[tokenField].is_number_unsigned()) return std::nullopt;
   auto session = session::parseSessionId(j["session"].get<std::string>());
   if (!session) return std::nullopt;
   Request r;
   r.session = *session;
-  r.shared = j["mode"] == "shared";
-  if (j.contains("owner") && j["owner"].is_string()) r.owner = j["owner"].get<std::string>();
-  r.token = j["token"].get<std::uint64_t>();
+  r.shared = j.contains("mode") && j["mode"] == "shared";
+  if (j.contains(textField) && j[textField].is_string()) r.owner = j[textField].get<std::string>();
+  r.token = j[tokenField].get<std::uint64_t>();
   if (j.contains("since") && j["since"].is_number_unsigned()) r.sinceMs = j["since"].get<std::uint64_t>();
   return r;
 }
@@ -45,6 +50,17 @@ std::optional<std::string> lockNameProblem(std::string_view name) {
 }
 
 std::string lockPath(std::string_view name) { return std::string(kLocksRoot) + "/" + std::string(name); }
+std::string electionPath(std::string_view name) { return std::string(kElectionsRoot) + "/" + std::string(name); }
+
+namespace {
+bool directlyUnder(std::string_view root, std::string_view path) {
+  return path.size() > root.size() + 1 && path.starts_with(root) && path[root.size()] == '/' &&
+         path.find('/', root.size() + 1) == std::string_view::npos;
+}
+}  // namespace
+
+bool isQueue(std::string_view path) { return directlyUnder(kLocksRoot, path) || directlyUnder(kElectionsRoot, path); }
+bool isElection(std::string_view queue) { return directlyUnder(kElectionsRoot, queue); }
 
 std::size_t holders(const std::vector<Request>& queue) {
   if (queue.empty()) return 0;

@@ -14,6 +14,9 @@
 namespace warden::locks {
 
 inline constexpr std::string_view kLocksRoot = "/_warden/locks";
+// Elections are queues of the same kind (API.md "Leader election"): every candidacy is an
+// exclusive request, the holder is the leader, its token the term, its owner text the value.
+inline constexpr std::string_view kElectionsRoot = "/_warden/elections";
 inline constexpr std::size_t kMaxOwnerBytes = 1024;
 
 struct Request {
@@ -27,7 +30,8 @@ struct Request {
   bool operator==(const Request&) const = default;
 };
 
-std::string encodeRequest(const Request& request);
+// Under /_warden/elections the fields read as an election's: {"session","value","term","since"}.
+std::string encodeRequest(const Request& request, bool election = false);
 // nullopt when the bytes are not a request (a node someone else put there cannot be).
 std::optional<Request> decodeRequest(std::string_view bytes);
 
@@ -35,6 +39,10 @@ std::optional<Request> decodeRequest(std::string_view bytes);
 // or ".."), no control characters.
 std::optional<std::string> lockNameProblem(std::string_view name);
 std::string lockPath(std::string_view name);
+std::string electionPath(std::string_view name);
+// Whether `path` is a lock's or an election's node (a queue), and which.
+bool isQueue(std::string_view path);
+bool isElection(std::string_view queue);
 
 // Which requests of a queue (in arrival order) hold the lock: the first, alone if it is
 // exclusive; else every shared request before the first exclusive one. A shared request behind

@@ -47,7 +47,10 @@ void Keeper::applied(const coordinator::Command& command, const coordinator::Com
     case coordinator::CommandType::Tick:
     case coordinator::CommandType::LockAcquire:
     case coordinator::CommandType::LockRelease:
-    case coordinator::CommandType::LockWithdraw: break;
+    case coordinator::CommandType::LockWithdraw:
+    case coordinator::CommandType::ElectionCampaign:
+    case coordinator::CommandType::ElectionProclaim:
+    case coordinator::CommandType::ElectionResign: break;
   }
 }
 

@@ -136,3 +136,37 @@ TEST_CASE("bad lock requests are refused and change nothing") {
   requireError(server.request("PUT", "/v1/nodes/_warden/locks/x", R"({"data":"1","create":true})"), 403, "forbidden");
   CHECK(server.request("GET", "/v1/locks/x").json()["holders"].empty());
 }
+
+TEST_CASE("an election: the first campaign leads, the next waits (202) and leads once the leader resigns") {
+  TestServer server;
+  const std::string a = newSession(server), b = newSession(server);
+  auto first = server.request("POST", "/v1/elections/svc/campaign", json{{"session", a}, {"value", "a:1"}}.dump());
+  REQUIRE(first.status == 200);
+  CHECK(first.json()["leader"] == true);
+  const std::uint64_t term = first.json()["term"];
+  auto queued = server.request("POST", "/v1/elections/svc/campaign", json{{"session", b}, {"value", "b:1"}, {"wait_ms", 100}}.dump());
+  REQUIRE(queued.status == 202);
+  CHECK(queued.json()["position"] == 1);
+  auto observed = server.request("GET", "/v1/elections/svc").json();
+  CHECK(observed["leader"]["value"] == "a:1");
+  CHECK(observed["candidates"] == 2);
+  requireError(server.request("POST", "/v1/elections/svc/proclaim", json{{"session", b}, {"term", term}, {"value", "x"}}.dump()),
+               409, "not_leader_of_election");
+  REQUIRE(server.request("POST", "/v1/elections/svc/proclaim", json{{"session", a}, {"term", term}, {"value", "a:2"}}.dump()).status ==
+          200);
+  CHECK(server.request("GET", "/v1/elections/svc").json()["leader"]["value"] == "a:2");
+  // b campaigns again and waits; a's resignation makes it leader, with a larger term.
+  auto waiting = std::async(std::launch::async, [&] {
+    warden::api::HttpClient client({server.endpoint()});
+    return client.send(warden::api::HttpRequest{"POST", "/v1/elections/svc/campaign",
+                                                json{{"session", b}, {"value", "b:1"}, {"wait_ms", 10000}}.dump(), "application/json", {}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  REQUIRE(server.request("POST", "/v1/elections/svc/resign", json{{"session", a}}.dump()).status == 200);
+  auto led = waiting.get();
+  REQUIRE(led.status == 200);
+  CHECK(led.json()["term"].get<std::uint64_t>() > term);
+  CHECK(server.request("GET", "/v1/elections/svc").json()["leader"]["session"] == b);
+  requireError(server.request("POST", "/v1/elections/svc/campaign", "{}"), 400, "invalid_argument");
+  requireError(server.request("GET", "/v1/elections/svc/resign"), 405, "method_not_allowed");
+}

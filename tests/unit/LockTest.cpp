@@ -152,3 +152,37 @@ TEST_CASE("lock commands refuse bad names, unknown sessions, and keep their fiel
   CHECK(warden::locks::holders({request(true), request(true), request(false), request(true)}) == 2);
   CHECK(warden::locks::holders({request(false), request(true)}) == 1);
 }
+
+TEST_CASE("an election's first candidate leads; terms rise with each new leader; proclaim needs the term") {
+  Locks l;
+  auto campaign = [&](std::uint64_t session, std::string value) {
+    Command c = lockCommand(CommandType::ElectionCampaign, session, "svc");
+    c.text = std::move(value);
+    auto r = l.store.applyCommand(c);
+    REQUIRE(r.status == Status::Ok);
+    return r.results.at(0).path;
+  };
+  const std::string first = campaign(1, "a:1"), second = campaign(2, "b:1");
+  auto read = [&](const std::string& path) { return warden::locks::decodeRequest(l.store.get(path)->data); };
+  const std::uint64_t term1 = read(first)->token;
+  CHECK(term1 != 0);
+  CHECK(read(second)->token == 0);
+  CHECK(l.store.get(first)->data.find("\"term\"") != std::string::npos);  // read as an election's
+  Command proclaim = lockCommand(CommandType::ElectionProclaim, 2, "svc", false, term1);
+  proclaim.text = "x";
+  CHECK(l.store.applyCommand(proclaim).status == Status::NotLeader);
+  proclaim.session = 1;
+  proclaim.token = term1 + 1;
+  CHECK(l.store.applyCommand(proclaim).status == Status::NotLeader);
+  proclaim.token = term1;
+  proclaim.text = "a:2";
+  REQUIRE(l.store.applyCommand(proclaim).status == Status::Ok);
+  CHECK(read(first)->owner == "a:2");
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::ElectionResign, 1, "svc")).status == Status::Ok);
+  CHECK(read(second)->token > term1);
+  // Resigning again, or without a candidacy: fine.
+  CHECK(l.store.applyCommand(lockCommand(CommandType::ElectionResign, 1, "svc")).status == Status::Ok);
+  // The leader's session ends: the election has no candidate left, and its node goes.
+  REQUIRE(l.store.applyCommand(sessionCommand(CommandType::SessionClose, 2)).status == Status::Ok);
+  CHECK_FALSE(l.store.get(warden::locks::electionPath("svc")));
+}
