@@ -50,7 +50,8 @@ void LocksApi::handle(const Request& request, const std::string& rest, const Que
   }
   if (action == "check") {
     if (method != "GET") return respond(methodNotAllowed(method, "/v1/locks/{name}/check", "GET", node_.revision()));
-    allowOnly(query, {"token", "consistency"});
+    // Always linearizable: a fence that trusted a stale state would let an old holder through.
+    allowOnly(query, {"token"});
     return answerRead(node_, query, [this, name, query] { return check(name, query); }, respond);
   }
   if (!action.empty()) throw ApiError(404, "not_found", "no route /v1/locks/{name}/" + action + " (see API.md)");
@@ -99,25 +100,74 @@ void LocksApi::acquire(const Request& request, const std::string& name, const Re
       }
       owner = value.get<std::string>();
     } else if (key == "lock_delay_ms") {
-      throw ApiError(400, "invalid_argument", "lock_delay_ms is not implemented yet (see docs/API.md)");
+      if (!value.is_number_unsigned() || value.get<std::uint64_t>() > locks::kMaxLockDelayMs) {
+        throw ApiError(400, "invalid_argument", "lock_delay_ms must be an integer from 0 to 60000");
+      }
+      a.delayMs = value.get<std::uint64_t>();
     } else {
       throw ApiError(400, "invalid_argument", "body: unknown field '" + key + "'");
     }
   }
   a.session = sessionField(body);
-  coordinator::Command command;
-  command.type = CommandType::LockAcquire;
-  command.session = a.session;
-  command.name = name;
-  command.shared = a.shared;
-  command.text = owner;
-  node_.submit(command, [this, a, respond](CommandResult r) {
+  a.owner = owner;
+  a.deadline = std::chrono::steady_clock::now() + a.wait;
+  node_.submit(acquireCommand(a), [this, a, respond](CommandResult r) {
     if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
     if (r.results.empty()) return respond(errorReply(500, "internal", "acquire answered without its request", node_.revision()));
     const std::string path = r.results[0].path;
     if (a.wait.count() == 0) return finish(a, path, true, respond);
     waitForGrant(a, path, r.revision, respond);
   });
+}
+
+coordinator::Command LocksApi::acquireCommand(const Acquire& a) const {
+  coordinator::Command command;
+  command.type = CommandType::LockAcquire;
+  command.session = a.session;
+  command.name = a.name;
+  command.shared = a.shared;
+  command.text = a.owner;
+  command.token = a.delayMs;
+  return command;
+}
+
+void LocksApi::askAgainAfterDelay(const Acquire& a) {
+  // A lock-delay holds the grant until a time in the leader's clock; nothing is applied then by
+  // itself, so the waiter asks again (an acquire of its own request changes nothing else) at
+  // about that time, and again a little later while the delay lasts and its wait does not end.
+  std::uint64_t leftMs = 0;
+  {
+    auto txn = node_.read();
+    const auto& sm = node_.stateMachine();
+    auto lockRecord = sm.tree().get(txn, locks::lockPath(a.name));
+    const std::uint64_t at = lockRecord ? locks::decodeAvailableAt(lockRecord->data) : 0;
+    const std::uint64_t now = sm.timestampMs(txn);
+    if (at <= now && at != 0) leftMs = 0;
+    else if (at == 0) return;
+    else leftMs = at - now;
+  }
+  const auto when = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::uint64_t>(leftMs, 50));
+  if (when > a.deadline) return;
+  node_.watches().at(when, [this, a] {
+    node_.submit(acquireCommand(a), [this, a](CommandResult r) {
+      if (r.status == Status::Ok) askAgainAfterDelay(a);
+    });
+  });
+}
+
+void LocksApi::watchForDelay(const Acquire& a, std::uint64_t index) {
+  // The lock's own node changes only when a lock-delay starts or ends (its queue shows as
+  // children, which this ignores): then the waiter asks again when the delay is over.
+  if (std::chrono::steady_clock::now() >= a.deadline) return;
+  try {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(a.deadline - std::chrono::steady_clock::now());
+    watches_.waitForChange(locks::lockPath(a.name), false, index, left, [this, a] {
+      askAgainAfterDelay(a);
+      watchForDelay(a, node_.revision());
+    });
+  } catch (const ApiError&) {
+    // Too many watchers: the grant still comes by itself unless a lock-delay holds it.
+  }
 }
 
 void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint64_t index, const Respond& respond) {
@@ -127,6 +177,8 @@ void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
     if (!request || request->granted()) return finish(a, path, true, respond);
   }
+  askAgainAfterDelay(a);
+  watchForDelay(a, index);
   // A change of this request alone (its grant, or its removal) wakes this wait: a release
   // wakes the next in line, not every waiter.
   try {
@@ -141,9 +193,27 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
   std::uint64_t revision = 0;
   {
     auto txn = node_.read();
-    auto record = node_.stateMachine().tree().get(txn, path);
+    const auto& sm = node_.stateMachine();
+    revision = sm.revision(txn);
+    if (sm.installing(txn)) {
+      // Half old, half new: nothing here can be trusted, and the request may still queue.
+      respond(errorReply(504, "timeout",
+                         "this node is installing a snapshot: the request for lock '" + a.name +
+                             "' may still be queued; acquire again (wait_ms 0 settles it) or close the session",
+                         revision));
+      return;
+    }
+    auto record = sm.tree().get(txn, path);
     if (record) request = locks::decodeRequest(record->data);
-    revision = node_.stateMachine().revision(txn);
+    // Names are never reused, but the request must also be this session's own.
+    if (request && request->session != a.session) request.reset();
+  }
+  if (request && request->granted() && request->shared != a.shared) {
+    respond(errorReply(409, "locked",
+                       "session " + session::formatSessionId(a.session) + " holds lock '" + a.name + "' in " +
+                           (request->shared ? "shared" : "exclusive") + " mode; release it to ask for the other",
+                       revision));
+    return;
   }
   if (request && request->granted()) {
     respond(jsonReply(200,
@@ -159,7 +229,14 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
     command.session = a.session;
     command.name = a.name;
     node_.submit(command, [this, a, path, respond](CommandResult r) {
-      if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
+      if (r.status != Status::Ok) {
+        // The request may still be queued (and be granted later): not "never applied".
+        respond(errorReply(504, "timeout",
+                           "the wait for lock '" + a.name + "' ended, but its request could not be withdrawn (" + r.message +
+                               "): it may still be queued; acquire again (wait_ms 0 settles it) or close the session",
+                           node_.revision()));
+        return;
+      }
       finish(a, path, false, respond);
     });
     return;

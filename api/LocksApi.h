@@ -27,7 +27,13 @@ class LocksApi {
     std::uint64_t session = 0;
     bool shared = false;
     std::chrono::milliseconds wait{0};
+    std::chrono::steady_clock::time_point deadline;
+    std::uint64_t delayMs = 0;
+    std::string owner;
   };
+  coordinator::Command acquireCommand(const Acquire& a) const;
+  void askAgainAfterDelay(const Acquire& a);
+  void watchForDelay(const Acquire& a, std::uint64_t index);
   void acquire(const Request& request, const std::string& name, const Respond& respond);
   void waitForGrant(const Acquire& a, const std::string& path, std::uint64_t index, const Respond& respond);
   void finish(const Acquire& a, const std::string& path, bool withdrawIfWaiting, const Respond& respond);

@@ -70,7 +70,11 @@ void Router::dispatch(const Request& request, const Respond& respond) {
   }
   for (const std::string_view prefix : {kLocksRoute, kElectionsRoute}) {
     if (!underRoute(route, prefix)) continue;
-    auto decoded = percentDecode(std::string_view(route).substr(prefix.size()));
+    const std::string_view raw = std::string_view(route).substr(prefix.size());
+    if (raw.find("%2F") != std::string_view::npos || raw.find("%2f") != std::string_view::npos) {
+      throw ApiError(400, "invalid_path", "a name may not contain an encoded '/' (%2F)");
+    }
+    auto decoded = percentDecode(raw);
     if (!decoded) throw ApiError(400, "invalid_argument", "malformed percent-escape in the name");
     if (prefix == kLocksRoute) {
       locks_.handle(request, *decoded, target->query, respond);

@@ -3,8 +3,10 @@
 #include <random>
 
 #include "api/JsonCodec.h"
+#include "coordinator/Path.h"
 #include "coordinator/storage/Keys.h"
 #include "coordinator/storage/Lmdb.h"
+#include "locks/LockQueue.h"
 #include "session/SessionTable.h"
 
 namespace warden::api {
@@ -38,12 +40,21 @@ void requireEmptyBody(const Request& request, const char* what) {
 
 json sessionJson(coordinator::storage::Txn& txn, const session::SessionTable& table, std::uint64_t id,
                  const session::SessionRecord& record) {
-  // Locks arrive with the locks module; until then a session holds none.
+  // Its lock requests are ephemeral nodes under /_warden/locks: listed as locks, not ephemerals.
+  json ephemerals = json::array(), locks = json::array();
+  for (const std::string& path : table.ephemerals(txn, id)) {
+    const std::string_view queue = coordinator::parentOf(path);
+    if (locks::isQueue(queue) && !locks::isElection(queue)) {
+      locks.push_back(std::string(coordinator::nameOf(queue)));
+    } else {
+      ephemerals.push_back(path);
+    }
+  }
   return json{{"id", session::formatSessionId(id)},
               {"ttl_ms", record.ttlMs},
               {"name", record.name},
-              {"ephemerals", table.ephemerals(txn, id)},
-              {"locks", json::array()}};
+              {"ephemerals", std::move(ephemerals)},
+              {"locks", std::move(locks)}};
 }
 
 }  // namespace

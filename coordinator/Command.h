@@ -86,7 +86,7 @@ struct Command {
   std::string name;           // SessionCreate
   SessionEpoch epoch;         // SessionExpire, SessionEpoch
   std::string text;           // LockAcquire: the owner's words
-  std::uint64_t token = 0;    // LockRelease
+  std::uint64_t token = 0;    // LockRelease, ElectionProclaim (the term); LockAcquire: its lock-delay in ms
   bool shared = false;        // LockAcquire
   // Txn and locks: the limits of the node that admitted it, stamped there so that every replica applies
   // the command against the same ones (0: none, as for commands logged before they existed).

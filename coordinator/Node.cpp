@@ -98,6 +98,8 @@ ClusterView Node::view() {
 }
 
 void Node::stop() {
+  // Watch timers may submit (a lock waiter asking again): none may run once the logs stop.
+  watches_->stop();
   if (replicated_) replicated_->stop();
   if (log_) log_->stop();
   waiters_.stop();

@@ -245,6 +245,8 @@ CommandResult StateMachine::applySession(storage::Txn& txn, const Command& comma
     return fail(Status::SessionNotFound, "session " + id + " does not exist (it expired or was closed)");
   }
   Context ctx{txn, revision, timestampMs};
+  // An expiry (not a close) starts the lock-delay of the locks the session held.
+  if (command.type == CommandType::SessionExpire) delayLocksOf(ctx, command.session);
   for (const std::string& path : sessions_.ephemerals(txn, command.session)) {
     if (auto record = tree_.get(txn, path)) {
       ctx.growth -= static_cast<std::int64_t>(nodeCost(path, record->data.size()));

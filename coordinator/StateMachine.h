@@ -158,6 +158,7 @@ class StateMachine {
   void removeLockRequest(Context& ctx, const std::string& path) const;
   void grantLock(Context& ctx, const std::string& lock) const;
   void requeueLocksOf(Context& ctx, const std::vector<OpResult>& deleted) const;
+  void delayLocksOf(Context& ctx, std::uint64_t session) const;
   void ensureNode(Context& ctx, const std::string& path) const;
   std::optional<Outcome> overBudget(Context& ctx, std::uint64_t more, std::string_view what) const;
   std::uint64_t subtreeSizeUpTo(storage::Txn& txn, const std::string& path, const NodeRecord& record,

@@ -15,9 +15,12 @@
 namespace warden::coordinator {
 
 namespace {
-std::string requestName(std::uint64_t sequence) {
-  char name[24];
-  std::snprintf(name, sizeof name, "r-%010llu", static_cast<unsigned long long>(sequence));
+// Named by the revision that queued it: arrival order, and never the name of an earlier request
+// (a lock's node, and any counter in it, goes when its queue empties; a waiter that finds "its"
+// path must never find someone else's request there).
+std::string requestName(std::uint64_t revision) {
+  char name[32];
+  std::snprintf(name, sizeof name, "r-%020llu", static_cast<unsigned long long>(revision));
   return name;
 }
 }  // namespace
@@ -51,6 +54,22 @@ void StateMachine::removeLockRequest(Context& ctx, const std::string& path) cons
 void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
   auto lockRecord = tree_.get(ctx.txn, lock);
   if (!lockRecord) return;
+  // After a holder with a lock-delay expired, nobody is granted the lock (and its node stays)
+  // until the delay is over in leader time; a waiting acquire asks again then (LocksApi).
+  const std::uint64_t availableAt = locks::decodeAvailableAt(lockRecord->data);
+  if (availableAt > ctx.timestampMs) return;
+  if (availableAt != 0) {
+    // The delay is over: the lock is available again, and says so.
+    ctx.growth -= static_cast<std::int64_t>(lockRecord->data.size());
+    lockRecord->data.clear();
+    lockRecord->stat.dataLength = 0;
+    lockRecord->stat.version += 1;
+    lockRecord->stat.modified = ctx.revision;
+    lockRecord->stat.mtime = ctx.timestampMs;
+    tree_.put(ctx.txn, lock, *lockRecord);
+    ctx.changed = true;
+    ctx.note(watch::EventType::Changed, lock, lockRecord->stat);
+  }
   if (lockRecord->stat.numChildren == 0) {
     // Nobody holds or waits: the lock's node goes too, so that used names do not pile up.
     tree_.erase(ctx.txn, lock);
@@ -101,6 +120,28 @@ void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
   }
 }
 
+void StateMachine::delayLocksOf(Context& ctx, std::uint64_t session) const {
+  for (const std::string& path : sessions_.ephemerals(ctx.txn, session)) {
+    const std::string_view lock = parentOf(path);
+    if (!locks::isQueue(lock) || locks::isElection(lock)) continue;
+    auto record = tree_.get(ctx.txn, path);
+    auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
+    if (!request || !request->granted() || request->delayMs == 0) continue;
+    NodeRecord lockRecord = *tree_.get(ctx.txn, lock);
+    const std::uint64_t at = std::max(locks::decodeAvailableAt(lockRecord.data), ctx.timestampMs + request->delayMs);
+    const std::string data = locks::encodeAvailableAt(at);
+    ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(lockRecord.data.size());
+    lockRecord.data = data;
+    lockRecord.stat.dataLength = data.size();
+    lockRecord.stat.version += 1;
+    lockRecord.stat.modified = ctx.revision;
+    lockRecord.stat.mtime = ctx.timestampMs;
+    tree_.put(ctx.txn, std::string(lock), lockRecord);
+    ctx.changed = true;
+    ctx.note(watch::EventType::Changed, lock, lockRecord.stat, lockRecord.data);
+  }
+}
+
 void StateMachine::requeueLocksOf(Context& ctx, const std::vector<OpResult>& deleted) const {
   std::vector<std::string> touched;
   for (const OpResult& r : deleted) {
@@ -140,15 +181,15 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
                                         " ephemeral nodes and lock requests, the most one session may own (--max-txn-nodes)");
     }
     ensureNode(ctx, lock);
-    NodeRecord lockRecord = *tree_.get(txn, lock);
-    const std::string path = childOf(lock, requestName(lockRecord.nextSequence));
-    lockRecord.nextSequence += 1;
-    tree_.put(txn, lock, lockRecord);
-    createNode(ctx, path,
-               locks::encodeRequest(locks::Request{command.session, command.shared && !election, command.text, 0, 0}, election),
-               command.session);
+    const std::string path = childOf(lock, requestName(revision));
+    locks::Request request{command.session, command.shared && !election, command.text, 0, 0, 0};
+    if (!election) request.delayMs = std::min(command.token, locks::kMaxLockDelayMs);
+    createNode(ctx, path, locks::encodeRequest(request, election), command.session);
     grantLock(ctx, lock);
     resultPath = path;
+  } else if (acquire) {
+    // Asked again: nothing new, but a lock-delay may have ended since (the waiter asks then).
+    grantLock(ctx, lock);
   } else if (command.type == CommandType::LockRelease) {
     auto record = mine ? tree_.get(txn, *mine) : std::nullopt;
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
@@ -196,8 +237,11 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
     }
   }
   if (resultPath) out.results.push_back(OpResult{OpType::Create, *resultPath, tree_.get(txn, *resultPath)->stat});
+  // Releases, withdrawals and resignations always go through (like deletes): the grants they
+  // make write tokens, but refusing them would hold the lock.
+  const bool grows = acquire || command.type == CommandType::ElectionProclaim;
   const std::uint64_t used = usedBytes(txn);
-  if (ctx.growth > 0 && command.quotaBytes != 0 && used + static_cast<std::uint64_t>(ctx.growth) > command.quotaBytes) {
+  if (grows && ctx.growth > 0 && command.quotaBytes != 0 && used + static_cast<std::uint64_t>(ctx.growth) > command.quotaBytes) {
     txn.abort();
     out.results.clear();
     return fail(Status::NoSpace, "the state is over its quota (--quota-bytes); delete something to make room");

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/Utf8.h"
 #include "session/SessionTable.h"
 
 namespace warden::locks {
@@ -13,12 +14,13 @@ std::string encodeRequest(const Request& r, bool election) {
     return json{{"session", session::formatSessionId(r.session)}, {"value", r.owner}, {"term", r.token}, {"since", r.sinceMs}}
         .dump();
   }
-  return json{{"session", session::formatSessionId(r.session)},
+  json out = {{"session", session::formatSessionId(r.session)},
               {"mode", r.shared ? "shared" : "exclusive"},
               {"owner", r.owner},
               {"token", r.token},
-              {"since", r.sinceMs}}
-      .dump();
+              {"since", r.sinceMs}};
+  if (r.delayMs != 0) out["lock_delay_ms"] = r.delayMs;
+  return out.dump();
 }
 
 std::optional<Request> decodeRequest(std::string_view bytes) {
@@ -36,6 +38,7 @@ std::optional<Request> decodeRequest(std::string_view bytes) {
   if (j.contains(textField) && j[textField].is_string()) r.owner = j[textField].get<std::string>();
   r.token = j[tokenField].get<std::uint64_t>();
   if (j.contains("since") && j["since"].is_number_unsigned()) r.sinceMs = j["since"].get<std::uint64_t>();
+  if (j.contains("lock_delay_ms") && j["lock_delay_ms"].is_number_unsigned()) r.delayMs = j["lock_delay_ms"].get<std::uint64_t>();
   return r;
 }
 
@@ -46,6 +49,7 @@ std::optional<std::string> lockNameProblem(std::string_view name) {
     if (c == '/') return "a lock name is one path component: no '/'";
     if (c < 0x20 || c == 0x7f) return "a lock name has no control characters";
   }
+  if (!coordinator::isValidUtf8(name)) return "a lock name is UTF-8";
   return std::nullopt;
 }
 
@@ -61,6 +65,15 @@ bool directlyUnder(std::string_view root, std::string_view path) {
 
 bool isQueue(std::string_view path) { return directlyUnder(kLocksRoot, path) || directlyUnder(kElectionsRoot, path); }
 bool isElection(std::string_view queue) { return directlyUnder(kElectionsRoot, queue); }
+
+std::string encodeAvailableAt(std::uint64_t atMs) { return atMs == 0 ? std::string() : json{{"available_at", atMs}}.dump(); }
+
+std::uint64_t decodeAvailableAt(std::string_view bytes) {
+  if (bytes.empty()) return 0;
+  const json j = json::parse(bytes, nullptr, false);
+  if (!j.is_object() || !j.contains("available_at") || !j["available_at"].is_number_unsigned()) return 0;
+  return j["available_at"].get<std::uint64_t>();
+}
 
 std::size_t holders(const std::vector<Request>& queue) {
   if (queue.empty()) return 0;

@@ -25,6 +25,9 @@ struct Request {
   std::string owner;        // the client's text, for people reading the lock
   std::uint64_t token = 0;  // 0 while waiting; the grant's revision once held
   std::uint64_t sinceMs = 0;  // when it was granted (leader time)
+  // Chubby's lock-delay: if the holder's session expires (not a release, not a close), the lock
+  // stays unavailable this long, so that a paused holder's late writes find nobody new.
+  std::uint64_t delayMs = 0;
 
   bool granted() const { return token != 0; }
   bool operator==(const Request&) const = default;
@@ -43,6 +46,13 @@ std::string electionPath(std::string_view name);
 // Whether `path` is a lock's or an election's node (a queue), and which.
 bool isQueue(std::string_view path);
 bool isElection(std::string_view queue);
+
+inline constexpr std::uint64_t kMaxLockDelayMs = 60'000;
+
+// A lock node's own data: until when (leader time) nobody is granted it after a holder with a
+// lock-delay expired. Empty data: none.
+std::string encodeAvailableAt(std::uint64_t atMs);
+std::uint64_t decodeAvailableAt(std::string_view bytes);
 
 // Which requests of a queue (in arrival order) hold the lock: the first, alone if it is
 // exclusive; else every shared request before the first exclusive one. A shared request behind

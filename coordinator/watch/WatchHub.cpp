@@ -12,19 +12,19 @@ WatchHub::WatchHub(Limits limits, std::size_t maxWatchers, std::uint64_t revisio
       wakeThread_([this] { runWakes(); }),
       timerThread_([this] { runTimers(); }) {}
 
-WatchHub::~WatchHub() {
+void WatchHub::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wakeDue_.notify_one();
-  wakeThread_.join();
+  if (wakeThread_.joinable()) wakeThread_.join();
   {
     std::lock_guard lock(timerMutex_);
     timersStopping_ = true;
   }
   timerWake_.notify_one();
-  timerThread_.join();
+  if (timerThread_.joinable()) timerThread_.join();
 }
 
 WatchHub::Watcher::~Watcher() { hub_.remove(this); }

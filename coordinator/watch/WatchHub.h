@@ -28,7 +28,9 @@ class WatchHub {
   using Wake = std::function<void()>;
 
   WatchHub(Limits limits, std::size_t maxWatchers, std::uint64_t revision);
-  ~WatchHub();
+  ~WatchHub() { stop(); }
+  // No wake and no timer runs after this returns (those pending are dropped). Idempotent.
+  void stop();
   WatchHub(const WatchHub&) = delete;
   WatchHub& operator=(const WatchHub&) = delete;
 

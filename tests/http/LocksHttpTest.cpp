@@ -170,3 +170,20 @@ TEST_CASE("an election: the first campaign leads, the next waits (202) and leads
   requireError(server.request("POST", "/v1/elections/svc/campaign", "{}"), 400, "invalid_argument");
   requireError(server.request("GET", "/v1/elections/svc/resign"), 405, "method_not_allowed");
 }
+
+TEST_CASE("a waiter gets a lock whose holder expired with a lock-delay only once the delay is over") {
+  TestServer server;
+  const std::string holder = newSession(server, 1000), next = newSession(server);
+  warden::api::HttpClient client({server.endpoint()});
+  auto first = client.send({"POST", "/v1/locks/ld/acquire", json{{"session", holder}, {"lock_delay_ms", 1500}}.dump(), "application/json", {}});
+  REQUIRE(first.status == 200);
+  const auto start = std::chrono::steady_clock::now();
+  // The holder sends no keepalive: its session expires after about a second, then the delay.
+  auto got = acquire(server, "ld", next, 15000);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  REQUIRE(got.status == 200);
+  CHECK(waited >= std::chrono::milliseconds(2400));
+  CHECK(waited < std::chrono::milliseconds(8000));
+  requireError(client.send({"POST", "/v1/locks/ld/acquire", json{{"session", next}, {"lock_delay_ms", 60001}}.dump(), "application/json", {}}),
+               400, "invalid_argument");
+}

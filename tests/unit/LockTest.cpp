@@ -186,3 +186,30 @@ TEST_CASE("an election's first candidate leads; terms rise with each new leader;
   REQUIRE(l.store.applyCommand(sessionCommand(CommandType::SessionClose, 2)).status == Status::Ok);
   CHECK_FALSE(l.store.get(warden::locks::electionPath("svc")));
 }
+
+TEST_CASE("a lock-delay holds a lock after its holder's session expired, not after a release or close") {
+  Locks l;
+  Command acquire = lockCommand(CommandType::LockAcquire, 1, "d");
+  acquire.token = 5000;  // its lock-delay, ms
+  REQUIRE(l.store.applyCommand(acquire, 1000).status == Status::Ok);
+  auto [p2, t2] = l.acquire(2, "d");
+  REQUIRE(t2 == 0);
+  // Expired at 2000: nobody gets the lock before 7000 in leader time.
+  REQUIRE(l.store.applyCommand(expireCommand(1, SessionEpoch{}), 2000).status == Status::Ok);
+  CHECK(l.token(p2) == 0);
+  CHECK(warden::locks::decodeAvailableAt(l.store.get(warden::locks::lockPath("d"))->data) == 7000);
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "d"), 6999).status == Status::Ok);
+  CHECK(l.token(p2) == 0);
+  // Asked again once it is over: granted, and the lock says it is available again.
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "d"), 7000).status == Status::Ok);
+  CHECK(l.token(p2) != 0);
+  CHECK(l.store.get(warden::locks::lockPath("d"))->data.empty());
+  // A holder that releases (or closes its session) passes the lock on at once.
+  Command delayed = lockCommand(CommandType::LockAcquire, 3, "e");
+  delayed.token = 5000;
+  REQUIRE(l.store.applyCommand(delayed, 8000).status == Status::Ok);
+  auto [p4, t4] = l.acquire(4, "e");
+  REQUIRE(l.store.applyCommand(sessionCommand(CommandType::SessionClose, 3), 8001).status == Status::Ok);
+  CHECK(l.token(p4) != 0);
+  CHECK(l.store.usedBytes() > 0);
+}
