@@ -213,3 +213,55 @@ TEST_CASE("a lock-delay holds a lock after its holder's session expired, not aft
   CHECK(l.token(p4) != 0);
   CHECK(l.store.usedBytes() > 0);
 }
+
+// The locks review's schedules, each a test.
+
+TEST_CASE("a request path is never reused for another session's request, even after the lock's node went") {
+  Locks l;
+  auto [h, th] = l.acquire(1, "L");                 // granted
+  auto [pa, ta] = l.acquire(2, "L");                // A waits
+  REQUIRE(ta == 0);
+  REQUIRE(l.store.applyCommand(sessionCommand(CommandType::SessionClose, 2)).status == Status::Ok);  // A's session ends
+  REQUIRE(l.release(1, "L", th) == Status::Ok);     // empty: the lock's node goes
+  auto [pc, tc] = l.acquire(3, "L");                // C: granted
+  auto [pb, tb] = l.acquire(4, "L");                // B: waiting
+  REQUIRE(l.release(3, "L", tc) == Status::Ok);     // B granted
+  // A's HTTP wait (LocksApi::finish) reads the request at its path: never B's.
+  auto record = l.store.get(pa);
+  auto request = record ? warden::locks::decodeRequest(record->data) : std::nullopt;
+  CHECK(pb != pa);                                 
+  CHECK_FALSE((request && request->granted() && request->session != 2));
+}
+
+namespace {
+Command quotaLock(CommandType type, std::uint64_t session, std::string name, bool shared, std::uint64_t token, std::uint64_t quota) {
+  Command c = lockCommand(type, session, std::move(name), shared, token);
+  c.quotaBytes = quota;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("at the quota, a release that grants many shared waiters still goes through") {
+  Locks l;
+  for (std::uint64_t s = 6; s <= 40; ++s) REQUIRE(l.store.applyCommand(sessionCreate(s)).status == Status::Ok);
+  const std::uint64_t now = 1764150000000;
+  auto x = l.store.applyCommand(lockCommand(CommandType::LockAcquire, 1, "big"), now);
+  const std::uint64_t tx = l.token(x.results[0].path);
+  for (std::uint64_t s = 6; s <= 40; ++s) REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, s, "big", true), now).status == Status::Ok);
+  const std::uint64_t full = l.store.usedBytes();  // the state is at its quota
+  auto released = l.store.applyCommand(quotaLock(CommandType::LockRelease, 1, "big", false, tx, full), now);
+  CHECK(released.status == Status::Ok);
+}
+
+TEST_CASE("at the quota, withdrawing an exclusive waiter in front of shared ones still goes through") {
+  Locks l;
+  for (std::uint64_t s = 6; s <= 40; ++s) REQUIRE(l.store.applyCommand(sessionCreate(s)).status == Status::Ok);
+  const std::uint64_t now = 1764150000000;
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 1, "big", true), now).status == Status::Ok);  // shared holder
+  auto w = l.store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "big"), now);  // exclusive waiter
+  for (std::uint64_t s = 6; s <= 40; ++s) REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, s, "big", true), now).status == Status::Ok);
+  const std::uint64_t full = l.store.usedBytes();
+  auto withdrawn = l.store.applyCommand(quotaLock(CommandType::LockWithdraw, 2, "big", false, 0, full), now);
+  CHECK(withdrawn.status == Status::Ok);
+  CHECK_FALSE(l.store.get(w.results[0].path));
+}
