@@ -115,7 +115,7 @@ void NodeSim::startProcess(SimNode& n) {
   options.writeTimeoutMs = kWriteTimeoutMs;
   options.retainedSlots = 40;
   options.snapshotChunkBytes = 300;  // many chunks: the stream's flow control is exercised
-  options.installStepBytes = 2000;   // installs take many turns, and a crash may stop one halfway
+  options.installStepBytes = 400;    // installs take many turns, and a crash may stop one halfway
   options.pingUs = 0;  // they feed only the health view, which nothing here checks
   options.paxos.maxBatchBytes = 256u << 10;
   options.paxos.catchupBytes = 512u << 10;
