@@ -24,6 +24,7 @@ Args::Args(const std::vector<std::string>& argv, std::set<std::string> booleans,
     }
     if (arg == "--") {
       flagsEnded = true;
+      afterDashes_ = positionals_.size();
       continue;
     }
     if (arg.starts_with("--")) {

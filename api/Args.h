@@ -32,6 +32,8 @@ class Args {
   std::string get(const std::string& name, const std::string& fallback) const;
   long long number(const std::string& name, long long fallback, long long min, long long max) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
+  // Where the words after "--" begin in positionals(), when "--" was given.
+  std::optional<std::size_t> afterDashes() const { return afterDashes_; }
   // Throws UsageError naming any flag outside `known` (boolean flags turned off included).
   void allow(const std::set<std::string>& known) const;
 
@@ -39,6 +41,7 @@ class Args {
   std::map<std::string, std::string> values_;  // valued flags, and boolean flags that are on
   std::set<std::string> given_;                // every flag given, on or off
   std::vector<std::string> positionals_;
+  std::optional<std::size_t> afterDashes_;
 };
 
 }  // namespace warden::api

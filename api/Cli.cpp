@@ -13,6 +13,7 @@
 
 #include "api/Args.h"
 #include "api/Base64.h"
+#include "api/CliLock.h"
 #include "api/CliReply.h"
 #include "api/CliWatch.h"
 #include "api/HttpClient.h"
@@ -51,6 +52,17 @@ const char* kCliUsage = R"(client commands:
   warden watch PATH [-r] [--since R] [--count N]
                                    print PATH's changes (-r: its subtree's) as they come, after
                                    revision R (default: now), until Ctrl-C or N events are out
+  warden lock NAME [--shared] [--ttl MS] [--wait MS] [--grace MS] [--owner TEXT] -- CMD [ARG...]
+                                   run CMD holding lock NAME ($WARDEN_LOCK_TOKEN, $WARDEN_SESSION)
+                                   through a session of its own (--ttl, default 10000); CMD is
+                                   stopped (SIGTERM to its process group, SIGKILL after --grace,
+                                   default 5000) as soon as the session is lost or not confirmed
+                                   within 4/5 of its ttl; --wait: give up after MS
+  warden elect NAME VALUE [--ttl MS] [--wait MS] [--grace MS] -- CMD [ARG...]
+                                   the same as leader of election NAME ($WARDEN_ELECTION_TERM)
+  warden locks                     the names of the locks held or waited for
+  warden lock-info NAME            a lock's holders and waiters
+  warden leader NAME [--watch]     an election's leader (--watch: and each change after)
   warden version                   print the version (also: warden --version)
 
 flags go before or after the command:
@@ -67,6 +79,9 @@ exit codes: 0 done; 1 the server refused (4xx other than 404; its error code and
 printed); 2 usage error; 3 unavailable (no endpoint answered, 5xx after retries, or a reply that
 could not be understood: a write may or may not have been applied); 4 not found (404:
 not_found, no_parent, session_not_found). An error is one line on stderr, starting "warden: ".
+lock and elect exit with CMD's status (128+N if signal N ended it); 5 not granted within --wait;
+6 the session was lost while CMD ran and CMD was stopped; 126/127 CMD not executable/not found;
+before CMD runs, 1-4 as above and 128+N when signal N ended the wait. leader: 4 no leader.
 )";
 
 ExitCode exitCodeForStatus(unsigned status) {
@@ -83,7 +98,8 @@ using namespace clireply;
 constexpr const char* kDefaultEndpoints =
     "http://127.0.0.1:7070,http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003";
 
-const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status", "session", "watch"};
+const std::set<std::string> kCommands = {"get", "ls", "put", "create", "rm", "txn", "status", "session", "watch",
+                                         "lock", "elect", "locks", "lock-info", "leader"};
 
 // Each command's (and session sub-command's) synopsis, for its usage error.
 const std::map<std::string, std::string> kSynopsis = {
@@ -96,6 +112,9 @@ const std::map<std::string, std::string> kSynopsis = {
     {"status", "warden status"},
     {"watch", "warden watch PATH [-r | --recursive] [--since R] [--count N]"},
     {"session", "warden session create|keepalive|close|ls ..."},
+    {"lock", "warden lock NAME [--shared] [--ttl MS] [--wait MS] [--grace MS] [--owner TEXT] -- CMD [ARG...]"},
+    {"elect", "warden elect NAME VALUE [--ttl MS] [--wait MS] [--grace MS] -- CMD [ARG...]"},
+    {"locks", "warden locks"}, {"lock-info", "warden lock-info NAME"}, {"leader", "warden leader NAME [--watch]"},
     {"session create", "warden session create [--ttl MS] [--name NAME]"},
     {"session keepalive", "warden session keepalive ID [--every MS]"},
     {"session close", "warden session close ID"},
@@ -104,16 +123,6 @@ const std::map<std::string, std::string> kSynopsis = {
 
 // At most this many pages of one list: a bound on a server that never stops paging.
 constexpr std::size_t kMaxPages = 1'000'000;
-
-// One line of text: control characters (newlines included) become spaces, and it is bounded.
-std::string oneLine(std::string text) {
-  constexpr std::size_t kMax = 1000;
-  if (text.size() > kMax) text = text.substr(0, kMax) + "...";
-  for (char& c : text) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  }
-  return text;
-}
 
 std::string readAll(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
 
@@ -140,7 +149,7 @@ class Cli {
  public:
   Cli(const std::string& command, const std::vector<std::string>& argv)
       : command_(command),
-        args_(argv, {"children", "recursive", "create", "sequential", "ephemeral", "parents"},
+        args_(argv, {"children", "recursive", "create", "sequential", "ephemeral", "parents", "shared", "watch"},
               {{"o", "output"}, {"p", "parents"}, {"r", "recursive"}}) {
     const std::string output = args_.get("output", "text");
     if (output != "text" && output != "json") throw UsageError("-o takes text or json");
@@ -187,6 +196,7 @@ class Cli {
     if (command_ == "session") return session();
     if (command_ == "status") return status();
     if (command_ == "watch") return runWatch(*client_, endpoints_, args_, json_);
+    if (isLockCommand(command_)) return runLockCommand(command_, *client_, endpoints_, args_, json_);
     throw UsageError("unknown command '" + command_ + "'");
   }
 
@@ -227,21 +237,6 @@ class Cli {
   [[noreturn]] void fail(const HttpResponse& response) {
     if (json_ && !response.body.empty()) printJson(response);
     throw CliFailure{exitCodeForStatus(response.status), describeError(response)};
-  }
-
-  static std::string describeError(const HttpResponse& response) {
-    json error = response.json();
-    std::string text;
-    if (error.is_object() && error.contains("error") && error["error"].is_string()) {
-      text = error["error"].get<std::string>();
-      if (error.contains("message")) {
-        text += ": " + (error["message"].is_string() ? error["message"].get<std::string>() : error["message"].dump());
-      }
-    } else {
-      text = "HTTP " + std::to_string(response.status) + " from " + response.endpoint;
-    }
-    if (response.status >= 500) text += " (tried " + response.tried + ")";
-    return text;
   }
 
   // The server's reply as it is, one per line (nothing for a reply without a body).

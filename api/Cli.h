@@ -1,6 +1,6 @@
 #pragma once
 // The client commands of the `warden` binary (get, ls, put, create, rm, txn, status, session,
-// watch: api/CliWatch.h).
+// watch: api/CliWatch.h; lock, elect, locks, lock-info, leader: api/CliLock.h).
 // Each prints its result on stdout and any error as one line on stderr starting "warden: ".
 
 #include <string>
@@ -15,6 +15,8 @@ enum class ExitCode : int {
   Usage = 2,        // the command line is wrong
   Unavailable = 3,  // no usable answer: no endpoint answered, 5xx after retries, a malformed reply
   NotFound = 4,     // the server answered 404 (not_found, no_parent, session_not_found)
+  NotAcquired = 5,  // lock, elect: not granted within --wait (CMD did not run)
+  Lost = 6,         // lock, elect: the session was lost or unconfirmed while CMD ran; CMD was stopped
 };
 
 // A command that ends with this exit code and one line on stderr ("warden: " + message).

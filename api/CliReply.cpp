@@ -50,4 +50,28 @@ std::string dataOf(const json& body) {
   return {};
 }
 
+std::string oneLine(std::string text) {
+  constexpr std::size_t kMax = 1000;
+  if (text.size() > kMax) text = text.substr(0, kMax) + "...";
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return text;
+}
+
+std::string describeError(const HttpResponse& response) {
+  json error = response.json();
+  std::string text;
+  if (error.is_object() && error.contains("error") && error["error"].is_string()) {
+    text = error["error"].get<std::string>();
+    if (error.contains("message")) {
+      text += ": " + (error["message"].is_string() ? error["message"].get<std::string>() : error["message"].dump());
+    }
+  } else {
+    text = "HTTP " + std::to_string(response.status) + " from " + response.endpoint;
+  }
+  if (response.status >= 500) text += " (tried " + response.tried + ")";
+  return text;
+}
+
 }  // namespace warden::api::clireply

@@ -26,4 +26,10 @@ json parseObject(const HttpResponse& response);
 // The node data of a GET reply, as bytes.
 std::string dataOf(const json& body);
 
+// One line of text: control characters (newlines included) become spaces, at most 1000 bytes.
+std::string oneLine(std::string text);
+// An error answer as "code: message" (or "HTTP N from ENDPOINT" without an error body); a 5xx
+// adds every endpoint tried.
+std::string describeError(const HttpResponse& response);
+
 }  // namespace warden::api::clireply

@@ -40,6 +40,13 @@ TEST_CASE("a double dash ends the flags and later words are positionals even whe
   CHECK(args.get("output") == "json");
   CHECK_FALSE(args.has("recursive"));
   CHECK(args.positionals() == std::vector<std::string>{"/x", "--recursive", "-o", "--"});
+  CHECK(args.afterDashes() == 1u);  // where the words after the first "--" begin
+  CHECK_FALSE(parse({"/x", "-r"}).afterDashes());
+  CHECK(parse({"--", "cmd"}).afterDashes() == 0u);
+  // A valued flag's value is never the double dash that ends the flags.
+  auto owned = parse({"--owner", "--", "--", "cmd"});
+  CHECK(owned.get("owner") == "--");
+  CHECK(owned.afterDashes() == 0u);
 }
 
 TEST_CASE("valued flags take the next word or =value") {

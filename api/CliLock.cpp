@@ -1,0 +1,892 @@
+#include "api/CliLock.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <variant>
+
+#include "api/ChildProcess.h"
+#include "api/Cli.h"
+#include "api/CliReply.h"
+#include "api/Url.h"
+#include "coordinator/Utf8.h"
+
+extern char** environ;
+
+namespace warden::api {
+
+namespace {
+
+using namespace clireply;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kMaxWait{300'000};     // the longest wait_ms the server takes
+constexpr milliseconds kWatchWait{30'000};    // each blocking read of a lock or an election
+constexpr milliseconds kAnswerGrace{10'000};  // an attempt's timeout beyond the wait it carries
+constexpr milliseconds kTick{50};             // how often the supervisor looks at its deadlines
+constexpr milliseconds kFirstPause{250};      // after a failed request, doubling up to kMaxPause
+constexpr milliseconds kMaxPause{5'000};
+constexpr milliseconds kCleanupTimeout{2'000};  // each attempt of the release and the close
+constexpr milliseconds kThreadExit{1'000};      // how long the end waits for a thread's request
+constexpr std::size_t kMaxPages = 1'000'000;    // of `warden locks`: a bound on a server that never stops
+
+// Held while a line goes to stdout or stderr: threads print whole lines.
+std::mutex outputMutex;
+
+void say(const std::string& line) {
+  std::lock_guard lock(outputMutex);
+  std::cerr << "warden: " << oneLine(line) << std::endl;
+}
+
+long long ms(milliseconds d) { return static_cast<long long>(d.count()); }
+
+// Set when a thread was left running in a request at the end: the process then ends with
+// std::_Exit instead of a return through static destructors.
+std::atomic<bool> threadLeftBehind{false};
+
+// A thread whose state it shares (each body holds a shared_ptr to its state), so that it can be
+// left behind, stuck in a request that nobody can cancel, without pointing at freed memory.
+class Background {
+ public:
+  Background() = default;
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  ~Background() { finishBy(Clock::now() + kThreadExit); }
+
+  template <typename Body>
+  void start(Body body) {
+    done_ = std::make_shared<std::atomic<bool>>(false);
+    thread_ = std::thread([body = std::move(body), done = done_]() mutable {
+      body();
+      done->store(true);
+    });
+  }
+
+  // Joins the thread if it ends by `deadline`, else leaves it running.
+  void finishBy(Clock::time_point deadline) {
+    if (!thread_.joinable()) return;
+    while (!done_->load() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+    if (done_->load()) {
+      thread_.join();
+    } else {
+      thread_.detach();
+      threadLeftBehind = true;
+    }
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> done_;
+  std::thread thread_;
+};
+
+// What a thread and the supervisor share: a stop flag that cuts the thread's pauses short.
+struct Stoppable {
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stopping = false;
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+    }
+    wake.notify_all();
+  }
+  bool stopped() {
+    std::lock_guard lock(mutex);
+    return stopping;
+  }
+  // Sleeps until `until` or stop(); true once stopped.
+  bool sleepUntil(Clock::time_point until) {
+    std::unique_lock lock(mutex);
+    return wake.wait_until(lock, until, [this] { return stopping; });
+  }
+  bool pause(milliseconds& pause) {
+    const bool stop = sleepUntil(Clock::now() + pause);
+    pause = std::min(pause * 2, kMaxPause);
+    return stop;
+  }
+};
+
+std::string signalName(int signal) {
+  switch (signal) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGQUIT:
+      return "SIGQUIT";
+    default:
+      return "signal " + std::to_string(signal);
+  }
+}
+
+sigset_t signalSet(std::initializer_list<int> signals) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : signals) sigaddset(&set, s);
+  return set;
+}
+
+const sigset_t kStopSignals = signalSet({SIGINT, SIGTERM, SIGHUP, SIGQUIT});
+const sigset_t kSupervised = signalSet({SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD});
+
+// One of `set` if it comes within `limit` (already pending included), else 0.
+int waitSignal(const sigset_t& set, milliseconds limit) {
+  limit = std::max(limit, milliseconds(0));
+  timespec timeout{static_cast<time_t>(limit.count() / 1000), static_cast<long>(limit.count() % 1000) * 1'000'000};
+  const int signal = ::sigtimedwait(&set, nullptr, &timeout);
+  return signal > 0 ? signal : 0;
+}
+
+// A lock or election name: one path component (the server checks the rest).
+const std::string& nameArgument(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) {
+    throw UsageError("NAME is one path component: not empty, no '/' (got '" + name + "')");
+  }
+  if (!coordinator::isValidUtf8(name)) throw UsageError("NAME must be UTF-8 text");
+  return name;
+}
+
+const std::string& textArgument(const char* what, const std::string& value) {
+  if (!coordinator::isValidUtf8(value)) throw UsageError(std::string(what) + " must be UTF-8 text");
+  return value;
+}
+
+std::string queueTarget(bool election, const std::string& name, const std::string& action = {}) {
+  return std::string(election ? "/v1/elections/" : "/v1/locks/") + percentEncodePath(name) +
+         (action.empty() ? "" : "/" + action);
+}
+
+std::string sessionTarget(const std::string& id) { return "/v1/sessions/" + percentEncodePath(id); }
+
+std::uint64_t unsignedField(const json& object, const char* key) {
+  const json& value = member(object, key);
+  if (!value.is_number_unsigned()) throw BadReply{std::string("\"") + key + "\" is not a whole number"};
+  return value.get<std::uint64_t>();
+}
+
+// ---- The session's keepalives ------------------------------------------------------------
+
+// A keepalive every ttl/3 through the client's failover. The session lives at least ttl past
+// the sending of a keepalive the leader acknowledged (its ttl restarts when the leader gets
+// it, which is later): `ackedSent` is the latest such sending, the session's creation at first.
+struct KeeperState : Stoppable {
+  std::vector<std::string> endpoints;
+  std::string id;
+  milliseconds ttl{};
+  Clock::time_point ackedSent;
+  std::optional<std::string> gone;  // why, once a keepalive was answered 404
+};
+
+void keepAlive(const std::shared_ptr<KeeperState>& s) {
+  const milliseconds every = s->ttl / 3;
+  // One round over the endpoints per keepalive, each attempt bounded by the cadence, so that a
+  // node stuck waiting for a quorum does not hold up the next keepalive.
+  HttpClient client(s->endpoints, std::clamp(every, milliseconds(1000), milliseconds(10'000)),
+                    RetryPolicy{.failoverOnUnavailable = true, .rounds = 1});
+  const std::string target = sessionTarget(s->id) + "/keepalive";
+  Clock::time_point next;
+  {
+    std::lock_guard lock(s->mutex);
+    next = s->ackedSent + every;
+  }
+  for (;;) {
+    if (s->sleepUntil(next)) return;
+    const auto sent = Clock::now();
+    std::string problem;
+    try {
+      HttpResponse response = client.send(HttpRequest{"POST", target, {}, {}, HttpClient::newIdempotencyKey()});
+      std::lock_guard lock(s->mutex);
+      if (response.status < 300) {
+        s->ackedSent = std::max(s->ackedSent, sent);
+      } else if (response.status == 404) {
+        s->gone = "session " + s->id + " is gone (" + describeError(response) + ")";
+        return;
+      } else {
+        problem = describeError(response);
+      }
+    } catch (const HttpClientError& e) {
+      problem = e.what();
+    }
+    if (!problem.empty() && !s->stopped()) say("keepalive of session " + s->id + " not acknowledged: " + problem);
+    next = std::max(sent + every, Clock::now());
+  }
+}
+
+// ---- Asking for the lock (the leadership) ------------------------------------------------
+
+struct Grant {
+  std::uint64_t token = 0;  // the lock's token, or the leadership's term
+};
+struct Denied {
+  ExitCode code;
+  std::string message;
+};
+
+struct AcquireState : Stoppable {
+  std::vector<std::string> endpoints;
+  std::string id, name;
+  bool election = false;
+  bool shared = false;
+  std::optional<std::string> owner;           // lock: --owner; election: VALUE
+  std::optional<Clock::time_point> deadline;  // --wait
+  std::optional<std::variant<Grant, Denied>> outcome;
+};
+
+milliseconds remaining(const AcquireState& s) {
+  if (!s.deadline) return kMaxWait;
+  const auto left = std::chrono::duration_cast<milliseconds>(*s.deadline - Clock::now());
+  return std::clamp(left, milliseconds(0), kMaxWait);
+}
+
+// After a 404 to an acquire or a campaign: whether the session is really gone. (A waiting
+// acquire that a client gave up on withdraws the session's request when its wait_ms ends, even
+// while a newer acquire of the same session waits on that request: the newer one is then
+// answered 404 session_not_found with the session alive.)
+std::optional<bool> sessionGone(HttpClient& client, const std::string& id) {
+  try {
+    const HttpResponse response = client.send(HttpRequest{"GET", sessionTarget(id), {}, {}, {}});
+    if (response.status == 404) return true;
+    if (response.status == 200) return false;
+  } catch (const HttpClientError&) {
+  }
+  return std::nullopt;
+}
+
+// Asks until granted, denied, or stopped; a failed request is asked again after a pause (the
+// supervisor gives up when the session cannot be kept alive).
+std::variant<Grant, Denied> acquire(AcquireState& s) {
+  HttpClient client(s.endpoints, kMaxWait + kAnswerGrace, RetryPolicy{.failoverOnUnavailable = true});
+  const std::string what = s.election ? "leadership of election " + s.name : "lock " + s.name;
+  milliseconds pause = kFirstPause;
+  while (!s.stopped()) {
+    const milliseconds wait = remaining(s);
+    json body = {{"session", s.id}};
+    if (s.election) {
+      // wait_ms 0, then a blocking read of the election: a campaign that waits is not answered
+      // when its candidacy led before the wait began (at once, or between two campaigns).
+      body["value"] = s.owner.value_or("");
+      body["wait_ms"] = 0;
+    } else {
+      body["wait_ms"] = wait.count();
+      if (s.shared) body["mode"] = "shared";
+      if (s.owner) body["owner"] = *s.owner;
+    }
+    HttpResponse response;
+    try {
+      client.setTimeout((s.election ? milliseconds(0) : wait) + kAnswerGrace);
+      // A repeat is harmless: a session asking again finds its own request (API.md).
+      response = client.send(HttpRequest{"POST", queueTarget(s.election, s.name, s.election ? "campaign" : "acquire"),
+                                         body.dump(), "application/json", HttpClient::newIdempotencyKey()});
+    } catch (const HttpClientError&) {
+      if (s.pause(pause)) break;
+      continue;
+    }
+    if (response.status == 200) {
+      try {
+        return Grant{unsignedField(parseObject(response), s.election ? "term" : "token")};
+      } catch (const BadReply& e) {
+        return Denied{ExitCode::Unavailable, "malformed reply from " + response.endpoint + ": " + e.what};
+      }
+    }
+    const bool locked = response.status == 409 && response.json().value("error", "") == "locked";
+    if (locked || response.status == 202) {
+      if (s.deadline && Clock::now() >= *s.deadline) {
+        return Denied{ExitCode::NotAcquired, what + " not granted within --wait"};
+      }
+      if (response.status == 202) {
+        const std::string target = queueTarget(true, s.name) +
+                                   "?index=" + std::to_string(response.revision.value_or(0)) +
+                                   "&wait_ms=" + std::to_string(std::min(remaining(s), kWatchWait).count());
+        try {
+          client.setTimeout(kWatchWait + kAnswerGrace);
+          client.send(HttpRequest{"GET", target, {}, {}, {}});
+        } catch (const HttpClientError&) {
+          if (s.pause(pause)) break;
+        }
+        if (!response.revision && s.pause(pause)) break;  // no index to wait on: do not spin
+      }
+      continue;
+    }
+    if (response.status == 404) {
+      const auto gone = sessionGone(client, s.id);
+      if (gone && *gone) return Denied{ExitCode::NotFound, "session " + s.id + " ended before it was granted " + what};
+      if (!gone && s.pause(pause)) break;
+      continue;
+    }
+    if (response.status >= 500 || response.status == 429) {
+      if (s.pause(pause)) break;
+      continue;
+    }
+    return Denied{exitCodeForStatus(response.status), describeError(response)};
+  }
+  return Denied{ExitCode::Unavailable, "stopped"};
+}
+
+// ---- Watching the grant ------------------------------------------------------------------
+
+// Blocking reads of the lock (the election) from the grant on: once one no longer shows this
+// session holding it with its token (leading in its term), `lost` says why. Only an answer
+// from the grant's revision or later counts (a node behind it has not seen the grant yet).
+struct WatchState : Stoppable {
+  std::vector<std::string> endpoints;
+  std::string id, name;
+  bool election = false;
+  std::uint64_t token = 0;
+  std::optional<std::string> lost;
+};
+
+std::optional<std::string> notHeld(const WatchState& s, const json& body) {
+  if (s.election) {
+    const json& leader = member(body, "leader");
+    if (leader.is_object() && text(leader, "session") == s.id && unsignedField(leader, "term") == s.token) return {};
+    return "session " + s.id + " no longer leads election " + s.name + " in term " + std::to_string(s.token) +
+           (leader.is_object() ? " (the leader is session " + text(leader, "session") + ")" : " (no leader)");
+  }
+  for (const json& holder : array(body, "holders")) {
+    if (text(holder, "session") == s.id && unsignedField(holder, "token") == s.token) return {};
+  }
+  return "session " + s.id + " no longer holds lock " + s.name + " with token " + std::to_string(s.token);
+}
+
+void watchGrant(const std::shared_ptr<WatchState>& s) {
+  HttpClient client(s->endpoints, kWatchWait + kAnswerGrace, RetryPolicy{.failoverOnUnavailable = true});
+  std::uint64_t index = s->token;
+  milliseconds pause = kFirstPause;
+  while (!s->stopped()) {
+    const std::string target = queueTarget(s->election, s->name) + "?index=" + std::to_string(index) +
+                               "&wait_ms=" + std::to_string(kWatchWait.count());
+    std::optional<std::string> why;
+    try {
+      const HttpResponse response = client.send(HttpRequest{"GET", target, {}, {}, {}});
+      if (response.status != 200 || response.revision.value_or(0) < s->token) {
+        if (s->pause(pause)) return;
+        continue;
+      }
+      why = notHeld(*s, parseObject(response));
+      index = std::max(index, *response.revision);
+      pause = kFirstPause;
+    } catch (const HttpClientError&) {
+      if (s->pause(pause)) return;
+      continue;
+    } catch (const BadReply&) {
+      if (s->pause(pause)) return;
+      continue;
+    } catch (const nlohmann::json::exception&) {
+      if (s->pause(pause)) return;
+      continue;
+    }
+    if (why) {
+      std::lock_guard lock(s->mutex);
+      if (!s->stopping) s->lost = std::move(why);
+      return;
+    }
+  }
+}
+
+// ---- warden lock, warden elect -----------------------------------------------------------
+
+class Hold {
+ public:
+  Hold(const std::string& command, HttpClient& client, std::vector<std::string> endpoints, const Args& args)
+      : client_(client), endpoints_(std::move(endpoints)), election_(command == "elect") {
+    if (election_) {
+      args.allow({"ttl", "wait", "grace", "endpoints", "output"});
+    } else {
+      args.allow({"shared", "ttl", "wait", "grace", "owner", "endpoints", "output"});
+    }
+    const auto& words = args.positionals();
+    const std::size_t before = election_ ? 2 : 1;  // NAME [VALUE]
+    if (!args.afterDashes()) throw UsageError("CMD goes after --");
+    const std::size_t dashes = *args.afterDashes();
+    if (dashes < 1) throw UsageError("missing NAME");
+    if (dashes < before) throw UsageError("missing VALUE");
+    if (dashes > before) throw UsageError("unexpected argument '" + words[before] + "' (CMD goes after --)");
+    if (words.size() == dashes) throw UsageError("missing CMD after --");
+    name_ = nameArgument(words[0]);
+    if (election_) value_ = textArgument("VALUE", words[1]);
+    if (auto owner = args.get("owner")) value_ = textArgument("--owner", *owner);
+    command_.assign(words.begin() + static_cast<std::ptrdiff_t>(dashes), words.end());
+    shared_ = args.has("shared");
+    ttl_ = milliseconds(args.number("ttl", 10'000, 1000, 600'000));
+    grace_ = milliseconds(args.number("grace", 5000, 0, 600'000));
+    if (args.has("wait")) wait_ = milliseconds(args.number("wait", 0, 0, 1'000'000'000'000));
+    what_ = election_ ? "leadership of election " + name_ : "lock " + name_;
+  }
+
+  int run() {
+    const std::optional<std::string> program = ChildProcess::find(command_[0]);
+    if (!program) {
+      say(command_[0] + ": command not found");
+      return 127;
+    }
+    sigset_t before;
+    pthread_sigmask(SIG_BLOCK, &kSupervised, &before);
+    inherited_ = ChildProcess::openDescriptors();  // before this command opened any of its own
+    openSession();
+    int code = 0;
+    try {
+      code = holdAndRun(*program, before);
+    } catch (const std::exception& e) {
+      // Only a broken invariant or memory gets here: CMD does not outlive it.
+      if (child_ && child_->groupAlive()) child_->stopGroup(grace_);
+      say(std::string("unexpected failure: ") + e.what());
+      code = static_cast<int>(ExitCode::Unavailable);
+      finish(false);
+    }
+    return code;
+  }
+
+ private:
+  void openSession() {
+    // Named after the command for `warden session ls` (a NAME too long for that is refused anyway).
+    std::string label = std::string(election_ ? "warden elect " : "warden lock ") + name_;
+    if (label.size() > 1024) label = election_ ? "warden elect" : "warden lock";
+    const json body = {{"ttl_ms", ttl_.count()}, {"name", label}};
+    const auto sent = Clock::now();
+    const HttpResponse response = client_.send(
+        HttpRequest{"POST", "/v1/sessions", body.dump(), "application/json", HttpClient::newIdempotencyKey()});
+    if (response.status >= 300) throw CliFailure{exitCodeForStatus(response.status), describeError(response)};
+    try {
+      session_ = text(parseObject(response), "id");
+    } catch (const BadReply& e) {
+      throw CliFailure{ExitCode::Unavailable, "malformed reply from " + response.endpoint + ": " + e.what};
+    }
+    keeper_ = std::make_shared<KeeperState>();
+    keeper_->endpoints = endpoints_;
+    keeper_->id = session_;
+    keeper_->ttl = ttl_;
+    keeper_->ackedSent = sent;
+    keeperThread_.start([s = keeper_] { keepAlive(s); });
+  }
+
+  // Until when the session is known to live, less a fifth of its ttl for clocks and delays.
+  Clock::time_point confirmedUntil() {
+    std::lock_guard lock(keeper_->mutex);
+    return keeper_->ackedSent + ttl_ - ttl_ / 5;
+  }
+
+  // Why the session (and with it the lock) can no longer be vouched for, if it cannot.
+  std::optional<std::string> lostBecause() {
+    {
+      std::lock_guard lock(keeper_->mutex);
+      if (keeper_->gone) return keeper_->gone;
+    }
+    if (watch_) {
+      std::lock_guard lock(watch_->mutex);
+      if (watch_->lost) return watch_->lost;
+    }
+    if (Clock::now() >= confirmedUntil()) {
+      return "no keepalive of session " + session_ + " acknowledged within " + std::to_string(ms(ttl_ - ttl_ / 5)) +
+             " ms (4/5 of its ttl)";
+    }
+    return std::nullopt;
+  }
+
+  // Before CMD runs, a lost session is a command's usual failure: 4 gone, 3 unconfirmed.
+  ExitCode lostBeforeStart() {
+    std::lock_guard lock(keeper_->mutex);
+    return keeper_->gone ? ExitCode::NotFound : ExitCode::Unavailable;
+  }
+
+  int holdAndRun(const std::string& program, const sigset_t& mask) {
+    // Ask for the lock on a thread of its own: this one watches signals and the session.
+    auto asking = std::make_shared<AcquireState>();
+    asking->endpoints = endpoints_;
+    asking->id = session_;
+    asking->name = name_;
+    asking->election = election_;
+    asking->shared = shared_;
+    asking->owner = value_;
+    if (wait_) asking->deadline = Clock::now() + *wait_;
+    Background acquirer;
+    acquirer.start([s = asking] {
+      auto outcome = acquire(*s);
+      std::lock_guard lock(s->mutex);
+      s->outcome = std::move(outcome);
+    });
+    std::optional<Grant> grant;
+    while (!grant) {
+      const int signal = waitSignal(kStopSignals, kTick);
+      std::optional<Denied> denied;
+      if (signal) {
+        denied = Denied{static_cast<ExitCode>(128 + signal),
+                        signalName(signal) + " while waiting for " + what_ + ": its session is closed"};
+      } else if (auto lost = lostBecause()) {
+        denied = Denied{lostBeforeStart(), *lost + " before " + what_ + " was granted"};
+      } else {
+        std::lock_guard lock(asking->mutex);
+        if (asking->outcome && std::holds_alternative<Grant>(*asking->outcome))
+          grant = std::get<Grant>(*asking->outcome);
+        if (asking->outcome && std::holds_alternative<Denied>(*asking->outcome))
+          denied = std::get<Denied>(*asking->outcome);
+      }
+      if (denied) {
+        say(denied->message);
+        asking->stop();
+        finish(false);  // the close ends a waiting acquire at once
+        acquirer.finishBy(Clock::now() + kThreadExit);
+        return static_cast<int>(denied->code);
+      }
+    }
+    acquirer.finishBy(Clock::now() + kThreadExit);
+    token_ = grant->token;
+    if (auto lost = lostBecause()) {  // between the grant and now
+      say(*lost + " once " + what_ + " was granted; CMD not started");
+      finish(true);
+      return static_cast<int>(lostBeforeStart());
+    }
+    return runCommand(program, mask);
+  }
+
+  int runCommand(const std::string& program, const sigset_t& mask) {
+    std::vector<std::pair<std::string, std::string>> ours = {{"WARDEN_SESSION", session_}};
+    ours.emplace_back(election_ ? "WARDEN_ELECTION_TERM" : "WARDEN_LOCK_TOKEN", std::to_string(token_));
+    auto started = ChildProcess::start(program, command_, environment(ours), inherited_, mask);
+    if (const int* error = std::get_if<int>(&started)) {
+      say(command_[0] + ": " + std::strerror(*error));
+      finish(true);
+      return *error == ENOENT ? 127 : 126;
+    }
+    child_ = std::get<ChildProcess>(std::move(started));
+    watch_ = std::make_shared<WatchState>();
+    watch_->endpoints = endpoints_;
+    watch_->id = session_;
+    watch_->name = name_;
+    watch_->election = election_;
+    watch_->token = token_;
+    watchThread_.start([s = watch_] { watchGrant(s); });
+    for (;;) {
+      if (auto lost = lostBecause()) return stopLost(*lost);
+      const auto untilUnconfirmed = std::chrono::duration_cast<milliseconds>(confirmedUntil() - Clock::now());
+      const int signal = waitSignal(kSupervised, std::min(kTick, untilUnconfirmed + milliseconds(1)));
+      if (signal && signal != SIGCHLD) child_->signalGroup(signal);
+      if (child_->reap()) break;
+    }
+    const int code = ChildProcess::exitCodeOf(*child_->status());
+    if (child_->groupAlive()) {
+      say("CMD exited and left processes running in its process group " + std::to_string(child_->pid()) +
+          ": stopping them before " + what_ + " is given up");
+      child_->stopGroup(grace_);
+    }
+    finish(true);
+    return code;
+  }
+
+  // The session is lost, or can no longer be confirmed: CMD must stop before anyone else may
+  // be granted the lock.
+  int stopLost(const std::string& why) {
+    child_->terminateGroup();
+    say("lost " + what_ + ": " + why + "; stopping CMD (process group " + std::to_string(child_->pid()) +
+        "): SIGTERM now, SIGKILL after " + std::to_string(ms(grace_)) + " ms");
+    child_->killGroupAfter(grace_);
+    finish(false, true);
+    return static_cast<int>(ExitCode::Lost);
+  }
+
+  // The end: releases the lock by its token (resigns) when `release`, closes the session, and
+  // stops the threads. Each request is bounded; a failure is one line on stderr (the close's
+  // none when `quiet`: the session is already taken for lost).
+  void finish(bool release, bool quiet = false) {
+    keeper_->stop();
+    if (watch_) watch_->stop();
+    client_.setTimeout(kCleanupTimeout);
+    client_.setPolicy(RetryPolicy{.failoverOnUnavailable = true, .rounds = 1});
+    if (release) {
+      json body = {{"session", session_}};
+      if (!election_) body["token"] = token_;
+      try {
+        const HttpResponse response =
+            client_.send(HttpRequest{"POST", queueTarget(election_, name_, election_ ? "resign" : "release"),
+                                     body.dump(), "application/json", HttpClient::newIdempotencyKey()});
+        if (response.status != 200) {
+          say(what_ + " not given up: " + describeError(response) +
+              (response.status == 409 || response.status == 404 ? " (it was no longer held when CMD ended)" : ""));
+        }
+      } catch (const HttpClientError& e) {
+        say(what_ + " not given up: " + e.what() + "; the session's close or expiry gives it up");
+      }
+    }
+    try {
+      const HttpResponse response =
+          client_.send(HttpRequest{"DELETE", sessionTarget(session_), {}, {}, HttpClient::newIdempotencyKey()});
+      if (response.status >= 300 && response.status != 404 && !quiet) {
+        say("session " + session_ + " not closed: " + describeError(response) + "; it expires within " +
+            std::to_string(ms(ttl_)) + " ms");
+      }
+    } catch (const HttpClientError& e) {
+      if (!quiet)
+        say("session " + session_ + " not closed: " + e.what() + "; it expires within " + std::to_string(ms(ttl_)) +
+            " ms");
+    }
+    const auto deadline = Clock::now() + kThreadExit;
+    keeperThread_.finishBy(deadline);
+    watchThread_.finishBy(deadline);
+  }
+
+  // This process's environment with `ours` set (replacing any of the same name).
+  static std::vector<std::string> environment(const std::vector<std::pair<std::string, std::string>>& ours) {
+    std::vector<std::string> env;
+    for (char** var = environ; var && *var; ++var) {
+      const std::string_view entry(*var);
+      const bool replaced = std::any_of(ours.begin(), ours.end(), [&](const auto& kv) {
+        return entry.size() > kv.first.size() && entry.starts_with(kv.first) && entry[kv.first.size()] == '=';
+      });
+      if (!replaced) env.emplace_back(entry);
+    }
+    for (const auto& [key, value] : ours) env.push_back(key + "=" + value);
+    return env;
+  }
+
+  HttpClient& client_;
+  std::vector<std::string> endpoints_;
+  bool election_;
+  std::string name_, what_;
+  std::optional<std::string> value_;  // lock: --owner; election: VALUE
+  std::vector<std::string> command_;
+  bool shared_ = false;
+  milliseconds ttl_{}, grace_{};
+  std::optional<milliseconds> wait_;
+  std::vector<int> inherited_;  // descriptors CMD inherits (this process's own are closed)
+  std::string session_;
+  std::uint64_t token_ = 0;
+  std::optional<ChildProcess> child_;
+  std::shared_ptr<KeeperState> keeper_;
+  std::shared_ptr<WatchState> watch_;
+  // Declared last: destroyed (joined or left behind) first.
+  Background keeperThread_, watchThread_;
+};
+
+// ---- warden locks, lock-info, leader -----------------------------------------------------
+
+class Reader {
+ public:
+  Reader(const std::string& command, HttpClient& client, const Args& args, bool json)
+      : command_(command), client_(client), args_(args), json_(json) {}
+
+  int run() {
+    try {
+      if (command_ == "locks") return locks();
+      if (command_ == "lock-info") return lockInfo();
+      return leader();
+    } catch (const BadReply& e) {
+      throw CliFailure{ExitCode::Unavailable, "malformed reply from " + lastEndpoint_ + ": " + e.what};
+    } catch (const nlohmann::json::exception& e) {
+      throw CliFailure{ExitCode::Unavailable, "malformed reply from " + lastEndpoint_ + ": " + e.what()};
+    }
+  }
+
+ private:
+  const std::string& onlyName() {
+    if (args_.positionals().empty()) throw UsageError("missing NAME");
+    if (args_.positionals().size() > 1) throw UsageError("unexpected argument '" + args_.positionals()[1] + "'");
+    return nameArgument(args_.positionals()[0]);
+  }
+
+  HttpResponse get(const std::string& target) {
+    HttpResponse response = client_.send(HttpRequest{"GET", target, {}, {}, {}});
+    lastEndpoint_ = response.endpoint;
+    return response;
+  }
+
+  [[noreturn]] void fail(const HttpResponse& response) {
+    printJson(response);
+    throw CliFailure{exitCodeForStatus(response.status), describeError(response)};
+  }
+
+  void printJson(const HttpResponse& response) {
+    if (!json_ || response.body.empty()) return;
+    std::lock_guard lock(outputMutex);
+    std::cout << response.body << (response.body.back() == '\n' ? "" : "\n") << std::flush;
+  }
+
+  // The children of /_warden/locks, a page at a time; none when the node does not exist.
+  int locks() {
+    args_.allow({"endpoints", "output"});
+    if (!args_.positionals().empty()) throw UsageError("unexpected argument '" + args_.positionals()[0] + "'");
+    std::string after;
+    for (std::size_t pages = 0; pages < kMaxPages; ++pages) {
+      const HttpResponse response =
+          get("/v1/nodes/_warden/locks?children" + (after.empty() ? "" : "&after=" + percentEncodePath(after)));
+      if (response.status == 404) return 0;
+      if (response.status != 200) fail(response);
+      const json body = parseObject(response);
+      if (json_) {
+        printJson(response);
+      } else {
+        for (const json& name : array(body, "children")) std::cout << oneLine(stringItem(name)) << "\n";
+      }
+      if (!body.contains("next") || body["next"].is_null()) return 0;
+      std::string next = text(body, "next");
+      if (next.empty() || next == after) throw BadReply{"the page cursor \"next\" does not move on"};
+      after = std::move(next);
+    }
+    throw BadReply{"more than " + std::to_string(kMaxPages) + " pages"};
+  }
+
+  int lockInfo() {
+    args_.allow({"endpoints", "output"});
+    const std::string& name = onlyName();
+    const HttpResponse response = get(queueTarget(false, name));
+    if (response.status != 200) fail(response);
+    if (json_) {
+      printJson(response);
+      return 0;
+    }
+    const json body = parseObject(response);
+    const json& holders = array(body, "holders");
+    const json& waiters = array(body, "waiters");
+    std::cout << oneLine(name) << ": " << holders.size() << (holders.size() == 1 ? " holder, " : " holders, ")
+              << waiters.size() << " waiting" << (body.value("truncated", false) ? " (the first 10,000 shown)" : "")
+              << "\n";
+    auto owner = [](const json& entry) {
+      const std::string ownerText = text(entry, "owner");
+      return ownerText.empty() ? std::string() : " owner " + oneLine(ownerText);
+    };
+    for (const json& h : holders) {
+      std::cout << "  holder " << text(h, "session") << " " << text(h, "mode") << " token " << unsignedField(h, "token")
+                << " since " << unsignedField(h, "since") << owner(h) << "\n";
+    }
+    for (const json& w : waiters)
+      std::cout << "  waiter " << text(w, "session") << " " << text(w, "mode") << owner(w) << "\n";
+    return 0;
+  }
+
+  // "VALUE (term T, session S)", or "(no leader)".
+  static std::string leaderLine(const json& leader) {
+    if (leader.is_null()) return "(no leader)";
+    return oneLine(text(leader, "value")) + " (term " + std::to_string(unsignedField(leader, "term")) + ", session " +
+           text(leader, "session") + ")";
+  }
+
+  void print(const HttpResponse& response, const json& leader) {
+    if (json_) return printJson(response);
+    const std::string line = leaderLine(leader);
+    std::lock_guard lock(outputMutex);
+    std::cout << line << "\n" << std::flush;
+  }
+
+  int leader() {
+    args_.allow({"watch", "endpoints", "output"});
+    const std::string& name = onlyName();
+    if (!args_.has("watch")) {
+      const HttpResponse response = get(queueTarget(true, name));
+      if (response.status != 200) fail(response);
+      const json leader = member(parseObject(response), "leader");
+      if (!leader.is_null() && !leader.is_object()) throw BadReply{"\"leader\" is neither an object nor null"};
+      print(response, leader);
+      if (leader.is_null()) throw CliFailure{ExitCode::NotFound, "election " + name + " has no leader"};
+      return 0;
+    }
+    return watchLeader(name);
+  }
+
+  // Prints the leader, then each change of it (a new leader, term or value), until SIGINT or
+  // SIGTERM (exit 0). Each read blocks on the election after the last answer's revision
+  // (never lowered); once answered, an outage is waited out (a line on stderr, pauses
+  // doubling to 5 s).
+  int watchLeader(const std::string& name) {
+    exitCleanlyOnSignals();
+    client_.setTimeout(kWatchWait + kAnswerGrace);
+    std::optional<std::uint64_t> index;
+    std::optional<json> shown;
+    milliseconds pause = kFirstPause;
+    for (;;) {
+      std::string target = queueTarget(true, name);
+      if (index) target += "?index=" + std::to_string(*index) + "&wait_ms=" + std::to_string(kWatchWait.count());
+      HttpResponse response;
+      try {
+        response = get(target);
+      } catch (const HttpClientError& e) {
+        if (!index) throw;
+        waitOut(name, e.what(), pause);
+        continue;
+      }
+      if (response.status != 200) {
+        if (index && (response.status >= 500 || response.status == 429)) {
+          waitOut(name, describeError(response), pause);
+          continue;
+        }
+        fail(response);
+      }
+      pause = kFirstPause;
+      const json leader = member(parseObject(response), "leader");
+      if (!leader.is_null() && !leader.is_object()) throw BadReply{"\"leader\" is neither an object nor null"};
+      json key = leader.is_object() ? json{leader.value("session", json()), leader.value("term", json()),
+                                           leader.value("value", json())}
+                                    : json();
+      if (!shown || *shown != key) print(response, leader);
+      shown = std::move(key);
+      index = std::max(index.value_or(0), response.revision.value_or(0));
+      if (!response.revision) std::this_thread::sleep_for(kFirstPause);  // nothing to block on: do not spin
+    }
+  }
+
+  void waitOut(const std::string& name, const std::string& why, milliseconds& pause) {
+    say("watch of election " + name + " paused, trying again in " + std::to_string(ms(pause)) + " ms: " + why);
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, kMaxPause);
+  }
+
+  // SIGINT and SIGTERM end the watch with exit 0 between two lines of output.
+  static void exitCleanlyOnSignals() {
+    const sigset_t signals = signalSet({SIGINT, SIGTERM});
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::thread([signals] {
+      int signal = 0;
+      while (sigwait(&signals, &signal) != 0) {
+      }
+      std::lock_guard lock(outputMutex);
+      std::cout.flush();
+      std::_Exit(static_cast<int>(ExitCode::Ok));
+    }).detach();
+  }
+
+  std::string command_;
+  HttpClient& client_;
+  const Args& args_;
+  bool json_;
+  std::string lastEndpoint_;
+};
+
+const std::set<std::string> kLockCommands = {"lock", "elect", "locks", "lock-info", "leader"};
+
+}  // namespace
+
+bool isLockCommand(const std::string& command) { return kLockCommands.count(command) > 0; }
+
+int runLockCommand(const std::string& command, HttpClient& client, const std::vector<std::string>& endpoints,
+                   const Args& args, bool json) {
+  if (command != "lock" && command != "elect") return Reader(command, client, args, json).run();
+  int code = 0;
+  {
+    Hold hold(command, client, endpoints, args);
+    code = hold.run();
+  }
+  if (threadLeftBehind) {
+    std::lock_guard lock(outputMutex);
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(code);
+  }
+  return code;
+}
+
+}  // namespace warden::api
