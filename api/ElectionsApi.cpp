@@ -108,6 +108,13 @@ void ElectionsApi::campaign(const Request& request, const std::string& name, con
     }
     if (r.results.empty()) return respond(errorReply(500, "internal", "campaign answered without its candidacy", node_.revision()));
     const std::string path = r.results[0].path;
+    {
+      // Leading already (at once, or since an earlier campaign): no wait.
+      auto txn = node_.read();
+      auto record = node_.stateMachine().tree().get(txn, path);
+      auto candidacy = record ? locks::decodeRequest(record->data) : std::nullopt;
+      if (!candidacy || candidacy->granted()) return answerCampaign(name, path, respond);
+    }
     try {
       // Woken by a change of its own candidacy only: a resignation wakes the next candidate.
       watches_.waitForChange(path, false, r.revision, std::chrono::milliseconds(waitMs),

@@ -98,7 +98,7 @@ TEST_CASE("contending clients hold a lock one at a time through a leader kill, t
   }
 }
 
-TEST_CASE("a holder that falls silent loses the lock when its session expires; its token is then stale") {
+TEST_CASE("a holder that falls silent loses the lock when its session expires and its token is then stale") {
   TestCluster cluster(3);
   REQUIRE(cluster.waitForLeader());
   auto session = [&](std::uint64_t node, int ttl) -> std::string {

@@ -59,7 +59,7 @@ TEST_CASE("a lock is acquired, checked, released by its token, and its tokens in
   REQUIRE(state["children"].size() == 1);
 }
 
-TEST_CASE("a release wakes the next waiter only; a waiter whose wait ends leaves the queue") {
+TEST_CASE("a release wakes the next waiter only, and a waiter whose wait ends leaves the queue") {
   TestServer server;
   const std::string a = newSession(server), b = newSession(server), c = newSession(server), d = newSession(server);
   const std::uint64_t token = acquire(server, "q", a).json()["token"];
@@ -81,7 +81,7 @@ TEST_CASE("a release wakes the next waiter only; a waiter whose wait ends leaves
   CHECK(server.request("GET", "/v1/locks/q").json()["waiters"].empty());
 }
 
-TEST_CASE("shared holders share the lock; an exclusive request waits for them") {
+TEST_CASE("shared holders share the lock and an exclusive request waits for them") {
   TestServer server;
   const std::string a = newSession(server), b = newSession(server), c = newSession(server);
   REQUIRE(acquire(server, "r", a, 0, "shared").status == 200);

@@ -72,7 +72,7 @@ TEST_CASE("an exclusive lock goes to its waiters first come first served, each t
   CHECK_FALSE(l.store.get(warden::locks::lockPath("db")));
 }
 
-TEST_CASE("shared holders share; an exclusive request waits for them, and shared ones behind it wait for it") {
+TEST_CASE("shared holders share, an exclusive request waits for them, and shared ones behind it wait for it") {
   Locks l;
   auto [a, ta] = l.acquire(1, "cfg", true);
   auto [b, tb] = l.acquire(2, "cfg", true);
@@ -153,7 +153,7 @@ TEST_CASE("lock commands refuse bad names, unknown sessions, and keep their fiel
   CHECK(warden::locks::holders({request(false), request(true)}) == 1);
 }
 
-TEST_CASE("an election's first candidate leads; terms rise with each new leader; proclaim needs the term") {
+TEST_CASE("an election's first candidate leads, terms rise with each new leader, and proclaim needs the term") {
   Locks l;
   auto campaign = [&](std::uint64_t session, std::string value) {
     Command c = lockCommand(CommandType::ElectionCampaign, session, "svc");
