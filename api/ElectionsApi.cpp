@@ -1,6 +1,7 @@
 #include "api/ElectionsApi.h"
 
 #include "api/JsonCodec.h"
+#include "api/LocksApi.h"
 #include "coordinator/Path.h"
 #include "locks/LockQueue.h"
 
@@ -24,15 +25,6 @@ std::string electionName(const std::string& text) {
   return text;
 }
 
-std::uint64_t sessionOf(const json& body) {
-  if (!body.contains("session") || !body["session"].is_string()) {
-    throw ApiError(400, "invalid_argument", "session is required (a session id, 16 hex digits)");
-  }
-  auto id = session::parseSessionId(body["session"].get<std::string>());
-  if (!id) throw ApiError(400, "invalid_argument", "session must be a session id (16 hex digits)");
-  return *id;
-}
-
 std::string valueOf(const json& body) {
   if (!body.contains("value")) return {};
   if (!body["value"].is_string() || body["value"].get<std::string>().size() > locks::kMaxOwnerBytes) {
@@ -52,11 +44,8 @@ void onlyFields(const json& body, std::initializer_list<const char*> allowed) {
 }  // namespace
 
 void ElectionsApi::handle(const Request& request, const std::string& rest, const Query& query, const Respond& respond) {
-  if (rest.size() < 2 || rest[0] != '/') throw ApiError(404, "not_found", "no route /v1/elections" + rest + " (see API.md)");
-  const std::string tail = rest.substr(1);
-  const auto slash = tail.find('/');
-  const std::string name = electionName(tail.substr(0, slash));
-  const std::string action = slash == std::string::npos ? "" : tail.substr(slash + 1);
+  const auto [rawName, action] = queueRoute(rest, "/v1/elections");
+  const std::string name = electionName(rawName);
   const std::string& method = request.method;
   if (action == "campaign" || action == "proclaim" || action == "resign") {
     if (method != "POST") return respond(methodNotAllowed(method, "/v1/elections/{name}/" + action, "POST", node_.revision()));
@@ -66,22 +55,7 @@ void ElectionsApi::handle(const Request& request, const std::string& rest, const
   if (!action.empty()) throw ApiError(404, "not_found", "no route /v1/elections/{name}/" + action + " (see API.md)");
   if (method != "GET") return respond(methodNotAllowed(method, "/v1/elections/{name}", "GET", node_.revision()));
   allowOnly(query, {"consistency", "index", "wait_ms"});
-  if (auto index = queryNumber(query, "index")) {
-    const auto waitMs = queryNumber(query, "wait_ms").value_or(30'000);
-    if (waitMs > kMaxWaitMs) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
-    Query rest = query;
-    rest.erase("index");
-    rest.erase("wait_ms");
-    answerReadChecks(rest);
-    watches_.waitForChange(locks::electionPath(name), false, *index, std::chrono::milliseconds(waitMs),
-                           [this, name, rest, respond] {
-                             try {
-                               answerRead(node_, rest, [this, name] { return describe(name); }, respond);
-                             } catch (const ApiError& e) {
-                               respond(errorReply(e, node_.revision()));
-                             }
-                           },
-                           true);
+  if (watches_.blockingRead(locks::electionPath(name), false, true, query, [this, name] { return describe(name); }, respond)) {
     return;
   }
   answerRead(node_, query, [this, name] { return describe(name); }, respond);
@@ -99,7 +73,7 @@ void ElectionsApi::campaign(const Request& request, const std::string& name, con
   }
   coordinator::Command c;
   c.type = CommandType::ElectionCampaign;
-  c.session = sessionOf(body);
+  c.session = sessionField(body);
   c.name = name;
   c.text = valueOf(body);
   node_.submit(c, [this, name, waitMs, respond](CommandResult r) {
@@ -163,7 +137,7 @@ void ElectionsApi::answerCampaign(const std::string& name, const std::string& pa
 void ElectionsApi::command(const Request& request, const std::string& name, const std::string& action, const Respond& respond) {
   const json body = parseBody(request.body);
   coordinator::Command c;
-  c.session = sessionOf(body);
+  c.session = sessionField(body);
   c.name = name;
   if (action == "proclaim") {
     onlyFields(body, {"session", "term", "value"});

@@ -20,6 +20,19 @@ std::string lockName(const std::string& text) {
   return text;
 }
 
+Reply failure(const CommandResult& r, std::uint64_t revision) {
+  return errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, revision));
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> queueRoute(const std::string& rest, const std::string& route) {
+  if (rest.size() < 2 || rest[0] != '/') throw ApiError(404, "not_found", "no route " + route + rest + " (see API.md)");
+  const std::string tail = rest.substr(1);
+  const auto slash = tail.find('/');
+  return {tail.substr(0, slash), slash == std::string::npos ? "" : tail.substr(slash + 1)};
+}
+
 std::uint64_t sessionField(const json& body) {
   if (!body.contains("session") || !body["session"].is_string()) {
     throw ApiError(400, "invalid_argument", "session is required (a session id, 16 hex digits)");
@@ -29,19 +42,10 @@ std::uint64_t sessionField(const json& body) {
   return *id;
 }
 
-Reply failure(const CommandResult& r, std::uint64_t revision) {
-  return errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, revision));
-}
-
-}  // namespace
-
 void LocksApi::handle(const Request& request, const std::string& rest, const Query& query, const Respond& respond) {
   // rest: "/{name}" or "/{name}/{action}"; names are one component (percent-decoded by the router).
-  if (rest.size() < 2 || rest[0] != '/') throw ApiError(404, "not_found", "no route /v1/locks" + rest + " (see API.md)");
-  const std::string tail = rest.substr(1);
-  const auto slash = tail.find('/');
-  const std::string name = lockName(tail.substr(0, slash));
-  const std::string action = slash == std::string::npos ? "" : tail.substr(slash + 1);
+  const auto [rawName, action] = queueRoute(rest, "/v1/locks");
+  const std::string name = lockName(rawName);
   const std::string& method = request.method;
   if (action == "acquire" || action == "release") {
     if (method != "POST") return respond(methodNotAllowed(method, "/v1/locks/{name}/" + action, "POST", node_.revision()));
@@ -57,23 +61,8 @@ void LocksApi::handle(const Request& request, const std::string& rest, const Que
   if (!action.empty()) throw ApiError(404, "not_found", "no route /v1/locks/{name}/" + action + " (see API.md)");
   if (method != "GET") return respond(methodNotAllowed(method, "/v1/locks/{name}", "GET", node_.revision()));
   allowOnly(query, {"consistency", "index", "wait_ms"});
-  if (auto index = queryNumber(query, "index")) {
-    // Blocks until the lock (its queue, any holder or waiter) changes after `index`.
-    const auto waitMs = queryNumber(query, "wait_ms").value_or(30'000);
-    if (waitMs > kMaxWaitMs) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
-    Query rest = query;
-    rest.erase("index");
-    rest.erase("wait_ms");
-    answerReadChecks(rest);
-    watches_.waitForChange(locks::lockPath(name), false, *index, std::chrono::milliseconds(waitMs),
-                           [this, name, rest, respond] {
-                             try {
-                               answerRead(node_, rest, [this, name] { return describe(name); }, respond);
-                             } catch (const ApiError& e) {
-                               respond(errorReply(e, node_.revision()));
-                             }
-                           },
-                           true);
+  // Blocks with ?index until the lock (its queue, any holder or waiter) changes.
+  if (watches_.blockingRead(locks::lockPath(name), false, true, query, [this, name] { return describe(name); }, respond)) {
     return;
   }
   answerRead(node_, query, [this, name] { return describe(name); }, respond);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "api/Reads.h"
 #include "api/Reply.h"
@@ -13,6 +14,11 @@
 #include "coordinator/Node.h"
 
 namespace warden::api {
+
+// Shared with /v1/elections: what follows the route, "/{name}" or "/{name}/{action}" (404
+// otherwise), and a request body's "session" (400 unless a session id).
+std::pair<std::string, std::string> queueRoute(const std::string& rest, const std::string& route);
+std::uint64_t sessionField(const nlohmann::ordered_json& body);
 
 class LocksApi {
  public:

@@ -120,24 +120,8 @@ void NodesApi::read(const std::string& path, const Query& query, bool head, cons
   if (shape.raw && (shape.children || shape.recursive)) {
     throw ApiError(400, "invalid_argument", "raw returns the data alone; it cannot be combined with children or recursive");
   }
-  if (auto index = queryNumber(query, "index")) {
-    // A blocking read (Consul style): once the node (or its child set) changed after `index`
-    // here, or at the deadline, answer as the query asks. Checked in full before it waits.
-    if (query.count("min_revision")) throw ApiError(400, "invalid_argument", "index and min_revision do not go together");
-    const auto waitMs = queryNumber(query, "wait_ms").value_or(30'000);
-    if (waitMs > 300'000) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
-    Query rest = query;
-    rest.erase("index");
-    rest.erase("wait_ms");
-    answerReadChecks(rest);
-    watches_.waitForChange(path, shape.children, *index, std::chrono::milliseconds(waitMs),
-                           [this, path, shape, rest, respond] {
-                             try {
-                               answerRead(node_, rest, [this, path, shape] { return get(path, shape); }, respond);
-                             } catch (const ApiError& e) {
-                               respond(errorReply(e, node_.revision()));
-                             }
-                           });
+  // A blocking read (Consul style): once the node (or its child set) changed after `index`.
+  if (watches_.blockingRead(path, shape.children, false, query, [this, path, shape] { return get(path, shape); }, respond)) {
     return;
   }
   answerRead(node_, query, [this, path, shape] { return get(path, shape); }, respond);

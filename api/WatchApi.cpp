@@ -250,6 +250,30 @@ void WatchApi::handle(const Request& request, const std::string& path, const Que
   if (!wait->start(std::chrono::milliseconds(waitMs.value_or(kDefaultWaitMs)))) throw tooMany();
 }
 
+bool WatchApi::blockingRead(const std::string& path, bool children, bool recursive, const Query& query,
+                            std::function<Reply()> build, const Respond& respond) {
+  const auto index = queryNumber(query, "index");
+  if (!index) return false;
+  // Checked in full before it waits.
+  if (query.count("min_revision")) throw ApiError(400, "invalid_argument", "index and min_revision do not go together");
+  const auto waitMs = queryNumber(query, "wait_ms").value_or(kDefaultWaitMs);
+  if (waitMs > kMaxWaitMs) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
+  Query rest = query;
+  rest.erase("index");
+  rest.erase("wait_ms");
+  answerReadChecks(rest);
+  waitForChange(path, children, *index, std::chrono::milliseconds(waitMs),
+                [this, rest, build = std::move(build), respond] {
+                  try {
+                    answerRead(node_, rest, build, respond);
+                  } catch (const ApiError& e) {
+                    respond(errorReply(e, node_.revision()));
+                  }
+                },
+                recursive);
+  return true;
+}
+
 void WatchApi::waitForChange(const std::string& path, bool children, std::uint64_t index, std::chrono::milliseconds wait,
                              std::function<void()> ready, bool recursive) {
   WatchHub& hub = node_.watches();

@@ -23,6 +23,12 @@ class WatchApi {
   // Blocking reads: `ready` runs once (on some other thread) when the node at `path` (with
   // `children`: its child set) changed after revision `index` here, or once `wait` passed.
   // ApiError 429 when too many watch already.
+  // A blocking read (?index=R&wait_ms=W): once `path` (with `children` its child set; with
+  // `recursive` its subtree) changed after R here, or at the deadline, answers as the rest of the
+  // query asks (answerRead). False, and nothing done, when the query has no index.
+  bool blockingRead(const std::string& path, bool children, bool recursive, const Query& query,
+                    std::function<Reply()> build, const Respond& respond);
+
   // `recursive`: any change in the node's subtree counts.
   void waitForChange(const std::string& path, bool children, std::uint64_t index, std::chrono::milliseconds wait,
                      std::function<void()> ready, bool recursive = false);

@@ -160,6 +160,8 @@ class StateMachine {
   void requeueLocksOf(Context& ctx, const std::vector<OpResult>& deleted) const;
   void delayLocksOf(Context& ctx, std::uint64_t session) const;
   void ensureNode(Context& ctx, const std::string& path) const;
+  // Replaces a node's data as a change of this revision (version, mtime, the quota, its event).
+  void rewriteData(Context& ctx, const std::string& path, NodeRecord& record, std::string data) const;
   std::optional<Outcome> overBudget(Context& ctx, std::uint64_t more, std::string_view what) const;
   std::uint64_t subtreeSizeUpTo(storage::Txn& txn, const std::string& path, const NodeRecord& record,
                                 std::uint64_t limit) const;

@@ -1,6 +1,6 @@
-// Locks as state-machine commands over the namespace (API.md "Locks"; the queue's rules are in
-// locks/LockQueue.h). A lock is /_warden/locks/{name}; each request is a sequential ephemeral
-// child owned by its session, so that a session's close or expiry removes its requests with
+// Locks and elections as state-machine commands over the namespace (API.md "Locks", "Leader
+// election"; the queue's rules are in locks/LockQueue.h). A lock is /_warden/locks/{name}; each
+// request is an ephemeral child owned by its session, named by the revision that queued it, so that a session's close or expiry removes its requests with
 // its other ephemeral nodes, in the same revision, and the next in line is granted there too.
 // A grant writes the request's token (the granting revision): the waiting client's node sees
 // the change as a watch event on that one request, so a release wakes only the next grantee.
@@ -40,6 +40,18 @@ void StateMachine::ensureNode(Context& ctx, const std::string& path) const {
   createNode(ctx, path, {}, 0);
 }
 
+void StateMachine::rewriteData(Context& ctx, const std::string& path, NodeRecord& record, std::string data) const {
+  ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(record.data.size());
+  record.data = std::move(data);
+  record.stat.dataLength = record.data.size();
+  record.stat.version += 1;
+  record.stat.modified = ctx.revision;
+  record.stat.mtime = ctx.timestampMs;
+  tree_.put(ctx.txn, path, record);
+  ctx.changed = true;
+  ctx.note(watch::EventType::Changed, path, record.stat, record.data);
+}
+
 void StateMachine::removeLockRequest(Context& ctx, const std::string& path) const {
   auto record = tree_.get(ctx.txn, path);
   if (!record) return;
@@ -58,18 +70,8 @@ void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
   // until the delay is over in leader time; a waiting acquire asks again then (LocksApi).
   const std::uint64_t availableAt = locks::decodeAvailableAt(lockRecord->data);
   if (availableAt > ctx.timestampMs) return;
-  if (availableAt != 0) {
-    // The delay is over: the lock is available again, and says so.
-    ctx.growth -= static_cast<std::int64_t>(lockRecord->data.size());
-    lockRecord->data.clear();
-    lockRecord->stat.dataLength = 0;
-    lockRecord->stat.version += 1;
-    lockRecord->stat.modified = ctx.revision;
-    lockRecord->stat.mtime = ctx.timestampMs;
-    tree_.put(ctx.txn, lock, *lockRecord);
-    ctx.changed = true;
-    ctx.note(watch::EventType::Changed, lock, lockRecord->stat);
-  }
+  // The delay is over: the lock is available again, and says so.
+  if (availableAt != 0) rewriteData(ctx, lock, *lockRecord, {});
   if (lockRecord->stat.numChildren == 0) {
     // Nobody holds or waits: the lock's node goes too, so that used names do not pile up.
     tree_.erase(ctx.txn, lock);
@@ -107,16 +109,7 @@ void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
     request.token = ctx.revision;  // the fencing token: strictly increasing grant after grant
     request.sinceMs = ctx.timestampMs;
     NodeRecord record = *tree_.get(ctx.txn, path);
-    const std::string data = locks::encodeRequest(request, locks::isElection(lock));
-    ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(record.data.size());
-    record.data = data;
-    record.stat.dataLength = data.size();
-    record.stat.version += 1;
-    record.stat.modified = ctx.revision;
-    record.stat.mtime = ctx.timestampMs;
-    tree_.put(ctx.txn, path, record);
-    ctx.changed = true;
-    ctx.note(watch::EventType::Changed, path, record.stat, record.data);
+    rewriteData(ctx, path, record, locks::encodeRequest(request, locks::isElection(lock)));
   }
 }
 
@@ -129,16 +122,7 @@ void StateMachine::delayLocksOf(Context& ctx, std::uint64_t session) const {
     if (!request || !request->granted() || request->delayMs == 0) continue;
     NodeRecord lockRecord = *tree_.get(ctx.txn, lock);
     const std::uint64_t at = std::max(locks::decodeAvailableAt(lockRecord.data), ctx.timestampMs + request->delayMs);
-    const std::string data = locks::encodeAvailableAt(at);
-    ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(lockRecord.data.size());
-    lockRecord.data = data;
-    lockRecord.stat.dataLength = data.size();
-    lockRecord.stat.version += 1;
-    lockRecord.stat.modified = ctx.revision;
-    lockRecord.stat.mtime = ctx.timestampMs;
-    tree_.put(ctx.txn, std::string(lock), lockRecord);
-    ctx.changed = true;
-    ctx.note(watch::EventType::Changed, lock, lockRecord.stat, lockRecord.data);
+    rewriteData(ctx, std::string(lock), lockRecord, locks::encodeAvailableAt(at));
   }
 }
 
@@ -215,16 +199,7 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
                                          std::to_string(command.token));
     }
     request->owner = command.text;
-    const std::string data = locks::encodeRequest(*request, true);
-    ctx.growth += static_cast<std::int64_t>(data.size()) - static_cast<std::int64_t>(record->data.size());
-    record->data = data;
-    record->stat.dataLength = data.size();
-    record->stat.version += 1;
-    record->stat.modified = revision;
-    record->stat.mtime = timestampMs;
-    tree_.put(txn, *mine, *record);
-    ctx.changed = true;
-    ctx.note(watch::EventType::Changed, *mine, record->stat, record->data);
+    rewriteData(ctx, *mine, *record, locks::encodeRequest(*request, true));
   } else if (command.type == CommandType::LockWithdraw && mine) {
     // Only a request still waiting leaves: one granted meanwhile is the caller's to keep (its
     // token is in the request, which the caller reads next).
