@@ -133,7 +133,7 @@ void feedNode(std::uint64_t from, const std::string& body) {
   options.id = 1;
   options.members = {{1, "127.0.0.1:1"}, {2, "127.0.0.1:2"}, {3, "127.0.0.1:3"}};
   node::NodeCore core(store.env, *store.stateMachine, options,
-                      node::NodeCore::Ports{outbox, clock, random, log, [](const std::string&) {}}, [](coordinator::watch::Applied&) {});
+                      node::NodeCore::Ports{outbox, clock, random, log, [](const std::string&) {}}, [](warden::coordinator::watch::Applied&) {});
   core.peerFrame(from, body);
   core.endTurn();
   core.shutdown();
