@@ -15,6 +15,7 @@
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/ProcStats.h"
 
 namespace warden::api {
 
@@ -31,37 +32,6 @@ struct Config {
   std::size_t connections = 64;
   long leaderPid = 0;
 };
-
-// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
-double cpuSeconds(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
-  const auto close = line.rfind(')');  // the command name may hold spaces
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(line.substr(close + 2));
-  std::string skip;
-  for (int i = 0; i < 11; ++i) fields >> skip;  // state .. cmajflt: fields 3 to 13
-  unsigned long long utime = 0, stime = 0;
-  fields >> utime >> stime;
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// Resident memory of a process in bytes, from /proc/PID/status.
-double rssBytes(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      double kb = 0;
-      in >> kb;
-      return kb * 1024;
-    }
-    std::string rest;
-    std::getline(in, rest);
-  }
-  return 0;
-}
 
 struct Tally {
   std::mutex mutex;
