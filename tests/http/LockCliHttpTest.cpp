@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "api/HttpClient.h"
+#include "tests/http/BackgroundWarden.h"
 #include "tests/http/Expect.h"
 #include "tests/http/FakeServer.h"
 #include "tests/http/TestServer.h"
@@ -30,17 +31,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::size_t lineCount(const std::string& text) {
-  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
-}
 
 // Polls `done` every 10 ms until it holds or `limit` has passed; whether it held.
 bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds limit) {
@@ -73,74 +63,30 @@ void requireOneErrorLine(const std::string& err) {
   REQUIRE(err.starts_with("warden: "));
 }
 
-// A warden command running in the background, its stdout and stderr each in a file. Killed at
-// the end if it still runs.
-class Running {
+// A warden command running in the background, answering in exit codes.
+class Running : public BackgroundWarden {
  public:
-  explicit Running(std::vector<std::string> args) : out_(dir_.path() + "/out"), err_(dir_.path() + "/err") {
-    args.insert(args.begin(), WARDEN_BINARY);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(::open("/dev/null", O_RDONLY), 0);
-      ::dup2(::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 1);
-      ::dup2(::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
-      ::close_range(3, ~0U, 0);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  ~Running() {
-    if (pid_ > 0) stopProcess(pid_, SIGKILL);
-  }
-  Running(const Running&) = delete;
-  Running& operator=(const Running&) = delete;
-
-  std::string out() const { return slurp(out_); }
-  std::string err() const { return slurp(err_); }
+  using BackgroundWarden::BackgroundWarden;
 
   // Its exit code once it ended by itself within `limit`; nullopt if it still runs (or a signal
   // ended it).
   std::optional<int> exitCode(std::chrono::milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) return std::nullopt;
-      std::this_thread::sleep_for(5ms);
-    }
-    pid_ = -1;
-    if (!WIFEXITED(status)) return std::nullopt;
-    return WEXITSTATUS(status);
+    auto status = waitStatus(limit);
+    if (!status || !WIFEXITED(*status)) return std::nullopt;
+    return WEXITSTATUS(*status);
   }
 
   // Sends the signal and reaps it: its exit code (nullopt when a signal ended it).
   std::optional<int> stop(int signal) {
-    const int status = stopProcess(pid_, signal);
-    pid_ = -1;
+    const int status = stopStatus(signal);
     if (!WIFEXITED(status)) return std::nullopt;
     return WEXITSTATUS(status);
   }
-
-  bool waitForLines(std::size_t lines) const {
-    return waitFor([&] { return lineCount(out()) >= lines; }, 15s);
-  }
-
- private:
-  TempDir dir_;
-  std::string out_, err_;
-  pid_t pid_ = -1;
 };
 
 std::vector<std::string> with(const std::string& endpoint, std::vector<std::string> args) {
   args.insert(args.begin(), {"--endpoints", endpoint});
   return args;
-}
-
-CommandOutput cli(const std::string& endpoint, const std::vector<std::string>& args) {
-  return runWarden(with(endpoint, args));
 }
 
 std::string newSession(TestServer& server, int ttlMs = 60000) {
