@@ -76,7 +76,7 @@ void ElectionsApi::campaign(const Request& request, const std::string& name, con
   c.session = sessionField(body);
   c.name = name;
   c.text = valueOf(body);
-  node_.submit(c, [this, name, waitMs, respond](CommandResult r) {
+  node_.submit(c, [this, name, waitMs, respond, hangup = request.hangup](CommandResult r) {
     if (r.status != Status::Ok) {
       return respond(errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, node_.revision())));
     }
@@ -90,9 +90,11 @@ void ElectionsApi::campaign(const Request& request, const std::string& name, con
       if (!candidacy || candidacy->granted()) return answerCampaign(name, path, respond);
     }
     try {
-      // Woken by a change of its own candidacy only: a resignation wakes the next candidate.
-      watches_.waitForChange(path, false, r.revision, std::chrono::milliseconds(waitMs),
-                             [this, name, path, respond] { answerCampaign(name, path, respond); });
+      // Woken by a change of its own candidacy only: a resignation wakes the next candidate. A
+      // client that hangs up ends the wait (its candidacy stays, for its session's life).
+      watches_.waitForChange(
+          path, false, r.revision, std::chrono::milliseconds(waitMs),
+          [this, name, path, respond] { answerCampaign(name, path, respond); }, false, hangup);
     } catch (const ApiError& e) {
       respond(errorReply(e, node_.revision()));
     }

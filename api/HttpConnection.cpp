@@ -1,6 +1,9 @@
 #include "api/HttpConnection.h"
 
+#include <cerrno>
 #include <cstdio>
+
+#include <sys/socket.h>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -97,11 +100,15 @@ void HttpConnection::onRead(beast::error_code ec) {
   auto& req = parser_->get();
   const bool keepAlive = req.keep_alive();
   const bool head = req.method() == http::verb::head;
-  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body()), std::nullopt, std::nullopt};
+  Request request{std::string(req.method_string()), std::string(req.target()), std::move(req.body()), std::nullopt, std::nullopt, nullptr};
   if (auto key = req.find("Idempotency-Key"); key != req.end()) request.idempotencyKey = std::string(key->value());
   if (auto id = req.find("Last-Event-ID"); id != req.end()) request.lastEventId = std::string(id->value());
   // The handler may take a while (a write waiting for its commit): no read timeout meanwhile.
   stream_.expires_never();
+  hangup_ = std::make_shared<Hangup>([weak = weak_from_this()] {
+    if (auto self = weak.lock()) net::post(self->stream_.get_executor(), [self] { self->watchForHangup(); });
+  });
+  request.hangup = hangup_;
   router_.handle(request, [self = shared_from_this(), keepAlive, head](Reply reply) {
     net::post(self->stream_.get_executor(), [self, reply = std::move(reply), keepAlive, head]() mutable {
       self->send(std::move(reply), keepAlive, head);
@@ -110,6 +117,7 @@ void HttpConnection::onRead(beast::error_code ec) {
 }
 
 void HttpConnection::send(Reply reply, bool keepAlive, bool head) {
+  hangup_.reset();  // answered: a hangup from now on ends nothing
   if (reply.stream && !head) return sendStream(std::move(reply));
   if (reply.stream) reply.stream->cancel();
   response_ = std::make_shared<http::response<http::string_body>>();
@@ -178,6 +186,27 @@ void HttpConnection::writeNextPiece() {
         self->writeNextPiece();
       });
     });
+  });
+}
+
+void HttpConnection::watchForHangup() {
+  // One wait at a time; it serves whichever request is being handled when it ends (a wait armed
+  // for an earlier request ends when the next one's bytes arrive, and is then armed again).
+  if (!hangup_ || watching_) return;
+  watching_ = true;
+  stream_.socket().async_wait(net::ip::tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+    self->watching_ = false;
+    if (ec || !self->hangup_) return;
+    char byte;
+    const ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      // The end of the stream (or a reset): nobody is left to answer.
+      auto hangup = std::move(self->hangup_);
+      hangup->happened();
+      return;
+    }
+    // Bytes of a next (pipelined) request: left for the next read; nothing more to learn here.
+    if (n < 0) self->watchForHangup();
   });
 }
 

@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "api/Hangup.h"
 #include "api/HttpServer.h"
 #include "api/Router.h"
 
@@ -34,6 +35,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void writeNextPiece();
   void onWrite(boost::beast::error_code ec, bool close);
   void close();
+  void watchForHangup();
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
@@ -44,6 +46,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response_;
   std::shared_ptr<ReplyStream> streamBody_;  // while a streamed reply is being written
   std::string piece_;                         // the piece being written
+  std::shared_ptr<Hangup> hangup_;            // the request being handled, until its reply
+  bool watching_ = false;                     // a wait for the socket to turn readable is pending
 };
 
 }  // namespace warden::api

@@ -99,8 +99,9 @@ void LocksApi::acquire(const Request& request, const std::string& name, const Re
   }
   a.session = sessionField(body);
   a.owner = owner;
+  a.hangup = request.hangup;
   a.deadline = std::chrono::steady_clock::now() + a.wait;
-  node_.submit(acquireCommand(a), [this, a, respond](CommandResult r) {
+  node_.submit(acquireCommand(a, CommandType::LockAcquire), [this, a, respond](CommandResult r) {
     if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
     if (r.results.empty()) return respond(errorReply(500, "internal", "acquire answered without its request", node_.revision()));
     const std::string path = r.results[0].path;
@@ -109,9 +110,9 @@ void LocksApi::acquire(const Request& request, const std::string& name, const Re
   });
 }
 
-coordinator::Command LocksApi::acquireCommand(const Acquire& a) const {
+coordinator::Command LocksApi::acquireCommand(const Acquire& a, CommandType type) const {
   coordinator::Command command;
-  command.type = CommandType::LockAcquire;
+  command.type = type;
   command.session = a.session;
   command.name = a.name;
   command.shared = a.shared;
@@ -122,8 +123,10 @@ coordinator::Command LocksApi::acquireCommand(const Acquire& a) const {
 
 void LocksApi::askAgainAfterDelay(const Acquire& a) {
   // A lock-delay holds the grant until a time in the leader's clock; nothing is applied then by
-  // itself, so the waiter asks again (an acquire of its own request changes nothing else) at
-  // about that time, and again a little later while the delay lasts and its wait does not end.
+  // itself, so the waiter pokes the lock (which queues nothing, so a poke that lands after the
+  // wait ended leaves nothing behind) at about that time, and again a little later while the
+  // delay lasts and its wait does not end.
+  if (*a.over) return;
   std::uint64_t leftMs = 0;
   {
     auto txn = node_.read();
@@ -138,7 +141,8 @@ void LocksApi::askAgainAfterDelay(const Acquire& a) {
   const auto when = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::uint64_t>(leftMs, 50));
   if (when > a.deadline) return;
   node_.watches().at(when, [this, a] {
-    node_.submit(acquireCommand(a), [this, a](CommandResult r) {
+    if (*a.over) return;
+    node_.submit(acquireCommand(a, CommandType::LockPoke), [this, a](CommandResult r) {
       if (r.status == Status::Ok) askAgainAfterDelay(a);
     });
   });
@@ -147,13 +151,16 @@ void LocksApi::askAgainAfterDelay(const Acquire& a) {
 void LocksApi::watchForDelay(const Acquire& a, std::uint64_t index) {
   // The lock's own node changes only when a lock-delay starts or ends (its queue shows as
   // children, which this ignores): then the waiter asks again when the delay is over.
-  if (std::chrono::steady_clock::now() >= a.deadline) return;
+  if (std::chrono::steady_clock::now() >= a.deadline || *a.over) return;
   try {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(a.deadline - std::chrono::steady_clock::now());
-    watches_.waitForChange(locks::lockPath(a.name), false, index, left, [this, a] {
-      askAgainAfterDelay(a);
-      watchForDelay(a, node_.revision());
-    });
+    watches_.waitForChange(
+        locks::lockPath(a.name), false, index, left,
+        [this, a] {
+          askAgainAfterDelay(a);
+          watchForDelay(a, node_.revision());
+        },
+        false, a.hangup);
   } catch (const ApiError&) {
     // Too many watchers: the grant still comes by itself unless a lock-delay holds it.
   }
@@ -166,18 +173,22 @@ void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
     if (!request || request->granted()) return finish(a, path, true, respond);
   }
+  // A client that hangs up ends the wait (first of all the lock-delay pokes and watch).
+  if (a.hangup) a.hangup->onHangup([over = a.over] { *over = true; });
   askAgainAfterDelay(a);
   watchForDelay(a, index);
   // A change of this request alone (its grant, or its removal) wakes this wait: a release
   // wakes the next in line, not every waiter.
   try {
-    watches_.waitForChange(path, false, index, a.wait, [this, a, path, respond] { finish(a, path, true, respond); });
+    watches_.waitForChange(
+        path, false, index, a.wait, [this, a, path, respond] { finish(a, path, true, respond); }, false, a.hangup);
   } catch (const ApiError& e) {
     respond(errorReply(e, node_.revision()));
   }
 }
 
 void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIfWaiting, const Respond& respond) {
+  *a.over = true;
   std::optional<locks::Request> request;
   std::uint64_t revision = 0;
   {

@@ -15,12 +15,15 @@
 
 namespace warden::api {
 
+class Hangup;  // api/Hangup.h
+
 struct Request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // "/v1/nodes/a?children"
   std::string body;
   std::optional<std::string> idempotencyKey;  // the Idempotency-Key header, when given
   std::optional<std::string> lastEventId;     // the Last-Event-ID header (an EventSource resuming)
+  std::shared_ptr<Hangup> hangup;             // the client hanging up before its reply (may be null)
 };
 
 // A body that goes on (Server-Sent Events): after the headers, the connection asks for each

@@ -75,6 +75,9 @@ class Wait : public std::enable_shared_from_this<Wait> {
     return true;
   }
 
+  // Ends the wait now, as at its deadline (its client hung up).
+  void end() { check(true); }
+
  private:
   void check(bool deadline) {
     std::unique_lock lock(mutex_);
@@ -275,7 +278,7 @@ bool WatchApi::blockingRead(const std::string& path, bool children, bool recursi
 }
 
 void WatchApi::waitForChange(const std::string& path, bool children, std::uint64_t index, std::chrono::milliseconds wait,
-                             std::function<void()> ready, bool recursive) {
+                             std::function<void()> ready, bool recursive, const std::shared_ptr<Hangup>& hangup) {
   WatchHub& hub = node_.watches();
   // Older than the history: whether it changed since is unknown here, so answer at once.
   if (index < hub.floor()) return ready();
@@ -287,6 +290,11 @@ void WatchApi::waitForChange(const std::string& path, bool children, std::uint64
   auto waiting = std::make_shared<Wait>(hub, Filter{path, recursive}, index, accept,
                                         [ready = std::move(ready)](std::optional<History::Page>) { ready(); });
   if (!waiting->start(wait)) throw ApiError(429, "too_many_requests", "this node serves the most watchers it may (--max-watchers)");
+  if (hangup) {
+    hangup->onHangup([weak = std::weak_ptr<Wait>(waiting)] {
+      if (auto w = weak.lock()) w->end();
+    });
+  }
 }
 
 }  // namespace warden::api

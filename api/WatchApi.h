@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "api/Hangup.h"
 #include "api/Reads.h"
 #include "api/Reply.h"
 #include "coordinator/Node.h"
@@ -29,9 +30,11 @@ class WatchApi {
   bool blockingRead(const std::string& path, bool children, bool recursive, const Query& query,
                     std::function<Reply()> build, const Respond& respond);
 
-  // `recursive`: any change in the node's subtree counts.
+  // `recursive`: any change in the node's subtree counts. `hangup` (when given) ends the wait
+  // early, as at its deadline, if the client hangs up.
   void waitForChange(const std::string& path, bool children, std::uint64_t index, std::chrono::milliseconds wait,
-                     std::function<void()> ready, bool recursive = false);
+                     std::function<void()> ready, bool recursive = false,
+                     const std::shared_ptr<Hangup>& hangup = nullptr);
 
  private:
   coordinator::Node& node_;

@@ -131,7 +131,7 @@ bool isElectionCommand(CommandType type) {
 
 bool isLockCommand(CommandType type) {
   return type == CommandType::LockAcquire || type == CommandType::LockRelease || type == CommandType::LockWithdraw ||
-         isElectionCommand(type);
+         type == CommandType::LockPoke || isElectionCommand(type);
 }
 
 void encodeCommand(Encoder& out, const Command& command) {

@@ -58,6 +58,10 @@ enum class CommandType : std::uint8_t {
   ElectionCampaign = 13,
   ElectionProclaim = 14,
   ElectionResign = 15,
+  // session, name: a waiter's node asks the lock to grant its queue again when a lock-delay
+  // may have ended (nothing is applied by itself then). It queues and removes nothing, so one
+  // that arrives after its waiter gave up cannot leave a request behind.
+  LockPoke = 16,
 };
 
 bool isElectionCommand(CommandType type);

@@ -171,9 +171,10 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
     createNode(ctx, path, locks::encodeRequest(request, election), command.session);
     grantLock(ctx, lock);
     resultPath = path;
-  } else if (acquire) {
+  } else if (acquire || command.type == CommandType::LockPoke) {
     // Asked again: nothing new, but a lock-delay may have ended since (the waiter asks then).
     grantLock(ctx, lock);
+    if (!acquire) resultPath.reset();
   } else if (command.type == CommandType::LockRelease) {
     auto record = mine ? tree_.get(txn, *mine) : std::nullopt;
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;

@@ -8,6 +8,9 @@
 #include <future>
 #include <thread>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "tests/http/Expect.h"
 
 using namespace warden::tests;
@@ -186,4 +189,41 @@ TEST_CASE("a waiter gets a lock whose holder expired with a lock-delay only once
   CHECK(waited < std::chrono::milliseconds(8000));
   requireError(client.send({"POST", "/v1/locks/ld/acquire", json{{"session", next}, {"lock_delay_ms", 60001}}.dump(), "application/json", {}}),
                400, "invalid_argument");
+}
+
+TEST_CASE("a waiter whose client hangs up leaves the queue at once, and a pipelined or patient client is not taken for one") {
+  TestServer server;
+  const std::string holder = newSession(server), quitter = newSession(server), patient = newSession(server);
+  auto held = acquire(server, "hang", holder);
+  REQUIRE(held.status == 200);
+  auto waiters = [&] { return server.request("GET", "/v1/locks/hang").json()["waiters"].size(); };
+  // A client asks to wait a minute, then hangs up.
+  const std::string body = json{{"session", quitter}, {"wait_ms", 60000}}.dump();
+  const std::string raw = "POST /v1/locks/hang/acquire HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  int fd = connectLoopback(server.port());
+  REQUIRE(fd >= 0);
+  REQUIRE(::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size()));
+  for (int i = 0; i < 200 && waiters() != 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(waiters() == 1);
+  ::close(fd);
+  // Gone from the queue long before its minute is up.
+  for (int i = 0; i < 300 && waiters() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(waiters() == 0);
+  // A client that stays is still granted the lock at the release.
+  auto waiting = std::async(std::launch::async, [&] { return acquire(server, "hang", patient, 20000); });
+  for (int i = 0; i < 200 && waiters() != 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(server.request("POST", "/v1/locks/hang/release", json{{"session", holder}, {"token", held.json()["token"]}}.dump()).status == 200);
+  auto granted = waiting.get();
+  REQUIRE(granted.status == 200);
+  CHECK(granted.json()["session"] == patient);
+  // A client that sends its next request before the answer (pipelining) keeps its place.
+  const std::string next = "GET /v1/locks/hang HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::string wait2 = json{{"session", quitter}, {"wait_ms", 1500}}.dump();
+  const std::string both = "POST /v1/locks/hang/acquire HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "Content-Length: " + std::to_string(wait2.size()) + "\r\n\r\n" + wait2 + next;
+  const std::string answers = rawExchange(server.port(), both, 5000);
+  CHECK(answers.find("409") != std::string::npos);           // not granted within its 1.5 s
+  CHECK(answers.find("not granted within wait_ms") != std::string::npos);
+  CHECK(answers.find("\"holders\"") != std::string::npos);   // then the pipelined read
 }

@@ -214,6 +214,28 @@ TEST_CASE("a lock-delay holds a lock after its holder's session expired, not aft
   CHECK(l.store.usedBytes() > 0);
 }
 
+TEST_CASE("a poke grants a lock whose lock-delay is over and never queues a request") {
+  Locks l;
+  Command acquire = lockCommand(CommandType::LockAcquire, 1, "p");
+  acquire.token = 5000;
+  REQUIRE(l.store.applyCommand(acquire, 1000).status == Status::Ok);
+  auto [p2, t2] = l.acquire(2, "p");
+  REQUIRE(l.store.applyCommand(expireCommand(1, SessionEpoch{}), 2000).status == Status::Ok);
+  CHECK(l.store.applyCommand(lockCommand(CommandType::LockPoke, 2, "p"), 6999).status == Status::Ok);
+  CHECK(l.token(p2) == 0);
+  auto poked = l.store.applyCommand(lockCommand(CommandType::LockPoke, 2, "p"), 7000);
+  REQUIRE(poked.status == Status::Ok);
+  CHECK(poked.results.empty());
+  CHECK(l.token(p2) != 0);
+  // A poke from a waiter that already gave up (withdrew) leaves nothing queued for it.
+  auto [p3, t3] = l.acquire(3, "p");
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockWithdraw, 3, "p"), 7001).status == Status::Ok);
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockPoke, 3, "p"), 7002).status == Status::Ok);
+  CHECK_FALSE(l.store.get(p3));
+  REQUIRE(l.release(2, "p", l.token(p2)) == Status::Ok);
+  CHECK_FALSE(l.store.get(warden::locks::lockPath("p")));
+}
+
 // The locks review's schedules, each a test.
 
 TEST_CASE("a request path is never reused for another session's request, even after the lock's node went") {
