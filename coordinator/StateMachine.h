@@ -125,6 +125,14 @@ class StateMachine {
   const Tree& tree() const { return tree_; }
   const session::SessionTable& sessions() const { return sessions_; }
 
+  // Test-only defects in the lock queue's rules: the whole-node simulator plants each to show
+  // that its lock checks catch it (warden_nodesim --bug). Never set in a server.
+  struct LockBugs {
+    bool grantEveryone = false;     // every request counts as shared: exclusive holders overlap
+    bool requestsBySession = false;  // requests named by session, not arrival: the queue is not FIFO
+    bool tokenPerLockNode = false;   // tokens count the lock node's changes, restarting when it goes
+  } lockBugs;
+
   struct Outcome;  // one op's result; defined in the .cpp
 
  private:

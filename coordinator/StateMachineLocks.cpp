@@ -92,6 +92,7 @@ void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
       auto record = tree_.get(ctx.txn, path);
       auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
       if (!request) continue;
+      if (lockBugs.grantEveryone) request->shared = true;
       head.emplace_back(path, *request);
       if (!request->shared) {
         done = true;
@@ -107,6 +108,7 @@ void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
     auto& [path, request] = head[i];
     if (request.granted()) continue;
     request.token = ctx.revision;  // the fencing token: strictly increasing grant after grant
+    if (lockBugs.tokenPerLockNode) request.token = static_cast<std::uint64_t>(lockRecord->stat.cversion);
     request.sinceMs = ctx.timestampMs;
     NodeRecord record = *tree_.get(ctx.txn, path);
     rewriteData(ctx, path, record, locks::encodeRequest(request, locks::isElection(lock)));
@@ -165,7 +167,7 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
                                         " ephemeral nodes and lock requests, the most one session may own (--max-txn-nodes)");
     }
     ensureNode(ctx, lock);
-    const std::string path = childOf(lock, requestName(revision));
+    const std::string path = childOf(lock, lockBugs.requestsBySession ? "r-" + id : requestName(revision));
     locks::Request request{command.session, command.shared && !election, command.text, 0, 0, 0};
     if (!election) request.delayMs = std::min(command.token, locks::kMaxLockDelayMs);
     createNode(ctx, path, locks::encodeRequest(request, election), command.session);

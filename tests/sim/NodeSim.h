@@ -101,7 +101,7 @@ class NodeSim {
   enum class Program { None, StrandedProposal, LeaseFlap, PromiseBeforeWipe };
 
  private:
-  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck };
+  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck, LockStep };
   struct Event {
     Event(Kind k, NodeId n = 0, NodeId f = 0, std::string fr = {}, std::size_t c = 0)
         : kind(k), node(n), from(f), frame(std::move(fr)), client(c) {}
@@ -163,6 +163,35 @@ class NodeSim {
     Time lastAckAt = 0;
     Time abandonedAt = 0;
     std::uint64_t failedSinceAck = 0;
+  };
+
+  // One client of the lock, with a session of its own (NodeSimLocks.cpp).
+  struct LockClient {
+    enum class Phase { NoSession, Creating, Idle, Waiting, Holding } phase = Phase::NoSession;
+    std::uint64_t session = 0, ttlMs = 0;
+    bool pending = false;            // a create, acquire, withdraw, read or release is out
+    std::uint64_t generation = 0;    // of that call: answers to an abandoned one are ignored
+    NodeId node = 0;                 // where it went
+    bool keepalivePending = false;
+    std::uint64_t keepaliveGeneration = 0;
+    NodeId keepaliveNode = 0;
+    Time nextAt = 0, keepaliveAt = 0, waitUntil = 0, holdUntil = 0;
+    bool withdrawn = false;        // its waiting request was taken out (unless granted meanwhile)
+    bool unknownAcquire = false;   // an acquire of this session got no answer: it may be queued
+    std::size_t hold = 0;          // its current entry in lockHolds_
+  };
+  // One acquire, from its invocation to the grant it saw (if any).
+  struct LockHold {
+    std::size_t client = 0;
+    std::string request;           // the request's path, once acknowledged
+    Time acquireInvoked = 0, queuedAt = 0, grantSeenAt = 0;
+    std::uint64_t token = 0;       // 0: never seen granted
+    bool fifoJudged = true;        // its request is the one this acquire queued
+  };
+  // A linearizable read that found `token` held.
+  struct LockSeen {
+    std::uint64_t token;
+    Time invoked, returned;
   };
 
   bool runs(const SimNode& n) const { return n.core && now_ >= n.pausedUntil; }
@@ -241,6 +270,17 @@ class NodeSim {
   void keepaliveAnswered(SessionClient& s, Status status, Time invoked);
   void sessionGaveNoAnswer(SessionClient& s);
 
+  // ---- NodeSimLocks.cpp: lock clients and the lock checks ------------------------------
+
+  void lockStep();
+  SimNode* lockNode(std::size_t c);
+  void lockKeepalive(std::size_t c);
+  void lockSessionLost(LockClient& l);
+  void lockAct(std::size_t c);
+  void lockObserve(std::size_t c, SimNode& n, std::function<LockClient*()> mine);
+  void lockGaveNoAnswer(NodeId node);
+  void checkLocks();
+
   // ---- NodeSimChecks.cpp: what apply did, and after healing -------------------------------
 
   void noteServing();
@@ -273,6 +313,9 @@ class NodeSim {
   std::vector<Client> clients_;
   std::vector<Operation> history_;
   std::vector<SessionClient> sessionClients_;
+  std::vector<LockClient> lockClients_;
+  std::vector<LockHold> lockHolds_;
+  std::vector<LockSeen> lockSeen_;
   std::map<std::uint64_t, NodeId> pendingNode_;  // session -> node its pending call went to
   std::map<std::uint64_t, Time> expiredAt_;      // session -> when its expiry first took effect
   std::map<std::uint64_t, std::uint64_t> chosen_;  // slot -> hash of its value

@@ -96,6 +96,7 @@ void NodeSim::freshDisk(SimNode& n) {
   n.env = std::make_unique<storage::Env>(dir.string(), storage::EnvOptions{std::size_t{256} << 20, 16, false});
   storage::Txn txn = storage::Txn::write(*n.env);
   n.stateMachine = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
+  n.stateMachine->lockBugs = options_.lockBugs;
   n.stateMachine->initialize(txn);
   txn.commit();
   n.store = std::make_unique<MemoryLogStore>();
@@ -150,6 +151,7 @@ void NodeSim::crash(SimNode& n) {
   for (auto& s : sessionClients_) {
     if (s.pending && pendingNode_[s.id] == n.id) sessionGaveNoAnswer(s);
   }
+  lockGaveNoAnswer(n.id);
   trace("node " + std::to_string(n.id) + " crashes");
 }
 

@@ -14,7 +14,7 @@ using namespace warden::tests::sim;
 namespace {
 
 void runNodeSeeds(std::size_t replicas, std::uint64_t first, std::uint64_t count) {
-  std::uint64_t operations = 0, expiries = 0, wipes = 0;
+  std::uint64_t operations = 0, expiries = 0, wipes = 0, lockGrants = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     NodeSimOptions options;
     options.seed = seed;
@@ -26,10 +26,12 @@ void runNodeSeeds(std::size_t replicas, std::uint64_t first, std::uint64_t count
     operations += result.okOperations;
     expiries += result.expiries;
     wipes += result.wipes;
+    lockGrants += result.lockGrants;
   }
   CHECK(operations > count * 200);  // the workload really ran
   CHECK(expiries > count / 2);
   CHECK(wipes > count / 3);  // (fewer in the runs a nemesis schedule takes over)
+  CHECK(lockGrants > count * 5);
 }
 
 struct Caught {
@@ -80,6 +82,35 @@ TEST_CASE("a whole-node seed replays exactly") {
   }
 }
 
+TEST_CASE("lock-exclusive catches a queue that grants every request as if shared") {
+  auto caught = firstCaught([](NodeSimOptions& o) { o.lockBugs.grantEveryone = true; }, 10);
+  REQUIRE(caught);
+  CHECK(caught->check == "lock-exclusive");
+}
+
+TEST_CASE("lock-fifo catches a queue ordered by session instead of arrival") {
+  // The newcomer named ahead of the holder is granted at once: lock-exclusive sees it first.
+  auto caught = firstCaught(
+      [](NodeSimOptions& o) {
+        o.lockBugs.requestsBySession = true;
+        o.skipChecks = {"lock-exclusive"};
+      },
+      20);
+  REQUIRE(caught);
+  CHECK(caught->check == "lock-fifo");
+}
+
+TEST_CASE("lock-tokens catches tokens that restart when a lock's node goes") {
+  auto caught = firstCaught(
+      [](NodeSimOptions& o) {
+        o.lockBugs.tokenPerLockNode = true;
+        o.skipChecks = {"lock-exclusive"};
+      },
+      60);
+  REQUIRE(caught);
+  CHECK(caught->check == "lock-tokens");
+}
+
 TEST_CASE("agreement catches a leader that skips phase 1") {
   auto caught = firstCaught([](NodeSimOptions& o) { o.paxosBugs.skipPhase1 = true; }, 20);
   REQUIRE(caught);
@@ -87,7 +118,14 @@ TEST_CASE("agreement catches a leader that skips phase 1") {
 }
 
 TEST_CASE("linearizability catches replies matched by request id alone") {
-  auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.ignoreIncarnation = true; }, 300);
+  // A stale reply can also hand an acquire someone else's request: the lock checks may see
+  // it first.
+  auto caught = firstCaught(
+      [](NodeSimOptions& o) {
+        o.nodeBugs.ignoreIncarnation = true;
+        o.skipChecks = {"lock-exclusive", "lock-tokens", "lock-fifo"};
+      },
+      300);
   REQUIRE(caught);
   CHECK(caught->check == "linearizability");
 }

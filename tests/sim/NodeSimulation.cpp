@@ -58,12 +58,15 @@ NodeSimResult NodeSim::run() {
     schedule(rng_.range(10'000, 50'000), Event{Kind::ClientStep, 0, 0, {}, c});
   }
   schedule(20'000, Event{Kind::SessionStep});
+  lockClients_.resize(3);
+  schedule(30'000, Event{Kind::LockStep});
   schedule(rng_.range(100'000, 400'000), Event{Kind::Fault});
   schedule(faultyEnd, Event{Kind::Heal});
   planNemesis();
   clientsStopAt_ = end - 2'000'000;
   loop([&] { return now_ >= end; });
   if (result_.ok) checkEnd();
+  if (result_.ok) checkLocks();
   // A write still waiting at the end (one sent before its node installed a snapshot waits for
   // its give-up time) may or may not be applied.
   for (std::size_t c = 0; c < clients_.size(); ++c) finishOp(c, Operation::Outcome::Unknown, std::nullopt, false);
@@ -114,6 +117,7 @@ void NodeSim::handle(Event& e) {
     case Kind::LateHeal: lateHeal(); break;
     case Kind::NemesisStep: nemesisStep(); break;
     case Kind::RebuildCheck: checkRebuilt(); break;
+    case Kind::LockStep: lockStep(); break;
   }
 }
 

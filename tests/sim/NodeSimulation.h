@@ -13,7 +13,7 @@
 // Clients record every operation (invoke, ok / fail / unknown, with data) on a few registers:
 // writes, compare-and-swaps by version and linearizable reads, each at a random node. Session
 // clients create sessions with an ephemeral node and keep them alive at random nodes; some walk
-// away.
+// away. Lock clients contend for one lock, each through its own session.
 //
 // Checks, each with a name a test can ask for:
 //   agreement          no slot is ever applied with two different values, on any node
@@ -29,6 +29,7 @@
 //   rebuild            1.5 s after a leader serves with that node back, every node votes (no
 //                      lost disk is still being rebuilt), while the clients' writes keep coming
 //   frame-limit        no frame is larger than the transport takes
+//   lock-exclusive, lock-tokens, lock-fifo   judged over the lock clients' history (NodeSimLocks.cpp)
 //
 // In half of the runs a nemesis (NodeSimNemesis.cpp) replaces the random faults for a while with
 // one schedule aimed at a rule: a stranded proposal, a lease flap, a promise given before a wipe.
@@ -37,6 +38,7 @@
 #include <set>
 #include <string>
 
+#include "coordinator/StateMachine.h"
 #include "coordinator/node/ClusterOptions.h"
 #include "coordinator/paxos/Replica.h"
 
@@ -51,6 +53,7 @@ struct NodeSimOptions {
   bool traceFrames = false;  // with trace: every frame a node takes
   coordinator::paxos::ReplicaConfig::Bugs paxosBugs;
   coordinator::node::ClusterOptions::Bugs nodeBugs;
+  coordinator::StateMachine::LockBugs lockBugs;
   // Checks to leave out, by name: to show that each check catches a planted bug by itself,
   // when another would have caught it first.
   std::set<std::string> skipChecks;
@@ -64,6 +67,7 @@ struct NodeSimResult {
   std::uint64_t operations = 0, okOperations = 0, unknownOperations = 0, reads = 0;
   std::uint64_t crashes = 0, wipes = 0, pauses = 0, partitions = 0, lateFrames = 0, snapshots = 0;
   std::uint64_t sessions = 0, keepalivesAcked = 0, expiries = 0;
+  std::uint64_t lockGrants = 0, lockChecks = 0;  // grants the lock clients saw; fenced checks
   std::uint64_t digest = 0;  // of every applied slot and the event count: equal runs, equal digests
 };
 

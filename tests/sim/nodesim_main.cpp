@@ -35,6 +35,9 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug == "skip-phase1") return o.paxosBugs.skipPhase1 = true;
   if (bug == "ignore-lease") return o.paxosBugs.ignoreLeaseOnPrepare = o.paxosBugs.noPreVote = true;
   if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
+  if (bug == "grant-everyone") return o.lockBugs.grantEveryone = true;
+  if (bug == "requests-by-session") return o.lockBugs.requestsBySession = true;
+  if (bug == "token-per-lock-node") return o.lockBugs.tokenPerLockNode = true;
   return false;
 }
 
@@ -55,9 +58,10 @@ int main(int argc, char** argv) {
                    "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|serve-without-lease|stale-ttl|\n"
                    "        followers-answer-keepalives|never-expire|same-epoch-after-lapse|\n"
                    "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
-                   "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote   plants a fixed defect\n"
+                   "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|\n"
+                   "        grant-everyone|requests-by-session|token-per-lock-node   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
-                   "                    stable-leader, rebuild, frame-limit)\n");
+                   "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n");
       return 2;
     }
   }
@@ -101,6 +105,8 @@ int main(int argc, char** argv) {
       total.sessions += r.sessions;
       total.keepalivesAcked += r.keepalivesAcked;
       total.expiries += r.expiries;
+      total.lockGrants += r.lockGrants;
+      total.lockChecks += r.lockChecks;
       if (!r.ok) {
         ++failures;
         caughtBy[r.check]++;
@@ -120,6 +126,7 @@ int main(int argc, char** argv) {
               u(total.crashes), u(total.wipes), u(total.pauses), u(total.partitions), u(total.lateFrames), u(total.snapshots));
   std::printf("  sessions: %llu created, %llu keepalives acknowledged, %llu expiries applied\n", u(total.sessions),
               u(total.keepalivesAcked), u(total.expiries));
+  std::printf("  locks: %llu grants seen, %llu fenced checks\n", u(total.lockGrants), u(total.lockChecks));
   for (const auto& [check, count] : caughtBy) std::printf("  caught by %s: %llu\n", check.c_str(), u(count));
   std::printf("%llu passed, %llu failed\n", u(runs - failures), u(failures));
   return failures == 0 ? 0 : 1;
