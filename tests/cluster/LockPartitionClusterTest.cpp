@@ -1,0 +1,149 @@
+// Issue 12 under partitions, on a real 3-node cluster: a holder whose node is cut off from the
+// others loses the lock when its session expires (the next holder's token is larger, and no node
+// ever calls the old token valid once the new one was granted), and `warden lock -- CMD` talking
+// to a node that is cut off stops CMD before its session can expire and the lock pass on.
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "tests/TempDir.h"
+#include "tests/cluster/TestCluster.h"
+#include "tests/http/BackgroundWarden.h"
+
+using namespace warden::tests;
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint64_t otherThan(std::uint64_t a, std::uint64_t b) {
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    if (id != a && id != b) return id;
+  }
+  return 0;
+}
+
+std::string openSession(TestCluster& cluster, std::uint64_t node, int ttlMs) {
+  auto r = cluster.request(node, "POST", "/v1/sessions", json{{"ttl_ms", ttlMs}}.dump());
+  REQUIRE(r.status == 201);
+  return r.json()["id"];
+}
+
+// What `node` says of `token` on lock `name`: 200 valid, 409 stale, else no answer.
+int checkToken(TestCluster& cluster, std::uint64_t node, const std::string& name, std::uint64_t token) {
+  return cluster.request(node, "GET", "/v1/locks/" + name + "/check?token=" + std::to_string(token), {}, 3000).status;
+}
+
+}  // namespace
+
+TEST_CASE("a holder whose node is cut off loses the lock at its session's expiry, and the old token is never valid after the new grant") {
+  TestCluster cluster(3);
+  const auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  const std::uint64_t away = otherThan(*leader, 0), other = otherThan(*leader, away);
+  const std::string holder = openSession(cluster, away, 2000), next = openSession(cluster, other, 30000);
+  auto first = cluster.request(away, "POST", "/v1/locks/cut/acquire", json{{"session", holder}}.dump());
+  REQUIRE(first.status == 200);
+  const std::uint64_t oldToken = first.json()["token"];
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> keepalivesAcked{0};
+  // The holder keeps its session alive through its own node only, as a client pinned to it would.
+  std::thread keeper([&] {
+    while (!stop) {
+      if (cluster.request(away, "POST", "/v1/sessions/" + holder + "/keepalive", {}, 1000).status == 200) keepalivesAcked++;
+      std::this_thread::sleep_for(300ms);
+    }
+  });
+  std::this_thread::sleep_for(700ms);
+  REQUIRE(keepalivesAcked > 0);  // alive until the cut
+  cluster.partition({away});
+  const auto cut = Clock::now();
+  const int ackedAtCut = keepalivesAcked;
+  auto waiting = std::async(std::launch::async, [&] {
+    return cluster.request(other, "POST", "/v1/locks/cut/acquire", json{{"session", next}, {"wait_ms", 20000}}.dump(), 25000);
+  });
+  // Meanwhile the cut-off node cannot vouch for the old token: it cannot reach a leader.
+  int validAtAway = 0;
+  while (waiting.wait_for(200ms) != std::future_status::ready) {
+    if (checkToken(cluster, away, "cut", oldToken) == 200) validAtAway++;
+  }
+  auto granted = waiting.get();
+  REQUIRE(granted.status == 200);
+  const auto after = Clock::now() - cut;
+  INFO("granted " << std::chrono::duration_cast<std::chrono::milliseconds>(after).count() << " ms after the cut");
+  CHECK(after >= 1500ms);            // not before the holder's session could expire
+  CHECK(keepalivesAcked <= ackedAtCut + 1);  // (one may have been in flight at the cut)
+  CHECK(validAtAway == 0);
+  const std::uint64_t newToken = granted.json()["token"];
+  CHECK(newToken > oldToken);
+  for (std::uint64_t node : {*leader, other}) {
+    CHECK(checkToken(cluster, node, "cut", oldToken) == 409);
+    CHECK(checkToken(cluster, node, "cut", newToken) == 200);
+  }
+  cluster.heal();
+  stop = true;
+  keeper.join();
+  // Back with the others, the node that was cut off agrees: the old token is stale.
+  int atAway = 0;
+  for (int i = 0; i < 100 && (atAway = checkToken(cluster, away, "cut", oldToken)) != 409; ++i) std::this_thread::sleep_for(100ms);
+  CHECK(atAway == 409);
+  CHECK(checkToken(cluster, away, "cut", newToken) == 200);
+  // The old holder's release is refused: its session is gone.
+  CHECK(cluster.request(away, "POST", "/v1/locks/cut/release", json{{"session", holder}, {"token", oldToken}}.dump()).status == 404);
+}
+
+TEST_CASE("warden lock stops CMD when its node is cut off, before its session can expire and the lock pass on") {
+  TestCluster cluster(3);
+  const auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  const std::uint64_t away = otherThan(*leader, 0), other = otherThan(*leader, away);
+  TempDir dir;
+  const std::string pidFile = dir.path() + "/pid";
+  const std::string endpoint = "http://127.0.0.1:" + std::to_string(cluster.httpPort(away));
+  BackgroundWarden lock({"--endpoints", endpoint, "lock", "job", "--ttl", "5000", "--", "sh", "-c",
+                         "echo $$ > " + pidFile + "; while true; do sleep 0.05; done"});
+  pid_t child = 0;
+  for (int i = 0; i < 1000 && child == 0; ++i) {
+    const std::string text = slurp(pidFile);
+    if (text.find('\n') != std::string::npos) child = std::stoi(text);
+    else std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(child > 0);
+  const std::string next = openSession(cluster, other, 30000);
+  std::this_thread::sleep_for(1000ms);  // a keepalive or two acknowledged
+  cluster.partition({away});
+  const auto cut = Clock::now();
+  auto waiting = std::async(std::launch::async, [&] {
+    auto r = cluster.request(other, "POST", "/v1/locks/job/acquire", json{{"session", next}, {"wait_ms", 20000}}.dump(), 25000);
+    return std::make_pair(r, Clock::now());
+  });
+  Clock::time_point gone{};
+  for (int i = 0; i < 1500 && gone == Clock::time_point{}; ++i) {
+    if (::kill(child, 0) != 0 && errno == ESRCH) gone = Clock::now();
+    else std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(gone != Clock::time_point{});
+  auto [granted, grantedAt] = waiting.get();
+  REQUIRE(granted.status == 200);
+  INFO("CMD stopped " << std::chrono::duration_cast<std::chrono::milliseconds>(gone - cut).count()
+                      << " ms after the cut; the next holder granted "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(grantedAt - cut).count() << " ms after it");
+  CHECK(gone - cut < 5000ms);  // within its ttl of the cut
+  CHECK(gone < grantedAt);      // the old CMD was gone before anyone else held the lock
+  const auto status = lock.waitStatus(10s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 6);
+  CHECK_THAT(lock.err(), Catch::Contains("lost lock job"));
+  cluster.heal();
+}
