@@ -1,7 +1,8 @@
-// Issue 12 under partitions, on a real 3-node cluster: a holder whose node is cut off from the
+// Issue 12 under partitions and pauses, on a real 3-node cluster: a holder whose node is cut off from the
 // others loses the lock when its session expires (the next holder's token is larger, and no node
 // ever calls the old token valid once the new one was granted), and `warden lock -- CMD` talking
-// to a node that is cut off stops CMD before its session can expire and the lock pass on.
+// to a node that is cut off stops CMD before its session can expire and the lock pass on; a
+// SIGSTOPped `warden lock` loses the lock (its CMD fenced off by the token) and, resumed, stops CMD.
 
 #include <catch2/catch.hpp>
 
@@ -146,4 +147,52 @@ TEST_CASE("warden lock stops CMD when its node is cut off, before its session ca
   CHECK(WEXITSTATUS(*status) == 6);
   CHECK_THAT(lock.err(), Catch::Contains("lost lock job"));
   cluster.heal();
+}
+
+namespace {
+class Supervisor : public BackgroundWarden {
+ public:
+  using BackgroundWarden::BackgroundWarden;
+  pid_t processId() const { return pid(); }
+};
+}  // namespace
+
+TEST_CASE("a SIGSTOPped warden lock loses the lock to the next holder, whose token is larger, and stops CMD once resumed") {
+  TestCluster cluster(3);
+  const auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  const std::uint64_t mine = otherThan(*leader, 0), other = otherThan(*leader, mine);
+  TempDir dir;
+  const std::string tokenFile = dir.path() + "/token";
+  Supervisor lock({"--endpoints", "http://127.0.0.1:" + std::to_string(cluster.httpPort(mine)), "lock", "job", "--ttl", "1500",
+                   "--", "sh", "-c", "echo $$ $WARDEN_LOCK_TOKEN > " + tokenFile + "; while true; do sleep 0.05; done"});
+  std::string line;
+  for (int i = 0; i < 1000 && line.find('\n') == std::string::npos; ++i) {
+    line = slurp(tokenFile);
+    if (line.find('\n') == std::string::npos) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(line.find('\n') != std::string::npos);
+  const pid_t child = std::stoi(line.substr(0, line.find(' ')));
+  const std::uint64_t oldToken = std::stoull(line.substr(line.find(' ') + 1));
+  // The supervisor stops (its CMD runs on, believing it holds the lock: what fencing is for).
+  REQUIRE(::kill(lock.processId(), SIGSTOP) == 0);
+  const std::string next = openSession(cluster, other, 30000);
+  auto granted = cluster.request(other, "POST", "/v1/locks/job/acquire", json{{"session", next}, {"wait_ms", 20000}}.dump(), 25000);
+  REQUIRE(granted.status == 200);
+  const std::uint64_t newToken = granted.json()["token"];
+  CHECK(newToken > oldToken);
+  for (std::uint64_t node = 1; node <= 3; ++node) CHECK(checkToken(cluster, node, "job", oldToken) == 409);
+  CHECK(::kill(child, 0) == 0);  // still running, and fenced off
+  REQUIRE(::kill(lock.processId(), SIGCONT) == 0);
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    gone = ::kill(child, 0) != 0 && errno == ESRCH;
+    if (!gone) std::this_thread::sleep_for(10ms);
+  }
+  CHECK(gone);  // within 5 s of resuming
+  const auto status = lock.waitStatus(10s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 6);
+  CHECK_THAT(lock.err(), Catch::Contains("lost lock job"));
 }
