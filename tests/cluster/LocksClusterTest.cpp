@@ -1,7 +1,8 @@
 // Issue 12 on a real 3-node cluster: contending clients, each through its own node, take turns
 // holding a lock through a kill -9 of the leader, never two at once, with tokens increasing in
 // grant order; a holder that falls silent (as if paused) loses the lock when its session
-// expires, the next holder's token is larger, and the check rejects the old one.
+// expires, the next holder's token is larger, and the check rejects the old one; waiters whose
+// clients hang up leave the queue at once, through whichever node they waited on.
 
 #include <catch2/catch.hpp>
 
@@ -12,7 +13,12 @@
 #include <thread>
 #include <vector>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "tests/cluster/TestCluster.h"
+#include "tests/http/TestServer.h"
 
 using namespace warden::tests;
 using json = nlohmann::ordered_json;
@@ -135,4 +141,89 @@ TEST_CASE("a holder that falls silent loses the lock when its session expires an
   }
   // Its release is refused: it holds nothing.
   CHECK(cluster.request(1, "POST", "/v1/locks/job/release", json{{"session", silent}, {"token", oldToken}}.dump()).status == 404);
+}
+
+namespace {
+
+// A blocking acquire sent on a raw connection, so that the test can hang up mid-wait.
+struct RawWaiter {
+  int fd = -1;
+  std::string session;
+  RawWaiter() = default;
+  RawWaiter(const RawWaiter&) = delete;
+  RawWaiter& operator=(const RawWaiter&) = delete;
+  ~RawWaiter() { hangUp(); }
+  void hangUp() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  // What came back within `ms` (empty if nothing).
+  std::string answer(int ms) {
+    std::string out;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+    char buf[4096];
+    while (Clock::now() < deadline && out.find("\r\n\r\n") == std::string::npos) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    // The body follows the head; give it a moment to arrive whole.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("waiters through any node whose clients hang up leave the queue at once, and the next in line still gets the lock") {
+  TestCluster cluster(3);
+  REQUIRE(cluster.waitForLeader());
+  auto open = [&](std::uint64_t node) -> std::string {
+    auto r = cluster.request(node, "POST", "/v1/sessions", json{{"ttl_ms", 30000}}.dump());
+    REQUIRE(r.status == 201);
+    return r.json()["id"];
+  };
+  auto waiting = [&](std::uint64_t node) {
+    return cluster.request(node, "GET", "/v1/locks/q").json()["waiters"].size();
+  };
+  const std::string holder = open(1);
+  auto held = cluster.request(1, "POST", "/v1/locks/q/acquire", json{{"session", holder}}.dump());
+  REQUIRE(held.status == 200);
+  std::vector<RawWaiter> waiters(8);
+  for (std::size_t i = 0; i < waiters.size(); ++i) {
+    const std::uint64_t node = i % 3 + 1;
+    waiters[i].session = open(node);
+    waiters[i].fd = connectLoopback(cluster.httpPort(node));
+    REQUIRE(waiters[i].fd >= 0);
+    const std::string body = json{{"session", waiters[i].session}, {"wait_ms", 60000}}.dump();
+    const std::string raw = "POST /v1/locks/q/acquire HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                            "\r\n\r\n" + body;
+    REQUIRE(::send(waiters[i].fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size()));
+    // One at a time, so that their order in the queue is known.
+    for (int t = 0; t < 300 && waiting(1) != i + 1; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(waiting(1) == i + 1);
+  }
+  // Every other waiter hangs up (on all three nodes): gone from the queue within moments.
+  for (std::size_t i = 0; i < waiters.size(); i += 2) waiters[i].hangUp();
+  for (int t = 0; t < 300 && waiting(2) != 4; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(waiting(2) == 4);
+  for (std::uint64_t node = 1; node <= 3; ++node) CHECK(waiting(node) == 4);
+  // The release grants the first waiter still there, and only it is answered.
+  REQUIRE(cluster.request(1, "POST", "/v1/locks/q/release", json{{"session", holder}, {"token", held.json()["token"]}}.dump())
+              .status == 200);
+  const std::string first = waiters[1].answer(5000);
+  CHECK(first.starts_with("HTTP/1.1 200"));
+  CHECK(first.find(waiters[1].session) != std::string::npos);
+  for (std::size_t i = 3; i < waiters.size(); i += 2) CHECK(waiters[i].answer(100).empty());
+  // The rest hang up too: nobody is left waiting, and the holder keeps its lock.
+  for (std::size_t i = 3; i < waiters.size(); i += 2) waiters[i].hangUp();
+  for (int t = 0; t < 300 && waiting(3) != 0; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(waiting(3) == 0);
+  auto state = cluster.request(3, "GET", "/v1/locks/q").json();
+  REQUIRE(state["holders"].size() == 1);
+  CHECK(state["holders"][0]["session"] == waiters[1].session);
 }
