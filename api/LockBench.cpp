@@ -1,0 +1,301 @@
+#include "api/LockBench.h"
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+
+#include <sys/resource.h>
+
+#include "api/Args.h"
+#include "api/HttpClient.h"
+#include "api/LockBenchClient.h"
+#include "api/LockBenchWaiters.h"
+#include "api/ProcStats.h"
+
+namespace warden::api {
+
+using lockbench::Clock;
+using lockbench::Connection;
+using lockbench::Grant;
+using lockbench::Latencies;
+using lockbench::LockService;
+using lockbench::Response;
+using lockbench::WaitersConfig;
+namespace beast = lockbench::beast;
+namespace net = lockbench::net;
+using tcp = lockbench::tcp;
+
+namespace {
+
+constexpr std::chrono::milliseconds kRequestTimeout{30'000};
+constexpr std::uint64_t kCycleWaitMs = 5000;  // what a client would ask; uncontended, it never waits
+
+struct Config {
+  std::string warden = "http://127.0.0.1:7070";
+  std::string etcd;  // empty: Warden alone
+  std::vector<std::size_t> clients = {1, 16, 64};
+  double seconds = 5;  // per row of the cycles; 0 skips them
+  std::size_t waiters = 1000;  // 0 skips the waiters
+  std::uint64_t ttlMs = 120'000;
+  std::uint64_t waitMs = 120'000;
+  long wardenPid = 0, etcdPid = 0;
+  std::string prefix = "lockbench";
+  std::string run;  // prefix-<16 random hex digits>: every lock name of this run starts with it
+};
+
+// One system at one concurrency.
+struct Row {
+  std::size_t cycles = 0;
+  double seconds = 0;
+  Latencies cycle, acquire, release;
+  double serverCpu = -1;  // seconds; < 0 when not measured
+  std::size_t errors = 0;
+  std::string firstError;
+
+  void fail(const std::string& what) {
+    if (errors++ == 0) firstError = what;
+  }
+};
+
+// One client: its own owner (session or lease), its own lock, its own connection, acquiring and
+// releasing back to back until the end. Runs on the row's io_context, which outlives it.
+class Cycler {
+ public:
+  Cycler(net::io_context& ioc, tcp::endpoint endpoint, const LockService& service, std::string lock, Row& row)
+      : connection_(std::make_shared<Connection>(ioc, endpoint)), service_(service), lock_(std::move(lock)), row_(row) {}
+
+  void open(std::uint64_t ttlMs) {
+    connection_->send(service_.open(ttlMs), kRequestTimeout, [this](beast::error_code ec, Response& r) {
+      if (auto id = ec ? std::nullopt : service_.opened(r)) {
+        owner_ = *id;
+      } else {
+        openError_ = lockbench::describe(ec, r);
+      }
+    });
+  }
+  const std::string& openError() const { return openError_; }
+
+  void cycle(Clock::time_point end) {
+    end_ = end;
+    acquire();
+  }
+
+  void close() {
+    if (owner_.empty()) return;
+    connection_->send(service_.close(owner_), kRequestTimeout, [this](beast::error_code ec, Response& r) {
+      if (ec || !service_.closed(r)) row_.fail("close: " + lockbench::describe(ec, r));
+      connection_->close();
+    });
+  }
+
+ private:
+  void acquire() {
+    if (Clock::now() >= end_) return;
+    started_ = Clock::now();
+    connection_->send(service_.acquire(lock_, owner_, kCycleWaitMs), kRequestTimeout,
+                      [this](beast::error_code ec, Response& r) {
+                        auto grant = ec ? std::nullopt : service_.granted(r);
+                        if (!grant) return row_.fail("acquire: " + lockbench::describe(ec, r));  // this client stops
+                        acquired_ = Clock::now();
+                        row_.acquire.add(acquired_ - started_);
+                        release(*grant);
+                      });
+  }
+
+  void release(const Grant& grant) {
+    connection_->send(service_.release(lock_, owner_, grant), kRequestTimeout, [this](beast::error_code ec, Response& r) {
+      if (ec || !service_.released(r)) return row_.fail("release: " + lockbench::describe(ec, r));
+      const auto now = Clock::now();
+      row_.release.add(now - acquired_);
+      row_.cycle.add(now - started_);
+      ++row_.cycles;
+      acquire();
+    });
+  }
+
+  std::shared_ptr<Connection> connection_;
+  const LockService& service_;
+  std::string lock_, owner_, openError_;
+  Row& row_;
+  Clock::time_point end_, started_, acquired_;
+};
+
+// `clients` cyclers of one service for the configured time.
+Row runCycles(const Config& c, const std::string& url, const LockService& service, long pid, std::size_t clients) {
+  net::io_context ioc;
+  const tcp::endpoint endpoint = lockbench::resolveEndpoint(ioc, url);
+  Row row;
+  std::vector<std::unique_ptr<Cycler>> cyclers;
+  for (std::size_t i = 0; i < clients; ++i) {
+    const std::string lock = c.run + "-n" + std::to_string(clients) + "-c" + std::to_string(i);
+    cyclers.push_back(std::make_unique<Cycler>(ioc, endpoint, service, lock, row));
+    cyclers.back()->open(c.ttlMs);
+  }
+  ioc.run();
+  for (const auto& cycler : cyclers) {
+    if (!cycler->openError().empty()) {
+      throw std::runtime_error(std::string("opening a ") + service.ownerKind() + " at " + url + " failed: " + cycler->openError());
+    }
+  }
+  const double cpuBefore = pid ? cpuSeconds(pid) : 0;
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.seconds));
+  for (auto& cycler : cyclers) cycler->cycle(end);
+  ioc.restart();
+  ioc.run();
+  row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (pid) row.serverCpu = cpuSeconds(pid) - cpuBefore;
+  for (auto& cycler : cyclers) cycler->close();
+  ioc.restart();
+  ioc.run();
+  return row;
+}
+
+void printHeader() {
+  std::printf("  %-7s %7s %9s %10s %8s %8s %8s %12s %12s %20s %6s\n", "system", "clients", "cycles", "cycles/s",
+              "p50 ms", "p99 ms", "max ms", "acquire p50", "release p50", "server CPU", "errors");
+}
+
+void printRow(const char* system, std::size_t clients, Row& row) {
+  char cpu[64] = "-";
+  if (row.serverCpu >= 0 && row.cycles > 0) {
+    std::snprintf(cpu, sizeof cpu, "%.0f%%, %.0f us/cycle", 100 * row.serverCpu / row.seconds,
+                  1e6 * row.serverCpu / static_cast<double>(row.cycles));
+  }
+  std::printf("  %-7s %7zu %9zu %10.0f %8.2f %8.2f %8.2f %12.2f %12.2f %20s %6zu%s%s\n", system, clients, row.cycles,
+              static_cast<double>(row.cycles) / row.seconds, row.cycle.ms(0.5), row.cycle.ms(0.99), row.cycle.ms(1.0),
+              row.acquire.ms(0.5), row.release.ms(0.5), cpu, row.errors, row.errors ? "  first: " : "",
+              row.firstError.c_str());
+  std::fflush(stdout);
+}
+
+std::vector<std::size_t> parseClients(const std::string& list) {
+  std::vector<std::size_t> counts;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    std::size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    const std::string item = list.substr(start, comma - start);
+    if (item.empty() || item.size() > 5 || item.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(item) == 0 || std::stoul(item) > 10'000) {
+      throw UsageError("--clients is a list of counts from 1 to 10000, such as 1,16,64");
+    }
+    counts.push_back(std::stoul(item));
+    start = comma + 1;
+  }
+  return counts;
+}
+
+Config parseConfig(const std::vector<std::string>& argv) {
+  Args args(argv, {});
+  args.allow({"endpoints", "etcd", "clients", "duration", "waiters", "ttl", "wait-ms", "server-pid", "etcd-pid", "prefix"});
+  if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
+  Config c;
+  if (auto e = args.get("endpoints")) c.warden = HttpClient::parseEndpoints(*e).at(0);
+  if (auto e = args.get("etcd")) c.etcd = HttpClient::parseEndpoints(*e).at(0);
+  if (auto list = args.get("clients")) c.clients = parseClients(*list);
+  c.seconds = static_cast<double>(args.number("duration", 5, 0, 3600));
+  // GET /v1/locks/{name} lists 10,000 waiters at most: the bench could not see a longer queue.
+  c.waiters = static_cast<std::size_t>(args.number("waiters", 1000, 0, 10'000));
+  c.ttlMs = static_cast<std::uint64_t>(args.number("ttl", 120'000, 10'000, 600'000));
+  c.waitMs = static_cast<std::uint64_t>(args.number("wait-ms", 120'000, 1000, 300'000));
+  c.wardenPid = static_cast<long>(args.number("server-pid", 0, 0, 1 << 30));
+  c.etcdPid = static_cast<long>(args.number("etcd-pid", 0, 0, 1 << 30));
+  c.prefix = args.get("prefix", c.prefix);
+  if (c.prefix.empty() || c.prefix.size() > 64 || c.prefix.find_first_of("/ ") != std::string::npos) {
+    throw UsageError("--prefix is a word such as lockbench (no '/')");
+  }
+  if (c.seconds * 1000 + 10'000 > static_cast<double>(c.ttlMs)) {
+    throw UsageError("--ttl must exceed --duration by 10 s at least: no keepalives are sent");
+  }
+  return c;
+}
+
+// Every waiter holds a connection: the soft limit on open files goes up to the hard one.
+void raiseFileLimit(std::size_t waiters) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t needed = waiters + 200;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    throw UsageError(std::to_string(waiters) + " waiters need about " + std::to_string(needed) +
+                     " open files; this process may open " + std::to_string(limit.rlim_cur) + " (ulimit -Hn)");
+  }
+}
+
+void reportError(const std::string& what) {
+  std::fflush(stdout);
+  std::cerr << "warden: bench-locks: " << what << std::endl;
+}
+
+constexpr const char* kUsage =
+    "warden bench-locks [--endpoints URL] [--etcd URL] [--clients 1,16,64] [--duration 5] [--waiters 1000] "
+    "[--ttl 120000] [--wait-ms 120000] [--server-pid PID] [--etcd-pid PID] [--prefix lockbench]";
+
+}  // namespace
+
+int runLockBench(const std::vector<std::string>& argv) {
+  Config c;
+  try {
+    c = parseConfig(argv);
+    raiseFileLimit(c.waiters);
+  } catch (const std::exception& e) {
+    reportError(std::string(e.what()) + " (usage: " + kUsage + ")");
+    return 2;
+  }
+  c.run = c.prefix + "-" + HttpClient::newIdempotencyKey().substr(0, 16);
+  struct System {
+    std::unique_ptr<LockService> service;
+    std::string url;
+    long pid;
+  };
+  std::vector<System> systems;
+  systems.push_back({lockbench::wardenLocks(), c.warden, c.wardenPid});
+  if (!c.etcd.empty()) systems.push_back({lockbench::etcdLocks(), c.etcd, c.etcdPid});
+  bool ok = true;
+  try {
+    std::printf("warden bench-locks: warden at %s%s; lock names start with %s\n", c.warden.c_str(),
+                c.etcd.empty() ? "" : (", etcd at " + c.etcd).c_str(), c.run.c_str());
+    if (c.seconds > 0) {
+      std::printf("uncontended: each client its own session (etcd: lease) and lock, acquire then release back to"
+                  " back for %.0f s; latencies of the whole cycle\n", c.seconds);
+      printHeader();
+      for (std::size_t clients : c.clients) {
+        for (const System& s : systems) {
+          Row row = runCycles(c, s.url, *s.service, s.pid, clients);
+          printRow(s.service->name(), clients, row);
+          ok = ok && row.errors == 0;
+        }
+      }
+    }
+    if (c.waiters > 0) {
+      for (const System& s : systems) {
+        std::printf("%zu waiters on one lock, %s: each its own %s and connection, one blocking acquire each;"
+                    " each grantee releases at once\n", c.waiters, s.service->name(),
+                    s.service->ownerKind());
+        std::fflush(stdout);
+        net::io_context ioc;
+        WaitersConfig w;
+        w.endpoint = lockbench::resolveEndpoint(ioc, s.url);
+        w.service = s.service.get();
+        w.lock = c.run + "-waiters";
+        w.waiters = c.waiters;
+        w.ttlMs = c.ttlMs;
+        w.waitMs = c.waitMs;
+        w.serverPid = s.pid;
+        ok = lockbench::runWaiters(w) && ok;
+        std::fflush(stdout);
+      }
+    }
+  } catch (const std::exception& e) {
+    reportError(e.what());
+    return 3;
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace warden::api
