@@ -101,7 +101,7 @@ void LocksApi::acquire(const Request& request, const std::string& name, const Re
   a.owner = owner;
   a.hangup = request.hangup;
   a.deadline = std::chrono::steady_clock::now() + a.wait;
-  node_.submit(acquireCommand(a, CommandType::LockAcquire), [this, a, respond](CommandResult r) {
+  node_.submit(acquireCommand(a), [this, a, respond](CommandResult r) {
     if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
     if (r.results.empty()) return respond(errorReply(500, "internal", "acquire answered without its request", node_.revision()));
     const std::string path = r.results[0].path;
@@ -110,60 +110,15 @@ void LocksApi::acquire(const Request& request, const std::string& name, const Re
   });
 }
 
-coordinator::Command LocksApi::acquireCommand(const Acquire& a, CommandType type) const {
+coordinator::Command LocksApi::acquireCommand(const Acquire& a) const {
   coordinator::Command command;
-  command.type = type;
+  command.type = CommandType::LockAcquire;
   command.session = a.session;
   command.name = a.name;
   command.shared = a.shared;
   command.text = a.owner;
   command.token = a.delayMs;
   return command;
-}
-
-void LocksApi::askAgainAfterDelay(const Acquire& a) {
-  // A lock-delay holds the grant until a time in the leader's clock; nothing is applied then by
-  // itself, so the waiter pokes the lock (which queues nothing, so a poke that lands after the
-  // wait ended leaves nothing behind) at about that time, and again a little later while the
-  // delay lasts and its wait does not end.
-  if (*a.over) return;
-  std::uint64_t leftMs = 0;
-  {
-    auto txn = node_.read();
-    const auto& sm = node_.stateMachine();
-    auto lockRecord = sm.tree().get(txn, locks::lockPath(a.name));
-    const std::uint64_t at = lockRecord ? locks::decodeAvailableAt(lockRecord->data) : 0;
-    const std::uint64_t now = sm.timestampMs(txn);
-    if (at <= now && at != 0) leftMs = 0;
-    else if (at == 0) return;
-    else leftMs = at - now;
-  }
-  const auto when = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<std::uint64_t>(leftMs, 50));
-  if (when > a.deadline) return;
-  node_.watches().at(when, [this, a] {
-    if (*a.over) return;
-    node_.submit(acquireCommand(a, CommandType::LockPoke), [this, a](CommandResult r) {
-      if (r.status == Status::Ok) askAgainAfterDelay(a);
-    });
-  });
-}
-
-void LocksApi::watchForDelay(const Acquire& a, std::uint64_t index) {
-  // The lock's own node changes only when a lock-delay starts or ends (its queue shows as
-  // children, which this ignores): then the waiter asks again when the delay is over.
-  if (std::chrono::steady_clock::now() >= a.deadline || *a.over) return;
-  try {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(a.deadline - std::chrono::steady_clock::now());
-    watches_.waitForChange(
-        locks::lockPath(a.name), false, index, left,
-        [this, a] {
-          askAgainAfterDelay(a);
-          watchForDelay(a, node_.revision());
-        },
-        false, a.hangup);
-  } catch (const ApiError&) {
-    // Too many watchers: the grant still comes by itself unless a lock-delay holds it.
-  }
 }
 
 void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint64_t index, const Respond& respond) {
@@ -173,10 +128,6 @@ void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
     if (!request || request->granted()) return finish(a, path, true, respond);
   }
-  // A client that hangs up ends the wait (first of all the lock-delay pokes and watch).
-  if (a.hangup) a.hangup->onHangup([over = a.over] { *over = true; });
-  askAgainAfterDelay(a);
-  watchForDelay(a, index);
   // A change of this request alone (its grant, or its removal) wakes this wait: a release
   // wakes the next in line, not every waiter.
   try {
@@ -188,7 +139,6 @@ void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint
 }
 
 void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIfWaiting, const Respond& respond) {
-  *a.over = true;
   std::optional<locks::Request> request;
   std::uint64_t revision = 0;
   {
@@ -228,6 +178,7 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
     command.type = CommandType::LockWithdraw;
     command.session = a.session;
     command.name = a.name;
+    command.token = locks::queuedRevision(path);
     node_.submit(command, [this, a, path, respond](CommandResult r) {
       if (r.status != Status::Ok) {
         // The request may still be queued (and be granted later): not "never applied".
@@ -247,7 +198,19 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
                        revision));
     return;
   }
-  // Gone without a withdrawal: its session ended while it waited.
+  // Gone without a withdrawal of this wait's: another wait of the session withdrew it (the
+  // session's requests are one per lock), or the session ended.
+  bool alive = false;
+  {
+    auto txn = node_.read();
+    alive = node_.stateMachine().sessions().get(txn, a.session).has_value();
+  }
+  if (alive) {
+    respond(errorReply(409, "locked", "lock '" + a.name + "' is held; the request left the queue (withdrawn by another wait of session " +
+                                          session::formatSessionId(a.session) + ")",
+                       revision));
+    return;
+  }
   respond(errorReply(404, "session_not_found",
                      "session " + session::formatSessionId(a.session) + " ended before it was granted lock '" + a.name + "'",
                      revision));

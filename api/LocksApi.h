@@ -3,7 +3,6 @@
 // replicated state (coordinator/StateMachineLocks.cpp); a client waiting for its turn waits here,
 // at the node it called, on a watch of its own request, so a release wakes only the next holder.
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <cstdint>
@@ -39,12 +38,8 @@ class LocksApi {
     std::uint64_t delayMs = 0;
     std::string owner;
     std::shared_ptr<Hangup> hangup;  // its client hanging up ends the wait (and leaves the queue)
-    // Set once the wait is over: the lock-delay pokes stop.
-    std::shared_ptr<std::atomic<bool>> over = std::make_shared<std::atomic<bool>>(false);
   };
-  coordinator::Command acquireCommand(const Acquire& a, coordinator::CommandType type) const;
-  void askAgainAfterDelay(const Acquire& a);
-  void watchForDelay(const Acquire& a, std::uint64_t index);
+  coordinator::Command acquireCommand(const Acquire& a) const;
   void acquire(const Request& request, const std::string& name, const Respond& respond);
   void waitForGrant(const Acquire& a, const std::string& path, std::uint64_t index, const Respond& respond);
   void finish(const Acquire& a, const std::string& path, bool withdrawIfWaiting, const Respond& respond);

@@ -131,7 +131,7 @@ bool isElectionCommand(CommandType type) {
 
 bool isLockCommand(CommandType type) {
   return type == CommandType::LockAcquire || type == CommandType::LockRelease || type == CommandType::LockWithdraw ||
-         type == CommandType::LockPoke || isElectionCommand(type);
+         type == CommandType::LockDelayEnd || isElectionCommand(type);
 }
 
 void encodeCommand(Encoder& out, const Command& command) {

@@ -51,17 +51,17 @@ enum class CommandType : std::uint8_t {
   // its token; Withdraw takes a request that is still waiting out of the queue.
   LockAcquire = 10,
   LockRelease = 11,  // session, name, token
-  LockWithdraw = 12,  // session, name
+  LockWithdraw = 12,  // session, name, token (the revision that queued the request; 0: any)
   // Elections (the same queues under /_warden/elections): session, name, text (the value).
   // Campaign queues a candidacy; Proclaim changes the leader's value (token: its term); Resign
   // takes the session's candidacy out, leading or queued.
   ElectionCampaign = 13,
   ElectionProclaim = 14,
   ElectionResign = 15,
-  // session, name: a waiter's node asks the lock to grant its queue again when a lock-delay
-  // may have ended (nothing is applied by itself then). It queues and removes nothing, so one
-  // that arrives after its waiter gave up cannot leave a request behind.
-  LockPoke = 16,
+  // name, token: the leader ends lock `name`'s lock-delay set at revision `token` (timed on its
+  // monotonic clock: locks/DelayTimers.h) and grants the queue's head. No session; a delay
+  // extended since (a newer revision) runs on.
+  LockDelayEnd = 16,
 };
 
 bool isElectionCommand(CommandType type);

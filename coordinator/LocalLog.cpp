@@ -34,6 +34,8 @@ LocalLog::LocalLog(storage::Env& env, const StateMachine& stateMachine, WallCloc
   }
   // Nobody knows when clients last spoke before this start: every session gets a fresh ttl.
   keeper_.takeOver(steadyMs(), stateMachine_.sessions().ttls(txn));
+  // Likewise each lock-delay runs its whole length from this start.
+  for (const auto& d : stateMachine_.lockDelays(txn)) lockDelays_.started(d.lock, d.revision, d.delayMs, steadyMs());
   txn.commit();
   thread_ = std::thread([this] { run(); });
 }
@@ -86,12 +88,20 @@ void LocalLog::expireDue() {
   }
 }
 
+void LocalLog::endDueLockDelays() {
+  for (const auto& [lock, revision] : lockDelays_.due(steadyMs())) {
+    // Nobody waits for the answer: apply ends the timer, and a lost end is due again.
+    submit(locks::DelayTimers::endCommand(lock, revision), [](CommandResult) {});
+  }
+}
+
 void LocalLog::run() {
   std::deque<Pending> batch;
   auto nextScan = std::chrono::steady_clock::now() + kExpiryScan;
   for (;;) {
     if (std::chrono::steady_clock::now() >= nextScan) {
       expireDue();
+      endDueLockDelays();
       nextScan = std::chrono::steady_clock::now() + kExpiryScan;
     }
     {
@@ -146,6 +156,7 @@ void LocalLog::commit(std::deque<Pending>& batch) {
       if (!notes.replays[i]) keeper_.applied(entry.commands[i], results[i], now);
     }
   }
+  for (const auto& event : notes.events) lockDelays_.noteChange(event, steadyMs());
   if (onApplied_) {
     watch::Applied applied{revision, std::move(notes.events), false};
     onApplied_(applied);

@@ -20,6 +20,7 @@
 #include "coordinator/StateMachine.h"
 #include "coordinator/Status.h"
 #include "coordinator/storage/Lmdb.h"
+#include "locks/DelayTimers.h"
 #include "session/Keeper.h"
 
 namespace warden::coordinator {
@@ -62,6 +63,7 @@ class LocalLog {
   void run();
   void commit(std::deque<Pending>& batch);
   void expireDue();
+  void endDueLockDelays();
 
   storage::Env& env_;
   const StateMachine& stateMachine_;
@@ -74,6 +76,7 @@ class LocalLog {
 
   std::mutex keeperMutex_;  // never held together with mutex_
   session::Keeper keeper_;
+  locks::DelayTimers lockDelays_;  // the log thread's (and the constructor's, before it starts)
 
   std::mutex mutex_;
   std::condition_variable wake_;

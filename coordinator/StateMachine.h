@@ -125,6 +125,15 @@ class StateMachine {
   const Tree& tree() const { return tree_; }
   const session::SessionTable& sessions() const { return sessions_; }
 
+  // Every lock-delay running: (lock path, revision that set it, its length in ms). For a node
+  // that starts, or replaced its state, to time them (locks/DelayTimers.h).
+  struct RunningDelay {
+    std::string lock;
+    std::uint64_t revision = 0;
+    std::uint64_t delayMs = 0;
+  };
+  std::vector<RunningDelay> lockDelays(storage::Txn& txn) const;
+
   // Test-only defects in the lock queue's rules: the whole-node simulator plants each to show
   // that its lock checks catch it (warden_nodesim --bug). Never set in a server.
   struct LockBugs {
@@ -142,6 +151,8 @@ class StateMachine {
                          std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   CommandResult applyLock(storage::Txn& parent, const Command& command, std::uint64_t revision,
                           std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
+  CommandResult endLockDelay(storage::Txn& parent, const Command& command, std::uint64_t revision,
+                             std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   CommandResult applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
                              std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,

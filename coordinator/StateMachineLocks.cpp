@@ -67,11 +67,8 @@ void StateMachine::grantLock(Context& ctx, const std::string& lock) const {
   auto lockRecord = tree_.get(ctx.txn, lock);
   if (!lockRecord) return;
   // After a holder with a lock-delay expired, nobody is granted the lock (and its node stays)
-  // until the delay is over in leader time; a waiting acquire asks again then (LocksApi).
-  const std::uint64_t availableAt = locks::decodeAvailableAt(lockRecord->data);
-  if (availableAt > ctx.timestampMs) return;
-  // The delay is over: the lock is available again, and says so.
-  if (availableAt != 0) rewriteData(ctx, lock, *lockRecord, {});
+  // until the leader ends the delay (LockDelayEnd).
+  if (locks::decodeDelay(lockRecord->data)) return;
   if (lockRecord->stat.numChildren == 0) {
     // Nobody holds or waits: the lock's node goes too, so that used names do not pile up.
     tree_.erase(ctx.txn, lock);
@@ -123,8 +120,11 @@ void StateMachine::delayLocksOf(Context& ctx, std::uint64_t session) const {
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
     if (!request || !request->granted() || request->delayMs == 0) continue;
     NodeRecord lockRecord = *tree_.get(ctx.txn, lock);
-    const std::uint64_t at = std::max(locks::decodeAvailableAt(lockRecord.data), ctx.timestampMs + request->delayMs);
-    rewriteData(ctx, std::string(lock), lockRecord, locks::encodeAvailableAt(at));
+    // Extended by a second expiry, it lasts as long as the longer of the two (DelayTimers).
+    locks::Delay delay = locks::decodeDelay(lockRecord.data).value_or(locks::Delay{});
+    delay.availableAtMs = std::max(delay.availableAtMs, ctx.timestampMs + request->delayMs);
+    delay.delayMs = request->delayMs;
+    rewriteData(ctx, std::string(lock), lockRecord, locks::encodeDelay(delay));
   }
 }
 
@@ -136,6 +136,44 @@ void StateMachine::requeueLocksOf(Context& ctx, const std::vector<OpResult>& del
     if (std::find(touched.begin(), touched.end(), parent) == touched.end()) touched.emplace_back(parent);
   }
   for (const std::string& lock : touched) grantLock(ctx, lock);
+}
+
+std::vector<StateMachine::RunningDelay> StateMachine::lockDelays(storage::Txn& txn) const {
+  std::vector<RunningDelay> out;
+  const std::string root(locks::kLocksRoot);
+  std::string after;
+  for (bool more = tree_.exists(txn, root); more;) {
+    const Tree::Page page = tree_.childrenPage(txn, root, after, 256);
+    more = page.more;
+    for (const std::string& name : page.names) {
+      after = name;
+      const std::string lock = childOf(root, name);
+      auto record = tree_.get(txn, lock);
+      auto delay = record ? locks::decodeDelay(record->data) : std::nullopt;
+      if (delay) out.push_back(RunningDelay{lock, record->stat.modified, delay->delayMs});
+    }
+  }
+  return out;
+}
+
+CommandResult StateMachine::endLockDelay(storage::Txn& parent, const Command& command, std::uint64_t revision,
+                                         std::uint64_t timestampMs, std::vector<watch::Event>* events) const {
+  CommandResult out;
+  out.revision = revision - 1;
+  storage::Txn txn = storage::Txn::nested(parent);
+  Context ctx{txn, revision, timestampMs, command.maxNodes};
+  const std::string lock = locks::lockPath(command.name);
+  auto record = tree_.get(txn, lock);
+  // Only the delay the leader timed: one extended since was set at a later revision.
+  if (record && locks::decodeDelay(record->data) && record->stat.modified == command.token) {
+    rewriteData(ctx, lock, *record, {});
+    grantLock(ctx, lock);
+  }
+  if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
+  txn.commit();
+  if (ctx.changed) out.revision = revision;
+  if (events) std::move(ctx.events.begin(), ctx.events.end(), std::back_inserter(*events));
+  return out;
 }
 
 CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& command, std::uint64_t revision,
@@ -150,6 +188,7 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
   if (auto problem = locks::lockNameProblem(command.name)) return fail(Status::InvalidArgument, *problem);
   if (command.text.size() > locks::kMaxOwnerBytes) return fail(Status::InvalidArgument, "owner holds at most 1024 bytes");
   const std::string id = session::formatSessionId(command.session);
+  if (command.type == CommandType::LockDelayEnd) return endLockDelay(parent, command, revision, timestampMs, events);
   if (command.session == 0 || !sessions_.get(parent, command.session)) {
     return fail(Status::SessionNotFound, "session " + id + " does not exist (it expired or was closed)");
   }
@@ -173,10 +212,6 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
     createNode(ctx, path, locks::encodeRequest(request, election), command.session);
     grantLock(ctx, lock);
     resultPath = path;
-  } else if (acquire || command.type == CommandType::LockPoke) {
-    // Asked again: nothing new, but a lock-delay may have ended since (the waiter asks then).
-    grantLock(ctx, lock);
-    if (!acquire) resultPath.reset();
   } else if (command.type == CommandType::LockRelease) {
     auto record = mine ? tree_.get(txn, *mine) : std::nullopt;
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
@@ -203,9 +238,12 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
     }
     request->owner = command.text;
     rewriteData(ctx, *mine, *record, locks::encodeRequest(*request, true));
-  } else if (command.type == CommandType::LockWithdraw && mine) {
+  } else if (command.type == CommandType::LockWithdraw && mine &&
+             (command.token == 0 || *mine == childOf(lock, requestName(command.token)))) {
     // Only a request still waiting leaves: one granted meanwhile is the caller's to keep (its
-    // token is in the request, which the caller reads next).
+    // token is in the request, which the caller reads next). A withdrawal naming its request
+    // (token: the revision that queued it) leaves a newer request of the session alone: it may
+    // come late, from a wait that ended on a node that had fallen behind.
     auto record = tree_.get(txn, *mine);
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
     if (request && !request->granted()) {

@@ -54,6 +54,17 @@ std::optional<std::string> lockNameProblem(std::string_view name) {
 }
 
 std::string lockPath(std::string_view name) { return std::string(kLocksRoot) + "/" + std::string(name); }
+
+std::uint64_t queuedRevision(std::string_view requestPath) {
+  const std::string_view name = requestPath.substr(requestPath.rfind('/') + 1);
+  if (name.size() != 22 || !name.starts_with("r-")) return 0;
+  std::uint64_t revision = 0;
+  for (char c : name.substr(2)) {
+    if (c < '0' || c > '9') return 0;
+    revision = revision * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return revision;
+}
 std::string electionPath(std::string_view name) { return std::string(kElectionsRoot) + "/" + std::string(name); }
 
 namespace {
@@ -66,13 +77,18 @@ bool directlyUnder(std::string_view root, std::string_view path) {
 bool isQueue(std::string_view path) { return directlyUnder(kLocksRoot, path) || directlyUnder(kElectionsRoot, path); }
 bool isElection(std::string_view queue) { return directlyUnder(kElectionsRoot, queue); }
 
-std::string encodeAvailableAt(std::uint64_t atMs) { return atMs == 0 ? std::string() : json{{"available_at", atMs}}.dump(); }
+std::string encodeDelay(const Delay& delay) {
+  return json{{"available_at", delay.availableAtMs}, {"delay_ms", delay.delayMs}}.dump();
+}
 
-std::uint64_t decodeAvailableAt(std::string_view bytes) {
-  if (bytes.empty()) return 0;
+std::optional<Delay> decodeDelay(std::string_view bytes) {
+  if (bytes.empty()) return std::nullopt;
   const json j = json::parse(bytes, nullptr, false);
-  if (!j.is_object() || !j.contains("available_at") || !j["available_at"].is_number_unsigned()) return 0;
-  return j["available_at"].get<std::uint64_t>();
+  if (!j.is_object() || !j.contains("available_at") || !j["available_at"].is_number_unsigned()) return std::nullopt;
+  Delay delay;
+  delay.availableAtMs = j["available_at"].get<std::uint64_t>();
+  if (j.contains("delay_ms") && j["delay_ms"].is_number_unsigned()) delay.delayMs = j["delay_ms"].get<std::uint64_t>();
+  return delay;
 }
 
 std::size_t holders(const std::vector<Request>& queue) {

@@ -42,6 +42,9 @@ std::optional<Request> decodeRequest(std::string_view bytes);
 // or ".."), no control characters.
 std::optional<std::string> lockNameProblem(std::string_view name);
 std::string lockPath(std::string_view name);
+// The revision that queued a request, from its path's last component ("r-" and 20 digits); 0 if
+// it is not one.
+std::uint64_t queuedRevision(std::string_view requestPath);
 std::string electionPath(std::string_view name);
 // Whether `path` is a lock's or an election's node (a queue), and which.
 bool isQueue(std::string_view path);
@@ -49,10 +52,17 @@ bool isElection(std::string_view queue);
 
 inline constexpr std::uint64_t kMaxLockDelayMs = 60'000;
 
-// A lock node's own data: until when (leader time) nobody is granted it after a holder with a
-// lock-delay expired. Empty data: none.
-std::string encodeAvailableAt(std::uint64_t atMs);
-std::uint64_t decodeAvailableAt(std::string_view bytes);
+// A lock node's own data while a lock-delay runs (a holder with one expired): nobody is granted
+// the lock until the leader ends it, once `delayMs` passed on its monotonic clock since the delay
+// began (locks/DelayTimers.h); wall clocks, which jump and differ between nodes, decide nothing.
+// `availableAtMs` (leader time) is what a reader is told to expect. `revision` (not encoded): the
+// revision that set it, the lock node's stat.modified, which names it for LockDelayEnd.
+struct Delay {
+  std::uint64_t availableAtMs = 0;
+  std::uint64_t delayMs = 0;
+};
+std::string encodeDelay(const Delay& delay);
+std::optional<Delay> decodeDelay(std::string_view bytes);  // nullopt: none runs
 
 // Which requests of a queue (in arrival order) hold the lock: the first, alone if it is
 // exclusive; else every shared request before the first exclusive one. A shared request behind

@@ -48,7 +48,7 @@ void Keeper::applied(const coordinator::Command& command, const coordinator::Com
     case coordinator::CommandType::LockAcquire:
     case coordinator::CommandType::LockRelease:
     case coordinator::CommandType::LockWithdraw:
-    case coordinator::CommandType::LockPoke:
+    case coordinator::CommandType::LockDelayEnd:
     case coordinator::CommandType::ElectionCampaign:
     case coordinator::CommandType::ElectionProclaim:
     case coordinator::CommandType::ElectionResign: break;

@@ -31,6 +31,7 @@ struct ClusterOptions {
     bool staleTtlOnTakeover = false;  // count each session's ttl from long before the takeover
     bool followersAnswerKeepalives = false;  // a follower vouches for a session from its own table
     bool neverExpire = false;                // the keeper never proposes an expiry
+    bool neverEndLockDelays = false;         // the leader never proposes the end of a lock-delay
     bool ignoreIncarnation = false;  // match replies and chosen proposals by request id alone
     bool bootstrapOnMajority = false;  // an empty disk votes once n - majority + 1 peers say "empty"
     bool applyPastDeadline = false;    // apply a write chosen after its deadline (its origin said 503)

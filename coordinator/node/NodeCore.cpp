@@ -65,6 +65,7 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
     appliedStampMs_ = stateMachine_.timestampMs(txn);
   }
   appliedStampAtUs_ = now();
+  timeLockDelays();
   startReplica();
   nextTickUs_ = now() + kTickUs;
   updateView();
@@ -150,6 +151,7 @@ void NodeCore::endTurn() {
       timeOut();
       proposeEpoch();
       proposeExpiries();
+      proposeLockDelayEnds();
       pingQuietPeers();
       nextTickUs_ = now() + kTickUs;
     }
@@ -291,9 +293,11 @@ void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
       // lower stamp would admit a copy of a write already answered 503).
       entry.timestampMs = slotStamp;
       StateMachine::Notes notes;
+      const std::size_t eventsBefore = applied.events.size();
       notes.events = std::move(applied.events);
       auto results = stateMachine_.apply(txn, entry, &notes);
       applied.events = std::move(notes.events);
+      noteLockDelays(applied.events, eventsBefore);
       if (onEntry_) onEntry_(chosen.slot, chosen.value, entry, results);
       lastTimestampMs_ = std::max(lastTimestampMs_, entry.timestampMs);  // for this node's own stamps
       {

@@ -38,6 +38,7 @@
 #include "coordinator/node/ClusterOptions.h"
 #include "coordinator/node/Ports.h"
 #include "coordinator/paxos/Replica.h"
+#include "locks/DelayTimers.h"
 #include "session/Keeper.h"
 
 namespace warden::coordinator::node {
@@ -216,6 +217,11 @@ class NodeCore {
   void onKeepaliveReply(Decoder& in, std::size_t size);
   void proposeEpoch();
   void proposeExpiries();
+  // Lock-delays (LockDelays.cpp): timed from what apply did, or from the whole state when it was
+  // loaded or replaced; the serving leader proposes the end of each that is due.
+  void noteLockDelays(const std::vector<watch::Event>& events, std::size_t from);
+  void timeLockDelays();
+  void proposeLockDelayEnds();
 
   // SnapshotTransfer.cpp
   void sendSnapshot(std::uint64_t peer);
@@ -281,6 +287,7 @@ class NodeCore {
   // serves sessions (until servingUntilUs_, its lease's end): hence the lock.
   std::mutex keeperMutex_;
   session::Keeper keeper_;
+  locks::DelayTimers lockDelays_;  // the driver's
   std::atomic<std::uint64_t> servingUntilUs_{0};
   bool serving_ = false;  // leads with a lease, has applied everything before its term and ownEpoch_
   SessionEpoch epoch_;    // the state machine's session epoch, as last applied

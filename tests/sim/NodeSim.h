@@ -280,6 +280,7 @@ class NodeSim {
   void lockObserve(std::size_t c, SimNode& n, std::function<LockClient*()> mine);
   void lockGaveNoAnswer(NodeId node);
   void checkLocks();
+  void checkLockDelaysEnded();
 
   // ---- NodeSimChecks.cpp: what apply did, and after healing -------------------------------
 

@@ -126,6 +126,7 @@ void NodeSim::checkEnd() {
     if (answer != Status::Ok) return fail("liveness", "a write through node " + std::to_string(id) + " failed after healing");
   }
   checkSessionsAtEnd();
+  if (result_.ok) checkLockDelaysEnded();
 }
 
 void NodeSim::checkSessionsAtEnd() {

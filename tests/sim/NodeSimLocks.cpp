@@ -12,6 +12,7 @@
 //   lock-tokens     a grant seen before another acquire was invoked has the smaller token
 //   lock-fifo       of two requests both granted, the one queued (acknowledged) before the
 //                   other was asked for is granted first
+// and, with the liveness check, that every lock-delay (some holders ask for one) was ended.
 // Part of class NodeSim (NodeSim.h).
 
 #include <algorithm>
@@ -29,7 +30,9 @@ const char* const kLock = "m";
 
 void NodeSim::lockStep() {
   schedule(now_ + rng_.range(10'000, 30'000), Event{Kind::LockStep});
-  if (now_ >= clientsStopAt_) return;
+  // They stop (keepalives too) 3 s before the other clients: their sessions (ttl at most 2.5 s)
+  // expire and any lock-delay (at most 600 ms) ends before the run does.
+  if (now_ + 3'000'000 >= clientsStopAt_) return;
   for (std::size_t c = 0; c < lockClients_.size(); ++c) {
     LockClient& l = lockClients_[c];
     if (l.phase != LockClient::Phase::NoSession && l.phase != LockClient::Phase::Creating && !l.keepalivePending &&
@@ -125,6 +128,9 @@ void NodeSim::lockAct(std::size_t c) {
       lockHolds_.push_back(hold);
       Command acquire = sessionCommand(CommandType::LockAcquire, l.session);
       acquire.name = kLock;
+      // Some holders ask for a lock-delay: a session that expires holding it keeps the lock from
+      // everyone for that long, until the leader ends it (locks/DelayTimers.h).
+      if (rng_.chance(0.3)) acquire.token = rng_.range(100, 600);
       n->core->submit(acquire, [this, mine](CommandResult r) {
         LockClient* x = mine();
         if (!x) return;
@@ -242,6 +248,19 @@ void NodeSim::lockGaveNoAnswer(NodeId node) {
     l.nextAt = now_ + 50'000;
     if (l.phase == LockClient::Phase::Creating) l.phase = LockClient::Phase::NoSession;
     if (l.phase == LockClient::Phase::Idle) l.unknownAcquire = true;  // its acquire may have queued
+  }
+}
+
+// At the end, every lock-delay was ended (the lock clients stopped 5 s before it): a leader that
+// never ends one would keep its lock from everyone for good. Judged once a leader has served for
+// 4 s: a takeover gives every session a fresh ttl (2.5 s at most), then the delay (0.6 s).
+void NodeSim::checkLockDelaysEnded() {
+  if (servingSince_ == 0 || now_ < servingSince_ + 4'000'000) return;
+  for (auto& [id, n] : nodes_) {
+    storage::Txn txn = storage::Txn::read(*n->env);
+    if (!n->stateMachine->lockDelays(txn).empty()) {
+      return fail("liveness", "node " + std::to_string(id) + " still holds lock " + kLock + " under a lock-delay at the end");
+    }
   }
 }
 

@@ -35,6 +35,7 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug == "skip-phase1") return o.paxosBugs.skipPhase1 = true;
   if (bug == "ignore-lease") return o.paxosBugs.ignoreLeaseOnPrepare = o.paxosBugs.noPreVote = true;
   if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
+  if (bug == "never-end-lock-delays") return o.nodeBugs.neverEndLockDelays = true;
   if (bug == "grant-everyone") return o.lockBugs.grantEveryone = true;
   if (bug == "requests-by-session") return o.lockBugs.requestsBySession = true;
   if (bug == "token-per-lock-node") return o.lockBugs.tokenPerLockNode = true;
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
                    "        followers-answer-keepalives|never-expire|same-epoch-after-lapse|\n"
                    "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|\n"
-                   "        grant-everyone|requests-by-session|token-per-lock-node   plants a fixed defect\n"
+                   "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n");
       return 2;

@@ -187,53 +187,70 @@ TEST_CASE("an election's first candidate leads, terms rise with each new leader,
   CHECK_FALSE(l.store.get(warden::locks::electionPath("svc")));
 }
 
-TEST_CASE("a lock-delay holds a lock after its holder's session expired, not after a release or close") {
+TEST_CASE("a lock-delay holds a lock after its holder's session expired until the leader ends it, not after a release or close") {
   Locks l;
   Command acquire = lockCommand(CommandType::LockAcquire, 1, "d");
   acquire.token = 5000;  // its lock-delay, ms
   REQUIRE(l.store.applyCommand(acquire, 1000).status == Status::Ok);
   auto [p2, t2] = l.acquire(2, "d");
   REQUIRE(t2 == 0);
-  // Expired at 2000: nobody gets the lock before 7000 in leader time.
+  // Expired at 2000: nobody gets the lock until the leader ends the delay, whatever the time.
   REQUIRE(l.store.applyCommand(expireCommand(1, SessionEpoch{}), 2000).status == Status::Ok);
   CHECK(l.token(p2) == 0);
-  CHECK(warden::locks::decodeAvailableAt(l.store.get(warden::locks::lockPath("d"))->data) == 7000);
-  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "d"), 6999).status == Status::Ok);
+  auto lockNode = [&] { return l.store.get(warden::locks::lockPath("d")); };
+  auto delay = warden::locks::decodeDelay(lockNode()->data);
+  REQUIRE(delay);
+  CHECK(delay->availableAtMs == 7000);
+  CHECK(delay->delayMs == 5000);
+  const std::uint64_t setAt = static_cast<std::uint64_t>(lockNode()->stat.modified);
+  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "d"), 60000).status == Status::Ok);
   CHECK(l.token(p2) == 0);
-  // Asked again once it is over: granted, and the lock says it is available again.
-  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "d"), 7000).status == Status::Ok);
+  // An end naming another revision (a delay extended since) changes nothing.
+  Command stale = lockCommand(CommandType::LockDelayEnd, 0, "d");
+  stale.token = setAt - 1;
+  REQUIRE(l.store.applyCommand(stale, 60001).status == Status::Ok);
+  CHECK(l.token(p2) == 0);
+  // The leader's end: granted, and the lock says it is available again. No session needed.
+  Command end = lockCommand(CommandType::LockDelayEnd, 0, "d");
+  end.token = setAt;
+  auto ended = l.store.applyCommand(end, 60002);
+  REQUIRE(ended.status == Status::Ok);
+  CHECK(ended.results.empty());
   CHECK(l.token(p2) != 0);
-  CHECK(l.store.get(warden::locks::lockPath("d"))->data.empty());
+  CHECK(lockNode()->data.empty());
+  // Again: nothing.
+  CHECK(l.store.applyCommand(end, 60003).status == Status::Ok);
   // A holder that releases (or closes its session) passes the lock on at once.
   Command delayed = lockCommand(CommandType::LockAcquire, 3, "e");
   delayed.token = 5000;
-  REQUIRE(l.store.applyCommand(delayed, 8000).status == Status::Ok);
+  REQUIRE(l.store.applyCommand(delayed, 80000).status == Status::Ok);
   auto [p4, t4] = l.acquire(4, "e");
-  REQUIRE(l.store.applyCommand(sessionCommand(CommandType::SessionClose, 3), 8001).status == Status::Ok);
+  REQUIRE(l.store.applyCommand(sessionCommand(CommandType::SessionClose, 3), 80001).status == Status::Ok);
   CHECK(l.token(p4) != 0);
   CHECK(l.store.usedBytes() > 0);
 }
 
-TEST_CASE("a poke grants a lock whose lock-delay is over and never queues a request") {
+TEST_CASE("a second expiry during a lock-delay extends it under a newer revision, and an empty delayed lock goes at its end") {
   Locks l;
-  Command acquire = lockCommand(CommandType::LockAcquire, 1, "p");
-  acquire.token = 5000;
-  REQUIRE(l.store.applyCommand(acquire, 1000).status == Status::Ok);
-  auto [p2, t2] = l.acquire(2, "p");
+  for (std::uint64_t s : {1, 2}) {
+    Command shared = lockCommand(CommandType::LockAcquire, s, "x", true);
+    shared.token = s == 1 ? 1000 : 3000;
+    REQUIRE(l.store.applyCommand(shared, 1500).status == Status::Ok);
+  }
   REQUIRE(l.store.applyCommand(expireCommand(1, SessionEpoch{}), 2000).status == Status::Ok);
-  CHECK(l.store.applyCommand(lockCommand(CommandType::LockPoke, 2, "p"), 6999).status == Status::Ok);
-  CHECK(l.token(p2) == 0);
-  auto poked = l.store.applyCommand(lockCommand(CommandType::LockPoke, 2, "p"), 7000);
-  REQUIRE(poked.status == Status::Ok);
-  CHECK(poked.results.empty());
-  CHECK(l.token(p2) != 0);
-  // A poke from a waiter that already gave up (withdrew) leaves nothing queued for it.
-  auto [p3, t3] = l.acquire(3, "p");
-  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockWithdraw, 3, "p"), 7001).status == Status::Ok);
-  REQUIRE(l.store.applyCommand(lockCommand(CommandType::LockPoke, 3, "p"), 7002).status == Status::Ok);
-  CHECK_FALSE(l.store.get(p3));
-  REQUIRE(l.release(2, "p", l.token(p2)) == Status::Ok);
-  CHECK_FALSE(l.store.get(warden::locks::lockPath("p")));
+  const std::uint64_t first = static_cast<std::uint64_t>(l.store.get(warden::locks::lockPath("x"))->stat.modified);
+  REQUIRE(l.store.applyCommand(expireCommand(2, SessionEpoch{}), 2100).status == Status::Ok);
+  auto record = l.store.get(warden::locks::lockPath("x"));
+  REQUIRE(record);
+  CHECK(static_cast<std::uint64_t>(record->stat.modified) > first);
+  CHECK(warden::locks::decodeDelay(record->data)->availableAtMs == 5100);
+  Command end = lockCommand(CommandType::LockDelayEnd, 0, "x");
+  end.token = first;  // the first delay's end, due first: the extension runs on
+  REQUIRE(l.store.applyCommand(end, 3000).status == Status::Ok);
+  REQUIRE(l.store.get(warden::locks::lockPath("x")));
+  end.token = static_cast<std::uint64_t>(record->stat.modified);
+  REQUIRE(l.store.applyCommand(end, 5200).status == Status::Ok);
+  CHECK_FALSE(l.store.get(warden::locks::lockPath("x")));  // nobody holds or waits: gone
 }
 
 // The locks review's schedules, each a test.
