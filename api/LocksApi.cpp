@@ -180,6 +180,11 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
     command.name = a.name;
     command.token = locks::queuedRevision(path);
     node_.submit(command, [this, a, path, respond](CommandResult r) {
+      if (r.status == Status::SessionNotFound) {
+        // The session ended meanwhile, and its requests with it: nothing is queued.
+        respond(failure(r, node_.revision()));
+        return;
+      }
       if (r.status != Status::Ok) {
         // The request may still be queued (and be granted later): not "never applied".
         respond(errorReply(504, "timeout",
