@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "tests/TempDir.h"
@@ -26,11 +27,42 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint64_t otherThan(std::uint64_t a, std::uint64_t b) {
+// The leader, and the two others: `away` (a follower the test cuts off or pins a client to) and
+// `other`.
+struct Roles {
+  std::uint64_t leader = 0, away = 0, other = 0;
+};
+
+Roles roles(TestCluster& cluster) {
+  const auto leader = cluster.waitForLeader();
+  REQUIRE(leader);
+  Roles r{*leader};
   for (std::uint64_t id = 1; id <= 3; ++id) {
-    if (id != a && id != b) return id;
+    if (id == r.leader) continue;
+    (r.away == 0 ? r.away : r.other) = id;
   }
-  return 0;
+  return r;
+}
+
+// The first line a command wrote to `path`, once it is there (fails the test after 10 s).
+std::string firstLine(const std::string& path) {
+  std::string text;
+  for (int i = 0; i < 1000 && text.find('\n') == std::string::npos; ++i) {
+    text = slurp(path);
+    if (text.find('\n') == std::string::npos) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(text.find('\n') != std::string::npos);
+  return text.substr(0, text.find('\n'));
+}
+
+// When the process ended, polling every 10 ms for up to `limit`; nullopt if it still runs.
+std::optional<Clock::time_point> whenGone(pid_t pid, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return Clock::now();
+    std::this_thread::sleep_for(10ms);
+  }
+  return std::nullopt;
 }
 
 std::string openSession(TestCluster& cluster, std::uint64_t node, int ttlMs) {
@@ -48,9 +80,7 @@ int checkToken(TestCluster& cluster, std::uint64_t node, const std::string& name
 
 TEST_CASE("a holder whose node is cut off loses the lock at its session's expiry, and the old token is never valid after the new grant") {
   TestCluster cluster(3);
-  const auto leader = cluster.waitForLeader();
-  REQUIRE(leader);
-  const std::uint64_t away = otherThan(*leader, 0), other = otherThan(*leader, away);
+  const auto [leader, away, other] = roles(cluster);
   const std::string holder = openSession(cluster, away, 2000), next = openSession(cluster, other, 30000);
   auto first = cluster.request(away, "POST", "/v1/locks/cut/acquire", json{{"session", holder}}.dump());
   REQUIRE(first.status == 200);
@@ -87,7 +117,7 @@ TEST_CASE("a holder whose node is cut off loses the lock at its session's expiry
   CHECK(validAtAway == 0);
   const std::uint64_t newToken = granted.json()["token"];
   CHECK(newToken > oldToken);
-  for (std::uint64_t node : {*leader, other}) {
+  for (std::uint64_t node : {leader, other}) {
     CHECK(checkToken(cluster, node, "cut", oldToken) == 409);
     CHECK(checkToken(cluster, node, "cut", newToken) == 200);
   }
@@ -105,21 +135,13 @@ TEST_CASE("a holder whose node is cut off loses the lock at its session's expiry
 
 TEST_CASE("warden lock stops CMD when its node is cut off, before its session can expire and the lock pass on") {
   TestCluster cluster(3);
-  const auto leader = cluster.waitForLeader();
-  REQUIRE(leader);
-  const std::uint64_t away = otherThan(*leader, 0), other = otherThan(*leader, away);
+  const auto [leader, away, other] = roles(cluster);
   TempDir dir;
   const std::string pidFile = dir.path() + "/pid";
   const std::string endpoint = "http://127.0.0.1:" + std::to_string(cluster.httpPort(away));
   BackgroundWarden lock({"--endpoints", endpoint, "lock", "job", "--ttl", "5000", "--", "sh", "-c",
                          "echo $$ > " + pidFile + "; while true; do sleep 0.05; done"});
-  pid_t child = 0;
-  for (int i = 0; i < 1000 && child == 0; ++i) {
-    const std::string text = slurp(pidFile);
-    if (text.find('\n') != std::string::npos) child = std::stoi(text);
-    else std::this_thread::sleep_for(10ms);
-  }
-  REQUIRE(child > 0);
+  const pid_t child = std::stoi(firstLine(pidFile));
   const std::string next = openSession(cluster, other, 30000);
   std::this_thread::sleep_for(1000ms);  // a keepalive or two acknowledged
   cluster.partition({away});
@@ -128,12 +150,9 @@ TEST_CASE("warden lock stops CMD when its node is cut off, before its session ca
     auto r = cluster.request(other, "POST", "/v1/locks/job/acquire", json{{"session", next}, {"wait_ms", 20000}}.dump(), 25000);
     return std::make_pair(r, Clock::now());
   });
-  Clock::time_point gone{};
-  for (int i = 0; i < 1500 && gone == Clock::time_point{}; ++i) {
-    if (::kill(child, 0) != 0 && errno == ESRCH) gone = Clock::now();
-    else std::this_thread::sleep_for(10ms);
-  }
-  REQUIRE(gone != Clock::time_point{});
+  const auto goneAt = whenGone(child, 15s);
+  REQUIRE(goneAt);
+  const Clock::time_point gone = *goneAt;
   auto [granted, grantedAt] = waiting.get();
   REQUIRE(granted.status == 200);
   INFO("CMD stopped " << std::chrono::duration_cast<std::chrono::milliseconds>(gone - cut).count()
@@ -159,19 +178,12 @@ class Supervisor : public BackgroundWarden {
 
 TEST_CASE("a SIGSTOPped warden lock loses the lock to the next holder, whose token is larger, and stops CMD once resumed") {
   TestCluster cluster(3);
-  const auto leader = cluster.waitForLeader();
-  REQUIRE(leader);
-  const std::uint64_t mine = otherThan(*leader, 0), other = otherThan(*leader, mine);
+  const auto [leader, mine, other] = roles(cluster);
   TempDir dir;
   const std::string tokenFile = dir.path() + "/token";
   Supervisor lock({"--endpoints", "http://127.0.0.1:" + std::to_string(cluster.httpPort(mine)), "lock", "job", "--ttl", "1500",
                    "--", "sh", "-c", "echo $$ $WARDEN_LOCK_TOKEN > " + tokenFile + "; while true; do sleep 0.05; done"});
-  std::string line;
-  for (int i = 0; i < 1000 && line.find('\n') == std::string::npos; ++i) {
-    line = slurp(tokenFile);
-    if (line.find('\n') == std::string::npos) std::this_thread::sleep_for(10ms);
-  }
-  REQUIRE(line.find('\n') != std::string::npos);
+  const std::string line = firstLine(tokenFile);
   const pid_t child = std::stoi(line.substr(0, line.find(' ')));
   const std::uint64_t oldToken = std::stoull(line.substr(line.find(' ') + 1));
   // The supervisor stops (its CMD runs on, believing it holds the lock: what fencing is for).
@@ -184,12 +196,7 @@ TEST_CASE("a SIGSTOPped warden lock loses the lock to the next holder, whose tok
   for (std::uint64_t node = 1; node <= 3; ++node) CHECK(checkToken(cluster, node, "job", oldToken) == 409);
   CHECK(::kill(child, 0) == 0);  // still running, and fenced off
   REQUIRE(::kill(lock.processId(), SIGCONT) == 0);
-  bool gone = false;
-  for (int i = 0; i < 500 && !gone; ++i) {
-    gone = ::kill(child, 0) != 0 && errno == ESRCH;
-    if (!gone) std::this_thread::sleep_for(10ms);
-  }
-  CHECK(gone);  // within 5 s of resuming
+  CHECK(whenGone(child, 5s));  // within 5 s of resuming
   const auto status = lock.waitStatus(10s);
   REQUIRE(status);
   CHECK(WIFEXITED(*status));
