@@ -18,6 +18,7 @@
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/Percentile.h"
 #include "api/SubtreeDelete.h"
 #include "api/Url.h"
 
@@ -213,17 +214,10 @@ void prepare(HttpClient& client, const BenchConfig& c) {
   }
 }
 
-double percentile(std::vector<std::uint32_t>& v, double p) {
-  if (v.empty()) return 0;
-  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i] / 1000.0;
-}
-
 void printLine(const char* name, std::vector<std::uint32_t>& v, double seconds) {
   if (v.empty()) return;
   std::printf("  %-6s %9zu ops %10.0f ops/s   p50 %7.2f ms   p99 %7.2f ms   p999 %7.2f ms\n", name, v.size(),
-              static_cast<double>(v.size()) / seconds, percentile(v, 0.50), percentile(v, 0.99), percentile(v, 0.999));
+              static_cast<double>(v.size()) / seconds, percentileMs(v, 0.50), percentileMs(v, 0.99), percentileMs(v, 0.999));
 }
 
 // Runs the workers until the deadline and prints the figures; true when no request failed.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/Base64.h"
+#include "api/Percentile.h"
 #include "api/Url.h"
 
 namespace warden::api::lockbench {
@@ -226,16 +227,8 @@ std::string describe(beast::error_code ec, const Response& r) {
 void Latencies::add(Clock::duration d) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   micros_.push_back(static_cast<std::uint32_t>(std::clamp<long long>(us, 0, 0xffffffffLL)));
-  sorted_ = false;
 }
 
-double Latencies::ms(double q) {
-  if (micros_.empty()) return 0;
-  if (!sorted_) std::sort(micros_.begin(), micros_.end());
-  sorted_ = true;
-  const auto last = micros_.size() - 1;
-  const auto i = std::min(last, static_cast<std::size_t>(q * static_cast<double>(micros_.size())));
-  return micros_[i] / 1000.0;
-}
+double Latencies::ms(double q) { return percentileMs(micros_, q); }
 
 }  // namespace warden::api::lockbench

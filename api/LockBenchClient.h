@@ -112,7 +112,6 @@ class Latencies {
 
  private:
   std::vector<std::uint32_t> micros_;
-  bool sorted_ = true;
 };
 
 }  // namespace warden::api::lockbench

@@ -15,6 +15,7 @@
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/Percentile.h"
 #include "api/ProcStats.h"
 
 namespace warden::api {
@@ -50,13 +51,6 @@ struct Tally {
     maxLateMs = std::max(maxLateMs, lateMs);
   }
 };
-
-double percentileMs(std::vector<std::uint32_t>& v, double p) {
-  if (v.empty()) return 0;
-  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i] / 1000.0;
-}
 
 std::vector<std::string> createSessions(const Config& c) {
   std::vector<std::string> ids(c.sessions);

@@ -30,6 +30,7 @@
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/Percentile.h"
 #include "api/ProcStats.h"
 #include "api/WatchBenchFleet.h"
 #include "api/SubtreeDelete.h"
@@ -88,13 +89,6 @@ class CpuMeter {
   Clock::time_point start_;
   double server_, own_;
 };
-
-double percentileMs(std::vector<std::uint32_t>& v, double p) {
-  if (v.empty()) return 0;
-  std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i] / 1000.0;
-}
 
 std::uint32_t micros(Clock::duration d) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
