@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -15,12 +14,12 @@
 #include <mutex>
 #include <optional>
 #include <set>
-#include <thread>
 #include <variant>
 
 #include "api/ChildProcess.h"
 #include "api/Cli.h"
 #include "api/CliLockParts.h"
+#include "api/CliLockWorkers.h"
 #include "api/CliReply.h"
 #include "api/Url.h"
 #include "coordinator/Utf8.h"
@@ -42,74 +41,6 @@ void say(const std::string& line) {
 }
 
 long long ms(milliseconds d) { return static_cast<long long>(d.count()); }
-
-// Set when a thread was left running in a request at the end: the process then ends with
-// std::_Exit instead of a return through static destructors.
-std::atomic<bool> threadLeftBehind{false};
-
-// A thread whose state it shares (each body holds a shared_ptr to its state), so that it can be
-// left behind, stuck in a request that nobody can cancel, without pointing at freed memory.
-class Background {
- public:
-  Background() = default;
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
-  ~Background() { finishBy(Clock::now() + kThreadExit); }
-
-  template <typename Body>
-  void start(Body body) {
-    done_ = std::make_shared<std::atomic<bool>>(false);
-    thread_ = std::thread([body = std::move(body), done = done_]() mutable {
-      body();
-      done->store(true);
-    });
-  }
-
-  // Joins the thread if it ends by `deadline`, else leaves it running.
-  void finishBy(Clock::time_point deadline) {
-    if (!thread_.joinable()) return;
-    while (!done_->load() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
-    if (done_->load()) {
-      thread_.join();
-    } else {
-      thread_.detach();
-      threadLeftBehind = true;
-    }
-  }
-
- private:
-  std::shared_ptr<std::atomic<bool>> done_;
-  std::thread thread_;
-};
-
-// What a thread and the supervisor share: a stop flag that cuts the thread's pauses short.
-struct Stoppable {
-  std::mutex mutex;
-  std::condition_variable wake;
-  bool stopping = false;
-
-  void stop() {
-    {
-      std::lock_guard lock(mutex);
-      stopping = true;
-    }
-    wake.notify_all();
-  }
-  bool stopped() {
-    std::lock_guard lock(mutex);
-    return stopping;
-  }
-  // Sleeps until `until` or stop(); true once stopped.
-  bool sleepUntil(Clock::time_point until) {
-    std::unique_lock lock(mutex);
-    return wake.wait_until(lock, until, [this] { return stopping; });
-  }
-  bool pause(milliseconds& pause) {
-    const bool stop = sleepUntil(Clock::now() + pause);
-    pause = std::min(pause * 2, kMaxPause);
-    return stop;
-  }
-};
 
 std::string signalName(int signal) {
   switch (signal) {
@@ -169,225 +100,6 @@ std::uint64_t unsignedField(const json& object, const char* key) {
   const json& value = member(object, key);
   if (!value.is_number_unsigned()) throw BadReply{std::string("\"") + key + "\" is not a whole number"};
   return value.get<std::uint64_t>();
-}
-
-// ---- The session's keepalives ------------------------------------------------------------
-
-// A keepalive every ttl/3 through the client's failover. The session lives at least ttl past
-// the sending of a keepalive the leader acknowledged (its ttl restarts when the leader gets
-// it, which is later): `ackedSent` is the latest such sending, the session's creation at first.
-struct KeeperState : Stoppable {
-  std::vector<std::string> endpoints;
-  std::string id;
-  milliseconds ttl{};
-  Clock::time_point ackedSent;
-  std::optional<std::string> gone;  // why, once a keepalive was answered 404
-};
-
-void keepAlive(const std::shared_ptr<KeeperState>& s) {
-  const milliseconds every = s->ttl / 3;
-  // One round over the endpoints per keepalive, each attempt bounded by the cadence, so that a
-  // node stuck waiting for a quorum does not hold up the next keepalive.
-  HttpClient client(s->endpoints, std::clamp(every, milliseconds(1000), milliseconds(10'000)),
-                    RetryPolicy{.failoverOnUnavailable = true, .rounds = 1});
-  const std::string target = sessionTarget(s->id) + "/keepalive";
-  Clock::time_point next;
-  {
-    std::lock_guard lock(s->mutex);
-    next = s->ackedSent + every;
-  }
-  for (;;) {
-    if (s->sleepUntil(next)) return;
-    const auto sent = Clock::now();
-    std::string problem;
-    try {
-      HttpResponse response = client.send(HttpRequest{"POST", target, {}, {}, HttpClient::newIdempotencyKey()});
-      std::lock_guard lock(s->mutex);
-      if (response.status < 300) {
-        s->ackedSent = std::max(s->ackedSent, sent);
-      } else if (response.status == 404) {
-        s->gone = "session " + s->id + " is gone (" + describeError(response) + ")";
-        return;
-      } else {
-        problem = describeError(response);
-      }
-    } catch (const HttpClientError& e) {
-      problem = e.what();
-    }
-    if (!problem.empty() && !s->stopped()) say("keepalive of session " + s->id + " not acknowledged: " + problem);
-    next = std::max(sent + every, Clock::now());
-  }
-}
-
-// ---- Asking for the lock (the leadership) ------------------------------------------------
-
-struct Grant {
-  std::uint64_t token = 0;  // the lock's token, or the leadership's term
-};
-struct Denied {
-  ExitCode code;
-  std::string message;
-};
-
-struct AcquireState : Stoppable {
-  std::vector<std::string> endpoints;
-  std::string id, name;
-  bool election = false;
-  bool shared = false;
-  std::optional<std::string> owner;           // lock: --owner; election: VALUE
-  std::optional<Clock::time_point> deadline;  // --wait
-  std::optional<std::variant<Grant, Denied>> outcome;
-};
-
-milliseconds remaining(const AcquireState& s) {
-  if (!s.deadline) return kMaxWait;
-  const auto left = std::chrono::duration_cast<milliseconds>(*s.deadline - Clock::now());
-  return std::clamp(left, milliseconds(0), kMaxWait);
-}
-
-// After a 404 to an acquire or a campaign: whether the session is really gone. (A waiting
-// acquire that a client gave up on withdraws the session's request when its wait_ms ends, even
-// while a newer acquire of the same session waits on that request: the newer one is then
-// answered 404 session_not_found with the session alive.)
-std::optional<bool> sessionGone(HttpClient& client, const std::string& id) {
-  try {
-    const HttpResponse response = client.send(HttpRequest{"GET", sessionTarget(id), {}, {}, {}});
-    if (response.status == 404) return true;
-    if (response.status == 200) return false;
-  } catch (const HttpClientError&) {
-  }
-  return std::nullopt;
-}
-
-// Asks until granted, denied, or stopped; a failed request is asked again after a pause (the
-// supervisor gives up when the session cannot be kept alive).
-std::variant<Grant, Denied> acquire(AcquireState& s) {
-  HttpClient client(s.endpoints, kMaxWait + kAnswerGrace, RetryPolicy{.failoverOnUnavailable = true});
-  const std::string what = s.election ? "leadership of election " + s.name : "lock " + s.name;
-  milliseconds pause = kFirstPause;
-  while (!s.stopped()) {
-    const milliseconds wait = remaining(s);
-    json body = {{"session", s.id}};
-    if (s.election) {
-      // wait_ms 0, then a blocking read of the election: a campaign that waits is not answered
-      // when its candidacy led before the wait began (at once, or between two campaigns).
-      body["value"] = s.owner.value_or("");
-      body["wait_ms"] = 0;
-    } else {
-      body["wait_ms"] = wait.count();
-      if (s.shared) body["mode"] = "shared";
-      if (s.owner) body["owner"] = *s.owner;
-    }
-    HttpResponse response;
-    try {
-      client.setTimeout((s.election ? milliseconds(0) : wait) + kAnswerGrace);
-      // A repeat is harmless: a session asking again finds its own request (API.md).
-      response = client.send(HttpRequest{"POST", queueTarget(s.election, s.name, s.election ? "campaign" : "acquire"),
-                                         body.dump(), "application/json", HttpClient::newIdempotencyKey()});
-    } catch (const HttpClientError&) {
-      if (s.pause(pause)) break;
-      continue;
-    }
-    if (response.status == 200) {
-      try {
-        return Grant{unsignedField(parseObject(response), s.election ? "term" : "token")};
-      } catch (const BadReply& e) {
-        return Denied{ExitCode::Unavailable, "malformed reply from " + response.endpoint + ": " + e.what};
-      }
-    }
-    const bool locked = response.status == 409 && response.json().value("error", "") == "locked";
-    if (locked || response.status == 202) {
-      if (s.deadline && Clock::now() >= *s.deadline) {
-        return Denied{ExitCode::NotAcquired, what + " not granted within --wait"};
-      }
-      if (response.status == 202) {
-        const std::string target = queueTarget(true, s.name) +
-                                   "?index=" + std::to_string(response.revision.value_or(0)) +
-                                   "&wait_ms=" + std::to_string(std::min(remaining(s), kWatchWait).count());
-        try {
-          client.setTimeout(kWatchWait + kAnswerGrace);
-          client.send(HttpRequest{"GET", target, {}, {}, {}});
-        } catch (const HttpClientError&) {
-          if (s.pause(pause)) break;
-        }
-        if (!response.revision && s.pause(pause)) break;  // no index to wait on: do not spin
-      }
-      continue;
-    }
-    if (response.status == 404) {
-      const auto gone = sessionGone(client, s.id);
-      if (gone && *gone) return Denied{ExitCode::NotFound, "session " + s.id + " ended before it was granted " + what};
-      if (!gone && s.pause(pause)) break;
-      continue;
-    }
-    if (response.status >= 500 || response.status == 429) {
-      if (s.pause(pause)) break;
-      continue;
-    }
-    return Denied{exitCodeForStatus(response.status), describeError(response)};
-  }
-  return Denied{ExitCode::Unavailable, "stopped"};
-}
-
-// ---- Watching the grant ------------------------------------------------------------------
-
-// Blocking reads of the lock (the election) from the grant on: once one no longer shows this
-// session holding it with its token (leading in its term), `lost` says why. Only an answer
-// from the grant's revision or later counts (a node behind it has not seen the grant yet).
-struct WatchState : Stoppable {
-  std::vector<std::string> endpoints;
-  std::string id, name;
-  bool election = false;
-  std::uint64_t token = 0;
-  std::optional<std::string> lost;
-};
-
-std::optional<std::string> notHeld(const WatchState& s, const json& body) {
-  if (s.election) {
-    const json& leader = member(body, "leader");
-    if (leader.is_object() && text(leader, "session") == s.id && unsignedField(leader, "term") == s.token) return {};
-    return "session " + s.id + " no longer leads election " + s.name + " in term " + std::to_string(s.token) +
-           (leader.is_object() ? " (the leader is session " + text(leader, "session") + ")" : " (no leader)");
-  }
-  for (const json& holder : array(body, "holders")) {
-    if (text(holder, "session") == s.id && unsignedField(holder, "token") == s.token) return {};
-  }
-  return "session " + s.id + " no longer holds lock " + s.name + " with token " + std::to_string(s.token);
-}
-
-void watchGrant(const std::shared_ptr<WatchState>& s) {
-  HttpClient client(s->endpoints, kWatchWait + kAnswerGrace, RetryPolicy{.failoverOnUnavailable = true});
-  std::uint64_t index = s->token;
-  milliseconds pause = kFirstPause;
-  while (!s->stopped()) {
-    const std::string target = queueTarget(s->election, s->name) + "?index=" + std::to_string(index) +
-                               "&wait_ms=" + std::to_string(kWatchWait.count());
-    std::optional<std::string> why;
-    try {
-      const HttpResponse response = client.send(HttpRequest{"GET", target, {}, {}, {}});
-      if (response.status != 200 || response.revision.value_or(0) < s->token) {
-        if (s->pause(pause)) return;
-        continue;
-      }
-      why = notHeld(*s, parseObject(response));
-      index = std::max(index, *response.revision);
-      pause = kFirstPause;
-    } catch (const HttpClientError&) {
-      if (s->pause(pause)) return;
-      continue;
-    } catch (const BadReply&) {
-      if (s->pause(pause)) return;
-      continue;
-    } catch (const nlohmann::json::exception&) {
-      if (s->pause(pause)) return;
-      continue;
-    }
-    if (why) {
-      std::lock_guard lock(s->mutex);
-      if (!s->stopping) s->lost = std::move(why);
-      return;
-    }
-  }
 }
 
 // ---- warden lock, warden elect -----------------------------------------------------------

@@ -1,9 +1,11 @@
 #pragma once
-// What the lock and election commands (api/CliLock.cpp) share with their readers
-// (api/CliLockInfo.cpp: warden locks, lock-info, leader).
+// What the lock and election commands (api/CliLock.cpp) share with their threads
+// (api/CliLockWorkers.cpp) and with their readers (api/CliLockInfo.cpp: warden locks,
+// lock-info, leader).
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
@@ -34,9 +36,13 @@ inline constexpr std::size_t kMaxPages = 1'000'000;    // of `warden locks`: a b
 extern std::mutex outputMutex;
 void say(const std::string& line);
 long long ms(milliseconds d);
+// Set when a thread was left running in a request at the end: the process then ends with
+// std::_Exit instead of a return through static destructors.
+extern std::atomic<bool> threadLeftBehind;
 sigset_t signalSet(std::initializer_list<int> signals);
 const std::string& nameArgument(const std::string& name);
 std::string queueTarget(bool election, const std::string& name, const std::string& action = {});
+std::string sessionTarget(const std::string& id);
 std::uint64_t unsignedField(const nlohmann::ordered_json& object, const char* key);
 
 // warden locks, lock-info NAME, leader NAME [--watch].
