@@ -22,6 +22,10 @@ class Hangup {
 
   // The connection: the client is gone. Runs what was registered, once.
   void happened();
+  bool gone() {
+    std::lock_guard lock(mutex_);
+    return gone_;
+  }
 
  private:
   std::mutex mutex_;

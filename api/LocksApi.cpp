@@ -133,8 +133,10 @@ void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint
   try {
     watches_.waitForChange(
         path, false, index, a.wait, [this, a, path, respond] { finish(a, path, true, respond); }, false, a.hangup);
-  } catch (const ApiError& e) {
-    respond(errorReply(e, node_.revision()));
+  } catch (const ApiError&) {
+    // Too many watchers to wait here: the request leaves the queue at once, as at the end of
+    // its wait (a grant that came meanwhile is the caller's), rather than stay queued unwatched.
+    finish(a, path, true, respond);
   }
 }
 
@@ -183,6 +185,13 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
       if (r.status == Status::SessionNotFound) {
         // The session ended meanwhile, and its requests with it: nothing is queued.
         respond(failure(r, node_.revision()));
+        return;
+      }
+      if (r.status != Status::Ok && a.hangup && a.hangup->gone()) {
+        // Nobody is left to tell "it may still be queued": ask again until it is out, or the
+        // session (and the request with it) is gone.
+        node_.watches().at(std::chrono::steady_clock::now() + std::chrono::seconds(1),
+                           [this, a, path] { finish(a, path, true, [](Reply) {}); });
         return;
       }
       if (r.status != Status::Ok) {

@@ -120,10 +120,12 @@ void StateMachine::delayLocksOf(Context& ctx, std::uint64_t session) const {
     auto request = record ? locks::decodeRequest(record->data) : std::nullopt;
     if (!request || !request->granted() || request->delayMs == 0) continue;
     NodeRecord lockRecord = *tree_.get(ctx.txn, lock);
-    // Extended by a second expiry, it lasts as long as the longer of the two (DelayTimers).
+    // Extended by a second expiry, it runs the longest of the lengths from the latest expiry:
+    // a node that times it afresh from the state (a start, an install) must never time less
+    // than what the first expiry asked for (DelayTimers).
     locks::Delay delay = locks::decodeDelay(lockRecord.data).value_or(locks::Delay{});
     delay.availableAtMs = std::max(delay.availableAtMs, ctx.timestampMs + request->delayMs);
-    delay.delayMs = request->delayMs;
+    delay.delayMs = std::max(delay.delayMs, request->delayMs);
     rewriteData(ctx, std::string(lock), lockRecord, locks::encodeDelay(delay));
   }
 }

@@ -1,15 +1,13 @@
-// Adversarial review of the monotonic lock-delay (82d8baf): each test is one schedule that breaks
-// lock-delay safety today, tagged [!shouldfail] until it is fixed (then drop the tag).
+// Adversarial review of the monotonic lock-delay (82d8baf): each test is one schedule that broke
+// lock-delay safety before its fix.
 //
-// Bug (safety): a second expiry during a running delay (another shared holder, with a SHORTER
-// lock_delay_ms) rewrites the lock node's "delay_ms" with the shorter length
-// (StateMachine::delayLocksOf: `delay.delayMs = request->delayMs`). Nodes that applied both
-// expiries time the longer one correctly (DelayTimers::started keeps the later due), but a node
-// that rebuilds its timers from the state (timeLockDelays at process start or after a snapshot
-// install; the LocalLog constructor) times only the shorter delay from "now". Once such a node
-// leads, it ends the delay early: a waiter is granted seconds after the first holder's expiry
-// instead of lock_delay_ms. Fix: keep the longest, `delay.delayMs = std::max(delay.delayMs,
-// request->delayMs)`.
+// Bug (safety, fixed): a second expiry during a running delay (another shared holder, with a
+// SHORTER lock_delay_ms) rewrote the lock node's "delay_ms" with the shorter length
+// (StateMachine::delayLocksOf). Nodes that applied both expiries timed the longer one correctly
+// (DelayTimers::started keeps the later due), but a node that rebuilds its timers from the state
+// (timeLockDelays at process start or after a snapshot install; the LocalLog constructor) timed
+// only the shorter delay from "now", and once it led, ended the delay early. Fix: the node keeps
+// the longest length, `delay.delayMs = std::max(delay.delayMs, request->delayMs)`.
 
 #include <catch2/catch.hpp>
 
@@ -59,7 +57,7 @@ bool ldGranted(StoreFixture& store, const std::string& path) {
 // leader proposes LockDelayEnd{R2}, which matches: C is granted about a second after the restart,
 // ~1.1 s of real time after A's expiry, while A's (paused) client may still write for 59 s.
 TEST_CASE("lockdelayreview: a node that rebuilds its timers after a shorter second expiry ends the longer delay early",
-          "[lockdelayreview][!shouldfail]") {
+          "[lockdelayreview]") {
   StoreFixture store;
   for (std::uint64_t s = 1; s <= 3; ++s) REQUIRE(store.applyCommand(sessionCreate(s)).status == Status::Ok);
   REQUIRE(store.applyCommand(ldLockCommand(CommandType::LockAcquire, 1, "L", true, 60'000), 1000).status == Status::Ok);
@@ -121,7 +119,7 @@ std::optional<CommandResult> ldSubmitAndWait(NodeNet& net, NodeId at, Command co
 // leader ends the delay about a second after it starts: C is granted a few seconds after A's
 // expiry instead of 60 s.
 TEST_CASE("lockdelayreview: whole cluster restarted after a shorter second expiry grants the lock before the first holder's delay",
-          "[lockdelayreview][!shouldfail]") {
+          "[lockdelayreview]") {
   NodeNet net(3);
   ldElectAll(net, 1);
   net.runUntil({1, 2, 3}, all, [&] { return false; }, none, 50);
@@ -167,7 +165,7 @@ TEST_CASE("lockdelayreview: whole cluster restarted after a shorter second expir
 // process restarts at once. The LocalLog constructor times the state's delay_ms (1000) from its
 // start and ends the delay about a second later: C is granted ~2 s after A's expiry.
 TEST_CASE("lockdelayreview: a single node restarted after a shorter second expiry grants the lock before the first holder's delay",
-          "[lockdelayreview][!shouldfail]") {
+          "[lockdelayreview]") {
   StoreFixture store;
   auto open = [&] {
     return std::make_unique<LocalLog>(store.env(), store.stateMachine(), [] { return std::uint64_t{1'800'000'000'000}; },
