@@ -41,6 +41,7 @@ struct ServeConfig {
   std::size_t maxWatchers = 100'000;
   coordinator::watch::Limits watchHistory;
   std::uint64_t watchProgressMs = 15'000;
+  coordinator::node::ClusterOptions::Bugs bugs;
 };
 
 net::ip::tcp::endpoint parseAddress(const std::string& text, const std::string& flag) {
@@ -88,7 +89,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
   args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
               "retained-slots", "max-sessions", "max-txn-nodes", "quota-bytes", "max-watchers",
-              "watch-history-events", "watch-history-bytes", "watch-progress-ms"});
+              "watch-history-events", "watch-history-bytes", "watch-progress-ms", "test-bug"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
   const bool dev = args.has("dev");
@@ -117,6 +118,13 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.watchProgressMs = static_cast<std::uint64_t>(args.number("watch-progress-ms", 15'000, 10, 15'000));
   if (!config.cluster.count(config.id)) {
     throw UsageError("--cluster must list this node's own id " + std::to_string(config.id));
+  }
+  // Test-only (tests/jepsen shows its checks catch each): never on a server anyone relies on.
+  if (args.has("test-bug")) {
+    const std::string bug = args.get("test-bug", "");
+    if (bug == "local-reads") config.bugs.localReads = true;
+    else if (bug == "never-expire") config.bugs.neverExpire = true;
+    else throw UsageError("--test-bug is local-reads or never-expire (test-only defects)");
   }
   return config;
 }
@@ -187,6 +195,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
                         100000 events, 67108864 bytes); an older `since` gets 410 compacted
   --watch-progress-ms N an idle watch stream says how far it is complete this often (10 to
                         15000, default 15000)
+  --test-bug NAME       plants a defect for the outside-in checks to catch (tests/jepsen):
+                        local-reads, never-expire. Never on a server anyone relies on
 )";
 
 }  // namespace
@@ -229,6 +239,7 @@ int runServe(const std::vector<std::string>& argv) {
     options.quotaBytes = config.quotaBytes;
     options.watchHistory = config.watchHistory;
     options.maxWatchers = config.maxWatchers;
+    options.bugs = config.bugs;
     // Far above the quota: LMDB's pages, free lists and the retained log come on top of what
     // the quota counts, and apply must never meet a full map.
     options.mapSize = std::max<std::size_t>(options.mapSize, 4 * config.quotaBytes);

@@ -36,6 +36,7 @@ Node::Node(const NodeOptions& options)
     cluster.http = options_.http;
     cluster.writeTimeoutMs = options_.writeTimeoutMs;
     cluster.retainedSlots = options_.retainedSlots;
+    cluster.bugs = options_.bugs;
     replicated_ = std::make_unique<ReplicatedLog>(env_, *stateMachine_, cluster, onApplied);
   } else {
     log_ = std::make_unique<LocalLog>(env_, *stateMachine_, wallClockMs, LocalLog::Options{}, onApplied);

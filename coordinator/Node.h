@@ -15,6 +15,7 @@
 #include "coordinator/ClusterView.h"
 #include "coordinator/LocalLog.h"
 #include "coordinator/RevisionWaiters.h"
+#include "coordinator/node/ClusterOptions.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/storage/Lmdb.h"
 #include "coordinator/watch/WatchHub.h"
@@ -36,6 +37,9 @@ struct NodeOptions {
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;  // likewise (StateMachine::usedBytes)
   watch::Limits watchHistory;                      // --watch-history-events, --watch-history-bytes
   std::size_t maxWatchers = 100'000;
+  // Test-only defects (warden serve --test-bug): for the outside-in checks (tests/jepsen) to
+  // show that they catch them. Never set otherwise.
+  node::ClusterOptions::Bugs bugs;
 };
 
 class Node {

@@ -90,6 +90,7 @@ void NodeCore::submit(Command command, Done done) {
 }
 
 void NodeCore::readBarrier(ReadDone done) {
+  if (options_.bugs.localReads) return done(Status::Ok);
   reads_[nextRead_++] = PendingRead{std::move(done), now() + options_.writeTimeoutMs * 1000};
 }
 

@@ -3,6 +3,7 @@
 #include <array>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 namespace warden::tests {
@@ -13,14 +14,27 @@ using tcp = net::ip::tcp;
 struct TcpProxy::Pipe : std::enable_shared_from_this<Pipe> {
   tcp::socket client, server;
   std::array<char, 65536> up{}, down{};
-  explicit Pipe(net::io_context& ioc) : client(ioc), server(ioc) {}
+  net::steady_timer upTimer, downTimer;
+  std::shared_ptr<std::atomic<int>> delayMs;
+  Pipe(net::io_context& ioc, std::shared_ptr<std::atomic<int>> delay)
+      : client(ioc), server(ioc), upTimer(ioc), downTimer(ioc), delayMs(std::move(delay)) {}
 
-  void pump(tcp::socket& from, tcp::socket& to, std::array<char, 65536>& buffer) {
-    from.async_read_some(net::buffer(buffer), [self = shared_from_this(), &from, &to, &buffer](auto ec, std::size_t n) {
+  // One direction: read, wait out the delay (if any), write, repeat: order is kept.
+  void pump(tcp::socket& from, tcp::socket& to, std::array<char, 65536>& buffer, net::steady_timer& timer) {
+    from.async_read_some(net::buffer(buffer), [self = shared_from_this(), &from, &to, &buffer, &timer](auto ec, std::size_t n) {
       if (ec) return self->close();
-      net::async_write(to, net::buffer(buffer.data(), n), [self, &from, &to, &buffer](auto ec2, std::size_t) {
-        if (ec2) return self->close();
-        self->pump(from, to, buffer);
+      auto forward = [self, &from, &to, &buffer, &timer, n] {
+        net::async_write(to, net::buffer(buffer.data(), n), [self, &from, &to, &buffer, &timer](auto ec2, std::size_t) {
+          if (ec2) return self->close();
+          self->pump(from, to, buffer, timer);
+        });
+      };
+      const int delay = self->delayMs->load();
+      if (delay <= 0) return forward();
+      timer.expires_after(std::chrono::milliseconds(delay));
+      timer.async_wait([self, forward](auto ec3) {
+        if (ec3) return self->close();
+        forward();
       });
     });
   }
@@ -41,7 +55,7 @@ TcpProxy::TcpProxy(net::io_context& ioc, int listenPort, int targetPort)
 }
 
 void TcpProxy::accept() {
-  auto pipe = std::make_shared<Pipe>(ioc_);
+  auto pipe = std::make_shared<Pipe>(ioc_, delayMs_);
   acceptor_.async_accept(pipe->client, [this, pipe](boost::system::error_code ec) {
     if (ec == net::error::operation_aborted) return;
     if (ec) {
@@ -61,8 +75,8 @@ void TcpProxy::accept() {
           std::lock_guard lock(mutex_);
           pipes_.insert(pipe);
         }
-        pipe->pump(pipe->client, pipe->server, pipe->up);
-        pipe->pump(pipe->server, pipe->client, pipe->down);
+        pipe->pump(pipe->client, pipe->server, pipe->up, pipe->upTimer);
+        pipe->pump(pipe->server, pipe->client, pipe->down, pipe->downTimer);
       }
     }
     accept();

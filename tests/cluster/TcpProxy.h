@@ -1,8 +1,10 @@
 #pragma once
 // A fault-injecting TCP proxy for cluster tests: it forwards one listening port to one target
-// and can be cut (existing connections closed, new ones refused) and restored at will.
+// and can be cut (existing connections closed, new ones refused) and restored at will, and can
+// hold back what it forwards (each read, in order) by a delay.
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -18,6 +20,7 @@ class TcpProxy {
   TcpProxy(boost::asio::io_context& ioc, int listenPort, int targetPort);
   void cut();
   void restore();
+  void delay(std::chrono::milliseconds d) { delayMs_->store(static_cast<int>(d.count())); }
   int port() const { return listenPort_; }
 
  private:
@@ -28,6 +31,7 @@ class TcpProxy {
   boost::asio::ip::tcp::acceptor acceptor_;
   int listenPort_, targetPort_;
   std::atomic<bool> cut_{false};
+  std::shared_ptr<std::atomic<int>> delayMs_ = std::make_shared<std::atomic<int>>(0);
   std::mutex mutex_;
   std::set<std::shared_ptr<Pipe>> pipes_;
 };

@@ -125,8 +125,25 @@ void TestCluster::partition(const std::set<std::uint64_t>& side) {
   }
 }
 
+void TestCluster::cutLinks(const std::function<bool(std::uint64_t, std::uint64_t)>& cut) {
+  for (auto& [pair, proxy] : proxies_) {
+    if (cut(pair.first, pair.second)) proxy->cut();
+  }
+}
+
 void TestCluster::heal() {
   for (auto& [pair, proxy] : proxies_) proxy->restore();
+}
+
+void TestCluster::delayLinks(std::chrono::milliseconds delay) {
+  for (auto& [pair, proxy] : proxies_) proxy->delay(delay);
+}
+
+void TestCluster::saveLogs(const std::string& dir) const {
+  std::filesystem::create_directories(dir);
+  for (std::uint64_t id = 1; id <= size_; ++id) {
+    std::ofstream(dir + "/node" + std::to_string(id) + ".log") << log(id);
+  }
 }
 
 api::HttpResponse TestCluster::request(std::uint64_t id, const std::string& method, const std::string& target,

@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,7 +39,13 @@ class TestCluster {
 
   // Cuts every peer link between `side` and the rest, both ways; heal() restores them all.
   void partition(const std::set<std::uint64_t>& side);
+  // Cuts each peer link (from, to) for which `cut` holds: one-way cuts and bridges too.
+  void cutLinks(const std::function<bool(std::uint64_t from, std::uint64_t to)>& cut);
   void heal();
+  // Every peer link holds back what it carries by `delay` (0: none); heal() leaves it.
+  void delayLinks(std::chrono::milliseconds delay);
+  // Copies every node's log into `dir` (for a failed run to keep).
+  void saveLogs(const std::string& dir) const;
 
   // One request on a fresh connection; a node that does not answer within `timeoutMs` yields
   // status 0.

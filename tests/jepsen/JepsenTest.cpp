@@ -1,0 +1,123 @@
+// Outside-in runs (issue 13): the built binary on loopback, real HTTP clients, a nemesis, and a
+// checker over the recorded history. Each run prints one summary line; a failed run keeps its
+// history and the nodes' logs (Harness.h). scripts/jepsen sets the environment for long runs;
+// CTest runs the defaults (a short mix) and shows that the checks catch planted defects.
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/jepsen/Nemesis.h"
+#include "tests/jepsen/RegisterWorkload.h"
+
+using namespace warden::tests;
+using namespace warden::tests::jepsen;
+
+namespace {
+
+// The history, one JSON object per line, as the checker saw it.
+void saveHistory(const std::string& dir, const std::vector<sim::Operation>& history) {
+  std::ofstream out(dir + "/history.jsonl");
+  static const char* kinds[] = {"read", "write", "cas"};
+  static const char* outcomes[] = {"ok", "fail", "unknown"};
+  for (const auto& op : history) {
+    nlohmann::ordered_json line = {{"client", op.client},
+                                   {"key", op.key},
+                                   {"kind", kinds[static_cast<int>(op.kind)]},
+                                   {"outcome", outcomes[static_cast<int>(op.outcome)]},
+                                   {"invoked_us", op.invokedAt},
+                                   {"returned_us", op.returnedAt}};
+    if (op.value) line["value"] = *op.value;
+    if (op.expected) line["expected"] = *op.expected;
+    if (op.kind == sim::Operation::Kind::Read) line["observed"] = op.observed ? nlohmann::ordered_json(*op.observed) : nullptr;
+    if (op.kind == sim::Operation::Kind::Cas) line["swapped"] = op.casSucceeded;
+    out << line.dump() << "\n";
+  }
+}
+
+// One register run on a fresh cluster: faults for all but the last 5 s, then quiet.
+RegisterResult runRegister(const Config& config, std::vector<std::string> serverArgs = {}) {
+  TestCluster cluster(config.nodes, std::move(serverArgs));
+  REQUIRE(cluster.waitForLeader(15000));
+  RunClock clock;
+  Choices choices(config.seed);
+  RegisterWorkload workload(cluster, clock, choices);
+  Nemesis nemesis(cluster, config, choices);
+  nemesis.onWipe = [&](std::uint64_t node) { workload.noteWiped(node); };
+  std::atomic<bool> stop{false};
+  const auto start = Clock::now();
+  std::thread clients([&] { workload.runClients(stop); });
+  try {
+    nemesis.run(start + config.time - std::chrono::seconds(5));
+  } catch (...) {
+    stop = true;
+    clients.join();
+    throw;
+  }
+  while (Clock::now() < start + config.time) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop = true;
+  clients.join();
+  RegisterResult result = workload.check();
+  const bool ok = result.verdict.ok && result.staleViolation.empty();
+  std::printf("register (%s): %zu ops (%llu ok, %llu writes applied, %llu failed, %llu unknown), %llu stale reads; %s (checked in %.1f s%s); faults: %s\n",
+              config.describe().c_str(), result.history.size(), static_cast<unsigned long long>(result.ok),
+              static_cast<unsigned long long>(result.writesOk),
+              static_cast<unsigned long long>(result.failed), static_cast<unsigned long long>(result.unknown),
+              static_cast<unsigned long long>(result.staleReads), ok ? "linearizable" : "VIOLATION", result.checkSeconds,
+              result.verdict.exhausted ? ", search exhausted on some key: undecided" : "", nemesis.summary().c_str());
+  if (!ok || std::getenv("WARDEN_JEPSEN_KEEP_ALL")) {
+    const std::string dir = keepDirectory(config, "register");
+    saveHistory(dir, result.history);
+    cluster.saveLogs(dir);
+    std::printf("register: %s\n  history and node logs kept in %s\n",
+                result.verdict.ok ? result.staleViolation.c_str() : result.verdict.explanation.c_str(), dir.c_str());
+  }
+  std::fflush(stdout);
+  return result;
+}
+
+void requireLinearizable(const RegisterResult& result) {
+  INFO(result.verdict.explanation << result.staleViolation);
+  CHECK(result.verdict.ok);
+  CHECK(result.staleViolation.empty());
+  INFO(result.unexpectedCount << " unexpected answers, the first: " << result.unexpected);
+  CHECK(result.unexpectedCount == 0);
+  CHECK(result.writesOk > 100);  // the workload really ran
+}
+
+}  // namespace
+
+// What scripts/jepsen runs: the environment says how (Harness.h). Hidden from CTest.
+TEST_CASE("register histories stay linearizable under the nemesis", "[.][run][register]") {
+  const Config config = Config::fromEnvironment();
+  requireLinearizable(runRegister(config));
+}
+
+// CTest's short mix: every fault, on three nodes and on five.
+TEST_CASE("register histories on three nodes stay linearizable under every fault", "[mix][register]") {
+  Config config;
+  config.time = std::chrono::seconds(30);
+  config.seed = Config::fromEnvironment().seed;
+  requireLinearizable(runRegister(config));
+}
+
+TEST_CASE("register histories on five nodes stay linearizable under every fault", "[mix][register]") {
+  Config config;
+  config.time = std::chrono::seconds(30);
+  config.nodes = 5;
+  config.seed = Config::fromEnvironment().seed;
+  requireLinearizable(runRegister(config));
+}
+
+TEST_CASE("the register check catches nodes that answer linearizable reads from local state", "[mix][register][catches]") {
+  Config config;
+  config.time = std::chrono::seconds(20);
+  config.faults = {"partition"};
+  config.seed = 7;
+  const RegisterResult result = runRegister(config, {"--test-bug", "local-reads"});
+  CHECK_FALSE(result.verdict.ok);
+}
