@@ -71,10 +71,12 @@ void Nemesis::partition(Clock::time_point until) {
   const std::size_t n = cluster_.size();
   std::set<std::uint64_t> side;
   std::string what;
-  const std::uint64_t shape = choices_.range(0, n == 5 ? 3 : 2);
+  std::optional<std::uint64_t> targeted;
+  if (target && (alwaysTarget || choices_.chance(0.25))) targeted = target();
+  const std::uint64_t shape = targeted ? 0 : choices_.range(0, n == 5 ? 3 : 2);
   if (shape == 0) {
-    side = {anyNode()};
-    what = "node " + std::to_string(*side.begin()) + " isolated";
+    side = {targeted ? *targeted : anyNode()};
+    what = "node " + std::to_string(*side.begin()) + " isolated" + (targeted ? " (the workload's target)" : "");
   } else if (shape == 1) {
     side = {leaderOrAny()};
     what = "the leader (node " + std::to_string(*side.begin()) + ") isolated";

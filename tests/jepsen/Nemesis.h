@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "tests/cluster/TestCluster.h"
@@ -30,6 +31,11 @@ class Nemesis {
 
   // Told when a node lost its disk (its own answers may start over).
   std::function<void(std::uint64_t node)> onWipe;
+  // The node the workload finds most interesting to cut off now (a lock holder's), if any: a
+  // quarter of the partitions isolate it (with `alwaysTarget`, every partition does
+  // when there is one: a schedule aimed at it).
+  std::function<std::optional<std::uint64_t>()> target;
+  bool alwaysTarget = false;
 
  private:
   void kill(std::uint64_t node, Clock::time_point until);
