@@ -15,6 +15,7 @@
 #include "tests/jepsen/LockWorkload.h"
 #include "tests/jepsen/Nemesis.h"
 #include "tests/jepsen/RegisterWorkload.h"
+#include "tests/jepsen/SessionWorkload.h"
 
 using namespace warden::tests;
 using namespace warden::tests::jepsen;
@@ -120,6 +121,32 @@ LockResult runLocks(const Config& config, std::vector<std::string> serverArgs = 
   return result;
 }
 
+// One session run on a fresh cluster; the check waits until every session walked away from
+// has had its ttl (and a leader change's fresh ttl) with the cluster quiet.
+SessionResult runSessions(const Config& config, std::vector<std::string> serverArgs = {}) {
+  TestCluster cluster(config.nodes, std::move(serverArgs));
+  REQUIRE(cluster.waitForLeader(15000));
+  RunClock clock;
+  Choices choices(config.seed);
+  SessionWorkload workload(cluster, clock, choices);
+  Nemesis nemesis(cluster, config, choices);
+  underNemesis(config, nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(SessionWorkload::kMaxTtlMs + 4000));
+  const SessionResult result = workload.check();
+  std::printf("sessions (%s): %llu sessions, %llu keepalives acknowledged, %llu reads, %llu seen gone; %s; faults: %s\n",
+              config.describe().c_str(), static_cast<unsigned long long>(result.sessions),
+              static_cast<unsigned long long>(result.keepalivesAcked), static_cast<unsigned long long>(result.reads),
+              static_cast<unsigned long long>(result.goneSeen),
+              result.violation.empty() ? "none gone early, none left behind" : "VIOLATION", nemesis.summary().c_str());
+  if (!result.violation.empty()) {
+    const std::string dir = keepDirectory(config, "sessions");
+    cluster.saveLogs(dir);
+    std::printf("sessions: %s\n  node logs kept in %s\n", result.violation.c_str(), dir.c_str());
+  }
+  std::fflush(stdout);
+  return result;
+}
+
 void requireLinearizable(const RegisterResult& result) {
   INFO(result.verdict.explanation << result.staleViolation);
   CHECK(result.verdict.ok);
@@ -142,6 +169,13 @@ TEST_CASE("lock holders stay one at a time with rising tokens under the nemesis"
   CHECK(result.violation == "");
   CHECK(result.firstError == "");
   CHECK(result.grants > 5);  // the workload really ran
+}
+
+TEST_CASE("sessions never vanish while kept alive and never outlive their ttl under the nemesis", "[.][run][sessions]") {
+  const SessionResult result = runSessions(Config::fromEnvironment());
+  CHECK(result.violation == "");
+  CHECK(result.firstError == "");
+  CHECK(result.sessions > 5);
 }
 
 // CTest's short mix: every fault, on three nodes and on five.
@@ -168,6 +202,25 @@ TEST_CASE("lock holders on three nodes stay one at a time with rising tokens und
   CHECK(result.violation == "");
   CHECK(result.firstError == "");
   CHECK(result.grants > 5);  // the workload really ran
+}
+
+TEST_CASE("sessions on three nodes never vanish while kept alive and never outlive their ttl under every fault", "[mix][sessions]") {
+  Config config;
+  config.time = std::chrono::seconds(30);
+  config.seed = Config::fromEnvironment().seed;
+  const SessionResult result = runSessions(config);
+  CHECK(result.violation == "");
+  CHECK(result.firstError == "");
+  CHECK(result.sessions > 5);
+}
+
+TEST_CASE("the session check catches a leader that never expires a session", "[mix][sessions][catches]") {
+  Config config;
+  config.time = std::chrono::seconds(12);
+  config.faults = {};
+  config.seed = 3;
+  const SessionResult result = runSessions(config, {"--test-bug", "never-expire"});
+  CHECK(result.violation != "");
 }
 
 TEST_CASE("the lock check catches nodes that answer token checks from local state", "[mix][locks][catches]") {
