@@ -39,6 +39,7 @@ std::uint64_t rememberedBytes(std::string_view key, std::size_t valueBytes) { re
 }  // namespace
 
 std::optional<CommandResult> StateMachine::replayed(storage::Txn& txn, const Command& command) const {
+  if (forgetIdempotencyKeys) return std::nullopt;
   auto stored = txn.get(dbs_.idempotency, command.idempotencyKey);
   if (!stored) return std::nullopt;
   const Remembered first = decodeRemembered(*stored);

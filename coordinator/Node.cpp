@@ -17,6 +17,7 @@ Node::Node(const NodeOptions& options)
     : options_(options), env_(options.dataDir, storage::EnvOptions{options.mapSize, 16, options.fsync}) {
   storage::Txn txn = storage::Txn::write(env_);
   stateMachine_ = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
+  stateMachine_->forgetIdempotencyKeys = options_.bugs.forgetIdempotencyKeys;
   stateMachine_->initialize(txn);
   revision_ = stateMachine_->revision(txn);
   txn.commit();

@@ -141,6 +141,9 @@ class StateMachine {
     bool requestsBySession = false;  // requests named by session, not arrival: the queue is not FIFO
     bool tokenPerLockNode = false;   // tokens count the lock node's changes, restarting when it goes
   } lockBugs;
+  // Test-only, likewise (warden serve --test-bug forget-idempotency): every write is applied as
+  // new, its Idempotency-Key ignored, so that the outside-in checks show they catch it.
+  bool forgetIdempotencyKeys = false;
 
   struct Outcome;  // one op's result; defined in the .cpp
 
