@@ -5,8 +5,8 @@
 //   early      no linearizable read finds a session's ephemeral node gone sooner than a ttl
 //              (less 2% for clock rates) after the invocation of a keepalive that was
 //              acknowledged: a session never vanishes while it is kept alive
-//   lingering  once the cluster has been quiet for a while at the end, no session its client
-//              walked away from still has its ephemeral node, on any node
+//   lingering  20 s after the clients stopped (the cluster quiet), no session its client walked
+//              away from still has its ephemeral node, on any node
 
 #include <atomic>
 #include <cstdint>
@@ -31,8 +31,8 @@ class SessionWorkload {
       : cluster_(cluster), clock_(clock), choices_(choices) {}
 
   void runClients(std::atomic<bool>& stop);
-  // After the clients stopped and the cluster was quiet: the check, including reads of what
-  // is left.
+  // After the clients stopped: the check, including reads of what is left (asked again until
+  // nothing is, for up to 20 s).
   SessionResult check();
 
   static constexpr std::uint64_t kMaxTtlMs = 3000;
