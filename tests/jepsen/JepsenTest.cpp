@@ -61,114 +61,98 @@ void underNemesis(const Config& config, Nemesis& nemesis, const std::function<vo
   running.join();
 }
 
-// One register run on a fresh cluster.
-RegisterResult runRegister(const Config& config, std::vector<std::string> serverArgs = {}) {
-  TestCluster cluster(config.nodes, std::move(serverArgs));
-  REQUIRE(cluster.waitForLeader(15000));
+// A fresh cluster for one run, with the run's clock, choices and nemesis.
+struct Run {
+  TestCluster cluster;
   RunClock clock;
-  Choices choices(config.seed);
-  RegisterWorkload workload(cluster, clock, choices);
-  Nemesis nemesis(cluster, config, choices);
-  nemesis.onWipe = [&](std::uint64_t node) { workload.noteWiped(node); };
-  underNemesis(config, nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
-  RegisterResult result = workload.check();
-  const bool ok = result.verdict.ok && result.staleViolation.empty();
-  std::printf("register (%s): %zu ops (%llu ok, %llu writes applied, %llu failed, %llu unknown), %llu stale reads; %s (checked in %.1f s%s); faults: %s\n",
-              config.describe().c_str(), result.history.size(), static_cast<unsigned long long>(result.ok),
-              static_cast<unsigned long long>(result.writesOk),
-              static_cast<unsigned long long>(result.failed), static_cast<unsigned long long>(result.unknown),
-              static_cast<unsigned long long>(result.staleReads), ok ? "linearizable" : "VIOLATION", result.checkSeconds,
-              result.verdict.exhausted ? ", search exhausted on some key: undecided" : "", nemesis.summary().c_str());
-  if (!ok || std::getenv("WARDEN_JEPSEN_KEEP_ALL")) {
-    const std::string dir = keepDirectory(config, "register");
-    saveHistory(dir, result.history);
-    cluster.saveLogs(dir);
-    std::printf("register: %s\n  history and node logs kept in %s\n",
-                result.verdict.ok ? result.staleViolation.c_str() : result.verdict.explanation.c_str(), dir.c_str());
+  Choices choices;
+  Nemesis nemesis;
+
+  Run(const Config& config, std::vector<std::string> serverArgs)
+      : cluster(config.nodes, std::move(serverArgs)), choices(config.seed), nemesis(cluster, config, choices) {
+    REQUIRE(cluster.waitForLeader(15000));
   }
-  std::fflush(stdout);
+
+  // The run's summary line. A violation keeps the nodes' logs: the directory ("" when none).
+  std::string report(const Config& config, const char* workload, const std::string& counts, const char* verdict,
+                     const std::string& violation) {
+    std::printf("%s (%s): %s; %s; faults: %s\n", workload, config.describe().c_str(), counts.c_str(),
+                violation.empty() ? verdict : "VIOLATION", nemesis.summary().c_str());
+    std::string dir;
+    if (!violation.empty() || std::getenv("WARDEN_JEPSEN_KEEP_ALL")) {
+      dir = keepDirectory(config, workload);
+      cluster.saveLogs(dir);
+      std::printf("%s: %s\n  node logs kept in %s\n", workload, violation.c_str(), dir.c_str());
+    }
+    std::fflush(stdout);
+    return dir;
+  }
+};
+
+std::string count(std::uint64_t n, const char* what) { return std::to_string(n) + " " + what; }
+
+RegisterResult runRegister(const Config& config, std::vector<std::string> serverArgs = {}) {
+  Run run(config, std::move(serverArgs));
+  RegisterWorkload workload(run.cluster, run.clock, run.choices);
+  run.nemesis.onWipe = [&](std::uint64_t node) { workload.noteWiped(node); };
+  underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
+  RegisterResult result = workload.check();
+  char checked[64];
+  std::snprintf(checked, sizeof checked, " (checked in %.1f s)", result.checkSeconds);
+  const std::string counts = count(result.history.size(), "ops (") + count(result.ok, "ok, ") +
+                             count(result.writesOk, "writes applied, ") + count(result.failed, "failed, ") +
+                             count(result.unknown, "unknown), ") + count(result.staleReads, "stale reads") + checked +
+                             (result.verdict.exhausted ? ", search exhausted on some key: undecided" : "");
+  const std::string violation = !result.verdict.ok ? result.verdict.explanation : result.staleViolation;
+  const std::string dir = run.report(config, "register", counts, "linearizable", violation);
+  if (!dir.empty()) saveHistory(dir, result.history);
   return result;
 }
 
-// One lock run on a fresh cluster.
 // `aimed`: every partition isolates the holder's node, and holders hold for seconds (a schedule
 // aimed at fencing, for the planted defect).
 LockResult runLocks(const Config& config, std::vector<std::string> serverArgs = {}, bool aimed = false) {
-  TestCluster cluster(config.nodes, std::move(serverArgs));
-  REQUIRE(cluster.waitForLeader(15000));
-  RunClock clock;
-  Choices choices(config.seed);
-  LockWorkload workload(cluster, clock, choices);
-  Nemesis nemesis(cluster, config, choices);
-  nemesis.target = [&] { return workload.holderNode(); };
+  Run run(config, std::move(serverArgs));
+  LockWorkload workload(run.cluster, run.clock, run.choices);
+  run.nemesis.target = [&] { return workload.holderNode(); };
   if (aimed) {
-    nemesis.alwaysTarget = true;
+    run.nemesis.alwaysTarget = true;
     workload.holdMinMs = 3000;
     workload.holdMaxMs = 6000;
   }
-  underNemesis(config, nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
+  underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
   const LockResult result = workload.check();
-  std::printf("locks (%s): %llu grants, %llu checks (%llu stale), %llu releases, %llu sessions lost; %s; faults: %s\n",
-              config.describe().c_str(), static_cast<unsigned long long>(result.grants),
-              static_cast<unsigned long long>(result.checks), static_cast<unsigned long long>(result.staleChecks),
-              static_cast<unsigned long long>(result.releases), static_cast<unsigned long long>(result.sessionsLost),
-              result.violation.empty() ? "one holder at a time, tokens rising" : "VIOLATION", nemesis.summary().c_str());
-  if (!result.violation.empty()) {
-    const std::string dir = keepDirectory(config, "locks");
-    cluster.saveLogs(dir);
-    std::printf("locks: %s\n  node logs kept in %s\n", result.violation.c_str(), dir.c_str());
-  }
-  std::fflush(stdout);
+  run.report(config, "locks",
+             count(result.grants, "grants, ") + count(result.checks, "checks (") + count(result.staleChecks, "stale), ") +
+                 count(result.releases, "releases, ") + count(result.sessionsLost, "sessions lost"),
+             "one holder at a time, tokens rising", result.violation);
   return result;
 }
 
-// One session run on a fresh cluster; the check waits (bounded) until every session walked
-// away from is gone.
+// The check waits (bounded) until every session walked away from is gone.
 SessionResult runSessions(const Config& config, std::vector<std::string> serverArgs = {}) {
-  TestCluster cluster(config.nodes, std::move(serverArgs));
-  REQUIRE(cluster.waitForLeader(15000));
-  RunClock clock;
-  Choices choices(config.seed);
-  SessionWorkload workload(cluster, clock, choices);
-  Nemesis nemesis(cluster, config, choices);
-  underNemesis(config, nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
+  Run run(config, std::move(serverArgs));
+  SessionWorkload workload(run.cluster, run.clock, run.choices);
+  underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
   const SessionResult result = workload.check();
-  std::printf("sessions (%s): %llu sessions, %llu keepalives acknowledged, %llu reads, %llu seen gone; %s; faults: %s\n",
-              config.describe().c_str(), static_cast<unsigned long long>(result.sessions),
-              static_cast<unsigned long long>(result.keepalivesAcked), static_cast<unsigned long long>(result.reads),
-              static_cast<unsigned long long>(result.goneSeen),
-              result.violation.empty() ? "none gone early, none left behind" : "VIOLATION", nemesis.summary().c_str());
-  if (!result.violation.empty()) {
-    const std::string dir = keepDirectory(config, "sessions");
-    cluster.saveLogs(dir);
-    std::printf("sessions: %s\n  node logs kept in %s\n", result.violation.c_str(), dir.c_str());
-  }
-  std::fflush(stdout);
+  run.report(config, "sessions",
+             count(result.sessions, "sessions, ") + count(result.keepalivesAcked, "keepalives acknowledged, ") +
+                 count(result.reads, "reads, ") + count(result.goneSeen, "seen gone"),
+             "none gone early, none left behind", result.violation);
   return result;
 }
 
-// One writes run on a fresh cluster; the check reads once the cluster is quiet.
 WriteResult runWrites(const Config& config, std::vector<std::string> serverArgs = {}) {
-  TestCluster cluster(config.nodes, std::move(serverArgs));
-  REQUIRE(cluster.waitForLeader(15000));
-  Choices choices(config.seed);
-  WriteWorkload workload(cluster, choices);
-  Nemesis nemesis(cluster, config, choices);
-  underNemesis(config, nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
+  Run run(config, std::move(serverArgs));
+  WriteWorkload workload(run.cluster, run.choices);
+  underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
   // A write given up on by its client may still be applied (504): let it land before counting.
   std::this_thread::sleep_for(std::chrono::seconds(11));
   const WriteResult result = workload.check();
-  std::printf("writes (%s): %llu transactions, %llu pair reads, %llu keyed creates (%llu retries); %s; faults: %s\n",
-              config.describe().c_str(), static_cast<unsigned long long>(result.txns),
-              static_cast<unsigned long long>(result.pairReads), static_cast<unsigned long long>(result.creates),
-              static_cast<unsigned long long>(result.retries),
-              result.violation.empty() ? "never half applied, each applied once" : "VIOLATION", nemesis.summary().c_str());
-  if (!result.violation.empty()) {
-    const std::string dir = keepDirectory(config, "writes");
-    cluster.saveLogs(dir);
-    std::printf("writes: %s\n  node logs kept in %s\n", result.violation.c_str(), dir.c_str());
-  }
-  std::fflush(stdout);
+  run.report(config, "writes",
+             count(result.txns, "transactions, ") + count(result.pairReads, "pair reads, ") +
+                 count(result.creates, "keyed creates (") + count(result.retries, "retries)"),
+             "never half applied, each applied once", result.violation);
   return result;
 }
 
