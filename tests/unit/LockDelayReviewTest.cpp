@@ -27,20 +27,11 @@
 
 using namespace warden::tests::node;
 using warden::tests::StoreFixture;
+using warden::tests::lockCommand;
 using warden::tests::sessionCreate;
 
 namespace {
 
-Command ldLockCommand(CommandType type, std::uint64_t session, std::string name, bool shared = false,
-                      std::uint64_t token = 0) {
-  Command c;
-  c.type = type;
-  c.session = session;
-  c.name = std::move(name);
-  c.shared = shared;
-  c.token = token;
-  return c;
-}
 
 bool ldGranted(StoreFixture& store, const std::string& path) {
   auto record = store.get(path);
@@ -60,9 +51,9 @@ TEST_CASE("lockdelayreview: a node that rebuilds its timers after a shorter seco
           "[lockdelayreview]") {
   StoreFixture store;
   for (std::uint64_t s = 1; s <= 3; ++s) REQUIRE(store.applyCommand(sessionCreate(s)).status == Status::Ok);
-  REQUIRE(store.applyCommand(ldLockCommand(CommandType::LockAcquire, 1, "L", true, 60'000), 1000).status == Status::Ok);
-  REQUIRE(store.applyCommand(ldLockCommand(CommandType::LockAcquire, 2, "L", true, 1'000), 1000).status == Status::Ok);
-  auto waiting = store.applyCommand(ldLockCommand(CommandType::LockAcquire, 3, "L"), 1000);
+  REQUIRE(store.applyCommand(lockCommand(CommandType::LockAcquire, 1, "L", true, 60'000), 1000).status == Status::Ok);
+  REQUIRE(store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "L", true, 1'000), 1000).status == Status::Ok);
+  auto waiting = store.applyCommand(lockCommand(CommandType::LockAcquire, 3, "L"), 1000);
   REQUIRE(waiting.status == Status::Ok);
   const std::string pathC = waiting.results.at(0).path;
   REQUIRE_FALSE(ldGranted(store, pathC));
@@ -127,9 +118,9 @@ TEST_CASE("lockdelayreview: whole cluster restarted after a shorter second expir
   REQUIRE(ldSubmitAndWait(net, 1, sessionCreate(A, 1000))->status == Status::Ok);
   REQUIRE(ldSubmitAndWait(net, 1, sessionCreate(B, 2000))->status == Status::Ok);
   REQUIRE(ldSubmitAndWait(net, 1, sessionCreate(C, 600'000))->status == Status::Ok);
-  REQUIRE(ldSubmitAndWait(net, 1, ldLockCommand(CommandType::LockAcquire, A, "L", true, 60'000))->status == Status::Ok);
-  REQUIRE(ldSubmitAndWait(net, 1, ldLockCommand(CommandType::LockAcquire, B, "L", true, 1'000))->status == Status::Ok);
-  auto waiting = ldSubmitAndWait(net, 1, ldLockCommand(CommandType::LockAcquire, C, "L"));
+  REQUIRE(ldSubmitAndWait(net, 1, lockCommand(CommandType::LockAcquire, A, "L", true, 60'000))->status == Status::Ok);
+  REQUIRE(ldSubmitAndWait(net, 1, lockCommand(CommandType::LockAcquire, B, "L", true, 1'000))->status == Status::Ok);
+  auto waiting = ldSubmitAndWait(net, 1, lockCommand(CommandType::LockAcquire, C, "L"));
   REQUIRE(waiting);
   REQUIRE(waiting->status == Status::Ok);
   const std::string pathC = waiting->results.at(0).path;
@@ -183,9 +174,9 @@ TEST_CASE("lockdelayreview: a single node restarted after a shorter second expir
   REQUIRE(submit(sessionCreate(A, 1000)).status == Status::Ok);
   REQUIRE(submit(sessionCreate(B, 2000)).status == Status::Ok);
   REQUIRE(submit(sessionCreate(C, 600'000)).status == Status::Ok);
-  REQUIRE(submit(ldLockCommand(CommandType::LockAcquire, A, "L", true, 60'000)).status == Status::Ok);
-  REQUIRE(submit(ldLockCommand(CommandType::LockAcquire, B, "L", true, 1'000)).status == Status::Ok);
-  auto waiting = submit(ldLockCommand(CommandType::LockAcquire, C, "L"));
+  REQUIRE(submit(lockCommand(CommandType::LockAcquire, A, "L", true, 60'000)).status == Status::Ok);
+  REQUIRE(submit(lockCommand(CommandType::LockAcquire, B, "L", true, 1'000)).status == Status::Ok);
+  auto waiting = submit(lockCommand(CommandType::LockAcquire, C, "L"));
   REQUIRE(waiting.status == Status::Ok);
   const std::string pathC = waiting.results.at(0).path;
 

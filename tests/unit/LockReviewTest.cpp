@@ -15,18 +15,11 @@
 
 using namespace warden::tests::node;
 using warden::tests::StoreFixture;
+using warden::tests::lockCommand;
 using warden::tests::sessionCreate;
 
 namespace {
 
-Command reviewLockCommand(CommandType type, std::uint64_t session, std::string name, std::uint64_t token = 0) {
-  Command c;
-  c.type = type;
-  c.session = session;
-  c.name = std::move(name);
-  c.token = token;
-  return c;
-}
 
 }  // namespace
 
@@ -44,19 +37,19 @@ Command reviewLockCommand(CommandType type, std::uint64_t session, std::string n
 TEST_CASE("review: a late withdrawal of an earlier request does not take the session's newer request", "[lockreview]") {
   StoreFixture store;
   for (std::uint64_t s = 1; s <= 2; ++s) REQUIRE(store.applyCommand(sessionCreate(s)).status == Status::Ok);
-  REQUIRE(store.applyCommand(reviewLockCommand(CommandType::LockAcquire, 1, "L")).status == Status::Ok);  // holder
-  auto a = store.applyCommand(reviewLockCommand(CommandType::LockAcquire, 2, "L"));                       // A via F
+  REQUIRE(store.applyCommand(lockCommand(CommandType::LockAcquire, 1, "L")).status == Status::Ok);  // holder
+  auto a = store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "L"));                       // A via F
   REQUIRE(a.status == Status::Ok);
   const std::string pathA = a.results.at(0).path;
-  REQUIRE(store.applyCommand(reviewLockCommand(CommandType::LockWithdraw, 2, "L", warden::locks::queuedRevision(pathA))).status ==
+  REQUIRE(store.applyCommand(lockCommand(CommandType::LockWithdraw, 2, "L", false, warden::locks::queuedRevision(pathA))).status ==
           Status::Ok);  // G's wait_ms 0 withdraws A
   REQUIRE_FALSE(store.get(pathA));
-  auto b = store.applyCommand(reviewLockCommand(CommandType::LockAcquire, 2, "L"));  // B via G, waiting
+  auto b = store.applyCommand(lockCommand(CommandType::LockAcquire, 2, "L"));  // B via G, waiting
   REQUIRE(b.status == Status::Ok);
   const std::string pathB = b.results.at(0).path;
   REQUIRE(pathB != pathA);
   // F's withdrawal, meant for A, arrives late.
-  REQUIRE(store.applyCommand(reviewLockCommand(CommandType::LockWithdraw, 2, "L", warden::locks::queuedRevision(pathA))).status ==
+  REQUIRE(store.applyCommand(lockCommand(CommandType::LockWithdraw, 2, "L", false, warden::locks::queuedRevision(pathA))).status ==
           Status::Ok);
   CHECK(store.get(pathB).has_value());
 }
@@ -97,9 +90,9 @@ TEST_CASE("review: a lock-delay lasts its length in real time across a leader wh
   const std::uint64_t A = 0xa, B = 0xb;
   REQUIRE(submitAndWait(net, 1, warden::tests::sessionCreate(A, 1000), {1, 2, 3})->status == Status::Ok);
   REQUIRE(submitAndWait(net, 1, warden::tests::sessionCreate(B, 600'000), {1, 2, 3})->status == Status::Ok);
-  REQUIRE(submitAndWait(net, 1, reviewLockCommand(CommandType::LockAcquire, A, "L", 10'000), {1, 2, 3})->status ==
+  REQUIRE(submitAndWait(net, 1, lockCommand(CommandType::LockAcquire, A, "L", false, 10'000), {1, 2, 3})->status ==
           Status::Ok);
-  auto waiting = submitAndWait(net, 1, reviewLockCommand(CommandType::LockAcquire, B, "L"), {1, 2, 3});
+  auto waiting = submitAndWait(net, 1, lockCommand(CommandType::LockAcquire, B, "L"), {1, 2, 3});
   REQUIRE(waiting);
   REQUIRE(waiting->status == Status::Ok);
   const std::string pathB = waiting->results.at(0).path;

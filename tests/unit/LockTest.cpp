@@ -13,15 +13,6 @@ using warden::locks::Request;
 
 namespace {
 
-Command lockCommand(CommandType type, std::uint64_t session, std::string name, bool shared = false, std::uint64_t token = 0) {
-  Command c;
-  c.type = type;
-  c.session = session;
-  c.name = std::move(name);
-  c.shared = shared;
-  c.token = token;
-  return c;
-}
 
 struct Locks {
   StoreFixture store;

@@ -130,6 +130,19 @@ inline coordinator::Op ephemeralOp(std::string path, std::uint64_t session, bool
   return op;
 }
 
+// A lock or election command (locks/LockQueue.h): token is a release's token, an acquire's
+// lock-delay, a withdrawal's queuing revision or a delay end's revision.
+inline coordinator::Command lockCommand(coordinator::CommandType type, std::uint64_t session, std::string name,
+                                        bool shared = false, std::uint64_t token = 0) {
+  coordinator::Command c;
+  c.type = type;
+  c.session = session;
+  c.name = std::move(name);
+  c.shared = shared;
+  c.token = token;
+  return c;
+}
+
 inline coordinator::Command sessionCreate(std::uint64_t id, std::uint64_t ttlMs = 10'000, std::string name = {}) {
   coordinator::Command command = coordinator::sessionCommand(coordinator::CommandType::SessionCreate, id);
   command.ttlMs = ttlMs;
