@@ -140,6 +140,14 @@ void LocksApi::waitForGrant(const Acquire& a, const std::string& path, std::uint
   }
 }
 
+void LocksApi::withdrawLater(const Acquire& a, const std::string& path) {
+  // Its client hung up and the withdrawal could not be done now: nobody is left to tell "it may
+  // still be queued", so it is tried again every second until the request is out (or granted,
+  // or gone with its session).
+  node_.watches().at(std::chrono::steady_clock::now() + std::chrono::seconds(1),
+                     [this, a, path] { finish(a, path, true, [](Reply) {}); });
+}
+
 void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIfWaiting, const Respond& respond) {
   std::optional<locks::Request> request;
   std::uint64_t revision = 0;
@@ -147,6 +155,10 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
     auto txn = node_.read();
     const auto& sm = node_.stateMachine();
     revision = sm.revision(txn);
+    if (sm.installing(txn) && withdrawIfWaiting && a.hangup && a.hangup->gone()) {
+      withdrawLater(a, path);  // nobody to answer: looked at again once the install is done
+      return;
+    }
     if (sm.installing(txn)) {
       // Half old, half new: nothing here can be trusted, and the request may still queue.
       respond(errorReply(504, "timeout",
@@ -188,10 +200,7 @@ void LocksApi::finish(const Acquire& a, const std::string& path, bool withdrawIf
         return;
       }
       if (r.status != Status::Ok && a.hangup && a.hangup->gone()) {
-        // Nobody is left to tell "it may still be queued": ask again until it is out, or the
-        // session (and the request with it) is gone.
-        node_.watches().at(std::chrono::steady_clock::now() + std::chrono::seconds(1),
-                           [this, a, path] { finish(a, path, true, [](Reply) {}); });
+        withdrawLater(a, path);
         return;
       }
       if (r.status != Status::Ok) {

@@ -43,6 +43,7 @@ class LocksApi {
   void acquire(const Request& request, const std::string& name, const Respond& respond);
   void waitForGrant(const Acquire& a, const std::string& path, std::uint64_t index, const Respond& respond);
   void finish(const Acquire& a, const std::string& path, bool withdrawIfWaiting, const Respond& respond);
+  void withdrawLater(const Acquire& a, const std::string& path);
   void release(const Request& request, const std::string& name, const Respond& respond);
   Reply describe(const std::string& name);
   Reply check(const std::string& name, const Query& query);
