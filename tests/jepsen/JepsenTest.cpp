@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/jepsen/ElectionWorkload.h"
 #include "tests/jepsen/LockWorkload.h"
 #include "tests/jepsen/Nemesis.h"
 #include "tests/jepsen/RegisterWorkload.h"
@@ -156,6 +157,26 @@ WriteResult runWrites(const Config& config, std::vector<std::string> serverArgs 
   return result;
 }
 
+// `aimed`: every partition isolates the leader's node, and leaders lead for seconds (a schedule
+// aimed at the election's reads, for the planted defect).
+ElectionResult runElections(const Config& config, std::vector<std::string> serverArgs = {}, bool aimed = false) {
+  Run run(config, std::move(serverArgs));
+  ElectionWorkload workload(run.cluster, run.clock, run.choices);
+  run.nemesis.target = [&] { return workload.leaderNode(); };
+  if (aimed) {
+    run.nemesis.alwaysTarget = true;
+    workload.leadMinMs = 3000;
+    workload.leadMaxMs = 6000;
+  }
+  underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
+  const ElectionResult result = workload.check();
+  run.report(config, "elections",
+             count(result.wins, "campaigns won, ") + count(result.terms, "terms seen, ") + count(result.reads, "reads, ") +
+                 count(result.resigns, "resignations, ") + count(result.sessionsLost, "sessions lost"),
+             "one leader per term, terms never back", result.violation);
+  return result;
+}
+
 void requireLinearizable(const RegisterResult& result) {
   INFO(result.verdict.explanation << result.staleViolation);
   CHECK(result.verdict.ok);
@@ -192,6 +213,13 @@ TEST_CASE("transactions are never half applied and retried writes apply once und
   CHECK(result.violation == "");
   CHECK(result.firstError == "");
   CHECK(result.creates > 20);
+}
+
+TEST_CASE("elections have one leader per term and terms never go back under the nemesis", "[.][run][elections]") {
+  const ElectionResult result = runElections(Config::fromEnvironment());
+  CHECK(result.violation == "");
+  CHECK(result.firstError == "");
+  CHECK(result.wins > 5);
 }
 
 // CTest's short mix: every fault, on three nodes and on five.
@@ -247,6 +275,25 @@ TEST_CASE("the writes check catches a server that forgets Idempotency-Keys", "[m
   config.seed = 5;
   const WriteResult result = runWrites(config, {"--test-bug", "forget-idempotency"});
   CHECK_THAT(result.violation, Catch::Contains("was applied") && Catch::Contains("times"));
+}
+
+TEST_CASE("elections on three nodes have one leader per term and terms never go back under every fault", "[mix][elections]") {
+  Config config;
+  config.time = std::chrono::seconds(30);
+  config.seed = Config::fromEnvironment().seed;
+  const ElectionResult result = runElections(config);
+  CHECK(result.violation == "");
+  CHECK(result.firstError == "");
+  CHECK(result.wins > 5);
+}
+
+TEST_CASE("the election check catches nodes that answer reads from local state", "[mix][elections][catches]") {
+  Config config;
+  config.time = std::chrono::seconds(30);
+  config.faults = {"partition"};
+  config.seed = 13;
+  const ElectionResult result = runElections(config, {"--test-bug", "local-reads"}, true);
+  CHECK(result.violation != "");
 }
 
 TEST_CASE("the session check catches a leader that never expires a session", "[mix][sessions][catches]") {

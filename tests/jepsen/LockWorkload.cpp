@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/HttpClient.h"
+#include "tests/jepsen/SessionKeeper.h"
 
 namespace warden::tests::jepsen {
 
@@ -32,57 +33,11 @@ void LockWorkload::error(const std::string& what) {
   if (counts_.firstError.empty()) counts_.firstError = what;
 }
 
-// A session kept alive in the background through one node, as a client library does: the
-// client's own requests (a long hold's checks) go on while a keepalive waits for its answer.
-class LockWorkload::Keeper {
- public:
-  Keeper(const std::string& endpoint, std::atomic<bool>& stop)
-      : http_({endpoint}, milliseconds(12'000)), thread_([this, &stop] { run(stop); }) {}
-  ~Keeper() { thread_.join(); }
-
-  void keep(const std::string& session) {
-    std::lock_guard lock(mutex_);
-    session_ = session;
-    lost_ = false;
-  }
-  bool lost() {
-    std::lock_guard lock(mutex_);
-    return lost_;
-  }
-
- private:
-  void run(std::atomic<bool>& stop) {
-    while (!stop) {
-      std::this_thread::sleep_for(milliseconds(kTtlMs / 3));
-      std::string session;
-      {
-        std::lock_guard lock(mutex_);
-        if (lost_) continue;
-        session = session_;
-      }
-      if (session.empty()) continue;
-      try {
-        if (http_.request("POST", "/v1/sessions/" + session + "/keepalive").status == 404) {
-          std::lock_guard lock(mutex_);
-          if (session_ == session) lost_ = true;
-        }
-      } catch (const api::HttpClientError&) {
-      }
-    }
-  }
-
-  api::HttpClient http_;
-  std::mutex mutex_;
-  std::string session_;
-  bool lost_ = false;
-  std::thread thread_;
-};
-
 void LockWorkload::client(std::size_t index, std::uint64_t node, std::atomic<bool>& stop) {
   (void)index;
   const std::string endpoint = "http://127.0.0.1:" + std::to_string(cluster_.httpPort(node));
   api::HttpClient http({endpoint}, milliseconds(12'000));
-  Keeper keeper(endpoint, stop);
+  SessionKeeper keeper(endpoint, milliseconds(kTtlMs / 3), stop);
   std::string session;
   auto pauseAfterFailure = [&] { std::this_thread::sleep_for(milliseconds(choices_.range(50, 150))); };
   while (!stop) {

@@ -53,7 +53,6 @@ class LockWorkload {
   struct Seen {  // a check that found `token` valid
     std::uint64_t token = 0, invoked = 0, returned = 0;
   };
-  class Keeper;
   void client(std::size_t index, std::uint64_t node, std::atomic<bool>& stop);
   void error(const std::string& what);
 
