@@ -17,6 +17,7 @@
 #include "tests/jepsen/Nemesis.h"
 #include "tests/jepsen/RegisterWorkload.h"
 #include "tests/jepsen/SessionWorkload.h"
+#include "tests/jepsen/WatchWorkload.h"
 #include "tests/jepsen/WriteWorkload.h"
 
 using namespace warden::tests;
@@ -177,6 +178,18 @@ ElectionResult runElections(const Config& config, std::vector<std::string> serve
   return result;
 }
 
+WatchResult runWatches(const Config& config) {
+  Run run(config, {});
+  WatchWorkload workload(run.cluster, run.choices);
+  underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
+  const WatchResult result = workload.check();
+  run.report(config, "watches",
+             count(result.writes, "writes acknowledged, ") + count(result.events, "events received, ") +
+                 count(result.reconnects, "reconnects"),
+             "every write seen once, in order", result.violation);
+  return result;
+}
+
 void requireLinearizable(const RegisterResult& result) {
   INFO(result.verdict.explanation << result.staleViolation);
   CHECK(result.verdict.ok);
@@ -220,6 +233,13 @@ TEST_CASE("elections have one leader per term and terms never go back under the 
   CHECK(result.violation == "");
   CHECK(result.firstError == "");
   CHECK(result.wins > 5);
+}
+
+TEST_CASE("reconnecting watchers see every write once and in order under the nemesis", "[.][run][watches]") {
+  const WatchResult result = runWatches(Config::fromEnvironment());
+  CHECK(result.violation == "");
+  CHECK(result.firstError == "");
+  CHECK(result.writes > 20);
 }
 
 // CTest's short mix: every fault, on three nodes and on five.
@@ -285,6 +305,16 @@ TEST_CASE("elections on three nodes have one leader per term and terms never go 
   CHECK(result.violation == "");
   CHECK(result.firstError == "");
   CHECK(result.wins > 5);
+}
+
+TEST_CASE("reconnecting watchers on three nodes see every write once and in order under every fault", "[mix][watches]") {
+  Config config;
+  config.time = std::chrono::seconds(30);
+  config.seed = Config::fromEnvironment().seed;
+  const WatchResult result = runWatches(config);
+  CHECK(result.violation == "");
+  CHECK(result.firstError == "");
+  CHECK(result.writes > 20);
 }
 
 TEST_CASE("the election check catches nodes that answer reads from local state", "[mix][elections][catches]") {
