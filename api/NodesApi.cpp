@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "api/JsonCodec.h"
 #include "coordinator/Path.h"
@@ -127,8 +128,42 @@ void NodesApi::read(const std::string& path, const Query& query, bool head, cons
   answerRead(node_, query, [this, path, shape] { return get(path, shape); }, respond);
 }
 
+Reply NodesApi::tornSubtree(const std::string& path) {
+  // Test-only defect (--test-bug torn-reads): the node and its children's names from one state,
+  // then each child (one level) from a later state of its own, a moment apart, so that other
+  // writes land in between. The outside-in transaction check must catch it.
+  json out = {{"path", path}};
+  std::vector<std::string> names;
+  std::uint64_t revision = 0;
+  {
+    auto txn = readState(node_);
+    auto record = node_.stateMachine().tree().get(txn, path);
+    if (!record) return errorReply(404, "not_found", path + " does not exist", node_.revision());
+    putData(out, record->data);
+    out["stat"] = statJson(record->stat);
+    names = node_.stateMachine().tree().children(txn, path);
+    revision = node_.stateMachine().revision(txn);
+  }
+  json children = json::array();
+  for (const std::string& name : names) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const std::string child = coordinator::childOf(path, name);
+    auto txn = node_.read();
+    auto record = node_.stateMachine().tree().get(txn, child);
+    if (!record) continue;
+    json c = {{"path", child}};
+    putData(c, record->data);
+    c["stat"] = statJson(record->stat);
+    c["children"] = json::array();
+    children.push_back(std::move(c));
+  }
+  out["children"] = std::move(children);
+  return jsonReply(200, out, revision);
+}
+
 Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
   const bool head = shape.head, children = shape.children, recursive = shape.recursive, raw = shape.raw;
+  if (recursive && !head && node_.bugs().tornReads) return tornSubtree(path);
   auto txn = readState(node_);
   const auto& sm = node_.stateMachine();
   const std::uint64_t revision = sm.revision(txn);

@@ -33,6 +33,7 @@ class NodesApi {
   };
   void read(const std::string& path, const Query& query, bool head, const Respond& respond);
   Reply get(const std::string& path, const ReadShape& shape);
+  Reply tornSubtree(const std::string& path);
   void write(coordinator::Command command, std::function<Reply(const coordinator::CommandResult&)> onOk,
              bool isTxn, const Respond& respond, const std::optional<std::string>& idempotencyKey);
 

@@ -69,6 +69,8 @@ class Node {
   // A consistent snapshot of the applied state; read it with stateMachine(). Any thread.
   storage::Txn read();
   const StateMachine& stateMachine() const { return *stateMachine_; }
+  // Test-only defects this node was started with (NodeOptions::bugs).
+  const node::ClusterOptions::Bugs& bugs() const { return options_.bugs; }
   // The watch history and watchers of this node, fed by every apply here.
   watch::WatchHub& watches() { return *watches_; }
 

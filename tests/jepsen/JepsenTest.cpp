@@ -288,6 +288,15 @@ TEST_CASE("transactions on three nodes are never half applied and retried writes
   CHECK(result.creates > 20);
 }
 
+TEST_CASE("the writes check catches a server whose subtree reads are torn", "[mix][writes][catches]") {
+  Config config;
+  config.time = std::chrono::seconds(15);
+  config.faults = {};
+  config.seed = 9;
+  const WriteResult result = runWrites(config, {"--test-bug", "torn-reads"});
+  CHECK_THAT(result.violation, Catch::Contains("half applied"));
+}
+
 TEST_CASE("the writes check catches a server that forgets Idempotency-Keys", "[mix][writes][catches]") {
   Config config;
   config.time = std::chrono::seconds(30);

@@ -57,8 +57,8 @@ void WriteWorkload::txnClient(std::size_t index, std::uint64_t node, std::atomic
           error("txn: " + std::to_string(r.status) + " " + r.body);
         }
       } else {
-        // Both keys in one read of one state.
-        auto r = http.request("GET", "/v1/nodes/jepsen-t?recursive");
+        // Both keys in one read of one state, at either consistency.
+        auto r = http.request("GET", std::string("/v1/nodes/jepsen-t?recursive") + (choices_.chance(0.5) ? "&consistency=stale" : ""));
         if (r.status != 200) continue;
         std::map<std::string, std::string> values;
         const json body = r.json();  // (a range-for over r.json()[...] would outlive its temporary)

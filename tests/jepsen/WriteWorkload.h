@@ -1,7 +1,7 @@
 #pragma once
 // The writes workload: transactions and retried writes.
 //   txn         clients set two keys to one value in one transaction, and read both in one
-//               recursive read: no read ever sees them differ (never half applied)
+//               recursive read (linearizable or stale): no read ever sees them differ
 //   idempotent  clients create sequential nodes carrying "<client>-<n>" with an Idempotency-Key,
 //               retrying through every node until an answer (as HttpClient's failover does):
 //               once quiet, each acknowledged write exists exactly once, and none more than once
