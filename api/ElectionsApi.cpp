@@ -14,8 +14,6 @@ using coordinator::Status;
 
 namespace {
 
-constexpr std::uint64_t kMaxWaitMs = 300'000;
-
 std::string electionName(const std::string& text) {
   if (auto problem = locks::lockNameProblem(text)) {
     std::string message = *problem;
@@ -65,12 +63,7 @@ void ElectionsApi::campaign(const Request& request, const std::string& name, con
   const json body = parseBody(request.body);
   onlyFields(body, {"session", "value", "wait_ms"});
   std::uint64_t waitMs = 0;
-  if (body.contains("wait_ms")) {
-    if (!body["wait_ms"].is_number_unsigned() || body["wait_ms"].get<std::uint64_t>() > kMaxWaitMs) {
-      throw ApiError(400, "invalid_argument", "wait_ms must be an integer from 0 to 300000");
-    }
-    waitMs = body["wait_ms"].get<std::uint64_t>();
-  }
+  if (body.contains("wait_ms")) waitMs = static_cast<std::uint64_t>(waitField(body["wait_ms"]).count());
   coordinator::Command c;
   c.type = CommandType::ElectionCampaign;
   c.session = sessionField(body);

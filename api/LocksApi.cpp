@@ -42,6 +42,13 @@ std::uint64_t sessionField(const json& body) {
   return *id;
 }
 
+std::chrono::milliseconds waitField(const json& value) {
+  if (!value.is_number_unsigned() || value.get<std::uint64_t>() > kMaxWaitMs) {
+    throw ApiError(400, "invalid_argument", "wait_ms must be an integer from 0 to 300000");
+  }
+  return std::chrono::milliseconds(value.get<std::uint64_t>());
+}
+
 void LocksApi::handle(const Request& request, const std::string& rest, const Query& query, const Respond& respond) {
   // rest: "/{name}" or "/{name}/{action}"; names are one component (percent-decoded by the router).
   const auto [rawName, action] = queueRoute(rest, "/v1/locks");
@@ -76,10 +83,7 @@ void LocksApi::acquire(const Request& request, const std::string& name, const Re
   for (const auto& [key, value] : body.items()) {
     if (key == "session") continue;
     if (key == "wait_ms") {
-      if (!value.is_number_unsigned() || value.get<std::uint64_t>() > kMaxWaitMs) {
-        throw ApiError(400, "invalid_argument", "wait_ms must be an integer from 0 to 300000");
-      }
-      a.wait = std::chrono::milliseconds(value.get<std::uint64_t>());
+      a.wait = waitField(value);
     } else if (key == "mode") {
       if (value != "exclusive" && value != "shared") throw ApiError(400, "invalid_argument", "mode is exclusive or shared");
       a.shared = value == "shared";

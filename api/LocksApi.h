@@ -20,6 +20,8 @@ namespace warden::api {
 // otherwise), and a request body's "session" (400 unless a session id).
 std::pair<std::string, std::string> queueRoute(const std::string& rest, const std::string& route);
 std::uint64_t sessionField(const nlohmann::ordered_json& body);
+// A body's "wait_ms" value (400 unless an integer from 0 to 300000).
+std::chrono::milliseconds waitField(const nlohmann::ordered_json& value);
 
 class LocksApi {
  public:
