@@ -64,19 +64,15 @@ void ElectionWorkload::client(std::uint64_t node, std::atomic<bool>& stop) {
   };
   while (!stop) {
     try {
-      if (!session.empty() && keeper.lost()) {
+      bool lost = false;
+      session = keeper.ensure(http, kTtlMs, &lost);
+      if (lost) {
         std::lock_guard lock(mutex_);
         counts_.sessionsLost++;
-        session.clear();
       }
       if (session.empty()) {
-        auto r = http.request("POST", "/v1/sessions", json{{"ttl_ms", kTtlMs}}.dump());
-        if (r.status != 201) {
-          pause();
-          continue;
-        }
-        session = r.json()["id"];
-        keeper.keep(session);
+        pause();
+        continue;
       }
       Observation won;
       won.invoked = clock_.nowUs();

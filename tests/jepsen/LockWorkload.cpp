@@ -42,19 +42,15 @@ void LockWorkload::client(std::size_t index, std::uint64_t node, std::atomic<boo
   auto pauseAfterFailure = [&] { std::this_thread::sleep_for(milliseconds(choices_.range(50, 150))); };
   while (!stop) {
     try {
-      if (!session.empty() && keeper.lost()) {
+      bool lost = false;
+      session = keeper.ensure(http, kTtlMs, &lost);
+      if (lost) {
         std::lock_guard lock(mutex_);
         counts_.sessionsLost++;
-        session.clear();
       }
       if (session.empty()) {
-        auto r = http.request("POST", "/v1/sessions", json{{"ttl_ms", kTtlMs}}.dump());
-        if (r.status != 201) {
-          pauseAfterFailure();
-          continue;
-        }
-        session = r.json()["id"];
-        keeper.keep(session);
+        pauseAfterFailure();
+        continue;
       }
       Grant grant;
       grant.acquireInvoked = clock_.nowUs();

@@ -31,6 +31,25 @@ class SessionKeeper {
     return lost_;
   }
 
+  // The session to use now: the one kept, or, when there is none or it was lost (then `*lost`
+  // is set), a new one opened through `http` with `ttlMs` and kept from then on. "" when the
+  // open was refused; throws api::HttpClientError when it got no answer.
+  std::string ensure(api::HttpClient& http, std::uint64_t ttlMs, bool* lost) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!session_.empty() && lost_) {
+        *lost = true;
+        session_.clear();
+      }
+      if (!session_.empty()) return session_;
+    }
+    auto r = http.request("POST", "/v1/sessions", "{\"ttl_ms\": " + std::to_string(ttlMs) + "}");
+    if (r.status != 201) return "";
+    const std::string session = r.json()["id"];
+    keep(session);
+    return session;
+  }
+
  private:
   void run(std::atomic<bool>& stop) {
     while (!stop) {
