@@ -142,7 +142,8 @@ class StateMachine {
     bool tokenPerLockNode = false;   // tokens count the lock node's changes, restarting when it goes
   } lockBugs;
   // Test-only, likewise (warden serve --test-bug forget-idempotency): every write is applied as
-  // new, its Idempotency-Key ignored, so that the outside-in checks show they catch it.
+  // new, its Idempotency-Key ignored, so that the outside-in checks show they catch it. It
+  // changes apply: set on every node of a cluster or on none, or replicas diverge.
   bool forgetIdempotencyKeys = false;
 
   struct Outcome;  // one op's result; defined in the .cpp
