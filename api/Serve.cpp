@@ -126,7 +126,8 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
     else if (bug == "never-expire") config.bugs.neverExpire = true;
     else if (bug == "forget-idempotency") config.bugs.forgetIdempotencyKeys = true;
     else if (bug == "torn-reads") config.bugs.tornReads = true;
-    else throw UsageError("--test-bug is local-reads, never-expire, forget-idempotency or torn-reads (test-only defects)");
+    else if (bug == "watch-from-floor") config.bugs.watchFromFloor = true;
+    else throw UsageError("--test-bug is local-reads, never-expire, forget-idempotency, torn-reads or watch-from-floor (test-only defects)");
   }
   return config;
 }
@@ -198,8 +199,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --watch-progress-ms N an idle watch stream says how far it is complete this often (10 to
                         15000, default 15000)
   --test-bug NAME       plants a defect for the outside-in checks to catch (tests/jepsen):
-                        local-reads, never-expire, forget-idempotency, torn-reads. Never on
-                        a server anyone relies on
+                        local-reads, never-expire, forget-idempotency, torn-reads,
+                        watch-from-floor. Never on a server anyone relies on
 )";
 
 }  // namespace

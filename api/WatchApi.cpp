@@ -225,6 +225,10 @@ void WatchApi::handle(const Request& request, const std::string& path, const Que
   const auto waitMs = queryNumber(query, "wait_ms");
   if (waitMs && stream) throw ApiError(400, "invalid_argument", "wait_ms bounds a long-poll; a stream has none");
   if (waitMs && *waitMs > kMaxWaitMs) throw ApiError(400, "invalid_argument", "wait_ms is at most 300000");
+  // Test-only defect (--test-bug watch-from-floor): what a watch that forgets it may have lost
+  // events does, shown caught by the outside-in watch check.
+  const bool fromFloor = !stream && node_.bugs().watchFromFloor;
+  if (fromFloor) since = std::max(since, hub.floor());
   if (since < hub.floor()) throw compacted(since, hub.floor());
 
   auto tooMany = [] {
@@ -241,7 +245,8 @@ void WatchApi::handle(const Request& request, const std::string& path, const Que
     return;
   }
   auto wait = std::make_shared<Wait>(hub, std::move(filter), since, nullptr,
-                                     [this, respond, since](std::optional<History::Page> page) {
+                                     [this, respond, since, fromFloor](std::optional<History::Page> page) {
+    if (!page && fromFloor) page = History::Page{{}, node_.watches().floor()};
     if (!page) {
       respond(errorReply(compacted(since, node_.watches().floor()), node_.revision()));
       return;

@@ -35,6 +35,8 @@ struct ClusterOptions {
     bool localReads = false;  // answer linearizable reads from local state, without a read index
     bool forgetIdempotencyKeys = false;  // (for the state machine) apply a retried write again
     bool tornReads = false;  // (for the HTTP edge) read a subtree's children each from a later state
+    bool watchFromFloor = false;  // (for the HTTP edge) a long-poll older than the history starts at
+                                  // the history's start instead of answering 410
     bool ignoreIncarnation = false;  // match replies and chosen proposals by request id alone
     bool bootstrapOnMajority = false;  // an empty disk votes once n - majority + 1 peers say "empty"
     bool applyPastDeadline = false;    // apply a write chosen after its deadline (its origin said 503)
