@@ -17,14 +17,20 @@ void Keeper::track(std::uint64_t id, std::uint64_t deadlineMs, std::uint32_t ttl
 
 void Keeper::takeOver(std::uint64_t nowMs, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& sessions) {
   leading_ = true;
+  std::unordered_map<std::uint64_t, Entry> before;
+  if (bugs.keepDeadlinesOnTakeover) before.swap(sessions_);
   sessions_.clear();
   buckets_.clear();
   sessions_.reserve(sessions.size());
-  for (const auto& [id, ttl] : sessions) track(id, nowMs + ttl, static_cast<std::uint32_t>(ttl));
+  for (const auto& [id, ttl] : sessions) {
+    auto old = before.find(id);
+    track(id, old != before.end() ? old->second.deadlineMs : nowMs + ttl, static_cast<std::uint32_t>(ttl));
+  }
 }
 
 void Keeper::stepDown() {
   leading_ = false;
+  if (bugs.keepDeadlinesOnTakeover) return;
   std::unordered_map<std::uint64_t, Entry>().swap(sessions_);  // give the memory back
   buckets_.clear();
 }

@@ -50,6 +50,13 @@ class Keeper {
 
   std::size_t size() const { return sessions_.size(); }
 
+  // Deliberate bugs, for tests that prove the simulator's checks can fail. Never set elsewhere.
+  struct Bugs {
+    // Keep the deadlines across stepDown, and lead again with them instead of a fresh ttl: the
+    // clients kept their sessions alive with another leader meanwhile (expiry-early).
+    bool keepDeadlinesOnTakeover = false;
+  } bugs;
+
  private:
   // Deadlines sit in buckets of kBucketMs (so due() reports a session up to that much late), looked at once their whole span has passed. A
   // keepalive only moves the deadline, not the bucket; a bucket's entry whose deadline moved on

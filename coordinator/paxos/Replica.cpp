@@ -21,16 +21,18 @@ Replica::Replica(ReplicaConfig config, DurableState durable, Slot appliedUpTo, b
     std::abort();
   }
   promised_ = durable.promised;
-  compacted_ = std::max(durable.compactedUpTo, appliedUpTo);
+  // The node stores its applied index with its state: slots up to it must never be handed over
+  // again, even where the log was not compacted that far.
+  compacted_ = config_.bugs.restartForgetsApplied ? durable.compactedUpTo : std::max(durable.compactedUpTo, appliedUpTo);
   for (auto& [slot, accepted] : durable.accepted) {
     if (slot > compacted_) log_[slot] = LogEntry{accepted.ballot, std::move(accepted.value), false};
   }
   commitIndex_ = delivered_ = compacted_;
-  learner_ = wiped || durable.learner;
+  learner_ = (wiped && !config_.bugs.wipedVotesAtOnce) || durable.learner;
   rebuildNonce_ = random_.next() | 1;
   // Remember across restarts that this replica is rebuilding: it must not vote after a crash
   // just because its disk now holds a little state.
-  if (wiped && !durable.learner) pendingRecords_.push_back(LearnerRecord{true});
+  if (learner_ && !durable.learner) pendingRecords_.push_back(LearnerRecord{true});
   // Lease grants are not stored: after a restart, refuse every new ballot for one lease
   // duration, in case this acceptor granted one just before it went down.
   leaseBallot_ = kNobody;
@@ -172,7 +174,9 @@ bool Replica::leaseValid(Time now) const { return now < leaseEnd(); }
 
 Time Replica::leaseEnd() const {
   if (role_ != Role::Leader) return 0;
-  const Time acked = quorumAckedAt();
+  // From when our message left, not when its ack came back: the grant may have started long
+  // before we took the ack (the ack sat in a queue, or this leader was paused).
+  const Time acked = config_.bugs.leaseFromReceipt ? quorumTime(lastHeardAt_) : quorumAckedAt();
   if (acked == 0) return 0;
   // An acceptor holds its grant for leaseDuration on its own clock from when it received our
   // message, which left here at `acked`. Both clocks may drift by maxDrift against true time,
@@ -323,7 +327,7 @@ void Replica::onPromise(NodeId from, const Promise& m) {
     if (!m.leaseHeld && m.promised > ballot_) stepDown(m.promised);
     return;
   }
-  if (m.compactedUpTo >= prepareFrom_ || m.truncated) {
+  if ((m.compactedUpTo >= prepareFrom_ && !config_.bugs.ignoreCompactedPromise) || m.truncated) {
     // That acceptor has forgotten slots this candidate never learned, or knows more than one
     // frame holds: catch up first.
     stepDown(ballot_);
@@ -361,7 +365,9 @@ void Replica::becomeLeader() {
   recoveredUpTo_ = maxSlot;
   for (Slot s = prepareFrom_; s <= maxSlot; ++s) {
     auto it = best.find(s);
-    proposeSlot(s, it == best.end() ? Value::makeNoop() : it->second.value);
+    // A hole is a no-op, marked as one: an empty batch is not a value anyone proposed.
+    const bool hole = it == best.end();
+    proposeSlot(s, hole ? (config_.bugs.holeAsEmptyBatch ? Value{} : Value::makeNoop()) : it->second.value);
   }
   sendHeartbeats();
 }
@@ -388,7 +394,7 @@ void Replica::stepDown(Ballot seen) {
 void Replica::raisePromise(Ballot ballot) {
   if (ballot <= promised_) return;
   promised_ = ballot;
-  out_->records.push_back(PromiseRecord{ballot});
+  if (!config_.bugs.votesInMemoryOnly) out_->records.push_back(PromiseRecord{ballot});
 }
 
 bool Replica::followLeader(Ballot ballot) {
@@ -462,7 +468,7 @@ void Replica::onAccept(NodeId from, const Accept& m) {
     if (!entry.chosen && (entry.ballot != m.ballot || entry.value != m.value)) {
       entry.ballot = m.ballot;
       entry.value = m.value;
-      out_->records.push_back(AcceptRecord{m.slot, m.ballot, m.value});
+      if (!config_.bugs.votesInMemoryOnly) out_->records.push_back(AcceptRecord{m.slot, m.ballot, m.value});
     }
   }
   send(from, Accepted{m.ballot, m.slot, true, promised_, m.sentAt});
@@ -518,11 +524,13 @@ void Replica::onHeartbeatReply(NodeId from, const HeartbeatReply& m) {
 
 // ---- reads ------------------------------------------------------------------------------------
 
-Time Replica::quorumAckedAt() const {
+Time Replica::quorumAckedAt() const { return quorumTime(ackedAt_); }
+
+Time Replica::quorumTime(const std::map<NodeId, Time>& times) const {
   std::vector<Time> acked;
   for (NodeId m : config_.members) {
-    auto it = ackedAt_.find(m);
-    acked.push_back(it == ackedAt_.end() ? 0 : it->second);
+    auto it = times.find(m);
+    acked.push_back(it == times.end() ? 0 : it->second);
   }
   std::sort(acked.rbegin(), acked.rend());
   return acked[quorum_ - 1];

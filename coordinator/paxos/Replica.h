@@ -47,6 +47,13 @@ struct ReplicaConfig {
   // Deliberate bugs, for tests that prove the simulator's checks can fail. Never set elsewhere.
   struct Bugs {
     bool skipPhase1 = false;        // a new leader proposes without learning what was accepted
+    // Each is caught by the Paxos simulator check in parentheses (README: its table of --bug names).
+    bool votesInMemoryOnly = false;     // answer promises and accepts without recording them (agreement)
+    bool wipedVotesAtOnce = false;      // a replica on a wiped disk votes at once, no rebuild (agreement)
+    bool holeAsEmptyBatch = false;      // phase 1 fills a hole with an empty batch, not a no-op (validity)
+    bool restartForgetsApplied = false;  // a restart counts only the compaction point as applied (in-order-apply)
+    bool ignoreCompactedPromise = false;  // count a promise that lacks slots its acceptor compacted (snapshot-prefix)
+    bool leaseFromReceipt = false;  // count the lease from when acks arrived, not when they were sent (two-leases)
     bool ignoreLeaseOnPrepare = false;  // promise a new ballot while a lease is granted
     bool rebuildIgnoresPromises = false;  // a rebuilt replica votes without every member's promised ballot
     bool noPreVote = false;               // campaign without asking whether a majority lost the leader
@@ -139,6 +146,8 @@ class Replica {
   void checkReads();
   void resetElectionTimer();
   Time quorumAckedAt() const;  // the majority-th latest echo of this leader's send times
+  // The majority-th latest of `times` (per member): ackedAt_, or with leaseFromReceipt lastHeardAt_.
+  Time quorumTime(const std::map<NodeId, Time>& times) const;
 
   ReplicaConfig config_;
   Random& random_;

@@ -145,7 +145,8 @@ class Simulation {
 
   void schedule(Event event);
   void trace(const std::string& line);
-  void fail(const std::string& what);
+  // Ends the run with the named check's violation, unless that check is skipped.
+  void fail(const std::string& check, const std::string& what);
   void dispatch(Event event);
   void runNodeEvent(SimNode& n, Event event);
   static std::string describe(const Message& m);

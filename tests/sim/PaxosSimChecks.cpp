@@ -18,7 +18,7 @@ namespace warden::tests::sim::paxos_detail {
 
 void Simulation::apply(SimNode& n, const ChosenEntry& entry) {
   if (entry.slot != n.applied.size() + 1) {
-    fail("node " + std::to_string(n.id) + " applied slot " + std::to_string(entry.slot) + " after " +
+    fail("in-order-apply", "node " + std::to_string(n.id) + " applied slot " + std::to_string(entry.slot) + " after " +
          std::to_string(n.applied.size()));
     return;
   }
@@ -30,14 +30,14 @@ void Simulation::apply(SimNode& n, const ChosenEntry& entry) {
 void Simulation::checkChosen(SimNode& n, Slot slot, const Value& value) {
   auto [it, inserted] = chosen_.emplace(slot, value);
   if (!inserted && it->second != value) {
-    fail("agreement: node " + std::to_string(n.id) + " chose a different value for slot " + std::to_string(slot));
+    fail("agreement", "node " + std::to_string(n.id) + " chose a different value for slot " + std::to_string(slot));
     return;
   }
   if (!inserted) return;
-  if (!value.noop && value.commands.empty()) fail("validity: an empty batch was chosen");
+  if (!value.noop && value.commands.empty()) fail("validity", "slot " + std::to_string(slot) + " holds an empty batch");
   for (const auto& c : value.commands) {
     if (!proposedCommands_.count(c)) {
-      fail("validity: slot " + std::to_string(slot) + " holds '" + c + "', which nobody proposed");
+      fail("validity", "slot " + std::to_string(slot) + " holds '" + c + "', which nobody proposed");
       return;
     }
     chosenCommands_.insert(c);
@@ -56,7 +56,7 @@ void Simulation::installSnapshot(SimNode& n, std::vector<Value> snapshot) {
   if (snapshot.size() <= n.applied.size()) return;
   for (std::size_t i = 0; i < n.applied.size(); ++i) {
     if (n.applied[i] != snapshot[i]) {
-      fail("identical prefixes: a snapshot disagrees with node " + std::to_string(n.id) + " at slot " +
+      fail("snapshot-prefix", "a snapshot disagrees with node " + std::to_string(n.id) + " at slot " +
            std::to_string(i + 1));
       return;
     }
@@ -96,7 +96,7 @@ void Simulation::checkLeases() {
       who += " " + std::to_string(n->id);
     }
   }
-  if (holders > 1) fail("two leases at once: nodes" + who);
+  if (holders > 1) fail("two-leases", "nodes" + who + " hold a valid lease at once");
 }
 
 // ---- sessions --------------------------------------------------------------------------
@@ -111,7 +111,7 @@ void Simulation::checkExpiry(const SessionCommand& x) {
   const ClientSession& cs = it->second;
   const double margin = static_cast<double>(cs.ttlMs - 2) * 1000.0 / (1.0 + config_.maxDrift);
   if (static_cast<double>(*cs.lastAck) + margin > static_cast<double>(x.number)) {
-    fail("session " + std::to_string(x.id) + " expired by a proposal made " +
+    fail("expiry-early", "session " + std::to_string(x.id) + " expired by a proposal made " +
          std::to_string((static_cast<std::int64_t>(x.number) - static_cast<std::int64_t>(*cs.lastAck)) / 1000) +
          "ms after its last acknowledged keepalive (ttl " + std::to_string(cs.ttlMs) + "ms)");
   }
@@ -125,7 +125,7 @@ void Simulation::checkSessionsAtEnd() {
   for (auto& n : nodes_) {
     for (const auto& [path, owner] : n->ephemerals) {
       if (!n->sessions.count(owner)) {
-        fail("node " + std::to_string(n->id) + " keeps " + path + " of expired session " + std::to_string(owner));
+        fail("ephemerals", "node " + std::to_string(n->id) + " keeps " + path + " of expired session " + std::to_string(owner));
         return;
       }
     }
@@ -134,17 +134,17 @@ void Simulation::checkSessionsAtEnd() {
       const bool has = n->sessions.count(id) > 0;
       if (cs.keep && !cs.lost) {
         if (!has) {
-          fail("node " + std::to_string(n->id) + " lost session " + std::to_string(id) + ", which its client keeps alive");
+          fail("session-lost", "node " + std::to_string(n->id) + " lost session " + std::to_string(id) + ", which its client keeps alive");
           return;
         }
         for (const auto& c : cs.nodes) {
           if (chosenCommands_.count(c) && !n->ephemerals.count(parseSessionCommand(c)->path)) {
-            fail("node " + std::to_string(n->id) + " lost ephemeral " + c + " of a live session");
+            fail("session-lost", "node " + std::to_string(n->id) + " lost ephemeral " + c + " of a live session");
             return;
           }
         }
       } else if (has && cs.abandonedAt + 3'500'000 < end) {
-        fail("liveness: session " + std::to_string(id) + ", abandoned at " + std::to_string(cs.abandonedAt / 1000) +
+        fail("liveness", "session " + std::to_string(id) + ", abandoned at " + std::to_string(cs.abandonedAt / 1000) +
              "ms, still exists on node " + std::to_string(n->id));
         return;
       }
@@ -156,14 +156,14 @@ void Simulation::checkSessionsAtEnd() {
 
 void Simulation::checkLiveness() {
   if (!pending_.empty()) {
-    fail("liveness: " + std::to_string(pending_.size()) + " commands (first " + pending_.begin()->first +
+    fail("liveness", std::to_string(pending_.size()) + " commands (first " + pending_.begin()->first +
          ") still not chosen " + std::to_string(options_.healedFor / 1000) + "ms after the faults healed");
     return;
   }
   const Slot top = maxApplied();
   for (auto& n : nodes_) {
     if (n->applied.size() != top) {
-      fail("liveness: node " + std::to_string(n->id) + " applied " + std::to_string(n->applied.size()) +
+      fail("liveness", "node " + std::to_string(n->id) + " applied " + std::to_string(n->applied.size()) +
            " slots, others " + std::to_string(top));
       return;
     }

@@ -63,7 +63,7 @@ void Simulation::readStep() {
   if (index) {
     result_.leaseReads++;
     if (*index < required) {
-      fail("stale lease read on node " + std::to_string(n.id) + ": index " + std::to_string(*index) +
+      fail("stale-lease-read", "node " + std::to_string(n.id) + ": index " + std::to_string(*index) +
            " but slot " + std::to_string(required) + " was already chosen");
     }
     return;
@@ -80,7 +80,7 @@ void Simulation::finishRead(SimNode& n, const paxos::ReadReady& read) {
   if (it == readRequired_.end()) return;
   result_.indexReads++;
   if (read.index < it->second) {
-    fail("stale read-index read on node " + std::to_string(n.id) + ": index " + std::to_string(read.index) +
+    fail("stale-read-index", "node " + std::to_string(n.id) + ": index " + std::to_string(read.index) +
          " but slot " + std::to_string(it->second) + " was chosen before the read began");
   }
   readRequired_.erase(it);

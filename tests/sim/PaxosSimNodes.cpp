@@ -23,8 +23,6 @@ void Simulation::startReplica(SimNode& n, bool wiped) {
                         durable.compactedUpTo == 0 && n.applied.empty();
   if (n.wiped && pristine) wiped = true;
   if (wiped) n.wiped = true;
-  if (options_.wipedVotesAtOnce) wiped = false;
-  if (options_.forgetStateOnRestart && n.incarnation > 0) durable = {};
   n.replica = std::make_unique<Replica>(config(n.id), std::move(durable), n.applied.size(), wiped, n.rng, localNow(n));
 }
 
@@ -84,7 +82,8 @@ void Simulation::crash(SimNode& n) {
   n.deferred.clear();
   n.syncFreeAt = 0;
   n.replica.reset();
-  n.keeper.stepDown();  // memory only
+  n.keeper = ::warden::session::Keeper();  // memory only
+  n.keeper.bugs = options_.keeperBugs;
 }
 
 void Simulation::restart(SimNode& n, bool wiped) {

@@ -21,7 +21,6 @@ Time Simulation::localMs(Time localUs) { return localUs / 1000; }
 // a lease and has applied every slot that lease read covers.
 bool Simulation::servesSessions(SimNode& n) {
   if (!runnable(n) || !n.replica->isLeader()) return false;
-  if (options_.sessionsWithoutLease) return true;
   auto index = n.replica->leaseRead(localNow(n));
   return index && n.applied.size() >= *index;
 }
@@ -33,9 +32,7 @@ void Simulation::syncKeeper(SimNode& n) {
   }
   if (!servesSessions(n) || n.keeper.leading()) return;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> table(n.sessions.begin(), n.sessions.end());
-  Time from = localMs(localNow(n));
-  if (options_.staleTtlOnTakeover) from = from > 2000 ? from - 2000 : 0;
-  n.keeper.takeOver(from, table);
+  n.keeper.takeOver(localMs(localNow(n)), table);
   trace("node " + std::to_string(n.id) + " speaks for " + std::to_string(table.size()) + " sessions");
 }
 
@@ -134,7 +131,7 @@ void Simulation::keepalive(std::uint64_t id, ClientSession& cs) {
   knownLeader_ = n.id;
   if (auto ttl = n.keeper.keepalive(id, localMs(localNow(n)))) {
     if (expiryChosen_.count(id)) {
-      fail("node " + std::to_string(n.id) + " acknowledged a keepalive of session " + std::to_string(id) +
+      fail("keepalive-after-expiry", "node " + std::to_string(n.id) + " acknowledged a keepalive of session " + std::to_string(id) +
            " after its expiry was chosen");
       return;
     }
@@ -144,7 +141,7 @@ void Simulation::keepalive(std::uint64_t id, ClientSession& cs) {
     return;
   }
   if (!expiryProposed_.count(id)) {
-    fail("node " + std::to_string(n.id) + " refused a keepalive of live session " + std::to_string(id));
+    fail("keepalive-refused", "node " + std::to_string(n.id) + " refused a keepalive of live session " + std::to_string(id));
     return;
   }
   cs.lost = true;

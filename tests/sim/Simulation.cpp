@@ -28,6 +28,7 @@ Simulation::Simulation(const SimOptions& options) : options_(options), rng_(opti
     auto node = std::make_unique<SimNode>();
     node->id = id;
     node->rng = Rng(options.seed * 1000003 + id);
+    node->keeper.bugs = options.keeperBugs;
     // Clocks run at a rate within the drift bound and start anywhere.
     node->rate = 1.0 + (rng_.unit() * 2 - 1) * drift * 0.999;
     node->offset = rng_.range(0, 1'000'000'000);
@@ -75,13 +76,15 @@ void Simulation::trace(const std::string& line) {
   if (options_.trace) std::printf("%10.6f %s\n", static_cast<double>(now_) / 1e6, line.c_str());
 }
 
-void Simulation::fail(const std::string& what) {
-  if (!result_.ok) return;
+void Simulation::fail(const std::string& check, const std::string& what) {
+  if (!result_.ok || options_.skipChecks.count(check)) return;
   result_.ok = false;
+  result_.check = check;
   std::ostringstream out;
-  out << "seed " << options_.seed << " (" << options_.replicas << " replicas) at t=" << now_ / 1000 << "ms: " << what;
+  out << "seed " << options_.seed << " (" << options_.replicas << " replicas) at t=" << now_ / 1000 << "ms: " << check
+      << ": " << what;
   result_.violation = out.str();
-  trace("VIOLATION " + what);
+  trace("VIOLATION " + check + ": " + what);
 }
 
 // ---- events ----------------------------------------------------------------------------
