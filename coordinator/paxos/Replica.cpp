@@ -460,7 +460,7 @@ void Replica::onAccept(NodeId from, const Accept& m) {
   }
   if (m.slot > compacted_) {
     auto& entry = log_[m.slot];
-    if (entry.chosen && entry.value != m.value) {
+    if (entry.chosen && entry.value != m.value && !config_.bugs.acceptOverChosen) {
       // Paxos rules this out; if a bug ever proposed it, a vote for it must not count.
       send(from, Accepted{m.ballot, m.slot, false, promised_, m.sentAt});
       return;

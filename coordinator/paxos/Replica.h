@@ -60,6 +60,8 @@ struct ReplicaConfig {
     bool rebuildSharesCatchupTimer = false;  // ordinary catch-up requests postpone the rebuild request
     bool leaseReadBeforeRecovery = false;  // lease reads before re-choosing what phase 1 found
     bool readIndexWithoutRound = false;    // answer a read index without confirming leadership
+    bool acceptOverChosen = false;  // acknowledge an Accept for a slot known chosen with another value
+    bool catchupByCountOnly = false;  // a catch-up reply stops at catchupBatch slots, whatever their bytes
   } bugs;
 };
 

@@ -110,7 +110,7 @@ void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
     std::size_t bytes = 0;
     for (Slot s = m.fromSlot; s <= commitIndex_ && reply.entries.size() < config_.catchupBatch; ++s) {
       bytes += wireSize(log_.at(s).value);
-      if (!reply.entries.empty() && bytes > config_.catchupBytes) break;
+      if (!reply.entries.empty() && bytes > config_.catchupBytes && !config_.bugs.catchupByCountOnly) break;
       reply.entries.push_back(ChosenEntry{s, log_.at(s).value});
     }
   }

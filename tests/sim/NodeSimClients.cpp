@@ -56,7 +56,7 @@ void NodeSim::clientStep(std::size_t c) {
     set.type = OpType::Set;
     set.path = key;
     std::string value = "c" + std::to_string(c) + "-" + std::to_string(++client.written);
-    if (rng_.chance(0.01)) value += std::string(rng_.range(100'000, 900'000), 'v');  // near the limits
+    if (rng_.chance(options_.largeWriteShare)) value += std::string(rng_.range(100'000, 900'000), 'v');  // near the limits
     set.data = value;
     const bool cas = roll < 55 && client.seen.count(key);
     if (cas) {

@@ -51,6 +51,9 @@ struct NodeSimOptions {
   std::uint64_t healedForUs = 6'000'000;  // ...then this long with every node up and the network clean
   bool trace = false;
   bool traceFrames = false;  // with trace: every frame a node takes
+  // The share of client writes whose value is large (100 to 900 KB, near the byte caps): more
+  // makes every frame the node cuts by bytes (batches, catch-up replies, promises) run full.
+  double largeWriteShare = 0.01;
   coordinator::paxos::ReplicaConfig::Bugs paxosBugs;
   coordinator::node::ClusterOptions::Bugs nodeBugs;
   coordinator::StateMachine::LockBugs lockBugs;

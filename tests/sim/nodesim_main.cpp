@@ -1,7 +1,7 @@
 // warden_nodesim: runs the whole-node simulation (tests/sim/NodeSimulation) over many seeds, or
 // replays one.
-//   warden_nodesim --seeds N [--first S] [--replicas 3|5|both] [--bug NAME]
-//   warden_nodesim --seed S [--replicas 3|5] [--trace] [--bug NAME]
+//   warden_nodesim --seeds N [--first S] [--replicas 3|5|both] [--bug NAME] [--large-writes P]
+//   warden_nodesim --seed S [--replicas 3|5] [--trace] [--bug NAME] [--large-writes P]
 
 #include <chrono>
 #include <cstdio>
@@ -34,6 +34,11 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug == "rebuild-ignores-promises") return o.paxosBugs.rebuildIgnoresPromises = true;
   if (bug == "skip-phase1") return o.paxosBugs.skipPhase1 = true;
   if (bug == "ignore-lease") return o.paxosBugs.ignoreLeaseOnPrepare = o.paxosBugs.noPreVote = true;
+  if (bug == "catchup-by-count") {
+    // With writes as large as the workload makes them, 64 slots of them overflow a frame.
+    o.largeWriteShare = 1.0;
+    return o.paxosBugs.catchupByCountOnly = true;
+  }
   if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
   if (bug == "never-end-lock-delays") return o.nodeBugs.neverEndLockDelays = true;
   if (bug == "grant-everyone") return o.lockBugs.grantEveryone = true;
@@ -48,21 +53,24 @@ int main(int argc, char** argv) {
   SeedFlags flags;
   std::set<std::string> skipChecks;
   bool traceFrames = false;
+  std::optional<double> largeWrites;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (parseSeedFlag(flags, argc, argv, i)) continue;
     if (a == "--trace-frames") flags.trace = traceFrames = true;
     else if (a == "--skip-check") skipChecks.insert(flagValue(argc, argv, i));
+    else if (a == "--large-writes") largeWrites = std::stod(flagValue(argc, argv, i));
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
                    "  --bug ignore-incarnation|serve-without-epoch|bootstrap-on-majority|serve-without-lease|stale-ttl|\n"
                    "        followers-answer-keepalives|never-expire|same-epoch-after-lapse|\n"
                    "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
-                   "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|\n"
+                   "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|catchup-by-count|\n"
                    "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
-                   "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n");
+                   "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
+                   "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n");
       return 2;
     }
   }
@@ -89,6 +97,7 @@ int main(int argc, char** argv) {
       options.traceFrames = traceFrames;
       options.skipChecks = skipChecks;
       plant(bug, options);
+      if (largeWrites) options.largeWriteShare = *largeWrites;
       const NodeSimResult r = runNodeSimulation(options);
       ++runs;
       total.events += r.events;
