@@ -195,7 +195,8 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
 void NodeCore::beginInstall(const IncomingSnapshot& done) {
   // Chosen entries handed out this turn but not yet applied may already cover it: then the log
   // is enough, and installing would apply those entries on top of a newer state.
-  if (!replica_ || done.applied <= applied_ || done.applied <= replica_->commitIndex()) return;
+  if (!replica_ || done.applied <= applied_) return;
+  if (done.applied <= replica_->commitIndex() && !options_.bugs.installOverUnapplied) return;
   {
     storage::Txn txn = storage::Txn::write(env_);
     stateMachine_.beginInstall(txn);

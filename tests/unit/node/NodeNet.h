@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -71,6 +72,9 @@ class NodeNet {
     nodes_.at(id)->core.reset();
     std::erase_if(inflight_, [id](const Frame& f) { return f.to == id; });
   }
+  // A crash after which the frames already on their way to the node stay queued and reach its
+  // next process (its peers' link queues kept them across the reconnect).
+  void crashKeepingQueued(NodeId id) { nodes_.at(id)->core.reset(); }
   void restart(NodeId id) { start(id); }
   void wipe(NodeId id) {
     crash(id);
@@ -105,6 +109,15 @@ class NodeNet {
       for (NodeId id : ticking) turn(id);
       settle(deliver, drop);
     }
+  }
+
+  // Takes the frames `f` names out of flight, oldest first: the test hands them over itself
+  // (several in one turn of their receiver, say).
+  std::vector<Frame> take(const Filter& f) {
+    std::vector<Frame> out;
+    std::copy_if(inflight_.begin(), inflight_.end(), std::back_inserter(out), f);
+    std::erase_if(inflight_, f);
+    return out;
   }
 
   std::size_t inflight(const Filter& f) const {

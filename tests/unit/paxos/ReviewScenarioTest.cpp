@@ -98,3 +98,69 @@ TEST_CASE("a wiped candidate that campaigns again in its forgotten ballot choose
   INFO("ballot reused: " << (outcome.reused ? "yes" : "no"));
   CHECK(outcome.conflict == 0);
 }
+
+namespace {
+
+struct OverChosenOutcome {
+  bool acknowledged = false;  // node 2 answered the second value's Accept with a yes
+  Slot conflict = 0;          // a slot chosen with two values
+};
+
+// Issue 9 ("also found"): an acceptor acknowledged an Accept for a slot it knew chosen with
+// another value. Paxos never proposes one, so only a defective leader can: here one that skips
+// phase 1 (the skipPhase1 switch, on every node). Three nodes: 1 leads and chooses "a" at slot 1
+// with 2; node 3 never hears of it. Node 1 pauses; 3 is elected without a phase 1, so it knows
+// nothing of slot 1 and proposes "b" there. Node 2 knows slot 1 chosen with "a": its answer
+// decides whether "b" is chosen too.
+OverChosenOutcome acceptForAChosenSlot(ReplicaConfig::Bugs bugs) {
+  bugs.skipPhase1 = true;
+  ScriptedNet net(3, bugs);
+  net.now += 2'000'000;
+  auto to3 = [](const Message& m) { return m.to == 3 && m.from != 3; };
+  auto from3 = [](const Message& m) { return m.from == 3 && m.to != 3; };
+  auto notTouching3 = [&](const Message& m) { return !to3(m) && !from3(m); };
+  net.runUntil({1}, notTouching3, [&] { return net.replica(1).isLeader(); }, [&](const Message& m) { return to3(m) || from3(m); });
+  REQUIRE(net.replica(1).isLeader());
+  net.propose(1, "a");
+  net.runUntil({1}, notTouching3, [&] { return net.replica(2).commitIndex() >= 1; }, [&](const Message& m) { return to3(m) || from3(m); });
+  REQUIRE(net.replica(2).commitIndex() >= 1);
+  REQUIRE(net.replica(3).commitIndex() == 0);
+
+  // Node 1 pauses (what it sends is lost). Only node 3's timer runs; catch-up, which would teach
+  // it slot 1, is lost too.
+  auto lost = [](const Message& m) {
+    return ((m.from == 1 || m.to == 1) && m.from != m.to) || named(m, "CatchupRequest") || named(m, "CatchupReply");
+  };
+  net.runUntil({3}, [](const Message&) { return true; }, [&] { return net.replica(3).isLeader(); }, lost);
+  REQUIRE(net.replica(3).isLeader());
+  REQUIRE(net.replica(3).commitIndex() == 0);
+
+  // Node 3 proposes "b"; with no phase 1 it lands in slot 1.
+  OverChosenOutcome out;
+  net.propose(3, "b");
+  net.settle([](const Message&) { return true; }, [&](const Message& m) {
+    if (named(m, "Accepted") && m.from == 2 && m.to == 3 && std::get<Accepted>(m.payload).slot == 1 &&
+        std::get<Accepted>(m.payload).ok) {
+      out.acknowledged = true;
+    }
+    return lost(m);
+  });
+  out.conflict = net.conflict();
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("an acceptor refuses an Accept for a slot it knows chosen with another value", "[review]") {
+  const OverChosenOutcome outcome = acceptForAChosenSlot({});
+  CHECK_FALSE(outcome.acknowledged);
+  CHECK(outcome.conflict == 0);
+}
+
+TEST_CASE("an acceptor that acknowledges an Accept over a chosen slot lets a faulty leader choose it twice", "[review]") {
+  ReplicaConfig::Bugs bugs;
+  bugs.acceptOverChosen = true;
+  const OverChosenOutcome outcome = acceptForAChosenSlot(bugs);
+  CHECK(outcome.acknowledged);
+  CHECK(outcome.conflict == 1);
+}
