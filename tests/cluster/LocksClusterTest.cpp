@@ -52,7 +52,10 @@ TEST_CASE("contending clients hold a lock one at a time through a leader kill, t
   auto client = [&](std::uint64_t node) {
     warden::api::HttpClient http(endpoints(cluster, node), std::chrono::seconds(15),
                                  warden::api::RetryPolicy{.failoverOnUnavailable = true});
-    auto created = http.send({"POST", "/v1/sessions", json{{"ttl_ms", 5000}}.dump(), "application/json",
+    // 30 s ttl, a keepalive every second: an acquire held up by the failover (up to the 15 s
+    // client timeout) cannot let a holder's session expire mid-hold, which would let the lock pass
+    // on while it still "holds" and fail the check below for the wrong reason.
+    auto created = http.send({"POST", "/v1/sessions", json{{"ttl_ms", 30000}}.dump(), "application/json",
                               warden::api::HttpClient::newIdempotencyKey()});
     REQUIRE(created.status == 201);
     const std::string session = created.json()["id"];
@@ -96,13 +99,29 @@ TEST_CASE("contending clients hold a lock one at a time through a leader kill, t
   };
   std::vector<std::thread> clients;
   for (std::uint64_t n = 1; n <= 4; ++n) clients.emplace_back(client, (n - 1) % 3 + 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  // Each phase ends once so many more holds are done (within a generous deadline), not after a
+  // fixed time, which a slow machine (ASan, 2 cores) may fill with nothing.
+  auto holdsAtLeast = [&](std::size_t n) {
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        if (holds.size() >= n) return true;
+      }
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
+  const bool beforeKill = holdsAtLeast(8);
   cluster.kill9(*leader);
-  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  const bool afterKill = beforeKill && holdsAtLeast(16);
   cluster.start(*leader);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  const bool afterRestart = afterKill && holdsAtLeast(24);
   stop = true;
   for (auto& t : clients) t.join();
+  REQUIRE(beforeKill);
+  REQUIRE(afterKill);
+  REQUIRE(afterRestart);
 
   std::sort(holds.begin(), holds.end(), [](const Hold& a, const Hold& b) { return a.token < b.token; });
   INFO(holds.size() << " holds, " << refused << " acquires that timed out or failed");
@@ -204,24 +223,25 @@ TEST_CASE("waiters through any node whose clients hang up leave the queue at onc
                             "\r\n\r\n" + body;
     REQUIRE(::send(waiters[i].fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size()));
     // One at a time, so that their order in the queue is known.
-    for (int t = 0; t < 300 && waiting(1) != i + 1; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int t = 0; t < 3000 && waiting(1) != i + 1; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     REQUIRE(waiting(1) == i + 1);
   }
-  // Every other waiter hangs up (on all three nodes): gone from the queue within moments.
+  // Every other waiter hangs up (on all three nodes): gone from the queue (polled for up to 30 s;
+  // the queue holding them until their 60 s wait_ms would fail it).
   for (std::size_t i = 0; i < waiters.size(); i += 2) waiters[i].hangUp();
-  for (int t = 0; t < 300 && waiting(2) != 4; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int t = 0; t < 3000 && waiting(2) != 4; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   REQUIRE(waiting(2) == 4);
   for (std::uint64_t node = 1; node <= 3; ++node) CHECK(waiting(node) == 4);
   // The release grants the first waiter still there, and only it is answered.
   REQUIRE(cluster.request(1, "POST", "/v1/locks/q/release", json{{"session", holder}, {"token", held.json()["token"]}}.dump())
               .status == 200);
-  const std::string first = waiters[1].answer(5000);
+  const std::string first = waiters[1].answer(30000);
   CHECK(first.starts_with("HTTP/1.1 200"));
   CHECK(first.find(waiters[1].session) != std::string::npos);
   for (std::size_t i = 3; i < waiters.size(); i += 2) CHECK(waiters[i].answer(100).empty());
   // The rest hang up too: nobody is left waiting, and the holder keeps its lock.
   for (std::size_t i = 3; i < waiters.size(); i += 2) waiters[i].hangUp();
-  for (int t = 0; t < 300 && waiting(3) != 0; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int t = 0; t < 3000 && waiting(3) != 0; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(waiting(3) == 0);
   auto state = cluster.request(3, "GET", "/v1/locks/q").json();
   REQUIRE(state["holders"].size() == 1);

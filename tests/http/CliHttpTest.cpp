@@ -262,7 +262,7 @@ TEST_CASE("a write whose connection broke mid-exchange is repeated elsewhere onl
 TEST_CASE("session keepalive --every keeps going through 503s and a restart until the session is gone") {
   TestServer server;
   FakeServer unavailable([](const FakeServer::Request&) { return kUnavailable; });
-  auto created = cli(server.endpoint(), {"session", "create", "--ttl", "3000"});
+  auto created = cli(server.endpoint(), {"session", "create", "--ttl", "6000"});
   REQUIRE(created.exitCode == 0);
   const std::string id = created.out.substr(0, 16);
 
@@ -273,9 +273,10 @@ TEST_CASE("session keepalive --every keeps going through 503s and a restart unti
   server.kill9();
   std::this_thread::sleep_for(1000ms);  // every endpoint fails: the loop reports and goes on
   server.start();
-  // The restarted node grants the session a fresh ttl of 3 s: alive after 4.5 s only if the
-  // keepalives came back.
-  std::this_thread::sleep_for(4500ms);
+  // The restarted node grants the session a fresh ttl of 6 s: alive after 7.5 s only if the
+  // keepalives came back. (6 s, a keepalive every 200 ms: a stall of seconds cannot expire it
+  // while they come; this sleep can only be too long, never too short, for a working keeper.)
+  std::this_thread::sleep_for(7500ms);
   REQUIRE(server.request("GET", "/v1/sessions/" + id).status == 200);
   REQUIRE(keeper.wait_for(0s) == std::future_status::timeout);  // still running
   REQUIRE(server.request("DELETE", "/v1/sessions/" + id).status == 204);
@@ -283,10 +284,10 @@ TEST_CASE("session keepalive --every keeps going through 503s and a restart unti
   auto result = keeper.get();
 
   CHECK(result.exitCode == 4);
-  const std::string alive = id + " alive, ttl 3000 ms\n";
+  const std::string alive = id + " alive, ttl 6000 ms\n";
   std::size_t count = 0;
   for (std::size_t at = result.out.find(alive); at != std::string::npos; at = result.out.find(alive, at + 1)) ++count;
-  CHECK(count >= 6);  // about 4 before the outage and 20 after
+  CHECK(count >= 6);  // about 4 before the outage and 35 after
   INFO(result.err);
   CHECK_THAT(result.err, Catch::Contains("not acknowledged") && Catch::Contains(server.endpoint()));
   const std::string lastLine = result.err.substr(result.err.rfind('\n', result.err.size() - 2) + 1);

