@@ -35,6 +35,7 @@ struct WatchLog {
   std::vector<Seen> events;
   std::uint64_t since = 0;
   int moves = 0;
+  std::atomic<std::uint64_t> node{0};  // the node it watches through now
   void take(const json& e) {
     events.push_back(Seen{e["revision"], e["type"], e["path"], e.contains("data") ? e["data"].get<std::string>() : ""});
   }
@@ -44,6 +45,7 @@ void longPoller(TestCluster& cluster, WatchLog& log, const std::atomic<bool>& st
   std::uint64_t node = 1;
   auto switchedAt = Clock::now();
   while (!stop) {
+    log.node = node;
     std::uint64_t since;
     {
       std::lock_guard lock(log.mutex);
@@ -77,6 +79,7 @@ void streamer(TestCluster& cluster, WatchLog& log, const std::atomic<bool>& stop
     lastId = std::to_string(log.since);
   }
   while (!stop) {
+    log.node = node;
     bool answered = false;
     if (cluster.running(node)) {
       // The URL a browser keeps; the header says where it stopped.
@@ -148,7 +151,10 @@ TEST_CASE("watchers moving between nodes see every committed write to the subtre
   cluster.start(*leader);
   auto now = cluster.waitForLeader();
   REQUIRE(now);
-  const std::uint64_t isolated = *now % 3 + 1;  // a follower: the writes go on without it
+  // The node the long-poller watches through right now (the writes go on without it, or after a
+  // new election when it led).
+  const std::uint64_t isolated = polled.node;
+  INFO("partitioned node " << isolated << ", the leader was " << *now);
   cluster.partition({isolated});
   std::this_thread::sleep_for(std::chrono::milliseconds(3000));
   cluster.heal();
