@@ -20,6 +20,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 namespace warden::tests {
@@ -43,7 +44,7 @@ int connectLoopback(int port) {
 
 pid_t spawnLogged(std::vector<std::string> args, const std::string& logPath) {
   pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
+  if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     int fd = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(fd, 1);
@@ -132,11 +133,13 @@ std::string rawExchange(int port, const std::string& bytes, int timeoutMs) {
 
 CommandOutput runWarden(const std::vector<std::string>& args, const std::string& input) {
   int in[2], out[2], err[2];
-  REQUIRE(::pipe2(in, O_CLOEXEC) == 0);
-  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-  REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+  // Tests run this on threads of their own, and Catch's assertions are not thread-safe: a
+  // failure here throws, and reaches the test through the thread's future.
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe2 failed");
+  }
   pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
+  if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
