@@ -128,7 +128,7 @@ TEST_CASE("garbage on the wire gets a 400 or a hang-up and the node keeps servin
   CHECK(server.request("POST", "/v1/nodes/still-writable").status == 201);
 }
 
-TEST_CASE("healthz and readyz and status describe a one-member cluster") {
+TEST_CASE("healthz and readyz and status describe a one-member cluster", "[single]") {
   TestServer server;
   CHECK(server.request("GET", "/healthz").status == 200);
   CHECK(server.request("GET", "/readyz").status == 200);

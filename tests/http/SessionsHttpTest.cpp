@@ -159,7 +159,7 @@ TEST_CASE("keepalives keep a session alive past its ttl") {
   CHECK(gone->count() >= kTtlMs);
 }
 
-TEST_CASE("after a restart every session gets a fresh ttl") {
+TEST_CASE("after a restart every session gets a fresh ttl", "[single]") {
   TestServer server;
   // 4 s: the checks right after the restart come well within the fresh ttl, even when slow.
   constexpr int kTtlMs = 4000;

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -188,36 +189,117 @@ CommandOutput runWarden(const std::vector<std::string>& args, const std::string&
   return result;
 }
 
+namespace {
+
+std::size_t clusterSize() {
+  const char* size = std::getenv("WARDEN_TEST_CLUSTER");
+  return size ? static_cast<std::size_t>(std::atoi(size)) : 0;
+}
+
+// Waits for /healthz on the port; false when the process exited (reaped: `exited`) or 15 s passed.
+bool waitHealthy(int port, pid_t pid, bool& exited) {
+  exited = false;
+  auto deadline = Clock::now() + std::chrono::seconds(15);
+  while (Clock::now() < deadline) {
+    int fd = connectLoopback(port);
+    if (fd >= 0) {
+      ::close(fd);
+      try {
+        api::HttpClient probe({"http://127.0.0.1:" + std::to_string(port)}, std::chrono::seconds(5));
+        if (probe.request("GET", "/healthz").status == 200) return true;
+      } catch (const api::HttpClientError&) {
+      }
+    }
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
 TestServer::TestServer(std::vector<std::string> extraArgs)
     : dataDir_(dir_.path() + "/data"), extraArgs_(std::move(extraArgs)), port_(freePort()) {
+  if (const std::size_t size = clusterSize(); size > 1) {
+    peerPort_ = freePort();
+    for (std::uint64_t id = 2; id <= size; ++id) members_.push_back(Member{id, freePort(), freePort()});
+    startMembers();
+  }
   start();
+  if (!members_.empty()) {
+    waitForLeader();
+    // The node under test is a follower when the test begins: if it leads, the others take over.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      auto status = request("GET", "/v1/status").json();
+      if (!status["leader"].is_number() || status["leader"].get<std::uint64_t>() != id_) break;
+      stop(SIGKILL);
+      start();
+      waitForLeader();
+    }
+  }
 }
 
 TestServer::~TestServer() {
   if (pid_ > 0) stop(SIGKILL);
+  for (auto& m : members_) {
+    if (m.pid > 0) stopProcess(m.pid, SIGKILL);
+  }
+}
+
+std::vector<std::string> TestServer::serveArgs(std::uint64_t id, int httpPort, const std::string& dataDir) const {
+  std::vector<std::string> args = {WARDEN_BINARY, "serve", "--http", "127.0.0.1:" + std::to_string(httpPort),
+                                   "--data-dir", dataDir};
+  if (members_.empty()) {
+    args.insert(args.begin() + 2, "--dev");
+  } else {
+    std::string cluster = "1=127.0.0.1:" + std::to_string(peerPort_);
+    for (const auto& m : members_) cluster += "," + std::to_string(m.id) + "=127.0.0.1:" + std::to_string(m.peerPort);
+    args.insert(args.end(), {"--id", std::to_string(id), "--cluster", cluster});
+  }
+  args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
+  return args;
+}
+
+void TestServer::startMembers() {
+  for (auto& m : members_) {
+    const std::string name = "node" + std::to_string(m.id);
+    m.pid = spawnLogged(serveArgs(m.id, m.httpPort, dir_.path() + "/" + name), dir_.path() + "/" + name + ".log");
+  }
+  for (auto& m : members_) {
+    bool exited = false;
+    if (!waitHealthy(m.httpPort, m.pid, exited)) {
+      if (exited) m.pid = -1;
+      FAIL("cluster member " << m.id << " did not answer /healthz");
+    }
+  }
+}
+
+void TestServer::waitForLeader() {
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    auto status = request("GET", "/v1/status");
+    if (status.status == 200 && status.json()["leader"].is_number()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL("the cluster chose no leader within 30 s:\n" << log());
 }
 
 void TestServer::start() {
   REQUIRE(pid_ <= 0);
-  std::vector<std::string> args = {WARDEN_BINARY, "serve", "--dev", "--http", "127.0.0.1:" + std::to_string(port_),
-                                   "--data-dir", dataDir_};
-  args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
   const std::string logPath = dir_.path() + "/server.log";
-  pid_ = spawnLogged(args, logPath);
-  auto deadline = Clock::now() + std::chrono::seconds(15);
-  while (Clock::now() < deadline) {
-    int fd = connectLoopback(port_);
-    if (fd >= 0) {
-      ::close(fd);
-      client_ = std::make_unique<api::HttpClient>(std::vector<std::string>{endpoint()}, std::chrono::seconds(30));
-      if (request("GET", "/healthz").status == 200) return;
-    }
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      FAIL("warden exited during start-up:\n" << log());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  pid_ = spawnLogged(serveArgs(id_, port_, dataDir_), logPath);
+  bool exited = false;
+  if (waitHealthy(port_, pid_, exited)) {
+    client_ = std::make_unique<api::HttpClient>(std::vector<std::string>{endpoint()}, std::chrono::seconds(30));
+    return;
+  }
+  if (exited) {
+    pid_ = -1;
+    FAIL("warden exited during start-up:\n" << log());
   }
   FAIL("warden did not answer /healthz within 15 s:\n" << log());
 }

@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +15,11 @@
 
 namespace warden::tests {
 
+// With WARDEN_TEST_CLUSTER=3 in the environment (CTest's "http3:" run of the HTTP suite) the
+// server is one node, a follower when it starts, of a 3-node cluster started beside it with the
+// same flags, so every request takes the replicated path (forwarded writes, read-index reads,
+// relayed keepalives); stop/start/kill9 act on it alone while the others run on. Tests that need
+// a single node's behaviour are tagged [single] and left out of that run.
 class TestServer {
  public:
   explicit TestServer(std::vector<std::string> extraArgs = {});
@@ -34,12 +41,26 @@ class TestServer {
   api::HttpResponse request(const std::string& method, const std::string& target, const std::string& body = {});
 
  private:
+  // The cluster's other members (cluster mode only).
+  struct Member {
+    std::uint64_t id;
+    int httpPort;
+    int peerPort;
+    pid_t pid = -1;
+  };
+  std::vector<std::string> serveArgs(std::uint64_t id, int httpPort, const std::string& dataDir) const;
+  void startMembers();
+  void waitForLeader();
+
   TempDir dir_;
   std::string dataDir_;
   std::vector<std::string> extraArgs_;
   int port_ = 0;
   pid_t pid_ = -1;
   std::unique_ptr<api::HttpClient> client_;
+  std::uint64_t id_ = 1;   // this node's id in cluster mode
+  int peerPort_ = 0;       // and its peer port
+  std::vector<Member> members_;
 };
 
 // Starts a program (args[0] is its path) with stdout and stderr appended to logPath and no
