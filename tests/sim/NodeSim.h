@@ -63,7 +63,9 @@ class SimRandom : public paxos::Random {
 };
 
 // A node's clocks: the monotonic one runs at its own rate within the drift bound; the wall
-// clock (only stamped into commands) may jump.
+// clock (only stamped into commands) may jump either way, and may freeze for a while (a VM's
+// clock held still by its host) and then go on from where it stood, behind by the freeze.
+// A monotonic clock that stands still is what a paused process sees: the pauses cover it.
 class SimClock : public node::Clock {
  public:
   SimClock(const Time& trueNow, std::int64_t driftPpm, Time base) : trueNow_(trueNow), driftPpm_(driftPpm), base_(base) {}
@@ -72,9 +74,18 @@ class SimClock : public node::Clock {
     return base_ + static_cast<std::uint64_t>(t + t * driftPpm_ / 1'000'000);
   }
   std::uint64_t wallMs() const override {
+    if (trueNow_ < frozenUntil) return frozenAtMs;
     return static_cast<std::uint64_t>(1'800'000'000'000 + static_cast<std::int64_t>(trueNow_ / 1000) + wallJumpMs);
   }
+  // The wall clock stands still for `forUs` of true time, then runs on from that reading.
+  void freezeWall(Time forUs) {
+    frozenAtMs = wallMs();
+    frozenUntil = trueNow_ + forUs;
+    wallJumpMs -= static_cast<std::int64_t>(forUs / 1000);
+  }
   std::int64_t wallJumpMs = 0;
+  Time frozenUntil = 0;
+  std::uint64_t frozenAtMs = 0;
 
  private:
   const Time& trueNow_;

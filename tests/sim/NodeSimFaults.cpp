@@ -1,5 +1,5 @@
 // The whole-node simulator's faults: crashes, lost disks, pauses, partitions and wall-clock
-// jumps while faulty, then the heal (with one node left cut off a while). Part of class
+// jumps and freezes while faulty, then the heal (with one node left cut off a while). Part of class
 // NodeSim (NodeSim.h).
 
 #include <string>
@@ -68,7 +68,12 @@ void NodeSim::fault() {
       break;
     }
     case 6: {
-      n.clock->wallJumpMs += static_cast<std::int64_t>(rng_.range(0, 4'000)) - 2'000;
+      if (rng_.chance(0.5)) {
+        n.clock->wallJumpMs += static_cast<std::int64_t>(rng_.range(0, 4'000)) - 2'000;
+      } else {
+        n.clock->freezeWall(rng_.range(100'000, 2'000'000));
+        trace("node " + std::to_string(id) + "'s wall clock freezes");
+      }
       break;
     }
   }
