@@ -1,12 +1,14 @@
-// Sessions on a real 3-node cluster: the leader alone decides expiry, followers relay
-// keepalives, and a failover never expires a session that its client keeps alive.
+// Sessions on a real cluster (3 nodes; the failover also on 5): the leader alone decides expiry,
+// followers relay keepalives, and a failover never expires a session that its client keeps alive.
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <thread>
 
+#include "tests/cluster/ClusterLoad.h"
 #include "tests/cluster/TestCluster.h"
 
 using namespace warden::tests;
@@ -16,8 +18,8 @@ using std::chrono::milliseconds;
 
 namespace {
 
-std::uint64_t follower(std::uint64_t leader, std::uint64_t skip = 0) {
-  for (std::uint64_t id = 1; id <= 3; ++id) {
+std::uint64_t follower(std::uint64_t leader, std::uint64_t skip = 0, std::size_t size = 3) {
+  for (std::uint64_t id = 1; id <= size; ++id) {
     if (id != leader && id != skip) return id;
   }
   return 0;
@@ -43,7 +45,7 @@ bool exists(TestCluster& cluster, std::uint64_t id, const std::string& path, boo
 // Every running node has applied the expiry: neither the node nor the session is left.
 void requireGoneEverywhere(TestCluster& cluster, const std::string& path, const std::string& session) {
   REQUIRE(cluster.waitConverged());
-  for (std::uint64_t id = 1; id <= 3; ++id) {
+  for (std::uint64_t id = 1; id <= cluster.size(); ++id) {
     if (!cluster.running(id)) continue;
     INFO("node " << id);
     CHECK_FALSE(exists(cluster, id, path, true));
@@ -132,11 +134,21 @@ TEST_CASE("keepalives sent only to a follower keep a session alive") {
   requireGoneEverywhere(cluster, "/member", session);
 }
 
-TEST_CASE("a session kept alive through a kill -9 of the leader keeps its ephemeral node") {
-  TestCluster cluster;
+namespace {
+
+// On 5 nodes a follower dies with the leader (3 of 5 still a majority). A background writer runs
+// throughout: the failover happens under load, and no acknowledged write is lost.
+void sessionKeptAliveThroughLeaderKill(std::size_t size) {
+  TestCluster cluster(size);
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
-  const auto f = follower(*leader), g = follower(*leader, f);
+  const auto f = follower(*leader, 0, size), g = follower(*leader, f, size);
+  std::vector<std::uint64_t> killed{*leader};
+  if (size >= 5) {
+    for (std::uint64_t id = size; killed.size() < 2; --id) {
+      if (id != *leader && id != f && id != g) killed.push_back(id);
+    }
+  }
   // A keepalive every second on a 6 s ttl: margin for a slow election and scheduler stalls.
   const int ttl = 6000;
   const std::string session = createSession(cluster, f, ttl);
@@ -144,10 +156,12 @@ TEST_CASE("a session kept alive through a kill -9 of the leader keeps its epheme
   // A session nobody keeps alive: the new leader grants it a fresh ttl too, then expires it.
   const std::string abandoned = createSession(cluster, g, ttl);
   createEphemeral(cluster, g, "/abandoned", abandoned);
+  BackgroundWriter load(cluster, "/bg");
 
-  bool killed = false;
+  bool isKilled = false;
   int ackedAfterKill = 0;
   const auto start = Clock::now();
+  Clock::time_point killedAt{};
   // Keep it alive for twice the ttl, then until a ttl after the first keepalive the new leader
   // acknowledged (the fresh ttl it granted at its takeover is then over too): the node is still
   // there only because the keepalives went on counting after the failover.
@@ -156,19 +170,28 @@ TEST_CASE("a session kept alive through a kill -9 of the leader keeps its epheme
          (ackedAfterKill > 0 && Clock::now() - firstAckAfterKill < milliseconds(ttl + 1000))) {
     REQUIRE(Clock::now() - start < milliseconds(60000));
     std::this_thread::sleep_for(milliseconds(1000));
-    if (!killed && Clock::now() - start > milliseconds(1500)) {
-      cluster.kill9(*leader);
-      killed = true;
+    if (!isKilled && Clock::now() - start > milliseconds(1500)) {
+      for (auto id : killed) cluster.kill9(id);
+      isKilled = true;
+      killedAt = Clock::now();
     }
     // The follower holds a keepalive until a new leader answers it; a slow election may make it
     // answer 503 (no quorum yet) or not within the request timeout: like any client, send it again.
     auto r = cluster.request(f, "POST", "/v1/sessions/" + session + "/keepalive");
     INFO(r.body);
-    REQUIRE((r.status == 200 || (killed && (r.status == 503 || r.status == 0))));
-    if (killed && r.status == 200 && ackedAfterKill++ == 0) firstAckAfterKill = Clock::now();
+    REQUIRE((r.status == 200 || (isKilled && (r.status == 503 || r.status == 0))));
+    if (isKilled && r.status == 200 && ackedAfterKill++ == 0) {
+      firstAckAfterKill = Clock::now();
+      WARN(size << " nodes: first keepalive acknowledged "
+                << std::chrono::duration_cast<milliseconds>(firstAckAfterKill - killedAt).count() << " ms after the kill");
+    }
   }
   REQUIRE(ackedAfterKill > 0);
-  auto next = cluster.waitForLeader(30000, {f, g});
+  std::set<std::uint64_t> survivors;
+  for (std::uint64_t id = 1; id <= size; ++id) {
+    if (cluster.running(id)) survivors.insert(id);
+  }
+  auto next = cluster.waitForLeader(30000, survivors);
   REQUIRE(next);
   CHECK(exists(cluster, f, "/lock-holder"));
   CHECK(exists(cluster, g, "/lock-holder"));
@@ -177,6 +200,20 @@ TEST_CASE("a session kept alive through a kill -9 of the leader keeps its epheme
   // the election took.
   REQUIRE(waitGone(cluster, g, "/abandoned"));
   requireGoneEverywhere(cluster, "/abandoned", abandoned);
+  load.stop();
+  REQUIRE(cluster.waitConverged());
+  load.requireEverywhere();
+  WARN(size << " nodes: " << load.acknowledged() << " of " << load.sent() << " background writes acknowledged");
+}
+
+}  // namespace
+
+TEST_CASE("a session kept alive through a kill -9 of the leader keeps its ephemeral node on 3 nodes") {
+  sessionKeptAliveThroughLeaderKill(3);
+}
+
+TEST_CASE("a session kept alive through a kill -9 of the leader and a follower keeps its ephemeral node on 5 nodes") {
+  sessionKeptAliveThroughLeaderKill(5);
 }
 
 TEST_CASE("after a restart of the whole cluster sessions get a fresh ttl and then expire") {
