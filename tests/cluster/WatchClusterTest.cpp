@@ -1,12 +1,15 @@
-// Issue 11 on a real 3-node cluster: a watcher that moves from node to node (on a schedule, and
-// whenever its node fails it) sees every committed write to its subtree exactly once and in
-// order, through a kill -9 of the leader and a partition of a node it watches through. One
-// watcher long-polls with since=R; the other reads SSE streams and resumes by Last-Event-ID.
+// Issue 11 on real 3- and 5-node clusters: a watcher that moves from node to node (on a
+// schedule, and whenever its node fails it) sees every committed write to its subtree exactly
+// once and in order, through a kill -9 of the leader and a partition of a node it watches
+// through, while a writer keeps writing. On 5 nodes the faults are bigger: a follower dies with
+// the leader, and the partition cuts off 2 of the 5, the leader among them. One watcher
+// long-polls with since=R; the other reads SSE streams and resumes by Last-Event-ID.
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -110,9 +113,22 @@ void streamer(TestCluster& cluster, WatchLog& log, const std::atomic<bool>& stop
 
 }  // namespace
 
-TEST_CASE("watchers moving between nodes see every committed write to the subtree exactly once, in order, through a leader kill and a partition") {
+namespace {
+
+// Runs `f` when it goes out of scope: stops and joins the test's threads before any REQUIRE can
+// unwind past them (a joinable std::thread destroyed calls std::terminate).
+struct OnExit {
+  std::function<void()> f;
+  ~OnExit() { f(); }
+};
+
+std::int64_t msSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+void watchersThroughFaults(std::size_t size) {
   // Progress messages often, so that the stream's Last-Event-ID moves past others' writes too.
-  TestCluster cluster(3, {"--watch-progress-ms", "200"});
+  TestCluster cluster(size, {"--watch-progress-ms", "200"});
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   REQUIRE(cluster.request(*leader, "POST", "/v1/nodes/w").status == 201);
@@ -127,45 +143,89 @@ TEST_CASE("watchers moving between nodes see every committed write to the subtre
   // The writer: through any node, each write with its own data; what it was told, by data.
   std::mutex writesMutex;
   std::map<std::string, std::uint64_t> acknowledged;  // data -> revision
+  std::atomic<int> acks{0};
   std::atomic<bool> stopWriting{false};
   std::thread writer([&] {
-    warden::api::HttpClient client({"http://127.0.0.1:" + std::to_string(cluster.httpPort(1)),
-                                    "http://127.0.0.1:" + std::to_string(cluster.httpPort(2)),
-                                    "http://127.0.0.1:" + std::to_string(cluster.httpPort(3))});
+    std::vector<std::string> endpoints;
+    for (std::uint64_t id = 1; id <= size; ++id) endpoints.push_back("http://127.0.0.1:" + std::to_string(cluster.httpPort(id)));
+    // 3 s an attempt: a node that is cut off or dead costs that long, then the next is tried (the
+    // same Idempotency-Key makes the repeat safe).
+    warden::api::HttpClient client(endpoints, std::chrono::milliseconds(3000), warden::api::RetryPolicy{.failoverOnUnavailable = true});
     for (int i = 0; !stopWriting; ++i) {
       const std::string data = "v" + std::to_string(i);
       const std::string target = i % 4 == 3 ? "/v1/nodes/elsewhere" : "/v1/nodes/w/k" + std::to_string(i % 5);
-      auto r = client.send(warden::api::HttpRequest{"PUT", target, json{{"data", data}, {"create", true}}.dump(),
-                                                    "application/json", warden::api::HttpClient::newIdempotencyKey()});
-      if (r.status == 200 && target != "/v1/nodes/elsewhere") {
-        std::lock_guard lock(writesMutex);
-        acknowledged[data] = *r.revision;
+      try {
+        auto r = client.send(warden::api::HttpRequest{"PUT", target, json{{"data", data}, {"create", true}}.dump(),
+                                                      "application/json", warden::api::HttpClient::newIdempotencyKey()});
+        if (r.status == 200) acks++;
+        if (r.status == 200 && target != "/v1/nodes/elsewhere") {
+          std::lock_guard lock(writesMutex);
+          acknowledged[data] = *r.revision;
+        }
+      } catch (const warden::api::HttpClientError&) {
+        // No answer from any node (an election under way): not acknowledged; write on.
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(15));
     }
   });
+  OnExit joinAll{[&] {
+    stopWriting = true;
+    stopWatching = true;
+    for (std::thread* t : {&writer, &poller, &sse}) {
+      if (t->joinable()) t->join();
+    }
+  }};
+  // Each phase lasts at least its time, and until the writer got 20 more writes acknowledged
+  // (30 s at most): the faults come under load, and the cluster moved on after each.
+  auto phase = [&](int minMs) {
+    const auto begin = Clock::now();
+    const int target = acks + 20;
+    std::this_thread::sleep_for(std::chrono::milliseconds(minMs));
+    while (acks < target && Clock::now() - begin < std::chrono::seconds(30)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return acks >= target;
+  };
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  cluster.kill9(*leader);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  cluster.start(*leader);
+  bool progressed = phase(1500);
+  // The leader, and on 5 nodes a follower with it.
+  std::vector<std::uint64_t> killed{*leader};
+  if (size >= 5) killed.push_back(*leader == size ? size - 1 : size);
+  for (auto id : killed) cluster.kill9(id);
+  const auto killedAt = Clock::now();
+  progressed = phase(2500) && progressed;
+  WARN(size << " nodes, " << killed.size() << " killed: the phase after the kill (at least 2.5 s, and 20 writes acknowledged) took "
+            << msSince(killedAt) << " ms");
+  for (auto id : killed) cluster.start(id);
   auto now = cluster.waitForLeader();
-  REQUIRE(now);
   // The node the long-poller watches through right now (the writes go on without it, or after a
-  // new election when it led).
+  // new election when it led); on 5 nodes the leader is cut off with it (or, when they are the
+  // same node, another).
   const std::uint64_t isolated = polled.node;
-  INFO("partitioned node " << isolated << ", the leader was " << *now);
-  cluster.partition({isolated});
-  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
-  cluster.heal();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  std::set<std::uint64_t> side{isolated};
+  if (size >= 5 && now) {
+    side.insert(*now);
+    for (std::uint64_t id = 1; side.size() < 2; ++id) side.insert(id);
+  }
+  std::string sideText;
+  for (auto id : side) sideText += " " + std::to_string(id);
+  INFO("partitioned nodes" << sideText << ", the leader was " << (now ? std::to_string(*now) : "none"));
+  if (now) {
+    cluster.partition(side);
+    const auto cutAt = Clock::now();
+    progressed = phase(3000) && progressed;
+    WARN(size << " nodes, partitioned" << sideText << " (leader " << *now << ") cut off for " << msSince(cutAt)
+              << " ms (at least 3 s, and 20 writes acknowledged)");
+    cluster.heal();
+    progressed = phase(1500) && progressed;
+  }
   stopWriting = true;
   writer.join();
+  REQUIRE(now);
+  CHECK(progressed);
 
   // Wait until both watchers are past the last write, then stop them.
-  REQUIRE(cluster.waitConverged(15000));
+  const bool converged = cluster.waitConverged(30000);
   const std::uint64_t last = cluster.request(1, "GET", "/v1/status").json()["revision"];
-  for (auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline;) {
+  for (auto deadline = Clock::now() + std::chrono::seconds(30); converged && Clock::now() < deadline;) {
     std::uint64_t a, b;
     {
       std::lock_guard lock(polled.mutex);
@@ -181,12 +241,22 @@ TEST_CASE("watchers moving between nodes see every committed write to the subtre
   stopWatching = true;
   poller.join();
   sse.join();
+  REQUIRE(converged);
 
   // What the subtree holds now, by path: each watcher's events replayed must end there.
   std::map<std::string, std::string> finalData;
   for (int k = 0; k < 5; ++k) {
     auto r = cluster.request(1, "GET", "/v1/nodes/w/k" + std::to_string(k));
     if (r.status == 200) finalData["/w/k" + std::to_string(k)] = r.json()["data"];
+  }
+  // Every node holds it too, each by its own state (the killed and the cut-off ones as well).
+  for (std::uint64_t id = 1; id <= size; ++id) {
+    for (const auto& [path, data] : finalData) {
+      INFO("node " << id << " " << path);
+      auto r = cluster.request(id, "GET", "/v1/nodes" + path + "?consistency=stale");
+      REQUIRE(r.status == 200);
+      CHECK(r.json()["data"] == data);
+    }
   }
   REQUIRE(acknowledged.size() > 30);
   for (WatchLog* log : {&polled, &streamed}) {
@@ -217,4 +287,14 @@ TEST_CASE("watchers moving between nodes see every committed write to the subtre
     }
     CHECK(missing == 0);
   }
+}
+
+}  // namespace
+
+TEST_CASE("watchers moving between nodes see every committed write to the subtree exactly once and in order through a leader kill and a partition on 3 nodes") {
+  watchersThroughFaults(3);
+}
+
+TEST_CASE("watchers moving between nodes see every committed write to the subtree exactly once and in order through a kill of the leader and a follower and a partition of 2 nodes on 5 nodes") {
+  watchersThroughFaults(5);
 }
