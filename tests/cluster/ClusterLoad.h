@@ -3,7 +3,7 @@
 // under load, not on a quiet cluster), and what it proves afterwards.
 //
 // BackgroundWriter creates /<prefix>/w<n>, each with data of its own, through every node in turn
-// (a dead, paused or cut-off node costs that write, and is passed over for 2 s); every write
+// (a dead, paused or cut-off node costs that write, and is passed over for 5 s); every write
 // acknowledged (200) is recorded. Optionally a reader reads, through every node in turn, the
 // latest write that was acknowledged before the read was sent: a linearizable read of it must
 // never say 404 or show other data. After stop(), and once the cluster converged, requireEverywhere() checks every
@@ -110,14 +110,14 @@ class BackgroundWriter {
   }
 
  private:
-  // The next node to go through after `via`, passing over those that failed in the last 2 s
+  // The next node to go through after `via`, passing over those that failed in the last 5 s
   // (unless all did): a dead or cut-off node must not hold the load back.
   std::uint64_t nextNode(std::uint64_t via, const std::map<std::uint64_t, std::chrono::steady_clock::time_point>& failedAt) const {
     const auto now = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < cluster_.size(); ++i) {
       via = via % cluster_.size() + 1;
       auto it = failedAt.find(via);
-      if (it == failedAt.end() || now - it->second > std::chrono::seconds(2)) return via;
+      if (it == failedAt.end() || now - it->second > std::chrono::seconds(5)) return via;
     }
     return via % cluster_.size() + 1;
   }
