@@ -1,12 +1,14 @@
 // A real 3-node cluster on loopback, with faults a person could cause: kill -9, SIGSTOP, a
 // wiped disk, a network partition. In every case no acknowledged write is lost and the nodes
-// converge to the same state.
+// converge to the same state. The leader's kill, pause and partition come while a background
+// writer (and reader) keeps going through every node (tests/cluster/ClusterLoad.h).
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <map>
 
+#include "tests/cluster/ClusterLoad.h"
 #include "tests/cluster/TestCluster.h"
 
 using namespace warden::tests;
@@ -93,6 +95,8 @@ TEST_CASE("after kill -9 of the leader writes succeed again and nothing acknowle
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   for (int i = 0; i < 30; ++i) REQUIRE(acked.put(cluster, 1 + i % 3, "/k" + std::to_string(i), "v" + std::to_string(i)));
+  BackgroundWriter load(cluster, "/bg", {.writers = 1, .reader = true});
+  REQUIRE(load.waitMore(20));
 
   cluster.kill9(*leader);
   const auto survivor = other(*leader);
@@ -109,10 +113,14 @@ TEST_CASE("after kill -9 of the leader writes succeed again and nothing acknowle
   const auto failover = Clock::now() - killedAt;
   WARN("failover took " << std::chrono::duration_cast<std::chrono::milliseconds>(failover).count() << " ms");
   REQUIRE(written);
+  CHECK(load.waitMore(20));
 
   cluster.start(*leader);
+  CHECK(load.waitMore(20));
+  load.stop();
   REQUIRE(cluster.waitConverged());
   acked.requireEverywhere(cluster);
+  load.requireEverywhere();
 }
 
 TEST_CASE("a follower that was down catches up when it returns") {
@@ -152,10 +160,16 @@ TEST_CASE("a leader paused past its lease is replaced and serves no stale read w
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   REQUIRE(cluster.request(*leader, "PUT", "/v1/nodes/cfg", R"({"data": "old", "create": true})").status == 200);
+  BackgroundWriter load(cluster, "/bg", {.writers = 1, .reader = true});
+  REQUIRE(load.waitMore(20));
   cluster.pause(*leader);
+  const auto pausedAt = Clock::now();
   const auto a = other(*leader), b = other(*leader, a);
-  auto next = cluster.waitForLeader(10000, {a, b});
+  auto next = cluster.waitForLeader(30000, {a, b});
   REQUIRE(next);
+  WARN("a new leader " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - pausedAt).count()
+                       << " ms after the pause");
+  REQUIRE(load.waitMore(20));  // the others write on without it
   REQUIRE(cluster.request(*next, "PUT", "/v1/nodes/cfg", R"({"data": "new"})").status == 200);
   cluster.resume(*leader);
   // The old leader's first answers, once awake, must not be the old value.
@@ -163,7 +177,10 @@ TEST_CASE("a leader paused past its lease is replaced and serves no stale read w
     auto r = cluster.request(*leader, "GET", "/v1/nodes/cfg", {}, 8000);
     if (r.status == 200) CHECK(r.json()["data"] == "new");
   }
+  CHECK(load.waitMore(20));
+  load.stop();
   REQUIRE(cluster.waitConverged());
+  load.requireEverywhere();  // and no read of an acknowledged write was stale, on the old leader either
 }
 
 TEST_CASE("the minority side of a partition refuses writes while the majority side continues") {
@@ -172,6 +189,8 @@ TEST_CASE("the minority side of a partition refuses writes while the majority si
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   REQUIRE(acked.put(cluster, *leader, "/before", "1"));
+  BackgroundWriter load(cluster, "/bg", {.writers = 1, .reader = true});
+  REQUIRE(load.waitMore(20));
   cluster.partition({*leader});
   auto refused = cluster.request(*leader, "PUT", "/v1/nodes/minority", R"({"data": "x", "create": true})", 15000);
   // 504 (outcome unknown) when the cut-off leader proposed it itself: it cannot tell whether it
@@ -184,9 +203,13 @@ TEST_CASE("the minority side of a partition refuses writes while the majority si
   REQUIRE(acked.put(cluster, a, "/majority", "2"));
   // A linearizable read on the cut-off node cannot be confirmed either.
   CHECK(cluster.request(*leader, "GET", "/v1/nodes/majority", {}, 15000).status == 503);
+  CHECK(load.waitMore(20));  // the majority side wrote on
   cluster.heal();
-  REQUIRE(cluster.waitConverged(15000));
+  CHECK(load.waitMore(20));
+  load.stop();
+  REQUIRE(cluster.waitConverged(30000));
   acked.requireEverywhere(cluster);
+  load.requireEverywhere();
   CHECK(cluster.request(*leader, "HEAD", "/v1/nodes/minority").status == 404);
 }
 
