@@ -281,3 +281,45 @@ TEST_CASE("with the install guard undone the covered snapshot is installed, and 
   CHECK(outcome.installed);
   CHECK(outcome.sameState);
 }
+
+namespace {
+
+// The first chunk of a snapshot stream as its sender would cut it (no rows: the receiver only
+// decides here whether to take the stream).
+std::string firstChunk(std::uint64_t stream, std::uint64_t applied) {
+  warden::coordinator::Encoder out;
+  out.varint(stream);
+  out.varint(0);  // chunk
+  out.boolean(false);
+  out.varint(applied);
+  out.varint(0);  // rows
+  return warden::coordinator::node::frame(Kind::SnapshotChunk, out.data());
+}
+
+bool ackFrom3To(const Frame& f, NodeId to) { return f.from == 3 && f.to == to && f.isKind(Kind::SnapshotAck); }
+
+}  // namespace
+
+// Found by the 200,000-run sweep (seed 1007743, 3 nodes): a wiped node had taken node 2's stream;
+// node 2 gave it up, but a chunk of it delivered late made it look alive just as the leader's
+// stream began, and the node turned the leader's stream away for 2 s more (twice the time its
+// rebuild may take). A stream from the leader it follows now replaces another peer's at once.
+TEST_CASE("a snapshot stream from the leader replaces another peer's stream that still looks alive") {
+  Setup s;
+  NodeNet& net = s.net;
+  REQUIRE(net.replica(3)->leaderHint() == 1);
+  const std::uint64_t ahead = net.core(1).applied();
+  net.core(3).peerFrame(2, firstChunk(7, ahead));
+  net.core(3).endTurn();
+  REQUIRE(net.take([](const Frame& f) { return ackFrom3To(f, 2); }).size() == 1);  // node 2's stream taken
+  net.now += 1'000'000;  // node 2's stream staged a chunk 1 s ago: alive by the stall rule
+  net.core(3).peerFrame(1, firstChunk(9, ahead));
+  net.core(3).endTurn();
+  CHECK(net.take([](const Frame& f) { return ackFrom3To(f, 1); }).size() == 1);  // the leader's taken
+
+  // And not the other way round: the leader's stream, alive, is not given up for another peer's.
+  net.now += 1'000'000;
+  net.core(3).peerFrame(2, firstChunk(8, ahead));
+  net.core(3).endTurn();
+  CHECK(net.take([](const Frame& f) { return ackFrom3To(f, 2); }).empty());
+}
