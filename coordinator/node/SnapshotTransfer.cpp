@@ -167,13 +167,16 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     // replacing each other and none would finish.
     // A new stream from the same peer replaces its old one at once: that peer gave the old one
     // up (or restarted), and late frames of it must not keep it looking alive. So does a stream
-    // from the leader this node follows: a late frame of a stream another peer has given up
-    // can make that one look alive for a while longer (the 200,000-run sweep found a wiped node
-    // turning the leader's stream away for 2 s that way: seed 1007743, 3 nodes), and the leader
-    // is the peer that keeps answering. Each leader change allows one replacement, so streams
-    // do not keep replacing each other.
-    const bool fromLeader = replica_ && replica_->leaderHint() == from;
-    if (incoming_ && incoming_->from != from && now() < incoming_->lastChunkUs + kStalledUs && !fromLeader) return;
+    // from the leader this node follows once the current one has staged nothing for two resend
+    // intervals: a late frame of a stream another peer has given up can make that one look
+    // alive for a while longer (the 200,000-run sweep found a wiped node turning the leader's
+    // stream away for 2 s that way: seed 1007743, 3 nodes), while a live stream stages chunks
+    // back to back, and its sender resends within one interval. (A wiped node's leader hint
+    // follows any ballot, so a late heartbeat can name a deposed leader: the quiet time keeps
+    // such a hint from displacing a live stream.)
+    const bool leaderAfterQuiet =
+        replica_ && replica_->leaderHint() == from && incoming_ && now() >= incoming_->lastChunkUs + 2 * kResendUs;
+    if (incoming_ && incoming_->from != from && now() < incoming_->lastChunkUs + kStalledUs && !leaderAfterQuiet) return;
     incoming_ = IncomingSnapshot{from, id, applied, 0, now()};
     storage::Txn txn = storage::Txn::write(env_);
     stateMachine_.clearStaging(txn);

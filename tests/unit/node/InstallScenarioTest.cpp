@@ -303,8 +303,9 @@ bool ackFrom3To(const Frame& f, NodeId to) { return f.from == 3 && f.to == to &&
 // Found by the 200,000-run sweep (seed 1007743, 3 nodes): a wiped node had taken node 2's stream;
 // node 2 gave it up, but a chunk of it delivered late made it look alive just as the leader's
 // stream began, and the node turned the leader's stream away for 2 s more (twice the time its
-// rebuild may take). A stream from the leader it follows now replaces another peer's at once.
-TEST_CASE("a snapshot stream from the leader replaces another peer's stream that still looks alive") {
+// rebuild may take). A stream from the leader it follows now replaces another peer's once that
+// one has been quiet for two resend intervals; a stream staging chunks is never displaced.
+TEST_CASE("a snapshot stream from the leader replaces another peer's quiet stream that still looks alive") {
   Setup s;
   NodeNet& net = s.net;
   REQUIRE(net.replica(3)->leaderHint() == 1);
@@ -312,7 +313,11 @@ TEST_CASE("a snapshot stream from the leader replaces another peer's stream that
   net.core(3).peerFrame(2, firstChunk(7, ahead));
   net.core(3).endTurn();
   REQUIRE(net.take([](const Frame& f) { return ackFrom3To(f, 2); }).size() == 1);  // node 2's stream taken
-  net.now += 1'000'000;  // node 2's stream staged a chunk 1 s ago: alive by the stall rule
+  net.now += 100'000;  // node 2's stream staged a chunk 0.1 s ago: live, kept even against the leader
+  net.core(3).peerFrame(1, firstChunk(9, ahead));
+  net.core(3).endTurn();
+  CHECK(net.take([](const Frame& f) { return ackFrom3To(f, 1); }).empty());
+  net.now += 900'000;  // quiet for 1 s: alive by the stall rule, but the leader may take over
   net.core(3).peerFrame(1, firstChunk(9, ahead));
   net.core(3).endTurn();
   CHECK(net.take([](const Frame& f) { return ackFrom3To(f, 1); }).size() == 1);  // the leader's taken
