@@ -129,11 +129,16 @@ TEST_CASE("a follower that was down catches up when it returns") {
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   const auto follower = other(*leader);
+  BackgroundWriter load(cluster, "/bg");  // through every node, across the kill and the return
+  REQUIRE(load.waitMore(20));
   cluster.kill9(follower);
   for (int i = 0; i < 50; ++i) REQUIRE(acked.put(cluster, *leader, "/while-down-" + std::to_string(i), "x"));
   cluster.start(follower);
+  CHECK(load.waitMore(20));
+  load.stop();
   REQUIRE(cluster.waitConverged());
   acked.requireEverywhere(cluster);
+  load.requireEverywhere();
 }
 
 TEST_CASE("a follower whose data directory was wiped rejoins as a learner and catches up") {
@@ -143,11 +148,17 @@ TEST_CASE("a follower whose data directory was wiped rejoins as a learner and ca
   REQUIRE(leader);
   for (int i = 0; i < 20; ++i) REQUIRE(acked.put(cluster, *leader, "/before-" + std::to_string(i), "y"));
   const auto wiped = other(*leader);
+  BackgroundWriter load(cluster, "/bg");  // across the wipe and the rejoin
+  REQUIRE(load.waitMore(20));
   cluster.stop(wiped);
   cluster.wipe(wiped);
   cluster.start(wiped);
-  REQUIRE(cluster.waitConverged(15000));
+  REQUIRE(cluster.waitVoting(wiped));
+  CHECK(load.waitMore(20));
+  load.stop();
+  REQUIRE(cluster.waitConverged());
   acked.requireEverywhere(cluster);
+  load.requireEverywhere();
   // Rebuilt, it votes again: with the third node gone, it and the leader still make a majority.
   REQUIRE(cluster.waitVoting(wiped));
   cluster.kill9(other(*leader, wiped));
@@ -219,10 +230,15 @@ TEST_CASE("a follower behind the compacted log gets a snapshot and so does one w
   auto leader = cluster.waitForLeader();
   REQUIRE(leader);
   const auto behind = other(*leader), wiped = other(*leader, behind);
+  BackgroundWriter load(cluster, "/bg");  // across the kill and the snapshot
+  REQUIRE(load.waitMore(20));
   cluster.kill9(behind);
   for (int i = 0; i < 60; ++i) REQUIRE(acked.put(cluster, *leader, "/s" + std::to_string(i), std::to_string(i)));
   cluster.start(behind);
-  REQUIRE(cluster.waitConverged(15000));
+  CHECK(load.waitMore(20));
+  load.stop();
+  REQUIRE(cluster.waitConverged());
+  load.requireEverywhere();
   CHECK_THAT(cluster.log(behind), Catch::Contains("installed a snapshot"));
 
   cluster.stop(wiped);
