@@ -294,8 +294,9 @@ void TestServer::start() {
   pid_ = spawnLogged(serveArgs(id_, port_, dataDir_), logPath);
   bool exited = false;
   if (waitHealthy(port_, pid_, exited)) {
+    // The test's own keep-alive client, connected now: tests of --max-connections count it.
     client_ = std::make_unique<api::HttpClient>(std::vector<std::string>{endpoint()}, std::chrono::seconds(30));
-    return;
+    if (request("GET", "/healthz").status == 200) return;
   }
   if (exited) {
     pid_ = -1;
