@@ -53,6 +53,7 @@ struct HttpClient::Impl {
   std::size_t current = 0;
   std::chrono::milliseconds timeout;
   RetryPolicy policy;
+  std::uint64_t failovers = 0;
 
   // Runs the io_context until the operation started by `start` completes.
   template <typename Start>
@@ -160,6 +161,8 @@ HttpClient::HttpClient(std::vector<std::string> endpoints, std::chrono::millisec
 
 HttpClient::~HttpClient() = default;
 
+std::uint64_t HttpClient::failovers() const { return impl_->failovers; }
+
 void HttpClient::setTimeout(std::chrono::milliseconds timeout) { impl_->timeout = timeout; }
 
 void HttpClient::setPolicy(RetryPolicy policy) {
@@ -213,9 +216,11 @@ HttpResponse HttpClient::send(const HttpRequest& request) {
   auto moveOn = [&] {
     impl.stream.reset();
     impl.current = (impl.current + 1) % impl.endpoints.size();
-    if (impl.current != first) return true;
-    if (++round > impl.policy.rounds) return false;
-    std::this_thread::sleep_for(impl.policy.pause * (round - 1));
+    if (impl.current == first) {
+      if (++round > impl.policy.rounds) return false;
+      std::this_thread::sleep_for(impl.policy.pause * (round - 1));
+    }
+    impl.failovers++;
     return true;
   };
   for (;;) {

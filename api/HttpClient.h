@@ -75,6 +75,9 @@ class HttpClient {
   HttpResponse request(const std::string& method, const std::string& target, const std::string& body = {},
                        const std::string& contentType = "application/json");
 
+  // How often a request was sent on to the next endpoint (or round) since this client began.
+  std::uint64_t failovers() const;
+
   void setTimeout(std::chrono::milliseconds timeout);
   void setPolicy(RetryPolicy policy);
 

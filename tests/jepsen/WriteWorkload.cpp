@@ -100,8 +100,14 @@ void WriteWorkload::createClient(std::size_t index, std::uint64_t node, std::ato
     const std::string body = json{{"data", value}, {"sequential", true}}.dump();
     // The same write, under the same key, until it is answered (or the run ends).
     for (int attempt = 0; !stop; ++attempt) {
+      const std::uint64_t before = http.failovers();
       try {
         auto r = http.send({"POST", parent + "/w-", body, "application/json", key});
+        {
+          // The client sent it on to other nodes, under the same key, as often as this.
+          std::lock_guard lock(mutex_);
+          counts_.retries += http.failovers() - before;
+        }
         if (r.status == 201) {
           std::lock_guard lock(mutex_);
           counts_.creates++;
@@ -121,6 +127,8 @@ void WriteWorkload::createClient(std::size_t index, std::uint64_t node, std::ato
           break;
         }
       } catch (const api::HttpClientError&) {
+        std::lock_guard lock(mutex_);
+        counts_.retries += http.failovers() - before;
       }
       {
         std::lock_guard lock(mutex_);

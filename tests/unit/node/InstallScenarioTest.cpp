@@ -247,7 +247,8 @@ SameTurnOutcome snapshotInTheTurnOfItsEntries(ClusterOptions::Bugs bugs) {
   net.core(2).endTurn();
   std::vector<Frame> entries = net.take([](const Frame& f) { return f.from == 2 && f.to == 3 && f.is("CatchupReply"); });
   REQUIRE(entries.size() == 1);
-  const auto& reply = std::get<paxos::CatchupReply>(entries.front().paxos()->payload);
+  const auto message = entries.front().paxos();  // (kept: a reference into the temporary would dangle)
+  const auto& reply = std::get<paxos::CatchupReply>(message->payload);
   REQUIRE(!reply.entries.empty());
   REQUIRE(reply.entries.back().slot >= snapshotSlot);
 
