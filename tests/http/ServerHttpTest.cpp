@@ -266,13 +266,26 @@ TEST_CASE("a client that stalls mid-request is cut off after the read timeout") 
 
 TEST_CASE("connections beyond --max-connections get 429 and are closed") {
   TestServer server({"--max-connections", "4"});
+  // How many connections the server holds open, asked through the test's own connection.
+  auto open = [&] {
+    const std::string metrics = server.request("GET", "/metrics").body;
+    const std::string name = "\nwarden_http_connections ";
+    const auto at = metrics.find(name);
+    return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + name.size()));
+  };
+  // Connections of the start-up probes may still be closing: wait for the test's own alone.
+  auto waitOpen = [&](int n) {
+    for (int i = 0; i < 300 && open() != n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return open() == n;
+  };
+  REQUIRE(waitOpen(1));
   std::vector<int> held;
   for (int i = 0; i < 3; ++i) {  // the test's own client holds the fourth
     int fd = connectLoopback(server.port());
     REQUIRE(fd >= 0);
     held.push_back(fd);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the server accept them
+  REQUIRE(waitOpen(4));  // accepted (on a loaded machine they may wait in the kernel's queue)
   std::string refused = rawExchange(server.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   CHECK_THAT(refused, Catch::StartsWith("HTTP/1.1 429"));
   CHECK_THAT(refused, Catch::Contains("too_many_requests"));
