@@ -77,8 +77,8 @@ void LmdbLogStore::write(const std::vector<paxos::Record>& records) {
 }
 
 void LmdbLogStore::sync() {
-  // With fsync on, the commit in write() already reached the disk. With --fsync off the node
-  // accepts losing recent state on a machine crash, so there is nothing to force here either.
+  // With fsync on, the commit in write() already reached the disk (Txn::commit syncs). With
+  // --fsync off the node accepts losing recent state on a machine crash: nothing to force.
 }
 
 }  // namespace warden::coordinator

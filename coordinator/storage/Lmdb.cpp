@@ -26,7 +26,8 @@ Env::Env(const std::string& directory, const EnvOptions& options) : fsync_(optio
     check(mdb_env_set_maxdbs(env_, options.maxDbs), "mdb_env_set_maxdbs");
     check(mdb_env_set_maxreaders(env_, 1024), "mdb_env_set_maxreaders");
     unsigned flags = MDB_NOTLS;
-    if (!options.fsync) flags |= MDB_NOSYNC;
+    // NOMETASYNC: see Env in Lmdb.h. Durable commits sync explicitly after committing.
+    flags |= options.fsync ? MDB_NOMETASYNC : MDB_NOSYNC;
     check(mdb_env_open(env_, directory.c_str(), flags, 0640), "mdb_env_open");
   } catch (...) {
     mdb_env_close(env_);
@@ -36,19 +37,28 @@ Env::Env(const std::string& directory, const EnvOptions& options) : fsync_(optio
 
 Env::~Env() { mdb_env_close(env_); }
 
-Txn::Txn(MDB_env* env, MDB_txn* parent, unsigned flags) {
+void Env::sync() {
+  if (fsync_) check(mdb_env_sync(env_, 1), "mdb_env_sync");
+}
+
+Txn::Txn(MDB_env* env, MDB_txn* parent, unsigned flags, Env* syncs) : syncs_(syncs) {
   check(mdb_txn_begin(env, parent, flags, &txn_), "mdb_txn_begin");
 }
 
 Txn Txn::read(Env& env) { return Txn(env.get(), nullptr, MDB_RDONLY); }
-Txn Txn::write(Env& env) { return Txn(env.get(), nullptr, 0); }
+Txn Txn::write(Env& env) { return Txn(env.get(), nullptr, 0, &env); }
 Txn Txn::nested(Txn& parent) { return Txn(mdb_txn_env(parent.txn_), parent.txn_, 0); }
 
-Txn::Txn(Txn&& other) noexcept : txn_(other.txn_) { other.txn_ = nullptr; }
+Txn::Txn(Txn&& other) noexcept : txn_(other.txn_), syncs_(other.syncs_) { other.txn_ = nullptr; }
 
 Txn::~Txn() { abort(); }
 
 void Txn::commit() {
+  commitWithoutSync();
+  if (syncs_ != nullptr) syncs_->sync();
+}
+
+void Txn::commitWithoutSync() {
   MDB_txn* txn = txn_;
   txn_ = nullptr;
   check(mdb_txn_commit(txn), "mdb_txn_commit");

@@ -32,6 +32,12 @@ struct EnvOptions {
 
 // One LMDB environment (a directory). Thread-safe; opened with MDB_NOTLS so read transactions
 // may live on any thread of the HTTP pool.
+//
+// With fsync on it is opened with MDB_NOMETASYNC: a commit flushes its pages but not the meta
+// page that publishes them, so the database is never corrupt but a machine crash may undo the
+// latest commits, back to the last durable one. Txn::commit() is durable (it syncs after);
+// Txn::commitWithoutSync() is for state that can be rebuilt from what a durable commit holds
+// (the state machine, replayed from the acceptor log), and saves one disk flush.
 class Env {
  public:
   Env(const std::string& directory, const EnvOptions& options);
@@ -41,6 +47,8 @@ class Env {
 
   MDB_env* get() const { return env_; }
   bool fsync() const { return fsync_; }
+  // Makes every commit so far durable (with fsync on; a no-op with it off).
+  void sync();
 
  private:
   MDB_env* env_ = nullptr;
@@ -61,7 +69,12 @@ class Txn {
   Txn(const Txn&) = delete;
   ~Txn();
 
+  // Durable once it returns (with fsync on).
   void commit();
+  // Visible to later transactions at once, durable at the next commit() or Env::sync(); a
+  // machine crash before then may undo it (never half of it). For a nested transaction the same
+  // as commit(): its parent decides.
+  void commitWithoutSync();
   void abort();
 
   MDB_dbi openDb(const char* name);  // creates it when the transaction writes
@@ -73,8 +86,9 @@ class Txn {
   MDB_txn* get() const { return txn_; }
 
  private:
-  Txn(MDB_env* env, MDB_txn* parent, unsigned flags);
+  Txn(MDB_env* env, MDB_txn* parent, unsigned flags, Env* syncs = nullptr);
   MDB_txn* txn_ = nullptr;
+  Env* syncs_ = nullptr;  // a top-level write transaction's environment, synced by commit()
 };
 
 // A cursor over one database inside a transaction. It must be destroyed before its transaction
