@@ -1,34 +1,23 @@
 #include "api/Bench.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <memory>
 #include <random>
-#include <thread>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/LoadDriver.h"
 #include "api/Percentile.h"
 #include "api/SubtreeDelete.h"
 #include "api/Url.h"
 
 namespace warden::api {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
-using Clock = std::chrono::steady_clock;
+namespace http = boost::beast::http;
 using json = nlohmann::ordered_json;
 
 namespace {
@@ -48,101 +37,6 @@ struct BenchConfig {
   bool keep = false;  // leave the root and its subtree in place at the end
   unsigned threads = 2;
   std::string consistency;  // empty: linearizable
-};
-
-struct Samples {
-  std::vector<std::uint32_t> micros[3];  // latency per op, microseconds
-  std::size_t errors = 0;
-  std::string firstError;
-};
-
-// One keep-alive connection sending requests back to back until the deadline.
-class Worker : public std::enable_shared_from_this<Worker> {
- public:
-  Worker(net::io_context& ioc, const BenchConfig& config, tcp::resolver::results_type addresses, Clock::time_point end,
-         unsigned seed)
-      : stream_(ioc), config_(config), addresses_(std::move(addresses)), end_(end), rng_(seed) {
-    value_ = json{{"data", std::string(config.valueSize, 'x')}}.dump();
-    createBody_ = json{{"data", std::string(config.valueSize, 'x')}, {"sequential", true}}.dump();
-  }
-
-  void start() {
-    stream_.async_connect(addresses_, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) return self->fail("connect: " + ec.message());
-      self->next();
-    });
-  }
-
-  Samples samples;
-
- private:
-  void next() {
-    if (Clock::now() >= end_) {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      return;
-    }
-    unsigned total = config_.weights[0] + config_.weights[1] + config_.weights[2];
-    unsigned pick = std::uniform_int_distribution<unsigned>(0, total - 1)(rng_);
-    op_ = pick < config_.weights[0] ? BenchOp::Put : pick < config_.weights[0] + config_.weights[1] ? BenchOp::Get : BenchOp::Create;
-    std::size_t key = std::uniform_int_distribution<std::size_t>(0, config_.keys - 1)(rng_);
-    std::string target = "/v1/nodes" + config_.root + "/k" + std::to_string(key);
-    req_ = {};
-    req_.version(11);
-    req_.keep_alive(true);
-    req_.set(http::field::host, "warden");
-    switch (op_) {
-      case BenchOp::Put:
-        req_.method(http::verb::put);
-        req_.target(target);
-        req_.body() = value_;
-        break;
-      case BenchOp::Get:
-        req_.method(http::verb::get);
-        req_.target(config_.consistency.empty() ? target : target + "?consistency=" + config_.consistency);
-        break;
-      case BenchOp::Create:
-        req_.method(http::verb::post);
-        req_.target("/v1/nodes" + config_.root + "/c/n");
-        req_.body() = createBody_;
-        break;
-    }
-    if (!req_.body().empty()) req_.set(http::field::content_type, "application/json");
-    req_.prepare_payload();
-    started_ = Clock::now();
-    stream_.expires_after(std::chrono::seconds(30));
-    http::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->fail("write: " + ec.message());
-      self->res_ = {};
-      http::async_read(self->stream_, self->buffer_, self->res_, [self](beast::error_code ec2, std::size_t) {
-        if (ec2) return self->fail("read: " + ec2.message());
-        auto micros = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - self->started_).count();
-        self->samples.micros[static_cast<int>(self->op_)].push_back(static_cast<std::uint32_t>(micros));
-        if (self->res_.result_int() >= 300) {
-          if (self->samples.errors++ == 0) {
-            self->samples.firstError = std::to_string(self->res_.result_int()) + " " + self->res_.body();
-          }
-        }
-        self->next();
-      });
-    });
-  }
-
-  void fail(const std::string& what) {
-    if (samples.errors++ == 0) samples.firstError = what;
-  }
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  const BenchConfig& config_;
-  tcp::resolver::results_type addresses_;
-  Clock::time_point end_;
-  std::mt19937_64 rng_;
-  std::string value_, createBody_;
-  BenchOp op_ = BenchOp::Get;
-  Clock::time_point started_;
-  http::request<http::string_body> req_;
-  http::response<http::string_body> res_;
 };
 
 BenchConfig parseConfig(const std::vector<std::string>& argv) {
@@ -220,43 +114,55 @@ void printLine(const char* name, std::vector<std::uint32_t>& v, double seconds) 
               static_cast<double>(v.size()) / seconds, percentileMs(v, 0.50), percentileMs(v, 0.99), percentileMs(v, 0.999));
 }
 
-// Runs the workers until the deadline and prints the figures; true when no request failed.
+// Runs the load until the deadline (api/LoadDriver.h, each request a put, get or create by the
+// mix's weights, on a key drawn at random) and prints the figures; true when no request failed.
 bool runLoad(const BenchConfig& config) {
-  net::io_context ioc;
-  std::string hostPort = config.endpoint.substr(7);
-  std::size_t colon = hostPort.rfind(':');
-  auto addresses = tcp::resolver(ioc).resolve(hostPort.substr(0, colon), hostPort.substr(colon + 1));
-  auto start = Clock::now();
-  auto end = start + std::chrono::milliseconds(static_cast<long>(config.seconds * 1000));
-  std::vector<std::shared_ptr<Worker>> workers;
-  for (std::size_t i = 0; i < config.connections; ++i) {
-    workers.push_back(std::make_shared<Worker>(ioc, config, addresses, end, static_cast<unsigned>(i + 1)));
-    workers.back()->start();
-  }
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < config.threads; ++t) pool.emplace_back([&ioc] { ioc.run(); });
-  ioc.run();
-  for (auto& t : pool) t.join();
-  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-
-  Samples all;
-  for (auto& w : workers) {
-    for (int op = 0; op < 3; ++op) {
-      all.micros[op].insert(all.micros[op].end(), w->samples.micros[op].begin(), w->samples.micros[op].end());
+  const std::string value = json{{"data", std::string(config.valueSize, 'x')}}.dump();
+  const std::string createBody = json{{"data", std::string(config.valueSize, 'x')}, {"sequential", true}}.dump();
+  load::LoadConfig load;
+  load.endpoint = config.endpoint;
+  load.connections = config.connections;
+  load.threads = config.threads;
+  load.seconds = config.seconds;
+  load.kinds = 3;
+  load.make = [&config, &value, &createBody](std::mt19937_64& rng, load::Request& req) -> std::size_t {
+    const unsigned total = config.weights[0] + config.weights[1] + config.weights[2];
+    const unsigned pick = std::uniform_int_distribution<unsigned>(0, total - 1)(rng);
+    const BenchOp op = pick < config.weights[0]                       ? BenchOp::Put
+                       : pick < config.weights[0] + config.weights[1] ? BenchOp::Get
+                                                                      : BenchOp::Create;
+    const std::size_t key = std::uniform_int_distribution<std::size_t>(0, config.keys - 1)(rng);
+    const std::string target = "/v1/nodes" + config.root + "/k" + std::to_string(key);
+    switch (op) {
+      case BenchOp::Put:
+        req.method(http::verb::put);
+        req.target(target);
+        req.body() = value;
+        break;
+      case BenchOp::Get:
+        req.method(http::verb::get);
+        req.target(config.consistency.empty() ? target : target + "?consistency=" + config.consistency);
+        break;
+      case BenchOp::Create:
+        req.method(http::verb::post);
+        req.target("/v1/nodes" + config.root + "/c/n");
+        req.body() = createBody;
+        break;
     }
-    if (all.errors == 0 && w->samples.errors > 0) all.firstError = w->samples.firstError;
-    all.errors += w->samples.errors;
-  }
+    return static_cast<std::size_t>(op);
+  };
+  load::LoadResult result = load::runLoad(load);
+
   std::vector<std::uint32_t> total;
-  for (auto& v : all.micros) total.insert(total.end(), v.begin(), v.end());
+  for (auto& v : result.micros) total.insert(total.end(), v.begin(), v.end());
   std::printf("warden bench: %s, %zu connections, %.1f s, mix put=%u get=%u create=%u, value %zu B, %zu keys%s\n",
-              config.endpoint.c_str(), config.connections, elapsed, config.weights[0], config.weights[1],
+              config.endpoint.c_str(), config.connections, result.seconds, config.weights[0], config.weights[1],
               config.weights[2], config.valueSize, config.keys,
               config.consistency.empty() ? "" : (", consistency=" + config.consistency).c_str());
-  for (int op = 0; op < 3; ++op) printLine(kOpNames[op], all.micros[op], elapsed);
-  printLine("total", total, elapsed);
-  std::printf("  errors %zu%s%s\n", all.errors, all.errors ? ", first: " : "", all.firstError.substr(0, 200).c_str());
-  return all.errors == 0;
+  for (int op = 0; op < 3; ++op) printLine(kOpNames[op], result.micros[op], result.seconds);
+  printLine("total", total, result.seconds);
+  std::printf("  errors %zu%s%s\n", result.errors, result.errors ? ", first: " : "", result.firstError.substr(0, 200).c_str());
+  return result.errors == 0;
 }
 
 // One line on stderr, as every error of the warden binary.

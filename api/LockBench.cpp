@@ -10,26 +10,16 @@
 #include "api/Args.h"
 #include "api/HttpClient.h"
 #include "api/LockBenchClient.h"
+#include "api/LockBenchCycles.h"
 #include "api/LockBenchWaiters.h"
-#include "api/ProcStats.h"
 
 namespace warden::api {
 
-using lockbench::Clock;
-using lockbench::Connection;
-using lockbench::Grant;
-using lockbench::Latencies;
 using lockbench::LockService;
-using lockbench::Response;
 using lockbench::WaitersConfig;
-namespace beast = lockbench::beast;
 namespace net = lockbench::net;
-using tcp = lockbench::tcp;
 
 namespace {
-
-constexpr std::chrono::milliseconds kRequestTimeout{30'000};
-constexpr std::uint64_t kCycleWaitMs = 5000;  // what a client would ask; uncontended, it never waits
 
 struct Config {
   std::string warden = "http://127.0.0.1:7070";
@@ -44,120 +34,12 @@ struct Config {
   std::string run;  // prefix-<16 random hex digits>: every lock name of this run starts with it
 };
 
-// One system at one concurrency.
-struct Row {
-  std::size_t cycles = 0;
-  double seconds = 0;
-  Latencies cycle, acquire, release;
-  double serverCpu = -1;  // seconds; < 0 when not measured
-  std::size_t errors = 0;
-  std::string firstError;
-
-  void fail(const std::string& what) {
-    if (errors++ == 0) firstError = what;
-  }
-};
-
-// One client: its own owner (session or lease), its own lock, its own connection, acquiring and
-// releasing back to back until the end. Runs on the row's io_context, which outlives it.
-class Cycler {
- public:
-  Cycler(net::io_context& ioc, tcp::endpoint endpoint, const LockService& service, std::string lock, Row& row)
-      : connection_(std::make_shared<Connection>(ioc, endpoint)), service_(service), lock_(std::move(lock)), row_(row) {}
-
-  void open(std::uint64_t ttlMs) {
-    connection_->send(service_.open(ttlMs), kRequestTimeout, [this](beast::error_code ec, Response& r) {
-      if (auto id = ec ? std::nullopt : service_.opened(r)) {
-        owner_ = *id;
-      } else {
-        openError_ = lockbench::describe(ec, r);
-      }
-    });
-  }
-  const std::string& openError() const { return openError_; }
-
-  void cycle(Clock::time_point end) {
-    end_ = end;
-    acquire();
-  }
-
-  void close() {
-    if (owner_.empty()) return;
-    connection_->send(service_.close(owner_), kRequestTimeout, [this](beast::error_code ec, Response& r) {
-      if (ec || !service_.closed(r)) row_.fail("close: " + lockbench::describe(ec, r));
-      connection_->close();
-    });
-  }
-
- private:
-  void acquire() {
-    if (Clock::now() >= end_) return;
-    started_ = Clock::now();
-    connection_->send(service_.acquire(lock_, owner_, kCycleWaitMs), kRequestTimeout,
-                      [this](beast::error_code ec, Response& r) {
-                        auto grant = ec ? std::nullopt : service_.granted(r);
-                        if (!grant) return row_.fail("acquire: " + lockbench::describe(ec, r));  // this client stops
-                        acquired_ = Clock::now();
-                        row_.acquire.add(acquired_ - started_);
-                        release(*grant);
-                      });
-  }
-
-  void release(const Grant& grant) {
-    connection_->send(service_.release(lock_, owner_, grant), kRequestTimeout, [this](beast::error_code ec, Response& r) {
-      if (ec || !service_.released(r)) return row_.fail("release: " + lockbench::describe(ec, r));
-      const auto now = Clock::now();
-      row_.release.add(now - acquired_);
-      row_.cycle.add(now - started_);
-      ++row_.cycles;
-      acquire();
-    });
-  }
-
-  std::shared_ptr<Connection> connection_;
-  const LockService& service_;
-  std::string lock_, owner_, openError_;
-  Row& row_;
-  Clock::time_point end_, started_, acquired_;
-};
-
-// `clients` cyclers of one service for the configured time.
-Row runCycles(const Config& c, const std::string& url, const LockService& service, long pid, std::size_t clients) {
-  net::io_context ioc;
-  const tcp::endpoint endpoint = lockbench::resolveEndpoint(ioc, url);
-  Row row;
-  std::vector<std::unique_ptr<Cycler>> cyclers;
-  for (std::size_t i = 0; i < clients; ++i) {
-    const std::string lock = c.run + "-n" + std::to_string(clients) + "-c" + std::to_string(i);
-    cyclers.push_back(std::make_unique<Cycler>(ioc, endpoint, service, lock, row));
-    cyclers.back()->open(c.ttlMs);
-  }
-  ioc.run();
-  for (const auto& cycler : cyclers) {
-    if (!cycler->openError().empty()) {
-      throw std::runtime_error(std::string("opening a ") + service.ownerKind() + " at " + url + " failed: " + cycler->openError());
-    }
-  }
-  const double cpuBefore = pid ? cpuSeconds(pid) : 0;
-  const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.seconds));
-  for (auto& cycler : cyclers) cycler->cycle(end);
-  ioc.restart();
-  ioc.run();
-  row.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (pid) row.serverCpu = cpuSeconds(pid) - cpuBefore;
-  for (auto& cycler : cyclers) cycler->close();
-  ioc.restart();
-  ioc.run();
-  return row;
-}
-
 void printHeader() {
   std::printf("  %-7s %7s %9s %10s %8s %8s %8s %12s %12s %20s %6s\n", "system", "clients", "cycles", "cycles/s",
               "p50 ms", "p99 ms", "max ms", "acquire p50", "release p50", "server CPU", "errors");
 }
 
-void printRow(const char* system, std::size_t clients, Row& row) {
+void printRow(const char* system, std::size_t clients, lockbench::CycleRow& row) {
   char cpu[64] = "-";
   if (row.serverCpu >= 0 && row.cycles > 0) {
     std::snprintf(cpu, sizeof cpu, "%.0f%%, %.0f us/cycle", 100 * row.serverCpu / row.seconds,
@@ -266,7 +148,13 @@ int runLockBench(const std::vector<std::string>& argv) {
       printHeader();
       for (std::size_t clients : c.clients) {
         for (const System& s : systems) {
-          Row row = runCycles(c, s.url, *s.service, s.pid, clients);
+          lockbench::CycleConfig cycles;
+          cycles.clients = clients;
+          cycles.seconds = c.seconds;
+          cycles.ttlMs = c.ttlMs;
+          cycles.lockPrefix = c.run;
+          if (s.pid) cycles.serverPids = {s.pid};
+          lockbench::CycleRow row = lockbench::runCycles(s.url, *s.service, cycles);
           printRow(s.service->name(), clients, row);
           ok = ok && row.errors == 0;
         }

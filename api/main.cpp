@@ -6,6 +6,7 @@
 
 #include "api/Bench.h"
 #include "api/Cli.h"
+#include "api/CompareBench.h"
 #include "api/LockBench.h"
 #include "api/Serve.h"
 #include "api/SessionBench.h"
@@ -25,6 +26,7 @@ usage: warden serve --dev                          run one node on 127.0.0.1:707
        warden bench-sessions [flags]               hold many sessions open with keepalives
        warden bench-watch [flags]                  hold many watch streams open while writing
        warden bench-locks [flags]                  lock cycles and 1,000 waiters, beside etcd's locks
+       warden bench-compare [flags]                puts, gets, locks and watches beside etcd, same load
        warden COMMAND [args]                       talk to a running node
        warden --version                            print the version
 
@@ -84,6 +86,7 @@ int main(int argc, char** argv) {
   if (command == "bench-sessions") return warden::api::runSessionBench(rest);
   if (command == "bench-watch") return warden::api::runWatchBench(rest);
   if (command == "bench-locks") return warden::api::runLockBench(rest);
+  if (command == "bench-compare") return warden::api::runCompareBench(rest);
   if (warden::api::isCliCommand(command)) return warden::api::runCli(command, rest);
   return usageError("unknown command '" + command + "'");
 }

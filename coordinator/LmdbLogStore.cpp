@@ -47,8 +47,9 @@ paxos::DurableState LmdbLogStore::load() {
 }
 
 void LmdbLogStore::write(const std::vector<paxos::Record>& records) {
-  if (records.empty()) return;
-  storage::Txn txn = storage::Txn::write(env_);
+  if (records.empty() && !carried_) return;
+  storage::Txn txn = carried_ ? std::move(*carried_) : storage::Txn::write(env_);
+  carried_.reset();
   for (const auto& record : records) {
     if (const auto* p = std::get_if<paxos::PromiseRecord>(&record)) {
       Encoder out;

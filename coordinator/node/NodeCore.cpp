@@ -1,5 +1,6 @@
 #include "coordinator/node/NodeCore.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "coordinator/node/Frames.h"
@@ -13,8 +14,6 @@ constexpr std::uint64_t kTickUs = 10'000;
 // Every node hears from every peer at least every ClusterOptions::pingUs (a Ping when it has
 // nothing else to say), so a member silent for kHealthyWithinUs is reported down.
 constexpr std::uint64_t kHealthyWithinUs = 700'000;
-// A write's deadline at most this far ahead of applied time is honoured (see apply()).
-constexpr std::uint64_t kMaxDeadlineAheadMs = 10 * 60 * 1000;
 // Ticks (settleOverdueWrites) at most this often.
 constexpr std::uint64_t kTickEveryUs = 100'000;
 
@@ -197,11 +196,17 @@ ClusterView NodeCore::view() const {
 }
 
 void NodeCore::finishReadyBatch() {
-  // Persist, release, deliver to self, repeat: self-addressed messages may produce more.
+  // Persist, release, deliver to self, repeat: self-addressed messages may produce more. What a
+  // round applies commits with the next round's records if there are any (a leader's own votes
+  // for the slots it proposed this turn), else alone at the end: one flush for both.
   for (int round = 0; round < 64 && !readies_.empty(); ++round) {
     std::vector<paxos::Ready> batch = std::move(readies_);
     readies_.clear();
+    const bool records = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& r) { return !r.records.empty(); });
+    const bool carried = records && applyTxn_.has_value();
+    if (carried) carryApply(store_);
     auto proofs = store_.persistAll(batch);
+    if (carried) finishApply();
     std::vector<paxos::Message> toSelf;
     std::vector<paxos::ChosenEntry> chosen;
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -222,117 +227,14 @@ void NodeCore::finishReadyBatch() {
       takeRejected(ready.rejected);
       for (std::uint64_t peer : ready.snapshotNeeded) sendSnapshot(peer);
     }
-    if (!chosen.empty()) apply(chosen);
+    if (!chosen.empty()) applyInto(chosen);
     for (const auto& message : toSelf) readies_.push_back(replica_->step(message, now()));
     if (replica_ && applied_ > replica_->compactedUpTo() + 2 * options_.retainedSlots) {
       readies_.push_back(replica_->compact(applied_ - options_.retainedSlots));
     }
   }
+  commitApply();
   serveReads();
-}
-
-void NodeCore::apply(const std::vector<paxos::ChosenEntry>& entries) {
-  struct Origin {
-    std::uint64_t requestId = 0;
-    bool ours = false;
-  };
-  watch::Applied applied;
-  std::vector<std::pair<std::uint64_t, CommandResult>> answers;
-  std::vector<std::uint64_t> late;  // ours, chosen past their deadline
-  if (installing_) {
-    // The tables are half replaced: these wait for the install (which may cover them).
-    heldChosen_.insert(heldChosen_.end(), entries.begin(), entries.end());
-    log_("held " + std::to_string(entries.size()) + " chosen slots during an install");
-    return;
-  }
-  {
-    storage::Txn txn = storage::Txn::write(env_);
-    for (const auto& chosen : entries) {
-      if (chosen.slot <= applied_) continue;  // a snapshot installed this turn covers it
-      Entry entry;
-      entry.index = chosen.slot;
-      // Time comes from the log alone (the proposals' leader stamps; StateMachine::apply keeps it
-      // from running backwards), never from what this process happens to remember: a node that
-      // restarted or installed a snapshot must apply the same entry identically.
-      entry.timestampMs = 0;
-      std::vector<Origin> slotOrigins;
-      std::vector<std::pair<Proposal, Command>> proposals;
-      // The slot's time: its leader's stamps, never before what was applied already.
-      std::uint64_t slotStamp = stateMachine_.timestampMs(txn);
-      for (const auto& bytes : chosen.value.commands) {
-        // A proposal that does not decode is skipped the same way on every replica.
-        try {
-          Proposal p = decodeProposal(bytes);
-          Decoder in(p.command);
-          Command command = decodeCommand(in);
-          in.expectDone();
-          slotStamp = std::max(slotStamp, p.timestampMs);
-          proposals.emplace_back(std::move(p), std::move(command));
-        } catch (const DecodeError&) {
-        }
-      }
-      for (auto& [p, command] : proposals) {
-        if (p.deadlineMs != 0 && slotStamp > p.deadlineMs && !options_.bugs.applyPastDeadline) {
-          // Chosen too late: its origin may have told the client it was not applied.
-          if (ours(p)) late.push_back(p.requestId);
-          continue;
-        }
-        // A deadline absurdly far ahead (an origin whose clock is far off) would keep its
-        // request's memory from ever being freed: such a proposal is never applied (its origin
-        // ends with "outcome unknown").
-        if (p.deadlineMs > slotStamp + kMaxDeadlineAheadMs && !options_.bugs.applyPastDeadline) continue;
-        // A copy of a proposal applied already (a resent or duplicated frame) is skipped.
-        if (!stateMachine_.admitRequest(txn, p.origin, p.incarnation, p.requestId, chosen.slot, p.deadlineMs, slotStamp)) {
-          continue;
-        }
-        entry.timestampMs = std::max(entry.timestampMs, p.timestampMs);
-        entry.commands.push_back(std::move(command));
-        slotOrigins.push_back(Origin{p.requestId, ours(p)});
-      }
-      // The slot's time is stored even when its proposals were all skipped: the skips above were
-      // decided at slotStamp, so applied time must not stay below it (a later slot carrying a
-      // lower stamp would admit a copy of a write already answered 503).
-      entry.timestampMs = slotStamp;
-      StateMachine::Notes notes;
-      const std::size_t eventsBefore = applied.events.size();
-      notes.events = std::move(applied.events);
-      auto results = stateMachine_.apply(txn, entry, &notes);
-      applied.events = std::move(notes.events);
-      noteLockDelays(applied.events, eventsBefore);
-      if (onEntry_) onEntry_(chosen.slot, chosen.value, entry, results);
-      lastTimestampMs_ = std::max(lastTimestampMs_, entry.timestampMs);  // for this node's own stamps
-      {
-        std::lock_guard lock(keeperMutex_);
-        for (std::size_t i = 0; i < results.size(); ++i) {
-          // A write answered from the idempotency table changed nothing: the keeper heard of it
-          // when it applied (telling it again could end a session recreated since, or revive
-          // one whose expiry is under way).
-          if (!notes.replays[i]) keeper_.applied(entry.commands[i], results[i], now() / 1000);
-        }
-      }
-      for (std::size_t i = 0; i < results.size(); ++i) {
-        if (slotOrigins[i].ours) answers.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
-      }
-      applied_ = chosen.slot;
-    }
-    applied.revision = stateMachine_.revision(txn);
-    epoch_ = stateMachine_.sessionEpoch(txn);
-    noteAppliedStamp(stateMachine_.timestampMs(txn));
-    // Not synced (one disk flush less on every write's path): applied state is rebuilt from the
-    // acceptor log, whose commits are durable and make every earlier apply durable with them. A
-    // machine crash may undo these applies, which is a process crash just before them: the
-    // slots stay in the log (compaction is a durable commit, after them) and apply again alike.
-    txn.commitWithoutSync();
-  }
-  if (onApplied_) onApplied_(applied);
-  for (auto& [requestId, result] : answers) finishWrite(requestId, std::move(result));
-  for (std::uint64_t requestId : late) {
-    if (auto it = writes_.find(requestId); it != writes_.end() && it->second.mayBeInSnapshot) continue;
-    CommandResult r;
-    r.status = Status::NoQuorum;
-    r.message = "not applied: no leader with a majority committed it within " + std::to_string(options_.writeTimeoutMs) + " ms";
-    finishWrite(requestId, std::move(r));
-  }
 }
 
 void NodeCore::noteAppliedStamp(std::uint64_t stampMs) {

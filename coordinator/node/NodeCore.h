@@ -35,6 +35,7 @@
 #include "coordinator/Proposal.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/Status.h"
+#include "coordinator/node/AcceptorStore.h"
 #include "coordinator/node/ClusterOptions.h"
 #include "coordinator/node/Ports.h"
 #include "coordinator/paxos/Replica.h"
@@ -58,7 +59,7 @@ class NodeCore {
     Outbox& outbox;
     const Clock& clock;
     paxos::Random& random;
-    paxos::LogStore& store;
+    AcceptorStore& store;
     Log log;
     // Where snapshot chunks are cut; none: in this thread, the continuation at the next turn
     // (the simulator and the scenarios, which stay deterministic that way).
@@ -181,7 +182,20 @@ class NodeCore {
   void pingQuietPeers();
   void onPeerFrame(std::uint64_t from, const std::string& body);
   void finishReadyBatch();
+
+  // Apply.cpp. apply() = applyInto() + commitApply(). applyInto() leaves its transaction open
+  // (applyTxn_) for carryApply() to hand to the store's next write, or commitApply() to commit
+  // alone; either way finishApply() then answers and tells the hooks.
+  struct ApplyOutcome {
+    watch::Applied applied;
+    std::vector<std::pair<std::uint64_t, CommandResult>> answers;
+    std::vector<std::uint64_t> late;  // ours, chosen past their deadline
+  };
   void apply(const std::vector<paxos::ChosenEntry>& entries);
+  void applyInto(const std::vector<paxos::ChosenEntry>& entries);
+  void commitApply();
+  void carryApply(AcceptorStore& store);
+  void finishApply();
   void timeOut();
   void updateView();
 
@@ -246,7 +260,7 @@ class NodeCore {
   Outbox& outbox_;
   const Clock& clock_;
   paxos::Random& random_;
-  paxos::LogStore& store_;
+  AcceptorStore& store_;
   Log log_;
   AppliedHook onApplied_;
   EntryHook onEntry_;
@@ -272,7 +286,11 @@ class NodeCore {
   std::vector<Worker::Continuation> deferred_;  // without a worker: jobs done, to resume next turn
   std::uint64_t nextSnapshotId_ = 1;
   std::uint64_t lastProbeUs_ = 0;
+  // Applied in the state machine, committed or in applyTxn_ (which finishReadyBatch always
+  // commits before it returns: no read barrier is answered while an apply is uncommitted).
   std::uint64_t applied_ = 0;
+  std::optional<storage::Txn> applyTxn_;
+  ApplyOutcome applyOutcome_;
   std::uint64_t lastTimestampMs_ = 0;
   std::uint64_t appliedStampMs_ = 0;  // the state machine's time (StateMachine::timestampMs)...
   std::uint64_t appliedStampAtUs_ = 0;  // ...and when this node's clock last saw it move

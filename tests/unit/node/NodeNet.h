@@ -163,7 +163,7 @@ class NodeNet {
     m.stateMachine = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
     m.stateMachine->initialize(txn);
     txn.commit();
-    m.store = MemoryLogStore{};
+    m.store.state = {};  // nothing is carried between turns
   }
 
   void start(NodeId id) {
