@@ -8,6 +8,7 @@
 #include "api/Cli.h"
 #include "api/CompareBench.h"
 #include "api/LockBench.h"
+#include "api/ScaleBench.h"
 #include "api/Serve.h"
 #include "api/SessionBench.h"
 #include "api/WatchBench.h"
@@ -27,6 +28,7 @@ usage: warden serve --dev                          run one node on 127.0.0.1:707
        warden bench-watch [flags]                  hold many watch streams open while writing
        warden bench-locks [flags]                  lock cycles and 1,000 waiters, beside etcd's locks
        warden bench-compare [flags]                puts, gets, locks and watches beside etcd, same load
+       warden bench-scale load|ready [flags]       load N nodes; time a restarted node to ready
        warden COMMAND [args]                       talk to a running node
        warden --version                            print the version
 
@@ -87,6 +89,7 @@ int main(int argc, char** argv) {
   if (command == "bench-watch") return warden::api::runWatchBench(rest);
   if (command == "bench-locks") return warden::api::runLockBench(rest);
   if (command == "bench-compare") return warden::api::runCompareBench(rest);
+  if (command == "bench-scale") return warden::api::runScaleBench(rest);
   if (warden::api::isCliCommand(command)) return warden::api::runCli(command, rest);
   return usageError("unknown command '" + command + "'");
 }
