@@ -43,7 +43,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   HttpLimits limits_;
   std::shared_ptr<ConnectionCounter> counter_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
-  std::shared_ptr<boost::beast::http::response<boost::beast::http::string_body>> response_;
+  std::string head_, body_;                   // the reply being written: status line and headers, body
   std::shared_ptr<ReplyStream> streamBody_;  // while a streamed reply is being written
   std::string piece_;                         // the piece being written
   std::shared_ptr<Hangup> hangup_;            // the request being handled, until its reply
