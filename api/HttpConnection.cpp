@@ -119,6 +119,7 @@ void HttpConnection::onRead(beast::error_code ec) {
 
 void HttpConnection::send(Reply reply, bool keepAlive, bool head) {
   hangup_.reset();  // answered: a hangup from now on ends nothing
+  if (reply.later) reply = settleReply(std::move(reply), router_.revision());
   if (reply.stream && !head) return sendStream(std::move(reply));
   if (reply.stream) reply.stream->cancel();
   // The status line and headers by hand into one string (Beast's fields allocate per header,

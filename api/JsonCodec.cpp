@@ -38,6 +38,24 @@ Reply errorReply(const ApiError& error, std::optional<std::uint64_t> revision) {
   return errorReply(error.status(), error.code(), error.what(), revision, error.extra());
 }
 
+Reply deferredReply(std::function<Reply()> build) {
+  Reply reply;
+  reply.later = std::move(build);
+  return reply;
+}
+
+Reply settleReply(Reply reply, std::optional<std::uint64_t> revision) {
+  if (!reply.later) return reply;
+  const std::function<Reply()> build = std::move(reply.later);
+  try {
+    return settleReply(build(), revision);
+  } catch (const ApiError& e) {
+    return errorReply(e, revision);
+  } catch (const std::exception& e) {
+    return errorReply(500, "internal", e.what(), revision);
+  }
+}
+
 Reply methodNotAllowed(const std::string& method, const std::string& where, const char* allow,
                        std::optional<std::uint64_t> revision) {
   Reply reply = errorReply(405, "method_not_allowed", method + " is not allowed on " + where, revision);

@@ -169,11 +169,11 @@ Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
   const std::uint64_t revision = sm.revision(txn);
   auto record = sm.tree().get(txn, path);
   if (!record) {
-    if (head) return Reply{404, {}, "application/json", revision, {}, nullptr};
+    if (head) return Reply{404, {}, "application/json", revision, {}, nullptr, {}};
     return errorReply(404, "not_found", path + " does not exist", revision);
   }
-  if (head) return Reply{200, {}, "application/json", revision, {}, nullptr};
-  if (raw) return Reply{200, std::move(record->data), "application/octet-stream", revision, {}, nullptr};
+  if (head) return Reply{200, {}, "application/json", revision, {}, nullptr, {}};
+  if (raw) return Reply{200, std::move(record->data), "application/octet-stream", revision, {}, nullptr, {}};
   if (recursive) {
     std::size_t budget = kMaxSubtreeNodes;
     return jsonReply(200, subtreeJson(txn, sm.tree(), path, *record, budget), revision);
@@ -226,7 +226,8 @@ void NodesApi::write(Command command, std::function<Reply(const CommandResult&)>
   if (idempotencyKey) command.idempotencyKey = checkedIdempotencyKey(*idempotencyKey);
   node_.submit(std::move(command), [this, onOk = std::move(onOk), isTxn, respond](CommandResult r) {
     if (r.status == Status::Ok) {
-      respond(onOk(r));
+      // Built where it is sent: this runs on the replicated log's driver thread.
+      respond(deferredReply([onOk, r] { return onOk(r); }));
       return;
     }
     unsigned status = httpStatus(r.status);

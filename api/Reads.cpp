@@ -7,21 +7,6 @@
 
 namespace warden::api {
 
-namespace {
-
-void respondWith(coordinator::Node& node, const std::function<Reply()>& build, const Respond& respond) {
-  // Often runs in a callback, outside the Router's handler: every failure must become a reply.
-  try {
-    respond(build());
-  } catch (const ApiError& e) {
-    respond(errorReply(e, node.revision()));
-  } catch (const std::exception& e) {
-    respond(errorReply(500, "internal", e.what(), node.revision()));
-  }
-}
-
-}  // namespace
-
 bool queryFlag(const Query& query, const char* name) {
   auto it = query.find(name);
   if (it == query.end()) return false;
@@ -101,13 +86,13 @@ void answerRead(coordinator::Node& node, const Query& query, std::function<Reply
                            node.revision()));
         return;
       }
-      respondWith(node, build, respond);
+      respond(deferredReply(build));  // built on the connection's thread
     });
     if (!queued) throw ApiError(429, "too_many_requests", "too many reads are waiting for a revision");
     return;
   }
   if (consistency != query.end() && consistency->second == "stale") {
-    respondWith(node, build, respond);
+    respond(deferredReply(build));  // built on the connection's thread
     return;
   }
   // Linearizable: wait until this node's state includes every write acknowledged before now.
@@ -119,7 +104,7 @@ void answerRead(coordinator::Node& node, const Query& query, std::function<Reply
                          node.revision()));
       return;
     }
-    respondWith(node, build, respond);
+    respond(deferredReply(build));  // built on the connection's thread
   });
 }
 

@@ -45,7 +45,14 @@ struct Reply {
   std::optional<std::uint64_t> revision;  // becomes X-Warden-Revision
   std::vector<std::pair<std::string, std::string>> headers;
   std::shared_ptr<ReplyStream> stream;  // set: `body` is ignored, the stream is the body
+  // Set: the reply is this function's result, built where it is sent (the connection's own
+  // thread), not where it was decided: a write's or a linearizable read's reply is decided on
+  // the replicated log's driver thread, which must not spend its time on JSON.
+  std::function<Reply()> later;
 };
+
+// A reply built by `build` when it is sent (Reply::later).
+Reply deferredReply(std::function<Reply()> build);
 
 // Called exactly once per request, from any thread.
 using Respond = std::function<void(Reply)>;
@@ -71,6 +78,8 @@ Reply jsonReply(unsigned status, const nlohmann::ordered_json& body, std::option
 Reply errorReply(unsigned status, const std::string& code, const std::string& message,
                  std::optional<std::uint64_t> revision, const nlohmann::ordered_json& extra = nullptr);
 Reply errorReply(const ApiError& error, std::optional<std::uint64_t> revision);
+// The reply itself, with Reply::later called if set; what it throws becomes an error reply.
+Reply settleReply(Reply reply, std::optional<std::uint64_t> revision);
 // 405 method_not_allowed, with the Allow header listing the methods `where` takes.
 Reply methodNotAllowed(const std::string& method, const std::string& where, const char* allow,
                        std::optional<std::uint64_t> revision);

@@ -40,7 +40,16 @@ Router::Router(coordinator::Node& node, std::size_t maxSessions, std::chrono::mi
 
 void Router::handle(const Request& request, Respond respond) {
   Respond counted = [this, respond = std::move(respond)](Reply reply) {
-    repliesByClass_[std::min<unsigned>(reply.status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
+    if (reply.later) {
+      // Counted once built, where it is sent.
+      reply.later = [this, build = std::move(reply.later)] {
+        Reply built = settleReply(build(), node_.revision());
+        repliesByClass_[std::min<unsigned>(built.status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
+        return built;
+      };
+    } else {
+      repliesByClass_[std::min<unsigned>(reply.status / 100, 5)].fetch_add(1, std::memory_order_relaxed);
+    }
     respond(std::move(reply));
   };
   try {

@@ -120,7 +120,8 @@ void handle(api::Request request) {
   auto exchange = std::make_shared<Exchange>();
   outstanding.fetch_add(1);
   server->router().handle(request, [exchange, request](api::Reply reply) {
-    checkReply(request, reply);
+    // Built here, as the connection would when sending it (Reply::later).
+    checkReply(request, api::settleReply(std::move(reply), std::nullopt));
     {
       std::lock_guard lock(exchange->mutex);
       FUZZ_CHECK(++exchange->replies == 1, "a second reply to " + request.method + " " + printable(request.target));
