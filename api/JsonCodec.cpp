@@ -25,6 +25,14 @@ Reply jsonReply(unsigned status, const json& body, std::optional<std::uint64_t> 
   return reply;
 }
 
+Reply textReply(unsigned status, std::string json, std::optional<std::uint64_t> revision) {
+  Reply reply;
+  reply.status = status;
+  reply.body = std::move(json);
+  reply.revision = revision;
+  return reply;
+}
+
 Reply errorReply(unsigned status, const std::string& code, const std::string& message,
                  std::optional<std::uint64_t> revision, const json& extra) {
   json body = {{"error", code}, {"message", message}};
@@ -84,6 +92,95 @@ void putData(json& object, std::string_view bytes) {
 }
 
 std::string sessionIdText(std::uint64_t id) { return session::formatSessionId(id); }
+
+namespace {
+
+// As nlohmann's dump escapes a string (ensure_ascii off); bytes that are not UTF-8 go through
+// the library itself, which replaces them.
+void appendJsonString(std::string& out, std::string_view text) {
+  if (!coordinator::isValidUtf8(text)) {
+    out += dumpJson(json(std::string(text)));
+    return;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out += kHex[static_cast<unsigned char>(c) >> 4];
+          out += kHex[static_cast<unsigned char>(c) & 0xf];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+template <typename Number>
+void appendField(std::string& out, const char* name, Number value) {
+  out += name;
+  out += std::to_string(value);
+}
+
+void appendStat(std::string& out, const coordinator::Stat& stat) {
+  appendField(out, "{\"version\":", stat.version);
+  appendField(out, ",\"cversion\":", stat.cversion);
+  appendField(out, ",\"created\":", stat.created);
+  appendField(out, ",\"modified\":", stat.modified);
+  appendField(out, ",\"ctime\":", stat.ctime);
+  appendField(out, ",\"mtime\":", stat.mtime);
+  out += ",\"ephemeral_owner\":";
+  if (stat.ephemeralOwner) {
+    appendJsonString(out, sessionIdText(stat.ephemeralOwner));
+  } else {
+    out += "null";
+  }
+  appendField(out, ",\"num_children\":", stat.numChildren);
+  appendField(out, ",\"data_length\":", stat.dataLength);
+  out += '}';
+}
+
+}  // namespace
+
+std::string nodeJsonText(std::string_view path, std::string_view data, const coordinator::Stat& stat) {
+  std::string out;
+  out.reserve(200 + path.size() + data.size() + data.size() / 8);
+  out += "{\"path\":";
+  appendJsonString(out, path);
+  if (coordinator::isValidUtf8(data)) {
+    out += ",\"data\":";
+    appendJsonString(out, data);
+  } else {
+    out += ",\"data_b64\":\"";
+    out += base64Encode(data);
+    out += '"';
+  }
+  out += ",\"stat\":";
+  appendStat(out, stat);
+  out += '}';
+  return out;
+}
+
+std::string pathStatJsonText(std::string_view path, const coordinator::Stat& stat) {
+  std::string out;
+  out.reserve(200 + path.size());
+  out += "{\"path\":";
+  appendJsonString(out, path);
+  out += ",\"stat\":";
+  appendStat(out, stat);
+  out += '}';
+  return out;
+}
 
 json parseBody(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::object();

@@ -22,6 +22,13 @@ nlohmann::ordered_json statJson(const coordinator::Stat& stat);
 void putData(nlohmann::ordered_json& object, std::string_view bytes);
 std::string sessionIdText(std::uint64_t id);
 
+// The hot replies written straight into text, byte for byte what dumping the same ordered_json
+// gives (JsonCodecTest compares them), without building a json tree first:
+//   {"path":P,"data":D (or "data_b64"),"stat":{...}}   a node, as GET /v1/nodes answers
+//   {"path":P,"stat":{...}}                              a create's or set's answer
+std::string nodeJsonText(std::string_view path, std::string_view data, const coordinator::Stat& stat);
+std::string pathStatJsonText(std::string_view path, const coordinator::Stat& stat);
+
 // An empty body is an empty object; anything else must be a JSON object.
 nlohmann::ordered_json parseBody(std::string_view body);
 

@@ -64,7 +64,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     write(coordinator::txnCommand({std::move(op)}),
           [](const CommandResult& r) {
             const auto& result = r.results.front();
-            return jsonReply(201, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
+            return textReply(201, pathStatJsonText(result.path, *result.stat), r.revision);
           },
           false, respond, request.idempotencyKey);
     return;
@@ -76,7 +76,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     write(coordinator::txnCommand({std::move(op)}),
           [](const CommandResult& r) {
             const auto& result = r.results.front();
-            return jsonReply(200, json{{"path", result.path}, {"stat", statJson(*result.stat)}}, r.revision);
+            return textReply(200, pathStatJsonText(result.path, *result.stat), r.revision);
           },
           false, respond, request.idempotencyKey);
     return;
@@ -178,14 +178,13 @@ Reply NodesApi::get(const std::string& path, const ReadShape& shape) {
     std::size_t budget = kMaxSubtreeNodes;
     return jsonReply(200, subtreeJson(txn, sm.tree(), path, *record, budget), revision);
   }
+  if (!children) return textReply(200, nodeJsonText(path, record->data, record->stat), revision);
   json body = {{"path", path}};
   putData(body, record->data);
   body["stat"] = statJson(record->stat);
-  if (children) {
-    auto page = sm.tree().childrenPage(txn, path, shape.after, shape.limit);
-    if (page.more) body["next"] = page.names.back();
-    body["children"] = std::move(page.names);
-  }
+  auto page = sm.tree().childrenPage(txn, path, shape.after, shape.limit);
+  if (page.more) body["next"] = page.names.back();
+  body["children"] = std::move(page.names);
   return jsonReply(200, body, revision);
 }
 

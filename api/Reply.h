@@ -75,6 +75,8 @@ class ApiError : public std::runtime_error {
 // Never throws: bytes that are not UTF-8 are replaced, not rejected.
 std::string dumpJson(const nlohmann::ordered_json& value);
 Reply jsonReply(unsigned status, const nlohmann::ordered_json& body, std::optional<std::uint64_t> revision);
+// A reply whose body is JSON text already.
+Reply textReply(unsigned status, std::string json, std::optional<std::uint64_t> revision);
 Reply errorReply(unsigned status, const std::string& code, const std::string& message,
                  std::optional<std::uint64_t> revision, const nlohmann::ordered_json& extra = nullptr);
 Reply errorReply(const ApiError& error, std::optional<std::uint64_t> revision);

@@ -75,3 +75,34 @@ TEST_CASE("data that is not UTF-8 is returned as data_b64") {
   CHECK(binary["data_b64"] == "/wA=");
   CHECK_FALSE(binary.contains("data"));
 }
+
+TEST_CASE("the hand-written node replies are byte for byte what the JSON library writes") {
+  warden::coordinator::Stat stat;
+  stat.version = 3;
+  stat.cversion = -1;
+  stat.created = 12;
+  stat.modified = 40;
+  stat.ctime = 1764400000000;
+  stat.mtime = 1764400000123;
+  stat.numChildren = 7;
+  stat.dataLength = 5;
+  std::string controls;
+  for (int c = 0; c < 0x20; ++c) controls += static_cast<char>(c);
+  const std::vector<std::string> texts = {"", "plain", "quote \" backslash \\ slash /", controls, "h\xc3\xa9llo \xe2\x82\xac \x7f",
+                                          std::string("\xff\x00bin", 5), "\xc3",
+                                          "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "\xf0\x9f\x98\x80"};
+  for (const std::uint64_t owner : {std::uint64_t{0}, std::uint64_t{0x1234abcd}}) {
+    stat.ephemeralOwner = owner;
+    for (const auto& path : texts) {
+      for (const auto& data : texts) {
+        json node = {{"path", path}};
+        putData(node, data);
+        node["stat"] = statJson(stat);
+        INFO("path " << json(path).dump(-1, ' ', true, json::error_handler_t::replace) << " data "
+                     << json(data).dump(-1, ' ', true, json::error_handler_t::replace));
+        CHECK(nodeJsonText(path, data, stat) == dumpJson(node));
+      }
+      CHECK(pathStatJsonText(path, stat) == dumpJson(json{{"path", path}, {"stat", statJson(stat)}}));
+    }
+  }
+}
