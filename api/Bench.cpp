@@ -1,11 +1,11 @@
 #include "api/Bench.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <random>
 
-#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
 #include "api/Args.h"
@@ -17,7 +17,6 @@
 
 namespace warden::api {
 
-namespace http = boost::beast::http;
 using json = nlohmann::ordered_json;
 
 namespace {
@@ -125,28 +124,30 @@ bool runLoad(const BenchConfig& config) {
   load.threads = config.threads;
   load.seconds = config.seconds;
   load.kinds = 3;
-  load.make = [&config, &value, &createBody](std::mt19937_64& rng, load::Request& req) -> std::size_t {
+  // The targets are written into the connection's scratch string: no allocation per request.
+  const std::string keyTarget = "/v1/nodes" + config.root + "/k";
+  const std::string createTarget = "/v1/nodes" + config.root + "/c/n";
+  const std::string getQuery = config.consistency.empty() ? "" : "?consistency=" + config.consistency;
+  load.make = [&](std::mt19937_64& rng, load::RequestWriter& req) -> std::size_t {
     const unsigned total = config.weights[0] + config.weights[1] + config.weights[2];
     const unsigned pick = std::uniform_int_distribution<unsigned>(0, total - 1)(rng);
     const BenchOp op = pick < config.weights[0]                       ? BenchOp::Put
                        : pick < config.weights[0] + config.weights[1] ? BenchOp::Get
                                                                       : BenchOp::Create;
     const std::size_t key = std::uniform_int_distribution<std::size_t>(0, config.keys - 1)(rng);
-    const std::string target = "/v1/nodes" + config.root + "/k" + std::to_string(key);
+    std::string& target = req.scratch();
+    target.assign(keyTarget);
+    char digits[24];
+    target.append(digits, std::to_chars(digits, digits + sizeof digits, key).ptr);
     switch (op) {
       case BenchOp::Put:
-        req.method(http::verb::put);
-        req.target(target);
-        req.body() = value;
+        req.set("PUT", target, value);
         break;
       case BenchOp::Get:
-        req.method(http::verb::get);
-        req.target(config.consistency.empty() ? target : target + "?consistency=" + config.consistency);
+        req.set("GET", target, getQuery, {});
         break;
       case BenchOp::Create:
-        req.method(http::verb::post);
-        req.target("/v1/nodes" + config.root + "/c/n");
-        req.body() = createBody;
+        req.set("POST", createTarget, createBody);
         break;
     }
     return static_cast<std::size_t>(op);

@@ -18,7 +18,6 @@
 
 namespace warden::api::comparebench {
 
-namespace http = load::http;
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
@@ -72,6 +71,7 @@ class WardenTarget : public Target {
   explicit WardenTarget(const Workload& w) : workload_(w), root_("/" + w.run) {
     for (std::size_t k = 0; k < w.keys; ++k) targets_.push_back("/v1/nodes" + percentEncodePath(keyPath(k)));
     value_ = json{{"data", std::string(w.valueSize, 'x')}}.dump();
+    watchedTarget_ = "/v1/nodes" + percentEncodePath(root_ + "/watched");
   }
 
   const char* name() const override { return "warden"; }
@@ -120,36 +120,31 @@ class WardenTarget : public Target {
   }
 
   load::RequestMaker puts() const override {
-    return [this](std::mt19937_64& rng, load::Request& req) -> std::size_t {
-      req.method(http::verb::put);
-      req.target(targets_[std::uniform_int_distribution<std::size_t>(0, workload_.keys - 1)(rng)]);
-      req.body() = value_;
+    return [this](std::mt19937_64& rng, load::RequestWriter& req) -> std::size_t {
+      req.set("PUT", targets_[std::uniform_int_distribution<std::size_t>(0, workload_.keys - 1)(rng)], value_);
       return 0;
     };
   }
 
   load::RequestMaker gets(bool stale) const override {
-    return [this, stale](std::mt19937_64& rng, load::Request& req) -> std::size_t {
-      req.method(http::verb::get);
+    return [this, stale](std::mt19937_64& rng, load::RequestWriter& req) -> std::size_t {
       const std::string& target = targets_[std::uniform_int_distribution<std::size_t>(0, workload_.keys - 1)(rng)];
-      req.target(stale ? target + "?consistency=stale" : target);
+      req.set("GET", target, stale ? "?consistency=stale" : "", {});
       return 0;
     };
   }
 
   load::RequestMaker watchedPuts() const override {
-    return [this](std::mt19937_64&, load::Request& req) -> std::size_t {
-      req.method(http::verb::put);
-      req.target("/v1/nodes" + percentEncodePath(root_ + "/watched"));
-      req.body() = value_;
+    return [this](std::mt19937_64&, load::RequestWriter& req) -> std::size_t {
+      req.set("PUT", watchedTarget_, value_);
       return 0;
     };
   }
 
-  std::optional<std::uint64_t> writeRevision(const load::Response& answer) const override {
-    const auto header = answer.find("X-Warden-Revision");
-    if (answer.result_int() != 200 || header == answer.end()) return {};
-    return decimal(std::string_view(header->value().data(), header->value().size()));
+  std::optional<std::uint64_t> writeRevision(const load::Answer& answer) const override {
+    const auto header = answer.header("X-Warden-Revision");
+    if (answer.status != 200 || !header) return {};
+    return decimal(*header);
   }
 
   std::string watchRequest(const std::string& hostPort) const override {
@@ -203,6 +198,7 @@ class WardenTarget : public Target {
   std::string root_;
   std::vector<std::string> targets_;
   std::string value_;
+  std::string watchedTarget_;
 };
 
 // ---- etcd: POST /v3/kv/put and /v3/kv/range <run>/k<i>, POST /v3/watch, its v3 lock API ----
@@ -280,17 +276,15 @@ class EtcdTarget : public Target {
   load::RequestMaker puts() const override { return post("/v3/kv/put", putBodies_); }
   load::RequestMaker gets(bool stale) const override { return post("/v3/kv/range", stale ? staleGetBodies_ : getBodies_); }
   load::RequestMaker watchedPuts() const override {
-    return [this](std::mt19937_64&, load::Request& req) -> std::size_t {
-      req.method(http::verb::post);
-      req.target("/v3/kv/put");
-      req.body() = watchedPut_;
+    return [this](std::mt19937_64&, load::RequestWriter& req) -> std::size_t {
+      req.set("POST", "/v3/kv/put", watchedPut_);
       return 0;
     };
   }
 
-  std::optional<std::uint64_t> writeRevision(const load::Response& answer) const override {
-    if (answer.result_int() != 200) return {};
-    const json body = json::parse(answer.body(), nullptr, false);
+  std::optional<std::uint64_t> writeRevision(const load::Answer& answer) const override {
+    if (answer.status != 200) return {};
+    const json body = json::parse(answer.body.begin(), answer.body.end(), nullptr, false);
     if (!body.is_object() || !body.contains("header") || !body["header"].is_object()) return {};
     return decimal(body["header"].value("revision", json()));
   }
@@ -336,10 +330,8 @@ class EtcdTarget : public Target {
 
  private:
   load::RequestMaker post(const char* target, const std::vector<std::string>& bodies) const {
-    return [this, target, &bodies](std::mt19937_64& rng, load::Request& req) -> std::size_t {
-      req.method(http::verb::post);
-      req.target(target);
-      req.body() = bodies[std::uniform_int_distribution<std::size_t>(0, workload_.keys - 1)(rng)];
+    return [this, target, &bodies](std::mt19937_64& rng, load::RequestWriter& req) -> std::size_t {
+      req.set("POST", target, bodies[std::uniform_int_distribution<std::size_t>(0, workload_.keys - 1)(rng)]);
       return 0;
     };
   }

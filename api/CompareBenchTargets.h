@@ -58,7 +58,7 @@ class Target {
   virtual load::RequestMaker gets(bool stale) const = 0;
   virtual load::RequestMaker watchedPuts() const = 0;
   // The revision a successful write was given; nothing for any other answer.
-  virtual std::optional<std::uint64_t> writeRevision(const load::Response& answer) const = 0;
+  virtual std::optional<std::uint64_t> writeRevision(const load::Answer& answer) const = 0;
 
   // The whole HTTP/1.1 request that opens a stream of the watched key's events from now on.
   virtual std::string watchRequest(const std::string& hostPort) const = 0;

@@ -228,7 +228,7 @@ WatchRun runWatch(const Target& target, const std::string& leader, const WatchCo
   load.rate = config.rate;
   load.make = target.watchedPuts();
   load.serverPids = config.serverPids;
-  load.onAnswer = [&](std::size_t, const load::Response& answer, Clock::time_point sent, Clock::time_point answered) {
+  load.onAnswer = [&](std::size_t, const load::Answer& answer, Clock::time_point sent, Clock::time_point answered) {
     if (auto revision = target.writeRevision(answer)) {
       std::lock_guard lock(mutex);
       acks.emplace(*revision, Ack{sent, answered});
