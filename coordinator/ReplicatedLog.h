@@ -47,7 +47,8 @@ class ReplicatedLog {
   // applied the command, or with NoQuorum / Unavailable / Overloaded.
   void submit(Command command, Done done);
   // Thread-safe. done(Ok) once this node has applied every write acknowledged anywhere before
-  // the call (lease or read index at the leader), else done(NoQuorum) at the deadline.
+  // the call (lease or read index at the leader), else done(NoQuorum) at the deadline. A leader
+  // under its lease that has applied all it knows chosen calls done(Ok) at once, on this thread.
   void readBarrier(ReadDone done);
   // Thread-safe. done runs once, with the leader's answer or NoQuorum.
   void keepalive(std::uint64_t session, KeepaliveDone done);

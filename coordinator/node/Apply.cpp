@@ -131,6 +131,9 @@ void NodeCore::carryApply(AcceptorStore& store) {
 }
 
 void NodeCore::finishApply() {
+  // Committed: visible to every reader now; and what this node answers below is known chosen.
+  publishChosen();
+  visibleApplied_.store(applied_, std::memory_order_release);
   ApplyOutcome done = std::move(applyOutcome_);
   applyOutcome_ = {};
   if (onApplied_) onApplied_(done.applied);

@@ -60,6 +60,7 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
   {
     storage::Txn txn = storage::Txn::read(env_);
     applied_ = stateMachine_.appliedIndex(txn);
+    visibleApplied_.store(applied_, std::memory_order_release);
     epoch_ = stateMachine_.sessionEpoch(txn);
     appliedStampMs_ = stateMachine_.timestampMs(txn);
   }
@@ -160,6 +161,7 @@ void NodeCore::endTurn() {
     stepInstall();
     finishReadyBatch();
     pumpSnapshots();
+    publishLeaseReads();
     updateView();
   } catch (const storage::LmdbError& e) {
     // The acceptor state or the state machine could not be written: carrying on could vote on
@@ -202,6 +204,7 @@ void NodeCore::finishReadyBatch() {
   for (int round = 0; round < 64 && !readies_.empty(); ++round) {
     std::vector<paxos::Ready> batch = std::move(readies_);
     readies_.clear();
+    publishChosen();  // before this round's messages leave
     const bool records = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& r) { return !r.records.empty(); });
     const bool carried = records && applyTxn_.has_value();
     if (carried) carryApply(store_);

@@ -95,6 +95,10 @@ class NodeCore {
   // The keepalive of a session this node keeps while it serves sessions under its lease, right
   // now, without the driver; nullopt means "take the driver's path".
   std::optional<std::uint64_t> fastKeepalive(std::uint64_t session);
+  // True when a linearizable read may be answered from the state as committed now, without the
+  // driver: this node leads under a lease and has applied, visibly, every slot it knows chosen
+  // (ReadBarriers.cpp). False means "take readBarrier()".
+  bool fastRead() const;
   std::size_t liveSessions() const { return liveSessions_.load(std::memory_order_relaxed); }
   ClusterView view() const;
 
@@ -307,6 +311,15 @@ class NodeCore {
   session::Keeper keeper_;
   locks::DelayTimers lockDelays_;  // the driver's
   std::atomic<std::uint64_t> servingUntilUs_{0};
+  // What fastRead() goes by, published by the driver: the replica's commit index, before any
+  // message that carries it leaves (a follower acknowledges a write only once it heard it chosen)
+  // and before this node answers a write; the applied index once that state is committed; the
+  // lease's end while lease reads are possible (0 otherwise).
+  void publishChosen();
+  void publishLeaseReads();
+  std::atomic<std::uint64_t> knownChosen_{0};
+  std::atomic<std::uint64_t> visibleApplied_{0};
+  std::atomic<std::uint64_t> fastReadUntilUs_{0};
   bool serving_ = false;  // leads with a lease, has applied everything before its term and ownEpoch_
   SessionEpoch epoch_;    // the state machine's session epoch, as last applied
   // This leadership's epoch: its ballot, and how often its lease lapsed since it was elected.

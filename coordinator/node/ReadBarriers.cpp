@@ -13,6 +13,31 @@ namespace {
 constexpr std::uint64_t kReaskReadUs = 200'000;
 }
 
+bool NodeCore::fastRead() const {
+  // A lease rules out any other leader until fastReadUntilUs_, so every write acknowledged
+  // anywhere before this call was chosen by this leader or recovered by it, and the replica had
+  // it in its commit index (published here) before any node could acknowledge it. Once that
+  // index is applied and committed, the state as it is now holds every such write.
+  if (now() >= fastReadUntilUs_.load(std::memory_order_acquire)) return false;
+  const std::uint64_t chosen = knownChosen_.load(std::memory_order_acquire);
+  return visibleApplied_.load(std::memory_order_acquire) >= chosen;
+}
+
+void NodeCore::publishChosen() {
+  if (!replica_) return;
+  const std::uint64_t index = replica_->commitIndex();
+  if (index > knownChosen_.load(std::memory_order_relaxed)) knownChosen_.store(index, std::memory_order_release);
+}
+
+void NodeCore::publishLeaseReads() {
+  publishChosen();
+  const std::uint64_t at = now();
+  const bool leaseReads = replica_ && !installing_ && replica_->leaseRead(at).has_value();
+  std::uint64_t until = leaseReads ? replica_->leaseEnd() : 0;
+  if (options_.bugs.fastReadWithoutLease && replica_ && replica_->isLeader()) until = UINT64_MAX;
+  fastReadUntilUs_.store(until, std::memory_order_release);
+}
+
 void NodeCore::serveReads() {
   const std::uint64_t at = now();
   for (auto it = reads_.begin(); it != reads_.end();) {

@@ -246,3 +246,11 @@ TEST_CASE("linearizability catches a 503 given at the deadline before the applie
   REQUIRE(caught);
   CHECK(caught->check == "linearizability");
 }
+
+TEST_CASE("linearizability catches a leader that answers reads without the driver after its lease") {
+  // The driver-free lease read (NodeCore::fastRead) with the lease check taken out: a deposed
+  // leader cut off or paused answers from a state that newer writes have passed.
+  auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.fastReadWithoutLease = true; }, 300);
+  REQUIRE(caught);
+  CHECK(caught->check == "linearizability");
+}
