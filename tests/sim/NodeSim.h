@@ -141,6 +141,7 @@ class NodeSim {
     std::unique_ptr<storage::Env> env;
     std::unique_ptr<StateMachine> stateMachine;
     std::unique_ptr<MemoryLogStore> store;
+    std::string image;  // its LMDB file as of its last durable commit (for power losses)
     std::unique_ptr<SimRandom> random;
     std::unique_ptr<NodeCore> core;  // null while down
     std::uint64_t disk = 0;          // how many disks it had (wipes)
@@ -225,6 +226,8 @@ class NodeSim {
   void releaseHeld(SimNode& n);
   void freshDisk(SimNode& n);
   void closeDisk(SimNode& n);
+  void openDisk(SimNode& n, const std::filesystem::path& dir);
+  void powerLoss(SimNode& n);
   void startProcess(SimNode& n);
   void crash(SimNode& n);
   void restart(SimNode& n);

@@ -26,7 +26,11 @@ void NodeSim::fault() {
   switch (rng_.range(0, 6)) {
     case 0:
     case 1: {
-      crash(n);
+      if (options_.powerLossShare > 0 && rng_.chance(options_.powerLossShare)) {
+        powerLoss(n);
+      } else {
+        crash(n);
+      }
       schedule(now_ + rng_.range(50'000, 1'500'000), Event{Kind::Restart, id});
       break;
     }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,13 +95,45 @@ void NodeSim::freshDisk(SimNode& n) {
   closeDisk(n);
   const auto dir = root_ / ("node" + std::to_string(n.id) + "-disk" + std::to_string(++n.disk));
   std::filesystem::create_directories(dir);
+  n.store = std::make_unique<MemoryLogStore>();
+  openDisk(n, dir);
+}
+
+// Opens the node's LMDB directory as a starting process does (that commit is durable). With
+// power losses on, its file is imaged after every durable commit (the store's writes).
+void NodeSim::openDisk(SimNode& n, const std::filesystem::path& dir) {
   n.env = std::make_unique<storage::Env>(dir.string(), storage::EnvOptions{std::size_t{256} << 20, 16, false});
   storage::Txn txn = storage::Txn::write(*n.env);
   n.stateMachine = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
   n.stateMachine->lockBugs = options_.lockBugs;
   n.stateMachine->initialize(txn);
   txn.commit();
-  n.store = std::make_unique<MemoryLogStore>();
+  if (options_.powerLossShare <= 0) return;
+  auto image = [&n, file = dir / "data.mdb"] {
+    std::ifstream in(file, std::ios::binary);
+    n.image.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  image();
+  n.store->onDurable = image;
+}
+
+// A machine crash: the process dies (as crash()) and the page cache is lost. The acceptor state
+// stays (it changes only by durable commits); the LMDB file goes back to its image at the last of
+// them, undoing the applies committed since without a flush (Txn::commitWithoutSync). Snapshot
+// staging and install steps, durable in production, are not imaged: undoing them too only sends
+// the node back to an older, consistent state.
+void NodeSim::powerLoss(SimNode& n) {
+  crash(n);
+  closeDisk(n);
+  const auto dir = root_ / ("node" + std::to_string(n.id) + "-disk" + std::to_string(++n.disk));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream out(dir / "data.mdb", std::ios::binary);
+    out.write(n.image.data(), static_cast<std::streamsize>(n.image.size()));
+  }
+  openDisk(n, dir);
+  result_.powerLosses++;
+  trace("node " + std::to_string(n.id) + " loses power: its disk is as of its last durable commit");
 }
 
 void NodeSim::closeDisk(SimNode& n) {

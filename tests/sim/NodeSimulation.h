@@ -6,7 +6,9 @@
 //
 // Faults: frames dropped, duplicated, delayed (some by seconds), delivered across reconnects and
 // to a restarted process; one-way and two-way partitions; crashes (kill -9: nothing answered,
-// durable state kept) and restarts with a new incarnation; wiped disks (one at a time); pauses
+// durable state kept) and restarts with a new incarnation; with powerLossShare, some crashes are
+// power losses instead (the LMDB file goes back to the node's last durable commit: applies made
+// since, which commit without a flush, are lost); wiped disks (one at a time); pauses
 // (SIGSTOP) past the lease with frames queued meanwhile; clocks drifting within the bound and
 // wall clocks jumping.
 //
@@ -54,6 +56,10 @@ struct NodeSimOptions {
   // The share of client writes whose value is large (100 to 900 KB, near the byte caps): more
   // makes every frame the node cuts by bytes (batches, catch-up replies, promises) run full.
   double largeWriteShare = 0.01;
+  // The share of crashes that are power losses (0: none, and the PRNG draws as before, so seeds
+  // replay unchanged). A power loss keeps what the node's last durable commit left on disk: the
+  // acceptor state (MemoryLogStore) and the LMDB file imaged at that commit.
+  double powerLossShare = 0;
   coordinator::paxos::ReplicaConfig::Bugs paxosBugs;
   coordinator::node::ClusterOptions::Bugs nodeBugs;
   coordinator::StateMachine::LockBugs lockBugs;
@@ -68,6 +74,7 @@ struct NodeSimResult {
   std::string violation;  // what it saw, with the seed
   std::uint64_t events = 0, slots = 0;
   std::uint64_t operations = 0, okOperations = 0, unknownOperations = 0, reads = 0;
+  std::uint64_t powerLosses = 0;
   std::uint64_t crashes = 0, wipes = 0, pauses = 0, partitions = 0, lateFrames = 0, snapshots = 0;
   std::uint64_t sessions = 0, keepalivesAcked = 0, expiries = 0;
   std::uint64_t lockGrants = 0, lockChecks = 0;  // grants the lock clients saw; fenced checks

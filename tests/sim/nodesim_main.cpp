@@ -54,12 +54,14 @@ int main(int argc, char** argv) {
   std::set<std::string> skipChecks;
   bool traceFrames = false;
   std::optional<double> largeWrites;
+  double powerLoss = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (parseSeedFlag(flags, argc, argv, i)) continue;
     if (a == "--trace-frames") flags.trace = traceFrames = true;
     else if (a == "--skip-check") skipChecks.insert(flagValue(argc, argv, i));
     else if (a == "--large-writes") largeWrites = std::stod(flagValue(argc, argv, i));
+    else if (a == "--power-loss") powerLoss = std::stod(flagValue(argc, argv, i));
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
                    "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
-                   "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n");
+                   "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n"
+                   "  --power-loss P    the share of crashes that are power losses (default 0: the disk keeps every commit)\n");
       return 2;
     }
   }
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
       options.skipChecks = skipChecks;
       plant(bug, options);
       if (largeWrites) options.largeWriteShare = *largeWrites;
+      options.powerLossShare = powerLoss;
       const NodeSimResult r = runNodeSimulation(options);
       ++runs;
       total.events += r.events;
@@ -107,6 +111,7 @@ int main(int argc, char** argv) {
       total.unknownOperations += r.unknownOperations;
       total.reads += r.reads;
       total.crashes += r.crashes;
+      total.powerLosses += r.powerLosses;
       total.wipes += r.wipes;
       total.pauses += r.pauses;
       total.partitions += r.partitions;
@@ -120,8 +125,9 @@ int main(int argc, char** argv) {
       if (!r.ok) {
         ++failures;
         caughtBy[r.check]++;
-        std::printf("FAIL %s\n  replay: scripts/sim --node --seed %llu --replicas %zu --trace\n", r.violation.c_str(),
-                    static_cast<unsigned long long>(seed), n);
+        const std::string extra = powerLoss > 0 ? " --power-loss " + std::to_string(powerLoss) : "";
+        std::printf("FAIL %s\n  replay: scripts/sim --node --seed %llu --replicas %zu%s --trace\n", r.violation.c_str(),
+                    static_cast<unsigned long long>(seed), n, extra.c_str());
       }
     }
   }
@@ -134,6 +140,7 @@ int main(int argc, char** argv) {
               u(total.reads));
   std::printf("  faults: %llu crashes, %llu disk wipes, %llu pauses, %llu partitions, %llu frames seconds late; %llu snapshots installed\n",
               u(total.crashes), u(total.wipes), u(total.pauses), u(total.partitions), u(total.lateFrames), u(total.snapshots));
+  if (total.powerLosses > 0) std::printf("  of the crashes, %llu were power losses\n", u(total.powerLosses));
   std::printf("  sessions: %llu created, %llu keepalives acknowledged, %llu expiries applied\n", u(total.sessions),
               u(total.keepalivesAcked), u(total.expiries));
   std::printf("  locks: %llu grants seen, %llu fenced checks\n", u(total.lockGrants), u(total.lockChecks));

@@ -2,10 +2,13 @@
 // A hand-cranked network of whole node cores (coordinator/node) for step-by-step scenarios: the
 // real NodeCore, Paxos replica and StateMachine on a temporary LMDB per node, one shared manual
 // clock, and frames the test delivers, holds or drops one by one. Crashes lose the process (no
-// callback runs), keep the disk; wipes lose the disk too.
+// callback runs), keep the disk; wipes lose the disk too; a power loss (powerLoss) keeps only what
+// reached the disk: the LMDB file as of the node's last durable commit.
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iterator>
 #include <map>
@@ -80,6 +83,28 @@ class NodeNet {
     crash(id);
     freshDisk(id);
   }
+  // A machine crash (power loss): the process dies and the page cache is lost. In production the
+  // acceptor log and the state machine share one LMDB environment opened with MDB_NOMETASYNC, so
+  // what survives is the environment as of its last durable commit: an acceptor write
+  // (LogStore::write, with the apply transaction carried into it if any), which also flushes
+  // every commit before it; commitWithoutSync applies after it are lost. Here the acceptor state
+  // (MemoryLogStore) is written only by those durable commits, and the node's LMDB file is
+  // imaged at each of them (MemoryLogStore::onDurable), so a power loss restores that image and
+  // keeps the store.
+  // (Snapshot staging and install steps, durable in production, are not imaged: a power loss
+  // here may undo them too, which only ever sends the node back to an older, consistent state.)
+  void powerLoss(NodeId id) {
+    crash(id);
+    Member& m = *nodes_.at(id);
+    m.stateMachine.reset();
+    m.env.reset();
+    m.dir = std::make_unique<TempDir>();
+    {
+      std::ofstream out(std::filesystem::path(m.dir->path()) / "data.mdb", std::ios::binary);
+      out.write(m.image.data(), static_cast<std::streamsize>(m.image.size()));
+    }
+    openDisk(m);
+  }
 
   // A turn of `id` (ticks when due).
   void turn(NodeId id) {
@@ -135,7 +160,13 @@ class NodeNet {
 
  private:
   struct Member : coordinator::node::Outbox, coordinator::node::Clock {
-    Member(NodeNet& net, NodeId id) : net(net), id(id) {}
+    Member(NodeNet& net, NodeId id) : net(net), id(id) {
+      store.onDurable = [this] { takeImage(); };
+    }
+    void takeImage() {
+      std::ifstream in(std::filesystem::path(dir->path()) / "data.mdb", std::ios::binary);
+      image.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
     void send(std::uint64_t to, std::string frame) override { net.inflight_.push_back(Frame{id, to, std::move(frame)}); }
     bool connected(std::uint64_t) const override { return true; }
     std::uint64_t nowUs() const override { return net.now; }
@@ -149,6 +180,7 @@ class NodeNet {
     std::unique_ptr<storage::Env> env;
     std::unique_ptr<StateMachine> stateMachine;
     MemoryLogStore store;
+    std::string image;  // the LMDB file as of the last durable commit
     SplitMixRandom random;
     std::unique_ptr<NodeCore> core;
   };
@@ -158,12 +190,19 @@ class NodeNet {
     m.stateMachine.reset();
     m.env.reset();
     m.dir = std::make_unique<TempDir>();
+    openDisk(m);
+    m.store.state = {};  // nothing is carried between turns
+  }
+
+  // Opens the member's directory as a process starting does (Node's constructor); that commit
+  // is durable.
+  void openDisk(Member& m) {
     m.env = std::make_unique<storage::Env>(m.dir->path(), storage::EnvOptions{std::size_t{64} << 20, 16, false});
     storage::Txn txn = storage::Txn::write(*m.env);
     m.stateMachine = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
     m.stateMachine->initialize(txn);
     txn.commit();
-    m.store.state = {};  // nothing is carried between turns
+    m.takeImage();
   }
 
   void start(NodeId id) {

@@ -332,3 +332,78 @@ TEST_CASE("matching read-index replies by id alone lets a restarted node read a 
   CHECK(outcome.doneByStaleReply);
   CHECK(outcome.read == "old");
 }
+
+namespace {
+
+bool holds(NodeNet& net, NodeId id, const std::string& path) {
+  return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
+}
+
+std::uint64_t revisionOf(NodeNet& net, NodeId id) {
+  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.revision(txn); });
+}
+
+// Writes `count` keys through `via`, one slot each, each acknowledged before the next.
+void writeKeys(NodeNet& net, NodeId via, const std::string& prefix, int count, const std::vector<NodeId>& ticking) {
+  for (int i = 1; i <= count; ++i) {
+    bool done = false;
+    net.core(via).submit(createCommand(prefix + std::to_string(i)), [&](CommandResult r) {
+      CHECK(r.status == Status::Ok);
+      done = true;
+    });
+    net.runUntil(ticking, all, [&] { return done; });
+    REQUIRE(done);
+  }
+}
+
+}  // namespace
+
+// Issue 14 (b0827f3): applies commit without a flush of their own; a power loss (NodeNet's model:
+// the LMDB file as of the node's last durable commit) undoes those after the last acceptor commit,
+// and the restarted node applies the same slots again alike (SAFETY.md 5).
+TEST_CASE("a follower that loses power undoes its unflushed applies and applies them again alike") {
+  NodeNet net(3);
+  elect(net, 1);
+  writeKeys(net, 1, "/k-", 5, {1, 2, 3});
+  // The heartbeat that tells node 2 the last slot is chosen: it applies it, with no vote to flush it.
+  const auto chosen = net.replica(1)->commitIndex();
+  net.runUntil({1, 2, 3}, all, [&] { return net.core(2).applied() == chosen; });
+  REQUIRE(net.core(2).applied() == chosen);
+  REQUIRE(holds(net, 2, "/k-5"));
+
+  net.powerLoss(2);
+  net.restart(2);
+  CHECK(net.core(2).applied() < chosen);  // the model undid the unflushed apply
+  CHECK_FALSE(holds(net, 2, "/k-5"));
+
+  net.runUntil({1, 2, 3}, all, [&] { return net.core(2).applied() >= chosen; });
+  REQUIRE(net.core(2).applied() >= chosen);
+  CHECK(holds(net, 2, "/k-5"));
+  CHECK(revisionOf(net, 2) == revisionOf(net, 1));
+}
+
+TEST_CASE("acknowledged writes outlive the leader's power loss after its unflushed applies") {
+  NodeNet net(3);
+  elect(net, 1);
+  writeKeys(net, 1, "/k-", 5, {1, 2, 3});
+  const auto chosen = net.replica(1)->commitIndex();
+  REQUIRE(net.core(1).applied() == chosen);
+
+  net.powerLoss(1);
+  NodeId leader = 0;
+  net.runUntil({2, 3}, all, [&] {
+    for (NodeId id : {NodeId{2}, NodeId{3}}) {
+      if (net.leads(id) && net.core(id).servesSessions()) leader = id;
+    }
+    return leader != 0;
+  }, none, 3'000);
+  REQUIRE(leader != 0);
+  writeKeys(net, leader, "/after-", 1, {2, 3});
+  for (int i = 1; i <= 5; ++i) CHECK(holds(net, leader, "/k-" + std::to_string(i)));
+
+  net.restart(1);
+  CHECK(net.core(1).applied() < chosen);  // its last apply had not reached the disk
+  net.runUntil({1, 2, 3}, all, [&] { return holds(net, 1, "/after-1"); });
+  CHECK(holds(net, 1, "/after-1"));
+  CHECK(revisionOf(net, 1) == revisionOf(net, leader));
+}
