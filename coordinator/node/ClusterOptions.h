@@ -41,8 +41,9 @@ struct ClusterOptions {
     bool bootstrapOnMajority = false;  // an empty disk votes once n - majority + 1 peers say "empty"
     bool applyPastDeadline = false;    // apply a write chosen after its deadline (its origin said 503)
     bool refuseOnDeadline = false;     // answer 503 at the deadline without an entry stamped past it
-    bool installOverUnapplied = false;
-    bool fastReadWithoutLease = false;  // a leader answers reads without the driver, lease or not  // install a snapshot that chosen entries not yet applied already cover
+    bool installOverUnapplied = false;  // install a snapshot that chosen entries not yet applied already cover
+    bool fastReadWithoutLease = false;  // a leader answers reads without the driver, lease or not
+    bool voterBeforeLearnedDurable = false;  // a rebuilt member votes before what it learned is durable
   } bugs;
 };
 

@@ -205,6 +205,21 @@ void NodeCore::finishReadyBatch() {
     std::vector<paxos::Ready> batch = std::move(readies_);
     readies_.clear();
     publishChosen();  // before this round's messages leave
+    // A Ready that ends a rebuild (LearnerRecord{false}) must not be durable before the slots it
+    // delivers: they were learned by catch-up, in no acceptor log here, and a voter is counted on
+    // to hold them. Applied first, they ride in its commit (a power loss then keeps both or
+    // neither; found by the review of issue 14: PowerLossScenarioTest).
+    for (auto& ready : batch) {
+      const bool turnsVoter = std::any_of(ready.records.begin(), ready.records.end(), [](const paxos::Record& r) {
+        const auto* l = std::get_if<paxos::LearnerRecord>(&r);
+        return l && !l->learner;
+      });
+      if (turnsVoter && !ready.committed.empty() && !options_.bugs.voterBeforeLearnedDurable) {
+        std::vector<paxos::ChosenEntry> early = std::move(ready.committed);
+        ready.committed.clear();
+        applyInto(early);
+      }
+    }
     const bool records = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& r) { return !r.records.empty(); });
     const bool carried = records && applyTxn_.has_value();
     if (carried) carryApply(store_);
