@@ -224,29 +224,38 @@ bool waitHealthy(int port, pid_t pid, bool& exited) {
 
 TestServer::TestServer(std::vector<std::string> extraArgs)
     : dataDir_(dir_.path() + "/data"), extraArgs_(std::move(extraArgs)), port_(freePort()) {
-  if (const std::size_t size = clusterSize(); size > 1) {
-    peerPort_ = freePort();
-    for (std::uint64_t id = 2; id <= size; ++id) members_.push_back(Member{id, freePort(), freePort()});
-    startMembers();
-  }
-  start();
-  if (!members_.empty()) {
-    waitForLeader();
-    // The node under test is a follower when the test begins: if it leads, the others take over.
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      auto status = request("GET", "/v1/status").json();
-      if (!status["leader"].is_number() || status["leader"].get<std::uint64_t>() != id_) break;
-      stop(SIGKILL);
-      start();
-      waitForLeader();
+  // A constructor that throws runs no destructor: whatever it started is stopped here.
+  try {
+    if (const std::size_t size = clusterSize(); size > 1) {
+      peerPort_ = freePort();
+      for (std::uint64_t id = 2; id <= size; ++id) members_.push_back(Member{id, freePort(), freePort()});
+      startMembers();
     }
+    start();
+    if (!members_.empty()) {
+      waitForLeader();
+      // The node under test is a follower when the test begins: if it leads, the others take over.
+      for (int attempt = 0; attempt < 5; ++attempt) {
+        auto status = request("GET", "/v1/status").json();
+        if (!status["leader"].is_number() || status["leader"].get<std::uint64_t>() != id_) break;
+        stop(SIGKILL);
+        start();
+        waitForLeader();
+      }
+    }
+  } catch (...) {
+    stopAll();
+    throw;
   }
 }
 
-TestServer::~TestServer() {
+TestServer::~TestServer() { stopAll(); }
+
+void TestServer::stopAll() {
   if (pid_ > 0) stop(SIGKILL);
   for (auto& m : members_) {
     if (m.pid > 0) stopProcess(m.pid, SIGKILL);
+    m.pid = 0;
   }
 }
 

@@ -41,6 +41,7 @@ class TestServer {
   api::HttpResponse request(const std::string& method, const std::string& target, const std::string& body = {});
 
  private:
+  void stopAll();  // every process this server started: its own and its cluster members'
   // The cluster's other members (cluster mode only).
   struct Member {
     std::uint64_t id;
