@@ -49,6 +49,42 @@ std::optional<paxos::CatchupRequest> catchupRequest(const Frame& f) {
   return std::nullopt;
 }
 
+// Writes /old-1 ... /old-`count` through leader 1 while node 3 is down: chosen by {1, 2}, each
+// acknowledged.
+void writeOld(NodeNet& net, int count) {
+  for (int i = 1; i <= count; ++i) {
+    bool done = false;
+    net.core(1).submit(createCommand("/old-" + std::to_string(i)), [&](CommandResult r) {
+      CHECK(r.status == Status::Ok);
+      done = true;
+    });
+    net.runUntil({1, 2}, all, [&] { return done; });
+    REQUIRE(done);
+  }
+}
+
+// With node 1 gone, {2, 3} is a majority: whoever leads it takes a write, and then says how many
+// of the acknowledged /old-* writes it lacks.
+int lostUnderNewLeader(NodeNet& net, int count) {
+  NodeId leader = 0;
+  net.runUntil({2, 3}, all, [&] {
+    for (NodeId id : {NodeId{2}, NodeId{3}}) {
+      if (net.leads(id) && net.core(id).servesSessions()) leader = id;
+    }
+    return leader != 0;
+  }, none, 3'000);
+  REQUIRE(leader != 0);
+  bool after = false;
+  net.core(leader).submit(createCommand("/after"), [&](CommandResult r) { after = r.status == Status::Ok; });
+  net.runUntil({2, 3}, all, [&] { return after && has(net, 2, "/after") && has(net, 3, "/after"); });
+  REQUIRE(after);
+  int lost = 0;
+  for (int i = 1; i <= count; ++i) {
+    if (!has(net, leader, "/old-" + std::to_string(i))) ++lost;
+  }
+  return lost;
+}
+
 }  // namespace
 
 // Returns how many acknowledged writes the new leader of {2, 3} lacks. `slow3`: node 3's catch-up
@@ -63,15 +99,7 @@ static int lostAfterRebuild(bool slow3, bool voteFirst) {
   // Node 3 is down while 100 writes are chosen by {1, 2}, one slot each, all acknowledged.
   net.crash(3);
   const int kWrites = 100;
-  for (int i = 1; i <= kWrites; ++i) {
-    bool done = false;
-    net.core(1).submit(createCommand("/old-" + std::to_string(i)), [&](CommandResult r) {
-      CHECK(r.status == Status::Ok);
-      done = true;
-    });
-    net.runUntil({1, 2}, all, [&] { return done; });
-    REQUIRE(done);
-  }
+  writeOld(net, kWrites);
   const paxos::Slot oldEnd = net.replica(1)->commitIndex();
   REQUIRE(oldEnd > 64 + 20);
 
@@ -138,23 +166,7 @@ static int lostAfterRebuild(bool slow3, bool voteFirst) {
                              << " as a learner, " << oldEnd << " old slots)");
 
   // {2, 3} is a majority; whoever leads, the acknowledged writes must be there.
-  NodeId leader = 0;
-  net.runUntil({2, 3}, all, [&] {
-    for (NodeId id : {NodeId{2}, NodeId{3}}) {
-      if (net.leads(id) && net.core(id).servesSessions()) leader = id;
-    }
-    return leader != 0;
-  }, none, 3'000);
-  REQUIRE(leader != 0);
-  bool after = false;
-  net.core(leader).submit(createCommand("/after"), [&](CommandResult r) { after = r.status == Status::Ok; });
-  net.runUntil({2, 3}, all, [&] { return after && has(net, 2, "/after") && has(net, 3, "/after"); });
-  REQUIRE(after);
-  int lost = 0;
-  for (int i = 1; i <= kWrites; ++i) {
-    if (!has(net, leader, "/old-" + std::to_string(i))) ++lost;
-  }
-  return lost;
+  return lostUnderNewLeader(net, kWrites);
 }
 
 TEST_CASE("a rebuilt member that loses power right after it turns voter keeps the slots it learned") {
@@ -178,15 +190,7 @@ static int lostAfterNaturalRebuild(ClusterOptions::Bugs bugs = {}) {
   const NodeId W = 2;
   net.crash(3);
   const int kWrites = 200;
-  for (int i = 1; i <= kWrites; ++i) {
-    bool done = false;
-    net.core(1).submit(createCommand("/old-" + std::to_string(i)), [&](CommandResult r) {
-      CHECK(r.status == Status::Ok);
-      done = true;
-    });
-    net.runUntil({1, 2}, all, [&] { return done; });
-    REQUIRE(done);
-  }
+  writeOld(net, kWrites);
   const paxos::Slot oldEnd = net.replica(1)->commitIndex();
   net.wipe(W);
   net.restart(W);
@@ -203,23 +207,7 @@ static int lostAfterNaturalRebuild(ClusterOptions::Bugs bugs = {}) {
   net.restart(3);
   UNSCOPED_INFO("after the power loss: W applied " << net.core(W).applied() << ", node 3 applied "
                                                   << net.core(3).applied() << ", old slots end at " << oldEnd);
-  NodeId leader = 0;
-  net.runUntil({2, 3}, all, [&] {
-    for (NodeId id : {NodeId{2}, NodeId{3}}) {
-      if (net.leads(id) && net.core(id).servesSessions()) leader = id;
-    }
-    return leader != 0;
-  }, none, 3'000);
-  REQUIRE(leader != 0);
-  bool after = false;
-  net.core(leader).submit(createCommand("/after"), [&](CommandResult r) { after = r.status == Status::Ok; });
-  net.runUntil({2, 3}, all, [&] { return after; });
-  REQUIRE(after);
-  int lost = 0;
-  for (int i = 1; i <= kWrites; ++i) {
-    if (!has(net, leader, "/old-" + std::to_string(i))) ++lost;
-  }
-  return lost;
+  return lostUnderNewLeader(net, kWrites);
 }
 
 TEST_CASE("a rebuilt member 200 slots behind and a caught-up member that lose power together keep every acknowledged write") {
