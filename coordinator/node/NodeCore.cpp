@@ -209,16 +209,21 @@ void NodeCore::finishReadyBatch() {
     // delivers: they were learned by catch-up, in no acceptor log here, and a voter is counted on
     // to hold them. Applied first, they ride in its commit (a power loss then keeps both or
     // neither; found by the review of issue 14: PowerLossScenarioTest).
-    for (auto& ready : batch) {
-      const bool turnsVoter = std::any_of(ready.records.begin(), ready.records.end(), [](const paxos::Record& r) {
+    // (All of the round's slots, in order: an earlier Ready of the batch may deliver the slots
+    // before the voter's.)
+    const bool turnsVoter = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& ready) {
+      return std::any_of(ready.records.begin(), ready.records.end(), [](const paxos::Record& r) {
         const auto* l = std::get_if<paxos::LearnerRecord>(&r);
         return l && !l->learner;
       });
-      if (turnsVoter && !ready.committed.empty() && !options_.bugs.voterBeforeLearnedDurable) {
-        std::vector<paxos::ChosenEntry> early = std::move(ready.committed);
+    });
+    if (turnsVoter && !options_.bugs.voterBeforeLearnedDurable) {
+      std::vector<paxos::ChosenEntry> early;
+      for (auto& ready : batch) {
+        std::move(ready.committed.begin(), ready.committed.end(), std::back_inserter(early));
         ready.committed.clear();
-        applyInto(early);
       }
+      if (!early.empty()) applyInto(early);
     }
     const bool records = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& r) { return !r.records.empty(); });
     const bool carried = records && applyTxn_.has_value();
