@@ -136,6 +136,19 @@ class NodeNet {
     }
   }
 
+  // Runs `among` (every frame delivered) until one of them leads and serves sessions, for up to
+  // `steps` steps; that node, or 0.
+  NodeId servingLeader(const std::vector<NodeId>& among, int steps = 3'000) {
+    NodeId leader = 0;
+    runUntil(among, [](const Frame&) { return true; }, [&] {
+      for (NodeId id : among) {
+        if (leads(id) && core(id).servesSessions()) leader = id;
+      }
+      return leader != 0;
+    }, [](const Frame&) { return false; }, steps);
+    return leader;
+  }
+
   // Takes the frames `f` names out of flight, oldest first: the test hands them over itself
   // (several in one turn of their receiver, say).
   std::vector<Frame> take(const Filter& f) {

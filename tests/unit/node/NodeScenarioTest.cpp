@@ -390,13 +390,7 @@ TEST_CASE("acknowledged writes outlive the leader's power loss after its unflush
   REQUIRE(net.core(1).applied() == chosen);
 
   net.powerLoss(1);
-  NodeId leader = 0;
-  net.runUntil({2, 3}, all, [&] {
-    for (NodeId id : {NodeId{2}, NodeId{3}}) {
-      if (net.leads(id) && net.core(id).servesSessions()) leader = id;
-    }
-    return leader != 0;
-  }, none, 3'000);
+  const NodeId leader = net.servingLeader({2, 3});
   REQUIRE(leader != 0);
   writeKeys(net, leader, "/after-", 1, {2, 3});
   for (int i = 1; i <= 5; ++i) CHECK(holds(net, leader, "/k-" + std::to_string(i)));

@@ -66,13 +66,7 @@ void writeOld(NodeNet& net, int count) {
 // With node 1 gone, {2, 3} is a majority: whoever leads it takes a write, and then says how many
 // of the acknowledged /old-* writes it lacks.
 int lostUnderNewLeader(NodeNet& net, int count) {
-  NodeId leader = 0;
-  net.runUntil({2, 3}, all, [&] {
-    for (NodeId id : {NodeId{2}, NodeId{3}}) {
-      if (net.leads(id) && net.core(id).servesSessions()) leader = id;
-    }
-    return leader != 0;
-  }, none, 3'000);
+  const NodeId leader = net.servingLeader({2, 3});
   REQUIRE(leader != 0);
   bool after = false;
   net.core(leader).submit(createCommand("/after"), [&](CommandResult r) { after = r.status == Status::Ok; });
