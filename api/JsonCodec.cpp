@@ -18,11 +18,7 @@ using coordinator::Status;
 std::string dumpJson(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 Reply jsonReply(unsigned status, const json& body, std::optional<std::uint64_t> revision) {
-  Reply reply;
-  reply.status = status;
-  reply.body = dumpJson(body);
-  reply.revision = revision;
-  return reply;
+  return textReply(status, dumpJson(body), revision);
 }
 
 Reply textReply(unsigned status, std::string json, std::optional<std::uint64_t> revision) {
@@ -95,13 +91,8 @@ std::string sessionIdText(std::uint64_t id) { return session::formatSessionId(id
 
 namespace {
 
-// As nlohmann's dump escapes a string (ensure_ascii off); bytes that are not UTF-8 go through
-// the library itself, which replaces them.
-void appendJsonString(std::string& out, std::string_view text) {
-  if (!coordinator::isValidUtf8(text)) {
-    out += dumpJson(json(std::string(text)));
-    return;
-  }
+// As nlohmann's dump escapes a string (ensure_ascii off), for text known to be UTF-8.
+void appendUtf8JsonString(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   for (const char c : text) {
@@ -124,6 +115,12 @@ void appendJsonString(std::string& out, std::string_view text) {
     }
   }
   out += '"';
+}
+
+// The same for any bytes: those that are not UTF-8 go through the library, which replaces them.
+void appendJsonString(std::string& out, std::string_view text) {
+  if (coordinator::isValidUtf8(text)) return appendUtf8JsonString(out, text);
+  out += dumpJson(json(std::string(text)));
 }
 
 template <typename Number>
@@ -159,7 +156,7 @@ std::string nodeJsonText(std::string_view path, std::string_view data, const coo
   appendJsonString(out, path);
   if (coordinator::isValidUtf8(data)) {
     out += ",\"data\":";
-    appendJsonString(out, data);
+    appendUtf8JsonString(out, data);
   } else {
     out += ",\"data_b64\":\"";
     out += base64Encode(data);
