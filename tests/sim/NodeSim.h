@@ -324,7 +324,13 @@ class NodeSim {
   Time servingSince_ = 0;
   paxos::Ballot settledBallot_;
   NodeId lateNode_ = 0;
+  // The late node's promise as of its cut, counting the frames that had reached its input queue
+  // by then (its next turn takes them after the cut; see wake()).
   paxos::Ballot latePromiseAtCut_;
+  bool lateFramesAtCut_ = false;  // its input queue held frames at the cut, not yet taken
+  // Serving counts toward settling from here on: the heal, then the late node's return deposing
+  // the settled leader, if it does (noteServing()).
+  Time settleFrom_ = 0;
   std::vector<Client> clients_;
   std::vector<Operation> history_;
   std::vector<SessionClient> sessionClients_;

@@ -17,21 +17,37 @@ void NodeSim::noteServing() {
   for (const auto& [id, n] : nodes_) {
     if (!runs(*n) || !n->core->servesSessions()) continue;
     serving = true;
-    // Once healed and settled (a leader served for a second, every node voting), nothing
-    // should cost an election: a node back from a partition must not depose the leader.
+    // Once healed and settled (a leader served for a second since the heal; the late node
+    // still cut off), nothing should cost an election: a node back from a partition must not
+    // depose the leader. (A second of serving that began before the heal is not enough: seed
+    // 6000133, 3 nodes, settled at once on a leader about to lose its majority, one node cut
+    // off and the third rebuilding a lost disk.)
     const paxos::Ballot ballot = n->core->replica()->ballot();
-    if (healed_ && servingSince_ != 0 && now_ > servingSince_ + 1'000'000 && settledBallot_.isZero() &&
-        n->id != lateNode_) {
+    if (healed_ && servingSince_ != 0 && now_ > std::max(servingSince_, settleFrom_) + 1'000'000 &&
+        settledBallot_.isZero() && n->id != lateNode_) {
       settledBallot_ = ballot;
     }
     // Only a higher ballot is a new leader: a lower one is a leader deposed while it was paused
     // or cut off that has not taken a turn since (it checks its lease before it acts on it,
     // which the session and history checks judge). The sweep's seed 2004481 (5 nodes) met one
     // just resumed by the heal.
-    if (!settledBallot_.isZero() && settledBallot_ < ballot && latePromiseAtCut_ < settledBallot_) {
-      fail("stable-leader", "the leader changed from " + paxos::toString(settledBallot_) + " to " +
-                                paxos::toString(ballot) + " in a healed, settled cluster");
+    if (settledBallot_.isZero() || !(settledBallot_ < ballot)) continue;
+    // One change is no fault of the protocol: the late node back with a promise above the
+    // settled leader's ballot, given before its cut (a campaign it began on a pre-vote a
+    // majority granted while it was connected, or another's Prepare). It refuses that leader's
+    // Accepts with it, and a leader that hears a higher ballot steps down (PAXOS.md 10; etcd's
+    // raft does the same). Pre-vote cannot prevent it. Only once that node is back (before, it
+    // can reach nobody), and then the check settles again on the next leader.
+    if (allLinksBack_ && settledBallot_ < latePromiseAtCut_) {
+      trace("stable-leader: node " + std::to_string(lateNode_) + ", back with promise " +
+            paxos::toString(latePromiseAtCut_) + " from before its cut, deposed " + paxos::toString(settledBallot_) +
+            "; settling again");
+      settledBallot_ = paxos::Ballot{};
+      settleFrom_ = now_;
+      continue;
     }
+    fail("stable-leader", "the leader changed from " + paxos::toString(settledBallot_) + " to " +
+                              paxos::toString(ballot) + " in a healed, settled cluster");
   }
   if (serving && allLinksBack_ && !rebuildCheckPlanned_) {
     rebuildCheckPlanned_ = true;

@@ -91,9 +91,11 @@ void NodeSim::releaseLate() {
 void NodeSim::heal() {
   if (nemesis_.program != Program::None) endNemesis("the run heals");
   healed_ = true;
+  settleFrom_ = now_;
   blocked_.clear();
   releaseLate();
   for (auto& [id, n] : nodes_) {
+    if (n->core && now_ < n->pausedUntil) trace("node " + std::to_string(id) + " resumes (the heal)");
     n->pausedUntil = 0;
     if (!n->core) restart(*n);
     releaseHeld(*n);
@@ -107,9 +109,14 @@ void NodeSim::heal() {
     blocked_.insert({other, lateNode_});
   }
   // (A campaign it began before it was cut off may still depose the leader when it returns:
-  // its promise is higher. Pre-vote cannot help there, so that run does not check.)
-  const auto* replica = nodes_[lateNode_]->core ? nodes_[lateNode_]->core->replica() : nullptr;
+  // its promise is higher. Pre-vote cannot help there, so the check exempts that change.) Frames
+  // already in its input queue reached it before the cut: a pre-vote grant among them that
+  // completes its quorum starts its campaign at its next turn, after the cut (seed 6000536, 5
+  // nodes: 0.3 ms after). wake() counts what those frames do to its promise.
+  const SimNode& late = *nodes_[lateNode_];
+  const auto* replica = late.core ? late.core->replica() : nullptr;
   latePromiseAtCut_ = replica ? replica->promised() : paxos::Ballot{};
+  lateFramesAtCut_ = !late.inbox.empty();
   schedule(now_ + kLateHealUs, Event{Kind::LateHeal});
   trace("healed, but node " + std::to_string(lateNode_) + " stays cut off a while");
 }

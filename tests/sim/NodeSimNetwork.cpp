@@ -76,9 +76,21 @@ void NodeSim::wake(SimNode& n) {
   }
   auto inbox = std::move(n.inbox);
   n.inbox.clear();
+  // The late node's first turn after its cut takes frames that reached it before the cut (none
+  // can reach it since): their effect on its promise counts as from before the cut. Measured
+  // before endTurn(), whose timer tick is the node's own doing while cut off.
+  const bool takesFramesFromBeforeCut = n.id == lateNode_ && lateFramesAtCut_;
+  lateFramesAtCut_ = lateFramesAtCut_ && !takesFramesFromBeforeCut;
+  const auto promised = [&n] { return n.core->replica() ? n.core->replica()->promised() : paxos::Ballot{}; };
+  const paxos::Ballot before = takesFramesFromBeforeCut ? promised() : paxos::Ballot{};
   for (auto& [from, frame] : inbox) {
     if (options_.traceFrames) trace("node " + std::to_string(n.id) + " <- " + std::to_string(from) + " " + describe(frame));
     n.core->peerFrame(from, frame);
+  }
+  if (takesFramesFromBeforeCut && before < promised()) {
+    latePromiseAtCut_ = std::max(latePromiseAtCut_, promised());
+    trace("node " + std::to_string(n.id) + " promises " + paxos::toString(promised()) +
+          " on frames that reached it before its cut");
   }
   n.core->endTurn();
 }
@@ -196,7 +208,9 @@ void NodeSim::restart(SimNode& n) {
 }
 
 void NodeSim::resume(SimNode& n) {
-  if (!n.core || now_ < n.pausedUntil) return;
+  // Not when the pause already ended otherwise (the heal, or a crash, set pausedUntil to 0):
+  // that node has been running since, and "resumes" here would misdate it in a trace.
+  if (!n.core || n.pausedUntil == 0 || now_ < n.pausedUntil) return;
   trace("node " + std::to_string(n.id) + " resumes");
   releaseHeld(n);
 }

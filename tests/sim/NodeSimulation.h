@@ -27,7 +27,10 @@
 //                      node succeeds; sessions still kept alive exist everywhere, with their
 //                      ephemeral node; sessions abandoned long ago exist nowhere
 //   stable-leader      one node stays cut off 2 s longer than the rest; once the others have a
-//                      leader serving for a second, its return costs no election (pre-vote)
+//                      leader serving for a second, its return costs no election (pre-vote),
+//                      unless it returns with a promise above that leader's ballot given before
+//                      its cut (its campaign begun on pre-votes granted while it was connected):
+//                      that one change is exempt, and the check settles again on the next leader
 //   rebuild            1.5 s after a leader serves with that node back, every node votes (no
 //                      lost disk is still being rebuilt), while the clients' writes keep coming
 //   frame-limit        no frame is larger than the transport takes
