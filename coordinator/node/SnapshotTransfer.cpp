@@ -212,6 +212,7 @@ void NodeCore::beginInstall(const IncomingSnapshot& done) {
     txn.commit();
   }
   installing_ = done;
+  replica_->beginInstall();
   {
     std::lock_guard lock(keeperMutex_);
     if (keeper_.leading()) keeper_.stepDown();  // rebuilt from the new table when it leads again

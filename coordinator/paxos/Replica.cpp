@@ -202,14 +202,17 @@ Ready Replica::compact(Slot upTo) {
 Ready Replica::installSnapshot(Slot upTo, Time now) {
   Ready ready = begin(now);
   out_ = &ready;
+  installing_ = false;
   if (upTo > commitIndex_) {
     log_.erase(log_.begin(), log_.upper_bound(upTo));
     compacted_ = upTo;
     commitIndex_ = delivered_ = upTo;
     catchupRequested_ = false;
     ready.records.push_back(CompactRecord{upTo});
-    advanceCommit();
   }
+  // A learner that reached its target during the install turns voter now (the node applies the
+  // slots it held before this Ready's records are durable: NodeCore::finishInstall).
+  advanceCommit();
   return finish();
 }
 

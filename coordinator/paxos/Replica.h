@@ -56,6 +56,7 @@ struct ReplicaConfig {
     bool leaseFromReceipt = false;  // count the lease from when acks arrived, not when they were sent (two-leases)
     bool ignoreLeaseOnPrepare = false;  // promise a new ballot while a lease is granted
     bool rebuildIgnoresPromises = false;  // a rebuilt replica votes without every member's promised ballot
+    bool voterWhileInstalling = false;  // a learner turns voter while its node installs a snapshot
     bool noPreVote = false;               // campaign without asking whether a majority lost the leader
     bool rebuildSharesCatchupTimer = false;  // ordinary catch-up requests postpone the rebuild request
     bool leaseReadBeforeRecovery = false;  // lease reads before re-choosing what phase 1 found
@@ -82,6 +83,10 @@ class Replica {
   std::optional<Slot> leaseRead(Time now) const;
   // The node has captured slots <= upTo in its state: their log may go.
   Ready compact(Slot upTo);
+  // The node begins installing a snapshot: until installSnapshot(), it holds the slots it is
+  // handed in memory, unapplied, so a learner must not turn voter meanwhile (a voter is counted
+  // on to hold, durably, every slot it learned before it voted).
+  void beginInstall() { installing_ = true; }
   // The node installed a snapshot of the state up to upTo, received from a peer.
   Ready installSnapshot(Slot upTo, Time now);
 
@@ -188,6 +193,7 @@ class Replica {
   Slot learnerTarget_ = 0;
   Ballot learnerBallot_;
   bool learnerConfirmed_ = false;  // learnerBallot_'s leader reported learnerTarget_ chosen
+  bool installing_ = false;        // beginInstall() .. installSnapshot()
   Ballot highestBallotSeen_;       // in any prepare, leader message or refusal since this start
 
   // Candidate and leader state.

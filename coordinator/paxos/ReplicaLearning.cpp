@@ -62,7 +62,8 @@ void Replica::advanceCommit() {
   // case a ballot was promised before the wipe.
   const bool promisesKnown =
       config_.bugs.rebuildIgnoresPromises || memberPromises_.size() + 1 >= config_.members.size();
-  if (learner_ && learnerConfirmed_ && commitIndex_ >= learnerTarget_ && promisesKnown) {
+  const bool installing = installing_ && !config_.bugs.voterWhileInstalling;
+  if (learner_ && learnerConfirmed_ && commitIndex_ >= learnerTarget_ && promisesKnown && !installing) {
     learner_ = false;
     raisePromise(std::max(learnerBallot_, highestBallotSeen_));
     out_->records.push_back(LearnerRecord{false});

@@ -356,11 +356,15 @@ TEST_CASE("review4: a wiped leader that rebuilds, turns voter and loses power ke
 // `powerLossAfterInstall`: W finishes the install (applying the held slots without a flush) and
 // then loses power; otherwise W's process is killed mid-install (no power loss at all).
 // Returns how many old writes the leader of {W, 3} lacks once leader 1 has failed.
-static int lostAfterVoterMidInstall(bool powerLossAfterInstall) {
+// With the fix (Replica::beginInstall) W stays a learner until the install is in and turns voter
+// in the Ready that ends it, after the held slots are applied; `plant` (the paxos bug switch
+// voterWhileInstalling) brings the finding back.
+static int lostAfterVoterMidInstall(bool powerLossAfterInstall, bool plant) {
   const NodeId W = 2, B = 3;
-  NodeNet net(3, {}, [](NodeId, ClusterOptions& o) {
+  NodeNet net(3, {}, [plant](NodeId, ClusterOptions& o) {
     o.snapshotChunkBytes = 400;
     o.installStepBytes = 8;
+    o.paxos.bugs.voterWhileInstalling = plant;
   });
   elect(net, 1);
   // Early writes everyone holds: 20 slots of 5 nodes each (a state worth many install steps).
@@ -429,10 +433,9 @@ static int lostAfterVoterMidInstall(bool powerLossAfterInstall) {
       net.core(W).endTurn();
     }
   }
-  REQUIRE_FALSE(net.replica(W)->isLearner());
-  UNSCOPED_INFO("W turned voter at commit index " << net.replica(W)->commitIndex() << " with " << net.core(W).applied()
-                                                  << " applied, mid-install");
-  // The precondition of the finding: a voter whose learned slots are not applied yet.
+  // The precondition of the finding: a voter whose learned slots are not applied yet; fixed, a
+  // learner still.
+  REQUIRE(net.replica(W)->isLearner() != plant);
   REQUIRE(installing(net, W));
   CHECK(count(net, W, "chosen slots during an install") > 0);
 
@@ -440,6 +443,7 @@ static int lostAfterVoterMidInstall(bool powerLossAfterInstall) {
     for (int i = 0; i < 5000 && installing(net, W); ++i) net.turn(W);
     REQUIRE_FALSE(installing(net, W));
     CHECK(net.core(W).applied() > oldEnd);  // the held slots, applied without a flush
+    CHECK_FALSE(net.replica(W)->isLearner());  // in the Ready that ended the install
     net.powerLoss(W);
   } else {
     net.crash(W);
@@ -448,16 +452,25 @@ static int lostAfterVoterMidInstall(bool powerLossAfterInstall) {
   net.restart(W);
   UNSCOPED_INFO("W applied " << net.core(W).applied() << " after restarting (snapshot at " << snapshotSlot
                              << ", old slots end at " << oldEnd << "), a voter: " << !net.replica(W)->isLearner());
+  // A learner again (killed before it turned voter): it finishes its rebuild while leader 1 lives.
+  net.runUntil({1, 2, 3}, all, [&] { return !net.replica(W)->isLearner() && !installing(net, W); });
+  REQUIRE_FALSE(net.replica(W)->isLearner());
   return lostWithout(net, 1, "/old-", kOld);
 }
 
-// Expected to fail on 28aab60: the finding of this review (see the report). Tagged [!mayfail]
-// so CI stays green until it is fixed; drop the tag with the fix.
-TEST_CASE("review4: a rebuilt member killed mid-install after turning voter keeps the slots it learned", "[!mayfail]") {
-  CHECK(lostAfterVoterMidInstall(false) == 0);
+// The finding of this review, fixed by Replica::beginInstall.
+TEST_CASE("review4: a rebuilt member killed mid-install keeps the slots it learned") {
+  CHECK(lostAfterVoterMidInstall(false, false) == 0);
 }
 
-TEST_CASE("review4: a rebuilt member that turned voter mid-install and loses power after it keeps the slots it learned",
-          "[!mayfail]") {
-  CHECK(lostAfterVoterMidInstall(true) == 0);
+TEST_CASE("review4: a rebuilt member that turns voter at the end of an install and loses power keeps the slots it learned") {
+  CHECK(lostAfterVoterMidInstall(true, false) == 0);
+}
+
+TEST_CASE("review4: with voterWhileInstalling a rebuilt member killed mid-install loses acknowledged writes") {
+  CHECK(lostAfterVoterMidInstall(false, true) > 0);
+}
+
+TEST_CASE("review4: with voterWhileInstalling a rebuilt member that loses power after the install loses acknowledged writes") {
+  CHECK(lostAfterVoterMidInstall(true, true) > 0);
 }
