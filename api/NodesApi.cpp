@@ -10,6 +10,7 @@
 namespace warden::api {
 
 using json = nlohmann::ordered_json;
+using coordinator::AnswerWhen;
 using coordinator::Command;
 using coordinator::CommandResult;
 using coordinator::Op;
@@ -223,6 +224,7 @@ void NodesApi::txn(const Request& request, const Query& query, const Respond& re
 void NodesApi::write(Command command, std::function<Reply(const CommandResult&)> onOk, bool isTxn,
                      const Respond& respond, const std::optional<std::string>& idempotencyKey) {
   if (idempotencyKey) command.idempotencyKey = checkedIdempotencyKey(*idempotencyKey);
+  // The reply is built from the result alone (and from node_.revision() at most as a floor).
   node_.submit(std::move(command), [this, onOk = std::move(onOk), isTxn, respond](CommandResult r) {
     if (r.status == Status::Ok) {
       // Built where it is sent: this runs on the replicated log's driver thread.
@@ -238,7 +240,7 @@ void NodesApi::write(Command command, std::function<Reply(const CommandResult&)>
       r.message = "op " + std::to_string(*r.failedOp) + ": " + r.message;
     }
     respond(errorReply(status, errorCode(r.status), r.message, std::max(r.revision, node_.revision()), extra));
-  });
+  }, AnswerWhen::Applied);
 }
 
 }  // namespace warden::api

@@ -46,13 +46,13 @@ Node::Node(const NodeOptions& options)
 
 Node::~Node() { stop(); }
 
-void Node::submit(Command command, LocalLog::Done done) {
+void Node::submit(Command command, LocalLog::Done done, AnswerWhen when) {
   if (command.type == CommandType::Txn || isLockCommand(command.type)) {
     command.maxNodes = options_.maxTxnNodes;
     command.quotaBytes = options_.quotaBytes;
   }
   if (replicated_) {
-    replicated_->submit(std::move(command), std::move(done));
+    replicated_->submit(std::move(command), std::move(done), when);
   } else {
     log_->submit(std::move(command), std::move(done));
   }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "coordinator/AnswerWhen.h"
 #include "coordinator/ClusterView.h"
 #include "coordinator/LocalLog.h"
 #include "coordinator/RevisionWaiters.h"
@@ -51,7 +52,7 @@ class Node {
 
   // Thread-safe. done runs exactly once, on the log's thread: with the command's result once
   // it is durable (on a majority) and applied here, or with the reason it was not.
-  void submit(Command command, LocalLog::Done done);
+  void submit(Command command, LocalLog::Done done, AnswerWhen when = AnswerWhen::Visible);
   // Thread-safe. done(Ok) once a read of this node's state sees every write acknowledged
   // before the call; done(NoQuorum) when that cannot be established within the deadline.
   void readBarrier(std::function<void(Status)> done);

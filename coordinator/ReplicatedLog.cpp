@@ -160,8 +160,8 @@ bool ReplicatedLog::push(Input& input, bool bounded) {
   return true;
 }
 
-void ReplicatedLog::submit(Command command, Done done) {
-  Input input = Submit{std::move(command), std::move(done)};
+void ReplicatedLog::submit(Command command, Done done, AnswerWhen when) {
+  Input input = Submit{std::move(command), std::move(done), when};
   if (push(input)) return;
   CommandResult refused;
   bool stopping;
@@ -215,7 +215,7 @@ void ReplicatedLog::handle(Input& input) {
   } else if (auto* h = std::get_if<Hello>(&input)) {
     core_->hello(h->from, h->http);
   } else if (auto* s = std::get_if<Submit>(&input)) {
-    core_->submit(std::move(s->command), std::move(s->done));
+    core_->submit(std::move(s->command), std::move(s->done), s->when);
   } else if (auto* r = std::get_if<Read>(&input)) {
     core_->readBarrier(std::move(r->done));
   } else if (auto* k = std::get_if<Keepalive>(&input)) {

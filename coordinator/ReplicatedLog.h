@@ -44,8 +44,9 @@ class ReplicatedLog {
   ReplicatedLog& operator=(const ReplicatedLog&) = delete;
 
   // Thread-safe. done runs once, on the driver thread: with the result once this node has
-  // applied the command, or with NoQuorum / Unavailable / Overloaded.
-  void submit(Command command, Done done);
+  // applied the command (and, with AnswerWhen::Visible, committed it: a read in done sees it),
+  // or with NoQuorum / Unavailable / Overloaded.
+  void submit(Command command, Done done, AnswerWhen when = AnswerWhen::Visible);
   // Thread-safe. done(Ok) once this node has applied every write acknowledged anywhere before
   // the call (lease or read index at the leader), else done(NoQuorum) at the deadline. A leader
   // under its lease that has applied all it knows chosen calls done(Ok) at once, on this thread.
@@ -68,6 +69,7 @@ class ReplicatedLog {
   struct Submit {
     Command command;
     Done done;
+    AnswerWhen when;
   };
   struct Read {
     ReadDone done;

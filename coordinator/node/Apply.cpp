@@ -1,10 +1,13 @@
 // Applying chosen slots to the state machine (NodeCore's apply; see NodeCore.h).
 //
-// The apply transaction is left open through the rest of the turn's persist rounds: when a
-// later round has acceptor records to make durable (a leader's own votes for the slots it just
-// proposed, a follower's accepts), the store commits them together with it, so a loaded turn
-// flushes the disk once, not twice. Nothing outside the driver sees an apply before that commit:
-// answers, watch events and read barriers wait for finishApply(), after it.
+// The apply transaction is left open through the rest of the turn's persist rounds, and past
+// the turn for up to applyCommitDelayUs while nothing needs it visible: when acceptor records
+// are made durable meanwhile (a leader's own votes for the slots it proposes next, a follower's
+// accepts), the store commits them together with it, so a loaded node flushes the disk once per
+// turn, not twice. Nothing outside the driver sees an apply before that commit: watch events,
+// read barriers and the writes whose callers read the state wait for finishApply(), after it.
+// Writes submitted with AnswerWhen::Applied are answered from applyInto(), before it: their
+// slots are chosen, so their results are final (a crash re-applies them alike).
 
 #include "coordinator/node/NodeCore.h"
 
@@ -33,11 +36,15 @@ void NodeCore::applyInto(const std::vector<paxos::ChosenEntry>& entries) {
     log_("held " + std::to_string(entries.size()) + " chosen slots during an install");
     return;
   }
-  if (!applyTxn_) applyTxn_.emplace(storage::Txn::write(env_));
+  if (!applyTxn_) {
+    applyTxn_.emplace(storage::Txn::write(env_));
+    applyOpenedUs_ = now();
+  }
   storage::Txn& txn = *applyTxn_;
   watch::Applied& applied = applyOutcome_.applied;
   auto& answers = applyOutcome_.answers;
   auto& late = applyOutcome_.late;
+  std::vector<std::pair<std::uint64_t, CommandResult>> early;  // AnswerWhen::Applied
   {
     for (const auto& chosen : entries) {
       if (chosen.slot <= applied_) continue;  // a snapshot installed this turn covers it
@@ -103,7 +110,10 @@ void NodeCore::applyInto(const std::vector<paxos::ChosenEntry>& entries) {
         }
       }
       for (std::size_t i = 0; i < results.size(); ++i) {
-        if (slotOrigins[i].ours) answers.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
+        if (!slotOrigins[i].ours) continue;
+        auto w = writes_.find(slotOrigins[i].requestId);
+        auto& to = w != writes_.end() && w->second.answerWhenApplied ? early : answers;
+        to.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
       }
       applied_ = chosen.slot;
     }
@@ -111,6 +121,27 @@ void NodeCore::applyInto(const std::vector<paxos::ChosenEntry>& entries) {
     epoch_ = stateMachine_.sessionEpoch(txn);
     noteAppliedStamp(stateMachine_.timestampMs(txn));
   }
+  if (!early.empty()) {
+    // Chosen, so final, whatever happens to this transaction: a crash before its commit applies
+    // the same slots alike again. What they wrote is not visible yet, so the commit index goes
+    // out first: a lease read begun after this answer sees it is behind and waits for the
+    // commit (fastRead, serveReads).
+    publishChosen();
+    for (auto& [requestId, result] : early) finishWrite(requestId, std::move(result));
+  }
+}
+
+storage::Txn NodeCore::writeTxn() {
+  commitApply();
+  return storage::Txn::write(env_);
+}
+
+void NodeCore::commitApplyUnlessItMayWait() {
+  if (!applyTxn_) return;
+  // Waiting callers (writes answered once visible, and those answered "not applied") or a node
+  // configured to commit every turn: now.
+  const bool waited = !applyOutcome_.answers.empty() || !applyOutcome_.late.empty();
+  if (waited || options_.applyCommitDelayUs == 0 || now() >= applyOpenedUs_ + options_.applyCommitDelayUs) commitApply();
 }
 
 void NodeCore::commitApply() {

@@ -22,6 +22,11 @@ struct ClusterOptions {
   // every peer and reports a dead one unhealthy within a second. 0: none (the simulator and the
   // scripted scenarios, which count frames; pings only feed the health view).
   std::uint64_t pingUs = 200'000;
+  // How long what apply did may stay uncommitted when nothing needs it visible: it rides in the
+  // next durable commit of the acceptor's records if one comes first (a loaded node's next
+  // votes), else it commits alone then. Reads, writes whose callers read the state, snapshots
+  // and the keeper's takeover commit it at once. 0: commit at the end of every turn.
+  std::uint64_t applyCommitDelayUs = 1000;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
@@ -44,6 +49,7 @@ struct ClusterOptions {
     bool installOverUnapplied = false;  // install a snapshot that chosen entries not yet applied already cover
     bool fastReadWithoutLease = false;  // a leader answers reads without the driver, lease or not
     bool voterBeforeLearnedDurable = false;  // a rebuilt member votes before what it learned is durable
+    bool readsBeforeApplyCommitted = false;  // answer a read barrier while the apply it waited for is uncommitted
   } bugs;
 };
 

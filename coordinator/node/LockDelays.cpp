@@ -13,8 +13,9 @@ void NodeCore::noteLockDelays(const std::vector<watch::Event>& events, std::size
 void NodeCore::timeLockDelays() {
   // Found in the state: from now, which is no earlier than each began.
   lockDelays_.clear();
-  storage::Txn txn = storage::Txn::read(env_);
-  for (const auto& d : stateMachine_.lockDelays(txn)) lockDelays_.started(d.lock, d.revision, d.delayMs, now() / 1000);
+  readState([&](storage::Txn& txn) {
+    for (const auto& d : stateMachine_.lockDelays(txn)) lockDelays_.started(d.lock, d.revision, d.delayMs, now() / 1000);
+  });
 }
 
 void NodeCore::proposeLockDelayEnds() {

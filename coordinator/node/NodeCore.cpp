@@ -73,7 +73,7 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
 
 // ---- inputs ---------------------------------------------------------------------------------
 
-void NodeCore::submit(Command command, Done done) {
+void NodeCore::submit(Command command, Done done, AnswerWhen when) {
   const std::uint64_t requestId = nextRequest_;
   // Counted in leader time: as this node last applied it, moved on by its own clock since (or its
   // own wall clock, if later). A node whose wall clock is behind the leader's still gives its
@@ -86,6 +86,7 @@ void NodeCore::submit(Command command, Done done) {
   w.giveUpUs = now() + 2 * options_.writeTimeoutMs * 1000;
   w.deadlineMs = deadlineMs;
   w.proposal = ownProposal(command, deadlineMs);
+  w.answerWhenApplied = when == AnswerWhen::Applied;
   writes_[requestId] = std::move(w);
 }
 
@@ -160,6 +161,7 @@ void NodeCore::endTurn() {
     serveReads();
     stepInstall();
     finishReadyBatch();
+    if (applyTxn_ && now() >= applyOpenedUs_ + options_.applyCommitDelayUs) commitApply();
     pumpSnapshots();
     publishLeaseReads();
     updateView();
@@ -173,10 +175,17 @@ void NodeCore::endTurn() {
 
 std::uint64_t NodeCore::wakeAtUs() const {
   if (installing_) return now();  // a step of the install every turn until it is in
-  return relayWakeUs_ != 0 ? std::min(nextTickUs_, relayWakeUs_) : nextTickUs_;
+  std::uint64_t at = relayWakeUs_ != 0 ? std::min(nextTickUs_, relayWakeUs_) : nextTickUs_;
+  if (applyTxn_) at = std::min(at, applyOpenedUs_ + options_.applyCommitDelayUs);
+  return at;
 }
 
 void NodeCore::shutdown() {
+  try {
+    commitApply();  // its answers go out as results, not as "shutting down"
+  } catch (const storage::LmdbError& e) {
+    log_(std::string("the last apply could not be committed at shutdown: ") + e.what());
+  }
   for (auto& [id, w] : writes_) {
     if (w.tick) continue;
     CommandResult r;
@@ -256,7 +265,7 @@ void NodeCore::finishReadyBatch() {
       readies_.push_back(replica_->compact(applied_ - options_.retainedSlots));
     }
   }
-  commitApply();
+  commitApplyUnlessItMayWait();
   serveReads();
 }
 

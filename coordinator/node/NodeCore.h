@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/AnswerWhen.h"
 #include "coordinator/Bytes.h"
 #include "coordinator/ClusterView.h"
 #include "coordinator/Proposal.h"
@@ -72,12 +73,14 @@ class NodeCore {
   NodeCore(const NodeCore&) = delete;
   NodeCore& operator=(const NodeCore&) = delete;
 
+  using AnswerWhen = coordinator::AnswerWhen;
+
   // ---- the driver's calls (one thread at a time) ----
   // done runs once: with the result once this node has applied the command; NoQuorum once it is
   // sure the command never applies (past its deadline in applied time); Timeout when it cannot
   // know (twice the write timeout, a snapshot install, shutdown after a leader took it);
   // Unavailable at shutdown otherwise.
-  void submit(Command command, Done done);
+  void submit(Command command, Done done, AnswerWhen when = AnswerWhen::Visible);
   // done(Ok) once this node has applied every write acknowledged anywhere before the call.
   void readBarrier(ReadDone done);
   void keepalive(std::uint64_t session, KeepaliveDone done);
@@ -122,6 +125,7 @@ class NodeCore {
     std::uint64_t sentTo = 0;  // that leader (this node, when it proposed it itself)
     bool everSent = false;     // some leader may hold it
     bool tick = false;         // a Tick of this node's own: nobody waits for it
+    bool answerWhenApplied = false;  // AnswerWhen::Applied
     // Sent before a snapshot replaced this node's state: a copy may be applied inside it, so
     // neither a late copy in a later slot nor the applied time passing its deadline proves it
     // was never applied. Only an apply here answers it, else the give-up time (504).
@@ -200,6 +204,17 @@ class NodeCore {
   void commitApply();
   void carryApply(AcceptorStore& store);
   void finishApply();
+  // Commits the apply unless it may wait (applyCommitDelayUs) for a durable commit to ride in.
+  void commitApplyUnlessItMayWait();
+  // A write transaction of the driver's own, once the apply's is committed (LMDB has one writer).
+  storage::Txn writeTxn();
+  // Runs read(txn) over the state as applied: through the open apply transaction, if any.
+  template <typename Read>
+  void readState(Read read) {
+    if (applyTxn_) return read(*applyTxn_);
+    storage::Txn txn = storage::Txn::read(env_);
+    read(txn);
+  }
   void timeOut();
   void updateView();
 
@@ -290,10 +305,11 @@ class NodeCore {
   std::vector<Worker::Continuation> deferred_;  // without a worker: jobs done, to resume next turn
   std::uint64_t nextSnapshotId_ = 1;
   std::uint64_t lastProbeUs_ = 0;
-  // Applied in the state machine, committed or in applyTxn_ (which finishReadyBatch always
-  // commits before it returns: no read barrier is answered while an apply is uncommitted).
+  // Applied in the state machine, committed or in applyTxn_ (left open past the turn only while
+  // nothing needs it visible: no read barrier is answered while an apply is uncommitted).
   std::uint64_t applied_ = 0;
   std::optional<storage::Txn> applyTxn_;
+  std::uint64_t applyOpenedUs_ = 0;  // when applyTxn_ began
   ApplyOutcome applyOutcome_;
   std::uint64_t lastTimestampMs_ = 0;
   std::uint64_t appliedStampMs_ = 0;  // the state machine's time (StateMachine::timestampMs)...

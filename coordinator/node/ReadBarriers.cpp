@@ -67,6 +67,8 @@ void NodeCore::serveReads() {
     // (Not while a snapshot is being installed: the tables are half old, half new. Its old
     // applied index is below any read index anyway; this keeps it so if that ever changes.)
     if (r.indexKnown && applied_ >= r.index && !installing_) {
+      // The reader reads what is committed: an apply still open is committed first.
+      if (!options_.bugs.readsBeforeApplyCommitted) commitApply();
       ReadDone done = std::move(r.done);
       it = reads_.erase(it);
       done(Status::Ok);

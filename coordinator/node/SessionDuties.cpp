@@ -83,8 +83,8 @@ void NodeCore::syncKeeper() {
   serving_ = index && applied_ >= *index && !installing_ && (epoch_ == ownEpoch_ || options_.bugs.serveWithoutEpoch);
   if (options_.bugs.serveWithoutLease) serving_ = true;
   if (serving_ && !keeper_.leading()) {
-    storage::Txn txn = storage::Txn::read(env_);
-    const auto sessions = stateMachine_.sessions().ttls(txn);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> sessions;
+    readState([&](storage::Txn& txn) { sessions = stateMachine_.sessions().ttls(txn); });
     // Fresh ttls from now: nobody knows when clients last spoke to the previous leader.
     const std::uint64_t from = now() / 1000 - (options_.bugs.staleTtlOnTakeover ? std::min<std::uint64_t>(now() / 1000, 10'000) : 0);
     keeper_.takeOver(from, sessions);

@@ -178,7 +178,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
         replica_ && replica_->leaderHint() == from && incoming_ && now() >= incoming_->lastChunkUs + 2 * kResendUs;
     if (incoming_ && incoming_->from != from && now() < incoming_->lastChunkUs + kStalledUs && !leaderAfterQuiet) return;
     incoming_ = IncomingSnapshot{from, id, applied, 0, now()};
-    storage::Txn txn = storage::Txn::write(env_);
+    storage::Txn txn = writeTxn();
     stateMachine_.clearStaging(txn);
     txn.commit();
   } else if (!same || chunk != incoming_->nextChunk) {
@@ -188,7 +188,7 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     return;
   }
   {
-    storage::Txn txn = storage::Txn::write(env_);
+    storage::Txn txn = writeTxn();
     stateMachine_.stageRows(txn, rows);
     txn.commit();
   }
@@ -207,7 +207,7 @@ void NodeCore::beginInstall(const IncomingSnapshot& done) {
   if (!replica_ || done.applied <= applied_) return;
   if (done.applied <= replica_->commitIndex() && !options_.bugs.installOverUnapplied) return;
   {
-    storage::Txn txn = storage::Txn::write(env_);
+    storage::Txn txn = writeTxn();
     stateMachine_.beginInstall(txn);
     txn.commit();
   }
@@ -226,7 +226,7 @@ void NodeCore::stepInstall() {
   if (!installing_) return;
   bool done = false;
   {
-    storage::Txn txn = storage::Txn::write(env_);
+    storage::Txn txn = writeTxn();
     done = stateMachine_.installStep(txn, options_.installStepBytes);
     txn.commit();
   }

@@ -46,7 +46,18 @@ Txn::Txn(MDB_env* env, MDB_txn* parent, unsigned flags, Env* syncs) : syncs_(syn
 }
 
 Txn Txn::read(Env& env) { return Txn(env.get(), nullptr, MDB_RDONLY); }
-Txn Txn::write(Env& env) { return Txn(env.get(), nullptr, 0, &env); }
+Txn Txn::write(Env& env) {
+  if (env.writer_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+    throw std::logic_error("a write transaction begun on the thread that holds one (it would wait for itself)");
+  }
+  Txn txn(env.get(), nullptr, 0, &env);
+  env.writer_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  return txn;
+}
+
+void Txn::released() {
+  if (syncs_ != nullptr) syncs_->writer_.store(std::thread::id{}, std::memory_order_relaxed);
+}
 Txn Txn::nested(Txn& parent) { return Txn(mdb_txn_env(parent.txn_), parent.txn_, 0); }
 
 Txn::Txn(Txn&& other) noexcept : txn_(other.txn_), syncs_(other.syncs_) { other.txn_ = nullptr; }
@@ -61,11 +72,15 @@ void Txn::commit() {
 void Txn::commitWithoutSync() {
   MDB_txn* txn = txn_;
   txn_ = nullptr;
+  released();
   check(mdb_txn_commit(txn), "mdb_txn_commit");
 }
 
 void Txn::abort() {
-  if (txn_ != nullptr) mdb_txn_abort(txn_);
+  if (txn_ != nullptr) {
+    released();
+    mdb_txn_abort(txn_);
+  }
   txn_ = nullptr;
 }
 

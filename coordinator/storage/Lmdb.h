@@ -5,11 +5,13 @@
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "coordinator/Bytes.h"
 
@@ -51,8 +53,12 @@ class Env {
   void sync();
 
  private:
+  friend class Txn;
   MDB_env* env_ = nullptr;
   bool fsync_;
+  // The thread holding the write transaction. LMDB would block a second one begun on that same
+  // thread forever (its writer lock is not recursive): Txn::write throws instead.
+  std::atomic<std::thread::id> writer_{};
 };
 
 // A read or write transaction. Ends (aborts) on destruction unless committed.
@@ -87,6 +93,7 @@ class Txn {
 
  private:
   Txn(MDB_env* env, MDB_txn* parent, unsigned flags, Env* syncs = nullptr);
+  void released();  // a top-level write transaction ended: its thread may begin another
   MDB_txn* txn_ = nullptr;
   Env* syncs_ = nullptr;  // a top-level write transaction's environment, synced by commit()
 };

@@ -75,6 +75,9 @@ void NodeSim::clientStep(std::size_t c) {
     }
     op.value = value;
     history_.push_back(op);
+    // Half the writes are answered as soon as applied, as the HTTP edge answers node writes, the
+    // other half once committed (AnswerWhen).
+    const auto when = rng_.chance(0.5) ? AnswerWhen::Applied : AnswerWhen::Visible;
     n->core->submit(txnCommand({set}), [this, c, cas](CommandResult r) {
       if (r.status == Status::Ok) return finishOp(c, Operation::Outcome::Ok, std::nullopt, true);
       if (cas && (r.status == Status::BadVersion || r.status == Status::NotFound)) {
@@ -84,7 +87,7 @@ void NodeSim::clientStep(std::size_t c) {
       // timeout (or a crash, or a shutdown) leaves the outcome unknown.
       const bool unknown = r.status == Status::Timeout || r.status == Status::Unavailable;
       finishOp(c, unknown ? Operation::Outcome::Unknown : Operation::Outcome::Failed, std::nullopt, false);
-    });
+    }, when);
   }
   n->core->endTurn();
 }

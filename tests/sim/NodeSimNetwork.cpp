@@ -164,6 +164,10 @@ void NodeSim::startProcess(SimNode& n) {
   options.snapshotChunkBytes = 300;  // many chunks: the stream's flow control is exercised
   options.installStepBytes = 400;    // installs take many turns, and a crash may stop one halfway
   options.pingUs = 0;  // they feed only the health view, which nothing here checks
+  // Applies committed every turn, lazily as in production, or held long enough for many reads
+  // and writes to meet an uncommitted one.
+  constexpr std::uint64_t kApplyDelays[] = {0, 1000, 20'000};
+  options.applyCommitDelayUs = kApplyDelays[rng_.range(0, 2)];
   options.paxos.maxBatchBytes = 256u << 10;
   options.paxos.catchupBytes = 512u << 10;
   options.paxos.promiseBytes = 12u << 20;

@@ -247,6 +247,14 @@ TEST_CASE("linearizability catches a 503 given at the deadline before the applie
   CHECK(caught->check == "linearizability");
 }
 
+TEST_CASE("linearizability catches a read barrier answered while the apply it waited for is uncommitted") {
+  // Writes answered as soon as applied (AnswerWhen::Applied) are visible only once the apply
+  // commits: a read answered before that reads a state without them.
+  auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.readsBeforeApplyCommitted = true; }, 300);
+  REQUIRE(caught);
+  CHECK(caught->check == "linearizability");
+}
+
 TEST_CASE("linearizability catches a leader that answers reads without the driver after its lease") {
   // The driver-free lease read (NodeCore::fastRead) with the lease check taken out: a deposed
   // leader cut off or paused answers from a state that newer writes have passed.

@@ -48,3 +48,16 @@ TEST_CASE("the LMDB log store keeps promises, accepted values, compaction and le
   CHECK(state.accepted.at(4).ballot == paxos::Ballot{5, 1});
   CHECK_FALSE(state.learner);
 }
+
+TEST_CASE("a second write transaction begun on the thread that holds one throws instead of waiting for itself") {
+  // The node's apply transaction may stay open across turns (applyCommitDelayUs): a driver path
+  // that forgot to commit it before writing would otherwise hang the node in LMDB's writer lock.
+  TempDir dir;
+  storage::Env env(dir.path(), storage::EnvOptions{std::size_t{1} << 26, 16, false});
+  storage::Txn first = storage::Txn::write(env);
+  CHECK_THROWS_AS(storage::Txn::write(env), std::logic_error);
+  first.commit();
+  storage::Txn second = storage::Txn::write(env);  // released by the commit
+  second.abort();
+  CHECK_NOTHROW(storage::Txn::write(env).commit());
+}

@@ -225,6 +225,9 @@ class NodeNet {
     for (NodeId other = 1; other <= n_; ++other) options.members[other] = "node" + std::to_string(other);
     options.bugs = bugs_;
     options.pingUs = 0;  // the scenarios count frames; pings feed only the health view
+    // The scenarios read a node's state as soon as it has applied a slot: commit every turn
+    // (the lazy commit has scenarios of its own, and the whole-node simulator varies it).
+    options.applyCommitDelayUs = 0;
     if (tune_) tune_(id, options);
     m.random.reseed(id * 1000 + ++processes_);
     m.core = std::make_unique<NodeCore>(*m.env, *m.stateMachine, options,
