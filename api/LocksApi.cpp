@@ -259,7 +259,7 @@ void LocksApi::release(const Request& request, const std::string& name, const Re
   node_.submit(command, [this, respond](CommandResult r) {
     if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
     respond(jsonReply(200, json::object(), r.revision));
-  });
+  }, coordinator::AnswerWhen::Applied);  // (acquire and withdraw read the state: Visible)
 }
 
 Reply LocksApi::describe(const std::string& name) {

@@ -160,7 +160,7 @@ void SessionsApi::submitCreate(coordinator::Command command, const Respond& resp
       return;
     }
     respond(jsonReply(201, json{{"id", session::formatSessionId(id)}, {"ttl_ms", ttl}}, r.revision));
-  });
+  });  // Visible: the --max-sessions check counts the sessions in the committed state
 }
 
 void SessionsApi::keepalive(std::uint64_t id, const Respond& respond) {

@@ -210,6 +210,25 @@ WatchApi::WatchApi(coordinator::Node& node, std::chrono::milliseconds progressEv
     : node_(node), progressEvery_(progressEvery) {}
 
 void WatchApi::handle(const Request& request, const std::string& path, const Query& query, const Respond& respond) {
+  // A write the nodes API answered before its apply committed (AnswerWhen::Applied) reaches the
+  // history at that commit, a moment later. A watch begun after such an answer starts once the
+  // history holds it: it sees (or starts after) what its client saw acknowledged here.
+  const std::uint64_t acknowledged = node_.revision();
+  if (node_.watches().revision() >= acknowledged) return watch(request, path, query, respond);
+  const bool queued = node_.waitForRevision(acknowledged, kHistoryCatchUp, [this, request, path, query, respond](bool) {
+    // Runs where the history was fed: nothing may escape into it.
+    try {
+      watch(request, path, query, respond);
+    } catch (const ApiError& e) {
+      respond(errorReply(e, node_.revision()));
+    } catch (const std::exception& e) {
+      respond(errorReply(500, "internal", e.what(), node_.revision()));
+    }
+  });
+  if (!queued) throw ApiError(429, "too_many_requests", "too many requests wait for this node's watch history");
+}
+
+void WatchApi::watch(const Request& request, const std::string& path, const Query& query, const Respond& respond) {
   if (request.method != "GET") {
     respond(methodNotAllowed(request.method, "/v1/watch/{path}", "GET", node_.revision()));
     return;

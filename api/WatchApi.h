@@ -37,6 +37,10 @@ class WatchApi {
                      const std::shared_ptr<Hangup>& hangup = nullptr);
 
  private:
+  // Waits this long at most for the history to hold the writes this node acknowledged already.
+  static constexpr std::chrono::milliseconds kHistoryCatchUp{5000};
+  void watch(const Request& request, const std::string& path, const Query& query, const Respond& respond);
+
   coordinator::Node& node_;
   std::chrono::milliseconds progressEvery_;
 };

@@ -27,7 +27,7 @@ Node::Node(const NodeOptions& options)
   auto onApplied = [this](watch::Applied& applied) {
     // The history first: a read that waited for this revision may watch from it at once.
     watches_->applied(applied);
-    revision_.store(applied.revision, std::memory_order_release);
+    noteRevision(applied.revision);
     waiters_.applied(applied.revision);
   };
   if (options_.cluster.size() > 1) {
@@ -46,12 +46,25 @@ Node::Node(const NodeOptions& options)
 
 Node::~Node() { stop(); }
 
+void Node::noteRevision(std::uint64_t revision) {
+  std::uint64_t seen = revision_.load(std::memory_order_relaxed);
+  while (revision > seen && !revision_.compare_exchange_weak(seen, revision, std::memory_order_release)) {
+  }
+}
+
 void Node::submit(Command command, LocalLog::Done done, AnswerWhen when) {
   if (command.type == CommandType::Txn || isLockCommand(command.type)) {
     command.maxNodes = options_.maxTxnNodes;
     command.quotaBytes = options_.quotaBytes;
   }
-  if (replicated_) {
+  if (replicated_ && when == AnswerWhen::Applied) {
+    // Answered before its apply commits (and before the hook below hears of it): the revision
+    // this node reports (status, X-Warden-Revision) must not fall behind what it acknowledged.
+    replicated_->submit(std::move(command), [this, done = std::move(done)](CommandResult r) {
+      noteRevision(r.revision);
+      done(std::move(r));
+    }, when);
+  } else if (replicated_) {
     replicated_->submit(std::move(command), std::move(done), when);
   } else {
     log_->submit(std::move(command), std::move(done));

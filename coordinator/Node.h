@@ -89,6 +89,7 @@ class Node {
   NodeOptions options_;
   storage::Env env_;
   std::unique_ptr<StateMachine> stateMachine_;
+  void noteRevision(std::uint64_t revision);  // revision_ only moves forward
   std::atomic<std::uint64_t> revision_{0};
   RevisionWaiters waiters_;
   std::unique_ptr<watch::WatchHub> watches_;  // before the logs: they feed it from their first apply

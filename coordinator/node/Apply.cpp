@@ -111,8 +111,11 @@ void NodeCore::applyInto(const std::vector<paxos::ChosenEntry>& entries) {
       }
       for (std::size_t i = 0; i < results.size(); ++i) {
         if (!slotOrigins[i].ours) continue;
+        // Only a caller that reads the state waits for the commit; nobody waits for a tick, and
+        // a write answered already (or an entry of this node's own duties) has nobody at all.
         auto w = writes_.find(slotOrigins[i].requestId);
-        auto& to = w != writes_.end() && w->second.answerWhenApplied ? early : answers;
+        if (w == writes_.end()) continue;
+        auto& to = w->second.answerWhenApplied || w->second.tick ? early : answers;
         to.emplace_back(slotOrigins[i].requestId, std::move(results[i]));
       }
       applied_ = chosen.slot;

@@ -370,7 +370,7 @@ void NodeCore::updateView() {
   } else {
     v.learner = true;
   }
-  v.appliedIndex = applied_;
+  v.appliedIndex = visibleApplied_.load(std::memory_order_relaxed);  // what reads see: committed
   {
     std::lock_guard lock(keeperMutex_);
     liveSessions_.store(keeper_.size(), std::memory_order_relaxed);

@@ -180,7 +180,8 @@ std::optional<std::uint64_t> TestCluster::waitForLeader(int timeoutMs, std::set<
 }
 
 std::string TestCluster::state(std::uint64_t id) {
-  return request(id, "GET", "/v1/nodes/?recursive&consistency=stale", {}, 2000).body;
+  // Linearizable: a write answered before its apply committed (AnswerWhen::Applied) is in it.
+  return request(id, "GET", "/v1/nodes/?recursive", {}, 2000).body;
 }
 
 bool TestCluster::waitConverged(int timeoutMs) {

@@ -258,7 +258,7 @@ TEST_CASE("linearizability catches a read barrier answered while the apply it wa
 TEST_CASE("linearizability catches a leader that answers reads without the driver after its lease") {
   // The driver-free lease read (NodeCore::fastRead) with the lease check taken out: a deposed
   // leader cut off or paused answers from a state that newer writes have passed.
-  auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.fastReadWithoutLease = true; }, 300);
+  auto caught = firstCaught([](NodeSimOptions& o) { o.nodeBugs.fastReadWithoutLease = true; }, 600);
   REQUIRE(caught);
   CHECK(caught->check == "linearizability");
 }
