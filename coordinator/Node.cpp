@@ -37,6 +37,7 @@ Node::Node(const NodeOptions& options)
     cluster.http = options_.http;
     cluster.writeTimeoutMs = options_.writeTimeoutMs;
     cluster.retainedSlots = options_.retainedSlots;
+    cluster.applyCommitDelayUs = options_.applyCommitDelayUs;
     cluster.bugs = options_.bugs;
     replicated_ = std::make_unique<ReplicatedLog>(env_, *stateMachine_, cluster, onApplied);
   } else {

@@ -26,7 +26,7 @@ struct ClusterOptions {
   // next durable commit of the acceptor's records if one comes first (a loaded node's next
   // votes), else it commits alone then. Reads, writes whose callers read the state, snapshots
   // and the keeper's takeover commit it at once. 0: commit at the end of every turn.
-  std::uint64_t applyCommitDelayUs = 1000;
+  std::uint64_t applyCommitDelayUs = 250;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {

@@ -161,7 +161,6 @@ void NodeCore::endTurn() {
     serveReads();
     stepInstall();
     finishReadyBatch();
-    if (applyTxn_ && now() >= applyOpenedUs_ + options_.applyCommitDelayUs) commitApply();
     pumpSnapshots();
     publishLeaseReads();
     updateView();
