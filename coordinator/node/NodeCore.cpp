@@ -158,7 +158,7 @@ void NodeCore::endTurn() {
       nextTickUs_ = now() + kTickUs;
     }
     serveKeepalives();
-    serveReads();
+    serveReads(false);
     stepInstall();
     finishReadyBatch();
     pumpSnapshots();
@@ -265,7 +265,7 @@ void NodeCore::finishReadyBatch() {
     }
   }
   commitApplyUnlessItMayWait();
-  serveReads();
+  serveReads(true);
 }
 
 void NodeCore::noteAppliedStamp(std::uint64_t stampMs) {

@@ -232,7 +232,9 @@ class NodeCore {
   void finishWrite(std::uint64_t requestId, CommandResult result);
 
   // ReadBarriers.cpp
-  void serveReads();
+  // Answers the reads whose index is applied; those that need an open apply committed only
+  // with mayCommit (the end of the turn).
+  void serveReads(bool mayCommit);
   void onReadIndexRequest(std::uint64_t from, Decoder& in);
   void onReadIndexReply(Decoder& in);
   void takeReadAnswers(const paxos::Ready& ready);

@@ -38,7 +38,7 @@ void NodeCore::publishLeaseReads() {
   fastReadUntilUs_.store(until, std::memory_order_release);
 }
 
-void NodeCore::serveReads() {
+void NodeCore::serveReads(bool mayCommit) {
   const std::uint64_t at = now();
   for (auto it = reads_.begin(); it != reads_.end();) {
     PendingRead& r = it->second;
@@ -67,8 +67,16 @@ void NodeCore::serveReads() {
     // (Not while a snapshot is being installed: the tables are half old, half new. Its old
     // applied index is below any read index anyway; this keeps it so if that ever changes.)
     if (r.indexKnown && applied_ >= r.index && !installing_) {
-      // The reader reads what is committed: an apply still open is committed first.
-      if (!options_.bugs.readsBeforeApplyCommitted) commitApply();
+      // The reader reads what is committed. An index the committed state covers is answered at
+      // once; one that needs the apply still open waits for the end of the turn, where that apply
+      // may have ridden in the votes' commit already, else is committed then (mayCommit).
+      if (visibleApplied_.load(std::memory_order_relaxed) < r.index && !options_.bugs.readsBeforeApplyCommitted) {
+        if (!mayCommit) {
+          ++it;
+          continue;
+        }
+        commitApply();
+      }
       ReadDone done = std::move(r.done);
       it = reads_.erase(it);
       done(Status::Ok);
