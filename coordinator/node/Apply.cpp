@@ -141,10 +141,10 @@ storage::Txn NodeCore::writeTxn() {
 
 void NodeCore::commitApplyUnlessItMayWait() {
   if (!applyTxn_) return;
-  // Waiting callers (writes answered once visible, and those answered "not applied") or a node
-  // configured to commit every turn: now.
+  // Waiting callers (writes answered once visible, and those answered "not applied"), or the
+  // delay is over (at once with a delay of 0): now.
   const bool waited = !applyOutcome_.answers.empty() || !applyOutcome_.late.empty();
-  if (waited || options_.applyCommitDelayUs == 0 || now() >= applyOpenedUs_ + options_.applyCommitDelayUs) commitApply();
+  if (waited || now() >= applyOpenedUs_ + options_.applyCommitDelayUs) commitApply();
 }
 
 void NodeCore::commitApply() {
