@@ -35,7 +35,7 @@ struct ServeConfig {
   bool fsync = true;
   HttpLimits limits;
   std::uint64_t retainedSlots = 10'000;
-  std::uint64_t applyCommitDelayUs = 250;
+  std::uint64_t applyCommitDelayUs = 2000;
   std::size_t maxSessions = 1'000'000;
   std::uint64_t maxTxnNodes = 10'000;
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;
@@ -110,7 +110,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));
-  config.applyCommitDelayUs = static_cast<std::uint64_t>(args.number("apply-commit-delay-us", 250, 0, 100'000));
+  config.applyCommitDelayUs = static_cast<std::uint64_t>(args.number("apply-commit-delay-us", 2000, 0, 100'000));
   config.maxSessions = static_cast<std::size_t>(args.number("max-sessions", 1'000'000, 1, 100'000'000));
   config.maxTxnNodes = static_cast<std::uint64_t>(args.number("max-txn-nodes", 10'000, 1, 1'000'000));
   config.quotaBytes = static_cast<std::uint64_t>(args.number("quota-bytes", 2LL << 30, 1 << 20, 1LL << 40));
@@ -189,8 +189,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --retained-slots N    applied log slots kept for followers that lag; one further behind gets
                         a snapshot of the whole state instead (default 10000)
   --apply-commit-delay-us N
-                        how long what apply did may wait uncommitted for the next vote's flush to
-                        carry it (watch events and stale reads wait as long; default 250)
+                        how long what apply did may wait uncommitted, so that one disk flush
+                        covers many writes (watch events and stale reads wait as long; default 2000)
   --max-txn-nodes N     one write creates or deletes at most N nodes (parents made and subtrees
                         deleted included); beyond, 413 too_large and nothing changes (default 10000)
   --quota-bytes N       once the nodes (path + data + 100 bytes each) hold N bytes, writes that

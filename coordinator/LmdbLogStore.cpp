@@ -8,19 +8,81 @@ namespace {
 constexpr std::string_view kPromised = "promised";
 constexpr std::string_view kCompacted = "compacted";
 constexpr std::string_view kLearner = "learner";
+constexpr std::string_view kWalId = "wal_id";
+constexpr std::string_view kWalFolded = "wal_folded";
+
+enum RecordTag : std::uint8_t { kPromise = 1, kAccept = 2, kCompact = 3, kLearnerTag = 4 };
+
+void encodeRecord(Encoder& out, const paxos::Record& record) {
+  if (const auto* p = std::get_if<paxos::PromiseRecord>(&record)) {
+    out.u8(kPromise);
+    paxos::encodeBallot(out, p->promised);
+  } else if (const auto* a = std::get_if<paxos::AcceptRecord>(&record)) {
+    out.u8(kAccept);
+    out.varint(a->slot);
+    paxos::encodeBallot(out, a->ballot);
+    paxos::encodeValue(out, a->value);
+  } else if (const auto* c = std::get_if<paxos::CompactRecord>(&record)) {
+    out.u8(kCompact);
+    out.varint(c->upTo);
+  } else if (const auto* l = std::get_if<paxos::LearnerRecord>(&record)) {
+    out.u8(kLearnerTag);
+    out.boolean(l->learner);
+  }
+}
+
+paxos::Record decodeRecord(Decoder& in) {
+  switch (in.u8()) {
+    case kPromise:
+      return paxos::PromiseRecord{paxos::decodeBallot(in)};
+    case kAccept: {
+      paxos::AcceptRecord a;
+      a.slot = in.varint();
+      a.ballot = paxos::decodeBallot(in);
+      a.value = paxos::decodeValue(in);
+      return a;
+    }
+    case kCompact:
+      return paxos::CompactRecord{in.varint()};
+    case kLearnerTag:
+      return paxos::LearnerRecord{in.boolean()};
+    default:
+      throw DecodeError("unknown record type");
+  }
+}
+
+std::string encodeBallot(const paxos::Ballot& ballot) {
+  Encoder out;
+  paxos::encodeBallot(out, ballot);
+  return out.take();
+}
 }  // namespace
 
-LmdbLogStore::LmdbLogStore(storage::Env& env) : env_(env) {
+LmdbLogStore::LmdbLogStore(storage::Env& env, std::size_t walSegmentBytes)
+    : env_(env), walSegmentBytes_(walSegmentBytes) {
   storage::Txn txn = storage::Txn::write(env_);
   meta_ = txn.openDb("paxos_meta");
   log_ = txn.openDb("paxos_log");
   txn.commit();
 }
 
+LmdbLogStore::~LmdbLogStore() = default;
+
 paxos::DurableState LmdbLogStore::load() {
+  if (!loaded_) wal_.reset();  // written since it was read: read it all again
+  open();
+  paxos::DurableState state = std::move(*loaded_);
+  loaded_.reset();
+  return state;
+}
+
+void LmdbLogStore::open() {
+  if (wal_) return;
   paxos::DurableState state;
-  storage::Txn txn = storage::Txn::read(env_);
+  std::uint64_t walId = 0;
+  folded_ = 0;
   try {
+    storage::Txn txn = storage::Txn::read(env_);
     if (auto promised = txn.get(meta_, kPromised)) {
       Decoder in(*promised);
       state.promised = paxos::decodeBallot(in);
@@ -30,6 +92,8 @@ paxos::DurableState LmdbLogStore::load() {
       state.learner = *learner == "1";
       state.started = true;
     }
+    if (auto id = txn.get(meta_, kWalId)) walId = storage::decodeU64Key(*id);
+    if (auto folded = txn.get(meta_, kWalFolded)) folded_ = storage::decodeU64Key(*folded);
     storage::Cursor cursor(txn, log_);
     for (auto item = cursor.first(); item; item = cursor.next()) {
       Decoder in(item->value);
@@ -39,47 +103,92 @@ paxos::DurableState LmdbLogStore::load() {
       in.expectDone();
       state.accepted.emplace(storage::decodeU64Key(item->key), std::move(accepted));
     }
+    durable_ = paxos::DurableState{state.promised, {}, state.compactedUpTo, state.learner, state.started};
+    segmentMaxSlot_.clear();
+    wal_ = std::make_unique<storage::Wal>(
+        env_.directory() + "/wal", walId, folded_, env_.fsync(),
+        [&](std::uint64_t segment, std::uint64_t seq, std::string_view payload) {
+          Decoder in(payload);
+          while (!in.done()) {
+            const paxos::Record record = decodeRecord(in);
+            if (const auto* a = std::get_if<paxos::AcceptRecord>(&record)) {
+              auto& top = segmentMaxSlot_[segment];
+              top = std::max(top, a->slot);
+              paxos::applyRecord(state, record);  // the fold holds no accepted values
+            } else if (seq > folded_) {
+              paxos::applyRecord(state, record);
+              paxos::applyRecord(durable_, record);
+            }
+          }
+        },
+        walSegmentBytes_);
   } catch (const DecodeError& e) {
     // Corrupt acceptor state must never be voted on: stop loudly.
     throw storage::LmdbError(e.what(), MDB_CORRUPTED);
   }
-  return state;
+  if (walId == 0) {
+    // A new log (a new disk, or one from before the log existed). Named here before anything
+    // goes into it, so that losing its files later is noticed.
+    storage::Txn txn = storage::Txn::write(env_);
+    txn.put(meta_, kWalId, storage::encodeU64Key(wal_->id()));
+    txn.put(meta_, kWalFolded, storage::encodeU64Key(folded_));
+    txn.commit();
+  }
+  loaded_ = std::move(state);
 }
 
 void LmdbLogStore::write(const std::vector<paxos::Record>& records) {
-  if (records.empty() && !carried_) return;
-  storage::Txn txn = carried_ ? std::move(*carried_) : storage::Txn::write(env_);
-  carried_.reset();
+  if (records.empty()) return;
+  open();
+  loaded_.reset();
+  Encoder out;
+  bool compacts = false;
+  bool learns = false;
+  paxos::Slot top = 0;
   for (const auto& record : records) {
-    if (const auto* p = std::get_if<paxos::PromiseRecord>(&record)) {
-      Encoder out;
-      paxos::encodeBallot(out, p->promised);
-      txn.put(meta_, kPromised, out.data());
-    } else if (const auto* a = std::get_if<paxos::AcceptRecord>(&record)) {
-      Encoder out;
-      paxos::encodeBallot(out, a->ballot);
-      paxos::encodeValue(out, a->value);
-      txn.put(log_, storage::encodeU64Key(a->slot), out.data());
-    } else if (const auto* c = std::get_if<paxos::CompactRecord>(&record)) {
-      txn.put(meta_, kCompacted, storage::encodeU64Key(c->upTo));
-      std::vector<std::string> doomed;
-      {
-        storage::Cursor cursor(txn, log_);
-        for (auto item = cursor.first(); item && storage::decodeU64Key(item->key) <= c->upTo; item = cursor.next()) {
-          doomed.emplace_back(item->key);
-        }
-      }
-      for (const auto& key : doomed) txn.erase(log_, key);
-    } else if (const auto* l = std::get_if<paxos::LearnerRecord>(&record)) {
-      txn.put(meta_, kLearner, l->learner ? "1" : "0");
+    encodeRecord(out, record);
+    compacts |= std::holds_alternative<paxos::CompactRecord>(record);
+    learns |= std::holds_alternative<paxos::LearnerRecord>(record);
+    if (const auto* a = std::get_if<paxos::AcceptRecord>(&record)) top = std::max(top, a->slot);
+  }
+  // The applies committed so far are durable before a compaction or a voter mark is (see the
+  // top of the header).
+  if (compacts || learns) env_.sync();
+  const std::uint64_t seq = wal_->append(out.data());
+  auto& segmentTop = segmentMaxSlot_[wal_->segments().back().firstSeq];
+  segmentTop = std::max(segmentTop, top);
+  for (const auto& record : records) {
+    if (!std::holds_alternative<paxos::AcceptRecord>(record)) paxos::applyRecord(durable_, record);
+  }
+  if (compacts) fold(seq);
+}
+
+void LmdbLogStore::fold(std::uint64_t seq) {
+  storage::Txn txn = storage::Txn::write(env_);
+  if (!durable_.promised.isZero()) txn.put(meta_, kPromised, encodeBallot(durable_.promised));
+  txn.put(meta_, kCompacted, storage::encodeU64Key(durable_.compactedUpTo));
+  if (durable_.started) txn.put(meta_, kLearner, durable_.learner ? "1" : "0");
+  txn.put(meta_, kWalFolded, storage::encodeU64Key(seq));
+  std::vector<std::string> doomed;
+  {
+    storage::Cursor cursor(txn, log_);
+    for (auto item = cursor.first(); item && storage::decodeU64Key(item->key) <= durable_.compactedUpTo;
+         item = cursor.next()) {
+      doomed.emplace_back(item->key);
     }
   }
+  for (const auto& key : doomed) txn.erase(log_, key);
   txn.commit();
+  folded_ = seq;
+  wal_->dropBefore([this](const storage::Wal::Segment& segment) {
+    return segment.lastSeq <= folded_ && segmentMaxSlot_[segment.firstSeq] <= durable_.compactedUpTo;
+  });
+  segmentMaxSlot_.erase(segmentMaxSlot_.begin(), segmentMaxSlot_.lower_bound(wal_->segments().front().firstSeq));
 }
 
 void LmdbLogStore::sync() {
-  // With fsync on, the commit in write() already reached the disk (Txn::commit syncs). With
-  // --fsync off the node accepts losing recent state on a machine crash: nothing to force.
+  // write() flushed the log already (with fsync on). With --fsync off the node accepts losing
+  // recent state on a machine crash: nothing to force.
 }
 
 }  // namespace warden::coordinator

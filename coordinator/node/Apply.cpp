@@ -1,11 +1,10 @@
 // Applying chosen slots to the state machine (NodeCore's apply; see NodeCore.h).
 //
 // The apply transaction is left open through the rest of the turn's persist rounds, and past
-// the turn for up to applyCommitDelayUs while nothing needs it visible: when acceptor records
-// are made durable meanwhile (a leader's own votes for the slots it proposes next, a follower's
-// accepts), the store commits them together with it, so a loaded node flushes the disk once per
-// turn, not twice. Nothing outside the driver sees an apply before that commit: watch events,
-// read barriers and the writes whose callers read the state wait for finishApply(), after it.
+// the turn for up to applyCommitDelayUs while nothing needs it visible, so that one commit (one
+// disk flush; the votes have their own, in the write-ahead log) covers many turns' applies.
+// Nothing outside the driver sees an apply before that commit: watch events, read barriers and
+// the writes whose callers read the state wait for finishApply(), after it.
 // Writes submitted with AnswerWhen::Applied are answered from applyInto(), before it: their
 // slots are chosen, so their results are final (a crash re-applies them alike).
 
@@ -156,12 +155,6 @@ void NodeCore::commitApply() {
   applyTxn_->commitWithoutSync();
   applyTxn_.reset();
   finishApply();
-}
-
-void NodeCore::carryApply(AcceptorStore& store) {
-  if (!applyTxn_) return;
-  store.carry(std::move(*applyTxn_));
-  applyTxn_.reset();
 }
 
 void NodeCore::finishApply() {

@@ -22,11 +22,11 @@ struct ClusterOptions {
   // every peer and reports a dead one unhealthy within a second. 0: none (the simulator and the
   // scripted scenarios, which count frames; pings only feed the health view).
   std::uint64_t pingUs = 200'000;
-  // How long what apply did may stay uncommitted when nothing needs it visible: it rides in the
-  // next durable commit of the acceptor's records if one comes first (a loaded node's next
-  // votes), else it commits alone then. Reads, writes whose callers read the state, snapshots
-  // and the keeper's takeover commit it at once. 0: commit at the end of every turn.
-  std::uint64_t applyCommitDelayUs = 250;
+  // How long what apply did may stay uncommitted when nothing needs it visible, so that one
+  // commit (one disk flush, beside the votes' own in the write-ahead log) covers many turns.
+  // Reads that need it, writes whose callers read the state, compactions, snapshots and the
+  // keeper's takeover commit it at once. 0: commit at the end of every turn.
+  std::uint64_t applyCommitDelayUs = 2000;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {

@@ -206,17 +206,17 @@ ClusterView NodeCore::view() const {
 }
 
 void NodeCore::finishReadyBatch() {
-  // Persist, release, deliver to self, repeat: self-addressed messages may produce more. What a
-  // round applies commits with the next round's records if there are any (a leader's own votes
-  // for the slots it proposed this turn), else alone at the end: one flush for both.
+  // Persist, release, deliver to self, repeat: self-addressed messages may produce more. What the
+  // rounds apply stays in the open apply transaction (commitApplyUnlessItMayWait at the end).
   for (int round = 0; round < 64 && !readies_.empty(); ++round) {
     std::vector<paxos::Ready> batch = std::move(readies_);
     readies_.clear();
     publishChosen();  // before this round's messages leave
     // A Ready that ends a rebuild (LearnerRecord{false}) must not be durable before the slots it
     // delivers: they were learned by catch-up, in no acceptor log here, and a voter is counted on
-    // to hold them. Applied first, they ride in its commit (a power loss then keeps both or
-    // neither; found by the review of issue 14: PowerLossScenarioTest).
+    // to hold them. Applied and committed first, they are flushed before it (below; a power loss
+    // then keeps them without the mark, or both; found by the review of issue 14:
+    // PowerLossScenarioTest).
     // (All of the round's slots, in order: an earlier Ready of the batch may deliver the slots
     // before the voter's.)
     const bool turnsVoter = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& ready) {
@@ -233,11 +233,16 @@ void NodeCore::finishReadyBatch() {
       }
       if (!early.empty()) applyInto(early);
     }
-    const bool records = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& r) { return !r.records.empty(); });
-    const bool carried = records && applyTxn_.has_value();
-    if (carried) carryApply(store_);
+    // A compaction drops slots the state must hold, and a learner's voter mark counts on the
+    // slots it learned: the store flushes the applied state before either (LmdbLogStore), so the
+    // apply so far must be committed.
+    const bool flushesState = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& ready) {
+      return std::any_of(ready.records.begin(), ready.records.end(), [](const paxos::Record& r) {
+        return std::holds_alternative<paxos::CompactRecord>(r) || std::holds_alternative<paxos::LearnerRecord>(r);
+      });
+    });
+    if (flushesState) commitApply();
     auto proofs = store_.persistAll(batch);
-    if (carried) finishApply();
     std::vector<paxos::Message> toSelf;
     std::vector<paxos::ChosenEntry> chosen;
     for (std::size_t i = 0; i < batch.size(); ++i) {

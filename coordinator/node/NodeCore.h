@@ -36,7 +36,6 @@
 #include "coordinator/Proposal.h"
 #include "coordinator/StateMachine.h"
 #include "coordinator/Status.h"
-#include "coordinator/node/AcceptorStore.h"
 #include "coordinator/node/ClusterOptions.h"
 #include "coordinator/node/Ports.h"
 #include "coordinator/paxos/Replica.h"
@@ -60,7 +59,7 @@ class NodeCore {
     Outbox& outbox;
     const Clock& clock;
     paxos::Random& random;
-    AcceptorStore& store;
+    paxos::LogStore& store;
     Log log;
     // Where snapshot chunks are cut; none: in this thread, the continuation at the next turn
     // (the simulator and the scenarios, which stay deterministic that way).
@@ -192,8 +191,8 @@ class NodeCore {
   void finishReadyBatch();
 
   // Apply.cpp. apply() = applyInto() + commitApply(). applyInto() leaves its transaction open
-  // (applyTxn_) for carryApply() to hand to the store's next write, or commitApply() to commit
-  // alone; either way finishApply() then answers and tells the hooks.
+  // (applyTxn_) until commitApply() commits it, and finishApply() then answers and tells the
+  // hooks.
   struct ApplyOutcome {
     watch::Applied applied;
     std::vector<std::pair<std::uint64_t, CommandResult>> answers;
@@ -202,9 +201,8 @@ class NodeCore {
   void apply(const std::vector<paxos::ChosenEntry>& entries);
   void applyInto(const std::vector<paxos::ChosenEntry>& entries);
   void commitApply();
-  void carryApply(AcceptorStore& store);
   void finishApply();
-  // Commits the apply unless it may wait (applyCommitDelayUs) for a durable commit to ride in.
+  // Commits the apply unless it may wait (applyCommitDelayUs), to gather more slots per flush.
   void commitApplyUnlessItMayWait();
   // A write transaction of the driver's own, once the apply's is committed (LMDB has one writer).
   storage::Txn writeTxn();
@@ -281,7 +279,7 @@ class NodeCore {
   Outbox& outbox_;
   const Clock& clock_;
   paxos::Random& random_;
-  AcceptorStore& store_;
+  paxos::LogStore& store_;
   Log log_;
   AppliedHook onApplied_;
   EntryHook onEntry_;

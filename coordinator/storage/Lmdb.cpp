@@ -18,7 +18,7 @@ std::string_view toView(const MDB_val& v) { return {static_cast<const char*>(v.m
 LmdbError::LmdbError(const char* what, int code)
     : std::runtime_error(std::string(what) + ": " + mdb_strerror(code)), code_(code) {}
 
-Env::Env(const std::string& directory, const EnvOptions& options) : fsync_(options.fsync) {
+Env::Env(const std::string& directory, const EnvOptions& options) : directory_(directory), fsync_(options.fsync) {
   std::filesystem::create_directories(directory);
   check(mdb_env_create(&env_), "mdb_env_create");
   try {
@@ -38,6 +38,11 @@ Env::Env(const std::string& directory, const EnvOptions& options) : fsync_(optio
 Env::~Env() { mdb_env_close(env_); }
 
 void Env::sync() {
+  flush();
+  if (afterCommit) afterCommit(true);
+}
+
+void Env::flush() {
   if (fsync_) check(mdb_env_sync(env_, 1), "mdb_env_sync");
 }
 
@@ -65,11 +70,18 @@ Txn::Txn(Txn&& other) noexcept : txn_(other.txn_), syncs_(other.syncs_) { other.
 Txn::~Txn() { abort(); }
 
 void Txn::commit() {
-  commitWithoutSync();
-  if (syncs_ != nullptr) syncs_->sync();
+  commitOnly();
+  if (syncs_ == nullptr) return;
+  syncs_->flush();
+  if (syncs_->afterCommit) syncs_->afterCommit(true);
 }
 
 void Txn::commitWithoutSync() {
+  commitOnly();
+  if (syncs_ != nullptr && syncs_->afterCommit) syncs_->afterCommit(false);
+}
+
+void Txn::commitOnly() {
   MDB_txn* txn = txn_;
   txn_ = nullptr;
   released();

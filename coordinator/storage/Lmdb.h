@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -48,13 +49,22 @@ class Env {
   Env& operator=(const Env&) = delete;
 
   MDB_env* get() const { return env_; }
+  const std::string& directory() const { return directory_; }
   bool fsync() const { return fsync_; }
   // Makes every commit so far durable (with fsync on; a no-op with it off).
   void sync();
 
+  // Runs after each top-level commit, `synced` when it is durable (Txn::commit), and after
+  // sync() with `synced`. For tests that model a machine crash: with MDB_NOMETASYNC, a commit
+  // made without a sync may be undone by one, but it makes the commit before it durable (its
+  // flush of pages also flushes that commit's meta page).
+  std::function<void(bool synced)> afterCommit;
+
  private:
   friend class Txn;
+  void flush();
   MDB_env* env_ = nullptr;
+  std::string directory_;
   bool fsync_;
   // The thread holding the write transaction. LMDB would block a second one begun on that same
   // thread forever (its writer lock is not recursive): Txn::write throws instead.
@@ -93,6 +103,7 @@ class Txn {
 
  private:
   Txn(MDB_env* env, MDB_txn* parent, unsigned flags, Env* syncs = nullptr);
+  void commitOnly();
   void released();  // a top-level write transaction ended: its thread may begin another
   MDB_txn* txn_ = nullptr;
   Env* syncs_ = nullptr;  // a top-level write transaction's environment, synced by commit()

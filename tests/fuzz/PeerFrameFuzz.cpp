@@ -21,7 +21,7 @@
 
 #include "coordinator/Bytes.h"
 #include "coordinator/StateMachine.h"
-#include "coordinator/node/AcceptorStore.h"
+#include "coordinator/paxos/Ready.h"
 #include "coordinator/node/Frames.h"
 #include "coordinator/node/NodeCore.h"
 #include "coordinator/paxos/MessageCodec.h"
@@ -98,25 +98,17 @@ class CountingRandom : public paxos::Random {
 
 // An acceptor that has started (so the replica runs at once instead of probing) and kept
 // nothing else. Writes land nowhere: each input starts from this state again.
-class StartedLogStore : public node::AcceptorStore {
+class StartedLogStore : public paxos::LogStore {
  public:
   paxos::DurableState load() override {
     paxos::DurableState state;
     state.started = true;
     return state;
   }
-  // The apply transaction a write carries along: committed with it, as LmdbLogStore does.
-  void carry(storage::Txn txn) override { carried_.emplace(std::move(txn)); }
 
  protected:
-  void write(const std::vector<paxos::Record>&) override {
-    if (carried_) carried_->commit();
-    carried_.reset();
-  }
+  void write(const std::vector<paxos::Record>&) override {}
   void sync() override {}
-
- private:
-  std::optional<storage::Txn> carried_;
 };
 
 struct Store {

@@ -1,41 +1,34 @@
 #pragma once
 // A LogStore in memory, for the simulator and scripted tests. Whatever persist() was called on
-// is "on disk"; the simulator models lost fsyncs by calling persist() only when a sync completes.
-// Its writes stand for LmdbLogStore's durable commits (with fsync on, the only durable ones of a
-// running node's environment besides snapshot staging and install steps; applies commit without
-// a flush): onDurable, if set, runs after each, so a test can image the node's LMDB file there
-// and model a power loss (NodeNet::powerLoss, the node simulator's --power-loss).
+// is "on disk", as LmdbLogStore's write-ahead log is once its flush returns.
+// Like LmdbLogStore, it flushes the node's LMDB environment (`env`, if set) before a compaction
+// or a learner mark: a test that images that file at its flushes (Env::afterCommit) models what
+// a machine crash leaves of the applied state (NodeNet::powerLoss, the simulator's --power-loss).
 
-#include <functional>
-#include <optional>
+#include <algorithm>
+#include <variant>
 
-#include "coordinator/node/AcceptorStore.h"
+#include "coordinator/paxos/Ready.h"
+#include "coordinator/storage/Lmdb.h"
 
 namespace warden::tests {
 
-class MemoryLogStore : public coordinator::node::AcceptorStore {
+class MemoryLogStore : public coordinator::paxos::LogStore {
  public:
   coordinator::paxos::DurableState state;
-  std::function<void()> onDurable;
+  coordinator::storage::Env* env = nullptr;
   coordinator::paxos::DurableState load() override { return state; }
-  // The node's apply transaction, committed with the next write as LmdbLogStore does.
-  void carry(coordinator::storage::Txn txn) override { carried_.emplace(std::move(txn)); }
 
  protected:
   void write(const std::vector<coordinator::paxos::Record>& records) override {
-    // LmdbLogStore::write commits nothing when it has no records and nothing carried.
-    const bool commits = !records.empty() || carried_.has_value();
+    const bool flushesState = std::any_of(records.begin(), records.end(), [](const coordinator::paxos::Record& r) {
+      return std::holds_alternative<coordinator::paxos::CompactRecord>(r) ||
+             std::holds_alternative<coordinator::paxos::LearnerRecord>(r);
+    });
+    if (flushesState && env != nullptr) env->sync();
     for (const auto& r : records) coordinator::paxos::applyRecord(state, r);
-    if (carried_) {
-      carried_->commit();
-      carried_.reset();
-    }
-    if (commits && onDurable) onDurable();
   }
   void sync() override {}
-
- private:
-  std::optional<coordinator::storage::Txn> carried_;
 };
 
 }  // namespace warden::tests

@@ -141,7 +141,8 @@ class NodeSim {
     std::unique_ptr<storage::Env> env;
     std::unique_ptr<StateMachine> stateMachine;
     std::unique_ptr<MemoryLogStore> store;
-    std::string image;  // its LMDB file as of its last durable commit (for power losses)
+    std::string image;      // its LMDB file as of its last durable commit (for power losses)
+    std::string lastImage;  // as of its last commit
     std::unique_ptr<SimRandom> random;
     std::unique_ptr<NodeCore> core;  // null while down
     std::uint64_t disk = 0;          // how many disks it had (wipes)

@@ -1,5 +1,5 @@
-// Issue 14: what apply did may stay uncommitted for applyCommitDelayUs (it rides in the next
-// durable commit of the acceptor's records), and writes submitted with AnswerWhen::Applied are
+// Issue 14: what apply did may stay uncommitted for applyCommitDelayUs (one commit then covers
+// many turns' applies), and writes submitted with AnswerWhen::Applied are
 // answered before that commit (coordinator/node/Apply.cpp). Their results are final, their
 // slots chosen; what they wrote is visible only after the commit. These schedules hold the
 // commit back (a long delay, no further writes) and check that: a read barrier begun after such

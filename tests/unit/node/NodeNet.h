@@ -84,15 +84,12 @@ class NodeNet {
     freshDisk(id);
   }
   // A machine crash (power loss): the process dies and the page cache is lost. In production the
-  // acceptor log and the state machine share one LMDB environment opened with MDB_NOMETASYNC, so
-  // what survives is the environment as of its last durable commit: an acceptor write
-  // (LogStore::write, with the apply transaction carried into it if any), which also flushes
-  // every commit before it; commitWithoutSync applies after it are lost. Here the acceptor state
-  // (MemoryLogStore) is written only by those durable commits, and the node's LMDB file is
-  // imaged at each of them (MemoryLogStore::onDurable), so a power loss restores that image and
-  // keeps the store.
-  // (Snapshot staging and install steps, durable in production, are not imaged: a power loss
-  // here may undo them too, which only ever sends the node back to an older, consistent state.)
+  // acceptor state is in a write-ahead log flushed before anything leaves (here MemoryLogStore,
+  // kept), and the state machine in LMDB opened with MDB_NOMETASYNC: what survives of it is its
+  // last durable commit (a compaction's or voter mark's flush, a snapshot install step), or the
+  // commit after it, made without a flush, whose pages are durable but whose meta page may not
+  // be. Here the worse: the node's LMDB file as of its last durable commit, imaged by
+  // Env::afterCommit (a commit without a flush makes the one before it durable).
   void powerLoss(NodeId id) {
     crash(id);
     Member& m = *nodes_.at(id);
@@ -173,12 +170,12 @@ class NodeNet {
 
  private:
   struct Member : coordinator::node::Outbox, coordinator::node::Clock {
-    Member(NodeNet& net, NodeId id) : net(net), id(id) {
-      store.onDurable = [this] { takeImage(); };
-    }
-    void takeImage() {
+    Member(NodeNet& net, NodeId id) : net(net), id(id) {}
+    void takeImage(bool synced) {
       std::ifstream in(std::filesystem::path(dir->path()) / "data.mdb", std::ios::binary);
-      image.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      std::string now{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+      image = synced ? now : std::move(lastImage);
+      lastImage = std::move(now);
     }
     void send(std::uint64_t to, std::string frame) override { net.inflight_.push_back(Frame{id, to, std::move(frame)}); }
     bool connected(std::uint64_t) const override { return true; }
@@ -193,7 +190,8 @@ class NodeNet {
     std::unique_ptr<storage::Env> env;
     std::unique_ptr<StateMachine> stateMachine;
     MemoryLogStore store;
-    std::string image;  // the LMDB file as of the last durable commit
+    std::string image;      // the LMDB file as of the last durable commit
+    std::string lastImage;  // as of the last commit
     SplitMixRandom random;
     std::unique_ptr<NodeCore> core;
   };
@@ -215,7 +213,9 @@ class NodeNet {
     m.stateMachine = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
     m.stateMachine->initialize(txn);
     txn.commit();
-    m.takeImage();
+    m.takeImage(true);
+    m.store.env = m.env.get();
+    m.env->afterCommit = [&m](bool synced) { m.takeImage(synced); };
   }
 
   void start(NodeId id) {

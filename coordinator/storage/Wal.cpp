@@ -1,0 +1,248 @@
+#include "coordinator/storage/Wal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/crc.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "coordinator/storage/Lmdb.h"
+
+namespace warden::coordinator::storage {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kMagic[8] = {'W', 'R', 'D', 'N', 'W', 'A', 'L', '1'};
+constexpr std::size_t kHeaderBytes = 32;  // magic, id, first sequence number, crc, padding
+constexpr std::size_t kBatchHeaderBytes = 16;  // length, crc, sequence number
+// Far above any batch the node writes (a Ready's records): a length beyond it is garbage.
+constexpr std::uint32_t kMaxBatchBytes = 1u << 30;
+
+void put32(char* at, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) at[i] = static_cast<char>(v >> (8 * i));
+}
+void put64(char* at, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) at[i] = static_cast<char>(v >> (8 * i));
+}
+std::uint32_t get32(const char* at) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(at[i]);
+  return v;
+}
+std::uint64_t get64(const char* at) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(at[i]);
+  return v;
+}
+
+std::uint32_t crc32(std::string_view a, std::string_view b = {}) {
+  boost::crc_32_type crc;
+  crc.process_bytes(a.data(), a.size());
+  crc.process_bytes(b.data(), b.size());
+  return crc.checksum();
+}
+
+[[noreturn]] void fail(const std::string& what, int code) {
+  throw LmdbError(("write-ahead log: " + what).c_str(), code);
+}
+[[noreturn]] void failErrno(const std::string& what) { fail(what + ": " + std::strerror(errno), errno); }
+
+std::string segmentName(std::uint64_t firstSeq) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%016llx.wal", static_cast<unsigned long long>(firstSeq));
+  return name;
+}
+
+void writeAll(int fd, const std::string& bytes, std::uint64_t offset) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) failErrno("write");
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void syncDirectory(const std::string& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) failErrno("open " + directory);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) failErrno("fsync " + directory);
+}
+
+std::string readFile(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) failErrno("open " + path.string());
+  std::string bytes;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      failErrno("read " + path.string());
+    }
+    if (n == 0) break;
+    bytes.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return bytes;
+}
+
+}  // namespace
+
+Wal::Wal(std::string directory, std::uint64_t id, std::uint64_t foldedSeq, bool sync, const Visit& visit,
+         std::size_t segmentBytes)
+    : directory_(std::move(directory)), id_(id), nextSeq_(foldedSeq + 1), sync_(sync), segmentBytes_(segmentBytes) {
+  std::error_code ec;
+  fs::create_directories(directory_, ec);
+  if (ec) fail("cannot create " + directory_ + ": " + ec.message(), EIO);
+  if (id_ == 0) {
+    // Nobody vouches for what is here (a first start, or a data directory whose LMDB file was
+    // wiped while this stayed): it describes no state the owner has, so it goes.
+    for (const auto& entry : fs::directory_iterator(directory_)) fs::remove(entry.path());
+    std::random_device device;
+    while (id_ == 0) id_ = (std::uint64_t{device()} << 32) | device();
+    startSegment();
+    return;
+  }
+  replay(foldedSeq, visit);
+}
+
+Wal::~Wal() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Wal::replay(std::uint64_t foldedSeq, const Visit& visit) {
+  std::vector<std::pair<std::uint64_t, fs::path>> files;
+  for (const auto& entry : fs::directory_iterator(directory_)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() != 20 || name.substr(16) != ".wal" ||
+        name.find_first_not_of("0123456789abcdef") != 16) {
+      continue;
+    }
+    files.emplace_back(std::stoull(name.substr(0, 16), nullptr, 16), entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) fail("no segment in " + directory_ + " (was it emptied?)", MDB_CORRUPTED);
+  bool cleanEnd = false;
+  fs::path last;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& [firstSeq, path] = files[i];
+    const std::string bytes = readFile(path);
+    if (bytes.size() < kHeaderBytes && i + 1 == files.size()) {
+      // Only the newest segment can be a stub, from a crash while it was being made: a segment
+      // is synced with its header before any batch goes in.
+      fs::remove(path);
+      break;
+    }
+    if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0 ||
+        get64(bytes.data() + 8) != id_ || get64(bytes.data() + 16) != firstSeq ||
+        get32(bytes.data() + 24) != crc32(std::string_view(bytes.data(), 24))) {
+      fail(path.string() + " is not a segment of this log", MDB_CORRUPTED);
+    }
+    // Contiguous, except below what the owner folded: segments it dropped may be gone in any
+    // order after a crash (their unlinks were not synced one by one).
+    const std::uint64_t expected = segments_.empty() ? foldedSeq + 1 : segments_.back().lastSeq + 1;
+    if (firstSeq != expected && firstSeq > foldedSeq + 1) {
+      fail("batches " + std::to_string(expected) + " to " + std::to_string(firstSeq - 1) + " are missing",
+           MDB_CORRUPTED);
+    }
+    Segment segment{firstSeq, firstSeq - 1};
+    std::size_t at = kHeaderBytes;
+    while (bytes.size() - at >= kBatchHeaderBytes) {
+      const std::uint32_t length = get32(bytes.data() + at);
+      const std::uint32_t crc = get32(bytes.data() + at + 4);
+      const std::uint64_t seq = get64(bytes.data() + at + 8);
+      if (length > kMaxBatchBytes || bytes.size() - at - kBatchHeaderBytes < length || seq != segment.lastSeq + 1) break;
+      const std::string_view payload(bytes.data() + at + kBatchHeaderBytes, length);
+      if (crc32(std::string_view(bytes.data() + at + 8, 8), payload) != crc) break;
+      visit(firstSeq, seq, payload);
+      segment.lastSeq = seq;
+      at += kBatchHeaderBytes + length;
+    }
+    // What follows the last intact batch is a torn append, never acknowledged (its flush did not
+    // return). A later segment then begins right after the intact part; if acknowledged batches
+    // were damaged instead, the next segment does not follow and the check above stops us.
+    cleanEnd = at == bytes.size();
+    segments_.push_back(segment);
+    offset_ = at;
+    last = path;
+  }
+  if (segments_.empty()) {
+    startSegment();
+    return;
+  }
+  nextSeq_ = std::max(nextSeq_, segments_.back().lastSeq + 1);
+  if (!cleanEnd || segments_.back().lastSeq + 1 != nextSeq_) {
+    startSegment();  // never append after a torn tail
+    return;
+  }
+  fd_ = ::open(last.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd_ < 0) failErrno("open " + last.string());
+}
+
+void Wal::startSegment() {
+  const fs::path path = fs::path(directory_) / segmentName(nextSeq_);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) failErrno("create " + path.string());
+  std::string header(kHeaderBytes, '\0');
+  std::memcpy(header.data(), kMagic, sizeof kMagic);
+  put64(header.data() + 8, id_);
+  put64(header.data() + 16, nextSeq_);
+  put32(header.data() + 24, crc32(std::string_view(header.data(), 24)));
+  try {
+    writeAll(fd, header, 0);
+    // The header and the file's name are durable before a batch goes in: replay can then tell
+    // a segment that lost batches from one that never had any.
+    if (sync_ && ::fdatasync(fd) != 0) failErrno("fdatasync");
+    if (sync_) syncDirectory(directory_);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+  offset_ = kHeaderBytes;
+  segments_.push_back(Segment{nextSeq_, nextSeq_ - 1});
+}
+
+std::uint64_t Wal::append(std::string_view payload) {
+  if (payload.size() > kMaxBatchBytes) fail("batch too large", EINVAL);
+  if (offset_ >= segmentBytes_) startSegment();
+  const std::uint64_t seq = nextSeq_;
+  std::string batch(kBatchHeaderBytes, '\0');
+  batch.append(payload);
+  put32(batch.data(), static_cast<std::uint32_t>(payload.size()));
+  put64(batch.data() + 8, seq);
+  put32(batch.data() + 4, crc32(std::string_view(batch.data() + 8, 8), payload));
+  writeAll(fd_, batch, offset_);
+  if (sync_ && ::fdatasync(fd_) != 0) failErrno("fdatasync");
+  offset_ += batch.size();
+  ++nextSeq_;
+  segments_.back().lastSeq = seq;
+  return seq;
+}
+
+void Wal::dropBefore(const std::function<bool(const Segment&)>& done) {
+  // Oldest first, and only a prefix: replay insists on contiguous segments.
+  std::size_t n = 0;
+  while (n + 1 < segments_.size() && done(segments_[n])) ++n;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::error_code ec;
+    fs::remove(fs::path(directory_) / segmentName(segments_[i].firstSeq), ec);
+    if (ec) fail("cannot remove a segment: " + ec.message(), EIO);
+  }
+  segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+}  // namespace warden::coordinator::storage
