@@ -190,7 +190,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
                         a snapshot of the whole state instead (default 10000)
   --apply-commit-delay-us N
                         how long what apply did may wait uncommitted, so that one disk flush
-                        covers many writes (watch events and stale reads wait as long; default 2000)
+                        covers many writes (stale reads wait as long; while a watch is open,
+                        applies commit at once; default 2000)
   --max-txn-nodes N     one write creates or deletes at most N nodes (parents made and subtrees
                         deleted included); beyond, 413 too_large and nothing changes (default 10000)
   --quota-bytes N       once the nodes (path + data + 100 bytes each) hold N bytes, writes that

@@ -38,6 +38,7 @@ Node::Node(const NodeOptions& options)
     cluster.writeTimeoutMs = options_.writeTimeoutMs;
     cluster.retainedSlots = options_.retainedSlots;
     cluster.applyCommitDelayUs = options_.applyCommitDelayUs;
+    cluster.appliesWatched = [this] { return watches_->watchers() > 0; };
     cluster.bugs = options_.bugs;
     replicated_ = std::make_unique<ReplicatedLog>(env_, *stateMachine_, cluster, onApplied);
   } else {

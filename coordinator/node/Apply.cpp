@@ -140,9 +140,10 @@ storage::Txn NodeCore::writeTxn() {
 
 void NodeCore::commitApplyUnlessItMayWait() {
   if (!applyTxn_) return;
-  // Waiting callers (writes answered once visible, and those answered "not applied"), or the
-  // delay is over (at once with a delay of 0): now.
-  const bool waited = !applyOutcome_.answers.empty() || !applyOutcome_.late.empty();
+  // Waiting callers (writes answered once visible, and those answered "not applied", or open
+  // watches), or the delay is over (at once with a delay of 0): now.
+  const bool waited = !applyOutcome_.answers.empty() || !applyOutcome_.late.empty() ||
+                      (options_.appliesWatched && options_.appliesWatched());
   if (waited || now() >= applyOpenedUs_ + options_.applyCommitDelayUs) commitApply();
 }
 

@@ -3,6 +3,7 @@
 // deliberate bugs that tests plant to show each safety check can fail.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -27,6 +28,9 @@ struct ClusterOptions {
   // Reads that need it, writes whose callers read the state, compactions, snapshots and the
   // keeper's takeover commit it at once. 0: commit at the end of every turn.
   std::uint64_t applyCommitDelayUs = 2000;
+  // Whether someone waits to see applies (a watch is open): then the apply commits at the end of
+  // every turn instead, and events go out without the delay. Called on the driver thread.
+  std::function<bool()> appliesWatched;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
