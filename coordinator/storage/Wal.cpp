@@ -71,6 +71,14 @@ void writeAll(int fd, const std::string& bytes, std::uint64_t offset) {
   }
 }
 
+void syncFile(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) failErrno("open " + path.string());
+  const int rc = ::fdatasync(fd);
+  ::close(fd);
+  if (rc != 0) failErrno("fdatasync " + path.string());
+}
+
 void syncDirectory(const std::string& directory) {
   const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) failErrno("open " + directory);
@@ -113,9 +121,13 @@ Wal::Wal(std::string directory, std::uint64_t id, std::uint64_t foldedSeq, bool 
     std::random_device device;
     while (id_ == 0) id_ = (std::uint64_t{device()} << 32) | device();
     startSegment();
+    // The directory's own entry too, before the owner names this log (found by review 7: a
+    // power loss could keep the name and lose the directory).
+    if (sync_) syncDirectory(fs::path(directory_).parent_path().string());
     return;
   }
   replay(foldedSeq, visit);
+  if (sync_) syncDirectory(directory_);
 }
 
 Wal::~Wal() {
@@ -133,29 +145,30 @@ void Wal::replay(std::uint64_t foldedSeq, const Visit& visit) {
     files.emplace_back(std::stoull(name.substr(0, 16), nullptr, 16), entry.path());
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) fail("no segment in " + directory_ + " (was it emptied?)", MDB_CORRUPTED);
+  if (files.empty()) fail("no segment in " + directory_ + " (was it emptied?)", EUCLEAN);
   bool cleanEnd = false;
   fs::path last;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const auto& [firstSeq, path] = files[i];
     const std::string bytes = readFile(path);
-    if (bytes.size() < kHeaderBytes && i + 1 == files.size()) {
-      // Only the newest segment can be a stub, from a crash while it was being made: a segment
-      // is synced with its header before any batch goes in.
+    const bool header = bytes.size() >= kHeaderBytes && std::memcmp(bytes.data(), kMagic, sizeof kMagic) == 0 &&
+                        get32(bytes.data() + 24) == crc32(std::string_view(bytes.data(), 24));
+    if (!header && bytes.size() <= kHeaderBytes && i + 1 == files.size()) {
+      // Only the newest segment can be a stub, from a crash while it was being made (a file
+      // system may show its size before its bytes): a segment is synced with its header before
+      // any batch goes in.
       fs::remove(path);
       break;
     }
-    if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0 ||
-        get64(bytes.data() + 8) != id_ || get64(bytes.data() + 16) != firstSeq ||
-        get32(bytes.data() + 24) != crc32(std::string_view(bytes.data(), 24))) {
-      fail(path.string() + " is not a segment of this log", MDB_CORRUPTED);
+    if (!header || get64(bytes.data() + 8) != id_ || get64(bytes.data() + 16) != firstSeq) {
+      fail(path.string() + " is not a segment of this log", EUCLEAN);
     }
     // Contiguous, except below what the owner folded: segments it dropped may be gone in any
     // order after a crash (their unlinks were not synced one by one).
     const std::uint64_t expected = segments_.empty() ? foldedSeq + 1 : segments_.back().lastSeq + 1;
     if (firstSeq != expected && firstSeq > foldedSeq + 1) {
       fail("batches " + std::to_string(expected) + " to " + std::to_string(firstSeq - 1) + " are missing",
-           MDB_CORRUPTED);
+           EUCLEAN);
     }
     Segment segment{firstSeq, firstSeq - 1};
     std::size_t at = kHeaderBytes;
@@ -174,6 +187,9 @@ void Wal::replay(std::uint64_t foldedSeq, const Visit& visit) {
     // return). A later segment then begins right after the intact part; if acknowledged batches
     // were damaged instead, the next segment does not follow and the check above stops us.
     cleanEnd = at == bytes.size();
+    // A batch read back may be one a killed process wrote but never flushed: flushed now, before
+    // the owner acts on it (re-acknowledging a vote it finds it already holds; review 7).
+    if (sync_) syncFile(path);
     segments_.push_back(segment);
     offset_ = at;
     last = path;
@@ -192,6 +208,9 @@ void Wal::replay(std::uint64_t foldedSeq, const Visit& visit) {
 }
 
 void Wal::startSegment() {
+  // A torn segment with no intact batch has this very name: it is replaced, not listed twice
+  // (listed twice, dropping the first entry would unlink the live file; review 7).
+  if (!segments_.empty() && segments_.back().firstSeq == nextSeq_) segments_.pop_back();
   const fs::path path = fs::path(directory_) / segmentName(nextSeq_);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) failErrno("create " + path.string());
@@ -234,9 +253,10 @@ std::uint64_t Wal::append(std::string_view payload) {
 }
 
 void Wal::dropBefore(const std::function<bool(const Segment&)>& done) {
-  // Oldest first, and only a prefix: replay insists on contiguous segments.
+  // Oldest first, and only a prefix: replay insists on contiguous segments. Never the current
+  // segment's file, whatever the list says.
   std::size_t n = 0;
-  while (n + 1 < segments_.size() && done(segments_[n])) ++n;
+  while (n + 1 < segments_.size() && done(segments_[n]) && segments_[n].firstSeq != segments_.back().firstSeq) ++n;
   for (std::size_t i = 0; i < n; ++i) {
     std::error_code ec;
     fs::remove(fs::path(directory_) / segmentName(segments_[i].firstSeq), ec);
