@@ -97,6 +97,23 @@ TEST_CASE("an uncommitted apply commits by itself once its delay has passed") {
   CHECK(visible(net, leader, "/later"));
 }
 
+TEST_CASE("while a watch is open an apply commits at the end of its turn instead of waiting out the delay") {
+  for (bool watched : {true, false}) {
+    DYNAMIC_SECTION((watched ? "a watch open" : "no watch")) {
+      NodeNet net(3, {}, [watched](NodeId, ClusterOptions& o) {
+        o.applyCommitDelayUs = kCommitDelayUs;
+        o.appliesWatched = [watched] { return watched; };
+      });
+      const NodeId leader = net.servingLeader({1, 2, 3});
+      REQUIRE(leader != 0);
+      writeAnsweredWhenApplied(net, leader, "/watched");
+      // The turn that answered has ended: with a watch open its apply is committed, so the
+      // watch's event went out with it; without, it waits for the delay.
+      CHECK(visible(net, leader, "/watched") == watched);
+    }
+  }
+}
+
 TEST_CASE("a write answered before its commit survives the answering leader's crash and power loss") {
   for (bool powerLoss : {false, true}) {
     DYNAMIC_SECTION((powerLoss ? "power loss" : "kill -9")) {
