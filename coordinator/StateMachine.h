@@ -145,22 +145,32 @@ class StateMachine {
   // new, its Idempotency-Key ignored, so that the outside-in checks show they catch it. It
   // changes apply: set on every node of a cluster or on none, or replicas diverge.
   bool forgetIdempotencyKeys = false;
+  // Test-only: apply's batched path keeps what a failed command wrote before it failed, instead
+  // of starting the entry over (StateMachineTest shows the check catching it).
+  bool keepFailedBatchWrites = false;
 
   struct Outcome;  // one op's result; defined in the .cpp
 
  private:
   struct Context;
-  // Each appends its events to `events` (may be null) only if it changed something.
+  // Each appends its events to `events` (may be null) only if it changed something. With `nest`
+  // a command is all-or-nothing in a child transaction of its own; without, it writes into
+  // `txn` directly and a failure may leave part of it there (apply's batched path, which then
+  // starts over: see apply()).
+  // The entry's commands, from revision `rev` on (left at the last one's). Without `nest`,
+  // nullopt as soon as a command that writes in steps fails: what it wrote must be undone.
+  std::optional<std::vector<CommandResult>> applyCommands(storage::Txn& txn, const Entry& entry, std::uint64_t& rev,
+                                                          Notes* notes, bool nest) const;
   CommandResult applyOne(storage::Txn& txn, const Command& command, std::uint64_t revision,
-                         std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
+                         std::uint64_t timestampMs, std::vector<watch::Event>* events, bool nest) const;
   CommandResult applyLock(storage::Txn& parent, const Command& command, std::uint64_t revision,
-                          std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
+                          std::uint64_t timestampMs, std::vector<watch::Event>* events, bool nest) const;
   CommandResult endLockDelay(storage::Txn& parent, const Command& command, std::uint64_t revision,
-                             std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
+                             std::uint64_t timestampMs, std::vector<watch::Event>* events, bool nest) const;
   CommandResult applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
                              std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
   CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,
-                         std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
+                         std::uint64_t timestampMs, std::vector<watch::Event>* events, bool nest) const;
   // The first result of a write with this idempotency key, if it is remembered.
   std::optional<CommandResult> replayed(storage::Txn& txn, const Command& command) const;
   void remember(storage::Txn& txn, const Command& command, const CommandResult& result, std::uint64_t timestampMs,

@@ -3,6 +3,7 @@
 // files include it.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,26 @@ struct StateMachine::Context {
   void note(watch::EventType type, std::string_view path, const Stat& stat, std::string_view data = {}) {
     events.push_back(watch::Event{type, std::string(path), revision, stat, std::string(data)});
   }
+};
+
+// A command's own transaction: a child of `parent`, so that the command is all-or-nothing, or
+// (apply's batched path, see StateMachine::apply) `parent` itself.
+class CommandTxn {
+ public:
+  CommandTxn(storage::Txn& parent, bool nest)
+      : child_(nest ? std::optional<storage::Txn>(storage::Txn::nested(parent)) : std::nullopt),
+        txn_(child_ ? *child_ : parent) {}
+  storage::Txn& get() { return txn_; }
+  void commit() {
+    if (child_) child_->commit();
+  }
+  void abort() {
+    if (child_) child_->abort();
+  }
+
+ private:
+  std::optional<storage::Txn> child_;
+  storage::Txn& txn_;
 };
 
 }  // namespace warden::coordinator

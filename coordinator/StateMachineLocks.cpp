@@ -159,10 +159,12 @@ std::vector<StateMachine::RunningDelay> StateMachine::lockDelays(storage::Txn& t
 }
 
 CommandResult StateMachine::endLockDelay(storage::Txn& parent, const Command& command, std::uint64_t revision,
-                                         std::uint64_t timestampMs, std::vector<watch::Event>* events) const {
+                                         std::uint64_t timestampMs, std::vector<watch::Event>* events,
+                                         bool nest) const {
   CommandResult out;
   out.revision = revision - 1;
-  storage::Txn txn = storage::Txn::nested(parent);
+  CommandTxn own(parent, nest);
+  storage::Txn& txn = own.get();
   Context ctx{txn, revision, timestampMs, command.maxNodes};
   const std::string lock = locks::lockPath(command.name);
   auto record = tree_.get(txn, lock);
@@ -172,14 +174,15 @@ CommandResult StateMachine::endLockDelay(storage::Txn& parent, const Command& co
     grantLock(ctx, lock);
   }
   if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
-  txn.commit();
+  own.commit();
   if (ctx.changed) out.revision = revision;
   if (events) std::move(ctx.events.begin(), ctx.events.end(), std::back_inserter(*events));
   return out;
 }
 
 CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& command, std::uint64_t revision,
-                                      std::uint64_t timestampMs, std::vector<watch::Event>* events) const {
+                                      std::uint64_t timestampMs, std::vector<watch::Event>* events,
+                                      bool nest) const {
   CommandResult out;
   out.revision = revision - 1;
   auto fail = [&out](Status status, std::string message) {
@@ -190,11 +193,12 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
   if (auto problem = locks::lockNameProblem(command.name)) return fail(Status::InvalidArgument, *problem);
   if (command.text.size() > locks::kMaxOwnerBytes) return fail(Status::InvalidArgument, "owner holds at most 1024 bytes");
   const std::string id = session::formatSessionId(command.session);
-  if (command.type == CommandType::LockDelayEnd) return endLockDelay(parent, command, revision, timestampMs, events);
+  if (command.type == CommandType::LockDelayEnd) return endLockDelay(parent, command, revision, timestampMs, events, nest);
   if (command.session == 0 || !sessions_.get(parent, command.session)) {
     return fail(Status::SessionNotFound, "session " + id + " does not exist (it expired or was closed)");
   }
-  storage::Txn txn = storage::Txn::nested(parent);
+  CommandTxn own(parent, nest);
+  storage::Txn& txn = own.get();
   Context ctx{txn, revision, timestampMs, command.maxNodes};
   const bool election = isElectionCommand(command.type);
   const std::string lock = election ? locks::electionPath(command.name) : locks::lockPath(command.name);
@@ -260,12 +264,12 @@ CommandResult StateMachine::applyLock(storage::Txn& parent, const Command& comma
   const bool grows = acquire || command.type == CommandType::ElectionProclaim;
   const std::uint64_t used = usedBytes(txn);
   if (grows && ctx.growth > 0 && command.quotaBytes != 0 && used + static_cast<std::uint64_t>(ctx.growth) > command.quotaBytes) {
-    txn.abort();
+    own.abort();
     out.results.clear();
     return fail(Status::NoSpace, "the state is over its quota (--quota-bytes); delete something to make room");
   }
   if (ctx.growth != 0) addUsedBytes(txn, ctx.growth);
-  txn.commit();
+  own.commit();
   if (ctx.changed) out.revision = revision;
   if (events) std::move(ctx.events.begin(), ctx.events.end(), std::back_inserter(*events));
   return out;

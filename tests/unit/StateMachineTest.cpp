@@ -229,3 +229,32 @@ TEST_CASE("applying the same entries to two stores gives identical state") {
   }
   CHECK(one.dump() == two.dump());
 }
+
+TEST_CASE("an entry's commands applied together leave nothing of one that fails halfway and answer as one at a time would") {
+  for (bool planted : {false, true}) {
+    DYNAMIC_SECTION((planted ? "with keepFailedBatchWrites planted" : "as built")) {
+      StoreFixture store;
+      store.stateMachine().keepFailedBatchWrites = planted;
+      REQUIRE(store.apply({createOp("/a", "1")}).status == Status::Ok);
+      const std::uint64_t before = store.revision();
+      // The second command creates /b, then fails on /a (it exists): all of it must go.
+      auto results = store.applyAll({txnCommand({createOp("/x", "x")}),
+                                     txnCommand({createOp("/b", "b"), createOp("/a", "again")}),
+                                     txnCommand({setOp("/a", "2")})});
+      REQUIRE(results.size() == 3);
+      CHECK(results[0].status == Status::Ok);
+      CHECK(results[1].status == Status::Exists);
+      CHECK(results[1].failedOp == 1);
+      CHECK(results[2].status == Status::Ok);
+      CHECK(results[0].revision == before + 1);
+      CHECK(results[2].revision == before + 2);
+      CHECK(store.get("/x").has_value());
+      CHECK(store.get("/a")->data == "2");
+      if (planted) {
+        CHECK(store.get("/b").has_value());  // what the check below catches
+      } else {
+        CHECK_FALSE(store.get("/b").has_value());
+      }
+    }
+  }
+}
