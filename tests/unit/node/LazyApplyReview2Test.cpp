@@ -65,13 +65,6 @@ NodeNet lazyNet(std::uint64_t delayUs = kNeverUs, NodeNet::Tune more = {}) {
   });
 }
 
-NodeId other(NodeId a, NodeId b = 0) {
-  for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) {
-    if (id != a && id != b) return id;
-  }
-  return 0;
-}
-
 // Submits `command` at `at`, answered as soon as applied; runs until answered.
 CommandResult submitApplied(NodeNet& net, NodeId at, Command command, const std::vector<NodeId>& ticking = {1, 2, 3},
                             const NodeNet::Filter& deliver = all, const NodeNet::Filter& drop = none) {

@@ -44,13 +44,6 @@ NodeNet lazyNet(std::uint64_t delayUs = kCommitDelayUs, NodeNet::Tune more = {})
   });
 }
 
-NodeId other(NodeId a, NodeId b = 0) {
-  for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) {
-    if (id != a && id != b) return id;
-  }
-  return 0;
-}
-
 // Submits `path` at `at`, answered as soon as applied; runs `ticking` until answered. Returns
 // whether the write was visible (committed) at `at` when answered; the caller decides whether
 // the schedule needs it not to be.

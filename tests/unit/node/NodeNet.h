@@ -247,4 +247,12 @@ class NodeNet {
 inline bool all(const Frame&) { return true; }
 inline bool none(const Frame&) { return false; }
 
+// A member of a 3-node net that is neither `a` nor `b`.
+inline NodeId other(NodeId a, NodeId b = 0) {
+  for (NodeId id : {NodeId{1}, NodeId{2}, NodeId{3}}) {
+    if (id != a && id != b) return id;
+  }
+  return 0;
+}
+
 }  // namespace warden::tests::node
