@@ -6,7 +6,9 @@
 // Each batch carries a sequence number, one more than the batch before it, and a CRC over its
 // sequence number and payload. A crash mid-append leaves a torn batch at the end of the last
 // segment; it was never acknowledged (the flush did not return), and replay ends before it. A
-// reopened log never writes after a torn tail: it starts a new segment.
+// reopened log never writes after a torn tail: it starts a new segment. A segment grows by
+// zeros written ahead of its batches (so that an append's flush is of data alone); zeros after
+// the last batch are a clean end.
 //
 // Segment files are named by the first sequence number they hold and begin with a header naming
 // the log (`id`), so a segment of another log, or a missing one, is noticed instead of silently
@@ -53,6 +55,7 @@ class Wal {
 
  private:
   void startSegment();
+  void extend(std::uint64_t end);
   void replay(std::uint64_t foldedSeq, const Visit& visit);
 
   std::string directory_;
@@ -62,7 +65,8 @@ class Wal {
   std::size_t segmentBytes_;
   std::vector<Segment> segments_;
   int fd_ = -1;  // the current (last) segment
-  std::uint64_t offset_ = 0;
+  std::uint64_t offset_ = 0;     // where the next batch goes
+  std::uint64_t allocated_ = 0;  // the file's size: zeros from offset_ on
 };
 
 }  // namespace warden::coordinator::storage

@@ -62,14 +62,17 @@ TEST_CASE("a torn append at the end of the log is dropped and the log goes on af
   TempDir dir;
   const std::uint64_t id = makeLog(dir.path(), 3);
   const fs::path segment = segmentFiles(dir.path()).back();
-  SECTION("cut short") { fs::resize_file(segment, fs::file_size(segment) - 1); }
-  SECTION("garbage after it") {
-    fs::resize_file(segment, fs::file_size(segment) - 2);
-    std::ofstream(segment, std::ios::app | std::ios::binary) << std::string(100, '\0');
+  // The segment's header (32 bytes), then three batches of 16 + 2 bytes, then zeros made ahead.
+  const std::uintmax_t end = 32 + 3 * (16 + 2);
+  REQUIRE(fs::file_size(segment) > end);
+  SECTION("cut short") { fs::resize_file(segment, end - 1); }
+  SECTION("its end zeros among the zeros made ahead") {
+    fs::resize_file(segment, end - 2);
+    fs::resize_file(segment, end + 4096);
   }
   SECTION("a flipped byte in its payload") {
     std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(fs::file_size(segment) - 1));
+    f.seekp(static_cast<std::streamoff>(end - 1));
     f.put('x');
   }
   {
@@ -146,4 +149,19 @@ TEST_CASE("dropping segments keeps the current one and a contiguous rest") {
   Replayed again;
   Wal reopened(dir.path(), id, 40, false, again.visit(), 200);
   CHECK(again.batches.back().first == 41);
+}
+
+TEST_CASE("a log reopened after a clean end goes on in the same segment over the zeros made ahead") {
+  TempDir dir;
+  const std::uint64_t id = makeLog(dir.path(), 3);
+  REQUIRE(segmentFiles(dir.path()).size() == 1);
+  const std::uintmax_t size = fs::file_size(segmentFiles(dir.path()).back());
+  for (int restart = 0; restart < 3; ++restart) {
+    Replayed r;
+    Wal wal(dir.path(), id, 0, false, r.visit());
+    CHECK(r.batches.size() == static_cast<std::size_t>(3 + restart));
+    CHECK(wal.append("more") == static_cast<std::uint64_t>(4 + restart));
+  }
+  CHECK(segmentFiles(dir.path()).size() == 1);
+  CHECK(fs::file_size(segmentFiles(dir.path()).back()) == size);  // written into the zeros
 }
