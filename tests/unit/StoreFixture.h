@@ -51,6 +51,27 @@ class StoreFixture {
     return results.front();
   }
 
+  // One entry of these commands, with what apply notes (its events appended to those `notes`
+  // holds already, as a node's apply does).
+  std::vector<coordinator::CommandResult> applyNoted(std::vector<coordinator::Command> commands,
+                                                     std::uint64_t timestampMs,
+                                                     coordinator::StateMachine::Notes& notes) {
+    auto txn = coordinator::storage::Txn::write(*env_);
+    coordinator::Entry entry{sm_->appliedIndex(txn) + 1, timestampMs, std::move(commands)};
+    auto results = sm_->apply(txn, entry, &notes);
+    txn.commit();
+    return results;
+  }
+
+  // Every replicated row (StateMachine::exportState), table by table: two stores with equal
+  // rows hold the same state, meta and idempotency tables included.
+  std::vector<coordinator::StateMachine::Row> rows() {
+    auto txn = coordinator::storage::Txn::read(*env_);
+    std::vector<coordinator::StateMachine::Row> out;
+    sm_->exportState(txn, [&out](coordinator::StateMachine::Row row) { out.push_back(std::move(row)); });
+    return out;
+  }
+
   std::optional<session::SessionRecord> session(std::uint64_t id) {
     auto txn = coordinator::storage::Txn::read(*env_);
     return sm_->sessions().get(txn, id);
