@@ -1,5 +1,7 @@
 #include "coordinator/node/NodeCore.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -236,13 +238,19 @@ void NodeCore::finishReadyBatch() {
     // A compaction drops slots the state must hold, and a learner's voter mark counts on the
     // slots it learned: the store flushes the applied state before either (LmdbLogStore), so the
     // apply so far must be committed.
-    const bool flushesState = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& ready) {
-      return std::any_of(ready.records.begin(), ready.records.end(), [](const paxos::Record& r) {
-        return std::holds_alternative<paxos::CompactRecord>(r) || std::holds_alternative<paxos::LearnerRecord>(r);
+    auto holds = [&batch](auto isKind) {
+      return std::any_of(batch.begin(), batch.end(), [&](const paxos::Ready& ready) {
+        return std::any_of(ready.records.begin(), ready.records.end(), isKind);
       });
-    });
-    if (flushesState) commitApply();
+    };
+    const bool compacts = holds([](const paxos::Record& r) { return std::holds_alternative<paxos::CompactRecord>(r); });
+    const bool learns = holds([](const paxos::Record& r) { return std::holds_alternative<paxos::LearnerRecord>(r); });
+    if (compacts || learns) commitApply();
     auto proofs = store_.persistAll(batch);
+    // The slots a compaction dropped are freed, but glibc keeps freed memory for reuse: a large
+    // state's slots (transactions of many creates) would hold twice what is retained. Handed
+    // back here, once every retainedSlots slots.
+    if (compacts) ::malloc_trim(0);
     std::vector<paxos::Message> toSelf;
     std::vector<paxos::ChosenEntry> chosen;
     for (std::size_t i = 0; i < batch.size(); ++i) {
