@@ -221,11 +221,14 @@ void NodeCore::finishReadyBatch() {
     // PowerLossScenarioTest).
     // (All of the round's slots, in order: an earlier Ready of the batch may deliver the slots
     // before the voter's.)
-    const bool turnsVoter = std::any_of(batch.begin(), batch.end(), [](const paxos::Ready& ready) {
-      return std::any_of(ready.records.begin(), ready.records.end(), [](const paxos::Record& r) {
-        const auto* l = std::get_if<paxos::LearnerRecord>(&r);
-        return l && !l->learner;
+    auto holds = [&batch](auto isKind) {
+      return std::any_of(batch.begin(), batch.end(), [&](const paxos::Ready& ready) {
+        return std::any_of(ready.records.begin(), ready.records.end(), isKind);
       });
+    };
+    const bool turnsVoter = holds([](const paxos::Record& r) {
+      const auto* l = std::get_if<paxos::LearnerRecord>(&r);
+      return l && !l->learner;
     });
     if (turnsVoter && !options_.bugs.voterBeforeLearnedDurable) {
       std::vector<paxos::ChosenEntry> early;
@@ -238,11 +241,6 @@ void NodeCore::finishReadyBatch() {
     // A compaction drops slots the state must hold, and a learner's voter mark counts on the
     // slots it learned: the store flushes the applied state before either (LmdbLogStore), so the
     // apply so far must be committed.
-    auto holds = [&batch](auto isKind) {
-      return std::any_of(batch.begin(), batch.end(), [&](const paxos::Ready& ready) {
-        return std::any_of(ready.records.begin(), ready.records.end(), isKind);
-      });
-    };
     const bool compacts = holds([](const paxos::Record& r) { return std::holds_alternative<paxos::CompactRecord>(r); });
     const bool learns = holds([](const paxos::Record& r) { return std::holds_alternative<paxos::LearnerRecord>(r); });
     if (compacts || learns) commitApply();
