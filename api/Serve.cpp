@@ -35,7 +35,7 @@ struct ServeConfig {
   bool fsync = true;
   HttpLimits limits;
   std::uint64_t retainedSlots = 10'000;
-  std::uint64_t applyCommitDelayUs = 2000;
+  std::uint64_t applyCommitDelayUs = 50'000;
   std::size_t maxSessions = 1'000'000;
   std::uint64_t maxTxnNodes = 10'000;
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;
@@ -110,7 +110,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));
-  config.applyCommitDelayUs = static_cast<std::uint64_t>(args.number("apply-commit-delay-us", 2000, 0, 100'000));
+  config.applyCommitDelayUs = static_cast<std::uint64_t>(args.number("apply-commit-delay-us", 50'000, 0, 1'000'000));
   config.maxSessions = static_cast<std::size_t>(args.number("max-sessions", 1'000'000, 1, 100'000'000));
   config.maxTxnNodes = static_cast<std::uint64_t>(args.number("max-txn-nodes", 10'000, 1, 1'000'000));
   config.quotaBytes = static_cast<std::uint64_t>(args.number("quota-bytes", 2LL << 30, 1 << 20, 1LL << 40));
@@ -190,8 +190,9 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
                         a snapshot of the whole state instead (default 10000)
   --apply-commit-delay-us N
                         how long what apply did may wait uncommitted, so that one disk flush
-                        covers many writes (stale reads wait as long; while a watch is open,
-                        applies commit at once; default 2000)
+                        covers many writes (stale reads may lag as long; reads with
+                        min_revision, and watches a write concerns, have it commit at once;
+                        default 50000, at most 1000000)
   --max-txn-nodes N     one write creates or deletes at most N nodes (parents made and subtrees
                         deleted included); beyond, 413 too_large and nothing changes (default 10000)
   --quota-bytes N       once the nodes (path + data + 100 bytes each) hold N bytes, writes that

@@ -38,9 +38,13 @@ Node::Node(const NodeOptions& options)
     cluster.writeTimeoutMs = options_.writeTimeoutMs;
     cluster.retainedSlots = options_.retainedSlots;
     cluster.applyCommitDelayUs = options_.applyCommitDelayUs;
-    cluster.appliesWatched = [this] { return watches_->watchers() > 0; };
+    cluster.appliesWanted = [this](const watch::Applied& pending, watch::PendingScan& scan) {
+      return waiters_.lowestWaited() <= pending.revision || watches_->concerns(pending.events, scan);
+    };
     cluster.bugs = options_.bugs;
     replicated_ = std::make_unique<ReplicatedLog>(env_, *stateMachine_, cluster, onApplied);
+    // A new watcher may be waiting for events the open apply holds (appliesWanted).
+    watches_->onWatch([this] { replicated_->nudge(); });
   } else {
     log_ = std::make_unique<LocalLog>(env_, *stateMachine_, wallClockMs, LocalLog::Options{}, onApplied);
   }
@@ -88,7 +92,10 @@ void Node::keepalive(std::uint64_t session, KeepaliveDone done) {
 std::size_t Node::liveSessions() const { return replicated_ ? replicated_->liveSessions() : log_->liveSessions(); }
 
 bool Node::waitForRevision(std::uint64_t revision, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
-  return waiters_.wait(revision, timeout, std::move(done));
+  const bool queued = waiters_.wait(revision, timeout, std::move(done));
+  // Waiting, perhaps for a revision the open apply holds already (appliesWanted): the driver looks.
+  if (queued && replicated_ && waiters_.lowestWaited() <= revision) replicated_->nudge();
+  return queued;
 }
 
 storage::Txn Node::read() { return storage::Txn::read(env_); }

@@ -34,7 +34,7 @@ struct NodeOptions {
   std::string http;                              // advertised to peers
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;
-  std::uint64_t applyCommitDelayUs = 2000;         // ClusterOptions::applyCommitDelayUs
+  std::uint64_t applyCommitDelayUs = 50'000;       // ClusterOptions::applyCommitDelayUs
   std::uint64_t maxTxnNodes = 10'000;              // stamped on every write this node admits
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;  // likewise (StateMachine::usedBytes)
   watch::Limits watchHistory;                      // --watch-history-events, --watch-history-bytes

@@ -188,6 +188,12 @@ void ReplicatedLog::keepalive(std::uint64_t session, KeepaliveDone done) {
   if (!push(input)) std::get<Keepalive>(input).done(Status::Unavailable, 0);
 }
 
+void ReplicatedLog::nudge() {
+  if (nudged_.exchange(true)) return;
+  Input input = Nudge{};
+  if (!push(input, false)) nudged_ = false;
+}
+
 void ReplicatedLog::run() {
   std::deque<Input> batch;
   for (;;) {
@@ -222,6 +228,8 @@ void ReplicatedLog::handle(Input& input) {
     core_->keepalive(k->session, std::move(k->done));
   } else if (auto* r = std::get_if<Resume>(&input)) {
     core_->resume(r->continuation);
+  } else if (std::holds_alternative<Nudge>(input)) {
+    nudged_ = false;  // the turn this ends looks at the open apply (NodeCore::endTurn)
   }
 }
 

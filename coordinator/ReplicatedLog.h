@@ -8,6 +8,7 @@
 // hellos, local writes, reads, keepalives), then calls endTurn(). Other threads only queue
 // inputs (bounded), except the keepalive fast path at a leader serving sessions under its lease.
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -53,6 +54,9 @@ class ReplicatedLog {
   void readBarrier(ReadDone done);
   // Thread-safe. done runs once, with the leader's answer or NoQuorum.
   void keepalive(std::uint64_t session, KeepaliveDone done);
+  // Wakes the driver for a turn (someone may now want the open apply committed: appliesWanted).
+  // Any thread; nudges before the driver's next turn are one.
+  void nudge();
   std::size_t liveSessions() const { return core_->liveSessions(); }
   ClusterView view() const { return core_->view(); }
   void stop();
@@ -81,7 +85,8 @@ class ReplicatedLog {
   struct Resume {
     node::Worker::Continuation continuation;
   };
-  using Input = std::variant<PeerFrame, Hello, Submit, Read, Keepalive, Resume>;
+  struct Nudge {};
+  using Input = std::variant<PeerFrame, Hello, Submit, Read, Keepalive, Resume, Nudge>;
 
   class SystemClock : public node::Clock {
    public:
@@ -135,6 +140,7 @@ class ReplicatedLog {
   std::deque<Input> inputs_;
   std::size_t inputBytes_ = 0;  // their weight(), bounded by kMaxQueuedBytes
   bool stopping_ = false;
+  std::atomic<bool> nudged_{false};  // a Nudge is queued
   std::thread driver_;
 };
 

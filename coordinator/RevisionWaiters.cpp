@@ -1,5 +1,6 @@
 #include "coordinator/RevisionWaiters.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace warden::coordinator {
@@ -14,6 +15,7 @@ bool RevisionWaiters::wait(std::uint64_t revision, std::chrono::milliseconds tim
     if (revision > applied_) {
       if (stopping_ || waiters_.size() >= maxWaiters_) return false;
       waiters_.emplace(nextId_++, Waiter{revision, Clock::now() + timeout, std::move(cb)});
+      if (revision < lowest_.load(std::memory_order_relaxed)) lowest_.store(revision, std::memory_order_release);
       wake_.notify_one();
       return true;
     }
@@ -35,8 +37,15 @@ void RevisionWaiters::applied(std::uint64_t revision) {
         ++it;
       }
     }
+    noteLowest();
   }
   for (auto& cb : ready) cb(true);
+}
+
+void RevisionWaiters::noteLowest() {
+  std::uint64_t lowest = UINT64_MAX;
+  for (const auto& [id, w] : waiters_) lowest = std::min(lowest, w.revision);
+  lowest_.store(lowest, std::memory_order_release);
 }
 
 void RevisionWaiters::stop() {
@@ -68,6 +77,7 @@ void RevisionWaiters::run() {
         ++it;
       }
     }
+    if (!expired.empty()) noteLowest();
     lock.unlock();
     for (auto& cb : expired) cb(false);
     lock.lock();
@@ -76,6 +86,7 @@ void RevisionWaiters::run() {
   std::vector<Callback> rest;
   for (auto& [id, w] : waiters_) rest.push_back(std::move(w.cb));
   waiters_.clear();
+  noteLowest();
   lock.unlock();
   for (auto& cb : rest) cb(false);
 }

@@ -3,6 +3,7 @@
 // most until its deadline; a thread of its own fires the ones whose deadline passed, so waiting
 // costs no thread per caller.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -26,6 +27,9 @@ class RevisionWaiters {
   bool wait(std::uint64_t revision, std::chrono::milliseconds timeout, Callback cb);
   void applied(std::uint64_t revision);
   void stop();
+  // The lowest revision a caller still waits for (UINT64_MAX when none does): the node commits
+  // an apply that reached it at once instead of after its delay. Any thread, without blocking.
+  std::uint64_t lowestWaited() const { return lowest_.load(std::memory_order_acquire); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -35,6 +39,7 @@ class RevisionWaiters {
     Callback cb;
   };
   void run();
+  void noteLowest();  // under mutex_, after waiters_ changed
 
   std::size_t maxWaiters_;
   std::mutex mutex_;
@@ -42,6 +47,7 @@ class RevisionWaiters {
   std::uint64_t applied_ = 0;
   std::uint64_t nextId_ = 0;
   std::map<std::uint64_t, Waiter> waiters_;  // by id
+  std::atomic<std::uint64_t> lowest_{UINT64_MAX};  // the lowest revision in waiters_
   bool stopping_ = false;
   std::thread thread_;
 };

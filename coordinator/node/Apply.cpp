@@ -140,10 +140,10 @@ storage::Txn NodeCore::writeTxn() {
 
 void NodeCore::commitApplyUnlessItMayWait() {
   if (!applyTxn_) return;
-  // Waiting callers (writes answered once visible, and those answered "not applied", or open
-  // watches), or the delay is over (at once with a delay of 0): now.
+  // Waiting callers (writes answered once visible, and those answered "not applied"; reads
+  // and watchers outside, appliesWanted), or the delay is over (at once with a delay of 0): now.
   const bool waited = !applyOutcome_.answers.empty() || !applyOutcome_.late.empty() ||
-                      (options_.appliesWatched && options_.appliesWatched());
+                      (options_.appliesWanted && options_.appliesWanted(applyOutcome_.applied, appliedScan_));
   if (waited || now() >= applyOpenedUs_ + options_.applyCommitDelayUs) commitApply();
 }
 
@@ -164,6 +164,7 @@ void NodeCore::finishApply() {
   visibleApplied_.store(applied_, std::memory_order_release);
   ApplyOutcome done = std::move(applyOutcome_);
   applyOutcome_ = {};
+  appliedScan_ = {};
   if (onApplied_) onApplied_(done.applied);
   for (auto& [requestId, result] : done.answers) finishWrite(requestId, std::move(result));
   for (std::uint64_t requestId : done.late) {

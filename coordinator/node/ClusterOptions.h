@@ -8,6 +8,7 @@
 #include <string>
 
 #include "coordinator/paxos/Replica.h"
+#include "coordinator/watch/Event.h"
 
 namespace warden::coordinator::node {
 
@@ -25,12 +26,15 @@ struct ClusterOptions {
   std::uint64_t pingUs = 200'000;
   // How long what apply did may stay uncommitted when nothing needs it visible, so that one
   // commit (one disk flush, beside the votes' own in the write-ahead log) covers many turns.
-  // Reads that need it, writes whose callers read the state, compactions, snapshots and the
-  // keeper's takeover commit it at once. 0: commit at the end of every turn.
-  std::uint64_t applyCommitDelayUs = 2000;
-  // Whether someone waits to see applies (a watch is open): then the apply commits at the end of
-  // every turn instead, and events go out without the delay. Called on the driver thread.
-  std::function<bool()> appliesWatched;
+  // Reads that need it, writes whose callers read the state, compactions, snapshots, the
+  // keeper's takeover and appliesWanted commit it at once. 0: commit at the end of every turn.
+  std::uint64_t applyCommitDelayUs = 50'000;
+  // Whether someone outside the driver waits to see what the open apply did (`pending`: its
+  // revision and events so far): a read waiting for a revision it reached, or a watcher one of
+  // its events concerns. Then it commits at the end of the turn instead of after the delay.
+  // `scan` is the caller's to carry on from (watch::WatchHub::concerns); it starts over at each
+  // commit. Called on the driver thread at the end of each turn while an apply is open.
+  std::function<bool(const watch::Applied& pending, watch::PendingScan& scan)> appliesWanted;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {

@@ -311,6 +311,7 @@ class NodeCore {
   std::optional<storage::Txn> applyTxn_;
   std::uint64_t applyOpenedUs_ = 0;  // when applyTxn_ began
   ApplyOutcome applyOutcome_;
+  watch::PendingScan appliedScan_;  // how far appliesWanted looked at applyOutcome_'s events
   std::uint64_t lastTimestampMs_ = 0;
   std::uint64_t appliedStampMs_ = 0;  // the state machine's time (StateMachine::timestampMs)...
   std::uint64_t appliedStampAtUs_ = 0;  // ...and when this node's clock last saw it move

@@ -36,4 +36,12 @@ struct Applied {
 
 using AppliedHook = std::function<void(Applied& applied)>;
 
+// How far the applying thread has looked through the events of an apply not yet committed for
+// one a watcher waits for (WatchHub::concerns). A watcher registered since makes it look at
+// them all again.
+struct PendingScan {
+  std::size_t events = 0;       // events[0, events) concern no watcher of `generation`
+  std::uint64_t generation = 0;  // WatchHub's registrations, when they were looked at
+};
+
 }  // namespace warden::coordinator::watch

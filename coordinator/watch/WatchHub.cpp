@@ -30,13 +30,18 @@ void WatchHub::stop() {
 WatchHub::Watcher::~Watcher() { hub_.remove(this); }
 
 std::unique_ptr<WatchHub::Watcher> WatchHub::watch(Filter filter, std::uint64_t since, Wake wake) {
-  std::lock_guard lock(mutex_);
-  if (count_ >= maxWatchers_) return nullptr;
-  std::unique_ptr<Watcher> watcher(new Watcher(*this, std::move(filter), since, std::move(wake)));
-  watcher->lost_ = since < history_.floor();
-  auto& index = watcher->filter_.recursive ? subtree_ : exact_;
-  index[watcher->filter_.path].insert(watcher.get());
-  count_++;
+  std::unique_ptr<Watcher> watcher;
+  {
+    std::lock_guard lock(mutex_);
+    if (count_ >= maxWatchers_) return nullptr;
+    watcher.reset(new Watcher(*this, std::move(filter), since, std::move(wake)));
+    watcher->lost_ = since < history_.floor();
+    auto& index = watcher->filter_.recursive ? subtree_ : exact_;
+    index[watcher->filter_.path].insert(watcher.get());
+    count_++;
+    generation_++;
+  }
+  if (onWatch_) onWatch_();
   return watcher;
 }
 
@@ -98,6 +103,16 @@ void WatchHub::applied(Applied& applied) {
     }
   }
   wakeDue_.notify_one();
+}
+
+bool WatchHub::concerns(const std::vector<Event>& pending, PendingScan& scan) {
+  std::lock_guard lock(mutex_);
+  if (scan.generation != generation_ || scan.events > pending.size()) scan = PendingScan{0, generation_};
+  bool found = false;
+  for (; scan.events < pending.size() && !found; ++scan.events) {
+    forEachMatching(pending[scan.events], [&found](Watcher*) { found = true; });
+  }
+  return found;
 }
 
 void WatchHub::runWakes() {

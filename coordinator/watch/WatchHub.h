@@ -37,6 +37,15 @@ class WatchHub {
   // From the applying thread, in apply order.
   void applied(Applied& applied);
 
+  // Whether an event of an apply not yet committed (so not yet given to applied()) concerns a
+  // registered watcher: then the apply should commit now rather than wait for its delay
+  // (ClusterOptions::appliesWanted). Looks only at the events after `scan`, unless a watcher
+  // registered since it was last called.
+  bool concerns(const std::vector<Event>& pending, PendingScan& scan);
+  // Runs (on the registering thread, without the hub's lock) after each watcher registers: the
+  // node wakes its applying thread, whose pending events may concern it.
+  void onWatch(std::function<void()> hook) { onWatch_ = std::move(hook); }
+
   // A registered watcher: `wake` runs (on the hub's thread, without its lock) after an event it
   // matches was applied, and after the history started over; several applies in quick
   // succession may wake it once. The hub keeps its cursor (everything it matches up to there
@@ -86,6 +95,8 @@ class WatchHub {
   std::unordered_map<std::string, std::unordered_set<Watcher*>> exact_;    // non-recursive, by path
   std::unordered_map<std::string, std::unordered_set<Watcher*>> subtree_;  // recursive, by root
   std::size_t count_ = 0;
+  std::uint64_t generation_ = 0;  // registrations so far (PendingScan)
+  std::function<void()> onWatch_;  // set before any watcher registers
   std::unordered_map<Watcher*, Wake> due_;  // to wake, at most once each
   std::condition_variable wakeDue_;
   bool stopping_ = false;

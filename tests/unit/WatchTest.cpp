@@ -248,3 +248,35 @@ TEST_CASE("a watcher is compacted only when an event it matches leaves the histo
   // A watch from before the floor is lost from the start.
   CHECK_FALSE(hub.read(*hub.watch(Filter{"/quiet", false}, 1, [] {}), 100, 1 << 20));
 }
+
+TEST_CASE("the hub tells whether pending events concern a watcher, looking again after a registration") {
+  watch::WatchHub hub({}, 100, 0);
+  int registered = 0;
+  hub.onWatch([&registered] { registered++; });
+  std::vector<Event> pending{event(EventType::Changed, "/bench/1", 1), event(EventType::Created, "/bench/2", 2)};
+  watch::PendingScan scan;
+  CHECK_FALSE(hub.concerns(pending, scan));  // nobody watches
+  CHECK(scan.events == 2);
+
+  auto elsewhere = hub.watch(Filter{"/config", true}, 0, [] {});
+  CHECK(registered == 1);
+  CHECK_FALSE(hub.concerns(pending, scan));
+  pending.push_back(event(EventType::Changed, "/config/db", 3));
+  CHECK(hub.concerns(pending, scan));  // the new event, found without looking again at the first two
+
+  // A watcher registered after the events were looked at: all of them are looked at again.
+  pending.pop_back();
+  scan = {};
+  CHECK_FALSE(hub.concerns(pending, scan));
+  auto own = hub.watch(Filter{"/bench/1", false}, 0, [] {});
+  CHECK(hub.concerns(pending, scan));
+  own.reset();
+  scan = {};
+  // A non-recursive watch on the parent hears of a child created, not of one changed.
+  auto parent = hub.watch(Filter{"/bench", false}, 0, [] {});
+  CHECK(hub.concerns(pending, scan));
+  pending.pop_back();
+  scan = {};
+  CHECK_FALSE(hub.concerns(pending, scan));
+  CHECK(registered == 3);
+}

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <optional>
 
 #include "tests/unit/StoreFixture.h"
@@ -97,19 +98,24 @@ TEST_CASE("an uncommitted apply commits by itself once its delay has passed") {
   CHECK(visible(net, leader, "/later"));
 }
 
-TEST_CASE("while a watch is open an apply commits at the end of its turn instead of waiting out the delay") {
-  for (bool watched : {true, false}) {
-    DYNAMIC_SECTION((watched ? "a watch open" : "no watch")) {
-      NodeNet net(3, {}, [watched](NodeId, ClusterOptions& o) {
+TEST_CASE("an apply someone waits to see commits at the end of its turn instead of waiting out the delay") {
+  for (bool wanted : {true, false}) {
+    DYNAMIC_SECTION((wanted ? "wanted" : "not wanted")) {
+      std::vector<std::string> seen;  // the pending events appliesWanted was shown
+      NodeNet net(3, {}, [wanted, &seen](NodeId, ClusterOptions& o) {
         o.applyCommitDelayUs = kCommitDelayUs;
-        o.appliesWatched = [watched] { return watched; };
+        o.appliesWanted = [wanted, &seen](const watch::Applied& pending, watch::PendingScan& scan) {
+          for (; scan.events < pending.events.size(); ++scan.events) seen.push_back(pending.events[scan.events].path);
+          return wanted;
+        };
       });
       const NodeId leader = net.servingLeader({1, 2, 3});
       REQUIRE(leader != 0);
       writeAnsweredWhenApplied(net, leader, "/watched");
-      // The turn that answered has ended: with a watch open its apply is committed, so the
-      // watch's event went out with it; without, it waits for the delay.
-      CHECK(visible(net, leader, "/watched") == watched);
+      // The turn that answered has ended: wanted (a watcher it concerns, a read waiting for its
+      // revision), its apply is committed, so the event went out with it; otherwise it waits.
+      CHECK(visible(net, leader, "/watched") == wanted);
+      CHECK(std::count(seen.begin(), seen.end(), "/watched") >= 1);
     }
   }
 }
