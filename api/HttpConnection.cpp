@@ -23,15 +23,19 @@ constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 
 HttpConnection::HttpConnection(net::ip::tcp::socket&& socket, Router& router, HttpLimits limits,
                                std::shared_ptr<ConnectionCounter> counter)
-    : stream_(std::move(socket)), router_(router), limits_(limits), counter_(std::move(counter)) {
+    : socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      router_(router),
+      limits_(limits),
+      counter_(std::move(counter)) {
   counter_->open.fetch_add(1);
 }
 
 HttpConnection::~HttpConnection() { counter_->open.fetch_sub(1); }
 
 void HttpConnection::start() {
-  // Runs the first read on the strand the socket was accepted onto.
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  // Runs the first read on the io_context the socket was accepted onto.
+  net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     if (self->counter_->open.load() > self->limits_.maxConnections) {
       self->send(errorReply(429, "too_many_requests", "the node has too many open connections", self->router_.revision()),
                  false, false);
@@ -45,8 +49,8 @@ void HttpConnection::doRead() {
   parser_.emplace();
   parser_->header_limit(kHeaderLimit);
   parser_->body_limit(kMaxBodyBytes);
-  stream_.expires_after(std::chrono::seconds(limits_.readTimeoutSeconds));
-  http::async_read_header(stream_, buffer_, *parser_,
+  deadline(limits_.readTimeoutSeconds);
+  http::async_read_header(socket_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onHeader(ec); });
 }
 
@@ -58,7 +62,7 @@ void HttpConnection::onHeader(beast::error_code ec) {
   // A client that asked "Expect: 100-continue" waits for this before sending its body.
   if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    net::async_write(stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code e, std::size_t) {
+    net::async_write(socket_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code e, std::size_t) {
       if (e) return self->close();
       self->readBody();
     });
@@ -68,7 +72,7 @@ void HttpConnection::onHeader(beast::error_code ec) {
 }
 
 void HttpConnection::readBody() {
-  http::async_read(stream_, buffer_, *parser_,
+  http::async_read(socket_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
 }
 
@@ -105,13 +109,13 @@ void HttpConnection::onRead(beast::error_code ec) {
   if (auto key = req.find("Idempotency-Key"); key != req.end()) request.idempotencyKey = std::string(key->value());
   if (auto id = req.find("Last-Event-ID"); id != req.end()) request.lastEventId = std::string(id->value());
   // The handler may take a while (a write waiting for its commit): no read timeout meanwhile.
-  stream_.expires_never();
+  noDeadline();
   hangup_ = std::make_shared<Hangup>([weak = weak_from_this()] {
-    if (auto self = weak.lock()) net::post(self->stream_.get_executor(), [self] { self->watchForHangup(); });
+    if (auto self = weak.lock()) net::post(self->socket_.get_executor(), [self] { self->watchForHangup(); });
   });
   request.hangup = hangup_;
   router_.handle(request, [self = shared_from_this(), keepAlive, head](Reply reply) {
-    net::post(self->stream_.get_executor(), [self, reply = std::move(reply), keepAlive, head]() mutable {
+    net::post(self->socket_.get_executor(), [self, reply = std::move(reply), keepAlive, head]() mutable {
       self->send(std::move(reply), keepAlive, head);
     });
   });
@@ -147,9 +151,9 @@ void HttpConnection::send(Reply reply, bool keepAlive, bool head) {
   if (status != 204 && status != 304 && status >= 200) header("Content-Length", std::to_string(body_.size()));
   if (!keepAlive) head_ += "Connection: close\r\n";
   head_ += "\r\n";
-  stream_.expires_after(std::chrono::seconds(limits_.writeTimeoutSeconds));
+  deadline(limits_.writeTimeoutSeconds);
   const std::array<net::const_buffer, 2> buffers{net::buffer(head_), net::buffer(body_)};
-  net::async_write(stream_, buffers, [self = shared_from_this(), close = !keepAlive](beast::error_code ec, std::size_t) {
+  net::async_write(socket_, buffers, [self = shared_from_this(), close = !keepAlive](beast::error_code ec, std::size_t) {
     self->onWrite(ec, close);
   });
 }
@@ -172,8 +176,8 @@ void HttpConnection::sendStream(Reply reply) {
   if (reply.revision) head += "X-Warden-Revision: " + std::to_string(*reply.revision) + "\r\n";
   for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
   piece_ = head + "Connection: close\r\n\r\n";
-  stream_.expires_after(std::chrono::seconds(limits_.writeTimeoutSeconds));
-  net::async_write(stream_, net::buffer(piece_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+  deadline(limits_.writeTimeoutSeconds);
+  net::async_write(socket_, net::buffer(piece_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
     if (ec) {
       self->streamBody_->cancel();
       return self->close();
@@ -183,9 +187,9 @@ void HttpConnection::sendStream(Reply reply) {
 }
 
 void HttpConnection::writeNextPiece() {
-  stream_.expires_never();  // an idle stream waits for its next piece as long as it takes
+  noDeadline();  // an idle stream waits for its next piece as long as it takes
   streamBody_->next([self = shared_from_this()](std::optional<std::string> piece) {
-    net::post(self->stream_.get_executor(), [self, piece = std::move(piece)]() mutable {
+    net::post(self->socket_.get_executor(), [self, piece = std::move(piece)]() mutable {
       char size[32];
       if (!piece) {
         self->piece_ = "0\r\n\r\n";
@@ -194,8 +198,8 @@ void HttpConnection::writeNextPiece() {
         self->piece_ = size + *piece + "\r\n";
       }
       const bool last = !piece;
-      self->stream_.expires_after(std::chrono::seconds(self->limits_.writeTimeoutSeconds));
-      net::async_write(self->stream_, net::buffer(self->piece_), [self, last](beast::error_code ec, std::size_t) {
+      self->deadline(self->limits_.writeTimeoutSeconds);
+      net::async_write(self->socket_, net::buffer(self->piece_), [self, last](beast::error_code ec, std::size_t) {
         if (ec || last) {
           self->streamBody_->cancel();
           return self->close();
@@ -211,11 +215,11 @@ void HttpConnection::watchForHangup() {
   // for an earlier request ends when the next one's bytes arrive, and is then armed again).
   if (!hangup_ || watching_) return;
   watching_ = true;
-  stream_.socket().async_wait(net::ip::tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+  socket_.async_wait(net::ip::tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
     self->watching_ = false;
     if (ec || !self->hangup_) return;
     char byte;
-    const ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
       // The end of the stream (or a reset): nobody is left to answer.
       auto hangup = std::move(self->hangup_);
@@ -229,8 +233,29 @@ void HttpConnection::watchForHangup() {
 
 void HttpConnection::close() {
   beast::error_code ignored;
-  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
-  stream_.socket().close(ignored);
+  socket_.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
+  timer_.cancel();
+  deadline_ = Clock::time_point::max();
+}
+
+void HttpConnection::deadline(unsigned seconds) {
+  deadline_ = Clock::now() + std::chrono::seconds(seconds);
+  if (!timerArmed_ && socket_.is_open()) armTimer();
+}
+
+void HttpConnection::armTimer() {
+  timerArmed_ = true;
+  timer_.expires_at(deadline_);
+  // Weak: a closed connection goes at once, not when its timer would have fired.
+  timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+    auto self = weak.lock();
+    if (!self) return;
+    self->timerArmed_ = false;
+    if (ec || self->deadline_ == Clock::time_point::max()) return;  // cancelled, or nothing to time now
+    if (Clock::now() >= self->deadline_) return self->close();       // the read or write took too long
+    self->armTimer();                                                 // the deadline moved on meanwhile
+  });
 }
 
 }  // namespace warden::api

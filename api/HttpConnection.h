@@ -1,13 +1,15 @@
 #pragma once
 // One client connection: read a request, hand it to the Router, write the reply, repeat while
-// keep-alive. Everything runs on the connection's strand; a reply produced on another thread
-// (a write finishing on the log's thread) is posted back to it. One request at a time, so the
-// reply queue is bounded at one.
+// keep-alive. Everything runs on the connection's io_context (one thread: HttpServer.h); a reply
+// produced on another thread (a write finishing on the log's thread) is posted back to it. One
+// request at a time, so the reply queue is bounded at one.
 
+#include <chrono>
 #include <memory>
 #include <optional>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -36,8 +38,19 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void onWrite(boost::beast::error_code ec, bool close);
   void close();
   void watchForHangup();
+  // The read or write under way must end within `seconds`, or the connection closes (its
+  // handler then sees operation_aborted). One timer per connection, re-armed only when it
+  // fires: moving the deadline costs no timer operation (Beast's tcp_stream armed and
+  // cancelled one per read and per write).
+  void deadline(unsigned seconds);
+  void noDeadline() { deadline_ = Clock::time_point::max(); }
+  void armTimer();
 
-  boost::beast::tcp_stream stream_;
+  using Clock = std::chrono::steady_clock;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer timer_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timerArmed_ = false;
   boost::beast::flat_buffer buffer_;
   Router& router_;
   HttpLimits limits_;

@@ -33,8 +33,9 @@ void HttpServer::stop() {
 }
 
 void HttpServer::doAccept() {
+  // One thread per context (HttpServer.h): a connection's handlers never run concurrently.
   net::io_context& context = *contexts_[nextContext_++ % contexts_.size()];
-  acceptor_.async_accept(net::make_strand(context), [this](boost::system::error_code ec, net::ip::tcp::socket socket) {
+  acceptor_.async_accept(context, [this](boost::system::error_code ec, net::ip::tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;  // stopped
     if (ec) {
       // Errors such as EMFILE pass once connections close: retry shortly instead of spinning.

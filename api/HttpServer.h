@@ -1,8 +1,9 @@
 #pragma once
 // The Beast HTTP/1.1 server: an acceptor on the node's HTTP address feeding HttpConnections.
 // The acceptor runs on the io_context given first; connections are spread round-robin over the
-// io_contexts given (one thread each is the intent: a connection then never changes threads,
-// and a request costs no hand-off between threads that share one epoll).
+// io_contexts given, each of which must be run by one thread only: a connection then never
+// changes threads, a request costs no hand-off between threads that share one epoll, and a
+// connection needs no strand.
 
 #include <atomic>
 #include <cstdint>
