@@ -159,7 +159,8 @@ Reply Router::readiness() {
   std::string why;
   if (!view.leader) why = "no leader is known";
   else if (view.learner) why = "rebuilding after its data directory was lost";
-  else if (view.appliedIndex < view.commitIndex) why = "catching up with the log";
+  // Applied, if not yet committed (an apply may wait --apply-commit-delay-us): caught up.
+  else if (view.appliedPending < view.commitIndex) why = "catching up with the log";
   if (!why.empty()) return jsonReply(503, json{{"ready", false}, {"reason", why}}, node_.revision());
   return jsonReply(200, json{{"ready", true}}, node_.revision());
 }

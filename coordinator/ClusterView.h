@@ -20,7 +20,8 @@ struct ClusterView {
   std::uint64_t id = 0;
   std::optional<std::uint64_t> leader;
   std::uint64_t commitIndex = 0;
-  std::uint64_t appliedIndex = 0;
+  std::uint64_t appliedIndex = 0;     // committed: what reads see
+  std::uint64_t appliedPending = 0;   // applied here, an apply not yet committed included
   bool learner = false;  // rebuilding after a wiped disk
   std::string ballot;    // the highest ballot this node promised, "round.node" (a leader's own); empty: none
   std::vector<MemberView> members;

@@ -1,5 +1,6 @@
 #include "coordinator/Node.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "coordinator/ReplicatedLog.h"
@@ -92,6 +93,14 @@ void Node::keepalive(std::uint64_t session, KeepaliveDone done) {
 std::size_t Node::liveSessions() const { return replicated_ ? replicated_->liveSessions() : log_->liveSessions(); }
 
 bool Node::waitForRevision(std::uint64_t revision, std::chrono::milliseconds timeout, std::function<void(bool)> done) {
+  if (replicated_ && revision <= replicated_->appliedRevision()) {
+    // Applied here, perhaps not committed yet (this node may even have answered the write from
+    // that apply): the nudge below commits it within a turn, so the wait must not end first,
+    // not even with wait_ms=0 (found by the review of issue 14: Review9ClusterTest).
+    const auto commit = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::microseconds(options_.applyCommitDelayUs));
+    timeout = std::max(timeout, commit + std::chrono::seconds(1));
+  }
   const bool queued = waiters_.wait(revision, timeout, std::move(done));
   // Waiting, perhaps for a revision the open apply holds already (appliesWanted): the driver looks.
   if (queued && replicated_ && waiters_.lowestWaited() <= revision) replicated_->nudge();
@@ -110,7 +119,7 @@ ClusterView Node::view() {
   ClusterView v;
   v.id = options_.id;
   v.leader = options_.id;
-  v.appliedIndex = v.commitIndex = appliedIndex();
+  v.appliedIndex = v.commitIndex = v.appliedPending = appliedIndex();
   MemberView self;
   self.id = options_.id;
   self.peer = options_.cluster.count(options_.id) ? options_.cluster.at(options_.id) : "";

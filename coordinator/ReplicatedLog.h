@@ -58,6 +58,7 @@ class ReplicatedLog {
   // Any thread; nudges before the driver's next turn are one.
   void nudge();
   std::size_t liveSessions() const { return core_->liveSessions(); }
+  std::uint64_t appliedRevision() const { return core_->appliedRevision(); }
   ClusterView view() const { return core_->view(); }
   void stop();
 

@@ -15,7 +15,8 @@ bool RevisionWaiters::wait(std::uint64_t revision, std::chrono::milliseconds tim
     if (revision > applied_) {
       if (stopping_ || waiters_.size() >= maxWaiters_) return false;
       waiters_.emplace(nextId_++, Waiter{revision, Clock::now() + timeout, std::move(cb)});
-      if (revision < lowest_.load(std::memory_order_relaxed)) lowest_.store(revision, std::memory_order_release);
+      // seq_cst, like the driver's nudge flag: a driver woken by a nudge after this sees it.
+      if (revision < lowest_.load()) lowest_.store(revision);
       wake_.notify_one();
       return true;
     }
@@ -45,7 +46,7 @@ void RevisionWaiters::applied(std::uint64_t revision) {
 void RevisionWaiters::noteLowest() {
   std::uint64_t lowest = UINT64_MAX;
   for (const auto& [id, w] : waiters_) lowest = std::min(lowest, w.revision);
-  lowest_.store(lowest, std::memory_order_release);
+  lowest_.store(lowest);
 }
 
 void RevisionWaiters::stop() {

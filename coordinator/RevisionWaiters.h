@@ -29,7 +29,7 @@ class RevisionWaiters {
   void stop();
   // The lowest revision a caller still waits for (UINT64_MAX when none does): the node commits
   // an apply that reached it at once instead of after its delay. Any thread, without blocking.
-  std::uint64_t lowestWaited() const { return lowest_.load(std::memory_order_acquire); }
+  std::uint64_t lowestWaited() const { return lowest_.load(); }
 
  private:
   using Clock = std::chrono::steady_clock;

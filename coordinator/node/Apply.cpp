@@ -120,6 +120,7 @@ void NodeCore::applyInto(const std::vector<paxos::ChosenEntry>& entries) {
       applied_ = chosen.slot;
     }
     applied.revision = stateMachine_.revision(txn);
+    appliedRevision_.store(applied.revision, std::memory_order_release);
     epoch_ = stateMachine_.sessionEpoch(txn);
     noteAppliedStamp(stateMachine_.timestampMs(txn));
   }

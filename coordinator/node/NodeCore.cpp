@@ -63,6 +63,7 @@ NodeCore::NodeCore(storage::Env& env, const StateMachine& stateMachine, ClusterO
     storage::Txn txn = storage::Txn::read(env_);
     applied_ = stateMachine_.appliedIndex(txn);
     visibleApplied_.store(applied_, std::memory_order_release);
+    appliedRevision_.store(stateMachine_.revision(txn), std::memory_order_release);
     epoch_ = stateMachine_.sessionEpoch(txn);
     appliedStampMs_ = stateMachine_.timestampMs(txn);
   }
@@ -381,6 +382,7 @@ void NodeCore::updateView() {
     v.learner = true;
   }
   v.appliedIndex = visibleApplied_.load(std::memory_order_relaxed);  // what reads see: committed
+  v.appliedPending = applied_;
   {
     std::lock_guard lock(keeperMutex_);
     liveSessions_.store(keeper_.size(), std::memory_order_relaxed);

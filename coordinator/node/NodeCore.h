@@ -103,6 +103,9 @@ class NodeCore {
   bool fastRead() const;
   std::size_t liveSessions() const { return liveSessions_.load(std::memory_order_relaxed); }
   ClusterView view() const;
+  // The state's revision as this node applied it, an apply not yet committed included (what
+  // it may have answered writes from): a wait for a revision up to it ends at the next commit.
+  std::uint64_t appliedRevision() const { return appliedRevision_.load(std::memory_order_acquire); }
 
   // ---- for tests and the simulator (driver thread) ----
   const paxos::Replica* replica() const { return replica_.get(); }
@@ -336,6 +339,7 @@ class NodeCore {
   void publishLeaseReads();
   std::atomic<std::uint64_t> knownChosen_{0};
   std::atomic<std::uint64_t> visibleApplied_{0};
+  std::atomic<std::uint64_t> appliedRevision_{0};  // appliedRevision(): set before early answers go
   std::atomic<std::uint64_t> fastReadUntilUs_{0};
   bool serving_ = false;  // leads with a lease, has applied everything before its term and ownEpoch_
   SessionEpoch epoch_;    // the state machine's session epoch, as last applied

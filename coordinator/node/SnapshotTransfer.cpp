@@ -248,6 +248,7 @@ void NodeCore::finishInstall() {
   }
   applied_ = done.applied;
   visibleApplied_.store(applied_, std::memory_order_release);
+  appliedRevision_.store(revision, std::memory_order_release);
   timeLockDelays();
   log_("installed a snapshot from node " + std::to_string(done.from) + " up to slot " + std::to_string(done.applied));
   readies_.push_back(replica_->installSnapshot(done.applied, now()));
