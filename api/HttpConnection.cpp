@@ -241,16 +241,18 @@ void HttpConnection::close() {
 
 void HttpConnection::deadline(unsigned seconds) {
   deadline_ = Clock::now() + std::chrono::seconds(seconds);
-  if (!timerArmed_ && socket_.is_open()) armTimer();
+  // Armed for later than this (a read's deadline, now a shorter write's): armed again.
+  if (socket_.is_open() && (!timerArmed_ || deadline_ < timer_.expiry())) armTimer();
 }
 
 void HttpConnection::armTimer() {
   timerArmed_ = true;
-  timer_.expires_at(deadline_);
+  const std::uint64_t generation = ++timerGeneration_;
+  timer_.expires_at(deadline_);  // cancels a wait armed before: its handler finds itself stale
   // Weak: a closed connection goes at once, not when its timer would have fired.
-  timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+  timer_.async_wait([weak = weak_from_this(), generation](beast::error_code ec) {
     auto self = weak.lock();
-    if (!self) return;
+    if (!self || generation != self->timerGeneration_) return;
     self->timerArmed_ = false;
     if (ec || self->deadline_ == Clock::time_point::max()) return;  // cancelled, or nothing to time now
     if (Clock::now() >= self->deadline_) return self->close();       // the read or write took too long

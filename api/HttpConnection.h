@@ -5,6 +5,7 @@
 // request at a time, so the reply queue is bounded at one.
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 
@@ -51,6 +52,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   boost::asio::steady_timer timer_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timerArmed_ = false;
+  std::uint64_t timerGeneration_ = 0;  // of the wait armed last; older ones' handlers do nothing
   boost::beast::flat_buffer buffer_;
   Router& router_;
   HttpLimits limits_;
