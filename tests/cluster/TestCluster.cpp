@@ -181,7 +181,9 @@ std::optional<std::uint64_t> TestCluster::waitForLeader(int timeoutMs, std::set<
 
 std::string TestCluster::state(std::uint64_t id) {
   // Linearizable: a write answered before its apply committed (AnswerWhen::Applied) is in it.
-  return request(id, "GET", "/v1/nodes/?recursive", {}, 2000).body;
+  // A state of tens of MiB takes seconds to read on a slow machine under ASan: the timeout is
+  // generous, and waitConverged's own deadline still bounds the wait.
+  return request(id, "GET", "/v1/nodes/?recursive", {}, 10000).body;
 }
 
 bool TestCluster::waitConverged(int timeoutMs) {
