@@ -157,7 +157,17 @@ Reply Router::status() {
 Reply Router::readiness() {
   const coordinator::ClusterView view = node_.view();
   std::string why;
+  // Heard lately, not only known: a node cut off keeps the last leader it heard of, and would
+  // say ready while the cluster moves on without it. A leader needs a majority heard lately.
+  std::size_t heard = 0;
+  bool leaderHeard = false;
+  for (const auto& m : view.members) {
+    heard += m.healthy ? 1 : 0;
+    leaderHeard = leaderHeard || (m.leader && m.healthy);
+  }
   if (!view.leader) why = "no leader is known";
+  else if (!leaderHeard) why = "the leader was not heard from lately";
+  else if (*view.leader == view.id && 2 * heard <= view.members.size()) why = "a majority of the members was not heard from lately";
   else if (view.learner) why = "rebuilding after its data directory was lost";
   // Applied, if not yet committed (an apply may wait --apply-commit-delay-us): caught up.
   else if (view.appliedPending < view.commitIndex) why = "catching up with the log";
