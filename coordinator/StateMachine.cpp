@@ -66,7 +66,8 @@ StateMachine::Dbs StateMachine::openDbs(storage::Txn& writeTxn) {
   return Dbs{writeTxn.openDb("nodes"),    writeTxn.openDb("children"), writeTxn.openDb("meta"),
              writeTxn.openDb("sessions"), writeTxn.openDb("owned"),    writeTxn.openDb("requests"),
              writeTxn.openDb("requests_by_slot"), writeTxn.openDb("snapshot_staging"),
-             writeTxn.openDb("idempotency"), writeTxn.openDb("idempotency_by_time")};
+             writeTxn.openDb("idempotency"), writeTxn.openDb("idempotency_by_time"),
+             writeTxn.openDb("requests_by_deadline")};
 }
 
 StateMachine::StateMachine(Dbs dbs)
@@ -100,7 +101,30 @@ bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::ui
                                 std::uint64_t requestId, std::uint64_t slot, std::uint64_t deadlineMs,
                                 std::uint64_t stampMs) const {
   const std::string id = storage::encodeU64Key(origin) + storage::encodeU64Key(incarnation) + storage::encodeU64Key(requestId);
+  // Requests without a deadline, and those a store from before the deadline order remembered
+  // (small tables: a node's duties are few).
   if (txn.get(dbs_.requests, id)) return false;
+  forgetBySlot(txn, slot, stampMs);
+  if (deadlineMs == 0) {
+    txn.put(dbs_.requests, id, u64Value(slot) + u64Value(deadlineMs));
+    txn.put(dbs_.requestsBySlot, u64Value(slot) + id, {});
+    return true;
+  }
+  {
+    // The front of the deadline order, as far as the applied time passed it (a few at a time:
+    // each admission pays for about one).
+    storage::Cursor cursor(txn, dbs_.requestsByDeadline);
+    int forgotten = 0;
+    for (auto item = cursor.first(); item && forgotten < 8; item = cursor.next(), ++forgotten) {
+      if (storage::decodeU64Key(item->key.substr(0, 8)) >= stampMs && !bugs.forgetRequestsEarly) break;
+      cursor.erase();
+    }
+  }
+  // A copy carries its original's deadline, so it finds the original's key.
+  return txn.insert(dbs_.requestsByDeadline, u64Value(deadlineMs) + id, u64Value(slot));
+}
+
+void StateMachine::forgetBySlot(storage::Txn& txn, std::uint64_t slot, std::uint64_t stampMs) const {
   // Forget what is older than the memory, a few at a time (each admission pays for its own).
   std::vector<std::string> doomed;
   {
@@ -120,9 +144,6 @@ bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::ui
     txn.erase(dbs_.requestsBySlot, key);
     txn.erase(dbs_.requests, key.substr(8));
   }
-  txn.put(dbs_.requests, id, u64Value(slot) + u64Value(deadlineMs));
-  txn.put(dbs_.requestsBySlot, u64Value(slot) + id, {});
-  return true;
 }
 
 std::uint64_t StateMachine::timestampMs(storage::Txn& txn) const { return readMeta(txn, kTimestampKey); }

@@ -43,11 +43,12 @@ class StateMachine {
     MDB_dbi meta;
     MDB_dbi sessions;
     MDB_dbi owned;
-    MDB_dbi requests;        // origin, incarnation, request id -> slot
+    MDB_dbi requests;        // origin, incarnation, request id -> slot, deadline (requests without one)
     MDB_dbi requestsBySlot;  // slot, origin, incarnation, request id -> ""
     MDB_dbi staging;         // table byte ++ key -> value: a snapshot being received
     MDB_dbi idempotency;        // key -> applied time, ops digest, encoded result
     MDB_dbi idempotencyByTime;  // applied time ++ key -> ""
+    MDB_dbi requestsByDeadline;  // deadline, origin, incarnation, request id -> slot (requests with one)
   };
   static Dbs openDbs(storage::Txn& writeTxn);
 
@@ -104,11 +105,14 @@ class StateMachine {
 
   // Exactly once for a proposal, whatever copies of it reach the log (a frame resent after a
   // reconnect, a duplicate): true the first time this (origin, incarnation, request id) is
-  // applied, at `slot`, false for a copy within kRequestMemorySlots after it, which must be
-  // skipped. Part of the replicated state (and of snapshots), so every replica skips the same
-  // copies. Counted in slots, not leader time (leaders' clocks may jump); and a request with a
-  // deadline is also kept until the applied time (`stampMs`, never running backwards) passed it,
-  // after which no copy of it can apply anyway.
+  // applied, at `slot`, false for a copy, which must be skipped. Part of the replicated state
+  // (and of snapshots), so every replica skips the same copies.
+  // A request with a deadline (every client write) is kept until the applied time (`stampMs`,
+  // never running backwards) passed its deadline: apply skips any copy chosen later without
+  // asking (a copy carries its original's deadline), so nothing older can matter. Kept in
+  // deadline order, the memory is forgotten from its front, and a request costs one insert and
+  // about one delete. A request without a deadline (a node's own duties) is kept for
+  // kRequestMemorySlots, counted in slots, not leader time (leaders' clocks may jump).
   static constexpr std::uint64_t kRequestMemorySlots = 10'000;
   bool admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation, std::uint64_t requestId,
                     std::uint64_t slot, std::uint64_t deadlineMs = 0, std::uint64_t stampMs = 0) const;
@@ -148,6 +152,11 @@ class StateMachine {
   // Test-only: apply's batched path keeps what a failed command wrote before it failed, instead
   // of starting the entry over (StateMachineTest shows the check catching it).
   bool keepFailedBatchWrites = false;
+  // Test-only: admitRequest forgets requests before their deadline has passed, so that a late
+  // copy of a write applies twice (StateMachineRequestsTest shows the check catching it).
+  struct Bugs {
+    bool forgetRequestsEarly = false;
+  } bugs;
 
   struct Outcome;  // one op's result; defined in the .cpp
 
@@ -177,6 +186,8 @@ class StateMachine {
                 std::uint64_t slot) const;
   // used_bytes for a store written before the quota existed: the sum over its nodes.
   std::uint64_t countUsedBytes(storage::Txn& txn) const;
+  // The requests without a deadline (and a store's older rows) past kRequestMemorySlots, a few.
+  void forgetBySlot(storage::Txn& txn, std::uint64_t slot, std::uint64_t stampMs) const;
   Outcome applyOp(Context& ctx, const Op& op) const;
   Outcome create(Context& ctx, const Op& op) const;
   Outcome set(Context& ctx, const Op& op) const;

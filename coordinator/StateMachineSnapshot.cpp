@@ -13,7 +13,7 @@ namespace {
 // The replicated tables, in snapshot order; Row::table indexes this list.
 std::vector<MDB_dbi> replicatedTables(const StateMachine::Dbs& dbs) {
   return {dbs.nodes,    dbs.children,       dbs.meta,        dbs.sessions,         dbs.owned,
-          dbs.requests, dbs.requestsBySlot, dbs.idempotency, dbs.idempotencyByTime};
+          dbs.requests, dbs.requestsBySlot, dbs.idempotency, dbs.idempotencyByTime, dbs.requestsByDeadline};
 }
 
 // The install mark: a staging key no staged row can have (rows start with their table number,

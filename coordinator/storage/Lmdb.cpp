@@ -119,6 +119,15 @@ void Txn::put(MDB_dbi db, std::string_view key, std::string_view value) {
   check(mdb_put(txn_, db, &k, &v, 0), "mdb_put");
 }
 
+bool Txn::insert(MDB_dbi db, std::string_view key, std::string_view value) {
+  MDB_val k = toVal(key);
+  MDB_val v = toVal(value);
+  const int rc = mdb_put(txn_, db, &k, &v, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return false;
+  check(rc, "mdb_put");
+  return true;
+}
+
 bool Txn::erase(MDB_dbi db, std::string_view key) {
   MDB_val k = toVal(key);
   int rc = mdb_del(txn_, db, &k, nullptr);
@@ -144,6 +153,7 @@ std::optional<Cursor::Item> Cursor::seek(std::string_view key) { return move(MDB
 std::optional<Cursor::Item> Cursor::next() { return move(MDB_NEXT); }
 std::optional<Cursor::Item> Cursor::first() { return move(MDB_FIRST); }
 std::optional<Cursor::Item> Cursor::last() { return move(MDB_LAST); }
+void Cursor::erase() { check(mdb_cursor_del(cursor_, 0), "mdb_cursor_del"); }
 
 std::string encodeU64Key(std::uint64_t value) {
   std::string key(8, '\0');

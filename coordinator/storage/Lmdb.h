@@ -96,6 +96,8 @@ class Txn {
   MDB_dbi openDb(const char* name);  // creates it when the transaction writes
   std::optional<std::string_view> get(MDB_dbi db, std::string_view key) const;
   void put(MDB_dbi db, std::string_view key, std::string_view value);
+  // Puts a key that is not there yet, in one descent: false (and nothing changed) if it is.
+  bool insert(MDB_dbi db, std::string_view key, std::string_view value);
   bool erase(MDB_dbi db, std::string_view key);
   void clear(MDB_dbi db);  // removes every key, keeps the database
 
@@ -126,6 +128,8 @@ class Cursor {
   std::optional<Item> next();
   std::optional<Item> first();
   std::optional<Item> last();
+  // Deletes the item the cursor is at; next() then gives the one that followed it.
+  void erase();
 
  private:
   std::optional<Item> move(MDB_cursor_op op, std::string_view key = {});
