@@ -153,7 +153,8 @@ class StateMachine {
   // of starting the entry over (StateMachineTest shows the check catching it).
   bool keepFailedBatchWrites = false;
   // Test-only: admitRequest forgets requests before their deadline has passed, so that a late
-  // copy of a write applies twice (StateMachineRequestsTest shows the check catching it).
+  // copy of a write applies twice (RequestMemoryTest and the [review11] NodeNet probe show the
+  // checks catching it).
   struct Bugs {
     bool forgetRequestsEarly = false;
   } bugs;
