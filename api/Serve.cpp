@@ -187,7 +187,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
                         without completing (default 60)
   --max-sessions N      creating a session beyond this many live ones gets 429 (default 1000000)
   --retained-slots N    applied log slots kept for followers that lag; one further behind gets
-                        a snapshot of the whole state instead (default 10000)
+                        a snapshot of the whole state instead, and the sender keeps up to 50
+                        times as many while that snapshot is sent and installed (default 10000)
   --apply-commit-delay-us N
                         how long what apply did may wait uncommitted, so that one disk flush
                         covers many writes (stale reads may lag as long; reads with

@@ -58,6 +58,7 @@ struct ClusterOptions {
     bool fastReadWithoutLease = false;  // a leader answers reads without the driver, lease or not
     bool voterBeforeLearnedDurable = false;  // a rebuilt member votes before what it learned is durable
     bool readsBeforeApplyCommitted = false;  // answer a read barrier while the apply it waited for is uncommitted
+    bool compactUnderSnapshot = false;  // compact past a snapshot a peer is receiving or installing
   } bugs;
 };
 

@@ -272,9 +272,7 @@ void NodeCore::finishReadyBatch() {
     }
     if (!chosen.empty()) applyInto(chosen);
     for (const auto& message : toSelf) readies_.push_back(replica_->step(message, now()));
-    if (replica_ && applied_ > replica_->compactedUpTo() + 2 * options_.retainedSlots) {
-      readies_.push_back(replica_->compact(applied_ - options_.retainedSlots));
-    }
+    if (const std::uint64_t point = compactionPoint(); point > 0) readies_.push_back(replica_->compact(point));
   }
   commitApplyUnlessItMayWait();
   serveReads(true);

@@ -172,6 +172,7 @@ class NodeCore {
     bool cutting = false;         // a job is cutting chunk nextChunk
     std::uint64_t rewinds = 0;    // a job's chunk is stale once the stream rewound after it began
     std::deque<StateMachine::ExportPosition> unacked;  // where each chunk in flight was cut from
+    std::uint64_t startedUs = 0;
     std::uint64_t progressUs = 0;  // when the peer last acknowledged a chunk (or the stream began)
     std::uint64_t sentUs = 0;      // when chunks were last (re)sent
   };
@@ -262,6 +263,9 @@ class NodeCore {
   // SnapshotTransfer.cpp
   void sendSnapshot(std::uint64_t peer);
   void pumpSnapshots();
+  // Where the log may be compacted to now, or 0: applied_ - retainedSlots, but not past a
+  // snapshot a peer is receiving or installing (up to 50 x retainedSlots further back).
+  std::uint64_t compactionPoint();
   void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
   void onSnapshotAck(std::uint64_t from, Decoder& in);
   void cutChunk(std::uint64_t peer, OutgoingSnapshot& s);
@@ -304,6 +308,13 @@ class NodeCore {
   std::optional<IncomingSnapshot> installing_;
   std::vector<paxos::ChosenEntry> heldChosen_;
   std::map<std::uint64_t, std::unique_ptr<OutgoingSnapshot>> outgoing_;  // by receiver
+  // A snapshot sent whole: its slot, and until when the log keeps the slots after it for the
+  // receiver's catch-up once installed (by receiver). See compactionPoint().
+  struct SentSnapshot {
+    std::uint64_t slot = 0;
+    std::uint64_t untilUs = 0;
+  };
+  std::map<std::uint64_t, SentSnapshot> sentSnapshots_;
   Worker* worker_;
   std::vector<Worker::Continuation> deferred_;  // without a worker: jobs done, to resume next turn
   std::uint64_t nextSnapshotId_ = 1;

@@ -19,6 +19,8 @@ namespace {
 constexpr std::uint64_t kWindow = 4;  // chunks in flight
 constexpr std::uint64_t kResendUs = 200'000;  // no acknowledgement for this long: go back and resend
 constexpr std::uint64_t kStalledUs = 2'000'000;
+constexpr std::uint64_t kInstallGraceUs = 30'000'000;  // the least a sent snapshot holds the log for
+constexpr std::uint64_t kMaxHeldRetained = 50;          // ...and the most, in retainedSlots
 
 void encodeRows(Encoder& out, const std::vector<StateMachine::Row>& rows) {
   for (const auto& row : rows) {
@@ -36,7 +38,7 @@ void NodeCore::sendSnapshot(std::uint64_t peer) {
   stream->id = incarnation_ + nextSnapshotId_++;
   stream->txn = std::make_shared<storage::Txn>(storage::Txn::read(env_));
   stream->applied = stateMachine_.appliedIndex(*stream->txn);
-  stream->progressUs = stream->sentUs = now();
+  stream->startedUs = stream->progressUs = stream->sentUs = now();
   outgoing_[peer] = std::move(stream);
 }
 
@@ -55,6 +57,9 @@ void NodeCore::pumpSnapshots() {
     if (s.allCut && s.acked == s.nextChunk) {
       log_("sent node " + std::to_string(peer) + " a snapshot up to slot " + std::to_string(s.applied) + " in " +
            std::to_string(s.nextChunk) + " chunks");
+      // It installs for about as long as it took to receive (a step a turn, each a transaction):
+      // the slots after the snapshot stay for its catch-up meanwhile, or it would need another.
+      sentSnapshots_[peer] = SentSnapshot{s.applied, at + std::max<std::uint64_t>(kInstallGraceUs, 2 * (at - s.startedUs))};
       it = outgoing_.erase(it);
       continue;
     }
@@ -76,6 +81,33 @@ void NodeCore::pumpSnapshots() {
     if (!s.allCut && !s.cutting && s.nextChunk < s.acked + kWindow) cutChunk(peer, s);
     ++it;
   }
+}
+
+std::uint64_t NodeCore::compactionPoint() {
+  if (!replica_ || applied_ <= replica_->compactedUpTo() + 2 * options_.retainedSlots) return 0;
+  const std::uint64_t normal = applied_ - options_.retainedSlots;
+  if (options_.bugs.compactUnderSnapshot) return normal;
+  // A peer rebuilt from a snapshot asks for the slots after it once installed; compacted, it
+  // needs a newer snapshot, and under steady writes a large state may never catch up (each
+  // install outlasting the retained slots). Keeping more of the log is always safe; bounded, so
+  // that a receiver that never finishes cannot pin it.
+  const std::uint64_t held = options_.retainedSlots * kMaxHeldRetained;
+  const std::uint64_t lowest = applied_ > held ? applied_ - held : 0;
+  std::uint64_t point = normal;
+  for (const auto& [peer, stream] : outgoing_) point = std::min(point, std::max(stream->applied, lowest));
+  const std::uint64_t at = now();
+  for (auto it = sentSnapshots_.begin(); it != sentSnapshots_.end();) {
+    if (at > it->second.untilUs) {
+      it = sentSnapshots_.erase(it);
+      continue;
+    }
+    point = std::min(point, std::max(it->second.slot, lowest));
+    ++it;
+  }
+  // Held: compact only once that frees as much as a normal compaction would (each is a durable
+  // commit and a trim).
+  if (point < normal && point < replica_->compactedUpTo() + options_.retainedSlots) return 0;
+  return point;
 }
 
 void NodeCore::cutChunk(std::uint64_t peer, OutgoingSnapshot& s) {
