@@ -172,7 +172,7 @@ class NodeCore {
     bool cutting = false;         // a job is cutting chunk nextChunk
     std::uint64_t rewinds = 0;    // a job's chunk is stale once the stream rewound after it began
     std::deque<StateMachine::ExportPosition> unacked;  // where each chunk in flight was cut from
-    std::uint64_t startedUs = 0;
+    std::uint64_t startedUs = 0;   // when the stream began
     std::uint64_t progressUs = 0;  // when the peer last acknowledged a chunk (or the stream began)
     std::uint64_t sentUs = 0;      // when chunks were last (re)sent
   };
