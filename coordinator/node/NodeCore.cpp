@@ -257,9 +257,11 @@ void NodeCore::finishReadyBatch() {
       for (auto& message : ready.release(proofs[i])) {
         if (message.to == options_.id) {
           toSelf.push_back(std::move(message));
-        } else if (installing_ && std::holds_alternative<paxos::CatchupRequest>(message.payload)) {
-          // A heartbeat's commit index makes the replica ask for slots the install will cover;
-          // the leader would answer with yet another snapshot stream. (Lost messages are normal.)
+        } else if (const auto* catchup = std::get_if<paxos::CatchupRequest>(&message.payload);
+                   catchup && (installing_ || catchup->fromSlot <= applied_)) {
+          // A heartbeat's commit index makes the replica ask for slots the install will cover
+          // (or, asked in the turn an install ended, covered already); the leader would answer
+          // with yet another snapshot stream. (Lost messages are normal.)
           continue;
         } else {
           send(message.to, frame(Frame::Paxos, paxos::encodeMessage(message)));
