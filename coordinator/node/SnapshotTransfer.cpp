@@ -283,7 +283,7 @@ void NodeCore::finishInstall() {
   appliedRevision_.store(revision, std::memory_order_release);
   timeLockDelays();
   log_("installed a snapshot from node " + std::to_string(done.from) + " up to slot " + std::to_string(done.applied));
-  readies_.push_back(replica_->installSnapshot(done.applied, now()));
+  readies_.push_back(replica_->installSnapshot(done.applied, now(), done.from));
   if (onApplied_) {
     watch::Applied replaced{revision, {}, true};
     onApplied_(replaced);

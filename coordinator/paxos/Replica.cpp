@@ -199,7 +199,7 @@ Ready Replica::compact(Slot upTo) {
   return finish();
 }
 
-Ready Replica::installSnapshot(Slot upTo, Time now) {
+Ready Replica::installSnapshot(Slot upTo, Time now, NodeId from) {
   Ready ready = begin(now);
   out_ = &ready;
   installing_ = false;
@@ -208,6 +208,7 @@ Ready Replica::installSnapshot(Slot upTo, Time now) {
     compacted_ = upTo;
     commitIndex_ = delivered_ = upTo;
     catchupRequested_ = false;
+    if (from != config_.id && !config_.bugs.catchupFromLeaderAfterInstall) catchupSource_ = from;
     ready.records.push_back(CompactRecord{upTo});
   }
   // A learner that reached its target during the install turns voter now (the node applies the

@@ -63,6 +63,7 @@ struct ReplicaConfig {
     bool readIndexWithoutRound = false;    // answer a read index without confirming leadership
     bool acceptOverChosen = false;  // acknowledge an Accept for a slot known chosen with another value
     bool catchupByCountOnly = false;  // a catch-up reply stops at catchupBatch slots, whatever their bytes
+    bool catchupFromLeaderAfterInstall = false;  // after an install, catch up from the leader, not the sender (a second snapshot)
   } bugs;
 };
 
@@ -87,8 +88,8 @@ class Replica {
   // handed in memory, unapplied, so a learner must not turn voter meanwhile (a voter is counted
   // on to hold, durably, every slot it learned before it voted).
   void beginInstall() { installing_ = true; }
-  // The node installed a snapshot of the state up to upTo, received from a peer.
-  Ready installSnapshot(Slot upTo, Time now);
+  // The node installed a snapshot of the state up to upTo, received from peer `from` (0: unknown).
+  Ready installSnapshot(Slot upTo, Time now, NodeId from = 0);
 
   Role role() const { return role_; }
   bool isLeader() const { return role_ == Role::Leader; }
@@ -149,6 +150,7 @@ class Replica {
   void advanceCommit();
   void learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader);
   void requestCatchup(NodeId from);
+  NodeId catchupTarget(NodeId leader);
   void askRebuild();
   void checkReads();
   void resetElectionTimer();
@@ -175,6 +177,10 @@ class Replica {
   Time electionDeadline_ = 0;
   Time lastCatchupRequest_ = 0;
   bool catchupRequested_ = false;
+  // The peer whose snapshot was installed last: it keeps the slots after the snapshot for a while
+  // (NodeCore::compactionPoint), where the leader may have compacted them, so the catch-up after
+  // an install asks it first, until it has nothing more to give or does not answer.
+  NodeId catchupSource_ = 0;
   Time lastLeaderContact_ = 0;  // when a leader other than this replica last spoke to it; 0: never
   bool preVoting_ = false;
   Ballot preVoteBallot_;

@@ -83,7 +83,16 @@ void Replica::learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader) {
     commitIndex_ = s;
   }
   advanceCommit();
-  if (commitIndex_ < leaderCommit && leader != config_.id) requestCatchup(leader);
+  if (commitIndex_ < leaderCommit && leader != config_.id) requestCatchup(catchupTarget(leader));
+}
+
+NodeId Replica::catchupTarget(NodeId leader) {
+  // A request to the snapshot's sender left unanswered for a heartbeat: it may be down or cut
+  // off; the leader holds every chosen slot it has not compacted.
+  if (catchupSource_ != 0 && catchupRequested_ && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
+    catchupSource_ = 0;
+  }
+  return catchupSource_ != 0 ? catchupSource_ : leader;
 }
 
 void Replica::requestCatchup(NodeId from) {
@@ -128,12 +137,15 @@ void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
     learnerTarget_ = std::max<Slot>(m.nextSlot, 1);
     learnerBallot_ = m.leaderBallot;
   }
+  const Slot before = commitIndex_;
   for (const auto& e : m.entries) {
     if (e.slot <= commitIndex_) continue;
     if (e.slot != commitIndex_ + 1) break;
     markChosen(e.slot, e.value);
     ++commitIndex_;
   }
+  // The snapshot's sender has given all it knows (or compacted it): the rest is the leader's.
+  if (from == catchupSource_ && m.nonce == 0 && commitIndex_ == before) catchupSource_ = 0;
   advanceCommit();
 }
 

@@ -92,10 +92,11 @@ struct Outcome {
 // writing, a write every other step (20 ms), node 3 rebuilds. Its rebuild request reaches both
 // peers and both stream a snapshot; the first chunk node 3 sees is `winner`'s (the other's chunks
 // to it are lost until it has taken one). Its install takes a few seconds (a row a turn).
-Outcome wipedMemberRebuiltFrom(NodeId winner) {
-  NodeNet net(3, {}, [](NodeId id, ClusterOptions& o) {
+Outcome wipedMemberRebuiltFrom(NodeId winner, bool catchupFromLeader = false) {
+  NodeNet net(3, {}, [catchupFromLeader](NodeId id, ClusterOptions& o) {
     tune(id, o);
     o.retainedSlots = 10;
+    o.paxos.bugs.catchupFromLeaderAfterInstall = catchupFromLeader;
   });
   elect(net, 1);
   writeAll(net, 1, 400, {1, 2, 3});
@@ -181,18 +182,23 @@ TEST_CASE("review12: a wiped member rebuilt from the leader's stream needs one s
   CHECK(out.streamsStaged.size() == 1);
 }
 
-// Finding 2. The slots are kept by the snapshot's sender, but the member catches up from its
+// Finding 2. The slots are kept by the snapshot's sender, but the member caught up from its
 // leader. A wiped member asks every peer (askRebuild) and keeps the first stream whose chunk 0
 // arrives; when that is a follower's, the leader's own stream is abandoned 2 s later and the
-// leader compacts normally, so after a longer install the member is sent another snapshot (here
-// finding 1 also shows; with it fixed, the leader would still have compacted past the slot).
-// Still fails (hidden, "[.]", so that main stays green; run it by its tag): after installing a
-// follower's snapshot the member catches up from the leader, which kept nothing. Open in issue 14:
-// catch up from the sender, or have the leader hold its log while a member rebuilds.
-TEST_CASE("review12: a wiped member rebuilt from a follower's stream finds the slots after it kept", "[.][review12-open]") {
+// leader compacts normally, so after a longer install the member was sent another snapshot.
+// Fixed: after an install the replica asks the snapshot's sender for the slots after it
+// (Replica::catchupTarget), then the leader for the rest.
+TEST_CASE("review12: a wiped member rebuilt from a follower's stream finds the slots after it kept", "[review12]") {
   const Outcome out = wipedMemberRebuiltFrom(2);
   INFO(describe(out));
   CHECK(out.caughtUp);
   CHECK(out.installs == 1);
   CHECK(out.streamsStaged.size() == 1);
+}
+
+// The planted bug: catching up from the leader after a follower's snapshot needs a second one.
+TEST_CASE("review12: with catch-up from the leader after an install, a follower's snapshot is not enough", "[review12]") {
+  const Outcome out = wipedMemberRebuiltFrom(2, true);
+  INFO(describe(out));
+  CHECK(out.installs > 1);  // (and it has not caught up when the writes end: a third is under way)
 }
