@@ -7,6 +7,7 @@
 
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 
@@ -19,13 +20,6 @@ bool exists(NodeNet& net, NodeId id, const std::string& path) {
 }
 std::uint64_t storedStamp(NodeNet& net, NodeId id) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.timestampMs(txn); });
-}
-
-void elect(NodeNet& net, NodeId leader) {
-  net.runUntil({1, 2, 3}, all, [&] { return net.replica(1) && net.replica(2) && net.replica(3); }, none, 20);
-  REQUIRE(net.replica(1));
-  net.runUntil({leader}, all, [&] { return net.leads(leader) && net.core(leader).servesSessions(); });
-  REQUIRE(net.core(leader).servesSessions());
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "coordinator/Bytes.h"
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 using Kind = warden::coordinator::node::Frame;
@@ -17,27 +18,6 @@ namespace {
 
 Command createCommand(const std::string& path) {
   return txnCommand({warden::tests::createOp(path, std::string(40, 'x'))});
-}
-
-void elect(NodeNet& net, NodeId leader) {
-  net.runUntil({1, 2, 3}, all, [&] { return net.replica(1) && net.replica(2) && net.replica(3); }, none, 20);
-  REQUIRE(net.replica(1));
-  net.runUntil({leader}, all, [&] { return net.leads(leader) && net.core(leader).servesSessions(); });
-  REQUIRE(net.core(leader).servesSessions());
-}
-
-std::size_t count(NodeNet& net, NodeId id, const std::string& needle) {
-  std::size_t n = 0;
-  for (const auto& line : net.logs[id]) n += line.find(needle) != std::string::npos;
-  return n;
-}
-
-bool installing(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.installing(txn); });
-}
-
-std::uint64_t revisionOf(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.revision(txn); });
 }
 
 // Node 3 is cut off while leader 1 writes `writes` entries and compacts them away; then it is let

@@ -9,6 +9,7 @@
 
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 namespace warden::tests::node::review6 {
 
@@ -32,10 +33,6 @@ inline std::optional<Stat> statOf(NodeNet& net, NodeId id, const std::string& pa
 
 inline std::uint64_t committedApplied(NodeNet& net, NodeId id) {
   return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.appliedIndex(txn); });
-}
-
-inline std::uint64_t revisionOf(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.revision(txn); });
 }
 
 inline bool sessionCommitted(NodeNet& net, NodeId id, std::uint64_t session) {

@@ -15,6 +15,7 @@
 
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 
@@ -31,10 +32,6 @@ bool visible(NodeNet& net, NodeId id, const std::string& path) {
 
 std::uint64_t committedApplied(NodeNet& net, NodeId id) {
   return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.appliedIndex(txn); });
-}
-
-std::uint64_t revisionOf(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.revision(txn); });
 }
 
 NodeNet lazyNet(std::uint64_t delayUs = kCommitDelayUs, NodeNet::Tune more = {}) {

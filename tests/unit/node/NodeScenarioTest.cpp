@@ -8,6 +8,7 @@
 
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 
@@ -16,13 +17,6 @@ namespace {
 Command createCommand(const std::string& path) { return txnCommand({warden::tests::createOp(path)}); }
 
 // Starts three nodes and lets only `leader` campaign, until it serves sessions.
-void elect(NodeNet& net, NodeId leader) {
-  net.runUntil({1, 2, 3}, all, [&] { return net.replica(1) && net.replica(2) && net.replica(3); }, none, 20);
-  REQUIRE(net.replica(1));
-  net.runUntil({leader}, all, [&] { return net.leads(leader) && net.core(leader).servesSessions(); });
-  REQUIRE(net.core(leader).servesSessions());
-}
-
 // Counterexample 3: a follower whose disk was wiped replays its earlier process's forwarded
 // writes (request ids 1, 2, 3...) while its new process numbers its new writes from 1 again.
 // Returns the path the new write was answered with.
@@ -337,10 +331,6 @@ namespace {
 
 bool holds(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
-std::uint64_t revisionOf(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.revision(txn); });
 }
 
 // Writes `count` keys through `via`, one slot each, each acknowledged before the next.

@@ -24,6 +24,7 @@
 
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 
@@ -33,13 +34,6 @@ Command createCommand(const std::string& path) { return txnCommand({warden::test
 
 bool has(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
-void elect(NodeNet& net, NodeId leader) {
-  net.runUntil({1, 2, 3}, all, [&] { return net.replica(1) && net.replica(2) && net.replica(3); }, none, 20);
-  REQUIRE(net.replica(1));
-  net.runUntil({leader}, all, [&] { return net.leads(leader) && net.core(leader).servesSessions(); });
-  REQUIRE(net.core(leader).servesSessions());
 }
 
 std::optional<paxos::CatchupRequest> catchupRequest(const Frame& f) {

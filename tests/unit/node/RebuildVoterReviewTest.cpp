@@ -15,6 +15,7 @@
 
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 using Kind = warden::coordinator::node::Frame;
@@ -27,23 +28,6 @@ Command createCommand(const std::string& path) {
 
 bool has(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
-bool installing(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.installing(txn); });
-}
-
-std::size_t count(NodeNet& net, NodeId id, const std::string& needle) {
-  std::size_t n = 0;
-  for (const auto& line : net.logs[id]) n += line.find(needle) != std::string::npos;
-  return n;
-}
-
-void elect(NodeNet& net, NodeId leader) {
-  net.runUntil({1, 2, 3}, all, [&] { return net.replica(1) && net.replica(2) && net.replica(3); }, none, 20);
-  REQUIRE(net.replica(1));
-  net.runUntil({leader}, all, [&] { return net.leads(leader) && net.core(leader).servesSessions(); });
-  REQUIRE(net.core(leader).servesSessions());
 }
 
 // `n` writes through `leader`, one at a time, each acknowledged, with only `up` ticking (frames

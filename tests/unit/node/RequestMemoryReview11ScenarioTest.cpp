@@ -9,18 +9,12 @@
 
 #include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 using Kind = warden::coordinator::node::Frame;
 
 namespace {
-
-void elect(NodeNet& net, NodeId leader) {
-  net.runUntil({1, 2, 3}, all, [&] { return net.replica(1) && net.replica(2) && net.replica(3); }, none, 20);
-  REQUIRE(net.replica(1));
-  net.runUntil({leader}, all, [&] { return net.leads(leader) && net.core(leader).servesSessions(); });
-  REQUIRE(net.core(leader).servesSessions());
-}
 
 std::size_t childrenOf(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().children(txn, path).size(); });
