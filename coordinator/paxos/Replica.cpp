@@ -128,9 +128,7 @@ Ready Replica::tick(Time now) {
       }
       const Time lastAsked = config_.bugs.rebuildSharesCatchupTimer ? lastCatchupRequest_ : lastRebuildRequest_;
       if (learner_ && now_ >= lastAsked + config_.heartbeatInterval) askRebuild();
-      if (catchupRequested_ && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
-        catchupRequested_ = false;  // the answer was lost; the next commit index asks again
-      }
+      expireCatchupRequest();
       break;
   }
   flushProposals();

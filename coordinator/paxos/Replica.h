@@ -150,7 +150,7 @@ class Replica {
   void advanceCommit();
   void learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader);
   void requestCatchup(NodeId from);
-  NodeId catchupTarget(NodeId leader);
+  void expireCatchupRequest();
   void askRebuild();
   void checkReads();
   void resetElectionTimer();
@@ -181,6 +181,7 @@ class Replica {
   // (NodeCore::compactionPoint), where the leader may have compacted them, so the catch-up after
   // an install asks it first, until it has nothing more to give or does not answer.
   NodeId catchupSource_ = 0;
+  NodeId catchupAsked_ = 0;  // where the outstanding catch-up request went
   Time lastLeaderContact_ = 0;  // when a leader other than this replica last spoke to it; 0: never
   bool preVoting_ = false;
   Ballot preVoteBallot_;

@@ -83,21 +83,25 @@ void Replica::learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader) {
     commitIndex_ = s;
   }
   advanceCommit();
-  if (commitIndex_ < leaderCommit && leader != config_.id) requestCatchup(catchupTarget(leader));
+  if (commitIndex_ >= leaderCommit) catchupSource_ = 0;  // caught up: the next lag is the leader's to fill
+  if (commitIndex_ < leaderCommit && leader != config_.id) {
+    expireCatchupRequest();
+    requestCatchup(catchupSource_ != 0 ? catchupSource_ : leader);
+  }
 }
 
-NodeId Replica::catchupTarget(NodeId leader) {
-  // A request to the snapshot's sender left unanswered for a heartbeat: it may be down or cut
-  // off; the leader holds every chosen slot it has not compacted.
-  if (catchupSource_ != 0 && catchupRequested_ && now_ >= lastCatchupRequest_ + config_.heartbeatInterval) {
-    catchupSource_ = 0;
-  }
-  return catchupSource_ != 0 ? catchupSource_ : leader;
+void Replica::expireCatchupRequest() {
+  if (!catchupRequested_ || now_ < lastCatchupRequest_ + config_.heartbeatInterval) return;
+  catchupRequested_ = false;  // the answer was lost; the next commit index asks again...
+  // ...and not the snapshot's sender, if it was the one asked: it may be down or cut off, while
+  // the leader holds every chosen slot it has not compacted (review13).
+  if (catchupAsked_ == catchupSource_) catchupSource_ = 0;
 }
 
 void Replica::requestCatchup(NodeId from) {
   if (catchupRequested_ && now_ < lastCatchupRequest_ + config_.heartbeatInterval) return;
   catchupRequested_ = true;
+  catchupAsked_ = from;
   lastCatchupRequest_ = now_;
   send(from, CatchupRequest{commitIndex_ + 1});
 }
@@ -128,7 +132,9 @@ void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
 }
 
 void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
-  catchupRequested_ = false;
+  // Only the peer asked answers the request outstanding: a late reply from another (an answer
+  // to a rebuild request, say) must not let a silent one be asked again before it times out.
+  if (from == catchupAsked_) catchupRequested_ = false;
   if (learner_ && m.nonce == rebuildNonce_ && !config_.bugs.rebuildIgnoresPromises) {
     memberPromises_[from] = m.promised;
     highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);
