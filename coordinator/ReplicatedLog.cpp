@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <future>
 #include <random>
 
 #include <boost/asio/ip/address.hpp>
@@ -75,11 +74,11 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
                                                                  worker_.get()},
                                            std::move(onApplied));
   transport_->start();
-  driver_ = std::thread([this] {
+  ioThread_ = std::thread([this] {
     auto guard = net::make_work_guard(ioc_);
     ioc_.run();
   });
-  net::post(ioc_, [this] { turn(); });
+  driver_ = std::thread([this] { run(); });
 }
 
 ReplicatedLog::~ReplicatedLog() { stop(); }
@@ -90,19 +89,12 @@ void ReplicatedLog::stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  // Everyone still waiting hears that the node is going away, from the driver thread, after
-  // whatever turn is running (no turn begins once stopping_ is set).
-  std::promise<void> shutDown;
-  net::post(ioc_, [this, &shutDown] {
-    timer_.cancel();
-    core_->shutdown();
-    shutDown.set_value();
-  });
-  shutDown.get_future().wait();
+  wake_.notify_one();
+  if (driver_.joinable()) driver_.join();
   worker_->stop();  // before the core goes: its jobs use it
   transport_->stop();
   ioc_.stop();
-  if (driver_.joinable()) driver_.join();
+  if (ioThread_.joinable()) ioThread_.join();
 }
 
 ReplicatedLog::WorkerThread::WorkerThread(std::function<void(Continuation)> deliver)
@@ -157,19 +149,14 @@ std::size_t ReplicatedLog::weight(const Input& input) {
 
 bool ReplicatedLog::push(Input& input, bool bounded) {
   const std::size_t bytes = weight(input);
-  bool schedule = false;
   {
     std::lock_guard lock(mutex_);
     if (stopping_) return false;
     if (bounded && (inputs_.size() > kMaxQueuedInputs || inputBytes_ + bytes > kMaxQueuedBytes)) return false;
     inputBytes_ += bytes;
     inputs_.push_back(std::move(input));
-    schedule = !turnPosted_;
-    turnPosted_ = true;
   }
-  // One turn for everything queued before it runs: frames that arrive together (the reactor
-  // hands them out one handler each) and writes from many HTTP threads share its fsync.
-  if (schedule) net::post(ioc_, [this] { turn(); });
+  wake_.notify_one();
   return true;
 }
 
@@ -207,38 +194,25 @@ void ReplicatedLog::nudge() {
   if (!push(input, false)) nudged_ = false;
 }
 
-void ReplicatedLog::turn() {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return;
-    turnPosted_ = false;
-    batch_.swap(inputs_);
-    inputBytes_ = 0;
-  }
-  for (auto& input : batch_) handle(input);
-  batch_.clear();
-  core_->endTurn();
-  // The core's next timed work: a tick, a relay, the open apply's commit, an install step.
-  const std::uint64_t wakeAt = core_->wakeAtUs();
-  const std::uint64_t now = clock_.nowUs();
-  if (wakeAt <= now) {
-    std::lock_guard lock(mutex_);
-    if (!turnPosted_) {
-      turnPosted_ = true;
-      net::post(ioc_, [this] { turn(); });
+void ReplicatedLog::run() {
+  std::deque<Input> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      const std::uint64_t wakeAt = core_->wakeAtUs();
+      const std::uint64_t now = clock_.nowUs();
+      wake_.wait_for(lock, std::chrono::microseconds(wakeAt > now ? wakeAt - now : 0),
+                     [this] { return stopping_ || !inputs_.empty(); });
+      if (stopping_) break;
+      batch.swap(inputs_);
+      inputBytes_ = 0;
     }
-    return;
+    for (auto& input : batch) handle(input);
+    batch.clear();
+    core_->endTurn();
   }
-  // Re-armed only when the core wants a turn sooner than the timer gives one (each arming is a
-  // system call); a timer that fires early gives a turn that re-arms it.
-  if (timerAtUs_ != 0 && timerAtUs_ <= wakeAt) return;
-  timerAtUs_ = wakeAt;
-  timer_.expires_after(std::chrono::microseconds(wakeAt - now));
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;  // re-armed or cancelled
-    timerAtUs_ = 0;
-    turn();
-  });
+  // Everyone still waiting hears that the node is going away.
+  core_->shutdown();
 }
 
 void ReplicatedLog::handle(Input& input) {

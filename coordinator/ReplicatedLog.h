@@ -4,13 +4,9 @@
 // clocks. It takes the same submit() calls as LocalLog, so the HTTP edge does not change, and
 // adds linearizable read barriers and keepalives.
 //
-// One driver thread owns the core and runs the peer transport's io_context, so that a frame the
-// core sends is written at once and a frame that arrives is read without waking another thread
-// (each wake-up costs more than the work of a small frame). A turn hands the core every queued
-// input (peer frames, hellos, local writes, reads, keepalives), then calls endTurn(); queuing an
-// input posts a turn unless one is posted already, and a timer gives the turns the core asks for
-// (wakeAtUs). Other threads only queue inputs (bounded), except the read and keepalive fast paths
-// at a leader under its lease.
+// One driver thread owns the core: each turn it hands it every queued input (peer frames,
+// hellos, local writes, reads, keepalives), then calls endTurn(). Other threads only queue
+// inputs (bounded), except the keepalive fast path at a leader serving sessions under its lease.
 
 #include <atomic>
 #include <condition_variable>
@@ -24,7 +20,6 @@
 #include <variant>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "coordinator/ClusterView.h"
 #include "coordinator/LmdbLogStore.h"
@@ -127,7 +122,7 @@ class ReplicatedLog {
   // Queues an input unless stopping or the queue is full (`bounded`); false then.
   bool push(Input& input, bool bounded = true);
   static std::size_t weight(const Input& input);
-  void turn();  // on the driver thread
+  void run();
   void handle(Input& input);
 
   LmdbLogStore store_;
@@ -139,17 +134,15 @@ class ReplicatedLog {
 
   boost::asio::io_context ioc_;
   std::unique_ptr<transport::PeerTransport> transport_;
-  boost::asio::steady_timer timer_{ioc_};
-  std::uint64_t timerAtUs_ = 0;  // when the armed timer fires; 0: not armed (driver thread only)
-  std::deque<Input> batch_;      // the turn's inputs (driver thread only)
+  std::thread ioThread_;
 
   std::mutex mutex_;
+  std::condition_variable wake_;
   std::deque<Input> inputs_;
   std::size_t inputBytes_ = 0;  // their weight(), bounded by kMaxQueuedBytes
-  bool turnPosted_ = false;     // a turn is posted and has not taken the queue yet
   bool stopping_ = false;
   std::atomic<bool> nudged_{false};  // a Nudge is queued
-  std::thread driver_;  // runs ioc_
+  std::thread driver_;
 };
 
 }  // namespace warden::coordinator
