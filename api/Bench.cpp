@@ -10,6 +10,7 @@
 
 #include "api/Args.h"
 #include "api/HttpClient.h"
+#include "api/JsonCodec.h"
 #include "api/LoadDriver.h"
 #include "api/Percentile.h"
 #include "api/SubtreeDelete.h"
@@ -92,14 +93,17 @@ void createRoot(HttpClient& client, const BenchConfig& c) {
   if (r.status != 201) throw std::runtime_error(failure("creating", c.root, r));
 }
 
-// Creates the key space so that gets find their keys: one transaction per 1024 keys.
+// Creates the key space so that gets find their keys: one transaction per 1024 keys, or fewer
+// when their values would not fit in half a request body (5,000-byte values: about 150 a transaction).
 void prepare(HttpClient& client, const BenchConfig& c) {
   auto r = client.request("POST", nodeTarget(c.root + "/c"));
   if (r.status != 201) throw std::runtime_error(failure("creating", c.root + "/c", r));
   std::string value(c.valueSize, 'x');
-  for (std::size_t first = 0; first < c.keys; first += 1024) {
+  const std::size_t opBytes = c.valueSize + c.root.size() + 64;  // the value, its path, the op's JSON
+  const std::size_t perTxn = std::clamp<std::size_t>(kMaxBodyBytes / 2 / opBytes, 1, 1024);
+  for (std::size_t first = 0; first < c.keys; first += perTxn) {
     json ops = json::array();
-    for (std::size_t k = first; k < std::min(c.keys, first + 1024); ++k) {
+    for (std::size_t k = first; k < std::min(c.keys, first + perTxn); ++k) {
       ops.push_back({{"op", "set"}, {"path", c.root + "/k" + std::to_string(k)}, {"data", value}, {"create", true}});
     }
     auto r = client.request("POST", "/v1/txn", json{{"ops", ops}}.dump());

@@ -30,15 +30,17 @@ void RevisionWaiters::applied(std::uint64_t revision) {
   {
     std::lock_guard lock(mutex_);
     applied_ = std::max(applied_, revision);
+    std::uint64_t lowest = UINT64_MAX;  // of those still waiting, found on the same walk
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->second.revision <= applied_) {
         ready.push_back(std::move(it->second.cb));
         it = waiters_.erase(it);
       } else {
+        lowest = std::min(lowest, it->second.revision);
         ++it;
       }
     }
-    noteLowest();
+    lowest_.store(lowest);
   }
   for (auto& cb : ready) cb(true);
 }

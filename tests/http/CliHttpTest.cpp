@@ -387,6 +387,19 @@ TEST_CASE("bench works under a fresh prefix node that it deletes at the end unle
   requireOneErrorLine(usage);
 }
 
+TEST_CASE("bench prepares large values in transactions that fit a request body") {
+  // 1,000 keys of 5,000 bytes: one transaction of them all would be 5 MB, over the 1.5 MiB body limit.
+  TestServer server;
+  auto run = runWarden({"bench", "--endpoints", server.endpoint(), "--duration", "1", "--connections", "1", "--keys",
+                        "1000", "--value-size", "5000", "--mix", "get=1", "--keep", "--prefix", "/big/b"});
+  INFO(run.out << run.err);
+  REQUIRE(run.exitCode == 0);
+  auto runs = runWarden({"ls", "/big", "--endpoints", server.endpoint()}).out;
+  REQUIRE(runs.size() > 1);
+  const auto stat = server.request("GET", "/v1/nodes/big/" + runs.substr(0, runs.size() - 1) + "?children").json()["stat"];
+  CHECK(stat["num_children"] == 1001);  // k0 to k999, and c
+}
+
 TEST_CASE("bench deletes its nodes even when they are more than one write may delete") {
   TestServer server({"--max-txn-nodes", "5"});
   auto run = runWarden({"bench", "--endpoints", server.endpoint(), "--duration", "1", "--connections", "1", "--keys",
