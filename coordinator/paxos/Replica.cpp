@@ -207,6 +207,7 @@ Ready Replica::installSnapshot(Slot upTo, Time now, NodeId from) {
     commitIndex_ = delivered_ = upTo;
     catchupRequested_ = false;
     if (from != config_.id && !config_.bugs.catchupFromLeaderAfterInstall) catchupSource_ = from;
+    catchupSourceMisses_ = 0;
     ready.records.push_back(CompactRecord{upTo});
   }
   // A learner that reached its target during the install turns voter now (the node applies the

@@ -64,6 +64,9 @@ struct ReplicaConfig {
     bool acceptOverChosen = false;  // acknowledge an Accept for a slot known chosen with another value
     bool catchupByCountOnly = false;  // a catch-up reply stops at catchupBatch slots, whatever their bytes
     bool catchupFromLeaderAfterInstall = false;  // after an install, catch up from the leader, not the sender (a second snapshot)
+    // pass over the snapshot's sender at its first unanswered request, or at an answer with
+    // nothing new (a stale one): as 2f3c2e1 did (review14: a second snapshot)
+    bool catchupSourceOneMiss = false;
   } bugs;
 };
 
@@ -182,6 +185,10 @@ class Replica {
   // an install asks it first, until it has nothing more to give or does not answer.
   NodeId catchupSource_ = 0;
   NodeId catchupAsked_ = 0;  // where the outstanding catch-up request went
+  // Requests to catchupSource_ unanswered for a heartbeat since it last answered; at
+  // kCatchupSourceMisses it is passed over (expireCatchupRequest).
+  std::uint32_t catchupSourceMisses_ = 0;
+  static constexpr std::uint32_t kCatchupSourceMisses = 2;
   Time lastLeaderContact_ = 0;  // when a leader other than this replica last spoke to it; 0: never
   bool preVoting_ = false;
   Ballot preVoteBallot_;

@@ -93,9 +93,15 @@ void Replica::learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader) {
 void Replica::expireCatchupRequest() {
   if (!catchupRequested_ || now_ < lastCatchupRequest_ + config_.heartbeatInterval) return;
   catchupRequested_ = false;  // the answer was lost; the next commit index asks again...
-  // ...and not the snapshot's sender, if it was the one asked: it may be down or cut off, while
-  // the leader holds every chosen slot it has not compacted (review13).
-  if (catchupAsked_ == catchupSource_) catchupSource_ = 0;
+  // ...and not the snapshot's sender, if it was the one asked and has left the requests of two
+  // heartbeats in a row unanswered: it may be down or cut off, while the leader holds every
+  // chosen slot it has not compacted (review13). Not at the first: one answer lost, or a round
+  // trip longer than a heartbeat, would cost a second snapshot, for the leader has most likely
+  // compacted what the sender kept (review14).
+  if (catchupSource_ != 0 && catchupAsked_ == catchupSource_ &&
+      (++catchupSourceMisses_ >= kCatchupSourceMisses || config_.bugs.catchupSourceOneMiss)) {
+    catchupSource_ = 0;
+  }
 }
 
 void Replica::requestCatchup(NodeId from) {
@@ -150,8 +156,12 @@ void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
     markChosen(e.slot, e.value);
     ++commitIndex_;
   }
-  // The snapshot's sender has given all it knows (or compacted it): the rest is the leader's.
-  if (from == catchupSource_ && m.nonce == 0 && commitIndex_ == before) catchupSource_ = 0;
+  // The snapshot's sender has given all it knows (or compacted it): the rest is the leader's. Only
+  // an answer with no slot at all says so: one whose slots are all known here already answers an
+  // older request, or one for the same slots another answer of the sender's brought (review14).
+  if (from == catchupSource_) catchupSourceMisses_ = 0;
+  const bool nothingThere = m.entries.empty() || config_.bugs.catchupSourceOneMiss;
+  if (from == catchupSource_ && m.nonce == 0 && commitIndex_ == before && nothingThere) catchupSource_ = 0;
   advanceCommit();
 }
 
