@@ -48,28 +48,15 @@
 #include <memory>
 #include <set>
 
-#include "coordinator/Bytes.h"
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
-using Kind = warden::coordinator::node::Frame;
 
 namespace {
 
-Command createCommand(const std::string& path) {
-  return txnCommand({warden::tests::createOp(path, std::string(40, 'x'))});
-}
 
-bool isChunkTo3(const Frame& f) { return f.isKind(Kind::SnapshotChunk) && f.to == 3; }
-bool isAckFrom3(const Frame& f) { return f.isKind(Kind::SnapshotAck) && f.from == 3; }
 bool between(const Frame& f, NodeId a, NodeId b) { return (f.from == a && f.to == b) || (f.from == b && f.to == a); }
 
-std::uint64_t streamOf(const Frame& f) {
-  warden::coordinator::Decoder in(std::string_view(f.bytes).substr(1));
-  return in.varint();
-}
 
 std::uint64_t nonceOf(const Frame& f) {
   const auto m = f.paxos();
@@ -105,7 +92,7 @@ struct Scenario {
   }
 
   void submit(NodeId via) {
-    net->core(via).submit(createCommand("/w" + std::to_string(written++)), [this](CommandResult r) {
+    net->core(via).submit(createCommand("/w" + std::to_string(written++), 40), [this](CommandResult r) {
       if (r.status == Status::Ok) {
         ++answered;
       } else {
@@ -123,10 +110,10 @@ struct Scenario {
       firstSeen.erase(it);
     }
     if (counting && f.from == 3 && f.is("CatchupRequest") && nonceOf(f) == 0) ++requests[f.to];
-    if (counting && isAckFrom3(f) && f.to == 1) laterStreams.insert(streamOf(f));
+    if (counting && isAckFrom(f, 3) && f.to == 1) laterStreams.insert(streamOf(f));
     return true;
   }
-  bool lost(const Frame& f) { return isChunkTo3(f) && f.from == 1 && lostStreams.count(streamOf(f)); }
+  bool lost(const Frame& f) { return isChunkTo(f, 3) && f.from == 1 && lostStreams.count(streamOf(f)); }
 
   void run(const std::vector<NodeId>& ticking, int every, const std::function<bool()>& done, int steps,
            const std::function<bool(const Frame&)>& cut = none) {
@@ -154,11 +141,11 @@ struct Scenario {
     n.restart(3);
     NodeId taken = 0;
     auto deliver = [&](const Frame& f) {
-      if (isAckFrom3(f) && !taken) taken = f.to;
+      if (isAckFrom(f, 3) && !taken) taken = f.to;
       return true;
     };
     auto drop = [&](const Frame& f) {
-      if (!taken && isChunkTo3(f) && f.from == 1) lostStreams.insert(streamOf(f));
+      if (!taken && isChunkTo(f, 3) && f.from == 1) lostStreams.insert(streamOf(f));
       return lost(f);
     };
     int step = 0;

@@ -37,41 +37,15 @@
 #include <memory>
 #include <set>
 
-#include "coordinator/Bytes.h"
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
+#include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
-using Kind = warden::coordinator::node::Frame;
 
 namespace {
 
-Command createCommand(const std::string& path) {
-  return txnCommand({warden::tests::createOp(path, std::string(40, 'x'))});
-}
 
-std::size_t count(NodeNet& net, NodeId id, const std::string& needle) {
-  std::size_t n = 0;
-  for (const auto& line : net.logs[id]) n += line.find(needle) != std::string::npos;
-  return n;
-}
-
-bool installing(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.installing(txn); });
-}
-
-std::uint64_t revisionOf(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.revision(txn); });
-}
-
-bool isChunkTo3(const Frame& f) { return f.isKind(Kind::SnapshotChunk) && f.to == 3; }
-bool isAckFrom3(const Frame& f) { return f.isKind(Kind::SnapshotAck) && f.from == 3; }
 bool between(const Frame& f, NodeId a, NodeId b) { return (f.from == a && f.to == b) || (f.from == b && f.to == a); }
 
-std::uint64_t streamOf(const Frame& f) {
-  warden::coordinator::Decoder in(std::string_view(f.bytes).substr(1));
-  return in.varint();
-}
 
 enum class Until { InstallBegun, Installed };
 
@@ -94,7 +68,7 @@ struct Scenario {
   }
 
   void submit(NodeId via) {
-    net->core(via).submit(createCommand("/w" + std::to_string(written++)), [this](CommandResult r) {
+    net->core(via).submit(createCommand("/w" + std::to_string(written++), 40), [this](CommandResult r) {
       if (r.status == Status::Ok) {
         ++answered;
       } else {
@@ -111,7 +85,7 @@ struct Scenario {
     }
     return true;
   }
-  bool lost(const Frame& f) { return isChunkTo3(f) && f.from == 1 && lostStreams.count(streamOf(f)); }
+  bool lost(const Frame& f) { return isChunkTo(f, 3) && f.from == 1 && lostStreams.count(streamOf(f)); }
 
   // Runs `ticking` (writes through leader 1 every `every` steps) until `done`, for up to `steps`
   // steps, dropping what `cut` names.
@@ -129,10 +103,7 @@ struct Scenario {
   // has installed it.
   void rebuildFromFollower(Until until) {
     NodeNet& n = *net;
-    n.runUntil({1, 2, 3}, all, [&] { return n.replica(1) && n.replica(2) && n.replica(3); }, none, 20);
-    REQUIRE(n.replica(1));
-    n.runUntil({1}, all, [&] { return n.leads(1) && n.core(1).servesSessions(); });
-    REQUIRE(n.core(1).servesSessions());
+    elect(n, 1);
     for (int i = 0; i < 400; ++i) {
       const int before = answered;
       submit(1);
@@ -145,11 +116,11 @@ struct Scenario {
     n.restart(3);
     NodeId taken = 0;
     auto deliver = [&](const Frame& f) {
-      if (isAckFrom3(f) && !taken) taken = f.to;
+      if (isAckFrom(f, 3) && !taken) taken = f.to;
       return see(f);
     };
     auto drop = [&](const Frame& f) {
-      if (!taken && isChunkTo3(f) && f.from == 1) lostStreams.insert(streamOf(f));
+      if (!taken && isChunkTo(f, 3) && f.from == 1) lostStreams.insert(streamOf(f));
       return lost(f);
     };
     int step = 0;

@@ -6,9 +6,6 @@
 #include <optional>
 #include <set>
 
-#include "coordinator/Bytes.h"
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
@@ -16,9 +13,6 @@ using Kind = warden::coordinator::node::Frame;
 
 namespace {
 
-Command createCommand(const std::string& path) {
-  return txnCommand({warden::tests::createOp(path, std::string(40, 'x'))});
-}
 
 // Node 3 is cut off while leader 1 writes `writes` entries and compacts them away; then it is let
 // back and rebuilt from a snapshot, installed in tiny steps.
@@ -36,7 +30,7 @@ struct Setup {
     auto cut3 = [](const Frame& f) { return (f.from == 3 || f.to == 3) && f.from != f.to; };
     int answered = 0;
     for (std::size_t i = 0; i < steps; ++i) {
-      net.core(1).submit(createCommand("/k" + std::to_string(i)), [&](CommandResult r) {
+      net.core(1).submit(createCommand("/k" + std::to_string(i), 40), [&](CommandResult r) {
         CHECK(r.status == Status::Ok);
         ++answered;
       });
@@ -92,7 +86,7 @@ TEST_CASE("entries chosen during an install are held, then applied once") {
   REQUIRE(installing(net, 3));
   int answered = 0;
   for (int i = 0; i < 5; ++i) {
-    net.core(1).submit(createCommand("/during" + std::to_string(i)), [&](CommandResult r) {
+    net.core(1).submit(createCommand("/during" + std::to_string(i), 40), [&](CommandResult r) {
       CHECK(r.status == Status::Ok);
       ++answered;
     });
@@ -135,7 +129,7 @@ TEST_CASE("a node installing a snapshot does not campaign, and slots chosen mean
     if (leadAt3 && !installing(net, 3) && !doneAt) doneAt = net.now;
     if (!submitted && l && net.core(l).servesSessions()) {
       submitted = true;
-      for (int i = 0; i < 3; ++i) net.core(l).submit(createCommand("/after" + std::to_string(i)), [&](CommandResult r) {
+      for (int i = 0; i < 3; ++i) net.core(l).submit(createCommand("/after" + std::to_string(i), 40), [&](CommandResult r) {
         CHECK(r.status == Status::Ok);
         ++answered;
       });
@@ -160,7 +154,7 @@ TEST_CASE("a write sent during an install and chosen past the snapshot is answer
     NodeId l = net.leads(2) ? 2 : net.leads(3) ? 3 : 0;
     if (!submitted && l) {
       submitted = true;
-      net.core(3).submit(createCommand("/during"), [&](CommandResult r) { result = std::move(r); });
+      net.core(3).submit(createCommand("/during", 40), [&](CommandResult r) { result = std::move(r); });
     }
     return result.has_value() && !installing(net, 3);
   }, none, 2000);
@@ -209,7 +203,7 @@ SameTurnOutcome snapshotInTheTurnOfItsEntries(ClusterOptions::Bugs bugs) {
   auto cut3 = [](const Frame& f) { return (f.from == 3 || f.to == 3) && f.from != f.to; };
   int answered = 0;
   for (int i = 0; i < 40; ++i) {
-    net.core(1).submit(createCommand("/k" + std::to_string(i)), [&](CommandResult r) { answered += r.status == Status::Ok; });
+    net.core(1).submit(createCommand("/k" + std::to_string(i), 40), [&](CommandResult r) { answered += r.status == Status::Ok; });
     net.runUntil({1, 2}, [&](const Frame& f) { return !cut3(f); }, [&] { return answered == i + 1; }, cut3);
   }
   REQUIRE(answered == 40);
@@ -324,7 +318,7 @@ std::int64_t compactedPastTheSnapshot(bool compactUnderSnapshot) {
   std::int64_t past = -1'000'000;
   net.runUntil({1, 2, 3}, all, [&] {
     if (written < 60) {
-      net.core(1).submit(createCommand("/w" + std::to_string(written++)), [&](CommandResult r) {
+      net.core(1).submit(createCommand("/w" + std::to_string(written++), 40), [&](CommandResult r) {
         CHECK(r.status == Status::Ok);
         ++answered;
       });

@@ -7,8 +7,6 @@
 
 #include <optional>
 
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 namespace warden::tests::node::review6 {
@@ -16,8 +14,6 @@ namespace warden::tests::node::review6 {
 namespace wire = warden::coordinator::node;
 
 constexpr std::uint64_t kNeverUs = 3'600'000'000;  // an hour: only forced commits happen
-
-inline Command createCommand(const std::string& path) { return txnCommand({warden::tests::createOp(path)}); }
 
 inline bool visible(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });

@@ -13,8 +13,6 @@
 #include <optional>
 #include <set>
 
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
@@ -24,7 +22,6 @@ namespace {
 constexpr std::uint64_t kCommitDelayUs = 200'000;       // 20 of NodeNet's steps
 constexpr std::uint64_t kNeverUs = 3'600'000'000;        // an hour: only forced commits happen
 
-Command createCommand(const std::string& path) { return txnCommand({warden::tests::createOp(path)}); }
 
 bool visible(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });

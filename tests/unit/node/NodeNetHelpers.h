@@ -6,10 +6,28 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
+#include "coordinator/Bytes.h"
+#include "tests/unit/StoreFixture.h"
 #include "tests/unit/node/NodeNet.h"
 
 namespace warden::tests::node {
+
+// A one-op transaction creating `path` with `dataBytes` bytes of data (the rebuild scenarios
+// give each node 40, so that a snapshot of a few hundred of them takes several chunks).
+inline Command createCommand(const std::string& path, std::size_t dataBytes = 0) {
+  return txnCommand({warden::tests::createOp(path, std::string(dataBytes, 'x'))});
+}
+
+inline bool isChunkTo(const Frame& f, NodeId to) { return f.isKind(coordinator::node::Frame::SnapshotChunk) && f.to == to; }
+inline bool isAckFrom(const Frame& f, NodeId from) { return f.isKind(coordinator::node::Frame::SnapshotAck) && f.from == from; }
+
+// The stream id of a snapshot frame (its first field, after the kind byte).
+inline std::uint64_t streamOf(const Frame& f) {
+  warden::coordinator::Decoder in(std::string_view(f.bytes).substr(1));
+  return in.varint();
+}
 
 // Lets every member start, then runs `leader` alone until it leads and serves sessions.
 inline void elect(NodeNet& net, NodeId leader) {

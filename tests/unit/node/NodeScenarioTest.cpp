@@ -6,15 +6,12 @@
 
 #include <optional>
 
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 
 namespace {
 
-Command createCommand(const std::string& path) { return txnCommand({warden::tests::createOp(path)}); }
 
 // Starts three nodes and lets only `leader` campaign, until it serves sessions.
 // Counterexample 3: a follower whose disk was wiped replays its earlier process's forwarded

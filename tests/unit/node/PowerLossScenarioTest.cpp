@@ -22,15 +22,12 @@
 
 #include <optional>
 
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
 
 namespace {
 
-Command createCommand(const std::string& path) { return txnCommand({warden::tests::createOp(path)}); }
 
 bool has(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });

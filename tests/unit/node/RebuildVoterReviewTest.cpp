@@ -13,8 +13,6 @@
 
 #include <optional>
 
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
@@ -22,9 +20,6 @@ using Kind = warden::coordinator::node::Frame;
 
 namespace {
 
-Command createCommand(const std::string& path) {
-  return txnCommand({warden::tests::createOp(path, std::string(40, 'x'))});
-}
 
 bool has(NodeNet& net, NodeId id, const std::string& path) {
   return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
@@ -35,7 +30,7 @@ bool has(NodeNet& net, NodeId id, const std::string& path) {
 void writeAll(NodeNet& net, NodeId leader, const std::string& prefix, int n, const std::vector<NodeId>& up) {
   for (int i = 1; i <= n; ++i) {
     bool done = false;
-    net.core(leader).submit(createCommand(prefix + std::to_string(i)), [&](CommandResult r) {
+    net.core(leader).submit(createCommand(prefix + std::to_string(i), 40), [&](CommandResult r) {
       CHECK(r.status == Status::Ok);
       done = true;
     });
@@ -62,7 +57,7 @@ int lostWithout(NodeNet& net, NodeId gone, const std::string& prefix, int n) {
   const NodeId leader = net.servingLeader(rest);
   REQUIRE(leader != 0);
   bool after = false;
-  net.core(leader).submit(createCommand("/after"), [&](CommandResult r) { after = r.status == Status::Ok; });
+  net.core(leader).submit(createCommand("/after", 40), [&](CommandResult r) { after = r.status == Status::Ok; });
   net.runUntil(rest, all, [&] { return after; });
   REQUIRE(after);
   return lost(net, leader, prefix, n);
@@ -308,7 +303,7 @@ TEST_CASE("review4: a wiped leader that rebuilds, turns voter and loses power ke
   REQUIRE(leader != 0);
   UNSCOPED_INFO("the new leader is node " << leader);
   bool written = false;
-  net.core(leader).submit(createCommand("/new"), [&](CommandResult r) { written = r.status == Status::Ok; });
+  net.core(leader).submit(createCommand("/new", 40), [&](CommandResult r) { written = r.status == Status::Ok; });
   net.runUntil({1, 3}, all, [&] { return written; });
   REQUIRE(written);
   CHECK(lost(net, leader, "/old-", kOld) == 0);
@@ -321,7 +316,7 @@ TEST_CASE("review4: a wiped leader that rebuilds, turns voter and loses power ke
   const NodeId again = net.servingLeader({1, 3});
   REQUIRE(again != 0);
   bool after = false;
-  net.core(again).submit(createCommand("/after"), [&](CommandResult r) { after = r.status == Status::Ok; });
+  net.core(again).submit(createCommand("/after", 40), [&](CommandResult r) { after = r.status == Status::Ok; });
   net.runUntil({1, 3}, all, [&] { return after; });
   REQUIRE(after);
   CHECK(lost(net, again, "/old-", kOld) == 0);

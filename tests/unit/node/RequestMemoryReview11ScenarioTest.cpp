@@ -7,8 +7,6 @@
 
 #include <optional>
 
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;

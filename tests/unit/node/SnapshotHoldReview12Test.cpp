@@ -20,27 +20,14 @@
 #include <optional>
 #include <set>
 
-#include "coordinator/Bytes.h"
-#include "tests/unit/StoreFixture.h"
-#include "tests/unit/node/NodeNet.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 using namespace warden::tests::node;
-using Kind = warden::coordinator::node::Frame;
 
 namespace {
 
-Command createCommand(const std::string& path) {
-  return txnCommand({warden::tests::createOp(path, std::string(40, 'x'))});
-}
 
-bool isChunkTo3(const Frame& f) { return f.isKind(Kind::SnapshotChunk) && f.to == 3; }
-bool isAckFrom3(const Frame& f) { return f.isKind(Kind::SnapshotAck) && f.from == 3; }
 
-std::uint64_t streamOf(const Frame& f) {
-  warden::coordinator::Decoder in(std::string_view(f.bytes).substr(1));
-  return in.varint();
-}
 
 void tune(NodeId, ClusterOptions& o) {
   o.retainedSlots = 5;
@@ -51,7 +38,7 @@ void tune(NodeId, ClusterOptions& o) {
 void writeAll(NodeNet& net, NodeId leader, int n, const std::vector<NodeId>& up) {
   for (int i = 0; i < n; ++i) {
     bool done = false;
-    net.core(leader).submit(createCommand("/k" + std::to_string(i)), [&](CommandResult r) {
+    net.core(leader).submit(createCommand("/k" + std::to_string(i), 40), [&](CommandResult r) {
       CHECK(r.status == Status::Ok);
       done = true;
     });
@@ -104,7 +91,7 @@ Outcome wipedMemberRebuiltFrom(NodeId winner, bool catchupFromLeader = false) {
       const auto& r = std::get<paxos::CatchupRequest>(m->payload);
       if (r.nonce == 0 && r.fromSlot <= *installedSlot) out.staleRequests.insert(r.fromSlot);
     }
-    if (isAckFrom3(f)) {
+    if (isAckFrom(f, 3)) {
       out.streamsStaged.insert({f.to, streamOf(f)});
       if (!taken) {
         taken = f.to;
@@ -113,11 +100,11 @@ Outcome wipedMemberRebuiltFrom(NodeId winner, bool catchupFromLeader = false) {
     }
     return true;
   };
-  auto drop = [&](const Frame& f) { return !taken && isChunkTo3(f) && f.from != winner; };
+  auto drop = [&](const Frame& f) { return !taken && isChunkTo(f, 3) && f.from != winner; };
   net.runUntil({1, 2, 3}, deliver, [&] {
     if (!installedAt && count(net, 3, "installed a snapshot") > 0) installedAt = net.now;
     if (written < 1000 && step++ % 2 == 0) {
-      net.core(1).submit(createCommand("/w" + std::to_string(written++)), [&](CommandResult r) {
+      net.core(1).submit(createCommand("/w" + std::to_string(written++), 40), [&](CommandResult r) {
         CHECK(r.status == Status::Ok);
         ++answered;
       });
