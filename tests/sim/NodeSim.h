@@ -109,7 +109,7 @@ class NodeSim {
   ~NodeSim();
   NodeSimResult run();
 
-  enum class Program { None, StrandedProposal, LeaseFlap, PromiseBeforeWipe };
+  enum class Program { None, StrandedProposal, LeaseFlap, PromiseBeforeWipe, DeposedReads };
 
  private:
   enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck, LockStep };
@@ -267,6 +267,7 @@ class NodeSim {
   void strandedProposalStep();
   void leaseFlapStep();
   void promiseBeforeWipeStep();
+  void deposedReadsStep();
   void endNemesis(const std::string& why);
   bool nemesisTakes(NodeId from, NodeId to, std::string& frame);  // dropped or held it
   SimNode* servingLeader();
@@ -277,7 +278,7 @@ class NodeSim {
   // ---- NodeSimClients.cpp: register clients and session clients ---------------------------
 
   SimNode* pickNode();
-  void clientStep(std::size_t c);
+  void clientStep(std::size_t c, SimNode* aimedAt = nullptr);
   void finishOp(std::size_t c, Operation::Outcome outcome, std::optional<std::string> observed, bool casSucceeded);
   void sessionStep();
   void abandon(SessionClient& s);
@@ -332,7 +333,8 @@ class NodeSim {
   // Serving counts toward settling from here on: the heal, then the late node's return deposing
   // the settled leader, if it does (noteServing()).
   Time settleFrom_ = 0;
-  std::vector<Client> clients_;
+  std::vector<Client> clients_;  // the register clients, then kDeposedReaders more with deposedReads
+  static constexpr std::size_t kDeposedReaders = 4;
   std::vector<Operation> history_;
   std::vector<SessionClient> sessionClients_;
   std::vector<LockClient> lockClients_;

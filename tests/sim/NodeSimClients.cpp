@@ -22,10 +22,12 @@ NodeSim::SimNode* NodeSim::pickNode() {
   return live[rng_.range(0, live.size() - 1)];
 }
 
-void NodeSim::clientStep(std::size_t c) {
+void NodeSim::clientStep(std::size_t c, SimNode* aimedAt) {
   Client& client = clients_[c];
   if (client.busy || now_ >= clientsStopAt_) return;
-  SimNode* n = pickNode();
+  // A step aimed at a node (the deposed-reads schedule) is a lease read there.
+  const bool aimed = aimedAt != nullptr;
+  SimNode* n = aimed ? aimedAt : pickNode();
   if (!n) {
     schedule(now_ + 20'000, Event{Kind::ClientStep, 0, 0, {}, c});
     return;
@@ -40,7 +42,8 @@ void NodeSim::clientStep(std::size_t c) {
   client.process = n->process;
   client.op = history_.size();
   const std::uint64_t roll = rng_.range(0, 99);
-  if (roll < 35) {
+  if (aimed || roll < 35) {
+    result_.readsAtResume += aimed;
     op.kind = Operation::Kind::Read;
     history_.push_back(op);
     result_.reads++;
@@ -52,7 +55,7 @@ void NodeSim::clientStep(std::size_t c) {
       finishOp(c, Operation::Outcome::Ok, record ? std::optional<std::string>(record->data) : std::nullopt, false);
     };
     // Half the reads try the driver-free lease read first, as the HTTP edge does for all.
-    if (rng_.chance(0.5) && n->core->fastRead()) {
+    if ((aimed || rng_.chance(0.5)) && n->core->fastRead()) {
       answer(Status::Ok);
     } else {
       n->core->readBarrier(answer);

@@ -15,6 +15,10 @@
 //                       its disk; the candidate is cut off from all but it; another node misses
 //                       Accepts for a while; the leader of the others dies. In some runs this
 //                       starts before the cluster has chosen anything (the bootstrap probe).
+//   deposed reads       a serving leader pauses (SIGSTOP) for 1.5 to 2.5 s: the others elect a
+//                       leader and take writes; as it resumes, four more clients read from it
+//                       before it has taken a turn (the HTTP threads answer lease reads while the
+//                       driver has yet to run). Only when NodeSimOptions::deposedReads asks.
 //
 // Part of class NodeSim (NodeSim.h).
 
@@ -37,6 +41,7 @@ const char* programName(NodeSim::Program p) {
     case NodeSim::Program::StrandedProposal: return "stranded proposal";
     case NodeSim::Program::LeaseFlap: return "lease flap";
     case NodeSim::Program::PromiseBeforeWipe: return "promise before wipe";
+    case NodeSim::Program::DeposedReads: return "deposed reads";
     case NodeSim::Program::None: break;
   }
   return "none";
@@ -47,6 +52,12 @@ const char* programName(NodeSim::Program p) {
 // ---- choosing and running a schedule ----------------------------------------------------
 
 void NodeSim::planNemesis() {
+  if (options_.deposedReads) {
+    nemesis_ = Nemesis{};
+    nemesis_.program = Program::DeposedReads;
+    schedule(rng_.range(300'000, 1'000'000), Event{Kind::NemesisStep});
+    return;
+  }
   if (!rng_.chance(0.5)) return;
   nemesis_ = Nemesis{};
   nemesis_.program = static_cast<Program>(rng_.range(1, 3));
@@ -83,6 +94,7 @@ void NodeSim::nemesisStep() {
     case Program::StrandedProposal: return strandedProposalStep();
     case Program::LeaseFlap: return leaseFlapStep();
     case Program::PromiseBeforeWipe: return promiseBeforeWipeStep();
+    case Program::DeposedReads: return deposedReadsStep();
     case Program::None: return;
   }
 }
@@ -178,6 +190,25 @@ void NodeSim::leaseFlapStep() {
     case 3: {
       if (now_ < m.stepAt) return;
       return endNemesis("node " + std::to_string(m.leader) + "'s held Accepts arrive");
+    }
+  }
+}
+
+void NodeSim::deposedReadsStep() {
+  Nemesis& m = nemesis_;
+  switch (m.step) {
+    case 0: {
+      SimNode* leader = settledLeader();
+      if (!leader) return;
+      m.leader = leader->id;
+      leader->pausedUntil = m.stepAt = now_ + rng_.range(1'500'000, 2'500'000);
+      schedule(m.stepAt, Event{Kind::Resume, m.leader});
+      trace("nemesis: deposed reads: node " + std::to_string(m.leader) + ", the leader, pauses");
+      return nextStep(m.stepAt - now_ + kGiveUpUs);
+    }
+    case 1: {
+      if (now_ < m.stepAt) return;
+      return endNemesis("node " + std::to_string(m.leader) + " has resumed");
     }
   }
 }

@@ -221,6 +221,9 @@ void NodeSim::resume(SimNode& n) {
   // that node has been running since, and "resumes" here would misdate it in a trace.
   if (!n.core || n.pausedUntil == 0 || now_ < n.pausedUntil) return;
   trace("node " + std::to_string(n.id) + " resumes");
+  if (nemesis_.program == Program::DeposedReads && nemesis_.leader == n.id) {
+    for (std::size_t c = clients_.size() - kDeposedReaders; c < clients_.size(); ++c) clientStep(c, &n);
+  }
   releaseHeld(n);
 }
 

@@ -57,6 +57,9 @@ NodeSimResult NodeSim::run() {
     clients_.push_back(Client{});
     schedule(rng_.range(10'000, 50'000), Event{Kind::ClientStep, 0, 0, {}, c});
   }
+  // The deposed-reads schedule's readers wait idle for the paused leader to resume (after their
+  // read they step like the others).
+  if (options_.deposedReads) clients_.resize(clients_.size() + kDeposedReaders);
   schedule(20'000, Event{Kind::SessionStep});
   lockClients_.resize(3);
   schedule(30'000, Event{Kind::LockStep});

@@ -40,6 +40,7 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
     return o.paxosBugs.catchupByCountOnly = true;
   }
   if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
+  if (bug == "fast-read-without-lease") return o.nodeBugs.fastReadWithoutLease = true;
   if (bug == "never-end-lock-delays") return o.nodeBugs.neverEndLockDelays = true;
   if (bug == "grant-everyone") return o.lockBugs.grantEveryone = true;
   if (bug == "requests-by-session") return o.lockBugs.requestsBySession = true;
@@ -52,7 +53,7 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
 int main(int argc, char** argv) {
   SeedFlags flags;
   std::set<std::string> skipChecks;
-  bool traceFrames = false;
+  bool traceFrames = false, deposedReads = false;
   std::optional<double> largeWrites;
   double powerLoss = 0;
   for (int i = 1; i < argc; ++i) {
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
     else if (a == "--skip-check") skipChecks.insert(flagValue(argc, argv, i));
     else if (a == "--large-writes") largeWrites = std::stod(flagValue(argc, argv, i));
     else if (a == "--power-loss") powerLoss = std::stod(flagValue(argc, argv, i));
+    else if (a == "--deposed-reads") deposedReads = true;
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
@@ -69,11 +71,13 @@ int main(int argc, char** argv) {
                    "        followers-answer-keepalives|never-expire|same-epoch-after-lapse|\n"
                    "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|catchup-by-count|\n"
-                   "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays   plants a fixed defect\n"
+                   "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays|\n"
+                   "        fast-read-without-lease   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
                    "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n"
-                   "  --power-loss P    the share of crashes that are power losses (default 0: the disk keeps every commit)\n");
+                   "  --power-loss P    the share of crashes that are power losses (default 0: the disk keeps every commit)\n"
+                   "  --deposed-reads   every run cuts a serving leader off from its peers while clients read from it\n");
       return 2;
     }
   }
@@ -102,6 +106,7 @@ int main(int argc, char** argv) {
       plant(bug, options);
       if (largeWrites) options.largeWriteShare = *largeWrites;
       options.powerLossShare = powerLoss;
+      options.deposedReads = deposedReads;
       const NodeSimResult r = runNodeSimulation(options);
       ++runs;
       total.events += r.events;
@@ -125,7 +130,8 @@ int main(int argc, char** argv) {
       if (!r.ok) {
         ++failures;
         caughtBy[r.check]++;
-        const std::string extra = powerLoss > 0 ? " --power-loss " + std::to_string(powerLoss) : "";
+        const std::string extra = (powerLoss > 0 ? " --power-loss " + std::to_string(powerLoss) : "") +
+                                  (deposedReads ? " --deposed-reads" : "");
         std::printf("FAIL %s\n  replay: scripts/sim --node --seed %llu --replicas %zu%s --trace\n", r.violation.c_str(),
                     static_cast<unsigned long long>(seed), n, extra.c_str());
       }
