@@ -4,14 +4,16 @@
 #include <string>
 #include <vector>
 
-#include "api/Bench.h"
 #include "api/Cli.h"
+#include "api/Serve.h"
+#ifndef WARDEN_NO_BENCH
+#include "api/Bench.h"
 #include "api/CompareBench.h"
 #include "api/LockBench.h"
 #include "api/ScaleBench.h"
-#include "api/Serve.h"
 #include "api/SessionBench.h"
 #include "api/WatchBench.h"
+#endif
 
 #ifndef WARDEN_VERSION
 #error "WARDEN_VERSION is set by CMakeLists.txt from project(VERSION)"
@@ -84,12 +86,19 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "serve") return warden::api::runServe(rest);
+#ifndef WARDEN_NO_BENCH
   if (command == "bench") return warden::api::runBench(rest);
   if (command == "bench-sessions") return warden::api::runSessionBench(rest);
   if (command == "bench-watch") return warden::api::runWatchBench(rest);
   if (command == "bench-locks") return warden::api::runLockBench(rest);
   if (command == "bench-compare") return warden::api::runCompareBench(rest);
   if (command == "bench-scale") return warden::api::runScaleBench(rest);
+#else
+  if (command.rfind("bench", 0) == 0) {
+    std::cerr << "warden: this build has no load generators (configured with -DWARDEN_BENCH=OFF)\n";
+    return 2;
+  }
+#endif
   if (warden::api::isCliCommand(command)) return warden::api::runCli(command, rest);
   return usageError("unknown command '" + command + "'");
 }

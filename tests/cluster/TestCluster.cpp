@@ -14,6 +14,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 
+#include "tests/WardenBinary.h"
 #include "tests/http/TestServer.h"
 
 namespace warden::tests {
@@ -69,7 +70,7 @@ void TestCluster::start(std::uint64_t id) {
     const int port = other == id ? peerPort_[id] : proxies_[{id, other}]->port();
     cluster += (cluster.empty() ? "" : ",") + std::to_string(other) + "=127.0.0.1:" + std::to_string(port);
   }
-  std::vector<std::string> args = {WARDEN_BINARY, "serve", "--id", std::to_string(id), "--http",
+  std::vector<std::string> args = {wardenBinary(), "serve", "--id", std::to_string(id), "--http",
                                    "127.0.0.1:" + std::to_string(httpPort_[id]), "--data-dir",
                                    dir_.path() + "/node" + std::to_string(id), "--cluster", cluster};
   args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tests/TempDir.h"
+#include "tests/WardenBinary.h"
 #include "tests/http/TestServer.h"
 
 namespace warden::tests {
@@ -55,7 +56,7 @@ inline std::size_t lineCount(const std::string& text) {
 class BackgroundWarden {
  public:
   explicit BackgroundWarden(std::vector<std::string> args) : out_(dir_.path() + "/out"), err_(dir_.path() + "/err") {
-    args.insert(args.begin(), WARDEN_BINARY);
+    args.insert(args.begin(), wardenBinary());
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {

@@ -24,6 +24,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tests/WardenBinary.h"
+
 namespace warden::tests {
 
 namespace {
@@ -147,7 +149,7 @@ CommandOutput runWarden(const std::vector<std::string>& args, const std::string&
     ::dup2(err[1], 2);
     ::close_range(3, ~0U, 0);
     std::vector<char*> argv;
-    std::string binary = WARDEN_BINARY;
+    std::string binary = wardenBinary();
     argv.push_back(binary.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
@@ -260,7 +262,7 @@ void TestServer::stopAll() {
 }
 
 std::vector<std::string> TestServer::serveArgs(std::uint64_t id, int httpPort, const std::string& dataDir) const {
-  std::vector<std::string> args = {WARDEN_BINARY, "serve", "--http", "127.0.0.1:" + std::to_string(httpPort),
+  std::vector<std::string> args = {wardenBinary(), "serve", "--http", "127.0.0.1:" + std::to_string(httpPort),
                                    "--data-dir", dataDir};
   if (members_.empty()) {
     args.insert(args.begin() + 2, "--dev");
