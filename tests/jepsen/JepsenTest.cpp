@@ -144,9 +144,11 @@ SessionResult runSessions(const Config& config, std::vector<std::string> serverA
   return result;
 }
 
-WriteResult runWrites(const Config& config, std::vector<std::string> serverArgs = {}) {
+WriteResult runWrites(const Config& config, std::vector<std::string> serverArgs = {},
+                      std::chrono::milliseconds createTimeout = std::chrono::milliseconds(12'000)) {
   Run run(config, std::move(serverArgs));
   WriteWorkload workload(run.cluster, run.choices);
+  workload.createTimeout = createTimeout;
   underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
   // A write given up on by its client may still be applied (504): let it land before counting
   // (without faults a 504 is unlikely, and the planted defects' runs need no long wait).
@@ -304,7 +306,9 @@ TEST_CASE("the writes check catches a server that forgets Idempotency-Keys", "[m
   config.time = std::chrono::seconds(30);
   config.faults = {"kill"};
   config.seed = 5;
-  const WriteResult result = runWrites(config, {"--test-bug", "forget-idempotency"});
+  // Creates given up on after 300 ms: each kill then leaves retries of applied writes behind
+  // (with 12 s, a run of 7 kills once retried 2 writes and caught nothing).
+  const WriteResult result = runWrites(config, {"--test-bug", "forget-idempotency"}, std::chrono::milliseconds(300));
   CHECK_THAT(result.violation, Catch::Contains("was applied") && Catch::Contains("times"));
 }
 

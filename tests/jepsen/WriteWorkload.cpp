@@ -84,7 +84,7 @@ void WriteWorkload::createClient(std::size_t index, std::uint64_t node, std::ato
   for (std::uint64_t i = 0; i < cluster_.size(); ++i) {
     endpoints.push_back("http://127.0.0.1:" + std::to_string(cluster_.httpPort((node - 1 + i) % cluster_.size() + 1)));
   }
-  api::HttpClient http(endpoints, milliseconds(12'000), api::RetryPolicy{.failoverOnUnavailable = true});
+  api::HttpClient http(endpoints, createTimeout, api::RetryPolicy{.failoverOnUnavailable = true});
   std::uint64_t n = 0;
   while (!stop) {
     const std::string value = "c" + std::to_string(index) + "-" + std::to_string(++n);

@@ -7,6 +7,7 @@
 //               once quiet, each acknowledged write exists exactly once, and none more than once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -26,6 +27,11 @@ struct WriteResult {
 class WriteWorkload {
  public:
   WriteWorkload(TestCluster& cluster, Choices& choices) : cluster_(cluster), choices_(choices) {}
+
+  // How long a create waits for its answer before it is sent again under the same key. Short,
+  // many writes are retried while a kill stalls the cluster: the hunt for a server that applies
+  // a retried write twice needs retries of writes that were applied.
+  std::chrono::milliseconds createTimeout{12'000};
 
   void runClients(std::atomic<bool>& stop);
   // Once the cluster is quiet: the counts of each created value.
