@@ -277,7 +277,7 @@ TEST_CASE("linearizability catches a leader that answers reads without the drive
   // The driver-free lease read (NodeCore::fastRead) with the lease check taken out: a deposed
   // leader cut off or paused answers from a state that newer writes have passed. The random
   // schedules reach it once in hundreds of seeds (first at 877, a 140 s hunt); the deposed-reads
-  // schedule cuts a serving leader off in every run.
+  // schedule pauses a serving leader in every run and reads from it as it resumes.
   auto caught = firstCaught([](NodeSimOptions& o) {
     o.nodeBugs.fastReadWithoutLease = true;
     o.deposedReads = true;

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
                    "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n"
                    "  --power-loss P    the share of crashes that are power losses (default 0: the disk keeps every commit)\n"
-                   "  --deposed-reads   every run cuts a serving leader off from its peers while clients read from it\n");
+                   "  --deposed-reads   every run pauses a serving leader, and clients read from it as it resumes\n");
       return 2;
     }
   }
