@@ -48,146 +48,17 @@
 #include <memory>
 #include <set>
 
-#include "tests/unit/node/NodeNetHelpers.h"
+#include "tests/unit/node/CatchupScenario.h"
 
 using namespace warden::tests::node;
 
 namespace {
 
-
-bool between(const Frame& f, NodeId a, NodeId b) { return (f.from == a && f.to == b) || (f.from == b && f.to == a); }
-
-
-std::uint64_t nonceOf(const Frame& f) {
-  const auto m = f.paxos();
-  if (!m) return 0;
-  if (const auto* r = std::get_if<paxos::CatchupRequest>(&m->payload)) return r->nonce;
-  if (const auto* r = std::get_if<paxos::CatchupReply>(&m->payload)) return r->nonce;
-  return 0;
-}
-
-std::string keyOf(const Frame& f) { return std::to_string(f.from) + ">" + std::to_string(f.to) + ":" + f.bytes; }
-
-// Leader 1 of 3 under steady writes, node 3's disk wiped; node 3 rebuilds from FOLLOWER 2's
-// stream (node 1's rebuild stream to it is lost), as in CatchupSourceReview13Test.
-struct Scenario {
-  std::unique_ptr<NodeNet> net;
-  int written = 0, answered = 0, failed = 0;
-  bool counting = false;
-  std::map<NodeId, std::size_t> requests;   // node 3's nonce-0 catch-up requests, once counting
-  std::set<std::uint64_t> lostStreams;      // node 1's rebuild streams to node 3: lost for good
-  std::set<std::uint64_t> laterStreams;     // node 1's streams to node 3 that node 3 staged, once counting
-  // Held: a frame is handed over only once `delayOf` it has passed since it was first seen.
-  std::function<std::uint64_t(const Frame&)> delayOf = [](const Frame&) { return std::uint64_t{0}; };
-  std::map<std::string, std::uint64_t> firstSeen;
-
-  explicit Scenario(bool leaderPath = false, bool oneMiss = false) {
-    net = std::make_unique<NodeNet>(3, ClusterOptions::Bugs{}, [leaderPath, oneMiss](NodeId, ClusterOptions& o) {
-      o.paxos.bugs.catchupSourceOneMiss = oneMiss;
-      o.retainedSlots = 10;
-      o.snapshotChunkBytes = 400;
-      o.installStepBytes = 20;  // a row a turn: an install takes a few seconds, the leader compacts meanwhile
-      o.paxos.bugs.catchupFromLeaderAfterInstall = leaderPath;
-    });
-  }
-
-  void submit(NodeId via) {
-    net->core(via).submit(createCommand("/w" + std::to_string(written++), 40), [this](CommandResult r) {
-      if (r.status == Status::Ok) {
-        ++answered;
-      } else {
-        ++failed;
-      }
-    });
-  }
-
-  // True when the frame is handed over now (settle asks again about a frame it holds back, and
-  // hands over a frame the first time this says true: count only then).
-  bool see(const Frame& f) {
-    if (const std::uint64_t d = delayOf(f); d > 0) {
-      auto [it, fresh] = firstSeen.emplace(keyOf(f), net->now);
-      if (net->now < it->second + d) return false;
-      firstSeen.erase(it);
-    }
-    if (counting && f.from == 3 && f.is("CatchupRequest") && nonceOf(f) == 0) ++requests[f.to];
-    if (counting && isAckFrom(f, 3) && f.to == 1) laterStreams.insert(streamOf(f));
-    return true;
-  }
-  bool lost(const Frame& f) { return isChunkTo(f, 3) && f.from == 1 && lostStreams.count(streamOf(f)); }
-
-  void run(const std::vector<NodeId>& ticking, int every, const std::function<bool()>& done, int steps,
-           const std::function<bool(const Frame&)>& cut = none) {
-    int step = 0;
-    net->runUntil(ticking, [&](const Frame& f) { return see(f); }, [&] {
-      if (step++ % every == 0 && written < 3'000) submit(1);
-      return done();
-    }, [&](const Frame& f) { return lost(f) || cut(f); }, steps);
-  }
-
-  // As in review13: 400 writes, node 3 wiped and rebuilt from node 2's stream under a write every
-  // other step; returns once node 3 has installed it.
-  void rebuildFromFollower() {
-    NodeNet& n = *net;
-    elect(n, 1);
-    for (int i = 0; i < 400; ++i) {
-      const int before = answered;
-      submit(1);
-      n.runUntil({1, 2, 3}, all, [&] { return answered > before; });
-      REQUIRE(answered > before);
-    }
-    REQUIRE(n.replica(1)->compactedUpTo() > 1);
-    REQUIRE(n.replica(2)->compactedUpTo() > 1);
-    n.wipe(3);
-    n.restart(3);
-    NodeId taken = 0;
-    auto deliver = [&](const Frame& f) {
-      if (isAckFrom(f, 3) && !taken) taken = f.to;
-      return true;
-    };
-    auto drop = [&](const Frame& f) {
-      if (!taken && isChunkTo(f, 3) && f.from == 1) lostStreams.insert(streamOf(f));
-      return lost(f);
-    };
-    int step = 0;
-    n.runUntil({1, 2, 3}, deliver, [&] {
-      if (step++ % 2 == 0) submit(1);
-      return count(n, 3, "installed a snapshot") > 0;
-    }, drop, 3'000);
-    REQUIRE(taken == 2);
-    REQUIRE(count(n, 3, "installed a snapshot from node 2") == 1);
-  }
-
-  bool caughtUp(NodeId id, NodeId leader) {
-    return !installing(*net, id) && net->core(id).applied() == net->core(leader).applied() &&
-           revisionOf(*net, id) == revisionOf(*net, leader);
-  }
-
-  std::string describe() {
-    std::string text = "node 3's nonce-0 catch-up requests after the install:";
-    for (auto [to, k] : requests) text += " " + std::to_string(k) + " to node " + std::to_string(to) + ";";
-    text += " streams of node 1 node 3 staged after it: " + std::to_string(laterStreams.size());
-    text += "; node 3 learner: " + std::to_string(net->replica(3) ? net->replica(3)->isLearner() : -1);
-    text += ", commit index 3/1: " + std::to_string(net->replica(3) ? net->replica(3)->commitIndex() : 0) + "/" +
-            std::to_string(net->replica(1)->commitIndex()) + ", node 1 compacted up to " +
-            std::to_string(net->replica(1)->compactedUpTo());
-    text += "; writes " + std::to_string(written) + " answered " + std::to_string(answered) + " failed " + std::to_string(failed);
-    for (NodeId id : {1, 2, 3}) {
-      for (const auto& line : net->logs[id]) {
-        if (line.find("snapshot") != std::string::npos) text += "\n  " + std::to_string(id) + ": " + line;
-      }
-    }
-    return text;
-  }
-
-  // After the install: writes every 4th step until node 3 has caught up and voted (or 15 s).
-  void catchUp(const std::function<bool(const Frame&)>& cut = none) {
-    counting = true;
-    run({1, 2, 3}, 4, [&] { return !net->replica(3)->isLearner() && caughtUp(3, 1); }, 1'500, cut);
-  }
-};
+// A row a turn: an install takes a few seconds, the leader compacts meanwhile.
+CatchupOptions slowInstall(bool leaderPath = false, bool oneMiss = false) { return {leaderPath, oneMiss, 20}; }
 
 // The single-snapshot property of review12/67e9506, after the install.
-void checkOneSnapshot(Scenario& s) {
+void checkOneSnapshot(CatchupScenario& s) {
   INFO(s.describe());
   CHECK(s.caughtUp(3, 1));
   CHECK_FALSE(s.net->replica(3)->isLearner());
@@ -199,7 +70,7 @@ void checkOneSnapshot(Scenario& s) {
 }  // namespace
 
 namespace {
-void loseOneReply(Scenario& s) {
+void loseOneReply(CatchupScenario& s) {
   // That one frame only: a later answer to a request for the same slots has the same bytes.
   // (settle asks twice about the frame it drops: once to find it, once to drop it.)
   std::string lostReply;
@@ -218,7 +89,7 @@ void loseOneReply(Scenario& s) {
 // passed over for good, node 3 asks leader 1, which compacted those slots, and is sent (and
 // installs) a second snapshot. (Argued: on 67e9506 the next heartbeat asked node 2 again.)
 TEST_CASE("review14: one lost catch-up reply from the snapshot's sender costs a second snapshot", "[review14]") {
-  Scenario s;
+  CatchupScenario s(slowInstall());
   s.rebuildFromFollower();
   loseOneReply(s);
   checkOneSnapshot(s);
@@ -227,7 +98,7 @@ TEST_CASE("review14: one lost catch-up reply from the snapshot's sender costs a 
 // The fix's planted bug (ReplicaConfig::Bugs::catchupSourceOneMiss, 2f3c2e1's rule back): the
 // same lost reply makes the leader stream again.
 TEST_CASE("review14-planted: passing over the sender at its first miss costs a second snapshot", "[review14-planted]") {
-  Scenario s(false, true);
+  CatchupScenario s(slowInstall(false, true));
   s.rebuildFromFollower();
   loseOneReply(s);
   INFO(s.describe());
@@ -239,7 +110,7 @@ TEST_CASE("review14-planted: passing over the sender at its first miss costs a s
 // before its answer arrives: on 2f3c2e1 node 2 is passed over at the first, node 3 asks leader 1
 // and is streamed a second snapshot; node 2's answer, arriving 10 ms later, cannot bring it back.
 TEST_CASE("review14: a round trip to the snapshot's sender above one heartbeat costs a second snapshot", "[review14]") {
-  Scenario s;
+  CatchupScenario s(slowInstall());
   s.rebuildFromFollower();
   s.delayOf = [](const Frame& f) { return between(f, 2, 3) ? std::uint64_t{30'000} : std::uint64_t{0}; };
   s.catchUp();
@@ -249,7 +120,7 @@ TEST_CASE("review14: a round trip to the snapshot's sender above one heartbeat c
 // Control: the same scenario with nothing lost or slow after the install: node 3 catches up from
 // node 2 with the one snapshot (passes on 2f3c2e1).
 TEST_CASE("review14-probe: with every reply in time the sender's slots suffice", "[review14-probe]") {
-  Scenario s;
+  CatchupScenario s(slowInstall());
   s.rebuildFromFollower();
   s.catchUp();
   checkOneSnapshot(s);
@@ -259,7 +130,7 @@ TEST_CASE("review14-probe: with every reply in time the sender's slots suffice",
 // bug of 67e9506, i.e. the behaviour before it), nothing lost: a second snapshot, so what the two
 // tests above count is what 67e9506 set out to save.
 TEST_CASE("review14-probe: with catch-up from the leader, the install is followed by a second snapshot", "[review14-probe]") {
-  Scenario s(true);
+  CatchupScenario s(slowInstall(true));
   s.rebuildFromFollower();
   s.catchUp();
   INFO(s.describe());

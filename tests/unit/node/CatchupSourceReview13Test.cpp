@@ -37,128 +37,11 @@
 #include <memory>
 #include <set>
 
-#include "tests/unit/node/NodeNetHelpers.h"
+#include "tests/unit/node/CatchupScenario.h"
 
 using namespace warden::tests::node;
 
 namespace {
-
-
-bool between(const Frame& f, NodeId a, NodeId b) { return (f.from == a && f.to == b) || (f.from == b && f.to == a); }
-
-
-enum class Until { InstallBegun, Installed };
-
-struct Scenario {
-  std::unique_ptr<NodeNet> net;
-  int written = 0, answered = 0, failed = 0;
-  // Node 3's ordinary (nonce 0) catch-up requests by destination, once `counting`.
-  std::map<NodeId, std::size_t> requests;
-  std::size_t requestsCut = 0;  // node 3's nonce-0 requests to node 2 lost on a cut link (seen twice each)
-  bool counting = false;
-  std::set<std::uint64_t> lostStreams;  // node 1's rebuild stream to node 3: lost for good
-
-  explicit Scenario(bool leaderPath) {
-    net = std::make_unique<NodeNet>(3, ClusterOptions::Bugs{}, [leaderPath](NodeId, ClusterOptions& o) {
-      o.retainedSlots = 10;
-      o.snapshotChunkBytes = 400;
-      o.installStepBytes = 200;  // a few rows a turn: an install takes about a second
-      o.paxos.bugs.catchupFromLeaderAfterInstall = leaderPath;
-    });
-  }
-
-  void submit(NodeId via) {
-    net->core(via).submit(createCommand("/w" + std::to_string(written++), 40), [this](CommandResult r) {
-      if (r.status == Status::Ok) {
-        ++answered;
-      } else {
-        ++failed;
-      }
-    });
-  }
-
-  // Sees every frame the net hands over: counts node 3's catch-up requests.
-  bool see(const Frame& f) {
-    if (counting && f.from == 3 && f.is("CatchupRequest")) {
-      const auto m = f.paxos();
-      if (std::get<paxos::CatchupRequest>(m->payload).nonce == 0) ++requests[f.to];
-    }
-    return true;
-  }
-  bool lost(const Frame& f) { return isChunkTo(f, 3) && f.from == 1 && lostStreams.count(streamOf(f)); }
-
-  // Runs `ticking` (writes through leader 1 every `every` steps) until `done`, for up to `steps`
-  // steps, dropping what `cut` names.
-  void run(const std::vector<NodeId>& ticking, int every, const std::function<bool()>& done, int steps,
-           const std::function<bool(const Frame&)>& cut = none) {
-    int step = 0;
-    net->runUntil(ticking, [&](const Frame& f) { return see(f); }, [&] {
-      if (step++ % every == 0 && written < 3'000) submit(1);
-      return done();
-    }, [&](const Frame& f) { return lost(f) || cut(f); }, steps);
-  }
-
-  // Leader 1, 400 writes, node 3 wiped and rebuilt from node 2's stream under a write every
-  // other step (node 1's stream to it is lost); returns once node 3 has begun installing it, or
-  // has installed it.
-  void rebuildFromFollower(Until until) {
-    NodeNet& n = *net;
-    elect(n, 1);
-    for (int i = 0; i < 400; ++i) {
-      const int before = answered;
-      submit(1);
-      n.runUntil({1, 2, 3}, all, [&] { return answered > before; });
-      REQUIRE(answered > before);
-    }
-    REQUIRE(n.replica(1)->compactedUpTo() > 1);
-    REQUIRE(n.replica(2)->compactedUpTo() > 1);
-    n.wipe(3);
-    n.restart(3);
-    NodeId taken = 0;
-    auto deliver = [&](const Frame& f) {
-      if (isAckFrom(f, 3) && !taken) taken = f.to;
-      return see(f);
-    };
-    auto drop = [&](const Frame& f) {
-      if (!taken && isChunkTo(f, 3) && f.from == 1) lostStreams.insert(streamOf(f));
-      return lost(f);
-    };
-    int step = 0;
-    n.runUntil({1, 2, 3}, deliver, [&] {
-      if (step++ % 2 == 0) submit(1);
-      return until == Until::InstallBegun ? taken && installing(n, 3) : count(n, 3, "installed a snapshot") > 0;
-    }, drop, 3'000);
-    REQUIRE(taken == 2);
-    if (until == Until::InstallBegun) {
-      REQUIRE(installing(n, 3));
-    } else {
-      REQUIRE(count(n, 3, "installed a snapshot from node 2") == 1);
-    }
-  }
-
-  bool caughtUp(NodeId id, NodeId leader) {
-    return !installing(*net, id) && net->core(id).applied() == net->core(leader).applied() &&
-           revisionOf(*net, id) == revisionOf(*net, leader);
-  }
-
-  std::string describe() {
-    std::string text = "node 3's nonce-0 catch-up requests after the install:";
-    for (auto [to, k] : requests) text += " " + std::to_string(k) + " to node " + std::to_string(to) + ";";
-    text += " " + std::to_string(requestsCut / 2) + " to node 2 lost on a cut link;";
-    text += " node 3 learner: " + std::to_string(net->replica(3) ? net->replica(3)->isLearner() : -1);
-    text += ", commit index 3/1: " + std::to_string(net->replica(3) ? net->replica(3)->commitIndex() : 0) + "/" +
-            std::to_string(net->replica(1)->commitIndex());
-    text += "; writes " + std::to_string(written) + " answered " + std::to_string(answered) + " failed " + std::to_string(failed);
-    for (NodeId id : {1, 3}) {
-      for (const auto& line : net->logs[id]) {
-        if (line.find("snapshot") != std::string::npos) text += "\n  " + std::to_string(id) + ": " + line;
-      }
-    }
-    text += "\n  node 1 leads: " + std::to_string(net->leads(1)) + ", node 3 leader hint: " +
-            std::to_string(net->replica(3) ? net->replica(3)->leaderHint() : 0);
-    return text;
-  }
-};
 
 // Schedule A: the snapshot's sender crashes (for good: a machine lost) while the receiver
 // installs its snapshot, once every chunk is acknowledged. Node 3 already has every member's
@@ -168,7 +51,7 @@ struct Scenario {
 // majority for an election timeout (node 3's acks as a learner do not count), steps down, and
 // with no leader left node 3 asks nobody: no write is chosen again while node 2 stays down.
 void senderCrashesWhileReceiverInstalls(bool leaderPath) {
-  Scenario s(leaderPath);
+  CatchupScenario s({.leaderPath = leaderPath});
   s.rebuildFromFollower(Until::Installed);
   NodeNet& n = *s.net;
   n.crash(2);
@@ -190,13 +73,13 @@ void senderCrashesWhileReceiverInstalls(bool leaderPath) {
 // leader 1; on 67e9506 it asks node 2, unreachable, every heartbeat, for as long as the link is
 // down, and never applies again (as a learner: one more failure and no majority is left).
 void senderCutOffWhileReceiverInstalls(bool leaderPath) {
-  Scenario s(leaderPath);
+  CatchupScenario s({.leaderPath = leaderPath});
   s.rebuildFromFollower(Until::InstallBegun);
   NodeNet& n = *s.net;
   s.counting = true;
   const auto cut = [&](const Frame& f) {
     if (!between(f, 2, 3)) return false;
-    if (f.from == 3 && f.is("CatchupRequest") && std::get<paxos::CatchupRequest>(f.paxos()->payload).nonce == 0) ++s.requestsCut;
+    if (f.from == 3 && f.is("CatchupRequest") && nonceOf(f) == 0) ++s.requestsCut;
     return true;
   };
   s.run({1, 2, 3}, 4, [&] { return !n.replica(3)->isLearner() && s.caughtUp(3, 1); }, 1'500, cut);
@@ -235,7 +118,7 @@ namespace {
 // something never clears it), so on 67e9506 node 3 asks dead node 2 forever. (1 and 3 are the
 // majority: writes go on with node 3's vote, but node 3 never applies again.)
 void laterCatchupAfterSenderCrash(bool leaderPath) {
-  Scenario s(leaderPath);
+  CatchupScenario s({.leaderPath = leaderPath});
   s.rebuildFromFollower(Until::Installed);
   NodeNet& n = *s.net;
   s.run({1, 2, 3}, 4, [&] { return !n.replica(3)->isLearner() && s.caughtUp(3, 1) && s.answered + s.failed == s.written; }, 1'000);
@@ -271,7 +154,7 @@ TEST_CASE("review13-probe: with catch-up from the leader a later catch-up does n
 // nodes are up and no write is chosen until node 2 returns. (Two nodes out at once in a 3-node
 // cluster: beyond what the design promises, so open, not a fault of this review.)
 TEST_CASE("review13-open: a learner whose install outlasts the leader's lone leadership waits for the dead member", "[.][review13-open]") {
-  Scenario s(true);
+  CatchupScenario s({.leaderPath = true});
   s.rebuildFromFollower(Until::InstallBegun);
   NodeNet& n = *s.net;
   n.crash(2);
@@ -288,7 +171,7 @@ TEST_CASE("review13-open: a learner whose install outlasts the leader's lone lea
 // passes it over (nothing new from its source) and catches up, at the cost of a second snapshot
 // (the hold of NodeCore::compactionPoint does not survive the sender's restart). Passes on 67e9506.
 TEST_CASE("review13-probe: a receiver whose snapshot sender restarted after sending catches up", "[review13-probe]") {
-  Scenario s(false);
+  CatchupScenario s;
   s.rebuildFromFollower(Until::Installed);
   NodeNet& n = *s.net;
   n.crash(2);
