@@ -87,6 +87,14 @@ long long Args::number(const std::string& name, long long fallback, long long mi
   return value;
 }
 
+bool asksForHelp(const std::vector<std::string>& argv) {
+  for (const auto& arg : argv) {
+    if (arg == "--") return false;
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
+
 void Args::allow(const std::set<std::string>& known) const {
   for (const auto& name : given_) {
     if (!known.count(name)) throw UsageError("unknown flag --" + name);

@@ -44,4 +44,7 @@ class Args {
   std::optional<std::size_t> afterDashes_;
 };
 
+// "--help" or "-h" among the flags (before any "--"): the command prints its usage and exits 0.
+bool asksForHelp(const std::vector<std::string>& argv);
+
 }  // namespace warden::api

@@ -187,6 +187,10 @@ constexpr const char* kBenchUsage =
 }  // namespace
 
 int runBench(const std::vector<std::string>& argv) {
+  if (asksForHelp(argv)) {
+    std::cout << "usage: " << kBenchUsage << "\n";
+    return 0;
+  }
   BenchConfig config;
   try {
     config = parseConfig(argv);

@@ -553,15 +553,6 @@ class Cli {
   std::string lastEndpoint_;  // the endpoint of the last answer, for messages
 };
 
-// "--help" or "-h" among the flags (before any "--").
-bool asksForHelp(const std::vector<std::string>& args) {
-  for (const auto& arg : args) {
-    if (arg == "--") return false;
-    if (arg == "--help" || arg == "-h") return true;
-  }
-  return false;
-}
-
 int report(ExitCode code, const std::string& message) {
   std::cerr << "warden: " << oneLine(message) << std::endl;
   return static_cast<int>(code);

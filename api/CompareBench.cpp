@@ -325,6 +325,10 @@ constexpr const char* kUsage =
 }  // namespace
 
 int runCompareBench(const std::vector<std::string>& argv) {
+  if (asksForHelp(argv)) {
+    std::cout << "usage: " << kUsage << "\n";
+    return 0;
+  }
   Config c;
   try {
     c = parseConfig(argv);

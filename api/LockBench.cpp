@@ -121,6 +121,10 @@ constexpr const char* kUsage =
 }  // namespace
 
 int runLockBench(const std::vector<std::string>& argv) {
+  if (asksForHelp(argv)) {
+    std::cout << "usage: " << kUsage << "\n";
+    return 0;
+  }
   Config c;
   try {
     c = parseConfig(argv);

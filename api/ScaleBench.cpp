@@ -354,6 +354,10 @@ std::string nodePath(const Args& args, const char* name, const std::string& fall
 }  // namespace
 
 int runScaleBench(const std::vector<std::string>& argv) {
+  if (asksForHelp(argv)) {
+    std::cout << kUsage;
+    return 0;
+  }
   std::string action;
   LoadConfig load_;
   ReadyConfig ready_;

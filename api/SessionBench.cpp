@@ -114,9 +114,17 @@ void keepAlive(const Config& c, const std::vector<std::string>& ids, Tally& tall
   elapsed = std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+constexpr const char* kUsage =
+    "usage: warden bench-sessions [--endpoints URL[,URL...]] [--sessions 100000] [--ttl 30000]\n"
+    "                             [--duration 60] [--connections 64] [--leader-pid PID]\n";
+
 }  // namespace
 
 int runSessionBench(const std::vector<std::string>& argv) {
+  if (asksForHelp(argv)) {
+    std::cout << kUsage;
+    return 0;
+  }
   Config c;
   try {
     Args args(argv, {});
@@ -128,9 +136,7 @@ int runSessionBench(const std::vector<std::string>& argv) {
     c.connections = static_cast<std::size_t>(args.number("connections", 64, 1, 1000));
     c.leaderPid = static_cast<long>(args.number("leader-pid", 0, 0, 1 << 30));
   } catch (const std::exception& e) {
-    std::cerr << "warden bench-sessions: " << e.what() << "\n"
-              << "usage: warden bench-sessions [--endpoints URL[,URL...]] [--sessions 100000] [--ttl 30000]\n"
-                 "                             [--duration 60] [--connections 64] [--leader-pid PID]\n";
+    std::cerr << "warden bench-sessions: " << e.what() << "\n" << kUsage;
     return 2;
   }
   try {

@@ -505,6 +505,10 @@ bool run(const Config& c) {
 }  // namespace
 
 int runWatchBench(const std::vector<std::string>& argv) {
+  if (asksForHelp(argv)) {
+    std::cout << "usage: " << kUsage << "\n";
+    return 0;
+  }
   Config config;
   try {
     config = parseConfig(argv);

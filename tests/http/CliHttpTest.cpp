@@ -328,6 +328,19 @@ TEST_CASE("warden version and warden --version print the version") {
   CHECK(runWarden({"version", "extra"}).exitCode == 2);
 }
 
+// (Named "bench ..." so that the sanitizer passes, whose warden has no load generators, skip it.)
+TEST_CASE("bench commands print their usage for --help or -h and exit 0") {
+  for (const char* command : {"bench", "bench-sessions", "bench-watch", "bench-locks", "bench-compare", "bench-scale"}) {
+    for (const char* flag : {"--help", "-h"}) {
+      INFO(command << " " << flag);
+      const auto run = runWarden({command, flag});
+      CHECK(run.exitCode == 0);
+      CHECK(run.out.starts_with(std::string("usage: warden ") + command + " "));
+    }
+  }
+  CHECK(runWarden({"bench", "--connections"}).exitCode == 2);  // a valued flag without its value is still an error
+}
+
 TEST_CASE("get --children prints only the children's names and ls follows the server's pages") {
   TestServer server;
   const std::string ep = server.endpoint();
