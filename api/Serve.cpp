@@ -20,6 +20,7 @@
 #include "api/HttpServer.h"
 #include "api/Router.h"
 #include "coordinator/Node.h"
+#include "coordinator/ThreadName.h"
 
 namespace warden::api {
 
@@ -300,7 +301,8 @@ int runServe(const std::vector<std::string>& argv) {
 
     std::vector<std::thread> pool;
     for (auto& worker : workers) {
-      pool.emplace_back([&worker] {
+      pool.emplace_back([&worker, n = pool.size()] {
+        coordinator::nameThisThread("warden-http" + std::to_string(n + 1));
         auto guard = net::make_work_guard(*worker);
         worker->run();
       });

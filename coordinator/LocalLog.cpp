@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "coordinator/ThreadName.h"
+
 namespace warden::coordinator {
 
 namespace {
@@ -37,7 +39,10 @@ LocalLog::LocalLog(storage::Env& env, const StateMachine& stateMachine, WallCloc
   // Likewise each lock-delay runs its whole length from this start.
   for (const auto& d : stateMachine_.lockDelays(txn)) lockDelays_.started(d.lock, d.revision, d.delayMs, steadyMs());
   txn.commit();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    nameThisThread("warden-driver");
+    run();
+  });
 }
 
 LocalLog::~LocalLog() { stop(); }

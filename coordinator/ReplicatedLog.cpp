@@ -6,6 +6,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "coordinator/ThreadName.h"
+
 namespace warden::coordinator {
 
 namespace net = boost::asio;
@@ -75,10 +77,14 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
                                            std::move(onApplied));
   transport_->start();
   ioThread_ = std::thread([this] {
+    nameThisThread("warden-peers");
     auto guard = net::make_work_guard(ioc_);
     ioc_.run();
   });
-  driver_ = std::thread([this] { run(); });
+  driver_ = std::thread([this] {
+    nameThisThread("warden-driver");
+    run();
+  });
 }
 
 ReplicatedLog::~ReplicatedLog() { stop(); }
@@ -98,7 +104,10 @@ void ReplicatedLog::stop() {
 }
 
 ReplicatedLog::WorkerThread::WorkerThread(std::function<void(Continuation)> deliver)
-    : deliver_(std::move(deliver)), thread_([this] { loop(); }) {}
+    : deliver_(std::move(deliver)), thread_([this] {
+        nameThisThread("warden-worker");
+        loop();
+      }) {}
 
 void ReplicatedLog::WorkerThread::run(Job job) {
   {

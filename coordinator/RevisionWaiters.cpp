@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <vector>
 
+#include "coordinator/ThreadName.h"
+
 namespace warden::coordinator {
 
-RevisionWaiters::RevisionWaiters(std::size_t maxWaiters) : maxWaiters_(maxWaiters), thread_([this] { run(); }) {}
+RevisionWaiters::RevisionWaiters(std::size_t maxWaiters) : maxWaiters_(maxWaiters), thread_([this] {
+        nameThisThread("warden-waiters");
+        run();
+      }) {}
 
 RevisionWaiters::~RevisionWaiters() { stop(); }
 

@@ -3,14 +3,21 @@
 #include <vector>
 
 #include "coordinator/Path.h"
+#include "coordinator/ThreadName.h"
 
 namespace warden::coordinator::watch {
 
 WatchHub::WatchHub(Limits limits, std::size_t maxWatchers, std::uint64_t revision)
     : maxWatchers_(maxWatchers),
       history_(limits, revision),
-      wakeThread_([this] { runWakes(); }),
-      timerThread_([this] { runTimers(); }) {}
+      wakeThread_([this] {
+        nameThisThread("warden-watches");
+        runWakes();
+      }),
+      timerThread_([this] {
+        nameThisThread("warden-wtimers");
+        runTimers();
+      }) {}
 
 void WatchHub::stop() {
   {

@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <thread>
@@ -50,6 +52,21 @@ TEST_CASE("SIGTERM and SIGINT stop the node cleanly with exit status 0") {
   status = server.stop(SIGINT);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a node names its threads for top -H and perf") {
+  TestServer server;
+  std::set<std::string> names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(server.pid()) + "/task")) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    names.insert(name);
+  }
+  INFO(names.size() << " names");
+  for (const char* expected : {"warden", "warden-driver", "warden-http1", "warden-watches", "warden-wtimers",
+                               "warden-waiters"}) {
+    CHECK(names.count(expected) == 1);
+  }
 }
 
 TEST_CASE("concurrent writers over many connections all succeed with distinct revisions") {

@@ -31,6 +31,7 @@ class TestServer {
   int stop(int signal);   // sends the signal, waits up to 15 s; the exit status as from waitpid
   void kill9() { stop(9); }
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   int port() const { return port_; }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
