@@ -52,7 +52,10 @@ std::string dataOf(const json& body) {
 
 std::string oneLine(std::string text) {
   constexpr std::size_t kMax = 1000;
-  if (text.size() > kMax) text = text.substr(0, kMax) + "...";
+  if (text.size() > kMax) {
+    text.resize(kMax);
+    text += "...";
+  }
   for (char& c : text) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   }

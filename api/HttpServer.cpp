@@ -10,8 +10,7 @@ namespace net = boost::asio;
 
 HttpServer::HttpServer(net::io_context& ioc, const net::ip::tcp::endpoint& endpoint, Router& router,
                        HttpLimits limits, std::vector<net::io_context*> connectionContexts)
-    : ioc_(ioc),
-      contexts_(std::move(connectionContexts)),
+    : contexts_(std::move(connectionContexts)),
       acceptor_(ioc),
       retry_(ioc),
       router_(router),

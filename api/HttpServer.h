@@ -44,7 +44,6 @@ class HttpServer {
  private:
   void doAccept();
 
-  boost::asio::io_context& ioc_;
   std::vector<boost::asio::io_context*> contexts_;  // for connections, in turn
   std::size_t nextContext_ = 0;
   boost::asio::ip::tcp::acceptor acceptor_;
