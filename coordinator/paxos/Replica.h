@@ -67,6 +67,9 @@ struct ReplicaConfig {
     // pass over the snapshot's sender at its first unanswered request, or at an answer with
     // nothing new (a stale one): as 2f3c2e1 did (review14: a second snapshot)
     bool catchupSourceOneMiss = false;
+    // end the sender's turn at a late leader message's commit index, or at a late "snapshot
+    // needed" for a slot an install since covers: as 469b5b6 did (review15: a second snapshot)
+    bool catchupSourceLateAnswers = false;
   } bugs;
 };
 
@@ -189,6 +192,9 @@ class Replica {
   // kCatchupSourceMisses it is passed over (expireCatchupRequest).
   std::uint32_t catchupSourceMisses_ = 0;
   static constexpr std::uint32_t kCatchupSourceMisses = 2;
+  // The highest commit index a leader's message has carried (this process): catching up to a late
+  // message's lower one is not catching up (learnCommit, review15).
+  Slot highestLeaderCommit_ = 0;
   Time lastLeaderContact_ = 0;  // when a leader other than this replica last spoke to it; 0: never
   bool preVoting_ = false;
   Ballot preVoteBallot_;

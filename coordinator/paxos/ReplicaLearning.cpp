@@ -83,7 +83,13 @@ void Replica::learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader) {
     commitIndex_ = s;
   }
   advanceCommit();
-  if (commitIndex_ >= leaderCommit) catchupSource_ = 0;  // caught up: the next lag is the leader's to fill
+  // Caught up: the next lag is the leader's to fill. Caught up to the highest commit index heard,
+  // not to this message's: a heartbeat sent before the snapshot was taken and delivered after the
+  // install (or a deposed leader's, which a learner follows) carries one the snapshot covers, and
+  // the leader has most likely compacted the slots the sender kept (review15).
+  highestLeaderCommit_ = std::max(highestLeaderCommit_, leaderCommit);
+  const Slot caughtUpTo = config_.bugs.catchupSourceLateAnswers ? leaderCommit : highestLeaderCommit_;
+  if (commitIndex_ >= caughtUpTo) catchupSource_ = 0;
   if (commitIndex_ < leaderCommit && leader != config_.id) {
     expireCatchupRequest();
     requestCatchup(catchupSource_ != 0 ? catchupSource_ : leader);
@@ -159,8 +165,12 @@ void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
   // The snapshot's sender has given all it knows (or compacted it): the rest is the leader's. Only
   // an answer with no slot at all says so: one whose slots are all known here already answers an
   // older request, or one for the same slots another answer of the sender's brought (review14).
+  // Nor does a "snapshot needed" whose compacted point is below the slot wanted now: it answers a
+  // request from before an install (of the sender's new snapshot, say), and the sender holds
+  // the slots after it (review15).
   if (from == catchupSource_) catchupSourceMisses_ = 0;
-  const bool nothingThere = m.entries.empty() || config_.bugs.catchupSourceOneMiss;
+  const bool late = m.snapshotNeeded && m.compactedUpTo <= commitIndex_ && !config_.bugs.catchupSourceLateAnswers;
+  const bool nothingThere = (m.entries.empty() && !late) || config_.bugs.catchupSourceOneMiss;
   if (from == catchupSource_ && m.nonce == 0 && commitIndex_ == before && nothingThere) catchupSource_ = 0;
   advanceCommit();
 }

@@ -28,7 +28,15 @@
 //    the receiver installs (catchupSource_ = the sender again); the second answer, seconds late,
 //    arrives after that install and passes the sender over again, though its compacted point is
 //    now below the slot the receiver needs. Core test only.
-// [review15] fail on 469b5b6; the fix is the next commit.
+// [review15] fail on 469b5b6 and pass with the fix (the commit after the one adding them):
+// learnCommit ends the sender's turn once the receiver has caught up to the highest commit index
+// a leader's message has carried (Replica::highestLeaderCommit_), not the message's own; and a
+// "snapshot needed" whose compacted point is at or below the receiver's commit index answers an
+// older request and passes nobody over. Planted: ReplicaConfig::Bugs::catchupSourceLateAnswers
+// ([review15-planted]). Left as is: an EMPTY answer (no "snapshot needed") that is late is
+// indistinguishable from a current one (a CatchupReply does not say which slot was asked for);
+// it can only come from a sender that had nothing beyond the receiver's commit index then, and
+// costs the same at most.
 
 #include <catch2/catch.hpp>
 
@@ -59,7 +67,8 @@ struct Core {
   NodeId leaderId = 1;
   px::ReplicaConfig config;
 
-  explicit Core(bool wiped = false) {
+  explicit Core(bool wiped = false, bool lateAnswers = false) {
+    config.bugs.catchupSourceLateAnswers = lateAnswers;
     config.id = 3;
     config.members = {1, 2, 3};
     r = std::make_unique<px::Replica>(config, px::DurableState{}, 0, wiped, random, now);
@@ -95,7 +104,7 @@ struct Core {
 // Schedule A in the core. Replica 3 installed slots up to 100 from node 2 (the leader, 1, has
 // compacted them). A heartbeat of leader 1 sent before node 2 took its snapshot (commit index 90)
 // arrives only now; node 2 holds 101..300.
-TEST_CASE("review15: a late heartbeat whose commit index the snapshot covers does not end the sender's turn", "[review15][!mayfail]") {
+TEST_CASE("review15: a late heartbeat whose commit index the snapshot covers does not end the sender's turn", "[review15]") {
   Core x;
   x.heartbeat(0);
   x.now += 1'000;
@@ -133,7 +142,7 @@ TEST_CASE("review15: a late heartbeat whose commit index the snapshot covers doe
 
 // Schedule A for a learner: a wiped replica follows any ballot (it has forgotten its promises),
 // so a deposed leader's heartbeat, commit index 90, ends node 2's turn as well.
-TEST_CASE("review15: a deposed leader's heartbeat does not end a learner's sender's turn", "[review15][!mayfail]") {
+TEST_CASE("review15: a deposed leader's heartbeat does not end a learner's sender's turn", "[review15]") {
   Core x(true);
   REQUIRE(x.r->isLearner());
   x.heartbeat(0);
@@ -157,7 +166,7 @@ TEST_CASE("review15: a deposed leader's heartbeat does not end a learner's sende
 // first answer is slow); the first answer, "snapshot needed", passes node 2 over and node 2
 // streams a snapshot up to 500, which node 3 installs: node 2 is its sender again, and holds
 // 501.. . The second answer to a request for 101 arrives only now.
-TEST_CASE("review15: a late 'snapshot needed' for a slot a later install covers does not pass the sender over", "[review15][!mayfail]") {
+TEST_CASE("review15: a late 'snapshot needed' for a slot a later install covers does not pass the sender over", "[review15]") {
   Core x;
   x.heartbeat(0);
   x.handle(x.r->installSnapshot(100, x.now, 2));
@@ -177,6 +186,37 @@ TEST_CASE("review15: a late 'snapshot needed' for a slot a later install covers 
   x.step(2, Core::snapshotNeeded(500));  // seconds late: the answer to the second request for 101
   x.now += 1'000;
   CHECK(x.heartbeat(700) == std::vector<NodeId>{2});  // on 469b5b6: {1}
+}
+
+// The fix's planted bug (ReplicaConfig::Bugs::catchupSourceLateAnswers, 469b5b6's rules back):
+// both late answers pass node 2 over again.
+TEST_CASE("review15-planted: a late heartbeat or a late 'snapshot needed' ends the sender's turn", "[review15-planted]") {
+  SECTION("the late heartbeat") {
+    Core x(false, true);
+    x.heartbeat(0);
+    x.now += 1'000;
+    x.heartbeat(250);
+    x.handle(x.r->installSnapshot(100, x.now, 2));
+    x.now += 1'000;
+    CHECK(x.heartbeat(90).empty());
+    x.now += 1'000;
+    CHECK(x.heartbeat(300) == std::vector<NodeId>{1});
+  }
+  SECTION("the late 'snapshot needed'") {
+    Core x(false, true);
+    x.heartbeat(0);
+    x.handle(x.r->installSnapshot(100, x.now, 2));
+    x.now += 1'000;
+    REQUIRE(x.heartbeat(600) == std::vector<NodeId>{2});
+    x.now += 1'000;
+    x.step(2, Core::snapshotNeeded(500));
+    x.r->beginInstall();
+    x.now += 1'000'000;
+    x.handle(x.r->installSnapshot(500, x.now, 2));
+    x.step(2, Core::snapshotNeeded(500));
+    x.now += 1'000;
+    CHECK(x.heartbeat(700) == std::vector<NodeId>{1});
+  }
 }
 
 // Probes (pass on 469b5b6): the counter.
@@ -360,7 +400,7 @@ struct Scenario {
 // on 469b5b6 node 3 takes itself for caught up, clears catchupSource_, asks leader 1 (compacted)
 // and is streamed a second snapshot; node 2, holding every slot after its snapshot, is never
 // asked.
-TEST_CASE("review15: a heartbeat delayed past the install does not cost a second snapshot", "[review15][!mayfail]") {
+TEST_CASE("review15: a heartbeat delayed past the install does not cost a second snapshot", "[review15]") {
   Scenario s;
   s.rebuildFromFollowerHoldingAHeartbeat();
   s.release();
