@@ -140,57 +140,8 @@ TEST_CASE("review14-probe: with catch-up from the leader, the install is followe
 // ---- the Paxos core alone -------------------------------------------------------------------
 
 namespace {
-
 namespace px = warden::coordinator::paxos;
-
-// Replica 3 of 3 following leader 1 (ballot {1,1}); `wiped`: it starts as a learner.
-struct Core {
-  warden::tests::SplitMixRandom random;
-  warden::tests::MemoryLogStore store;
-  std::unique_ptr<px::Replica> r;
-  px::Time now = 1'000'000;
-  px::Ballot leader{1, 1};
-  NodeId leaderId = 1;
-  px::ReplicaConfig config;
-  std::vector<px::Message> sent;  // everything the last call sent
-
-  explicit Core(bool wiped = false) {
-    config.id = 3;
-    config.members = {1, 2, 3};
-    r = std::make_unique<px::Replica>(config, px::DurableState{}, 0, wiped, random, now);
-  }
-
-  // The nonce-0 catch-up requests a Ready sends, by destination.
-  std::vector<NodeId> handle(px::Ready ready) {
-    auto proof = store.persist(ready);
-    sent = ready.release(proof);
-    std::vector<NodeId> to;
-    for (auto& m : sent) {
-      if (const auto* c = std::get_if<px::CatchupRequest>(&m.payload); c && c->nonce == 0) to.push_back(m.to);
-    }
-    return to;
-  }
-  std::vector<NodeId> step(NodeId from, px::Payload p) { return handle(r->step(px::Message{from, 3, std::move(p)}, now)); }
-  std::vector<NodeId> heartbeat(px::Slot commit) { return step(leaderId, px::Heartbeat{leader, commit, commit + 1, now}); }
-  std::vector<NodeId> accept(px::Slot slot, px::Slot commit) {
-    return step(leaderId, px::Accept{leader, slot, px::Value{false, {"c"}}, commit, now});
-  }
-  std::vector<NodeId> tick() { return handle(r->tick(now)); }
-  // A nonce-0 reply of `from` holding slots first..last.
-  static px::CatchupReply reply(px::Slot first, px::Slot last, std::uint64_t nonce = 0) {
-    px::CatchupReply m;
-    m.nonce = nonce;
-    for (px::Slot s = first; s <= last; ++s) m.entries.push_back(px::ChosenEntry{s, px::Value{false, {"c"}}});
-    return m;
-  }
-  std::uint64_t nonceSentTo(NodeId to) const {
-    for (const auto& m : sent) {
-      if (const auto* c = std::get_if<px::CatchupRequest>(&m.payload); c && c->nonce != 0 && m.to == to) return c->nonce;
-    }
-    return 0;
-  }
-};
-
+using Core = CatchupCore;
 }  // namespace
 
 // Schedule 1 in the core: replica 3 installed slots up to 100 from node 2, heartbeats say 300 is

@@ -47,58 +47,16 @@
 #include <optional>
 #include <set>
 
-#include "tests/unit/node/NodeNetHelpers.h"
+#include "tests/unit/node/CatchupScenario.h"
 
 using namespace warden::tests::node;
 
 // ---- the Paxos core alone -------------------------------------------------------------------
 
 namespace {
-
 namespace px = warden::coordinator::paxos;
-
-// Replica 3 of 3 following leader 1 (ballot {1,1}); `wiped`: it starts as a learner.
-struct Core {
-  warden::tests::SplitMixRandom random;
-  warden::tests::MemoryLogStore store;
-  std::unique_ptr<px::Replica> r;
-  px::Time now = 1'000'000;
-  px::Ballot leader{1, 1};
-  NodeId leaderId = 1;
-  px::ReplicaConfig config;
-
-  explicit Core(bool wiped = false, bool lateAnswers = false) {
-    config.bugs.catchupSourceLateAnswers = lateAnswers;
-    config.id = 3;
-    config.members = {1, 2, 3};
-    r = std::make_unique<px::Replica>(config, px::DurableState{}, 0, wiped, random, now);
-  }
-
-  // The nonce-0 catch-up requests a Ready sends, by destination.
-  std::vector<NodeId> handle(px::Ready ready) {
-    auto proof = store.persist(ready);
-    std::vector<NodeId> to;
-    for (auto& m : ready.release(proof)) {
-      if (const auto* c = std::get_if<px::CatchupRequest>(&m.payload); c && c->nonce == 0) to.push_back(m.to);
-    }
-    return to;
-  }
-  std::vector<NodeId> step(NodeId from, px::Payload p) { return handle(r->step(px::Message{from, 3, std::move(p)}, now)); }
-  std::vector<NodeId> heartbeat(px::Slot commit) { return step(leaderId, px::Heartbeat{leader, commit, commit + 1, now}); }
-  std::vector<NodeId> tick() { return handle(r->tick(now)); }
-  static px::CatchupReply reply(px::Slot first, px::Slot last) {
-    px::CatchupReply m;
-    for (px::Slot s = first; s <= last; ++s) m.entries.push_back(px::ChosenEntry{s, px::Value{false, {"c"}}});
-    return m;
-  }
-  static px::CatchupReply snapshotNeeded(px::Slot compactedUpTo) {
-    px::CatchupReply m;
-    m.snapshotNeeded = true;
-    m.compactedUpTo = compactedUpTo;
-    return m;
-  }
-};
-
+using Core = CatchupCore;
+constexpr warden::coordinator::paxos::ReplicaConfig::Bugs kLateAnswers{.catchupSourceLateAnswers = true};
 }  // namespace
 
 // Schedule A in the core. Replica 3 installed slots up to 100 from node 2 (the leader, 1, has
@@ -192,7 +150,7 @@ TEST_CASE("review15: a late 'snapshot needed' for a slot a later install covers 
 // both late answers pass node 2 over again.
 TEST_CASE("review15-planted: a late heartbeat or a late 'snapshot needed' ends the sender's turn", "[review15-planted]") {
   SECTION("the late heartbeat") {
-    Core x(false, true);
+    Core x(false, kLateAnswers);
     x.heartbeat(0);
     x.now += 1'000;
     x.heartbeat(250);
@@ -203,7 +161,7 @@ TEST_CASE("review15-planted: a late heartbeat or a late 'snapshot needed' ends t
     CHECK(x.heartbeat(300) == std::vector<NodeId>{1});
   }
   SECTION("the late 'snapshot needed'") {
-    Core x(false, true);
+    Core x(false, kLateAnswers);
     x.heartbeat(0);
     x.handle(x.r->installSnapshot(100, x.now, 2));
     x.now += 1'000;
@@ -267,96 +225,27 @@ TEST_CASE("review15-probe: the two-miss counter", "[review15-probe]") {
 
 namespace {
 
-std::uint64_t nonceOf(const Frame& f) {
-  const auto m = f.paxos();
-  if (!m) return 0;
-  if (const auto* r = std::get_if<paxos::CatchupRequest>(&m->payload)) return r->nonce;
-  return 0;
-}
+// As in CatchupReview14Test, but for a heartbeat of leader 1 to node 3 held back before the wipe
+// (its commit index: every write so far), handed over by release().
+struct Scenario : CatchupScenario {
+  std::optional<Frame> held;
 
-// Leader 1 of 3 under steady writes, node 3's disk wiped; node 3 rebuilds from FOLLOWER 2's
-// stream (node 1's rebuild stream to it is lost), as in CatchupReview14Test.
-struct Scenario {
-  std::unique_ptr<NodeNet> net;
-  int written = 0, answered = 0, failed = 0;
-  bool counting = false;
-  std::map<NodeId, std::size_t> requests;   // node 3's nonce-0 catch-up requests, once counting
-  std::set<std::uint64_t> lostStreams;      // node 1's rebuild streams to node 3: lost for good
-  std::set<std::uint64_t> laterStreams;     // node 1's streams to node 3 that node 3 staged, once counting
-  std::optional<Frame> held;                // a heartbeat of node 1 to node 3, held back
+  Scenario() : CatchupScenario(CatchupOptions{.installStepBytes = 20}) {}
 
-  Scenario() {
-    net = std::make_unique<NodeNet>(3, ClusterOptions::Bugs{}, [](NodeId, ClusterOptions& o) {
-      o.retainedSlots = 10;
-      o.snapshotChunkBytes = 400;
-      o.installStepBytes = 20;  // a row a turn: an install takes a few seconds, the leader compacts meanwhile
-    });
-  }
-
-  void submit(NodeId via) {
-    net->core(via).submit(createCommand("/w" + std::to_string(written++), 40), [this](CommandResult r) {
-      if (r.status == Status::Ok) {
-        ++answered;
-      } else {
-        ++failed;
-      }
-    });
-  }
-
-  bool see(const Frame& f) {
-    if (counting && f.from == 3 && f.is("CatchupRequest") && nonceOf(f) == 0) ++requests[f.to];
-    if (counting && isAckFrom(f, 3) && f.to == 1) laterStreams.insert(streamOf(f));
-    return true;
-  }
-  bool lost(const Frame& f) { return isChunkTo(f, 3) && f.from == 1 && lostStreams.count(streamOf(f)); }
-
-  void run(const std::vector<NodeId>& ticking, int every, const std::function<bool()>& done, int steps) {
-    int step = 0;
-    net->runUntil(ticking, [&](const Frame& f) { return see(f); }, [&] {
-      if (step++ % every == 0 && written < 3'000) submit(1);
-      return done();
-    }, [&](const Frame& f) { return lost(f); }, steps);
-  }
-
-  // 400 writes, then quiet until every node has applied them; a heartbeat of leader 1 to node 3
-  // is held back (its commit index: every write so far); node 3 wiped; node 3 rebuilds from node
-  // 2's stream under a write every other step. Returns the held heartbeat's commit index.
+  // Returns the held heartbeat's commit index.
   std::uint64_t rebuildFromFollowerHoldingAHeartbeat() {
     NodeNet& n = *net;
-    elect(n, 1);
-    for (int i = 0; i < 400; ++i) {
-      const int before = answered;
-      submit(1);
-      n.runUntil({1, 2, 3}, all, [&] { return answered > before; });
-      REQUIRE(answered > before);
-    }
-    n.runUntil({1, 2, 3}, all, [&] { return n.core(2).applied() == n.core(1).applied() && n.core(3).applied() == n.core(1).applied(); });
-    const auto heartbeatTo3 = [](const Frame& f) { return f.from == 1 && f.to == 3 && f.is("Heartbeat"); };
-    n.runUntil({1, 2, 3}, [&](const Frame& f) { return !heartbeatTo3(f); }, [&] { return n.inflight(heartbeatTo3) > 0; });
-    auto taken1 = n.take(heartbeatTo3);
-    REQUIRE(!taken1.empty());
-    held = taken1.front();
-    const std::uint64_t heldCommit = std::get<paxos::Heartbeat>(held->paxos()->payload).commitIndex;
-    REQUIRE(n.core(2).applied() >= heldCommit);
-    REQUIRE(n.replica(1)->compactedUpTo() > 1);
-    n.wipe(3);
-    n.restart(3);
-    NodeId taken = 0;
-    auto deliver = [&](const Frame& f) {
-      if (isAckFrom(f, 3) && !taken) taken = f.to;
-      return see(f);
-    };
-    auto drop = [&](const Frame& f) {
-      if (!taken && isChunkTo(f, 3) && f.from == 1) lostStreams.insert(streamOf(f));
-      return lost(f);
-    };
-    int step = 0;
-    n.runUntil({1, 2, 3}, deliver, [&] {
-      if (step++ % 2 == 0) submit(1);
-      return count(n, 3, "installed a snapshot") > 0;
-    }, drop, 3'000);
-    REQUIRE(taken == 2);
-    REQUIRE(count(n, 3, "installed a snapshot from node 2") == 1);
+    std::uint64_t heldCommit = 0;
+    rebuildFromFollower(Until::Installed, [&] {
+      n.runUntil({1, 2, 3}, all, [&] { return n.core(2).applied() == n.core(1).applied() && n.core(3).applied() == n.core(1).applied(); });
+      const auto heartbeatTo3 = [](const Frame& f) { return f.from == 1 && f.to == 3 && f.is("Heartbeat"); };
+      n.runUntil({1, 2, 3}, [&](const Frame& f) { return !heartbeatTo3(f); }, [&] { return n.inflight(heartbeatTo3) > 0; });
+      auto taken = n.take(heartbeatTo3);
+      REQUIRE(!taken.empty());
+      held = taken.front();
+      heldCommit = std::get<paxos::Heartbeat>(held->paxos()->payload).commitIndex;
+      REQUIRE(n.core(2).applied() >= heldCommit);
+    });
     REQUIRE(heldCommit <= n.replica(3)->commitIndex());
     return heldCommit;
   }
@@ -367,28 +256,6 @@ struct Scenario {
     net->core(held->to).peerFrame(held->from, held->bytes);
     net->core(held->to).endTurn();
     held.reset();
-  }
-
-  bool caughtUp(NodeId id, NodeId leader) {
-    return !installing(*net, id) && net->core(id).applied() == net->core(leader).applied() &&
-           revisionOf(*net, id) == revisionOf(*net, leader);
-  }
-
-  std::string describe() {
-    std::string text = "node 3's nonce-0 catch-up requests after the install:";
-    for (auto [to, k] : requests) text += " " + std::to_string(k) + " to node " + std::to_string(to) + ";";
-    text += " streams of node 1 node 3 staged after it: " + std::to_string(laterStreams.size());
-    text += "; node 3 learner: " + std::to_string(net->replica(3) ? net->replica(3)->isLearner() : -1);
-    text += ", commit index 3/1: " + std::to_string(net->replica(3) ? net->replica(3)->commitIndex() : 0) + "/" +
-            std::to_string(net->replica(1)->commitIndex()) + ", node 1 compacted up to " +
-            std::to_string(net->replica(1)->compactedUpTo());
-    text += "; writes " + std::to_string(written) + " answered " + std::to_string(answered) + " failed " + std::to_string(failed);
-    for (NodeId id : {1, 2, 3}) {
-      for (const auto& line : net->logs[id]) {
-        if (line.find("snapshot") != std::string::npos) text += "\n  " + std::to_string(id) + ": " + line;
-      }
-    }
-    return text;
   }
 };
 

@@ -98,10 +98,10 @@ struct CatchupScenario {
     }, [&](const Frame& f) { return lost(f) || cut(f); }, steps);
   }
 
-  // Leader 1, 400 writes, node 3 wiped and rebuilt from node 2's stream under a write every
-  // other step (node 1's stream to it is lost); returns once node 3 has begun installing it, or
-  // has installed it.
-  void rebuildFromFollower(Until until = Until::Installed) {
+  // Leader 1, 400 writes (then `beforeWipe`), node 3 wiped and rebuilt from node 2's stream under
+  // a write every other step (node 1's stream to it is lost); returns once node 3 has begun
+  // installing it, or has installed it.
+  void rebuildFromFollower(Until until = Until::Installed, const std::function<void()>& beforeWipe = {}) {
     NodeNet& n = *net;
     elect(n, 1);
     for (int i = 0; i < 400; ++i) {
@@ -110,6 +110,7 @@ struct CatchupScenario {
       n.runUntil({1, 2, 3}, all, [&] { return answered > before; });
       REQUIRE(answered > before);
     }
+    if (beforeWipe) beforeWipe();
     REQUIRE(n.replica(1)->compactedUpTo() > 1);
     REQUIRE(n.replica(2)->compactedUpTo() > 1);
     n.wipe(3);
@@ -165,6 +166,63 @@ struct CatchupScenario {
     text += "\n  node 1 leads: " + std::to_string(net->leads(1)) + ", node 3 leader hint: " +
             std::to_string(net->replica(3) ? net->replica(3)->leaderHint() : 0);
     return text;
+  }
+};
+
+// The Paxos core alone, as the catch-up reviews drive it: replica 3 of 3 following leader 1
+// (ballot {1,1}); `wiped`: it starts as a learner.
+struct CatchupCore {
+  warden::tests::SplitMixRandom random;
+  warden::tests::MemoryLogStore store;
+  std::unique_ptr<paxos::Replica> r;
+  paxos::Time now = 1'000'000;
+  paxos::Ballot leader{1, 1};
+  NodeId leaderId = 1;
+  paxos::ReplicaConfig config;
+  std::vector<paxos::Message> sent;  // everything the last call sent
+
+  explicit CatchupCore(bool wiped = false, paxos::ReplicaConfig::Bugs bugs = {}) {
+    config.bugs = bugs;
+    config.id = 3;
+    config.members = {1, 2, 3};
+    r = std::make_unique<paxos::Replica>(config, paxos::DurableState{}, 0, wiped, random, now);
+  }
+
+  // The nonce-0 catch-up requests a Ready sends, by destination.
+  std::vector<NodeId> handle(paxos::Ready ready) {
+    auto proof = store.persist(ready);
+    sent = ready.release(proof);
+    std::vector<NodeId> to;
+    for (auto& m : sent) {
+      if (const auto* c = std::get_if<paxos::CatchupRequest>(&m.payload); c && c->nonce == 0) to.push_back(m.to);
+    }
+    return to;
+  }
+  std::vector<NodeId> step(NodeId from, paxos::Payload p) { return handle(r->step(paxos::Message{from, 3, std::move(p)}, now)); }
+  std::vector<NodeId> heartbeat(paxos::Slot commit) { return step(leaderId, paxos::Heartbeat{leader, commit, commit + 1, now}); }
+  std::vector<NodeId> accept(paxos::Slot slot, paxos::Slot commit) {
+    return step(leaderId, paxos::Accept{leader, slot, paxos::Value{false, {"c"}}, commit, now});
+  }
+  std::vector<NodeId> tick() { return handle(r->tick(now)); }
+  // A reply holding slots first..last (none when last < first).
+  static paxos::CatchupReply reply(paxos::Slot first, paxos::Slot last, std::uint64_t nonce = 0) {
+    paxos::CatchupReply m;
+    m.nonce = nonce;
+    for (paxos::Slot s = first; s <= last; ++s) m.entries.push_back(paxos::ChosenEntry{s, paxos::Value{false, {"c"}}});
+    return m;
+  }
+  static paxos::CatchupReply snapshotNeeded(paxos::Slot compactedUpTo) {
+    paxos::CatchupReply m;
+    m.snapshotNeeded = true;
+    m.compactedUpTo = compactedUpTo;
+    return m;
+  }
+  // The nonce of the rebuild request the last call sent to `to` (0: none).
+  std::uint64_t nonceSentTo(NodeId to) const {
+    for (const auto& m : sent) {
+      if (const auto* c = std::get_if<paxos::CatchupRequest>(&m.payload); c && c->nonce != 0 && m.to == to) return c->nonce;
+    }
+    return 0;
   }
 };
 
