@@ -148,6 +148,17 @@ struct CatchupScenario {
     run({1, 2, 3}, 4, [&] { return !net->replica(3)->isLearner() && caughtUp(3, 1); }, 1'500, cut);
   }
 
+  // The single-snapshot property of review12/67e9506, after the install: node 3 caught up and
+  // votes, from the one snapshot, with node 2 asked and the leader never made to stream again.
+  void checkOneSnapshot() {
+    INFO(describe());
+    CHECK(caughtUp(3, 1));
+    CHECK_FALSE(net->replica(3)->isLearner());
+    CHECK(count(*net, 3, "installed a snapshot") == 1);
+    CHECK(laterStreams.empty());
+    CHECK(requests[2] > 0);
+  }
+
   std::string describe() {
     std::string text = "node 3's nonce-0 catch-up requests after the install:";
     for (auto [to, k] : requests) text += " " + std::to_string(k) + " to node " + std::to_string(to) + ";";
@@ -204,6 +215,14 @@ struct CatchupCore {
     return step(leaderId, paxos::Accept{leader, slot, paxos::Value{false, {"c"}}, commit, now});
   }
   std::vector<NodeId> tick() { return handle(r->tick(now)); }
+  // Installs slots up to `upTo` from node 2, then hears from the leader that `commit` is
+  // committed: the nonce-0 requests that sends (to node 2, the snapshot's sender).
+  std::vector<NodeId> installFromNode2(paxos::Slot upTo, paxos::Slot commit) {
+    heartbeat(0);
+    handle(r->installSnapshot(upTo, now, 2));
+    now += 1'000;
+    return heartbeat(commit);
+  }
   // A reply holding slots first..last (none when last < first).
   static paxos::CatchupReply reply(paxos::Slot first, paxos::Slot last, std::uint64_t nonce = 0) {
     paxos::CatchupReply m;
