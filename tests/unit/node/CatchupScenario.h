@@ -1,8 +1,9 @@
 #pragma once
-// The rebuilt-member scenario the catch-up reviews (review13, review14) share: leader 1 of 3
+// The rebuilt-member scenario the catch-up reviews (review13, 14 and 15) share: leader 1 of 3
 // under steady writes, node 3's disk wiped; node 3 rebuilds from FOLLOWER 2's stream (node 1's
 // rebuild stream to it is lost for good), then catches up. The reviews differ in how slowly the
-// install goes and in which frames they hold back or cut afterwards.
+// install goes and in which frames they hold back or cut afterwards. CatchupCore, below, is the
+// Paxos core alone in the same part (replica 3, a snapshot from node 2).
 
 #include <catch2/catch.hpp>
 
@@ -34,8 +35,8 @@ inline std::uint64_t nonceOf(const Frame& f) {
 inline std::string keyOf(const Frame& f) { return std::to_string(f.from) + ">" + std::to_string(f.to) + ":" + f.bytes; }
 
 struct CatchupOptions {
-  bool leaderPath = false;         // the planted catchupFromLeaderAfterInstall
-  bool oneMiss = false;            // the planted catchupSourceOneMiss
+  bool leaderPath = false;             // the planted catchupFromLeaderAfterInstall
+  bool oneMiss = false;                // the planted catchupSourceOneMiss
   std::size_t installStepBytes = 200;  // 200: an install takes about a second; 20: a few seconds
 };
 
