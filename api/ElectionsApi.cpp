@@ -69,6 +69,8 @@ void ElectionsApi::campaign(const Request& request, const std::string& name, con
   c.session = sessionField(body);
   c.name = name;
   c.text = valueOf(body);
+  // As for a lock's acquire: a campaign is the session's own candidacy, found again by a repeat.
+  if (request.idempotencyKey) checkedIdempotencyKey(*request.idempotencyKey);
   node_.submit(c, [this, name, waitMs, respond, hangup = request.hangup](CommandResult r) {
     if (r.status != Status::Ok) {
       return respond(errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, node_.revision())));
@@ -146,6 +148,7 @@ void ElectionsApi::command(const Request& request, const std::string& name, cons
     onlyFields(body, {"session"});
     c.type = CommandType::ElectionResign;
   }
+  if (request.idempotencyKey) c.idempotencyKey = checkedIdempotencyKey(*request.idempotencyKey);
   node_.submit(c, [this, respond](CommandResult r) {
     if (r.status != Status::Ok) {
       return respond(errorReply(httpStatus(r.status), errorCode(r.status), r.message, std::max(r.revision, node_.revision())));

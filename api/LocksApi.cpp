@@ -105,6 +105,10 @@ void LocksApi::acquire(const Request& request, const std::string& name, const Re
   a.owner = owner;
   a.hangup = request.hangup;
   a.deadline = std::chrono::steady_clock::now() + a.wait;
+  // No Idempotency-Key here: an acquire is a session's own request, which a repeat finds (and
+  // waits on) again; a replay of the first result would find it withdrawn when the client that
+  // hung up comes back (its wait's hangup withdrew it), where asking again queues it anew.
+  if (request.idempotencyKey) checkedIdempotencyKey(*request.idempotencyKey);
   node_.submit(acquireCommand(a), [this, a, respond](CommandResult r) {
     if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
     if (r.results.empty()) return respond(errorReply(500, "internal", "acquire answered without its request", node_.revision()));
@@ -256,6 +260,7 @@ void LocksApi::release(const Request& request, const std::string& name, const Re
   command.session = sessionField(body);
   command.name = name;
   command.token = body["token"].get<std::uint64_t>();
+  if (request.idempotencyKey) command.idempotencyKey = checkedIdempotencyKey(*request.idempotencyKey);
   node_.submit(command, [this, respond](CommandResult r) {
     if (r.status != Status::Ok) return respond(failure(r, node_.revision()));
     respond(jsonReply(200, json::object(), r.revision));

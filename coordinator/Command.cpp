@@ -80,6 +80,17 @@ Command expireCommand(std::uint64_t session, SessionEpoch epoch) {
 
 std::string encodeOps(const Command& command) {
   Encoder out;
+  if (isLockCommand(command.type)) {
+    // A keyed lock or election command: which one, by whom, on what (marked, as a close is).
+    out.bytes("lock");
+    out.u8(static_cast<std::uint8_t>(command.type));
+    out.varint(command.session);
+    out.bytes(command.name);
+    out.bytes(command.text);
+    out.varint(command.token);
+    out.boolean(command.shared);
+    return out.take();
+  }
   if (command.type == CommandType::SessionClose) {
     // A keyed close: which session it ends (marked, so that no create's digest can match it).
     out.bytes("close");
@@ -117,6 +128,9 @@ namespace {
 constexpr std::uint8_t kLimitedTxn = 6;
 constexpr std::uint8_t kKeyedSessionCreate = 8;  // a SessionCreate with an idempotency key
 constexpr std::uint8_t kKeyedSessionClose = 9;   // a SessionClose with an idempotency key
+// A lock or election command with an idempotency key: this byte, the command's own type, its
+// fields, then the key (unkeyed ones keep the encoding entries logged before keys had).
+constexpr std::uint8_t kKeyedLock = 30;
 
 bool keyedSessionCommand(const Command& command) {
   return (command.type == CommandType::SessionCreate || command.type == CommandType::SessionClose) &&
@@ -136,6 +150,8 @@ bool isLockCommand(CommandType type) {
 
 void encodeCommand(Encoder& out, const Command& command) {
   if (isLockCommand(command.type)) {
+    const bool keyed = !command.idempotencyKey.empty();
+    if (keyed) out.u8(kKeyedLock);
     out.u8(static_cast<std::uint8_t>(command.type));
     out.varint(command.session);
     out.bytes(command.name);
@@ -144,6 +160,7 @@ void encodeCommand(Encoder& out, const Command& command) {
     out.boolean(command.shared);
     out.varint(command.maxNodes);
     out.varint(command.quotaBytes);
+    if (keyed) out.bytes(command.idempotencyKey);
     return;
   }
   const bool limited = command.type == CommandType::Txn &&
@@ -175,6 +192,11 @@ void encodeCommand(Encoder& out, const Command& command) {
 Command decodeCommand(Decoder& in) {
   Command command;
   std::uint8_t type = in.u8();
+  const bool keyedLock = type == kKeyedLock;
+  if (keyedLock) {
+    type = in.u8();
+    if (!isLockCommand(static_cast<CommandType>(type))) throw DecodeError("a keyed lock command of another type");
+  }
   if (isLockCommand(static_cast<CommandType>(type))) {
     command.type = static_cast<CommandType>(type);
     command.session = in.varint();
@@ -184,6 +206,7 @@ Command decodeCommand(Decoder& in) {
     command.shared = in.boolean();
     command.maxNodes = in.varint();
     command.quotaBytes = in.varint();
+    if (keyedLock) command.idempotencyKey = std::string(in.bytes());
     return command;
   }
   if (type < 1 || type > kKeyedSessionClose) throw DecodeError("unknown command type");

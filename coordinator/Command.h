@@ -96,8 +96,9 @@ struct Command {
   // the command against the same ones (0: none, as for commands logged before they existed).
   std::uint64_t maxNodes = 0;    // nodes created and deleted, parents made included
   std::uint64_t quotaBytes = 0;  // a write that grows the state beyond this is refused
-  // Txn, SessionCreate and SessionClose: the client's Idempotency-Key (empty: none). A second command with the
-  // key gets the first one's result, and nothing applies again (StateMachine, kIdempotencyMemoryMs).
+  // Txn, SessionCreate, SessionClose and the locks' and elections' client commands: the client's
+  // Idempotency-Key (empty: none). A second command with the key gets the first one's result, and
+  // nothing applies again (StateMachine, kIdempotencyMemoryMs).
   std::string idempotencyKey;
 
   bool operator==(const Command&) const = default;
@@ -109,7 +110,7 @@ Command expireCommand(std::uint64_t session, SessionEpoch epoch);
 Command epochCommand(SessionEpoch epoch);
 Command tickCommand();
 // What an idempotency key is checked against: a transaction's ops, a session create's id, ttl
-// and name, a session close's id.
+// and name, a session close's id, a lock or election command's type, session, name and fields.
 std::string encodeOps(const Command& command);
 
 void encodeCommand(Encoder& out, const Command& command);

@@ -214,9 +214,8 @@ std::optional<std::vector<CommandResult>> StateMachine::applyCommands(storage::T
   std::vector<watch::Event>* events = notes ? &notes->events : nullptr;
   for (std::size_t i = 0; i < entry.commands.size(); ++i) {
     const Command& command = entry.commands[i];
-    const bool keyed = (command.type == CommandType::Txn || command.type == CommandType::SessionCreate ||
-                        command.type == CommandType::SessionClose) &&
-                       !command.idempotencyKey.empty();
+    // Only client writes carry a key (a node's own commands, expiries and withdrawals, never do).
+    const bool keyed = !command.idempotencyKey.empty();
     if (keyed) {
       if (auto first = replayed(txn, command)) {
         results.push_back(std::move(*first));  // applied before: answered alike, nothing changes

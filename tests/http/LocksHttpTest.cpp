@@ -134,6 +134,41 @@ TEST_CASE("GET with index blocks until the lock changes") {
   CHECK(answer.json()["holders"].empty());
 }
 
+TEST_CASE("a release or resign repeated under its Idempotency-Key gets its first answer") {
+  TestServer server;
+  const std::string a = newSession(server);
+  auto granted = acquire(server, "db", a);
+  REQUIRE(granted.status == 200);
+  const std::uint64_t token = granted.json()["token"];
+  warden::api::HttpClient client({server.endpoint()});
+  const auto release = [&](std::uint64_t t, const std::string& key) {
+    return client.send(warden::api::HttpRequest{"POST", "/v1/locks/db/release",
+                                                json{{"session", a}, {"token", t}}.dump(), "application/json", key});
+  };
+  auto first = release(token, "release-1");
+  REQUIRE(first.status == 200);
+  auto again = release(token, "release-1");  // a client that never saw the first answer
+  CHECK(again.status == 200);
+  CHECK(again.revision == first.revision);
+  requireError(release(token, "release-2"), 409, "not_holder");          // a new key: a new release
+  requireError(release(token + 1, "release-1"), 409, "idempotency_key_reused");  // another release under it
+  requireError(release(token, std::string(129, 'k')), 400, "invalid_argument");  // a key too long
+
+  // An election's resign and proclaim likewise.
+  const auto post = [&](const std::string& target, const json& body, const std::string& key) {
+    return client.send(warden::api::HttpRequest{"POST", target, body.dump(), "application/json", key});
+  };
+  auto led = post("/v1/elections/primary/campaign", json{{"session", a}, {"value", "me"}}, "c-1");
+  REQUIRE(led.status == 200);
+  const std::uint64_t term = led.json()["term"];
+  REQUIRE(post("/v1/elections/primary/proclaim", json{{"session", a}, {"term", term}, {"value", "v2"}}, "p-1").status == 200);
+  REQUIRE(post("/v1/elections/primary/resign", json{{"session", a}}, "r-1").status == 200);
+  CHECK(post("/v1/elections/primary/proclaim", json{{"session", a}, {"term", term}, {"value", "v2"}}, "p-1").status == 200);
+  requireError(post("/v1/elections/primary/proclaim", json{{"session", a}, {"term", term}, {"value", "v2"}}, "p-2"), 409,
+               "not_leader_of_election");
+  CHECK(server.request("GET", "/v1/elections/primary").json()["leader"].is_null());
+}
+
 TEST_CASE("bad lock requests are refused and change nothing") {
   TestServer server;
   const std::string a = newSession(server);

@@ -30,9 +30,49 @@ Entry sampleEntry() {
   erase.recursive = true;
   Op check;
   check.path = "/app";
-  return Entry{42, 1764150000000, {txnCommand({create, set}), txnCommand({erase, check})}};
+  Command acquire;
+  acquire.type = CommandType::LockAcquire;
+  acquire.session = 7;
+  acquire.name = "db";
+  acquire.text = "worker 3";
+  acquire.shared = true;
+  Command release;  // keyed
+  release.type = CommandType::LockRelease;
+  release.session = 7;
+  release.name = "db";
+  release.token = 1234;
+  release.idempotencyKey = "k-1";
+  Command resign;  // keyed
+  resign.type = CommandType::ElectionResign;
+  resign.session = 8;
+  resign.name = "primary";
+  resign.idempotencyKey = "k-2";
+  return Entry{42, 1764150000000, {txnCommand({create, set}), txnCommand({erase, check}), acquire, release, resign}};
 }
 }  // namespace
+
+TEST_CASE("a lock command without an Idempotency-Key encodes as it did before keys and one with a key is marked") {
+  Command release;
+  release.type = CommandType::LockRelease;
+  release.session = 7;
+  release.name = "db";
+  release.token = 9;
+  Encoder plain;
+  encodeCommand(plain, release);
+  CHECK(static_cast<std::uint8_t>(plain.data()[0]) == static_cast<std::uint8_t>(CommandType::LockRelease));
+  release.idempotencyKey = "k";
+  Encoder keyed;
+  encodeCommand(keyed, release);
+  CHECK(keyed.data().substr(1, plain.data().size()) == plain.data());  // a mark before, the key after
+  Decoder in(keyed.data());
+  CHECK(decodeCommand(in) == release);
+  // The key's digest tells lock commands apart by type and fields, and from a session's close.
+  Command other = release;
+  other.token = 10;
+  CHECK(encodeOps(other) != encodeOps(release));
+  Command close = sessionCommand(CommandType::SessionClose, 7);
+  CHECK(encodeOps(close) != encodeOps(release));
+}
 
 TEST_CASE("an entry round-trips through its encoding field for field") {
   Entry entry = sampleEntry();
