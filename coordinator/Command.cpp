@@ -78,17 +78,25 @@ Command expireCommand(std::uint64_t session, SessionEpoch epoch) {
   return command;
 }
 
+namespace {
+// A lock or election command's type and own fields: its encoding's start, and what its key's
+// digest covers.
+void encodeLockCommand(Encoder& out, const Command& command) {
+  out.u8(static_cast<std::uint8_t>(command.type));
+  out.varint(command.session);
+  out.bytes(command.name);
+  out.bytes(command.text);
+  out.varint(command.token);
+  out.boolean(command.shared);
+}
+}  // namespace
+
 std::string encodeOps(const Command& command) {
   Encoder out;
   if (isLockCommand(command.type)) {
     // A keyed lock or election command: which one, by whom, on what (marked, as a close is).
     out.bytes("lock");
-    out.u8(static_cast<std::uint8_t>(command.type));
-    out.varint(command.session);
-    out.bytes(command.name);
-    out.bytes(command.text);
-    out.varint(command.token);
-    out.boolean(command.shared);
+    encodeLockCommand(out, command);
     return out.take();
   }
   if (command.type == CommandType::SessionClose) {
@@ -152,12 +160,7 @@ void encodeCommand(Encoder& out, const Command& command) {
   if (isLockCommand(command.type)) {
     const bool keyed = !command.idempotencyKey.empty();
     if (keyed) out.u8(kKeyedLock);
-    out.u8(static_cast<std::uint8_t>(command.type));
-    out.varint(command.session);
-    out.bytes(command.name);
-    out.bytes(command.text);
-    out.varint(command.token);
-    out.boolean(command.shared);
+    encodeLockCommand(out, command);
     out.varint(command.maxNodes);
     out.varint(command.quotaBytes);
     if (keyed) out.bytes(command.idempotencyKey);
