@@ -96,8 +96,8 @@ struct Command {
   // the command against the same ones (0: none, as for commands logged before they existed).
   std::uint64_t maxNodes = 0;    // nodes created and deleted, parents made included
   std::uint64_t quotaBytes = 0;  // a write that grows the state beyond this is refused
-  // Txn, SessionCreate, SessionClose and the locks' and elections' client commands: the client's
-  // Idempotency-Key (empty: none). A second command with the key gets the first one's result, and
+  // Txn, SessionCreate, SessionClose, LockRelease, ElectionProclaim and ElectionResign: the
+  // client's Idempotency-Key (empty: none). A second command with the key gets the first one's result, and
   // nothing applies again (StateMachine, kIdempotencyMemoryMs).
   std::string idempotencyKey;
 
