@@ -387,6 +387,10 @@ std::string batchedApplyDifferenceNoted(bool keepFailedBatchWrites, std::uint64_
           limits(c, used);
         }
       }
+      // The lock and election commands a client may send with a key (api/LocksApi, ElectionsApi).
+      const bool keyable = c.type == CommandType::LockRelease || c.type == CommandType::ElectionProclaim ||
+                           c.type == CommandType::ElectionResign;
+      if (keyable && c.idempotencyKey.empty() && pick(2) == 0) c.idempotencyKey = someKey();
       commands.push_back(std::move(c));
     }
     timestamp += 1 + pick(20);
