@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -144,11 +145,12 @@ SessionResult runSessions(const Config& config, std::vector<std::string> serverA
   return result;
 }
 
+// `createTimeout`: when a create's client gives up (none: the workload's own default).
 WriteResult runWrites(const Config& config, std::vector<std::string> serverArgs = {},
-                      std::chrono::milliseconds createTimeout = std::chrono::milliseconds(12'000)) {
+                      std::optional<std::chrono::milliseconds> createTimeout = std::nullopt) {
   Run run(config, std::move(serverArgs));
   WriteWorkload workload(run.cluster, run.choices);
-  workload.createTimeout = createTimeout;
+  if (createTimeout) workload.createTimeout = *createTimeout;
   underNemesis(config, run.nemesis, [&](std::atomic<bool>& stop) { workload.runClients(stop); });
   // A write given up on by its client may still be applied (504): let it land before counting
   // (without faults a 504 is unlikely, and the planted defects' runs need no long wait).
