@@ -208,6 +208,9 @@ Ready Replica::installSnapshot(Slot upTo, Time now, NodeId from) {
     catchupRequested_ = false;
     if (from != config_.id && !config_.bugs.catchupFromLeaderAfterInstall) catchupSource_ = from;
     catchupSourceMisses_ = 0;
+    // The slots up to upTo are chosen, so a leader message carrying no more than that was sent
+    // before the snapshot was taken: only a slot learned past it ends the sender's turn (review17).
+    highestLeaderCommit_ = std::max(highestLeaderCommit_, upTo + 1);
     ready.records.push_back(CompactRecord{upTo});
   }
   // A learner that reached its target during the install turns voter now (the node applies the
