@@ -19,6 +19,7 @@
 #include "api/Args.h"
 #include "api/HttpServer.h"
 #include "api/Router.h"
+#include "coordinator/EncodingVersion.h"
 #include "coordinator/Node.h"
 #include "coordinator/ThreadName.h"
 
@@ -44,6 +45,7 @@ struct ServeConfig {
   coordinator::watch::Limits watchHistory;
   std::uint64_t watchProgressMs = 15'000;
   coordinator::node::ClusterOptions::Bugs bugs;
+  std::uint32_t encodingVersion = coordinator::kEncodingVersion;  // --test-encoding-version
 };
 
 net::ip::tcp::endpoint parseAddress(const std::string& text, const std::string& flag) {
@@ -91,7 +93,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
   args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
               "retained-slots", "apply-commit-delay-us", "max-sessions", "max-txn-nodes", "quota-bytes", "max-watchers",
-              "watch-history-events", "watch-history-bytes", "watch-progress-ms", "test-bug"});
+              "watch-history-events", "watch-history-bytes", "watch-progress-ms", "test-bug", "test-encoding-version"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
   const bool dev = args.has("dev");
@@ -130,8 +132,12 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
     else if (bug == "forget-idempotency") config.bugs.forgetIdempotencyKeys = true;
     else if (bug == "torn-reads") config.bugs.tornReads = true;
     else if (bug == "watch-from-floor") config.bugs.watchFromFloor = true;
-    else throw UsageError("--test-bug is local-reads, never-expire, forget-idempotency, torn-reads or watch-from-floor (test-only defects)");
+    else if (bug == "any-encoding-version") config.bugs.admitAnyEncodingVersion = true;
+    else throw UsageError("--test-bug is local-reads, never-expire, forget-idempotency, torn-reads, watch-from-floor or any-encoding-version (test-only defects)");
   }
+  // Test-only: a member of another encoding version, without building another binary.
+  config.encodingVersion = static_cast<std::uint32_t>(
+      args.number("test-encoding-version", coordinator::kEncodingVersion, 1, 1'000'000));
   return config;
 }
 
@@ -209,7 +215,11 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
                         15000, default 15000)
   --test-bug NAME       plants a defect for the outside-in checks to catch (tests/jepsen):
                         local-reads, never-expire, forget-idempotency, torn-reads,
-                        watch-from-floor. Never on a server anyone relies on
+                        watch-from-floor, any-encoding-version (let in peers of another
+                        encoding version). Never on a server anyone relies on
+  --test-encoding-version N
+                        test-only: the peer hellos claim encoding version N (a member of
+                        another binary's version, for the tests of the refusal)
 )";
 
 }  // namespace
@@ -254,6 +264,7 @@ int runServe(const std::vector<std::string>& argv) {
     options.watchHistory = config.watchHistory;
     options.maxWatchers = config.maxWatchers;
     options.bugs = config.bugs;
+    options.encodingVersion = config.encodingVersion;
     // Far above the quota: LMDB's pages, free lists and the retained log come on top of what
     // the quota counts, and apply must never meet a full map.
     options.mapSize = std::max<std::size_t>(options.mapSize, 4 * config.quotaBytes);

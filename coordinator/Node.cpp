@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "coordinator/EncodingVersion.h"
 #include "coordinator/ReplicatedLog.h"
 
 namespace warden::coordinator {
@@ -17,6 +18,7 @@ std::uint64_t wallClockMs() {
 Node::Node(const NodeOptions& options)
     : options_(options), env_(options.dataDir, storage::EnvOptions{options.mapSize, 16, options.fsync}) {
   storage::Txn txn = storage::Txn::write(env_);
+  checkEncodingVersion(txn, options_.dataDir);
   stateMachine_ = std::make_unique<StateMachine>(StateMachine::openDbs(txn));
   stateMachine_->forgetIdempotencyKeys = options_.bugs.forgetIdempotencyKeys;
   stateMachine_->initialize(txn);
@@ -43,6 +45,7 @@ Node::Node(const NodeOptions& options)
       return waiters_.lowestWaited() <= pending.revision || watches_->concerns(pending.events, scan);
     };
     cluster.bugs = options_.bugs;
+    cluster.encodingVersion = options_.encodingVersion;
     replicated_ = std::make_unique<ReplicatedLog>(env_, *stateMachine_, cluster, onApplied);
     // A new watcher may be waiting for events the open apply holds (appliesWanted).
     watches_->onWatch([this] { replicated_->nudge(); });

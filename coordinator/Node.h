@@ -39,6 +39,7 @@ struct NodeOptions {
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;  // likewise (StateMachine::usedBytes)
   watch::Limits watchHistory;                      // --watch-history-events, --watch-history-bytes
   std::size_t maxWatchers = 100'000;
+  std::uint32_t encodingVersion = kEncodingVersion;  // ClusterOptions::encodingVersion (tests only)
   // Test-only defects (warden serve --test-bug): for the outside-in checks (tests/jepsen) to
   // show that they catch them. Never set otherwise.
   node::ClusterOptions::Bugs bugs;

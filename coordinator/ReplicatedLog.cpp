@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <random>
+#include <set>
 
 #include <boost/asio/ip/address.hpp>
 
@@ -47,6 +49,24 @@ std::uint64_t ReplicatedLog::SystemClock::wallMs() const {
   return static_cast<std::uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
+namespace {
+transport::VersionCheck versionCheck(const ClusterOptions& options) {
+  transport::VersionCheck check;
+  check.own = options.encodingVersion;
+  check.admitAny = options.bugs.admitAnyEncodingVersion;
+  // Said once per peer and version: the peer redials every few seconds.
+  check.onRefused = [own = check.own, said = std::make_shared<std::set<std::pair<std::uint64_t, std::uint32_t>>>()](
+                        std::uint64_t from, std::uint32_t theirs) {
+    if (!said->emplace(from, theirs).second) return;
+    std::fprintf(stderr,
+                 "warden: refused node %llu: it speaks encoding version %u and this node %u; members of different "
+                 "versions never share a log (upgrade one member at a time; README: Upgrades)\n",
+                 static_cast<unsigned long long>(from), theirs, own);
+  };
+  return check;
+}
+}  // namespace
+
 ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine, ClusterOptions options,
                              AppliedHook onApplied)
     : store_(env), random_(std::make_unique<SystemRandom>()) {
@@ -61,7 +81,8 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
       [this](std::uint64_t from, const std::string& http) {
         Input input = Hello{from, http};
         push(input);
-      });
+      },
+      transport::TransportLimits{}, versionCheck(options));
   outbox_.transport = transport_.get();
   worker_ = std::make_unique<WorkerThread>([this](node::Worker::Continuation continuation) {
     // Never refused for the queue's bound: a job's result is at most a chunk, a window per peer.

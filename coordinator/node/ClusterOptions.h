@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "coordinator/EncodingVersion.h"
 #include "coordinator/paxos/Replica.h"
 #include "coordinator/watch/Event.h"
 
@@ -36,6 +37,9 @@ struct ClusterOptions {
   // commit. Called on the driver thread at the end of each turn while an apply is open.
   std::function<bool(const watch::Applied& pending, watch::PendingScan& scan)> appliesWanted;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
+  // The encoding version this node's hellos claim (coordinator/EncodingVersion.h). Only tests set
+  // another: a member of an older or newer binary, without building one.
+  std::uint32_t encodingVersion = kEncodingVersion;
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
     bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
@@ -59,6 +63,7 @@ struct ClusterOptions {
     bool voterBeforeLearnedDurable = false;  // a rebuilt member votes before what it learned is durable
     bool readsBeforeApplyCommitted = false;  // answer a read barrier while the apply it waited for is uncommitted
     bool compactUnderSnapshot = false;  // compact past a snapshot a peer is receiving or installing
+    bool admitAnyEncodingVersion = false;  // (for the peer link) let in a peer of another encoding version
   } bugs;
 };
 

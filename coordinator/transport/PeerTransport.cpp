@@ -19,7 +19,6 @@ using boost::system::error_code;
 
 namespace {
 constexpr std::string_view kMagic = "WRDN";
-constexpr std::uint8_t kVersion = 1;
 
 std::array<unsigned char, 4> lengthPrefix(std::size_t n) {
   return {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 8),
@@ -27,22 +26,25 @@ std::array<unsigned char, 4> lengthPrefix(std::size_t n) {
 }
 }  // namespace
 
-std::string encodeHello(NodeId self, const std::string& http) {
+std::string encodeHello(NodeId self, const std::string& http, std::uint32_t version) {
   Encoder out;
   for (char c : kMagic) out.u8(static_cast<std::uint8_t>(c));
-  out.u8(kVersion);
+  // A varint: one byte up to 127, as the single version byte binaries of version 1 check.
+  out.varint(version);
   out.varint(self);
   out.bytes(http);
   return out.take();
 }
 
-bool decodeHello(const std::string& body, NodeId& from, std::string& http) {
+bool decodeHello(const std::string& body, NodeId& from, std::string& http, std::uint32_t& version) {
   try {
     Decoder in(body);
     for (char c : kMagic) {
       if (in.u8() != static_cast<std::uint8_t>(c)) return false;
     }
-    if (in.u8() != kVersion) return false;
+    const std::uint64_t v = in.varint();
+    if (v > UINT32_MAX) return false;
+    version = static_cast<std::uint32_t>(v);
     from = in.varint();
     http = std::string(in.bytes());
     return in.done();
@@ -56,6 +58,7 @@ struct PeerTransport::Shared {
   OnFrame onFrame;
   OnHello onHello;
   TransportLimits limits;
+  VersionCheck versions;
   std::atomic<bool> stopped{false};
   std::mutex mutex;
   std::vector<std::weak_ptr<Inbound>> inbound;
@@ -205,7 +208,13 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
       if (self->shared_->stopped) return self->close();
       if (!self->greeted_) {
         std::string http;
-        if (!decodeHello(self->body_, self->from_, http) || self->from_ == 0) return self->close();
+        std::uint32_t version = 0;
+        if (!decodeHello(self->body_, self->from_, http, version) || self->from_ == 0) return self->close();
+        const VersionCheck& versions = self->shared_->versions;
+        if (version != versions.own && !versions.admitAny) {
+          if (versions.onRefused) versions.onRefused(self->from_, version);
+          return self->close();
+        }
         self->greeted_ = true;
         if (self->shared_->onHello) self->shared_->onHello(self->from_, http);
       } else {
@@ -231,17 +240,18 @@ class PeerTransport::Inbound : public std::enable_shared_from_this<Inbound> {
 
 PeerTransport::PeerTransport(net::io_context& ioc, NodeId self, const tcp::endpoint& listen,
                              std::map<NodeId, tcp::endpoint> peers, std::string http, OnFrame onFrame,
-                             OnHello onHello, TransportLimits limits)
+                             OnHello onHello, TransportLimits limits, VersionCheck versions)
     : ioc_(ioc),
       self_(self),
       acceptor_(ioc),
       listen_(listen),
-      hello_(encodeHello(self, http)),
+      hello_(encodeHello(self, http, versions.own)),
       limits_(limits),
       shared_(std::make_shared<Shared>()) {
   shared_->onFrame = std::move(onFrame);
   shared_->onHello = std::move(onHello);
   shared_->limits = limits;
+  shared_->versions = std::move(versions);
   for (const auto& [id, endpoint] : peers) {
     if (id != self_) links_[id] = std::make_shared<Link>(ioc_, endpoint, hello_, limits_);
   }

@@ -5,7 +5,8 @@
 // address it serves. Sends never block: each peer has a bounded queue, and when it is full the
 // oldest frames are dropped (the replication protocol tolerates loss). Connections are retried
 // with exponential back-off. A malformed hello or an oversized frame closes that connection;
-// nothing a peer sends can crash the node.
+// nothing a peer sends can crash the node. A hello of another encoding version closes it too:
+// that peer's commands may not decode here alike (coordinator/EncodingVersion.h).
 
 #include <cstdint>
 #include <functional>
@@ -18,6 +19,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "coordinator/EncodingVersion.h"
+
 namespace warden::coordinator::transport {
 
 using NodeId = std::uint64_t;
@@ -25,6 +28,14 @@ using NodeId = std::uint64_t;
 struct TransportLimits {
   std::size_t maxFrameBytes = 64u << 20;
   std::size_t maxQueuedBytes = 128u << 20;  // per peer
+};
+
+// Which peers this node lets in by their hello's encoding version.
+struct VersionCheck {
+  std::uint32_t own = kEncodingVersion;  // what this node's hellos claim
+  // A peer of another version was refused (on the transport's thread; may be empty).
+  std::function<void(NodeId from, std::uint32_t theirs)> onRefused;
+  bool admitAny = false;  // a defect tests plant: let in a peer of any version
 };
 
 class PeerTransport {
@@ -35,7 +46,7 @@ class PeerTransport {
 
   PeerTransport(boost::asio::io_context& ioc, NodeId self, const boost::asio::ip::tcp::endpoint& listen,
                 std::map<NodeId, boost::asio::ip::tcp::endpoint> peers, std::string http, OnFrame onFrame,
-                OnHello onHello, TransportLimits limits = {});
+                OnHello onHello, TransportLimits limits = {}, VersionCheck versions = {});
   ~PeerTransport();
 
   void start();  // binds (throws when the address is taken) and starts connecting
@@ -63,8 +74,10 @@ class PeerTransport {
   std::map<NodeId, std::shared_ptr<Link>> links_;
 };
 
-// The hello that opens every connection: magic, version, sender id, sender's HTTP address.
-std::string encodeHello(NodeId self, const std::string& http);
-bool decodeHello(const std::string& body, NodeId& from, std::string& http);
+// The hello that opens every connection: magic, encoding version, sender id, sender's HTTP
+// address. decodeHello is false for a body that is no hello; `version` is the sender's, for the
+// caller to check.
+std::string encodeHello(NodeId self, const std::string& http, std::uint32_t version = kEncodingVersion);
+bool decodeHello(const std::string& body, NodeId& from, std::string& http, std::uint32_t& version);
 
 }  // namespace warden::coordinator::transport

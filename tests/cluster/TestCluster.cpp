@@ -74,6 +74,7 @@ void TestCluster::start(std::uint64_t id) {
                                    "127.0.0.1:" + std::to_string(httpPort_[id]), "--data-dir",
                                    dir_.path() + "/node" + std::to_string(id), "--cluster", cluster};
   args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
+  if (auto own = nodeArgs_.find(id); own != nodeArgs_.end()) args.insert(args.end(), own->second.begin(), own->second.end());
   const std::string logPath = dir_.path() + "/node" + std::to_string(id) + ".log";
   // A restart on the same ports may find one still held by a socket of the previous process
   // the kernel has not let go of yet: wait and try again (bounded).

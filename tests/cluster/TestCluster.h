@@ -35,6 +35,8 @@ class TestCluster {
   void pause(std::uint64_t id);
   void resume(std::uint64_t id);
   void wipe(std::uint64_t id);  // the node must be stopped
+  // Arguments for this node's next starts, after those every node gets.
+  void setNodeArgs(std::uint64_t id, std::vector<std::string> args) { nodeArgs_[id] = std::move(args); }
   bool running(std::uint64_t id) const { return pids_.at(id) > 0; }
 
   // Cuts every peer link between `side` and the rest, both ways; heal() restores them all.
@@ -67,6 +69,7 @@ class TestCluster {
 
   std::size_t size_;
   std::vector<std::string> extraArgs_;
+  std::map<std::uint64_t, std::vector<std::string>> nodeArgs_;
   TempDir dir_;
   boost::asio::io_context ioc_;  // before the proxies: their sockets must go first
   std::map<std::uint64_t, int> httpPort_, peerPort_;

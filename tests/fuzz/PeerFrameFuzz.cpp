@@ -67,10 +67,13 @@ void checkProposals(node::Frame kind, std::string_view body) {
 void checkHello(const std::string& body) {
   paxos::NodeId from = 0;
   std::string http;
-  if (!transport::decodeHello(body, from, http)) return;
+  std::uint32_t version = 0;
+  if (!transport::decodeHello(body, from, http, version)) return;
   paxos::NodeId from2 = 0;
   std::string http2;
-  FUZZ_CHECK(transport::decodeHello(transport::encodeHello(from, http), from2, http2) && from2 == from && http2 == http,
+  std::uint32_t version2 = 0;
+  FUZZ_CHECK(transport::decodeHello(transport::encodeHello(from, http, version), from2, http2, version2) &&
+                 from2 == from && http2 == http && version2 == version,
              "a hello changes through encode/decode: " + printable(body));
 }
 

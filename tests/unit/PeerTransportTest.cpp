@@ -11,6 +11,7 @@
 #include "tests/http/TestServer.h"
 
 using namespace warden::coordinator::transport;
+using warden::coordinator::kEncodingVersion;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
@@ -51,7 +52,7 @@ bool waitFor(Done done, int ms = 5000) {
 }
 
 std::unique_ptr<PeerTransport> makeTransport(net::io_context& ioc, NodeId id, std::map<NodeId, tcp::endpoint> peers,
-                                             Inbox& inbox, TransportLimits limits = {}) {
+                                             Inbox& inbox, TransportLimits limits = {}, VersionCheck versions = {}) {
   return std::make_unique<PeerTransport>(
       ioc, id, peers.at(id), peers, "127.0.0.1:70" + std::to_string(id),
       [&inbox](NodeId from, std::string body) {
@@ -62,7 +63,7 @@ std::unique_ptr<PeerTransport> makeTransport(net::io_context& ioc, NodeId id, st
         std::lock_guard lock(inbox.mutex);
         inbox.hellos[from] = http;
       },
-      limits);
+      limits, std::move(versions));
 }
 
 }  // namespace
@@ -136,6 +137,73 @@ TEST_CASE("a connection with a bad hello or an oversized frame is closed without
   CHECK(in1.size() == 0);
   CHECK(in1.hellos.empty());
   t1->stop();
+}
+
+TEST_CASE("peers of different encoding versions refuse each other, and a planted defect lets them talk") {
+  // A member must not take entries it may decode differently (coordinator/EncodingVersion.h).
+  const bool planted = GENERATE(false, true);
+  IoThread io;
+  net::io_context& ioc = io.ioc;
+  std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
+  Inbox in1, in2;
+  std::mutex mutex;
+  std::vector<std::pair<NodeId, std::uint32_t>> refused1, refused2;
+  auto check = [&](std::vector<std::pair<NodeId, std::uint32_t>>& refused, std::uint32_t own) {
+    VersionCheck v;
+    v.own = own;
+    v.admitAny = planted;
+    v.onRefused = [&mutex, &refused](NodeId from, std::uint32_t theirs) {
+      std::lock_guard lock(mutex);
+      refused.emplace_back(from, theirs);
+    };
+    return v;
+  };
+  auto t1 = makeTransport(ioc, 1, peers, in1, {}, check(refused1, kEncodingVersion));
+  auto t2 = makeTransport(ioc, 2, peers, in2, {}, check(refused2, kEncodingVersion + 1));
+  t1->start();
+  t2->start();
+  if (planted) {
+    REQUIRE(waitFor([&] {
+      t1->send(2, "to-2");
+      t2->send(1, "to-1");
+      return in1.size() > 0 && in2.size() > 0;
+    }));
+  } else {
+    // Both ways refused, each side saying whom and which version; not one frame gets through.
+    REQUIRE(waitFor([&] {
+      t1->send(2, "to-2");
+      t2->send(1, "to-1");
+      std::lock_guard lock(mutex);
+      return !refused1.empty() && !refused2.empty();
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(in1.size() == 0);
+    CHECK(in2.size() == 0);
+    CHECK(in1.hellos.empty());
+    CHECK(in2.hellos.empty());
+    std::lock_guard lock(mutex);
+    CHECK(refused1.front() == std::make_pair(NodeId{2}, kEncodingVersion + 1));
+    CHECK(refused2.front() == std::make_pair(NodeId{1}, kEncodingVersion));
+  }
+  t1->stop();
+  t2->stop();
+}
+
+TEST_CASE("a hello carries its encoding version, and version 1's single byte reads as version 1") {
+  NodeId from = 0;
+  std::string http;
+  std::uint32_t version = 0;
+  REQUIRE(decodeHello(encodeHello(7, "10.0.0.7:7070"), from, http, version));
+  CHECK(from == 7);
+  CHECK(http == "10.0.0.7:7070");
+  CHECK(version == kEncodingVersion);
+  // As binaries of encoding version 1 wrote it: magic, one byte 1, id, address.
+  REQUIRE(decodeHello(std::string("WRDN\x01\x03\x05" "a:1:2", 12), from, http, version));
+  CHECK(version == 1);
+  CHECK(from == 3);
+  CHECK(http == "a:1:2");
+  // What a binary of version 1 checks: the byte after the magic.
+  CHECK(encodeHello(7, "x", 2).substr(0, 5) == std::string("WRDN\x02", 5));
 }
 
 TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {

@@ -1,0 +1,20 @@
+#pragma once
+// One sample of each encoding Warden produces (EncodingSamples.cpp says which).
+
+#include <string>
+#include <vector>
+
+namespace warden::tests {
+
+struct Sample {
+  std::string name;
+  std::string bytes;  // the fuzz target's input: a leading byte picks the decoder or the sender
+};
+
+// Inputs of fuzz_record: a selector byte, then a state record, log entry, command, proposal,
+// session record, ballot or accepted value.
+std::vector<Sample> recordSamples();
+// Inputs of fuzz_peer_frame: the sender's byte, then a hello or a peer frame of each kind.
+std::vector<Sample> peerFrameSamples();
+
+}  // namespace warden::tests
