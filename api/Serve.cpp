@@ -135,9 +135,11 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
     else if (bug == "any-encoding-version") config.bugs.admitAnyEncodingVersion = true;
     else throw UsageError("--test-bug is local-reads, never-expire, forget-idempotency, torn-reads, watch-from-floor or any-encoding-version (test-only defects)");
   }
-  // Test-only: a member of another encoding version, without building another binary.
-  config.encodingVersion = static_cast<std::uint32_t>(
-      args.number("test-encoding-version", coordinator::kEncodingVersion, 1, 1'000'000));
+  // Test-only: a member of another encoding version, without building another binary. From
+  // 1000 up, a version no release speaks, so that such a member can never join real ones.
+  if (args.has("test-encoding-version")) {
+    config.encodingVersion = static_cast<std::uint32_t>(args.number("test-encoding-version", 1000, 1000, 1'000'000));
+  }
   return config;
 }
 
@@ -218,8 +220,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
                         watch-from-floor, any-encoding-version (let in peers of another
                         encoding version). Never on a server anyone relies on
   --test-encoding-version N
-                        test-only: the peer hellos claim encoding version N (a member of
-                        another binary's version, for the tests of the refusal)
+                        test-only: the peer hellos claim encoding version N, 1000 or more
+                        (a version no release speaks), for the tests of the refusal
 )";
 
 }  // namespace

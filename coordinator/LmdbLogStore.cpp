@@ -51,6 +51,15 @@ paxos::Record decodeRecord(Decoder& in) {
   }
 }
 
+}  // namespace
+
+std::string encodeRecords(const std::vector<paxos::Record>& records) {
+  Encoder out;
+  for (const auto& record : records) encodeRecord(out, record);
+  return out.take();
+}
+
+namespace {
 std::string encodeBallot(const paxos::Ballot& ballot) {
   Encoder out;
   paxos::encodeBallot(out, ballot);
@@ -141,12 +150,10 @@ void LmdbLogStore::write(const std::vector<paxos::Record>& records) {
   if (records.empty()) return;
   open();
   loaded_.reset();
-  Encoder out;
   bool compacts = false;
   bool learns = false;
   paxos::Slot top = 0;
   for (const auto& record : records) {
-    encodeRecord(out, record);
     compacts |= std::holds_alternative<paxos::CompactRecord>(record);
     learns |= std::holds_alternative<paxos::LearnerRecord>(record);
     if (const auto* a = std::get_if<paxos::AcceptRecord>(&record)) top = std::max(top, a->slot);
@@ -154,7 +161,7 @@ void LmdbLogStore::write(const std::vector<paxos::Record>& records) {
   // The applies committed so far are durable before a compaction or a voter mark is (see the
   // top of the header).
   if (compacts || learns) env_.sync();
-  const std::uint64_t seq = wal_->append(out.data());
+  const std::uint64_t seq = wal_->append(encodeRecords(records));
   auto& segmentTop = segmentMaxSlot_[wal_->segments().back().firstSeq];
   segmentTop = std::max(segmentTop, top);
   for (const auto& record : records) {

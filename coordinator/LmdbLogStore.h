@@ -24,6 +24,9 @@
 
 namespace warden::coordinator {
 
+// One write-ahead log batch: the records, each behind a tag of its kind.
+std::string encodeRecords(const std::vector<paxos::Record>& records);
+
 class LmdbLogStore : public paxos::LogStore {
  public:
   explicit LmdbLogStore(storage::Env& env, std::size_t walSegmentBytes = std::size_t{64} << 20);

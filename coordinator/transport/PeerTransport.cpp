@@ -115,7 +115,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       if (ec) return self->retry();
       error_code ignored;
       self->socket_.set_option(tcp::no_delay(true), ignored);
-      self->backoff_ = std::chrono::milliseconds(20);
+      self->connectedAt_ = std::chrono::steady_clock::now();
       self->up_ = true;
       self->upFlag_ = true;
       self->queue_.push_front(self->hello_);
@@ -126,6 +126,9 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
   }
 
   void retry() {
+    // A connection that lasted was to a working peer that went away: redial soon. One that
+    // ended at once was not (a peer that refused its hello, say): the back-off keeps growing.
+    if (up_ && std::chrono::steady_clock::now() - connectedAt_ >= kStableAfter) backoff_ = kFirstBackoff;
     up_ = false;
     upFlag_ = false;
     writing_ = false;
@@ -140,7 +143,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       queuedFlag_ = queuedBytes_;
     }
     timer_.expires_after(backoff_);
-    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
     timer_.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec) self->connect();
     });
@@ -171,7 +174,9 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
   std::deque<std::string> queue_;
   std::size_t queuedBytes_ = 0;
   std::array<unsigned char, 4> header_{};
-  std::chrono::milliseconds backoff_{20};
+  static constexpr std::chrono::milliseconds kFirstBackoff{20}, kMaxBackoff{1000}, kStableAfter{1000};
+  std::chrono::milliseconds backoff_ = kFirstBackoff;
+  std::chrono::steady_clock::time_point connectedAt_;
   bool up_ = false, writing_ = false, stopped_ = false;
   bool helloQueued_ = false;  // the queue's front is this connection's unsent hello
   std::atomic<bool> upFlag_{false};

@@ -70,7 +70,7 @@ Command lockCommand(CommandType type, std::string key = {}) {
   Command c;
   c.type = type;
   c.session = type == CommandType::LockDelayEnd ? 0 : 0x1f2e3d4c5b6a7988;
-  c.name = isElectionCommand(type) ? "primary" : "jobs/nightly";
+  c.name = isElectionCommand(type) ? "primary" : "nightly-job";
   c.text = type == CommandType::LockAcquire ? "worker-7 pid 4242" : type == CommandType::ElectionProclaim ? "10.0.0.7:8080" : "";
   c.token = type == CommandType::LockAcquire ? 5'000 : type == CommandType::LockDelayEnd ? 77 : 41;
   c.shared = type == CommandType::LockAcquire;
@@ -242,6 +242,49 @@ void peerFrames(std::vector<Sample>& out) {
 }
 
 }  // namespace
+
+std::vector<std::vector<Command>> stateScript() {
+  constexpr std::uint64_t kOther = 0x2a2a2a2a2a2a2a2a;
+  Command otherCreate = sessionCommand(CommandType::SessionCreate, kOther);
+  otherCreate.ttlMs = 20'000;
+  otherCreate.idempotencyKey = "open-2a";
+  Command limited = txnCommand({createOp(), [] {
+                                  Op op = createOp();
+                                  op.path = "/app/other";
+                                  return op;
+                                }()});
+  limited.maxNodes = 10'000;
+  limited.quotaBytes = std::uint64_t{2} << 30;
+  limited.idempotencyKey = "deploy-42";
+  Command otherAcquire = lockCommand(CommandType::LockAcquire, "acquire-2a");
+  otherAcquire.session = kOther;
+  otherAcquire.shared = false;
+  Command otherWithdraw = lockCommand(CommandType::LockWithdraw);
+  otherWithdraw.session = kOther;
+  otherWithdraw.token = 0;
+  Op parent = createOp();
+  parent.path = "/locks/job";
+  parent.data.clear();
+  Command keyedClose = sessionCommand(CommandType::SessionClose, 0x1f2e3d4c5b6a7988);
+  keyedClose.idempotencyKey = "close-7";
+  return {
+      {sessionCreate(), otherCreate},
+      {limited, txnCommand({parent}), txnCommand({lockOp()}), txnCommand({setOp()})},  // the set fails: version 4 expected
+      {lockCommand(CommandType::LockAcquire), otherAcquire, lockCommand(CommandType::LockRelease, "release-1")},
+      {otherWithdraw, lockCommand(CommandType::ElectionCampaign),
+       lockCommand(CommandType::ElectionProclaim, "proclaim-1"), lockCommand(CommandType::ElectionResign, "resign-1")},
+      {lockCommand(CommandType::LockDelayEnd), tickCommand(), epochCommand(SessionEpoch{{4, 1}, 0})},
+      {expireCommand(kOther, SessionEpoch{{4, 1}, 0}), keyedClose, txnCommand({deleteOp()})},
+  };
+}
+
+std::vector<paxos::Record> acceptorRecords() {
+  const paxos::Value value{false, {proposal(2, 17, txnCommand({setOp()}), 1'700'000'000'000),
+                                   proposal(1, 4, lockCommand(CommandType::LockAcquire, "acquire-1"))}};
+  return {paxos::PromiseRecord{{5, 2}}, paxos::AcceptRecord{12, {5, 2}, value},
+          paxos::AcceptRecord{13, {5, 2}, paxos::Value::makeNoop()}, paxos::CompactRecord{9},
+          paxos::LearnerRecord{true}, paxos::LearnerRecord{false}};
+}
 
 std::vector<Sample> recordSamples() {
   std::vector<Sample> out;

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/Command.h"
+#include "coordinator/paxos/Record.h"
+
 namespace warden::tests {
 
 struct Sample {
@@ -16,5 +19,10 @@ struct Sample {
 std::vector<Sample> recordSamples();
 // Inputs of fuzz_peer_frame: the sender's byte, then a hello or a peer frame of each kind.
 std::vector<Sample> peerFrameSamples();
+// Entries of commands of every type (keyed forms, lock-delays, expiries, some failing), for the
+// state they leave to be pinned: every table's rows, as a snapshot carries them.
+std::vector<std::vector<coordinator::Command>> stateScript();
+// One acceptor record of each kind, as the write-ahead log takes them.
+std::vector<coordinator::paxos::Record> acceptorRecords();
 
 }  // namespace warden::tests

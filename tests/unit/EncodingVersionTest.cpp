@@ -5,14 +5,20 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
 #include "coordinator/Command.h"
 #include "coordinator/EncodingVersion.h"
+#include "coordinator/LmdbLogStore.h"
+#include "coordinator/storage/Wal.h"
 #include "coordinator/Node.h"
 #include "tests/TempDir.h"
 #include "tests/fuzz/EncodingSamples.h"
+#include "tests/unit/StoreFixture.h"
 
 using namespace warden;
 namespace storage = warden::coordinator::storage;
@@ -35,10 +41,26 @@ std::uint64_t fingerprint(const std::vector<tests::Sample>& samples) {
   return h;
 }
 
-// The fingerprint of the samples under each encoding version since they were pinned.
-const std::map<std::uint32_t, std::uint64_t> kPinned = {
-    {2, 0x0dafc3f8fe3824eb},
+// What each encoding version's bytes fingerprint to, since they were pinned.
+struct Pins {
+  std::uint64_t samples;  // one sample of each record, command and peer frame (EncodingSamples.cpp)
+  std::uint64_t state;    // every row of every replicated table after stateScript(), as snapshots carry them
+  std::uint64_t wal;      // a write-ahead log segment holding acceptorRecords(), its random id masked
 };
+const std::map<std::uint32_t, Pins> kPinned = {
+    {2, {0x558b5f73c9ebe47d, 0xa26861128724f18b, 0xc26a2afcb616ee10}},
+};
+
+std::string hex(std::uint64_t v) {
+  char text[19];
+  std::snprintf(text, sizeof text, "0x%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+const char* const kWhatToDo =
+    "If an encoding changed (or what apply makes of an entry), members of the old and the new binary would "
+    "apply the same entry differently: raise kEncodingVersion (coordinator/EncodingVersion.h, with a line in its "
+    "history) and pin the new fingerprints under it here. If you only added samples, pin them under the same version.";
 
 std::string storedVersion(const std::string& directory) {
   storage::Env env(directory, storage::EnvOptions{std::size_t{1} << 30, 16, false});
@@ -66,18 +88,56 @@ coordinator::NodeOptions nodeIn(const std::string& directory) {
 }  // namespace
 
 TEST_CASE("the bytes of every encoding are those pinned to the encoding version") {
+  REQUIRE(kPinned.count(kEncodingVersion) == 1);
+  const Pins& pinned = kPinned.at(kEncodingVersion);
+
   auto samples = tests::recordSamples();
   auto frames = tests::peerFrameSamples();
   samples.insert(samples.end(), frames.begin(), frames.end());
-  const std::uint64_t now = fingerprint(samples);
-  char hex[19];
-  std::snprintf(hex, sizeof hex, "0x%016llx", static_cast<unsigned long long>(now));
-  INFO("the encodings' fingerprint is " << hex << " at encoding version " << kEncodingVersion
-       << ". If an encoding changed, members of the old and the new binary would apply the same entry "
-          "differently: raise kEncodingVersion (coordinator/EncodingVersion.h, with a line in its history) "
-          "and pin the new fingerprint under it here. If you only added samples, pin it under the same version.");
-  REQUIRE(kPinned.count(kEncodingVersion) == 1);
-  CHECK(now == kPinned.at(kEncodingVersion));
+  const std::uint64_t sampleBytes = fingerprint(samples);
+
+  // Stored state: node records, sessions, locks, meta values, the exactly-once memory and the
+  // idempotency table's stored results, each as a snapshot row.
+  tests::StoreFixture store;
+  std::uint64_t stamp = 1'700'000'000'000;
+  std::string statuses;  // what the script did: most of it succeeds, some fails on purpose
+  for (const auto& entry : tests::stateScript()) {
+    for (const auto& r : store.applyAll(entry, stamp += 1000)) statuses += std::to_string(static_cast<int>(r.status)) + " ";
+  }
+  CHECK(statuses == "0 0 0 0 0 4 0 0 16 0 0 17 0 0 0 0 0 0 0 ");
+  {
+    auto txn = storage::Txn::write(store.env());
+    store.stateMachine().admitRequest(txn, 2, 0x9e3779b97f4a7c15, 17, 7, stamp + 5000, stamp);
+    store.stateMachine().admitRequest(txn, 3, 0x9e3779b97f4a7c15, 18, 7);
+    txn.commit();
+  }
+  std::vector<tests::Sample> rows;
+  for (auto& row : store.rows()) rows.push_back({std::to_string(row.table) + "/" + row.key, row.value});
+  const std::uint64_t stateBytes = fingerprint(rows);
+
+  // The acceptor's log: its records, and the segment's framing around them.
+  tests::TempDir dir;
+  std::string segment;
+  {
+    storage::Wal wal(dir.path(), 0, 0, false, {});
+    wal.append(coordinator::encodeRecords(tests::acceptorRecords()));
+    wal.append(coordinator::encodeRecords({coordinator::paxos::CompactRecord{12}}));
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      segment.assign(std::istreambuf_iterator<char>(in), {});
+    }
+  }
+  REQUIRE(segment.size() > 32);
+  segment.replace(8, 8, 8, '\0');    // the log's random id...
+  segment.replace(24, 4, 4, '\0');   // ...and the header's CRC over it
+  segment.erase(segment.find_last_not_of('\0') + 1);  // the zeros written ahead
+  const std::uint64_t walBytes = fingerprint({{"segment", segment}});
+
+  INFO("fingerprints at encoding version " << kEncodingVersion << ": samples " << hex(sampleBytes) << ", state "
+       << hex(stateBytes) << ", wal " << hex(walBytes) << ". " << kWhatToDo);
+  CHECK(sampleBytes == pinned.samples);
+  CHECK(stateBytes == pinned.state);
+  CHECK(walBytes == pinned.wal);
 }
 
 TEST_CASE("the samples hold every command type, keyed forms included, and no name twice") {
