@@ -38,7 +38,7 @@ struct ClusterOptions {
   std::function<bool(const watch::Applied& pending, watch::PendingScan& scan)> appliesWanted;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // The encoding version this node's hellos claim (coordinator/EncodingVersion.h). Only tests set
-  // another: a member of an older or newer binary, without building one.
+  // another (1000 and up, which no release speaks): a member of another binary, without one.
   std::uint32_t encodingVersion = kEncodingVersion;
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
