@@ -4,7 +4,9 @@
 #include <charconv>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <random>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -37,12 +39,13 @@ struct BenchConfig {
   bool keep = false;  // leave the root and its subtree in place at the end
   unsigned threads = 2;
   std::string consistency;  // empty: linearizable
+  std::vector<long> serverPids;  // --server-pids: their CPU per request, by thread
 };
 
 BenchConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"keep"});
   args.allow({"endpoints", "connections", "duration", "mix", "value-size", "keys", "prefix", "threads", "consistency",
-              "keep"});
+              "keep", "server-pids"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   BenchConfig c;
   if (auto e = args.get("endpoints")) c.endpoint = HttpClient::parseEndpoints(*e).at(0);
@@ -56,6 +59,20 @@ BenchConfig parseConfig(const std::vector<std::string>& argv) {
     throw UsageError("--prefix is a node path such as /bench");
   }
   c.keep = args.has("keep");
+  if (auto pids = args.get("server-pids")) {
+    std::size_t start = 0;
+    while (start <= pids->size()) {
+      const std::size_t comma = std::min(pids->find(',', start), pids->size());
+      long pid = 0;
+      const char* first = pids->data() + start;
+      const char* last = pids->data() + comma;
+      if (std::from_chars(first, last, pid).ptr != last || pid <= 0) {
+        throw UsageError("--server-pids is a list of process ids such as 4242,4243,4244");
+      }
+      c.serverPids.push_back(pid);
+      start = comma + 1;
+    }
+  }
   c.consistency = args.get("consistency", "");
   if (auto mix = args.get("mix")) {
     // "put=50,get=50,create=0"
@@ -117,6 +134,38 @@ void printLine(const char* name, std::vector<std::uint32_t>& v, double seconds) 
               static_cast<double>(v.size()) / seconds, percentileMs(v, 0.50), percentileMs(v, 0.99), percentileMs(v, 0.999));
 }
 
+// The endpoint's commit index (a cluster member's /v1/status), if it reports one.
+std::optional<std::uint64_t> commitIndex(HttpClient& client) {
+  try {
+    auto r = client.request("GET", "/v1/status");
+    const json status = json::parse(r.body, nullptr, false);
+    if (r.status == 200 && status.is_object() && status.contains("commit_index") && status["commit_index"].is_number_unsigned()) {
+      return status["commit_index"].get<std::uint64_t>();
+    }
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+// The servers' CPU per request over the measured window, in all and by process and thread name,
+// with how often those threads slept (each a wake-up to pay for).
+void printServerCost(const load::LoadResult& result, std::size_t requests) {
+  const double n = static_cast<double>(requests);
+  unsigned long long wakeups = 0;
+  std::set<long> pids;
+  for (const auto& t : result.serverThreads) {
+    wakeups += t.wakeups;
+    pids.insert(t.pid);
+  }
+  std::printf("  server CPU %.1f us a request (%zu processes), %.2f wake-ups a request\n", result.serverCpu * 1e6 / n,
+              pids.size(), static_cast<double>(wakeups) / n);
+  for (const auto& t : result.serverThreads) {
+    if (t.cpuSeconds <= 0 && t.wakeups == 0) continue;
+    std::printf("    pid %-7ld %-16s %7.1f us  %5.3f wake-ups a request  (%zu thread%s)\n", t.pid, t.name.c_str(),
+                t.cpuSeconds * 1e6 / n, static_cast<double>(t.wakeups) / n, t.threads, t.threads == 1 ? "" : "s");
+  }
+}
+
 // Runs the load until the deadline (api/LoadDriver.h, each request a put, get or create by the
 // mix's weights, on a key drawn at random) and prints the figures; true when no request failed.
 bool runLoad(const BenchConfig& config) {
@@ -156,7 +205,11 @@ bool runLoad(const BenchConfig& config) {
     }
     return static_cast<std::size_t>(op);
   };
+  load.serverPids = config.serverPids;
+  HttpClient status({config.endpoint});
+  const auto commitBefore = commitIndex(status);
   load::LoadResult result = load::runLoad(load);
+  const auto commitAfter = commitIndex(status);
 
   std::vector<std::uint32_t> total;
   for (auto& v : result.micros) total.insert(total.end(), v.begin(), v.end());
@@ -167,6 +220,14 @@ bool runLoad(const BenchConfig& config) {
   for (int op = 0; op < 3; ++op) printLine(kOpNames[op], result.micros[op], result.seconds);
   printLine("total", total, result.seconds);
   std::printf("  errors %zu%s%s\n", result.errors, result.errors ? ", first: " : "", result.firstError.substr(0, 200).c_str());
+  const std::size_t writes = result.micros[0].size() + result.micros[2].size();
+  if (commitBefore && commitAfter && *commitAfter > *commitBefore && writes > 0) {
+    // Each slot costs its members a flush and a round of messages, whatever it holds.
+    std::printf("  log slots %llu for %zu writes: %.1f writes a slot\n",
+                static_cast<unsigned long long>(*commitAfter - *commitBefore), writes,
+                static_cast<double>(writes) / static_cast<double>(*commitAfter - *commitBefore));
+  }
+  if (!config.serverPids.empty() && !total.empty()) printServerCost(result, total.size());
   return result.errors == 0;
 }
 
@@ -182,7 +243,8 @@ void reportError(const std::string& what) {
 
 constexpr const char* kBenchUsage =
     "warden bench [--endpoints URL] [--connections 64] [--duration 10] [--mix put=50,get=50,create=0] "
-    "[--value-size 100] [--keys 1000] [--prefix /bench] [--keep] [--threads 2] [--consistency stale]";
+    "[--value-size 100] [--keys 1000] [--prefix /bench] [--keep] [--threads 2] [--consistency stale] "
+    "[--server-pids P1,P2,P3]";
 
 }  // namespace
 

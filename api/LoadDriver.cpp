@@ -5,6 +5,7 @@
 #include <atomic>
 #include <charconv>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -451,11 +452,27 @@ LoadResult runLoad(const LoadConfig& config) {
   for (auto& shard : shards) pool.emplace_back([&ioc = shard->ioc] { ioc.run(); });
   std::this_thread::sleep_until(schedule.measureStart);
   const double cpuBefore = cpuSecondsOf(config.serverPids);
+  std::map<long, std::map<long, ThreadUsage>> threadsBefore;
+  for (long pid : config.serverPids) threadsBefore[pid] = threadUsage(pid);
   for (auto& t : pool) t.join();
 
   LoadResult result;
   result.seconds = std::chrono::duration<double>(Clock::now() - schedule.measureStart).count();
   if (!config.serverPids.empty()) result.serverCpu = cpuSecondsOf(config.serverPids) - cpuBefore;
+  for (long pid : config.serverPids) {
+    std::map<std::string, LoadResult::ThreadCost> byName;
+    for (const auto& [tid, after] : threadUsage(pid)) {
+      const auto& before = threadsBefore[pid];
+      const auto was = before.find(tid);  // a thread begun within the window counts from zero
+      auto& cost = byName[after.name];
+      cost.pid = pid;
+      cost.name = after.name;
+      cost.threads += 1;
+      cost.cpuSeconds += after.cpuSeconds - (was != before.end() ? was->second.cpuSeconds : 0);
+      cost.wakeups += after.voluntarySwitches - (was != before.end() ? was->second.voluntarySwitches : 0);
+    }
+    for (auto& [name, cost] : byName) result.serverThreads.push_back(std::move(cost));
+  }
   result.micros.resize(config.kinds);
   for (const auto& shard : shards) {
     for (std::size_t kind = 0; kind < config.kinds; ++kind) {

@@ -97,6 +97,16 @@ struct LoadResult {
   std::string firstError;
   double seconds = 0;     // from the window's start until the last connection finished
   double serverCpu = -1;  // seconds, summed over serverPids, over the window; < 0 without pids
+  // The same window per server process and thread name (threads of one name summed): where
+  // the servers' CPU went, and how often those threads slept and were woken.
+  struct ThreadCost {
+    long pid = 0;
+    std::string name;
+    std::size_t threads = 0;
+    double cpuSeconds = 0;
+    unsigned long long wakeups = 0;  // voluntary context switches
+  };
+  std::vector<ThreadCost> serverThreads;
 
   std::size_t requests() const;  // measured, all kinds
 };

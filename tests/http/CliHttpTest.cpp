@@ -400,6 +400,28 @@ TEST_CASE("bench works under a fresh prefix node that it deletes at the end unle
   requireOneErrorLine(usage);
 }
 
+TEST_CASE("bench --server-pids prints the server's CPU and wake-ups a request by thread") {
+  TestServer server;
+  const std::string pid = std::to_string(server.pid());
+  auto run = runWarden({"bench", "--endpoints", server.endpoint(), "--duration", "1", "--connections", "4", "--keys",
+                        "10", "--mix", "put=1", "--server-pids", pid});
+  INFO(run.out << run.err);
+  CHECK(run.exitCode == 0);
+  CHECK_THAT(run.out, Catch::Contains("server CPU ") && Catch::Contains(" us a request (1 processes), ") &&
+                          Catch::Contains("wake-ups a request"));
+  // The node's named threads, each on a line of its own with the server's pid.
+  for (const char* thread : {"warden-driver", "warden-http1"}) {
+    CHECK_THAT(run.out, Catch::Matches("[\\s\\S]*\\n    pid " + pid + " +" + thread + " [\\s\\S]*"));
+  }
+  // The node's log entries over the run (a single node's log too has a commit index).
+  CHECK_THAT(run.out, Catch::Matches("[\\s\\S]*\\n  log slots [0-9]+ for [0-9]+ writes: [0-9.]+ writes a slot\\n[\\s\\S]*"));
+  for (const std::string bad : {"0", "12,x", "-4", ""}) {
+    auto refused = runWarden({"bench", "--server-pids", bad});
+    CHECK(refused.exitCode == 2);
+    requireOneErrorLine(refused);
+  }
+}
+
 TEST_CASE("bench prepares large values in transactions that fit a request body") {
   // 1,000 keys of 5,000 bytes: one transaction of them all would be 5 MB, over the 1.5 MiB body limit.
   TestServer server;
