@@ -54,7 +54,7 @@ transport::VersionCheck versionCheck(const ClusterOptions& options) {
   transport::VersionCheck check;
   check.own = options.encodingVersion;
   check.admitAny = options.bugs.admitAnyEncodingVersion;
-  // Said once per peer and version: the peer keeps redialling (with back-off, up to once a second).
+  // Said once per peer and version: the peer keeps redialling (with back-off, about four times a second).
   check.onRefused = [own = check.own, said = std::make_shared<std::set<std::pair<std::uint64_t, std::uint32_t>>>()](
                         std::uint64_t from, std::uint32_t theirs) {
     if (!said->emplace(from, theirs).second) return;

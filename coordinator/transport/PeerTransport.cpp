@@ -127,8 +127,11 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
 
   void retry() {
     // A connection that lasted was to a working peer that went away: redial soon. One that
-    // ended at once was not (a peer that refused its hello, say): the back-off keeps growing.
-    if (up_ && std::chrono::steady_clock::now() - connectedAt_ >= kStableAfter) backoff_ = kFirstBackoff;
+    // ended at once was not (a peer that refused its hello, or a proxy whose target is not up
+    // yet): the back-off keeps growing, but only to kMaxBackoffAfterConnect, so that a peer
+    // coming up behind a proxy is reached within a quarter second.
+    const bool wasUp = up_;
+    if (wasUp && std::chrono::steady_clock::now() - connectedAt_ >= kStableAfter) backoff_ = kFirstBackoff;
     up_ = false;
     upFlag_ = false;
     writing_ = false;
@@ -143,7 +146,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       queuedFlag_ = queuedBytes_;
     }
     timer_.expires_after(backoff_);
-    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+    backoff_ = std::min(backoff_ * 2, wasUp ? kMaxBackoffAfterConnect : kMaxBackoff);
     timer_.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec) self->connect();
     });
@@ -174,7 +177,8 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
   std::deque<std::string> queue_;
   std::size_t queuedBytes_ = 0;
   std::array<unsigned char, 4> header_{};
-  static constexpr std::chrono::milliseconds kFirstBackoff{20}, kMaxBackoff{1000}, kStableAfter{1000};
+  static constexpr std::chrono::milliseconds kFirstBackoff{20}, kMaxBackoff{1000}, kMaxBackoffAfterConnect{250},
+      kStableAfter{1000};
   std::chrono::milliseconds backoff_ = kFirstBackoff;
   std::chrono::steady_clock::time_point connectedAt_;
   bool up_ = false, writing_ = false, stopped_ = false;
