@@ -101,4 +101,29 @@ void Args::allow(const std::set<std::string>& known) const {
   }
 }
 
+std::vector<std::size_t> parseCounts(const Args& args, const char* flag, std::vector<std::size_t> fallback, std::size_t max) {
+  const auto list = args.get(flag);
+  if (!list) return fallback;
+  std::vector<std::size_t> counts;
+  std::size_t start = 0;
+  while (start <= list->size()) {
+    std::size_t comma = list->find(',', start);
+    if (comma == std::string::npos) comma = list->size();
+    const std::string item = list->substr(start, comma - start);
+    if (item.empty() || item.size() > 7 || item.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(item) == 0 || std::stoul(item) > max) {
+      throw UsageError(std::string("--") + flag + " is a list of numbers from 1 to " + std::to_string(max) + ", such as 1,16,64");
+    }
+    counts.push_back(std::stoul(item));
+    start = comma + 1;
+  }
+  return counts;
+}
+
+std::vector<long> parsePids(const Args& args, const char* flag) {
+  std::vector<long> pids;
+  for (std::size_t n : parseCounts(args, flag, {}, 1 << 30)) pids.push_back(static_cast<long>(n));
+  return pids;
+}
+
 }  // namespace warden::api

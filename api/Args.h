@@ -44,6 +44,12 @@ class Args {
   std::optional<std::size_t> afterDashes_;
 };
 
+// A flag holding whole numbers from 1 to `max` separated by commas ("1,16,64"); `fallback` when
+// it is not given. A UsageError names the flag otherwise.
+std::vector<std::size_t> parseCounts(const Args& args, const char* flag, std::vector<std::size_t> fallback, std::size_t max);
+// A flag holding process ids the same way ("4242,4243"); none when it is not given.
+std::vector<long> parsePids(const Args& args, const char* flag);
+
 // "--help" or "-h" among the flags (before any "--"): the command prints its usage and exits 0.
 bool asksForHelp(const std::vector<std::string>& argv);
 

@@ -59,20 +59,7 @@ BenchConfig parseConfig(const std::vector<std::string>& argv) {
     throw UsageError("--prefix is a node path such as /bench");
   }
   c.keep = args.has("keep");
-  if (auto pids = args.get("server-pids")) {
-    std::size_t start = 0;
-    while (start <= pids->size()) {
-      const std::size_t comma = std::min(pids->find(',', start), pids->size());
-      long pid = 0;
-      const char* first = pids->data() + start;
-      const char* last = pids->data() + comma;
-      if (std::from_chars(first, last, pid).ptr != last || pid <= 0) {
-        throw UsageError("--server-pids is a list of process ids such as 4242,4243,4244");
-      }
-      c.serverPids.push_back(pid);
-      start = comma + 1;
-    }
-  }
+  c.serverPids = parsePids(args, "server-pids");
   c.consistency = args.get("consistency", "");
   if (auto mix = args.get("mix")) {
     // "put=50,get=50,create=0"
