@@ -461,8 +461,8 @@ LoadResult runLoad(const LoadConfig& config) {
   if (!config.serverPids.empty()) result.serverCpu = cpuSecondsOf(config.serverPids) - cpuBefore;
   for (long pid : config.serverPids) {
     std::map<std::string, LoadResult::ThreadCost> byName;
+    const auto& before = threadsBefore[pid];
     for (const auto& [tid, after] : threadUsage(pid)) {
-      const auto& before = threadsBefore[pid];
       const auto was = before.find(tid);  // a thread begun within the window counts from zero
       auto& cost = byName[after.name];
       cost.pid = pid;

@@ -1,5 +1,6 @@
 #include "coordinator/EncodingVersion.h"
 
+#include <charconv>
 #include <stdexcept>
 
 namespace warden::coordinator {
@@ -12,10 +13,9 @@ constexpr std::string_view kKey = "version";
 
 std::uint32_t parse(std::string_view text) {
   std::uint32_t v = 0;
-  if (text.empty() || text.size() > 9) throw std::runtime_error("unreadable encoding version");
-  for (char c : text) {
-    if (c < '0' || c > '9') throw std::runtime_error("unreadable encoding version");
-    v = v * 10 + static_cast<std::uint32_t>(c - '0');
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (error != std::errc{} || end != text.data() + text.size()) {
+    throw std::runtime_error("unreadable encoding version");
   }
   return v;
 }
