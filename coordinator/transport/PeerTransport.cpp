@@ -116,6 +116,9 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       error_code ignored;
       self->socket_.set_option(tcp::no_delay(true), ignored);
       self->connectedAt_ = std::chrono::steady_clock::now();
+      // Reachable again: should this connection end at once, the next dial waits no longer than
+      // one that ended at once waits, whatever refused dials before had grown the back-off to.
+      self->backoff_ = std::min(self->backoff_, kMaxBackoffAfterConnect);
       self->up_ = true;
       self->upFlag_ = true;
       self->queue_.push_front(self->hello_);

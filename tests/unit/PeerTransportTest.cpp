@@ -233,6 +233,48 @@ TEST_CASE("a peer refused for its encoding version is redialled with back-off, n
   t2->stop();
 }
 
+TEST_CASE("a connection that ends at once after dials were refused is redialled within a quarter second") {
+  // Found by the review of the back-off: refused dials (the peer down) grow the back-off to 1 s;
+  // a connection made then, which ends at once (the peer refuses its hello, or dies again),
+  // waited that whole second before the next dial instead of at most 250 ms.
+  IoThread io;
+  net::io_context& ioc = io.ioc;
+  std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
+  Inbox in1, in2;
+  std::mutex mutex;
+  std::vector<std::chrono::steady_clock::time_point> refusedAt;
+  VersionCheck v2;
+  v2.own = kEncodingVersion + 1;
+  v2.onRefused = [&](NodeId, std::uint32_t) {
+    std::lock_guard lock(mutex);
+    refusedAt.push_back(std::chrono::steady_clock::now());
+  };
+  auto t1 = makeTransport(ioc, 1, peers, in1);
+  t1->start();
+  // Node 2 is not listening: node 1's dials are refused for 2.5 s, its back-off reaching 1 s.
+  auto sendFor = [&](std::chrono::milliseconds span) {
+    const auto end = std::chrono::steady_clock::now() + span;
+    while (std::chrono::steady_clock::now() < end) {
+      t1->send(2, "heartbeat");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  sendFor(std::chrono::milliseconds(2500));
+  auto t2 = makeTransport(ioc, 2, peers, in2, {}, v2);
+  t2->start();
+  REQUIRE(waitFor([&] {
+    t1->send(2, "heartbeat");
+    std::lock_guard lock(mutex);
+    return refusedAt.size() >= 2;
+  }, 3000));
+  std::lock_guard lock(mutex);
+  const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(refusedAt[1] - refusedAt[0]).count();
+  INFO("from the first refused connection to the next: " << gap << " ms");
+  CHECK(gap < 600);
+  t1->stop();
+  t2->stop();
+}
+
 TEST_CASE("a hello carries its encoding version, and version 1's single byte reads as version 1") {
   NodeId from = 0;
   std::string http;
