@@ -1,5 +1,10 @@
 #include "coordinator/transport/PeerTransport.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -19,6 +24,25 @@ using boost::system::error_code;
 
 namespace {
 constexpr std::string_view kMagic = "WRDN";
+
+// See TransportLimits::deadAfter. Best effort: a socket that refuses an option keeps the default.
+void endWhenUnanswered(tcp::socket& socket, std::chrono::milliseconds deadAfter) {
+  if (deadAfter.count() <= 0) return;
+  const int fd = socket.native_handle();
+  const unsigned timeout = static_cast<unsigned>(deadAfter.count());
+  // Probes from a third of it on, a second apart: an idle connection (an inbound one never
+  // sends) is found dead about as soon as a busy one, whose unacknowledged data the user
+  // timeout covers.
+  const int idle = std::max(1, static_cast<int>(deadAfter.count() / 3000));
+  const int interval = 1;
+  const int probes = 3;
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+}
 
 std::array<unsigned char, 4> lengthPrefix(std::size_t n) {
   return {static_cast<unsigned char>(n >> 24), static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 8),
@@ -111,10 +135,23 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
  private:
   void connect() {
     if (stopped_) return;
-    socket_.async_connect(remote_, [self = shared_from_this()](error_code ec) {
+    const std::uint64_t attempt = ++attempt_;
+    if (limits_.connectTimeout.count() > 0) {
+      // The back-off's timer, free while dialling (retry() re-arms it, cancelling this wait).
+      timer_.expires_after(limits_.connectTimeout);
+      timer_.async_wait([self = shared_from_this(), attempt](error_code ec) {
+        // Still this dial, unanswered: give it up; its handler sees the abort and retries.
+        if (ec || self->attempt_ != attempt || self->up_ || self->stopped_) return;
+        error_code ignored;
+        self->socket_.close(ignored);
+      });
+    }
+    socket_.async_connect(remote_, [self = shared_from_this(), attempt](error_code ec) {
+      if (attempt == self->attempt_) self->timer_.cancel();
       if (ec) return self->retry();
       error_code ignored;
       self->socket_.set_option(tcp::no_delay(true), ignored);
+      endWhenUnanswered(self->socket_, self->limits_.deadAfter);
       self->connectedAt_ = std::chrono::steady_clock::now();
       // Reachable again: should this connection end at once, the next dial waits no longer than
       // one that ended at once waits, whatever refused dials before had grown the back-off to.
@@ -184,6 +221,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       kStableAfter{1000};
   std::chrono::milliseconds backoff_ = kFirstBackoff;
   std::chrono::steady_clock::time_point connectedAt_;
+  std::uint64_t attempt_ = 0;  // dials begun, so that a dial's deadline ends that dial only
   bool up_ = false, writing_ = false, stopped_ = false;
   bool helloQueued_ = false;  // the queue's front is this connection's unsent hello
   std::atomic<bool> upFlag_{false};
@@ -311,6 +349,7 @@ void PeerTransport::doAccept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
+      endWhenUnanswered(socket, limits_.deadAfter);
       auto inbound = std::make_shared<Inbound>(std::move(socket), shared_);
       {
         std::lock_guard lock(shared_->mutex);

@@ -8,6 +8,7 @@
 // nothing a peer sends can crash the node. A hello of another encoding version closes it too:
 // that peer's commands may not decode here alike (coordinator/EncodingVersion.h).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -28,6 +29,14 @@ using NodeId = std::uint64_t;
 struct TransportLimits {
   std::size_t maxFrameBytes = 64u << 20;
   std::size_t maxQueuedBytes = 128u << 20;  // per peer
+  // A partition that drops packets (rather than refusing them) must not leave a link waiting on
+  // the kernel's timers after it heals: they retry a SYN for about two minutes, and retransmit
+  // unacknowledged data at doubling intervals (the next try can come many seconds after the
+  // heal). So a dial not connected within connectTimeout is abandoned and redialled, and a
+  // connection whose data (or, idle, whose keepalive probes) went unacknowledged for deadAfter
+  // is ended (TCP_USER_TIMEOUT, SO_KEEPALIVE). 0 leaves the kernel's defaults: a defect tests plant.
+  std::chrono::milliseconds connectTimeout{1000};
+  std::chrono::milliseconds deadAfter{3000};
 };
 
 // Which peers this node lets in by their hello's encoding version.
