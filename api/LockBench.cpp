@@ -52,23 +52,6 @@ void printRow(const char* system, std::size_t clients, lockbench::CycleRow& row)
   std::fflush(stdout);
 }
 
-std::vector<std::size_t> parseClients(const std::string& list) {
-  std::vector<std::size_t> counts;
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    std::size_t comma = list.find(',', start);
-    if (comma == std::string::npos) comma = list.size();
-    const std::string item = list.substr(start, comma - start);
-    if (item.empty() || item.size() > 5 || item.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoul(item) == 0 || std::stoul(item) > 10'000) {
-      throw UsageError("--clients is a list of counts from 1 to 10000, such as 1,16,64");
-    }
-    counts.push_back(std::stoul(item));
-    start = comma + 1;
-  }
-  return counts;
-}
-
 Config parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {});
   args.allow({"endpoints", "etcd", "clients", "duration", "waiters", "ttl", "wait-ms", "server-pid", "etcd-pid", "prefix"});
@@ -76,7 +59,7 @@ Config parseConfig(const std::vector<std::string>& argv) {
   Config c;
   if (auto e = args.get("endpoints")) c.warden = HttpClient::parseEndpoints(*e).at(0);
   if (auto e = args.get("etcd")) c.etcd = HttpClient::parseEndpoints(*e).at(0);
-  if (auto list = args.get("clients")) c.clients = parseClients(*list);
+  c.clients = parseCounts(args, "clients", c.clients, 10'000);
   c.seconds = static_cast<double>(args.number("duration", 5, 0, 3600));
   // GET /v1/locks/{name} lists 10,000 waiters at most: the bench could not see a longer queue.
   c.waiters = static_cast<std::size_t>(args.number("waiters", 1000, 0, 10'000));
