@@ -13,11 +13,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -112,11 +115,18 @@ class ReplicatedLog {
     bool stopping_ = false;
     std::thread thread_;
   };
-    class TransportOutbox : public node::Outbox {
+  class TransportOutbox : public node::Outbox {
    public:
-    void send(std::uint64_t to, std::string frame) override { transport->send(to, std::move(frame)); }
+    void send(std::uint64_t to, std::string frame) override { pending[to].push_back(std::move(frame)); }
+    // Each peer's frames of a round in one hand-off to the transport's thread, and one write.
+    void flush() override {
+      for (auto& [to, frames] : pending) {
+        if (!frames.empty()) transport->send(to, std::exchange(frames, {}));
+      }
+    }
     bool connected(std::uint64_t peer) const override { return transport->connected(peer); }
     transport::PeerTransport* transport = nullptr;
+    std::map<std::uint64_t, std::vector<std::string>> pending;  // since the last flush, by peer
   };
 
   // Queues an input unless stopping or the queue is full (`bounded`); false then.

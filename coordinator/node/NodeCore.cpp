@@ -167,6 +167,7 @@ void NodeCore::endTurn() {
     pumpSnapshots();
     publishLeaseReads();
     updateView();
+    outbox_.flush();
   } catch (const storage::LmdbError& e) {
     // The acceptor state or the state machine could not be written: carrying on could vote on
     // something not durable. Stop loudly.
@@ -272,6 +273,7 @@ void NodeCore::finishReadyBatch() {
       takeRejected(ready.rejected);
       for (std::uint64_t peer : ready.snapshotNeeded) sendSnapshot(peer);
     }
+    outbox_.flush();  // this round's messages leave before its applies and the next round's flush
     if (!chosen.empty()) applyInto(chosen);
     for (const auto& message : toSelf) readies_.push_back(replica_->step(message, now()));
     if (const std::uint64_t point = compactionPoint(); point > 0) readies_.push_back(replica_->compact(point));

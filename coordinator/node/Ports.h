@@ -14,6 +14,10 @@ class Outbox {
  public:
   virtual ~Outbox() = default;
   virtual void send(std::uint64_t to, std::string frame) = 0;
+  // The frames sent since the last flush may leave now, each peer's together (production
+  // gathers them into one write; the core flushes after each persist round and at the end of
+  // a turn). Frames may also leave earlier.
+  virtual void flush() {}
   // Whether a link to the peer is up right now (for the health shown in /v1/status).
   virtual bool connected(std::uint64_t peer) const = 0;
 };

@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <deque>
+#include <vector>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,23 +26,32 @@ using boost::system::error_code;
 namespace {
 constexpr std::string_view kMagic = "WRDN";
 
-// See TransportLimits::deadAfter. Best effort: a socket that refuses an option keeps the default.
-void endWhenUnanswered(tcp::socket& socket, std::chrono::milliseconds deadAfter) {
+// See TransportLimits::deadAfter: keepalive probes for a connection with nothing to send (an
+// inbound one never sends). Best effort: a socket that refuses an option keeps the default.
+// Not TCP_USER_TIMEOUT: since Linux 5.11 it also ends a connection whose peer's window stayed
+// shut that long, which a live member paused for a few seconds (SIGSTOP) answers with.
+void probeWhenIdle(tcp::socket& socket, std::chrono::milliseconds deadAfter) {
   if (deadAfter.count() <= 0) return;
   const int fd = socket.native_handle();
-  const unsigned timeout = static_cast<unsigned>(deadAfter.count());
-  // Probes from a third of it on, a second apart: an idle connection (an inbound one never
-  // sends) is found dead about as soon as a busy one, whose unacknowledged data the user
-  // timeout covers.
+  // From a third of it on, a second apart, three unanswered: dead about deadAfter + 1 s on.
   const int idle = std::max(1, static_cast<int>(deadAfter.count() / 3000));
   const int interval = 1;
   const int probes = 3;
   const int on = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
   ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+}
+
+// Whether the kernel holds data sent on this socket that nothing has acknowledged for `within`:
+// behind a partition that drops packets, no ACK comes at all, while a live peer's kernel answers
+// even when its process is paused and its window shut (its answers to the window probes).
+bool unacknowledgedFor(tcp::socket& socket, std::chrono::milliseconds within) {
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (::getsockopt(socket.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return false;
+  return info.tcpi_unacked > 0 && info.tcpi_last_ack_recv >= static_cast<std::uint32_t>(within.count());
 }
 
 std::array<unsigned char, 4> lengthPrefix(std::size_t n) {
@@ -92,7 +102,7 @@ struct PeerTransport::Shared {
 class PeerTransport::Link : public std::enable_shared_from_this<Link> {
  public:
   Link(net::io_context& ioc, tcp::endpoint remote, std::string hello, TransportLimits limits)
-      : strand_(net::make_strand(ioc)), socket_(strand_), timer_(strand_), remote_(remote), hello_(std::move(hello)),
+      : strand_(net::make_strand(ioc)), socket_(strand_), timer_(strand_), acks_(strand_), remote_(remote), hello_(std::move(hello)),
         limits_(limits) {}
 
   void start() {
@@ -104,22 +114,26 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       self->stopped_ = true;
       error_code ignored;
       self->timer_.cancel();
+      self->acks_.cancel();
       self->socket_.close(ignored);
     });
   }
 
-  void send(std::string body) {
-    net::dispatch(strand_, [self = shared_from_this(), body = std::move(body)]() mutable {
-      // A frame the receiver would refuse would be resent forever at the head of the queue,
-      // wedging the link: drop it here (callers keep frames far below the limit).
-      if (body.size() > self->limits_.maxFrameBytes) return;
-      self->queuedBytes_ += body.size();
-      self->queue_.push_back(std::move(body));
+  void send(std::vector<std::string> bodies) {
+    net::dispatch(strand_, [self = shared_from_this(), bodies = std::move(bodies)]() mutable {
+      for (auto& body : bodies) {
+        // A frame the receiver would refuse would be resent forever at the head of the queue,
+        // wedging the link: drop it here (callers keep frames far below the limit).
+        if (body.size() > self->limits_.maxFrameBytes) continue;
+        self->queuedBytes_ += body.size();
+        self->queue_.push_back(std::move(body));
+      }
       // Keep the newest: what is old matters least to a protocol that retransmits anyway. The
       // bound holds while connected too (a SIGSTOPped peer accepts no bytes, so a write may
-      // never finish); only the frame being written stays.
-      const std::size_t keep = self->writing_ || self->helloQueued_ ? 1 : 0;
-      while (self->queuedBytes_ > self->limits_.maxQueuedBytes && self->queue_.size() > keep + 1) {
+      // never finish); the frames in the write under way are not in the queue, and stay. Nor
+      // does a hello the connection has not sent yet go.
+      const std::size_t keep = self->helloQueued_ && self->inFlight_.empty() ? 1 : 0;
+      while (self->queuedBytes_ - self->inFlightBytes_ > self->limits_.maxQueuedBytes && self->queue_.size() > keep + 1) {
         auto victim = self->queue_.begin() + static_cast<std::ptrdiff_t>(keep);
         self->queuedBytes_ -= victim->size();
         self->queue_.erase(victim);
@@ -140,8 +154,11 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       // The back-off's timer, free while dialling (retry() re-arms it, cancelling this wait).
       timer_.expires_after(limits_.connectTimeout);
       timer_.async_wait([self = shared_from_this(), attempt](error_code ec) {
-        // Still this dial, unanswered: give it up; its handler sees the abort and retries.
+        // Still this dial, unanswered: give it up; its handler sees the abort and retries. A
+        // peer that does not answer at all (a partition that drops packets) is dialled again
+        // within a quarter second: when the network comes back, the next SYN is not far off.
         if (ec || self->attempt_ != attempt || self->up_ || self->stopped_) return;
+        self->backoff_ = std::min(self->backoff_, kMaxBackoffAfterConnect);
         error_code ignored;
         self->socket_.close(ignored);
       });
@@ -151,7 +168,8 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       if (ec) return self->retry();
       error_code ignored;
       self->socket_.set_option(tcp::no_delay(true), ignored);
-      endWhenUnanswered(self->socket_, self->limits_.deadAfter);
+      probeWhenIdle(self->socket_, self->limits_.deadAfter);
+      self->watchAcks(attempt);
       self->connectedAt_ = std::chrono::steady_clock::now();
       // Reachable again: should this connection end at once, the next dial waits no longer than
       // one that ended at once waits, whatever refused dials before had grown the back-off to.
@@ -165,6 +183,23 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
     });
   }
 
+  // Once a second while connected: a connection whose data nobody acknowledged for deadAfter
+  // is closed (the write under way, if any, then fails and retries; else retry() here).
+  void watchAcks(std::uint64_t attempt) {
+    if (limits_.deadAfter.count() <= 0) return;
+    acks_.expires_after(std::chrono::seconds(1));
+    acks_.async_wait([self = shared_from_this(), attempt](error_code ec) {
+      if (ec || self->stopped_ || !self->up_ || self->attempt_ != attempt) return;
+      if (!unacknowledgedFor(self->socket_, self->limits_.deadAfter)) return self->watchAcks(attempt);
+      if (!self->inFlight_.empty()) {
+        error_code ignored;
+        self->socket_.close(ignored);
+        return;
+      }
+      self->retry();
+    });
+  }
+
   void retry() {
     // A connection that lasted was to a working peer that went away: redial soon. One that
     // ended at once was not (a peer that refused its hello, or a proxy whose target is not up
@@ -174,9 +209,15 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
     if (wasUp && std::chrono::steady_clock::now() - connectedAt_ >= kStableAfter) backoff_ = kFirstBackoff;
     up_ = false;
     upFlag_ = false;
-    writing_ = false;
     error_code ignored;
     socket_.close(ignored);
+    // What was being written goes again, first, on the next connection (a receiver drops a
+    // frame cut short with its connection).
+    while (!inFlight_.empty()) {
+      queue_.push_front(std::move(inFlight_.back()));
+      inFlight_.pop_back();
+    }
+    inFlightBytes_ = 0;
     if (stopped_) return;
     // The next connection opens with a fresh hello; drop one this connection never finished.
     if (helloQueued_) {
@@ -192,16 +233,28 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
     });
   }
 
+  // What is queued, in one write (up to kGatherBytes, or one frame): its frames move out of the
+  // queue until it completes, so that the queue's bound stays what it was.
   void writeNext() {
-    if (writing_ || queue_.empty() || !up_) return;
-    writing_ = true;
-    header_ = lengthPrefix(queue_.front().size());
-    std::array<net::const_buffer, 2> buffers{net::buffer(header_), net::buffer(queue_.front())};
-    net::async_write(socket_, buffers, [self = shared_from_this()](error_code ec, std::size_t) {
-      self->writing_ = false;
+    if (!inFlight_.empty() || queue_.empty() || !up_) return;
+    inFlightBytes_ = 0;
+    while (!queue_.empty() && (inFlight_.empty() || inFlightBytes_ + queue_.front().size() <= kGatherBytes)) {
+      inFlightBytes_ += queue_.front().size();
+      inFlight_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    headers_.clear();
+    for (const auto& frame : inFlight_) headers_.push_back(lengthPrefix(frame.size()));
+    buffers_.clear();
+    for (std::size_t i = 0; i < inFlight_.size(); ++i) {
+      buffers_.push_back(net::buffer(headers_[i]));
+      buffers_.push_back(net::buffer(inFlight_[i]));
+    }
+    net::async_write(socket_, buffers_, [self = shared_from_this()](error_code ec, std::size_t) {
       if (ec) return self->retry();
-      self->queuedBytes_ -= self->queue_.front().size();
-      self->queue_.pop_front();
+      self->queuedBytes_ -= self->inFlightBytes_;
+      self->inFlightBytes_ = 0;
+      self->inFlight_.clear();
       self->queuedFlag_ = self->queuedBytes_;
       self->helloQueued_ = false;
       self->writeNext();
@@ -210,19 +263,24 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
 
   net::strand<net::io_context::executor_type> strand_;
   tcp::socket socket_;
-  net::steady_timer timer_;
+  net::steady_timer timer_;  // the back-off, and a dial's deadline
+  net::steady_timer acks_;   // watchAcks()
   tcp::endpoint remote_;
   std::string hello_;
   TransportLimits limits_;
   std::deque<std::string> queue_;
-  std::size_t queuedBytes_ = 0;
-  std::array<unsigned char, 4> header_{};
+  std::size_t queuedBytes_ = 0;  // in queue_ and inFlight_
+  std::vector<std::string> inFlight_;  // the frames of the write under way
+  std::size_t inFlightBytes_ = 0;
+  std::vector<std::array<unsigned char, 4>> headers_;  // their length prefixes
+  std::vector<net::const_buffer> buffers_;
   static constexpr std::chrono::milliseconds kFirstBackoff{20}, kMaxBackoff{1000}, kMaxBackoffAfterConnect{250},
       kStableAfter{1000};
+  static constexpr std::size_t kGatherBytes = 256u << 10;
   std::chrono::milliseconds backoff_ = kFirstBackoff;
   std::chrono::steady_clock::time_point connectedAt_;
   std::uint64_t attempt_ = 0;  // dials begun, so that a dial's deadline ends that dial only
-  bool up_ = false, writing_ = false, stopped_ = false;
+  bool up_ = false, stopped_ = false;
   bool helloQueued_ = false;  // the queue's front is this connection's unsent hello
   std::atomic<bool> upFlag_{false};
   std::atomic<std::size_t> queuedFlag_{0};  // queuedBytes_, for other threads
@@ -331,8 +389,14 @@ void PeerTransport::stop() {
 }
 
 void PeerTransport::send(NodeId to, std::string body) {
+  std::vector<std::string> bodies;
+  bodies.push_back(std::move(body));
+  send(to, std::move(bodies));
+}
+
+void PeerTransport::send(NodeId to, std::vector<std::string> bodies) {
   auto it = links_.find(to);
-  if (it != links_.end()) it->second->send(std::move(body));
+  if (it != links_.end()) it->second->send(std::move(bodies));
 }
 
 bool PeerTransport::connected(NodeId to) const {
@@ -349,7 +413,7 @@ void PeerTransport::doAccept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
-      endWhenUnanswered(socket, limits_.deadAfter);
+      probeWhenIdle(socket, limits_.deadAfter);
       auto inbound = std::make_shared<Inbound>(std::move(socket), shared_);
       {
         std::lock_guard lock(shared_->mutex);

@@ -32,9 +32,10 @@ struct TransportLimits {
   // A partition that drops packets (rather than refusing them) must not leave a link waiting on
   // the kernel's timers after it heals: they retry a SYN for about two minutes, and retransmit
   // unacknowledged data at doubling intervals (the next try can come many seconds after the
-  // heal). So a dial not connected within connectTimeout is abandoned and redialled, and a
-  // connection whose data (or, idle, whose keepalive probes) went unacknowledged for deadAfter
-  // is ended (TCP_USER_TIMEOUT, SO_KEEPALIVE). 0 leaves the kernel's defaults: a defect tests plant.
+  // heal). So a dial not connected within connectTimeout is abandoned and redialled (within a
+  // quarter second), and a connection whose data went unacknowledged for deadAfter is ended and
+  // redialled (TCP_INFO, looked at once a second), as is one whose keepalive probes go
+  // unanswered. 0 leaves the kernel's defaults: a defect tests plant.
   std::chrono::milliseconds connectTimeout{1000};
   std::chrono::milliseconds deadAfter{3000};
 };
@@ -60,11 +61,15 @@ class PeerTransport {
 
   void start();  // binds (throws when the address is taken) and starts connecting
   void stop();
-  // Thread-safe; never blocks. Frames to an unknown peer or to a full queue are dropped.
+  // Thread-safe; never blocks. Frames to an unknown peer or to a full queue are dropped. Frames
+  // queued together leave in one write, at once when called on the io_context's own thread and
+  // nothing is being written to that peer.
   void send(NodeId to, std::string body);
+  void send(NodeId to, std::vector<std::string> bodies);
   // Whether the outbound connection to this peer is up right now.
   bool connected(NodeId to) const;
-  // Bytes waiting to be written to this peer (at most maxQueuedBytes plus the frame in writing).
+  // Bytes waiting to be written to this peer, or being written (at most maxQueuedBytes plus
+  // those in the write under way).
   std::size_t queuedBytes(NodeId to) const;
 
  private:
