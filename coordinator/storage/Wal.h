@@ -55,7 +55,7 @@ class Wal {
 
  private:
   void startSegment();
-  void extend(std::uint64_t end);
+  void extend(std::uint64_t end);  // zeros up to at least `end`, for the caller's flush to make durable
   void replay(std::uint64_t foldedSeq, const Visit& visit);
 
   std::string directory_;
