@@ -210,6 +210,9 @@ ClusterView NodeCore::view() const {
 }
 
 void NodeCore::finishReadyBatch() {
+  // What the turn's inputs answered (read index and keepalive replies, forwards, snapshot
+  // acknowledgements) leaves before the turn's flush to disk.
+  outbox_.flush();
   // Persist, release, deliver to self, repeat: self-addressed messages may produce more. What the
   // rounds apply stays in the open apply transaction (commitApplyUnlessItMayWait at the end).
   for (int round = 0; round < 64 && !readies_.empty(); ++round) {

@@ -51,7 +51,11 @@ bool unacknowledgedFor(tcp::socket& socket, std::chrono::milliseconds within) {
   tcp_info info{};
   socklen_t size = sizeof info;
   if (::getsockopt(socket.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return false;
-  return info.tcpi_unacked > 0 && info.tcpi_last_ack_recv >= static_cast<std::uint32_t>(within.count());
+  // Or, with the window shut (nothing unacknowledged, data waiting), when the window probes go
+  // unanswered: a live peer's kernel answers each, which resets tcpi_probes to 0. (Keepalive
+  // does not probe a socket with data waiting; the window probes alone back off to minutes.)
+  return (info.tcpi_unacked > 0 || info.tcpi_probes >= 2) &&
+         info.tcpi_last_ack_recv >= static_cast<std::uint32_t>(within.count());
 }
 
 std::array<unsigned char, 4> lengthPrefix(std::size_t n) {
@@ -251,7 +255,8 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       buffers_.push_back(net::buffer(inFlight_[i]));
     }
     net::async_write(socket_, buffers_, [self = shared_from_this()](error_code ec, std::size_t) {
-      if (ec) return self->retry();
+      // Closed by the ack watch after the write had gone out: the link is down all the same.
+      if (ec || !self->socket_.is_open()) return self->retry();
       self->queuedBytes_ -= self->inFlightBytes_;
       self->inFlightBytes_ = 0;
       self->inFlight_.clear();
