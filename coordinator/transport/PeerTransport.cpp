@@ -106,8 +106,8 @@ struct PeerTransport::Shared {
 class PeerTransport::Link : public std::enable_shared_from_this<Link> {
  public:
   Link(net::io_context& ioc, tcp::endpoint remote, std::string hello, TransportLimits limits)
-      : strand_(net::make_strand(ioc)), socket_(strand_), timer_(strand_), acks_(strand_), remote_(remote), hello_(std::move(hello)),
-        limits_(limits) {}
+      : strand_(net::make_strand(ioc)), socket_(strand_), timer_(strand_), acks_(strand_), remote_(remote),
+        hello_(std::move(hello)), limits_(limits) {}
 
   void start() {
     net::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
@@ -137,7 +137,8 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       // never finish); the frames in the write under way are not in the queue, and stay. Nor
       // does a hello the connection has not sent yet go.
       const std::size_t keep = self->helloQueued_ && self->inFlight_.empty() ? 1 : 0;
-      while (self->queuedBytes_ - self->inFlightBytes_ > self->limits_.maxQueuedBytes && self->queue_.size() > keep + 1) {
+      while (self->queuedBytes_ - self->inFlightBytes_ > self->limits_.maxQueuedBytes &&
+             self->queue_.size() > keep + 1) {
         auto victim = self->queue_.begin() + static_cast<std::ptrdiff_t>(keep);
         self->queuedBytes_ -= victim->size();
         self->queue_.erase(victim);
@@ -168,7 +169,7 @@ class PeerTransport::Link : public std::enable_shared_from_this<Link> {
       });
     }
     socket_.async_connect(remote_, [self = shared_from_this(), attempt](error_code ec) {
-      if (attempt == self->attempt_) self->timer_.cancel();
+      self->timer_.cancel();  // the dial's deadline
       if (ec) return self->retry();
       error_code ignored;
       self->socket_.set_option(tcp::no_delay(true), ignored);

@@ -33,9 +33,10 @@ struct TransportLimits {
   // the kernel's timers after it heals: they retry a SYN for about two minutes, and retransmit
   // unacknowledged data at doubling intervals (the next try can come many seconds after the
   // heal). So a dial not connected within connectTimeout is abandoned and redialled (within a
-  // quarter second), and a connection whose data went unacknowledged for deadAfter is ended and
-  // redialled (TCP_INFO, looked at once a second), as is one whose keepalive probes go
-  // unanswered. 0 leaves the kernel's defaults: a defect tests plant.
+  // quarter second), and a connection whose data, or window probes, went unacknowledged for
+  // deadAfter is ended and redialled (TCP_INFO, looked at once a second), as is an idle one whose
+  // keepalive probes go unanswered. A live peer's kernel acknowledges even while its process is
+  // paused. 0 leaves the kernel's defaults: a defect tests plant.
   std::chrono::milliseconds connectTimeout{1000};
   std::chrono::milliseconds deadAfter{3000};
 };
