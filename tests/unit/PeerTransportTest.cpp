@@ -8,7 +8,9 @@
 #include <mutex>
 #include <thread>
 
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -427,11 +429,14 @@ long inDropNet(const std::function<void(DropNet&)>& scenario) {
   }
   ::close(fds[1]);
   long ms = -4;
-  const bool read = ::read(fds[0], &ms, sizeof ms) == static_cast<ssize_t>(sizeof ms);
+  // Bounded: a child stuck (an `ip` command that hangs) is killed, not waited for forever.
+  pollfd ready{fds[0], POLLIN, 0};
+  const bool answered = ::poll(&ready, 1, 90'000) == 1 && ::read(fds[0], &ms, sizeof ms) == static_cast<ssize_t>(sizeof ms);
   ::close(fds[0]);
+  if (!answered) ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
-  REQUIRE(read);
+  REQUIRE(answered);
   return ms;
 }
 
