@@ -431,7 +431,8 @@ long inDropNet(const std::function<void(DropNet&)>& scenario) {
   long ms = -4;
   // Bounded: a child stuck (an `ip` command that hangs) is killed, not waited for forever.
   pollfd ready{fds[0], POLLIN, 0};
-  const bool answered = ::poll(&ready, 1, 90'000) == 1 && ::read(fds[0], &ms, sizeof ms) == static_cast<ssize_t>(sizeof ms);
+  const bool answered =
+      ::poll(&ready, 1, 90'000) == 1 && ::read(fds[0], &ms, sizeof ms) == static_cast<ssize_t>(sizeof ms);
   ::close(fds[0]);
   if (!answered) ::kill(child, SIGKILL);
   int status = 0;
