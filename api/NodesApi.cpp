@@ -229,7 +229,7 @@ void NodesApi::write(Command command, std::function<Reply(const CommandResult&)>
   node_.submit(std::move(command), [this, onOk = std::move(onOk), isTxn, respond](CommandResult r) {
     if (r.status == Status::Ok) {
       // Built where it is sent: this runs on the replicated log's driver thread.
-      respond(deferredReply([onOk, r] { return onOk(r); }));
+      respond(deferredReply([onOk, r = std::move(r)] { return onOk(r); }));
       return;
     }
     unsigned status = httpStatus(r.status);

@@ -24,6 +24,8 @@ class Encoder {
   void bytes(std::string_view value);  // length-prefixed
   void fixed64(std::uint64_t value);   // 8 bytes, little-endian
 
+  void reserve(std::size_t bytes) { out_.reserve(bytes); }
+  void clear() { out_.clear(); }
   const std::string& data() const { return out_; }
   std::string take() { return std::move(out_); }
 

@@ -23,6 +23,11 @@ struct Proposal {
 };
 
 std::string encodeProposal(const Proposal& proposal);
+// The same with `command` in place of proposal.command (which is not read).
+std::string encodeProposal(const Proposal& proposal, std::string_view command);
 Proposal decodeProposal(std::string_view bytes);  // throws DecodeError
+// Sets the leader's stamp of an encoded proposal: the bytes encodeProposal would give for it
+// decoded with timestampMs set, without copying its command. Throws DecodeError.
+void stampProposal(std::string& bytes, std::uint64_t timestampMs);
 
 }  // namespace warden::coordinator

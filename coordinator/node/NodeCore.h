@@ -297,6 +297,7 @@ class NodeCore {
   std::vector<paxos::Ready> readies_;  // produced this turn, persisted together
   std::uint64_t nextTickUs_ = 0;
   std::uint64_t nextRequest_ = 1;
+  Encoder commandScratch_;  // ownProposal's, reused so that its capacity stays
   std::map<std::uint64_t, PendingWrite> writes_;  // by request id, for writes received here
   std::uint64_t nextRead_ = 1;
   std::map<std::uint64_t, PendingRead> reads_;

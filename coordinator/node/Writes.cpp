@@ -46,11 +46,7 @@ std::uint64_t NodeCore::currentLeader() const {
 void NodeCore::proposeLocal(std::vector<std::string> proposals) {
   // The leader stamps time once per command; apply uses only these stamps (ARCHITECTURE.md 1).
   const std::uint64_t stamp = std::max(clock_.wallMs(), lastTimestampMs_);
-  for (auto& bytes : proposals) {
-    Proposal p = decodeProposal(bytes);
-    p.timestampMs = stamp;
-    bytes = encodeProposal(p);
-  }
+  for (auto& bytes : proposals) stampProposal(bytes, stamp);
   readies_.push_back(replica_->propose(std::move(proposals), now()));
 }
 
@@ -118,10 +114,10 @@ std::string NodeCore::ownProposal(const Command& command, std::uint64_t deadline
   p.incarnation = incarnation_;
   p.requestId = nextRequest_++;
   p.deadlineMs = deadlineMs;
-  Encoder out;
-  encodeCommand(out, command);
-  p.command = out.take();
-  return encodeProposal(p);
+  // Encoded into a buffer kept from write to write, then copied once into the proposal.
+  commandScratch_.clear();
+  encodeCommand(commandScratch_, command);
+  return encodeProposal(p, commandScratch_.data());
 }
 
 }  // namespace warden::coordinator::node

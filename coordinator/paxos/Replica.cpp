@@ -225,8 +225,10 @@ void Replica::send(NodeId to, Payload payload) {
   out_->messages_.push_back(Message{config_.id, to, std::move(payload)});
 }
 
-void Replica::broadcast(const Payload& payload) {
-  for (NodeId m : config_.members) send(m, payload);
+void Replica::broadcast(Payload payload) {
+  // A copy for each member but the last, which takes the original (an Accept carries its batch).
+  for (std::size_t i = 0; i + 1 < config_.members.size(); ++i) send(config_.members[i], payload);
+  send(config_.members.back(), std::move(payload));
 }
 
 void Replica::resetElectionTimer() {

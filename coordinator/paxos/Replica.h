@@ -125,7 +125,7 @@ class Replica {
   Ready begin(Time now);
   Ready finish();
   void send(NodeId to, Payload payload);
-  void broadcast(const Payload& payload);
+  void broadcast(Payload payload);
 
   void onPrepare(NodeId from, const Prepare& m);
   void onPromise(NodeId from, const Promise& m);

@@ -64,17 +64,20 @@ void WatchHub::remove(Watcher* watcher) {
 
 template <typename Visit>
 void WatchHub::forEachMatching(const Event& e, Visit visit) {
-  auto take = [&](const std::unordered_map<std::string, std::unordered_set<Watcher*>>& index, const std::string& key) {
+  auto take = [&](const Index& index, std::string_view key) {
     auto it = index.find(key);
     if (it == index.end()) return;
     for (Watcher* w : it->second) visit(w);
   };
   // The node's own watchers and its parent's (a child set changed), and the recursive watchers
   // of the node and each of its ancestors.
-  take(exact_, e.path);
-  if (e.type != EventType::Changed && e.path != "/") take(exact_, std::string(parentOf(e.path)));
+  if (!exact_.empty()) {
+    take(exact_, e.path);
+    if (e.type != EventType::Changed && e.path != "/") take(exact_, parentOf(e.path));
+  }
+  if (subtree_.empty()) return;
   for (std::string_view p = e.path;; p = parentOf(p)) {
-    take(subtree_, std::string(p));
+    take(subtree_, p);
     if (p == "/") break;
   }
 }

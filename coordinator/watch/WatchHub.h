@@ -14,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -92,8 +94,14 @@ class WatchHub {
   std::size_t maxWatchers_;
   std::mutex mutex_;
   History history_;
-  std::unordered_map<std::string, std::unordered_set<Watcher*>> exact_;    // non-recursive, by path
-  std::unordered_map<std::string, std::unordered_set<Watcher*>> subtree_;  // recursive, by root
+  // Looked up by string_view: matching an event (every write, watched or not) builds no strings.
+  struct PathHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view path) const { return std::hash<std::string_view>{}(path); }
+  };
+  using Index = std::unordered_map<std::string, std::unordered_set<Watcher*>, PathHash, std::equal_to<>>;
+  Index exact_;    // non-recursive, by path
+  Index subtree_;  // recursive, by root
   std::size_t count_ = 0;
   std::uint64_t generation_ = 0;  // registrations so far (PendingScan)
   std::function<void()> onWatch_;  // set before any watcher registers

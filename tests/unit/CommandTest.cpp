@@ -4,6 +4,8 @@
 
 #include "coordinator/Entry.h"
 #include "coordinator/NodeRecord.h"
+#include "coordinator/Proposal.h"
+#include "coordinator/Bytes.h"
 
 using namespace warden::coordinator;
 
@@ -118,4 +120,36 @@ TEST_CASE("a node record round-trips and reports its data length") {
   CHECK(back.stat.dataLength == 7);
   back.stat.dataLength = 0;
   CHECK(back == record);
+}
+
+TEST_CASE("a proposal stamped in place is the bytes encodeProposal gives it with that stamp") {
+  Proposal p;
+  p.origin = 3;
+  p.incarnation = 0x0123456789abcdefULL;
+  p.requestId = 300;
+  p.deadlineMs = 1'700'000'123'456ULL;
+  p.command = std::string(200, 'c');  // past any short-string buffer
+  for (std::uint64_t before : {std::uint64_t{0}, std::uint64_t{1'700'000'000'000ULL}}) {
+    for (std::uint64_t stamp : {std::uint64_t{0}, std::uint64_t{127}, std::uint64_t{128}, std::uint64_t{1'700'000'000'001ULL},
+                                ~std::uint64_t{0}}) {
+      p.timestampMs = before;
+      std::string bytes = encodeProposal(p);
+      stampProposal(bytes, stamp);
+      Proposal expected = p;
+      expected.timestampMs = stamp;
+      CHECK(bytes == encodeProposal(expected));
+      CHECK(decodeProposal(bytes).timestampMs == stamp);
+    }
+  }
+  // Format 2 (no deadline) comes out in the current format, as a decode and encode made it.
+  const unsigned char format2[] = {2,    3,    0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01,  // format, origin, incarnation
+                                   5,    0,                                                   // requestId, stamp
+                                   2,    'a',  'b'};                                          // command
+  std::string old(reinterpret_cast<const char*>(format2), sizeof format2);
+  Proposal decoded = decodeProposal(old);
+  decoded.timestampMs = 99;
+  stampProposal(old, 99);
+  CHECK(old == encodeProposal(decoded));
+  std::string broken = "\x03\x03";
+  CHECK_THROWS_AS(stampProposal(broken, 1), DecodeError);
 }
