@@ -62,7 +62,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     allowOnly(query, {});
     requireWritable(path);
     Op op = parseCreate(path, parseBody(request.body));
-    write(coordinator::txnCommand({std::move(op)}),
+    write(coordinator::txnCommand(std::move(op)),
           [](const CommandResult& r) {
             const auto& result = r.results.front();
             return textReply(201, pathStatJsonText(result.path, *result.stat), r.revision);
@@ -74,7 +74,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     allowOnly(query, {});
     requireWritable(path);
     Op op = parseSet(path, parseBody(request.body));
-    write(coordinator::txnCommand({std::move(op)}),
+    write(coordinator::txnCommand(std::move(op)),
           [](const CommandResult& r) {
             const auto& result = r.results.front();
             return textReply(200, pathStatJsonText(result.path, *result.stat), r.revision);
@@ -93,7 +93,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
     op.path = path;
     op.version = queryVersion(query);
     op.recursive = queryFlag(query, "recursive");
-    write(coordinator::txnCommand({std::move(op)}),
+    write(coordinator::txnCommand(std::move(op)),
           [](const CommandResult& r) {
             Reply reply;
             reply.status = 204;

@@ -61,6 +61,12 @@ Command txnCommand(std::vector<Op> ops) {
   return command;
 }
 
+Command txnCommand(Op op) {
+  Command command;
+  command.ops.push_back(std::move(op));
+  return command;
+}
+
 Command sessionCommand(CommandType type, std::uint64_t session) {
   Command command;
   command.type = type;

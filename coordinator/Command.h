@@ -105,6 +105,8 @@ struct Command {
 };
 
 Command txnCommand(std::vector<Op> ops);
+// One op, moved in (a braced list would copy it: an initializer_list's elements are const).
+Command txnCommand(Op op);
 Command sessionCommand(CommandType type, std::uint64_t session);
 Command expireCommand(std::uint64_t session, SessionEpoch epoch);
 Command epochCommand(SessionEpoch epoch);
