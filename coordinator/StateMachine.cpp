@@ -1,5 +1,6 @@
 #include "coordinator/StateMachine.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -182,11 +183,15 @@ std::vector<CommandResult> StateMachine::apply(storage::Txn& txn, const Entry& g
   if (entry.timestampMs != last) txn.put(meta_, kTimestampKey, u64Value(entry.timestampMs));
   std::uint64_t rev = revision(txn);
   std::optional<std::vector<CommandResult>> results;
-  if (entry.commands.size() > 1) {
+  const bool anyMayFailAfterWriting = std::any_of(entry.commands.begin(), entry.commands.end(),
+                                                  [this](const Command& c) { return mayFailAfterWriting(c); });
+  if (entry.commands.size() > 1 && anyMayFailAfterWriting) {
     // All the entry's commands in one child transaction instead of one each: LMDB allocates
     // megabytes for each child transaction (its dirty page list), which under load was a large
     // share of apply's time, more so as the heap fragments. Alike while every command succeeds;
     // if one that writes in steps fails, the entry starts over, a child transaction a command.
+    // (An entry of commands that cannot fail after writing, the usual one of single puts, needs
+    // none of this: below, each gets a child only if its quota could refuse it.)
     const std::size_t eventsBefore = notes ? notes->events.size() : 0;
     std::uint64_t batchRev = rev;
     storage::Txn batch = storage::Txn::nested(txn);
@@ -231,6 +236,37 @@ std::optional<std::vector<CommandResult>> StateMachine::applyCommands(storage::T
     rev = results.back().revision;
   }
   return results;
+}
+
+bool StateMachine::mayFailAfterWriting(const Command& command) const {
+  if (ownTxnEveryCommand) return true;
+  if (noOwnTxnEver) return false;
+  // Sessions' commands check everything before they write; locks' may fail halfway.
+  if (command.type != CommandType::Txn) return isLockCommand(command.type);
+  if (command.ops.size() != 1) return true;  // a later op may fail after an earlier one wrote
+  const Op& op = command.ops.front();
+  switch (op.type) {
+    // Each of these checks everything (path, size, existence, version, parent, session, node
+    // budget) before its first write (StateMachine::set, erase, check, create).
+    case OpType::Set:
+    case OpType::Delete:
+    case OpType::Check: return false;
+    // Except a create that makes its parents first, or takes a sequence number and then finds
+    // the numbered node taken.
+    case OpType::Create: return op.makeParents || op.sequential;
+  }
+  return true;
+}
+
+bool StateMachine::needsOwnTxn(storage::Txn& txn, const Command& command) const {
+  if (mayFailAfterWriting(command)) return true;
+  if (noOwnTxnEver || command.type != CommandType::Txn || command.quotaBytes == 0) return false;
+  // The quota is checked after the op wrote. A set grows the state by at most what a new node of
+  // its data would cost (a create by exactly that; a delete or check not at all): if even that
+  // fits, the quota cannot refuse it.
+  const Op& op = command.ops.front();
+  if (op.type == OpType::Delete || op.type == OpType::Check) return false;
+  return usedBytes(txn) + nodeCost(op.path, op.data.size()) > command.quotaBytes;
 }
 
 CommandResult StateMachine::applyOne(storage::Txn& txn, const Command& command, std::uint64_t revision,
@@ -321,7 +357,7 @@ CommandResult StateMachine::applyTxn(storage::Txn& parent, const Command& comman
     out.message = "a transaction holds 1 to " + std::to_string(kMaxTxnOps) + " ops";
     return out;
   }
-  CommandTxn own(parent, nest);
+  CommandTxn own(parent, nest && needsOwnTxn(parent, command));
   storage::Txn& txn = own.get();
   Context ctx{txn, revision, timestampMs, command.maxNodes};
   out.results.reserve(command.ops.size());

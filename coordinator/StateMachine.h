@@ -152,6 +152,13 @@ class StateMachine {
   // Test-only: apply's batched path keeps what a failed command wrote before it failed, instead
   // of starting the entry over (StateMachineTest shows the check catching it).
   bool keepFailedBatchWrites = false;
+  // Test-only: every command is applied as one that cannot fail after writing (no child
+  // transaction of its own, no start-over of its entry), so that a failed command may leave what
+  // it wrote (BatchedApplyTest shows the check catching it).
+  bool noOwnTxnEver = false;
+  // Test-only: every command gets a child transaction of its own, as apply did before it
+  // spared them (the reference that BatchedApplyTest compares with). Changes nothing visible.
+  bool ownTxnEveryCommand = false;
   // Test-only: admitRequest forgets requests before their deadline has passed, so that a late
   // copy of a write applies twice (RequestMemoryTest and the [review11] NodeNet probe show the
   // checks catching it).
@@ -179,6 +186,11 @@ class StateMachine {
                              std::uint64_t timestampMs, std::vector<watch::Event>* events, bool nest) const;
   CommandResult applySession(storage::Txn& txn, const Command& command, std::uint64_t revision,
                              std::uint64_t timestampMs, std::vector<watch::Event>* events) const;
+  // Whether a command may fail after it wrote something, and so needs a child transaction that
+  // its failure aborts: by its kind alone (mayFailAfterWriting), and with the state's size
+  // against its quota, which a transaction checks after its ops wrote (needsOwnTxn).
+  bool mayFailAfterWriting(const Command& command) const;
+  bool needsOwnTxn(storage::Txn& txn, const Command& command) const;
   CommandResult applyTxn(storage::Txn& parent, const Command& command, std::uint64_t revision,
                          std::uint64_t timestampMs, std::vector<watch::Event>* events, bool nest) const;
   // The first result of a write with this idempotency key, if it is remembered.

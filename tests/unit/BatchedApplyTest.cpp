@@ -119,6 +119,34 @@ TEST_CASE("commands applied together in an entry change the state and answer exa
   CHECK(batchedApplyDifference(true, ignored) != "");
 }
 
+TEST_CASE("single-op writes in an entry share its transaction and one refused by its quota leaves nothing") {
+  for (bool planted : {false, true}) {
+    DYNAMIC_SECTION((planted ? "with noOwnTxnEver planted" : "as built")) {
+      StoreFixture store;
+      store.stateMachine().noOwnTxnEver = planted;
+      REQUIRE(store.apply({createOp("/a", "1")}).status == Status::Ok);
+      REQUIRE(store.apply({createOp("/b", "1")}).status == Status::Ok);
+      const std::uint64_t used = store.usedBytes();
+      // The second set grows /b by 200 bytes over a quota 50 bytes away: refused after its write,
+      // which must go with it. The others (no quota) apply.
+      Command over = txnCommand(setOp("/b", std::string(201, 'b')));
+      over.quotaBytes = used + 50;
+      auto results = store.applyAll({txnCommand(setOp("/a", "2")), over, txnCommand(setOp("/a", "3"))});
+      REQUIRE(results.size() == 3);
+      CHECK(results[0].status == Status::Ok);
+      CHECK(results[1].status == Status::NoSpace);
+      CHECK(results[2].status == Status::Ok);
+      CHECK(store.get("/a")->data == "3");
+      if (planted) {
+        CHECK(store.get("/b")->data.size() == 201);  // what the check below catches
+      } else {
+        CHECK(store.get("/b")->data == "1");
+        CHECK(store.usedBytes() == used);
+      }
+    }
+  }
+}
+
 namespace {
 
 // Every lock's and election's request, as the generator below reads them to aim its commands.
@@ -188,6 +216,9 @@ struct BatchCoverage {
   std::size_t resignations = 0;
   std::size_t delayEnds = 0;  // that ended a delay
   std::size_t recursiveDeletes = 0;
+  std::size_t flatEntries = 0;    // of 2 or more commands none of which may fail after writing
+  std::size_t flatFailures = 0;   // commands that failed in such entries
+  std::size_t flatNoSpace = 0;    // of them, refused by their quota
 };
 
 // Differential, wider than batchedApplyDifference: every command type (session expiries in
@@ -198,7 +229,7 @@ struct BatchCoverage {
 // by a failing check appended (`reference`: what apply did before batching), and one command an
 // entry (`alone`). Results, notes (events and replays) and every replicated row are compared.
 // `configure` sets the test-only flags that change apply on every store alike.
-std::string batchedApplyDifferenceNoted(bool keepFailedBatchWrites, std::uint64_t seed, int rounds,
+std::string batchedApplyDifferenceNoted(const std::function<void(StateMachine&)>& plant, std::uint64_t seed, int rounds,
                                         BatchCoverage& cov,
                                         const std::function<void(StateMachine&)>& configure = [](StateMachine&) {}) {
   SplitMixRandom rng(seed);
@@ -210,10 +241,11 @@ std::string batchedApplyDifferenceNoted(bool keepFailedBatchWrites, std::uint64_
   // shared by different writes (reused).
   auto someKey = [&]() { return pick(3) == 0 ? keys[pick(keys.size())] : "u" + std::to_string(++freshKeys); };
   StoreFixture together;
-  together.stateMachine().keepFailedBatchWrites = keepFailedBatchWrites;
   StoreFixture reference;
   StoreFixture alone;
   for (StoreFixture* store : {&together, &reference, &alone}) configure(store->stateMachine());
+  plant(together.stateMachine());
+  reference.stateMachine().ownTxnEveryCommand = true;
   auto randomEpoch = [&]() { return SessionEpoch{paxos::Ballot{pick(4), 1 + pick(2)}, pick(2)}; };
   auto randomOp = [&]() {
     const std::string& path = paths[pick(paths.size())];
@@ -304,9 +336,19 @@ std::string batchedApplyDifferenceNoted(bool keepFailedBatchWrites, std::uint64_
       return ops;
     };
     std::vector<Command> commands;
+    // A quarter of the entries hold single-op writes only, as a node's under load of puts do:
+    // those that cannot fail after writing share the parent transaction with no child at all.
+    const bool singles = !safe && pick(4) == 0;
     for (std::uint64_t i = 0, n = 1 + pick(8); i < n; ++i) {
       const std::uint64_t session = safe && !live.empty() ? live[pick(live.size())] : 1 + pick(4);
       Command c;
+      if (singles) {
+        c = txnCommand(randomOp());
+        if (pick(3) == 0) c.idempotencyKey = someKey();
+        if (pick(2) == 0) c.quotaBytes = used + pick(120);
+        commands.push_back(std::move(c));
+        continue;
+      }
       if (safe && pick(2) == 0) {
         c = txnCommand(safeOps());
         if (pick(3) == 0) c.idempotencyKey = someKey();
@@ -420,6 +462,14 @@ std::string batchedApplyDifferenceNoted(bool keepFailedBatchWrites, std::uint64_
 
     bool stepwiseFailed = false;
     bool sessionFailed = false;
+    // The entries apply's rule leaves without a child transaction (StateMachine::mayFailAfterWriting).
+    const bool flat = commands.size() > 1 && std::all_of(commands.begin(), commands.end(), [](const Command& c) {
+                        if (c.type != CommandType::Txn) return !isLockCommand(c.type);
+                        if (c.ops.size() != 1) return false;
+                        const Op& op = c.ops.front();
+                        return op.type != OpType::Create || (!op.makeParents && !op.sequential);
+                      });
+    if (flat) ++cov.flatEntries;
     std::uint64_t lastRevision = revision;
     for (std::size_t i = 0; i < commands.size(); ++i) {
       const std::string at = where + "command " + std::to_string(i) + " (type " +
@@ -451,6 +501,8 @@ std::string batchedApplyDifferenceNoted(bool keepFailedBatchWrites, std::uint64_
         if (!stepwise) sessionFailed = true;
       }
       if (r.status == Status::NoSpace) ++cov.noSpace;
+      if (flat && r.status != Status::Ok) ++cov.flatFailures;
+      if (flat && r.status == Status::NoSpace) ++cov.flatNoSpace;
       if (r.status == Status::TooLarge) ++cov.tooLarge;
       if (type == CommandType::SessionExpire) ++(r.status == Status::Unavailable ? cov.staleExpiries : cov.expiries);
       if (r.status == Status::Ok) {
@@ -495,10 +547,11 @@ std::string batchedApplyDifferenceNoted(bool keepFailedBatchWrites, std::uint64_
 }  // namespace
 
 TEST_CASE("every command type applied together in an entry answers and notes and stores exactly as one child txn a command and one entry a command") {
+  const auto asBuilt = [](StateMachine&) {};
   BatchCoverage cov;
   for (std::uint64_t seed : {20261130ull, 7ull, 99ull}) {
     INFO("seed " << seed);
-    CHECK(batchedApplyDifferenceNoted(false, seed, 300, cov) == "");
+    CHECK(batchedApplyDifferenceNoted(asBuilt, seed, 300, cov) == "");
   }
   INFO("batched " << cov.batchedEntries << " fallback " << cov.fallbackEntries << " failed session commands batched "
                   << cov.failedSessionCommandsBatched << " replays " << cov.replays << " within an entry "
@@ -506,7 +559,8 @@ TEST_CASE("every command type applied together in an entry answers and notes and
                   << " too large " << cov.tooLarge << " stale expiries " << cov.staleExpiries << " expiries "
                   << cov.expiries << " releases " << cov.releases << " proclaims " << cov.proclaims
                   << " withdrawals " << cov.withdrawals << " resignations " << cov.resignations << " delay ends "
-                  << cov.delayEnds << " recursive deletes " << cov.recursiveDeletes);
+                  << cov.delayEnds << " recursive deletes " << cov.recursiveDeletes << " flat " << cov.flatEntries
+                  << " failing in them " << cov.flatFailures << " no space in them " << cov.flatNoSpace);
   CHECK(cov.batchedEntries > 50);
   CHECK(cov.fallbackEntries > 50);
   CHECK(cov.failedSessionCommandsBatched > 10);
@@ -522,6 +576,9 @@ TEST_CASE("every command type applied together in an entry answers and notes and
   CHECK(cov.resignations > 2);
   CHECK(cov.delayEnds > 2);
   CHECK(cov.recursiveDeletes > 20);
+  CHECK(cov.flatEntries > 40);
+  CHECK(cov.flatFailures > 20);
+  CHECK(cov.flatNoSpace > 3);
   WARN("coverage: batched " << cov.batchedEntries << " fallback " << cov.fallbackEntries
                             << " failed session commands batched " << cov.failedSessionCommandsBatched << " replays "
                             << cov.replays << " within an entry " << cov.replaysWithinEntry << " key reused "
@@ -529,57 +586,74 @@ TEST_CASE("every command type applied together in an entry answers and notes and
                             << " stale expiries " << cov.staleExpiries << " expiries " << cov.expiries << " releases "
                             << cov.releases << " proclaims " << cov.proclaims << " withdrawals " << cov.withdrawals
                             << " resignations " << cov.resignations << " delay ends " << cov.delayEnds
-                            << " recursive deletes " << cov.recursiveDeletes);
+                            << " recursive deletes " << cov.recursiveDeletes << " flat " << cov.flatEntries
+                            << " failing in them " << cov.flatFailures << " no space in them " << cov.flatNoSpace);
   // The test-only flags that change apply (set on every replica alike) change it alike.
   BatchCoverage ignored;
-  CHECK(batchedApplyDifferenceNoted(false, 5, 300, ignored, [](StateMachine& sm) { sm.forgetIdempotencyKeys = true; }) == "");
-  CHECK(batchedApplyDifferenceNoted(false, 6, 300, ignored, [](StateMachine& sm) { sm.lockBugs.grantEveryone = true; }) == "");
-  CHECK(batchedApplyDifferenceNoted(false, 8, 300, ignored, [](StateMachine& sm) { sm.lockBugs.requestsBySession = true; }) == "");
-  CHECK(batchedApplyDifferenceNoted(false, 9, 300, ignored, [](StateMachine& sm) { sm.lockBugs.tokenPerLockNode = true; }) == "");
+  CHECK(batchedApplyDifferenceNoted(asBuilt, 5, 300, ignored, [](StateMachine& sm) { sm.forgetIdempotencyKeys = true; }) == "");
+  CHECK(batchedApplyDifferenceNoted(asBuilt, 6, 300, ignored, [](StateMachine& sm) { sm.lockBugs.grantEveryone = true; }) == "");
+  CHECK(batchedApplyDifferenceNoted(asBuilt, 8, 300, ignored, [](StateMachine& sm) { sm.lockBugs.requestsBySession = true; }) == "");
+  CHECK(batchedApplyDifferenceNoted(asBuilt, 9, 300, ignored, [](StateMachine& sm) { sm.lockBugs.tokenPerLockNode = true; }) == "");
   // The planted bug (a failed command's first steps kept) is caught here too.
-  CHECK(batchedApplyDifferenceNoted(true, 20261130, 300, ignored) != "");
+  CHECK(batchedApplyDifferenceNoted([](StateMachine& sm) { sm.keepFailedBatchWrites = true; }, 20261130, 300, ignored) != "");
+  // And so is the other (every command applied as one that cannot fail after writing: a failed
+  // transaction of several ops, a create that made parents, a write over its quota keep part).
+  CHECK(batchedApplyDifferenceNoted([](StateMachine& sm) { sm.noOwnTxnEver = true; }, 20261130, 300, ignored) != "");
 }
 
 TEST_CASE("a storage error in the middle of a batched entry leaves the parent transaction to abort and the store as it was") {
-  // A map too small for the entry: LMDB fails (MDB_MAP_FULL) in the batch's child transaction.
-  TempDir dir;
-  storage::Env env(dir.path(), storage::EnvOptions{std::size_t{1} << 21, 16, false});
-  std::optional<StateMachine> sm;
-  {
-    auto txn = storage::Txn::write(env);
-    sm.emplace(StateMachine::openDbs(txn));
-    sm->initialize(txn);
-    txn.commit();
-  }
-  {
-    auto txn = storage::Txn::write(env);
-    REQUIRE(sm->apply(txn, Entry{1, 1000, {txnCommand({createOp("/a", "1")})}}).front().status == Status::Ok);
-    txn.commit();
-  }
-  const std::string big(900'000, 'x');
-  Entry entry{2, 2000, {txnCommand({createOp("/b", big)}), txnCommand({createOp("/c", big)}),
-                        txnCommand({createOp("/d", big)})}};
-  {
-    auto txn = storage::Txn::write(env);
-    StateMachine::Notes notes;
-    bool threw = false;
-    try {
-      sm->apply(txn, entry, &notes);
-    } catch (const storage::LmdbError& e) {
-      threw = true;
-      CHECK(e.code() == MDB_MAP_FULL);
+  // A map too small for the entry: LMDB fails (MDB_MAP_FULL), in the batch's child transaction
+  // (creates that make their parents may fail after writing) or, for commands that cannot, in
+  // the parent itself, which they share.
+  for (bool flat : {false, true}) {
+    DYNAMIC_SECTION((flat ? "commands that cannot fail after writing" : "commands that may")) {
+      TempDir dir;
+      storage::Env env(dir.path(), storage::EnvOptions{std::size_t{1} << 21, 16, false});
+      std::optional<StateMachine> sm;
+      {
+        auto txn = storage::Txn::write(env);
+        sm.emplace(StateMachine::openDbs(txn));
+        sm->initialize(txn);
+        txn.commit();
+      }
+      {
+        auto txn = storage::Txn::write(env);
+        REQUIRE(sm->apply(txn, Entry{1, 1000, {txnCommand({createOp("/a", "1")})}}).front().status == Status::Ok);
+        txn.commit();
+      }
+      const std::string big(900'000, 'x');
+      auto create = [&](const std::string& path) {
+        Op op = createOp(path, big);
+        op.makeParents = !flat;
+        return txnCommand(std::move(op));
+      };
+      Entry entry{2, 2000, {create("/b"), create("/c"), create("/d")}};
+      {
+        auto txn = storage::Txn::write(env);
+        StateMachine::Notes notes;
+        bool threw = false;
+        try {
+          sm->apply(txn, entry, &notes);
+        } catch (const storage::LmdbError& e) {
+          threw = true;
+          CHECK(e.code() == MDB_MAP_FULL);
+        }
+        REQUIRE(threw);
+        if (!flat) {
+          // What the caller sees in its transaction now: the entry's time only (written before
+          // the batch), none of its commands, and the entry not applied. Callers abort it
+          // (NodeCore stops, LocalLog answers every write of the entry "unavailable").
+          CHECK(sm->appliedIndex(txn) == 1);
+          CHECK(sm->revision(txn) == 1);
+          CHECK_FALSE(sm->tree().get(txn, "/b").has_value());
+          CHECK(sm->timestampMs(txn) == 2000);
+        }
+        // (With the error in the parent, LMDB refuses it anything but an abort, as callers do.)
+      }
+      auto txn = storage::Txn::read(env);
+      CHECK(sm->appliedIndex(txn) == 1);
+      CHECK(sm->timestampMs(txn) == 1000);
+      CHECK_FALSE(sm->tree().get(txn, "/b").has_value());
     }
-    REQUIRE(threw);
-    // What the caller sees in its transaction now: the entry's time only (written before the
-    // batch), none of its commands, and the entry not applied. Callers abort it (NodeCore stops,
-    // LocalLog answers every write of the entry "unavailable").
-    CHECK(sm->appliedIndex(txn) == 1);
-    CHECK(sm->revision(txn) == 1);
-    CHECK_FALSE(sm->tree().get(txn, "/b").has_value());
-    CHECK(sm->timestampMs(txn) == 2000);
   }
-  auto txn = storage::Txn::read(env);
-  CHECK(sm->appliedIndex(txn) == 1);
-  CHECK(sm->timestampMs(txn) == 1000);
-  CHECK_FALSE(sm->tree().get(txn, "/b").has_value());
 }
