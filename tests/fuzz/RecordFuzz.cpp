@@ -93,10 +93,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 1: roundTrip("entry", bytes, decodeEntry, encodeEntry, equal); break;
     case 2: roundTrip("command", bytes, decodeOneCommand, encodeOneCommand, equal); break;
     case 3:
-      roundTrip("proposal", bytes, decodeProposal, encodeProposal, [](const Proposal& a, const Proposal& b) {
-        return a.origin == b.origin && a.incarnation == b.incarnation && a.requestId == b.requestId &&
-               a.timestampMs == b.timestampMs && a.command == b.command;
-      });
+      // (encodeProposal is overloaded: the lambda picks the one-argument form.)
+      roundTrip(
+          "proposal", bytes, decodeProposal, [](const Proposal& p) { return encodeProposal(p); },
+          [](const Proposal& a, const Proposal& b) {
+            return a.origin == b.origin && a.incarnation == b.incarnation && a.requestId == b.requestId &&
+                   a.timestampMs == b.timestampMs && a.command == b.command;
+          });
       // A proposal carries a command: decode that too, as the node does when it applies one.
       try {
         roundTrip("proposal's command", decodeProposal(bytes).command, decodeOneCommand, encodeOneCommand, equal);
