@@ -4,7 +4,8 @@
 // (shortened-key) and over-long paths, oversize data, createIfMissing with versions and under
 // ephemeral parents, ephemeral caps via maxNodes, recursive deletes of ephemeral-holding subtrees
 // under maxNodes, quotas exactly at used + nodeCost (and one byte either side), keyed commands,
-// session closes/expiries in the same flat entry.
+// session closes/expiries in the same flat entry. Then the same rule on a small entry with its
+// planted bug, and a storage error on either path (a child transaction or the shared parent).
 
 #include <catch2/catch.hpp>
 
@@ -12,6 +13,7 @@
 #include <map>
 
 #include "tests/SplitMixRandom.h"
+#include "tests/TempDir.h"
 #include "tests/unit/StoreFixture.h"
 
 using namespace warden::coordinator;
@@ -111,4 +113,89 @@ TEST_CASE("single-op writes sharing their entry's transaction answer and store a
   // Planted: every command applied as one that cannot fail after writing; caught.
   std::map<Status, int> ignored;
   CHECK(flatDifference([](StateMachine& sm) { sm.noOwnTxnEver = true; }, 1, 400, ignored) != "");
+}
+
+TEST_CASE("single-op writes in an entry share its transaction and one refused by its quota leaves nothing") {
+  for (bool planted : {false, true}) {
+    DYNAMIC_SECTION((planted ? "with noOwnTxnEver planted" : "as built")) {
+      StoreFixture store;
+      store.stateMachine().noOwnTxnEver = planted;
+      REQUIRE(store.apply({createOp("/a", "1")}).status == Status::Ok);
+      REQUIRE(store.apply({createOp("/b", "1")}).status == Status::Ok);
+      const std::uint64_t used = store.usedBytes();
+      // The second set grows /b by 200 bytes over a quota 50 bytes away: refused after its write,
+      // which must go with it. The others (no quota) apply.
+      Command over = txnCommand(setOp("/b", std::string(201, 'b')));
+      over.quotaBytes = used + 50;
+      auto results = store.applyAll({txnCommand(setOp("/a", "2")), over, txnCommand(setOp("/a", "3"))});
+      REQUIRE(results.size() == 3);
+      CHECK(results[0].status == Status::Ok);
+      CHECK(results[1].status == Status::NoSpace);
+      CHECK(results[2].status == Status::Ok);
+      CHECK(store.get("/a")->data == "3");
+      if (planted) {
+        CHECK(store.get("/b")->data.size() == 201);  // what the check below catches
+      } else {
+        CHECK(store.get("/b")->data == "1");
+        CHECK(store.usedBytes() == used);
+      }
+    }
+  }
+}
+
+TEST_CASE("a storage error in the middle of a batched entry leaves the parent transaction to abort and the store as it was") {
+  // A map too small for the entry: LMDB fails (MDB_MAP_FULL), in the batch's child transaction
+  // (creates that make their parents may fail after writing) or, for commands that cannot, in
+  // the parent itself, which they share.
+  for (bool flat : {false, true}) {
+    DYNAMIC_SECTION((flat ? "commands that cannot fail after writing" : "commands that may")) {
+      TempDir dir;
+      storage::Env env(dir.path(), storage::EnvOptions{std::size_t{1} << 21, 16, false});
+      std::optional<StateMachine> sm;
+      {
+        auto txn = storage::Txn::write(env);
+        sm.emplace(StateMachine::openDbs(txn));
+        sm->initialize(txn);
+        txn.commit();
+      }
+      {
+        auto txn = storage::Txn::write(env);
+        REQUIRE(sm->apply(txn, Entry{1, 1000, {txnCommand({createOp("/a", "1")})}}).front().status == Status::Ok);
+        txn.commit();
+      }
+      const std::string big(900'000, 'x');
+      auto create = [&](const std::string& path) {
+        Op op = createOp(path, big);
+        op.makeParents = !flat;
+        return txnCommand(std::move(op));
+      };
+      Entry entry{2, 2000, {create("/b"), create("/c"), create("/d")}};
+      {
+        auto txn = storage::Txn::write(env);
+        StateMachine::Notes notes;
+        bool threw = false;
+        try {
+          sm->apply(txn, entry, &notes);
+        } catch (const storage::LmdbError& e) {
+          threw = true;
+          CHECK(e.code() == MDB_MAP_FULL);
+        }
+        REQUIRE(threw);
+        if (!flat) {
+          // What the caller sees in its transaction now: the entry's time only (written before
+          // the batch), none of its commands, and the entry not applied. Callers abort it
+          // (NodeCore stops, LocalLog answers every write of the entry "unavailable").
+          CHECK(sm->appliedIndex(txn) == 1);
+          CHECK(sm->revision(txn) == 1);
+          CHECK_FALSE(sm->tree().get(txn, "/b").has_value());
+          CHECK(sm->timestampMs(txn) == 2000);
+        }
+        // (With the error in the parent, LMDB refuses it anything but an abort, as callers do.)
+      }
+      auto txn = storage::Txn::read(env);
+      CHECK(sm->appliedIndex(txn) == 1);
+      CHECK(sm->timestampMs(txn) == 1000);
+      CHECK_FALSE(sm->tree().get(txn, "/b").has_value());
+    }
+  }
 }
