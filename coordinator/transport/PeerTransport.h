@@ -61,6 +61,8 @@ class PeerTransport {
   ~PeerTransport();
 
   void start();  // binds (throws when the address is taken) and starts connecting
+  // Stops accepting, dialling and reading. A handler already past its check may still call onFrame
+  // or onHello once afterwards: what those touch must outlive the io_context's run, not stop().
   void stop();
   // Thread-safe; never blocks. Frames to an unknown peer or to a full queue are dropped. Frames
   // queued together leave in one write, at once when called on the io_context's own thread and

@@ -206,6 +206,7 @@ TEST_CASE("a connected peer that stops reading for a few seconds (SIGSTOP) keeps
   acceptNext();
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, silent.local_endpoint()}};
   Inbox inbox;
+  StopOnExit stopIoFirst{io};  // before the inbox and the acceptor's handler's state go
   auto t1 = makeTransport(io.ioc, 1, peers, inbox);
   t1->start();
   REQUIRE(waitFor([&] { return t1->connected(2); }));

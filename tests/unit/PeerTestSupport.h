@@ -27,6 +27,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 
+// Declare every Inbox before the IoThread whose transports fill it: a frame being delivered as a
+// transport stops still reaches its inbox, so the inbox must outlive the thread (joined first).
 struct Inbox {
   std::mutex mutex;
   std::vector<std::pair<NodeId, std::string>> frames;
@@ -43,11 +45,18 @@ struct IoThread {
   net::io_context ioc;
   net::executor_work_guard<net::io_context::executor_type> guard = net::make_work_guard(ioc);
   std::thread thread{[this] { ioc.run(); }};
-  ~IoThread() {
+  void stop() {
     guard.reset();
     ioc.stop();
-    thread.join();
+    if (thread.joinable()) thread.join();
   }
+  ~IoThread() { stop(); }
+};
+
+// Stops an IoThread when it goes, for objects its handlers use that are declared after it.
+struct StopOnExit {
+  IoThread& io;
+  ~StopOnExit() { io.stop(); }
 };
 
 inline tcp::endpoint loopback(int port) { return {net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}; }

@@ -16,10 +16,10 @@ using namespace warden::tests::peers;
 using warden::coordinator::kEncodingVersion;
 
 TEST_CASE("two peers exchange frames in order and learn each other's HTTP address") {
+  Inbox in1, in2;  // before the io thread: see Inbox
   IoThread io;
   net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
-  Inbox in1, in2;
   auto t1 = makeTransport(ioc, 1, peers, in1);
   auto t2 = makeTransport(ioc, 2, peers, in2);
   t1->start();
@@ -39,10 +39,10 @@ TEST_CASE("two peers exchange frames in order and learn each other's HTTP addres
 }
 
 TEST_CASE("a peer that restarts is reconnected and frames sent meanwhile arrive") {
+  Inbox in1, in2, again;  // before the io thread: see Inbox
   IoThread io;
   net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
-  Inbox in1, in2;
   auto t1 = makeTransport(ioc, 1, peers, in1);
   t1->start();
   t1->send(2, "while-down");  // peer 2 is not listening yet: queued, retried
@@ -52,7 +52,6 @@ TEST_CASE("a peer that restarts is reconnected and frames sent meanwhile arrive"
   REQUIRE(waitFor([&] { return in2.size() == 1; }));
   t2->stop();
   t2.reset();
-  Inbox again;
   auto t2b = makeTransport(ioc, 2, peers, again);
   t2b->start();
   // The old connection broke; sends go out again once it is re-dialled.
@@ -65,10 +64,10 @@ TEST_CASE("a peer that restarts is reconnected and frames sent meanwhile arrive"
 }
 
 TEST_CASE("a connection with a bad hello or an oversized frame is closed without harm") {
+  Inbox in1;  // before the io thread: see Inbox
   IoThread io;
   net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
-  Inbox in1;
   auto t1 = makeTransport(ioc, 1, peers, in1);
   t1->start();
   for (const std::string& junk : {std::string("\x00\x00\x00\x05hello", 9), std::string("\xff\xff\xff\xff", 4)}) {
@@ -89,12 +88,12 @@ TEST_CASE("a connection with a bad hello or an oversized frame is closed without
 TEST_CASE("peers of different encoding versions refuse each other, and a planted defect lets them talk") {
   // A member must not take entries it may decode differently (coordinator/EncodingVersion.h).
   const bool planted = GENERATE(false, true);
+  Inbox in1, in2;  // before the io thread: see Inbox
+  std::mutex mutex;
+  std::vector<std::pair<NodeId, std::uint32_t>> refused1, refused2;
   IoThread io;
   net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
-  Inbox in1, in2;
-  std::mutex mutex;
-  std::vector<std::pair<NodeId, std::uint32_t>> refused1, refused2;
   auto check = [&](std::vector<std::pair<NodeId, std::uint32_t>>& refused, std::uint32_t own) {
     VersionCheck v;
     v.own = own;
@@ -142,12 +141,12 @@ TEST_CASE("a peer refused for its encoding version is redialled with back-off, n
   // connects, so against a peer of another version it redialled every 20-40 ms for the whole
   // of a rolling upgrade (a connection, an accept, a TIME_WAIT and the frames written into it
   // lost each time). Now only a connection that lasted resets the back-off.
+  Inbox in1, in2;  // before the io thread: see Inbox
+  std::mutex mutex;
+  std::size_t refusals = 0;  // every refused connection, not only the first per version
   IoThread io;
   net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
-  Inbox in1, in2;
-  std::mutex mutex;
-  std::size_t refusals = 0;  // every refused connection, not only the first per version
   VersionCheck v1;
   v1.own = kEncodingVersion;
   VersionCheck v2;
@@ -184,12 +183,12 @@ TEST_CASE("a connection that ends at once after dials were refused is redialled 
   // Found by the review of the back-off: refused dials (the peer down) grow the back-off to 1 s;
   // a connection made then, which ends at once (the peer refuses its hello, or dies again),
   // waited that whole second before the next dial instead of at most 250 ms.
+  Inbox in1, in2;  // before the io thread: see Inbox
+  std::mutex mutex;
+  std::vector<std::chrono::steady_clock::time_point> refusedAt;
   IoThread io;
   net::io_context& ioc = io.ioc;
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, loopback(warden::tests::freePort())}};
-  Inbox in1, in2;
-  std::mutex mutex;
-  std::vector<std::chrono::steady_clock::time_point> refusedAt;
   VersionCheck v2;
   v2.own = kEncodingVersion + 1;
   v2.onRefused = [&](NodeId, std::uint32_t) {
@@ -240,14 +239,15 @@ TEST_CASE("a hello carries its encoding version, and version 1's single byte rea
 }
 
 TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {
+  Inbox in1, in2, again;  // before the io thread: see Inbox
   IoThread io, proxyIo;
   net::io_context& ioc = io.ioc;
   net::io_context& proxyIoc = proxyIo.ioc;
   const int real2 = warden::tests::freePort();
   warden::tests::TcpProxy proxy(proxyIoc, warden::tests::freePort(), real2);
+  StopOnExit stopProxyIoFirst{proxyIo};  // the proxy's accept handler uses it
   std::map<NodeId, tcp::endpoint> peersOf1{{1, loopback(warden::tests::freePort())}, {2, loopback(proxy.port())}};
   std::map<NodeId, tcp::endpoint> peersOf2{{1, peersOf1[1]}, {2, loopback(real2)}};
-  Inbox in1, in2;
   auto t1 = makeTransport(ioc, 1, peersOf1, in1);
   auto t2 = makeTransport(ioc, 2, peersOf2, in2);
   t1->start();
@@ -262,7 +262,6 @@ TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {
     t1->send(2, "while-down");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  Inbox again;
   auto t2b = makeTransport(ioc, 2, peersOf2, again);
   t2b->start();
   CHECK(waitFor(
@@ -277,12 +276,12 @@ TEST_CASE("a peer reached through a proxy is reconnected after it restarts") {
 
 TEST_CASE("frames for a connected peer that stopped reading are bounded in bytes, and oversized ones dropped") {
   // Like a SIGSTOPped follower: the connection is up, but nothing is read, so a write never ends.
+  Inbox inbox;  // before the io thread: see Inbox
   IoThread io;
   tcp::acceptor silent(io.ioc, loopback(0));
   tcp::socket held(io.ioc);
   silent.async_accept(held, [](boost::system::error_code) {});
   std::map<NodeId, tcp::endpoint> peers{{1, loopback(warden::tests::freePort())}, {2, silent.local_endpoint()}};
-  Inbox inbox;
   TransportLimits limits;
   limits.maxFrameBytes = 2u << 20;
   limits.maxQueuedBytes = 8u << 20;
