@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 
+#include "coordinator/Bytes.h"
 #include "coordinator/paxos/Ready.h"
 #include "coordinator/storage/Lmdb.h"
 #include "coordinator/storage/Wal.h"
@@ -51,6 +52,7 @@ class LmdbLogStore : public paxos::LogStore {
   paxos::DurableState durable_;                // promise, learner and compaction (no accepted values)
   std::uint64_t folded_ = 0;
   std::map<std::uint64_t, paxos::Slot> segmentMaxSlot_;  // by first sequence number
+  Encoder recordBytes_;                                   // a turn's records, encoded
 };
 
 }  // namespace warden::coordinator

@@ -199,12 +199,17 @@ Value decodeValue(Decoder& in) {
   v.noop = in.boolean();
   std::uint64_t n = in.varint();
   if (n > (1u << 24)) throw DecodeError("too many commands in a value");
+  // Each command takes at least its length byte: a count beyond what is left reserves nothing.
+  if (n <= in.remaining()) v.commands.reserve(n);
   for (; n > 0; --n) v.commands.emplace_back(in.bytes());
   return v;
 }
 
 std::string encodeMessage(const Message& message) {
   Encoder out;
+  // An Accept's frame at once at its size, not grown through a string's doublings (each step
+  // past 1 KiB a large allocation on the driver's thread).
+  if (const auto* accept = std::get_if<Accept>(&message.payload)) out.reserve(64 + wireSize(accept->value));
   out.u8(kWireFormat);
   out.varint(message.from);
   out.varint(message.to);

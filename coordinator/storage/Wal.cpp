@@ -5,13 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/crc.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
 
+#include "coordinator/storage/Crc32.h"
 #include "coordinator/storage/Lmdb.h"
 
 namespace warden::coordinator::storage {
@@ -25,6 +25,7 @@ constexpr std::size_t kHeaderBytes = 32;  // magic, id, first sequence number, c
 constexpr std::size_t kBatchHeaderBytes = 16;  // length, crc, sequence number
 // Far above any batch the node writes (a Ready's records): a length beyond it is garbage.
 constexpr std::uint32_t kMaxBatchBytes = 1u << 30;
+constexpr std::size_t kKeptBufferBytes = 1u << 20;  // an append's buffer kept for the next one
 
 void put32(char* at, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) at[i] = static_cast<char>(v >> (8 * i));
@@ -41,13 +42,6 @@ std::uint64_t get64(const char* at) {
   std::uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(at[i]);
   return v;
-}
-
-std::uint32_t crc32(std::string_view a, std::string_view b = {}) {
-  boost::crc_32_type crc;
-  crc.process_bytes(a.data(), a.size());
-  crc.process_bytes(b.data(), b.size());
-  return crc.checksum();
 }
 
 [[noreturn]] void fail(const std::string& what, int code) {
@@ -242,7 +236,9 @@ std::uint64_t Wal::append(std::string_view payload) {
   if (payload.size() > kMaxBatchBytes) fail("batch too large", EINVAL);
   if (offset_ >= segmentBytes_) startSegment();
   const std::uint64_t seq = nextSeq_;
-  std::string batch(kBatchHeaderBytes, '\0');
+  // One buffer for every append (a batch is a few KiB under load: a large allocation each time).
+  std::string& batch = batch_;
+  batch.assign(kBatchHeaderBytes, '\0');
   batch.append(payload);
   put32(batch.data(), static_cast<std::uint32_t>(payload.size()));
   put64(batch.data() + 8, seq);
@@ -251,6 +247,7 @@ std::uint64_t Wal::append(std::string_view payload) {
   writeAll(fd_, batch, offset_);
   if (sync_ && ::fdatasync(fd_) != 0) failErrno("fdatasync");
   offset_ += batch.size();
+  if (batch.capacity() > kKeptBufferBytes) std::string().swap(batch);  // a rare huge batch
   ++nextSeq_;
   segments_.back().lastSeq = seq;
   return seq;

@@ -67,6 +67,7 @@ class Wal {
   int fd_ = -1;  // the current (last) segment
   std::uint64_t offset_ = 0;     // where the next batch goes
   std::uint64_t allocated_ = 0;  // the file's size: zeros from offset_ on
+  std::string batch_;             // the append's bytes, kept for the next append
 };
 
 }  // namespace warden::coordinator::storage
