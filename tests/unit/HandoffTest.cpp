@@ -1,0 +1,34 @@
+#include <catch2/catch.hpp>
+
+#include <thread>
+#include <vector>
+
+#include "api/Handoff.h"
+
+using warden::api::Handoff;
+
+TEST_CASE("jobs handed over by other threads run on the io_context's thread in order, a batch a post") {
+  boost::asio::io_context ioc;
+  auto handoff = std::make_shared<Handoff>(ioc);
+  std::vector<int> ran;  // touched by the io_context's thread alone (run() below)
+  std::thread producer([&] {
+    for (int i = 0; i < 100; ++i) handoff->post([&ran, i] { ran.push_back(i); });
+  });
+  producer.join();
+  CHECK(ran.empty());  // never run at once
+  // All hundred were handed over before the io_context ran: one handler ran them all.
+  CHECK(ioc.run() == 1);
+  REQUIRE(ran.size() == 100);
+  for (int i = 0; i < 100; ++i) CHECK(ran[i] == i);
+
+  // A job that hands over another runs it in a batch of its own, after the rest of its batch.
+  ioc.restart();
+  ran.clear();
+  handoff->post([&] {
+    ran.push_back(1);
+    handoff->post([&] { ran.push_back(3); });
+  });
+  handoff->post([&] { ran.push_back(2); });
+  CHECK(ioc.run() == 2);
+  CHECK(ran == std::vector<int>{1, 2, 3});
+}
