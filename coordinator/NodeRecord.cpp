@@ -30,12 +30,17 @@ void decodeStatFields(Decoder& in, Stat& s) {
   s.numChildren = in.varint();
 }
 
-std::string encodeNodeRecord(const NodeRecord& record) {
-  Encoder out;
+void encodeNodeRecordInto(Encoder& out, const NodeRecord& record) {
+  out.reserve(out.data().size() + 128 + record.data.size());  // the stat's varints and the data's length fit in 128
   out.u8(kRecordFormat);
   encodeStatFields(out, record.stat);
   out.varint(record.nextSequence);
   out.bytes(record.data);
+}
+
+std::string encodeNodeRecord(const NodeRecord& record) {
+  Encoder out;
+  encodeNodeRecordInto(out, record);
   return out.take();
 }
 

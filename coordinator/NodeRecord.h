@@ -37,6 +37,7 @@ void encodeStatFields(Encoder& out, const Stat& s);
 void decodeStatFields(Decoder& in, Stat& s);  // throws DecodeError
 
 std::string encodeNodeRecord(const NodeRecord& record);
+void encodeNodeRecordInto(Encoder& out, const NodeRecord& record);  // appended to `out`
 NodeRecord decodeNodeRecord(std::string_view bytes);  // throws DecodeError
 
 }  // namespace warden::coordinator

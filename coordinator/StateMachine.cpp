@@ -101,14 +101,14 @@ std::uint64_t StateMachine::revision(storage::Txn& txn) const { return readMeta(
 bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::uint64_t incarnation,
                                 std::uint64_t requestId, std::uint64_t slot, std::uint64_t deadlineMs,
                                 std::uint64_t stampMs) const {
-  const std::string id = storage::encodeU64Key(origin) + storage::encodeU64Key(incarnation) + storage::encodeU64Key(requestId);
+  const auto id = storage::packU64Keys(origin, incarnation, requestId);
   // Requests without a deadline, and those a store from before the deadline order remembered
   // (small tables: a node's duties are few).
   if (txn.get(dbs_.requests, id)) return false;
   forgetBySlot(txn, slot, stampMs);
   if (deadlineMs == 0) {
-    txn.put(dbs_.requests, id, u64Value(slot) + u64Value(deadlineMs));
-    txn.put(dbs_.requestsBySlot, u64Value(slot) + id, {});
+    txn.put(dbs_.requests, id, storage::packU64Keys(slot, deadlineMs));
+    txn.put(dbs_.requestsBySlot, storage::packU64Keys(slot, origin, incarnation, requestId), {});
     return true;
   }
   {
@@ -122,7 +122,8 @@ bool StateMachine::admitRequest(storage::Txn& txn, std::uint64_t origin, std::ui
     }
   }
   // A copy carries its original's deadline, so it finds the original's key.
-  return txn.insert(dbs_.requestsByDeadline, u64Value(deadlineMs) + id, u64Value(slot));
+  return txn.insert(dbs_.requestsByDeadline, storage::packU64Keys(deadlineMs, origin, incarnation, requestId),
+                    storage::packU64Keys(slot));
 }
 
 void StateMachine::forgetBySlot(storage::Txn& txn, std::uint64_t slot, std::uint64_t stampMs) const {

@@ -23,13 +23,13 @@ std::string childKey(std::string_view parent, std::string_view name) {
 }  // namespace
 
 std::optional<NodeRecord> Tree::get(storage::Txn& txn, std::string_view path) const {
-  auto bytes = txn.get(dbs_.nodes, shortKey(path));
+  auto bytes = txn.get(dbs_.nodes, storage::KeyView(path));
   if (!bytes) return std::nullopt;
   return storage::decodeStored(*bytes, decodeNodeRecord);
 }
 
 bool Tree::exists(storage::Txn& txn, std::string_view path) const {
-  return txn.get(dbs_.nodes, shortKey(path)).has_value();
+  return txn.get(dbs_.nodes, storage::KeyView(path)).has_value();
 }
 
 std::vector<std::string> Tree::children(storage::Txn& txn, std::string_view path) const {
@@ -70,10 +70,15 @@ Tree::Page Tree::childrenPage(storage::Txn& txn, std::string_view path, std::str
 }
 
 void Tree::put(storage::Txn& txn, std::string_view path, const NodeRecord& record) const {
-  txn.put(dbs_.nodes, shortKey(path), encodeNodeRecord(record));
+  // Encoded into this thread's buffer (LMDB copies it): no allocation a write.
+  thread_local Encoder bytes;
+  bytes.clear();
+  encodeNodeRecordInto(bytes, record);
+  txn.put(dbs_.nodes, storage::KeyView(path), bytes.data());
+  if (bytes.data().capacity() > (1u << 20)) bytes = Encoder{};  // after a rare large node
 }
 
-void Tree::erase(storage::Txn& txn, std::string_view path) const { txn.erase(dbs_.nodes, shortKey(path)); }
+void Tree::erase(storage::Txn& txn, std::string_view path) const { txn.erase(dbs_.nodes, storage::KeyView(path)); }
 
 void Tree::addChild(storage::Txn& txn, std::string_view parent, std::string_view name) const {
   txn.put(dbs_.children, childKey(parent, name), name.size() > storage::kMaxPlainKey ? name : std::string_view{});

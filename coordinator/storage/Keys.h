@@ -13,4 +13,23 @@ inline constexpr std::size_t kMaxPlainKey = 400;  // longer keys are shortened
 std::string sha256(std::string_view bytes);
 std::string shortKey(std::string_view key);
 
+// The key for `key` as a view: `key` itself when short enough, as nearly every path is (no
+// copy: a copy per lookup was two allocations of every write's apply), else its shortKey.
+class KeyView {
+ public:
+  explicit KeyView(std::string_view key) : view_(key) {
+    if (key.size() > kMaxPlainKey) {
+      shortened_ = shortKey(key);
+      view_ = shortened_;
+    }
+  }
+  KeyView(const KeyView&) = delete;  // view_ may point into shortened_
+  KeyView& operator=(const KeyView&) = delete;
+  operator std::string_view() const { return view_; }
+
+ private:
+  std::string shortened_;
+  std::string_view view_;
+};
+
 }  // namespace warden::coordinator::storage

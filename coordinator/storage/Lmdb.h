@@ -5,6 +5,7 @@
 
 #include <lmdb.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -150,5 +151,23 @@ auto decodeStored(std::string_view bytes, Decode decode) {
 // Big-endian fixed-width keys so that LMDB's byte order is numeric order.
 std::string encodeU64Key(std::uint64_t value);
 std::uint64_t decodeU64Key(std::string_view key);
+
+// Several such keys side by side (the bytes of encodeU64Key(a) + encodeU64Key(b) + ...), on the
+// stack: the exactly-once memory's keys cost no allocation.
+template <std::size_t N>
+struct PackedKey {
+  std::array<char, N> bytes;
+  operator std::string_view() const { return {bytes.data(), N}; }
+};
+template <typename... U>
+PackedKey<8 * sizeof...(U)> packU64Keys(U... values) {
+  PackedKey<8 * sizeof...(U)> key{};
+  std::size_t at = 0;
+  for (std::uint64_t value : {static_cast<std::uint64_t>(values)...}) {
+    for (int i = 7; i >= 0; --i) key.bytes[at + i] = static_cast<char>((value >> (8 * (7 - i))) & 0xff);
+    at += 8;
+  }
+  return key;
+}
 
 }  // namespace warden::coordinator::storage
