@@ -1,8 +1,12 @@
 #include "coordinator/paxos/MessageCodec.h"
 
+#include <algorithm>
+
 namespace warden::coordinator::paxos {
 
 namespace {
+
+constexpr std::uint64_t kMaxReservedCommands = 1024;  // twice the most a slot is given (ReplicaConfig::maxBatch)
 
 // A count read from the wire cannot exceed the bytes left, each element taking at least one.
 std::uint64_t readCount(Decoder& in, std::size_t remaining) {
@@ -199,8 +203,10 @@ Value decodeValue(Decoder& in) {
   v.noop = in.boolean();
   std::uint64_t n = in.varint();
   if (n > (1u << 24)) throw DecodeError("too many commands in a value");
-  // Each command takes at least its length byte: a count beyond what is left reserves nothing.
-  if (n <= in.remaining()) v.commands.reserve(n);
+  // Each command takes at least its length byte on the wire but a whole std::string here: a
+  // count beyond what is left reserves nothing, and a plausible one at most a batch's worth (a
+  // hostile frame claiming millions of one-byte commands must not reserve 32 bytes for each).
+  if (n <= in.remaining()) v.commands.reserve(std::min<std::uint64_t>(n, kMaxReservedCommands));
   for (; n > 0; --n) v.commands.emplace_back(in.bytes());
   return v;
 }

@@ -32,3 +32,36 @@ TEST_CASE("jobs handed over by other threads run on the io_context's thread in o
   CHECK(ioc.run() == 2);
   CHECK(ran == std::vector<int>{1, 2, 3});
 }
+
+TEST_CASE("jobs still queued when their io_context goes are dropped, and what they hold with them") {
+  // At shutdown the io_context is destroyed with a batch pending: its jobs hold connections,
+  // which hold the Handoff, so unless the jobs are dropped that cycle keeps them all alive.
+  std::weak_ptr<int> held;
+  std::shared_ptr<Handoff> handoff;
+  {
+    boost::asio::io_context ioc;
+    handoff = std::make_shared<Handoff>(ioc);
+    auto connection = std::make_shared<int>(7);
+    held = connection;
+    handoff->post([connection, handoff] { (void)*connection; });  // as a reply holds its connection
+  }
+  CHECK(held.expired());
+  CHECK(handoff.use_count() == 1);
+}
+
+TEST_CASE("a job that throws ends its batch, and no job of it runs twice") {
+  boost::asio::io_context ioc;
+  auto handoff = std::make_shared<Handoff>(ioc);
+  std::vector<char> ran;
+  handoff->post([&] { ran.push_back('a'); });
+  handoff->post([&] {
+    ran.push_back('b');
+    throw std::runtime_error("b fails");
+  });
+  handoff->post([&] { ran.push_back('c'); });
+  CHECK_THROWS_AS(ioc.run(), std::runtime_error);
+  handoff->post([&] { ran.push_back('d'); });
+  ioc.restart();
+  ioc.run();
+  CHECK(ran == std::vector<char>{'a', 'b', 'd'});
+}

@@ -78,3 +78,23 @@ TEST_CASE("a corrupted or truncated frame raises DecodeError and never crashes")
   huge.varint(UINT64_MAX / 2);
   CHECK_THROWS_AS(decodeMessage(huge.data()), DecodeError);
 }
+
+TEST_CASE("a value claiming millions of commands in a short frame is refused as truncated") {
+  // A hostile peer's frame: 2^24 commands claimed, a few bytes given. The count fits the
+  // frame's bytes, so the decoder reserves, but at most a batch's worth (MessageCodec.cpp):
+  // 2^24 strings were 512 MiB for a 16 MiB frame.
+  Encoder out;
+  out.u8(kWireFormat);
+  out.varint(1);
+  out.varint(2);
+  out.u8(static_cast<std::uint8_t>(Payload(Accept{}).index()));
+  out.varint(3);  // ballot round
+  out.varint(1);  // ballot node
+  out.varint(7);  // slot
+  out.boolean(false);
+  out.varint(1u << 24);
+  std::string frame = out.take();
+  frame.append("\xff\xff\xff\x7f");         // the first command's length: far beyond the frame
+  frame.append((1u << 24) + 16, '\0');     // enough bytes for the count to pass as plausible
+  CHECK_THROWS_AS(decodeMessage(frame), DecodeError);
+}
