@@ -22,13 +22,12 @@ constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 }
 
 HttpConnection::HttpConnection(net::ip::tcp::socket&& socket, Router& router, HttpLimits limits,
-                               std::shared_ptr<ConnectionCounter> counter, std::shared_ptr<Handoff> replies)
+                               std::shared_ptr<ConnectionCounter> counter)
     : socket_(std::move(socket)),
       timer_(socket_.get_executor()),
       router_(router),
       limits_(limits),
-      counter_(std::move(counter)),
-      replies_(std::move(replies)) {
+      counter_(std::move(counter)) {
   counter_->open.fetch_add(1);
 }
 
@@ -116,7 +115,7 @@ void HttpConnection::onRead(beast::error_code ec) {
   });
   request.hangup = hangup_;
   router_.handle(request, [self = shared_from_this(), keepAlive, head](Reply reply) {
-    self->replies_->post([self, reply = std::move(reply), keepAlive, head]() mutable {
+    net::post(self->socket_.get_executor(), [self, reply = std::move(reply), keepAlive, head]() mutable {
       self->send(std::move(reply), keepAlive, head);
     });
   });

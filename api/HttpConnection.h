@@ -1,8 +1,8 @@
 #pragma once
 // One client connection: read a request, hand it to the Router, write the reply, repeat while
 // keep-alive. Everything runs on the connection's io_context (one thread: HttpServer.h); a reply
-// produced on another thread (a write finishing on the log's thread) is handed back to it
-// through the thread's Handoff. One request at a time, so the reply queue is bounded at one.
+// produced on another thread (a write finishing on the log's thread) is posted back to it. One
+// request at a time, so the reply queue is bounded at one.
 
 #include <chrono>
 #include <cstdint>
@@ -23,7 +23,7 @@ namespace warden::api {
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
   HttpConnection(boost::asio::ip::tcp::socket&& socket, Router& router, HttpLimits limits,
-                 std::shared_ptr<ConnectionCounter> counter, std::shared_ptr<Handoff> replies);
+                 std::shared_ptr<ConnectionCounter> counter);
   ~HttpConnection();
 
   void start();
@@ -57,7 +57,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   Router& router_;
   HttpLimits limits_;
   std::shared_ptr<ConnectionCounter> counter_;
-  std::shared_ptr<Handoff> replies_;  // to this connection's io_context
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::string head_, body_;                   // the reply being written: status line and headers, body
   std::shared_ptr<ReplyStream> streamBody_;  // while a streamed reply is being written

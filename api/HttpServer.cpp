@@ -16,7 +16,6 @@ HttpServer::HttpServer(net::io_context& ioc, const net::ip::tcp::endpoint& endpo
       router_(router),
       limits_(limits) {
   if (contexts_.empty()) contexts_.push_back(&ioc);
-  for (net::io_context* context : contexts_) handoffs_.push_back(std::make_shared<Handoff>(*context));
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(net::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -34,8 +33,8 @@ void HttpServer::stop() {
 
 void HttpServer::doAccept() {
   // One thread per context (HttpServer.h): a connection's handlers never run concurrently.
-  const std::size_t which = nextContext_++ % contexts_.size();
-  acceptor_.async_accept(*contexts_[which], [this, which](boost::system::error_code ec, net::ip::tcp::socket socket) {
+  net::io_context& context = *contexts_[nextContext_++ % contexts_.size()];
+  acceptor_.async_accept(context, [this](boost::system::error_code ec, net::ip::tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;  // stopped
     if (ec) {
       // Errors such as EMFILE pass once connections close: retry shortly instead of spinning.
@@ -47,7 +46,7 @@ void HttpServer::doAccept() {
     }
     boost::system::error_code ignored;
     socket.set_option(net::ip::tcp::no_delay(true), ignored);
-    std::make_shared<HttpConnection>(std::move(socket), router_, limits_, counter_, handoffs_[which])->start();
+    std::make_shared<HttpConnection>(std::move(socket), router_, limits_, counter_)->start();
     doAccept();
   });
 }

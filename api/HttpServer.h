@@ -15,7 +15,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "api/Handoff.h"
 #include "api/Router.h"
 
 namespace warden::api {
@@ -46,7 +45,6 @@ class HttpServer {
   void doAccept();
 
   std::vector<boost::asio::io_context*> contexts_;  // for connections, in turn
-  std::vector<std::shared_ptr<Handoff>> handoffs_;   // one for each of contexts_: replies from other threads
   std::size_t nextContext_ = 0;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;  // pauses accepting after an error such as EMFILE
