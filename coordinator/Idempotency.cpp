@@ -40,7 +40,7 @@ std::uint64_t rememberedBytes(std::string_view key, std::size_t valueBytes) { re
 
 std::optional<CommandResult> StateMachine::replayed(storage::Txn& txn, const Command& command) const {
   if (forgetIdempotencyKeys) return std::nullopt;
-  auto stored = txn.get(dbs_.idempotency, command.idempotencyKey);
+  auto stored = txn.get(dbs_.idempotency, storage::KeyView(command.idempotencyKey));
   if (!stored) return std::nullopt;
   const Remembered first = decodeRemembered(*stored);
   CommandResult result = storage::decodeStored(first.result, [](std::string_view bytes) { return decodeResult(bytes); });
@@ -60,7 +60,12 @@ void StateMachine::remember(storage::Txn& txn, const Command& command, const Com
   value.bytes(storage::sha256(encodeOps(command)));
   value.bytes(encodeResult(result));
   value.varint(slot);
-  const std::uint64_t incoming = rememberedBytes(command.idempotencyKey, value.data().size());
+  // Stored under its key as it is, or shortened past LMDB's key limit (the edge takes keys of
+  // at most 128 characters, but a longer one in the log must not stop every replica with
+  // MDB_BAD_VALSIZE). The rows below are in that stored form, and counted in it.
+  const storage::KeyView keyView(command.idempotencyKey);
+  const std::string_view storedKey = keyView;
+  const std::uint64_t incoming = rememberedBytes(storedKey, value.data().size());
   // Forget keys past their time (and slots), a few at a time (each write with a key pays for its
   // own), and the oldest beyond the count or the bytes, as many as that takes.
   std::uint64_t count = readMeta(txn, kIdempotencyCountKey);
@@ -89,8 +94,8 @@ void StateMachine::remember(storage::Txn& txn, const Command& command, const Com
     txn.erase(dbs_.idempotencyByTime, key);
     txn.erase(dbs_.idempotency, key.substr(8));
   }
-  txn.put(dbs_.idempotency, command.idempotencyKey, value.data());
-  txn.put(dbs_.idempotencyByTime, storage::encodeU64Key(timestampMs) + command.idempotencyKey, {});
+  txn.put(dbs_.idempotency, storedKey, value.data());
+  txn.put(dbs_.idempotencyByTime, storage::encodeU64Key(timestampMs) + std::string(storedKey), {});
   txn.put(meta_, kIdempotencyCountKey, storage::encodeU64Key(count + 1));
   txn.put(meta_, kIdempotencyBytesKey, storage::encodeU64Key(bytes + incoming));
 }

@@ -225,3 +225,24 @@ TEST_CASE("the idempotency table stays within its byte bound, oldest keys going 
   store.applyCommand(keyed(checks, "k0"), 5000, replayed);
   CHECK_FALSE(replayed);
 }
+
+TEST_CASE("a key past LMDB's key limit in the log is remembered, replayed and forgotten like any other") {
+  // The edge takes keys of 1 to 128 characters; one longer (a frame from another build, or a bug
+  // at the edge) used to stop every replica with MDB_BAD_VALSIZE. It is kept in shortened form.
+  StoreFixture store;
+  const std::string longKey(1000, 'k');
+  std::string otherLong = longKey;  // the same 400-byte prefix, another key
+  otherLong.back() = 'x';
+  REQUIRE(store.apply({createOp("/q")}, 1000).status == Status::Ok);
+  const auto first = store.applyCommand(keyed({sequential("/q/x-", "")}, longKey), 1000);
+  REQUIRE(first.status == Status::Ok);
+  CHECK(store.applyCommand(keyed({sequential("/q/x-", "")}, longKey), 2000) == first);  // replayed
+  CHECK(store.applyCommand(keyed({sequential("/q/x-", "")}, otherLong), 2000).status == Status::Ok);
+  CHECK(store.applyCommand(keyed({createOp("/b")}, longKey), 2000).status == Status::KeyReused);
+  CHECK(store.children("/q").size() == 2);
+  // Forgotten in its time, as a short key is.
+  skipSlots(store, kIdempotencyMemorySlots);
+  REQUIRE(store.applyCommand(keyed({createOp("/later")}, "new"), 3000 + kIdempotencyMemoryMs).status == Status::Ok);
+  REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, longKey), 3000 + kIdempotencyMemoryMs).status == Status::Ok);
+  CHECK(store.children("/q").size() == 3);
+}
