@@ -34,13 +34,20 @@ Remembered decodeRemembered(std::string_view stored) {
   });
 }
 
+// The longest key stored as it is: what the time index could hold behind its 8 bytes of time
+// within LMDB's 511-byte keys. Binaries before the limit stored every key up to it as it is
+// (longer ones failed the write), so a key must keep that form for their rows to be found.
+constexpr std::size_t kMaxRawKey = 511 - 8;
+
+storage::KeyView storedKey(const std::string& key) { return storage::KeyView(key, kMaxRawKey); }
+
 // What a key costs in the table and its time index.
 std::uint64_t rememberedBytes(std::string_view key, std::size_t valueBytes) { return 2 * key.size() + 8 + valueBytes; }
 }  // namespace
 
 std::optional<CommandResult> StateMachine::replayed(storage::Txn& txn, const Command& command) const {
   if (forgetIdempotencyKeys) return std::nullopt;
-  auto stored = txn.get(dbs_.idempotency, storage::KeyView(command.idempotencyKey));
+  auto stored = txn.get(dbs_.idempotency, storedKey(command.idempotencyKey));
   if (!stored) return std::nullopt;
   const Remembered first = decodeRemembered(*stored);
   CommandResult result = storage::decodeStored(first.result, [](std::string_view bytes) { return decodeResult(bytes); });
@@ -60,12 +67,12 @@ void StateMachine::remember(storage::Txn& txn, const Command& command, const Com
   value.bytes(storage::sha256(encodeOps(command)));
   value.bytes(encodeResult(result));
   value.varint(slot);
-  // Stored under its key as it is, or shortened past LMDB's key limit (the edge takes keys of
-  // at most 128 characters, but a longer one in the log must not stop every replica with
+  // Stored under its key as it is, or shortened past kMaxRawKey (the edge takes keys of at most
+  // 128 characters, but a longer one in the log must not stop every replica with
   // MDB_BAD_VALSIZE). The rows below are in that stored form, and counted in it.
-  const storage::KeyView keyView(command.idempotencyKey);
-  const std::string_view storedKey = keyView;
-  const std::uint64_t incoming = rememberedBytes(storedKey, value.data().size());
+  const storage::KeyView keyView = storedKey(command.idempotencyKey);
+  const std::string_view ownKey = keyView;
+  const std::uint64_t incoming = rememberedBytes(ownKey, value.data().size());
   // Forget keys past their time (and slots), a few at a time (each write with a key pays for its
   // own), and the oldest beyond the count or the bytes, as many as that takes.
   std::uint64_t count = readMeta(txn, kIdempotencyCountKey);
@@ -94,8 +101,8 @@ void StateMachine::remember(storage::Txn& txn, const Command& command, const Com
     txn.erase(dbs_.idempotencyByTime, key);
     txn.erase(dbs_.idempotency, key.substr(8));
   }
-  txn.put(dbs_.idempotency, storedKey, value.data());
-  txn.put(dbs_.idempotencyByTime, storage::encodeU64Key(timestampMs) + std::string(storedKey), {});
+  txn.put(dbs_.idempotency, ownKey, value.data());
+  txn.put(dbs_.idempotencyByTime, storage::encodeU64Key(timestampMs) + std::string(ownKey), {});
   txn.put(meta_, kIdempotencyCountKey, storage::encodeU64Key(count + 1));
   txn.put(meta_, kIdempotencyBytesKey, storage::encodeU64Key(bytes + incoming));
 }

@@ -15,10 +15,11 @@ std::string shortKey(std::string_view key);
 
 // The key for `key` as a view: `key` itself when short enough, as nearly every path is (no
 // copy: a copy per lookup was two allocations of every write's apply), else its shortKey.
+// Tables whose rows were once stored as they are up to a longer length pass that length.
 class KeyView {
  public:
-  explicit KeyView(std::string_view key) : view_(key) {
-    if (key.size() > kMaxPlainKey) {
+  explicit KeyView(std::string_view key, std::size_t maxPlain = kMaxPlainKey) : view_(key) {
+    if (key.size() > maxPlain) {
       shortened_ = shortKey(key);
       view_ = shortened_;
     }

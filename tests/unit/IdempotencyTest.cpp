@@ -246,3 +246,25 @@ TEST_CASE("a key past LMDB's key limit in the log is remembered, replayed and fo
   REQUIRE(store.applyCommand(keyed({sequential("/q/x-", "")}, longKey), 3000 + kIdempotencyMemoryMs).status == Status::Ok);
   CHECK(store.children("/q").size() == 3);
 }
+
+TEST_CASE("keys up to 503 bytes keep the rows the previous binary stored as they are, and longer ones are shortened") {
+  // Found by the review of the shortened keys: binaries before them stored every key that fit
+  // the time index (8 bytes of time + the key within LMDB's 511) as it is; shortening those
+  // from 401 bytes on missed such rows, so a retry across the upgrade applied twice.
+  for (const std::size_t length : {450u, 503u, 504u}) {
+    DYNAMIC_SECTION("a key of " << length << " bytes") {
+      StoreFixture store;
+      const std::string key(length, 'k');
+      REQUIRE(store.apply({createOp("/q")}, 1000).status == Status::Ok);
+      const auto first = store.applyCommand(keyed({sequential("/q/x-", "")}, key), 1000);
+      REQUIRE(first.status == Status::Ok);
+      auto txn = storage::Txn::write(store.env());
+      const auto idempotency = txn.openDb("idempotency");
+      const bool raw = txn.get(idempotency, key).has_value();
+      txn.abort();
+      CHECK(raw == (length <= 503));  // the previous binary's form wherever it had one
+      CHECK(store.applyCommand(keyed({sequential("/q/x-", "")}, key), 2000) == first);
+      CHECK(store.children("/q").size() == 1);
+    }
+  }
+}
