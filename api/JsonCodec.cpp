@@ -361,6 +361,33 @@ Op parseSet(std::string path, const json& body) {
   return op;
 }
 
+namespace {
+
+// What readCreate or readSet make of {"data": text} alone: the op's other fields keep their
+// defaults, as they do when the body names nothing else.
+std::optional<Op> plainOp(OpType type, std::string& path, std::string_view body) {
+  const auto text = plainDataBody(body);
+  if (!text) return std::nullopt;
+  if (text->size() > coordinator::kMaxDataBytes) throw ApiError(413, "too_large", "node data is larger than 1 MiB");
+  Op op;
+  op.type = type;
+  op.path = std::move(path);
+  op.data = std::string(*text);
+  return op;
+}
+
+}  // namespace
+
+Op parseCreateBody(std::string path, std::string_view body) {
+  if (auto op = plainOp(OpType::Create, path, body)) return std::move(*op);
+  return parseCreate(std::move(path), parseBody(body));
+}
+
+Op parseSetBody(std::string path, std::string_view body) {
+  if (auto op = plainOp(OpType::Set, path, body)) return std::move(*op);
+  return parseSet(std::move(path), parseBody(body));
+}
+
 Op parseTxnOp(const json& body) {
   Fields fields(body, "op");
   auto kind = fields.string("op");

@@ -46,6 +46,10 @@ void requireWritable(std::string_view path);
 // Request bodies of POST and PUT /v1/nodes/{path}.
 coordinator::Op parseCreate(std::string path, const nlohmann::ordered_json& body);
 coordinator::Op parseSet(std::string path, const nlohmann::ordered_json& body);
+// The same from the raw body: a plain data body (plainDataBody) becomes the op without a json
+// tree (eight of a put's allocations), anything else goes through parseBody and the above.
+coordinator::Op parseCreateBody(std::string path, std::string_view body);
+coordinator::Op parseSetBody(std::string path, std::string_view body);
 // One element of POST /v1/txn's "ops".
 coordinator::Op parseTxnOp(const nlohmann::ordered_json& op);
 

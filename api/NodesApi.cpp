@@ -61,7 +61,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
   if (method == "POST") {
     allowOnly(query, {});
     requireWritable(path);
-    Op op = parseCreate(path, parseBody(request.body));
+    Op op = parseCreateBody(path, request.body);
     write(coordinator::txnCommand(std::move(op)),
           [](const CommandResult& r) {
             const auto& result = r.results.front();
@@ -73,7 +73,7 @@ void NodesApi::handle(const Request& request, const std::string& path, const Que
   if (method == "PUT") {
     allowOnly(query, {});
     requireWritable(path);
-    Op op = parseSet(path, parseBody(request.body));
+    Op op = parseSetBody(path, request.body);
     write(coordinator::txnCommand(std::move(op)),
           [](const CommandResult& r) {
             const auto& result = r.results.front();

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <variant>
+
 #include "api/JsonCodec.h"
+#include "coordinator/Command.h"
+#include "coordinator/StateMachine.h"
 
 using namespace warden::api;
 using json = nlohmann::ordered_json;
@@ -156,4 +160,43 @@ TEST_CASE("the plain data body is read without the JSON parser only where the pa
     readAlike(body);
   }
   CHECK(accepted > 100);  // the generator does reach the fast path
+}
+
+namespace {
+
+// The op a body makes through the JSON tree, or the error it raises there.
+template <typename Parse>
+std::variant<warden::coordinator::Op, std::pair<unsigned, std::string>> outcome(Parse parse) {
+  try {
+    return parse();
+  } catch (const ApiError& e) {
+    return std::pair<unsigned, std::string>{e.status(), e.code()};
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a create's or set's raw body makes the op the JSON tree makes, plain or not") {
+  const std::string big(warden::coordinator::kMaxDataBytes + 1, 'x');
+  const std::string limit(warden::coordinator::kMaxDataBytes, 'x');
+  for (const std::string& body :
+       {std::string(R"({"data":"x"})"), std::string(" { \"data\" : \"caf\xc3\xa9\" } "), std::string(R"({"data":""})"),
+        std::string(""), std::string("{}"), std::string(R"({"data":"a\"b"})"), std::string(R"({"data":"x","version":3})"),
+        std::string(R"({"data":"x","create":true})"), std::string(R"({"data":"x","ephemeral":true})"),
+        std::string(R"({"data_b64":"eA=="})"), std::string(R"({"data":1})"), std::string(R"({"data":"x"}x)"),
+        std::string(R"({"dat":"x"})"), std::string("{\"data\":\"\xc3\"}"), "{\"data\":\"" + big + "\"}",
+        "{\"data\":\"" + limit + "\"}"}) {
+    INFO("body: " << body.substr(0, 60));
+    CHECK(outcome([&] { return parseSetBody("/a", body); }) ==
+          outcome([&] { return parseSet("/a", parseBody(body)); }));
+    CHECK(outcome([&] { return parseCreateBody("/a", body); }) ==
+          outcome([&] { return parseCreate("/a", parseBody(body)); }));
+  }
+  // The fast path is taken, and gives what a set of that text is.
+  const auto set = parseSetBody("/a", R"({"data":"x"})");
+  CHECK(set.type == warden::coordinator::OpType::Set);
+  CHECK(set.data == "x");
+  CHECK(set.path == "/a");
+  CHECK(outcome([&] { return parseSetBody("/a", "{\"data\":\"" + big + "\"}"); }) ==
+        decltype(outcome([] { return warden::coordinator::Op{}; })){std::pair<unsigned, std::string>{413, "too_large"}});
 }
