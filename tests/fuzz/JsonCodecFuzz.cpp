@@ -6,11 +6,15 @@
 //     binary encoding unchanged;
 //   - node data put into a reply (putData) comes back byte for byte, and the reply's JSON
 //     (dumpJson) parses to what was put in;
-//   - base64 and session ids decode, re-encode and decode to the same value.
+//   - base64 and session ids decode, re-encode and decode to the same value;
+//   - a create's or set's raw body (parseCreateBody, parseSetBody, which skip the json tree for
+//     a plain body) makes the op, or the error, that the json tree makes.
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <variant>
 
 #include "api/Base64.h"
 #include "api/JsonCodec.h"
@@ -63,7 +67,23 @@ void checkTxnOp(const json& element, std::string_view body) {
   });
 }
 
+// The op a decoder makes, or the status and code of its refusal.
+template <typename Decode>
+std::variant<coordinator::Op, std::pair<unsigned, std::string>> outcome(Decode decode) {
+  try {
+    return decode();
+  } catch (const api::ApiError& e) {
+    return std::pair<unsigned, std::string>{e.status(), e.code()};
+  }
+}
+
 void checkBody(std::string_view body) {
+  FUZZ_CHECK(outcome([&] { return api::parseSetBody("/fuzz", body); }) ==
+                 outcome([&] { return api::parseSet("/fuzz", api::parseBody(body)); }),
+             "parseSetBody differs from the json tree on " + printable(body));
+  FUZZ_CHECK(outcome([&] { return api::parseCreateBody("/fuzz", body); }) ==
+                 outcome([&] { return api::parseCreate("/fuzz", api::parseBody(body)); }),
+             "parseCreateBody differs from the json tree on " + printable(body));
   // The fast path for {"data": "text"} bodies: whatever it takes, the JSON parser reads alike.
   if (auto text = api::plainDataBody(body)) {
     const json full = json::parse(body, nullptr, false);
