@@ -34,8 +34,9 @@ std::string pathStatJsonText(std::string_view path, const coordinator::Stat& sta
 nlohmann::ordered_json parseBody(std::string_view body);
 // The body most writes send, {"data": "text"} (JSON whitespace allowed between the tokens),
 // with text that needs no escape (no '"', '\\' or control character) and is valid UTF-8: the
-// text, read without the JSON parser. nullopt for anything else, which parseBody then parses in
-// full. Whatever it accepts, the JSON parser reads alike (JsonCodecTest, the JSON fuzz target).
+// text, read without the JSON parser (parseSetBody, parseCreateBody). nullopt for anything else,
+// which they parse in full. Whatever it accepts, the JSON parser reads alike (JsonCodecTest, the
+// JSON fuzz target).
 std::optional<std::string_view> plainDataBody(std::string_view body);
 
 // A well-formed namespace path (ApiError invalid_path / too_large otherwise).

@@ -53,9 +53,13 @@ paxos::Record decodeRecord(Decoder& in) {
 
 }  // namespace
 
+void encodeRecordsInto(Encoder& out, const std::vector<paxos::Record>& records) {
+  for (const auto& record : records) encodeRecord(out, record);
+}
+
 std::string encodeRecords(const std::vector<paxos::Record>& records) {
   Encoder out;
-  for (const auto& record : records) encodeRecord(out, record);
+  encodeRecordsInto(out, records);
   return out.take();
 }
 
@@ -163,7 +167,7 @@ void LmdbLogStore::write(const std::vector<paxos::Record>& records) {
   if (compacts || learns) env_.sync();
   // Encoded into one buffer kept from turn to turn (a few KiB a turn under load).
   recordBytes_.clear();
-  for (const auto& record : records) encodeRecord(recordBytes_, record);
+  encodeRecordsInto(recordBytes_, records);
   const std::uint64_t seq = wal_->append(recordBytes_.data());
   if (recordBytes_.data().capacity() > (1u << 20)) recordBytes_ = Encoder{};  // a rare huge turn
   auto& segmentTop = segmentMaxSlot_[wal_->segments().back().firstSeq];

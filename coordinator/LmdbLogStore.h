@@ -27,6 +27,7 @@ namespace warden::coordinator {
 
 // One write-ahead log batch: the records, each behind a tag of its kind.
 std::string encodeRecords(const std::vector<paxos::Record>& records);
+void encodeRecordsInto(Encoder& out, const std::vector<paxos::Record>& records);  // appended to `out`
 
 class LmdbLogStore : public paxos::LogStore {
  public:
