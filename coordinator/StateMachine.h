@@ -94,6 +94,9 @@ class StateMachine {
   // and the mark is gone. While the mark is there the tables are half old, half new: nothing
   // may read them (installing), and initialize() finishes the install after a restart.
   void clearStaging(storage::Txn& txn) const;
+  // Whether a row can be stored in its table (a known table, a key LMDB takes): a snapshot
+  // chunk holding one that cannot is refused as it is decoded.
+  bool rowFits(const Row& row) const;
   void stageRows(storage::Txn& txn, const std::vector<Row>& rows) const;
   void installStaged(storage::Txn& txn) const;
   void beginInstall(storage::Txn& txn) const;
@@ -164,6 +167,7 @@ class StateMachine {
   // checks catching it).
   struct Bugs {
     bool forgetRequestsEarly = false;
+    bool stageLongRowsPlain = false;  // stage every row under table byte + key, as before
   } bugs;
 
   struct Outcome;  // one op's result; defined in the .cpp

@@ -7,6 +7,8 @@
 
 #include "coordinator/StateMachine.h"
 
+#include "coordinator/storage/Keys.h"
+
 namespace warden::coordinator {
 
 namespace {
@@ -21,6 +23,46 @@ std::vector<MDB_dbi> replicatedTables(const StateMachine::Dbs& dbs) {
 const std::string kInstallMark(1, '\xff');
 constexpr std::string_view kClearing = "clearing";  // the old rows are being deleted
 constexpr std::string_view kCopying = "copying";    // the staged rows are being moved in
+
+// A row is staged under its table number and its key, unless that would be longer than LMDB
+// takes (the exactly-once time index holds keys of 8 + 503 bytes, which a table byte makes 512:
+// every receiver of such a snapshot stopped on MDB_BAD_VALSIZE). Such a row is staged under
+// this byte and a sequence number instead, with its table and key in the value. It sorts after
+// every table number and before the mark; stagings left by earlier binaries have none.
+constexpr char kLongRow = '\xfe';
+
+std::string longRowKey(std::uint64_t seq) {
+  std::string key(1, kLongRow);
+  for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
+  return key;
+}
+
+struct StagedRow {
+  unsigned table;
+  std::string_view key, value;  // views into the staging row
+};
+
+StagedRow decodeLongRow(std::string_view bytes) {
+  Decoder in(bytes);
+  StagedRow row;
+  row.table = in.u8();
+  row.key = in.bytes();
+  row.value = in.bytes();
+  in.expectDone();
+  return row;
+}
+
+// The sequence number after the last long row staged so far.
+std::uint64_t nextLongRow(storage::Txn& txn, MDB_dbi staging) {
+  storage::Cursor cursor(txn, staging);
+  auto item = cursor.last();
+  if (item && item->key == kInstallMark) item = cursor.prev();
+  if (!item || item->key.size() != 9 || item->key[0] != kLongRow) return 0;
+  std::uint64_t seq = 0;
+  for (std::size_t i = 1; i < 9; ++i) seq = (seq << 8) | static_cast<std::uint8_t>(item->key[i]);
+  return seq + 1;
+}
+
 }  // namespace
 
 void StateMachine::exportState(storage::Txn& txn, const std::function<void(Row)>& emit) const {
@@ -54,11 +96,25 @@ void StateMachine::importState(storage::Txn& txn, const std::vector<Row>& rows) 
 
 void StateMachine::clearStaging(storage::Txn& txn) const { txn.clear(dbs_.staging); }
 
+bool StateMachine::rowFits(const Row& row) const {
+  return row.table < replicatedTables(dbs_).size() && !row.key.empty() && row.key.size() <= storage::kMaxLmdbKey;
+}
+
 void StateMachine::stageRows(storage::Txn& txn, const std::vector<Row>& rows) const {
-  const std::size_t tables = replicatedTables(dbs_).size();
+  std::optional<std::uint64_t> longRows;  // looked up at the first long row only
   for (const auto& row : rows) {
-    if (row.table >= tables) throw storage::LmdbError("snapshot row for an unknown table", MDB_CORRUPTED);
-    txn.put(dbs_.staging, std::string(1, static_cast<char>(row.table)) + row.key, row.value);
+    // The receiver checks rows as it decodes them (a bad frame is dropped); this is the backstop.
+    if (!rowFits(row)) throw storage::LmdbError("snapshot row for an unknown table or too long a key", MDB_CORRUPTED);
+    if (1 + row.key.size() <= storage::kMaxLmdbKey || bugs.stageLongRowsPlain) {
+      txn.put(dbs_.staging, std::string(1, static_cast<char>(row.table)) + row.key, row.value);
+      continue;
+    }
+    if (!longRows) longRows = nextLongRow(txn, dbs_.staging);
+    Encoder value;
+    value.u8(row.table);
+    value.bytes(row.key);
+    value.bytes(row.value);
+    txn.put(dbs_.staging, longRowKey((*longRows)++), value.data());
   }
 }
 
@@ -105,11 +161,14 @@ bool StateMachine::installStep(storage::Txn& txn, std::size_t budgetBytes) const
   {
     storage::Cursor cursor(txn, dbs_.staging);
     for (auto item = cursor.first(); item && item->key != kInstallMark && bytes < budgetBytes; item = cursor.next()) {
-      const std::size_t table = item->key.empty() ? 0xff : static_cast<std::uint8_t>(item->key[0]);
-      if (table >= tables.size()) {
+      StagedRow row = item->key.starts_with(kLongRow)
+                          ? storage::decodeStored(item->value, decodeLongRow)
+                          : StagedRow{item->key.empty() ? 0xffu : static_cast<std::uint8_t>(item->key[0]),
+                                      item->key.substr(1), item->value};
+      if (row.table >= tables.size()) {
         throw storage::LmdbError("staged snapshot row for an unknown table", MDB_CORRUPTED);
       }
-      txn.put(tables[table], item->key.substr(1), item->value);
+      txn.put(tables[row.table], row.key, row.value);
       bytes += item->key.size() + item->value.size() + 1;
       moved.emplace_back(item->key);
     }

@@ -179,6 +179,8 @@ void NodeCore::receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t
     row.table = in.u8();
     row.key = std::string(in.bytes());
     row.value = std::string(in.bytes());
+    // Staging a row no table can take would stop this node (a storage error); the frame is bad.
+    if (!stateMachine_.rowFits(row)) throw DecodeError("snapshot row for an unknown table or with a key LMDB cannot hold");
     rows.push_back(std::move(row));
   }
   in.expectDone();

@@ -9,6 +9,7 @@
 namespace warden::coordinator::storage {
 
 inline constexpr std::size_t kMaxPlainKey = 400;  // longer keys are shortened
+inline constexpr std::size_t kMaxLmdbKey = 511;   // mdb_env_get_maxkeysize of Debian's liblmdb
 
 std::string sha256(std::string_view bytes);
 std::string shortKey(std::string_view key);

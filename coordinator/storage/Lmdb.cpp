@@ -153,6 +153,7 @@ std::optional<Cursor::Item> Cursor::seek(std::string_view key) { return move(MDB
 std::optional<Cursor::Item> Cursor::next() { return move(MDB_NEXT); }
 std::optional<Cursor::Item> Cursor::first() { return move(MDB_FIRST); }
 std::optional<Cursor::Item> Cursor::last() { return move(MDB_LAST); }
+std::optional<Cursor::Item> Cursor::prev() { return move(MDB_PREV); }
 void Cursor::erase() { check(mdb_cursor_del(cursor_, 0), "mdb_cursor_del"); }
 
 std::string encodeU64Key(std::uint64_t value) {

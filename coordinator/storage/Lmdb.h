@@ -129,6 +129,7 @@ class Cursor {
   std::optional<Item> next();
   std::optional<Item> first();
   std::optional<Item> last();
+  std::optional<Item> prev();
   // Deletes the item the cursor is at; next() then gives the one that followed it.
   void erase();
 
