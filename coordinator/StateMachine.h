@@ -45,7 +45,8 @@ class StateMachine {
     MDB_dbi owned;
     MDB_dbi requests;        // origin, incarnation, request id -> slot, deadline (requests without one)
     MDB_dbi requestsBySlot;  // slot, origin, incarnation, request id -> ""
-    MDB_dbi staging;         // table byte ++ key -> value: a snapshot being received
+    MDB_dbi staging;         // table byte ++ key -> value (or 0xfe ++ seq -> table, key, value when
+                             // that key would be too long): a snapshot being received
     MDB_dbi idempotency;        // key -> applied time, ops digest, encoded result
     MDB_dbi idempotencyByTime;  // applied time ++ key -> ""
     MDB_dbi requestsByDeadline;  // deadline, origin, incarnation, request id -> slot (requests with one)

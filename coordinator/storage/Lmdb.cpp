@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "coordinator/storage/Keys.h"
+
 namespace warden::coordinator::storage {
 
 namespace {
@@ -29,6 +31,12 @@ Env::Env(const std::string& directory, const EnvOptions& options) : directory_(d
     // NOMETASYNC: see Env in Lmdb.h. Durable commits sync explicitly after committing.
     flags |= options.fsync ? MDB_NOMETASYNC : MDB_NOSYNC;
     check(mdb_env_open(env_, directory.c_str(), flags, 0640), "mdb_env_open");
+    // Keys are shortened and snapshot rows staged to fit this (Keys.h); a liblmdb built with
+    // smaller keys would refuse some of them at the first write that needs them.
+    if (mdb_env_get_maxkeysize(env_) < static_cast<int>(kMaxLmdbKey)) {
+      throw std::runtime_error("this liblmdb takes keys of at most " + std::to_string(mdb_env_get_maxkeysize(env_)) +
+                               " bytes; Warden needs " + std::to_string(kMaxLmdbKey));
+    }
   } catch (...) {
     mdb_env_close(env_);
     throw;
