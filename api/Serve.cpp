@@ -37,6 +37,7 @@ struct ServeConfig {
   bool fsync = true;
   HttpLimits limits;
   std::uint64_t retainedSlots = 10'000;
+  std::uint64_t retainedBytes = 64u << 20;
   std::uint64_t applyCommitDelayUs = 50'000;
   std::size_t maxSessions = 1'000'000;
   std::uint64_t maxTxnNodes = 10'000;
@@ -92,7 +93,7 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
   args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
-              "retained-slots", "apply-commit-delay-us", "max-sessions", "max-txn-nodes", "quota-bytes", "max-watchers",
+              "retained-slots", "retained-bytes", "apply-commit-delay-us", "max-sessions", "max-txn-nodes", "quota-bytes", "max-watchers",
               "watch-history-events", "watch-history-bytes", "watch-progress-ms", "test-bug", "test-encoding-version"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   ServeConfig config;
@@ -113,6 +114,7 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));
+  config.retainedBytes = static_cast<std::uint64_t>(args.number("retained-bytes", 64LL << 20, 1LL << 20, 1LL << 40));
   config.applyCommitDelayUs = static_cast<std::uint64_t>(args.number("apply-commit-delay-us", 50'000, 0, 1'000'000));
   config.maxSessions = static_cast<std::size_t>(args.number("max-sessions", 1'000'000, 1, 100'000'000));
   config.maxTxnNodes = static_cast<std::uint64_t>(args.number("max-txn-nodes", 10'000, 1, 1'000'000));
@@ -198,6 +200,9 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --retained-slots N    applied log slots kept for followers that lag; one further behind gets
                         a snapshot of the whole state instead, and the sender keeps up to 50
                         times as many while that snapshot is sent and installed (default 10000)
+  --retained-bytes N    ...and at most about N bytes of them, since they are held in memory:
+                        slots of large transactions are let go sooner (default 67108864, at
+                        least 1048576)
   --apply-commit-delay-us N
                         how long what apply did may wait uncommitted, so that one disk flush
                         covers many writes (stale reads may lag as long; reads with
@@ -260,6 +265,7 @@ int runServe(const std::vector<std::string>& argv) {
     options.fsync = config.fsync;
     options.cluster = config.cluster;
     options.retainedSlots = config.retainedSlots;
+    options.retainedBytes = config.retainedBytes;
     options.applyCommitDelayUs = config.applyCommitDelayUs;
     options.maxTxnNodes = config.maxTxnNodes;
     options.quotaBytes = config.quotaBytes;

@@ -40,6 +40,7 @@ Node::Node(const NodeOptions& options)
     cluster.http = options_.http;
     cluster.writeTimeoutMs = options_.writeTimeoutMs;
     cluster.retainedSlots = options_.retainedSlots;
+    cluster.retainedBytes = options_.retainedBytes;
     cluster.applyCommitDelayUs = options_.applyCommitDelayUs;
     cluster.appliesWanted = [this](const watch::Applied& pending, watch::PendingScan& scan) {
       return waiters_.lowestWaited() <= pending.revision || watches_->concerns(pending.events, scan);

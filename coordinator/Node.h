@@ -34,6 +34,7 @@ struct NodeOptions {
   std::string http;                              // advertised to peers
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;
+  std::uint64_t retainedBytes = 64u << 20;  // ClusterOptions::retainedBytes
   std::uint64_t applyCommitDelayUs = 50'000;       // ClusterOptions::applyCommitDelayUs
   std::uint64_t maxTxnNodes = 10'000;              // stamped on every write this node admits
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;  // likewise (StateMachine::usedBytes)

@@ -19,6 +19,9 @@ struct ClusterOptions {
   std::string http;                              // this node's HTTP address, advertised to peers
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
+  // ...and at most about this many bytes of them, which sit in memory: slots of large writes
+  // (transactions of thousands of creates) are compacted sooner.
+  std::uint64_t retainedBytes = 64u << 20;
   std::size_t snapshotChunkBytes = 1u << 20;  // rows per snapshot chunk, in bytes
   std::size_t installStepBytes = 4u << 20;    // snapshot rows installed per turn, in bytes
   // A Ping to each peer this node sent nothing else to for this long, so that every node hears
@@ -42,6 +45,7 @@ struct ClusterOptions {
   std::uint32_t encodingVersion = kEncodingVersion;
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
+    bool unboundedHeldBytes = false;  // compact by slot count alone, however large the slots
     bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
     bool sameEpochAfterLapse = false;  // take the sessions over again after a lapse in the same epoch
     bool serveWithoutLease = false;  // speak for sessions whenever it leads, lease or not, caught up or not

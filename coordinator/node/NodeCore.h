@@ -263,9 +263,12 @@ class NodeCore {
   // SnapshotTransfer.cpp
   void sendSnapshot(std::uint64_t peer);
   void pumpSnapshots();
-  // Where the log may be compacted to now, or 0: applied_ - retainedSlots, but not past a
-  // snapshot a peer is receiving or installing (up to 50 x retainedSlots further back).
+  // Where the log may be compacted to now, or 0: applied_ - retainedSlots (or further, to keep
+  // no more than retainedBytes), but not past a snapshot a peer is receiving or installing (up
+  // to 50 x retainedSlots further back).
   std::uint64_t compactionPoint();
+  // Brings heldSizes_ up to applied_ and drops what the log compacted since.
+  void trackHeldSizes();
   void receiveSnapshotChunk(std::uint64_t from, Decoder& in, std::size_t size);
   void onSnapshotAck(std::uint64_t from, Decoder& in);
   void cutChunk(std::uint64_t peer, OutgoingSnapshot& s);
@@ -316,6 +319,10 @@ class NodeCore {
     std::uint64_t untilUs = 0;
   };
   std::map<std::uint64_t, SentSnapshot> sentSnapshots_;
+  // The applied slots the log still holds, with their sizes, oldest first (compactionPoint).
+  std::deque<std::pair<std::uint64_t, std::size_t>> heldSizes_;
+  std::uint64_t heldBytes_ = 0;
+  std::uint64_t heldTracked_ = 0;  // the last slot looked at
   Worker* worker_;
   std::vector<Worker::Continuation> deferred_;  // without a worker: jobs done, to resume next turn
   std::uint64_t nextSnapshotId_ = 1;

@@ -83,9 +83,44 @@ void NodeCore::pumpSnapshots() {
   }
 }
 
+void NodeCore::trackHeldSizes() {
+  const std::uint64_t compacted = replica_->compactedUpTo();
+  while (!heldSizes_.empty() && heldSizes_.front().first <= compacted) {
+    heldBytes_ -= heldSizes_.front().second;
+    heldSizes_.pop_front();
+  }
+  // A new replica (a restart) or an install starts the tracking over from its compaction point.
+  if (heldTracked_ < compacted || heldTracked_ > applied_) {
+    heldSizes_.clear();
+    heldBytes_ = 0;
+    heldTracked_ = compacted;
+  }
+  if (heldTracked_ >= applied_) return;
+  replica_->forEachHeld(heldTracked_ + 1, applied_, [this](std::uint64_t slot, std::size_t bytes) {
+    heldSizes_.emplace_back(slot, bytes);
+    heldBytes_ += bytes;
+  });
+  heldTracked_ = applied_;
+}
+
 std::uint64_t NodeCore::compactionPoint() {
-  if (!replica_ || applied_ <= replica_->compactedUpTo() + 2 * options_.retainedSlots) return 0;
-  const std::uint64_t normal = applied_ - options_.retainedSlots;
+  if (!replica_) return 0;
+  trackHeldSizes();
+  const bool bySlots = applied_ > replica_->compactedUpTo() + 2 * options_.retainedSlots;
+  const bool byBytes = heldBytes_ > 2 * options_.retainedBytes && !options_.bugs.unboundedHeldBytes;
+  if (!bySlots && !byBytes) return 0;
+  std::uint64_t normal = applied_ > options_.retainedSlots ? applied_ - options_.retainedSlots : 0;
+  if (byBytes) {
+    // Up to the newest slot that would leave more than retainedBytes held after it.
+    std::uint64_t newer = 0;
+    for (auto it = heldSizes_.rbegin(); it != heldSizes_.rend(); ++it) {
+      newer += it->second;
+      if (newer > options_.retainedBytes) {
+        normal = std::max(normal, it->first);
+        break;
+      }
+    }
+  }
   if (options_.bugs.compactUnderSnapshot) return normal;
   // A peer rebuilt from a snapshot asks for the slots after it once installed; compacted, it
   // needs a newer snapshot, and under steady writes a large state may never catch up (each

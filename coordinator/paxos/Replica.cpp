@@ -185,6 +185,10 @@ Time Replica::leaseEnd() const {
   return acked + safe - config_.leaseEpsilon;
 }
 
+void Replica::forEachHeld(Slot from, Slot to, const std::function<void(Slot, std::size_t)>& visit) const {
+  for (auto it = log_.lower_bound(from); it != log_.end() && it->first <= to; ++it) visit(it->first, wireSize(it->second.value));
+}
+
 Ready Replica::compact(Slot upTo) {
   Ready ready = begin(now_);
   out_ = &ready;

@@ -12,6 +12,7 @@
 // until it has rebuilt (PAXOS.md 5).
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -105,6 +106,9 @@ class Replica {
   Ballot promised() const { return promised_; }
   Slot commitIndex() const { return commitIndex_; }
   Slot compactedUpTo() const { return compacted_; }
+  // Each slot of the log from `from` to `to` that is still held (above compacted_), oldest first,
+  // with the bytes of its value: what retaining it costs in memory.
+  void forEachHeld(Slot from, Slot to, const std::function<void(Slot, std::size_t)>& visit) const;
   bool isLearner() const { return learner_; }
   bool leaseValid(Time now) const;
   // The instant (on this replica's clock) until which its lease holds, if nothing changes; 0: none.
