@@ -252,7 +252,7 @@ void NodeCore::finishReadyBatch() {
     auto proofs = store_.persistAll(batch);
     // The slots a compaction dropped are freed, but glibc keeps freed memory for reuse: a large
     // state's slots (transactions of many creates) would hold twice what is retained. Handed
-    // back here, once every retainedSlots slots.
+    // back here, at each compaction (every retainedSlots slots, or retainedBytes of them).
     if (compacts) ::malloc_trim(0);
     std::vector<paxos::Message> toSelf;
     std::vector<paxos::ChosenEntry> chosen;

@@ -322,6 +322,8 @@ class NodeCore {
   // The applied slots the log still holds, with their sizes, oldest first (compactionPoint).
   std::deque<std::pair<std::uint64_t, std::size_t>> heldSizes_;
   std::uint64_t heldBytes_ = 0;
+  std::size_t heldSplit_ = 0;       // heldSizes_[heldSplit_...] are the newest within retainedBytes
+  std::uint64_t heldTailBytes_ = 0;  // their bytes
   std::uint64_t heldTracked_ = 0;  // the last slot looked at
   Worker* worker_;
   std::vector<Worker::Continuation> deferred_;  // without a worker: jobs done, to resume next turn

@@ -21,6 +21,7 @@ constexpr std::uint64_t kResendUs = 200'000;  // no acknowledgement for this lon
 constexpr std::uint64_t kStalledUs = 2'000'000;
 constexpr std::uint64_t kInstallGraceUs = 30'000'000;  // the least a sent snapshot holds the log for
 constexpr std::uint64_t kMaxHeldRetained = 50;          // ...and the most, in retainedSlots
+constexpr std::uint64_t kMinRetainedSlots = 16;  // kept whatever their bytes (compactionPoint)
 
 void encodeRows(Encoder& out, const std::vector<StateMachine::Row>& rows) {
   for (const auto& row : rows) {
@@ -87,18 +88,30 @@ void NodeCore::trackHeldSizes() {
   const std::uint64_t compacted = replica_->compactedUpTo();
   while (!heldSizes_.empty() && heldSizes_.front().first <= compacted) {
     heldBytes_ -= heldSizes_.front().second;
+    if (heldSplit_ > 0) {
+      --heldSplit_;
+    } else {
+      heldTailBytes_ -= heldSizes_.front().second;
+    }
     heldSizes_.pop_front();
   }
   // A new replica (a restart) or an install starts the tracking over from its compaction point.
   if (heldTracked_ < compacted || heldTracked_ > applied_) {
     heldSizes_.clear();
-    heldBytes_ = 0;
+    heldBytes_ = heldTailBytes_ = 0;
+    heldSplit_ = 0;
     heldTracked_ = compacted;
   }
   if (heldTracked_ >= applied_) return;
   replica_->forEachHeld(heldTracked_ + 1, applied_, [this](std::uint64_t slot, std::size_t bytes) {
     heldSizes_.emplace_back(slot, bytes);
     heldBytes_ += bytes;
+    heldTailBytes_ += bytes;
+    // The tail: the newest slots within retainedBytes, one at least.
+    while (heldTailBytes_ > options_.retainedBytes && heldSplit_ + 1 < heldSizes_.size()) {
+      heldTailBytes_ -= heldSizes_[heldSplit_].second;
+      ++heldSplit_;
+    }
   });
   heldTracked_ = applied_;
 }
@@ -107,20 +120,14 @@ std::uint64_t NodeCore::compactionPoint() {
   if (!replica_) return 0;
   trackHeldSizes();
   const bool bySlots = applied_ > replica_->compactedUpTo() + 2 * options_.retainedSlots;
-  const bool byBytes = heldBytes_ > 2 * options_.retainedBytes && !options_.bugs.unboundedHeldBytes;
+  // Large slots: compacted once they hold twice retainedBytes, down to the newest retainedBytes
+  // of them; but the last kMinRetainedSlots always stay, so that a follower that missed a slot
+  // or a commit index (a lost frame, a leader change) gets it from the log, not in a snapshot.
+  const bool byBytes = heldBytes_ > 2 * options_.retainedBytes && heldSizes_.size() > 2 * kMinRetainedSlots &&
+                       heldSplit_ > 0 && !options_.bugs.unboundedHeldBytes;
   if (!bySlots && !byBytes) return 0;
   std::uint64_t normal = applied_ > options_.retainedSlots ? applied_ - options_.retainedSlots : 0;
-  if (byBytes) {
-    // Up to the newest slot that would leave more than retainedBytes held after it.
-    std::uint64_t newer = 0;
-    for (auto it = heldSizes_.rbegin(); it != heldSizes_.rend(); ++it) {
-      newer += it->second;
-      if (newer > options_.retainedBytes) {
-        normal = std::max(normal, it->first);
-        break;
-      }
-    }
-  }
+  if (byBytes) normal = std::max(normal, std::min(heldSizes_[heldSplit_ - 1].first, applied_ - kMinRetainedSlots));
   if (options_.bugs.compactUnderSnapshot) return normal;
   // A peer rebuilt from a snapshot asks for the slots after it once installed; compacted, it
   // needs a newer snapshot, and under steady writes a large state may never catch up (each
