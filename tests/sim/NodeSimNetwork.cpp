@@ -166,6 +166,7 @@ void NodeSim::startProcess(SimNode& n) {
   options.http = "sim:" + std::to_string(n.id);
   options.writeTimeoutMs = kWriteTimeoutMs;
   options.retainedSlots = 40;
+  if (options_.retainedBytes != 0) options.retainedBytes = options_.retainedBytes;
   options.snapshotChunkBytes = 300;  // many chunks: the stream's flow control is exercised
   options.installStepBytes = 400;    // installs take many turns, and a crash may stop one halfway
   options.pingUs = 0;  // they feed only the health view, which nothing here checks

@@ -67,6 +67,9 @@ struct NodeSimOptions {
   // settles, instead of half the runs one of the others: a hunt for a planted lease-read bug,
   // which the random schedules reach once in hundreds of seeds. Off: the PRNG draws as before.
   bool deposedReads = false;
+  // Each node's ClusterOptions::retainedBytes (0: the production default, which no run here
+  // reaches): small, the log is compacted by the bytes of its slots more than by their number.
+  std::uint64_t retainedBytes = 0;
   coordinator::paxos::ReplicaConfig::Bugs paxosBugs;
   coordinator::node::ClusterOptions::Bugs nodeBugs;
   coordinator::StateMachine::LockBugs lockBugs;

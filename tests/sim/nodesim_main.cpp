@@ -1,7 +1,7 @@
 // warden_nodesim: runs the whole-node simulation (tests/sim/NodeSimulation) over many seeds, or
 // replays one.
-//   warden_nodesim --seeds N [--first S] [--replicas 3|5|both] [--bug NAME] [--large-writes P]
-//   warden_nodesim --seed S [--replicas 3|5] [--trace] [--bug NAME] [--large-writes P]
+//   warden_nodesim --seeds N [--first S] [--replicas 3|5|both] [--bug NAME] [--large-writes P] [--retained-bytes N]
+//   warden_nodesim --seed S [--replicas 3|5] [--trace] [--bug NAME] [--large-writes P] [--retained-bytes N]
 
 #include <chrono>
 #include <cstdio>
@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   std::set<std::string> skipChecks;
   bool traceFrames = false, deposedReads = false;
   std::optional<double> largeWrites;
+  std::uint64_t retainedBytes = 0;
   double powerLoss = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
     if (a == "--trace-frames") flags.trace = traceFrames = true;
     else if (a == "--skip-check") skipChecks.insert(flagValue(argc, argv, i));
     else if (a == "--large-writes") largeWrites = std::stod(flagValue(argc, argv, i));
+    else if (a == "--retained-bytes") retainedBytes = std::stoull(flagValue(argc, argv, i));
     else if (a == "--power-loss") powerLoss = std::stod(flagValue(argc, argv, i));
     else if (a == "--deposed-reads") deposedReads = true;
     else {
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
                    "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n"
+                   "  --retained-bytes N  each node's retained log slots in bytes (default: production's)\n"
                    "  --power-loss P    the share of crashes that are power losses (default 0: the disk keeps every commit)\n"
                    "  --deposed-reads   every run pauses a serving leader, and clients read from it as it resumes\n");
       return 2;
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
       options.skipChecks = skipChecks;
       plant(bug, options);
       if (largeWrites) options.largeWriteShare = *largeWrites;
+      options.retainedBytes = retainedBytes;
       options.powerLossShare = powerLoss;
       options.deposedReads = deposedReads;
       const NodeSimResult r = runNodeSimulation(options);
