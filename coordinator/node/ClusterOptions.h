@@ -19,7 +19,8 @@ struct ClusterOptions {
   std::string http;                              // this node's HTTP address, advertised to peers
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
-  // ...and at most about this many bytes of them, which sit in memory: slots of large writes
+  // ...and, since they sit in memory, once they hold twice this many bytes only the newest this
+  // many bytes' worth (16 slots at least; a snapshot's hold comes first): slots of large writes
   // (transactions of thousands of creates) are compacted sooner.
   std::uint64_t retainedBytes = 64u << 20;
   std::size_t snapshotChunkBytes = 1u << 20;  // rows per snapshot chunk, in bytes

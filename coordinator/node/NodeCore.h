@@ -264,8 +264,8 @@ class NodeCore {
   void sendSnapshot(std::uint64_t peer);
   void pumpSnapshots();
   // Where the log may be compacted to now, or 0: applied_ - retainedSlots (or further, to keep
-  // no more than retainedBytes), but not past a snapshot a peer is receiving or installing (up
-  // to 50 x retainedSlots further back).
+  // the newest retainedBytes and 16 slots at least), but not past a snapshot a peer is receiving
+  // or installing (up to 50 x retainedSlots further back).
   std::uint64_t compactionPoint();
   // Brings heldSizes_ up to applied_ and drops what the log compacted since.
   void trackHeldSizes();
