@@ -31,11 +31,7 @@ constexpr std::string_view kCopying = "copying";    // the staged rows are being
 // every table number and before the mark; stagings left by earlier binaries have none.
 constexpr char kLongRow = '\xfe';
 
-std::string longRowKey(std::uint64_t seq) {
-  std::string key(1, kLongRow);
-  for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
-  return key;
-}
+std::string longRowKey(std::uint64_t seq) { return kLongRow + storage::encodeU64Key(seq); }
 
 struct StagedRow {
   unsigned table;
@@ -58,9 +54,7 @@ std::uint64_t nextLongRow(storage::Txn& txn, MDB_dbi staging) {
   auto item = cursor.last();
   if (item && item->key == kInstallMark) item = cursor.prev();
   if (!item || item->key.size() != 9 || item->key[0] != kLongRow) return 0;
-  std::uint64_t seq = 0;
-  for (std::size_t i = 1; i < 9; ++i) seq = (seq << 8) | static_cast<std::uint8_t>(item->key[i]);
-  return seq + 1;
+  return storage::decodeU64Key(item->key.substr(1)) + 1;
 }
 
 }  // namespace
