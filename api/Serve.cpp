@@ -202,8 +202,8 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
                         times as many while that snapshot is sent and installed (default 10000)
   --retained-bytes N    ...and, past twice N bytes of them (they are held in memory), only the
                         newest N bytes' worth, 16 slots at least: slots of large transactions
-                        are let go sooner. A snapshot's hold above comes first (default
-                        67108864, at least 1048576)
+                        are let go sooner. A snapshot's hold above keeps up to 8 times N
+                        (default 67108864, at least 1048576)
   --apply-commit-delay-us N
                         how long what apply did may wait uncommitted, so that one disk flush
                         covers many writes (stale reads may lag as long; reads with

@@ -20,7 +20,7 @@ struct ClusterOptions {
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
   // ...and, since they sit in memory, once they hold twice this many bytes only the newest this
-  // many bytes' worth (16 slots at least; a snapshot's hold comes first): slots of large writes
+  // many bytes' worth (16 slots at least; a snapshot's hold keeps up to 8 times this): slots of large writes
   // (transactions of thousands of creates) are compacted sooner.
   std::uint64_t retainedBytes = 64u << 20;
   std::size_t snapshotChunkBytes = 1u << 20;  // rows per snapshot chunk, in bytes
@@ -47,6 +47,8 @@ struct ClusterOptions {
   // Deliberate bugs, for tests that prove the checks can fail. Never set elsewhere.
   struct Bugs {
     bool unboundedHeldBytes = false;  // compact by slot count alone, however large the slots
+    bool noMinRetainedSlots = false;  // compact large slots by bytes right up to the applied slot
+    bool unboundedSnapshotHold = false;  // a snapshot's hold keeps the log whatever its bytes
     bool serveWithoutEpoch = false;  // speak for sessions before this leadership's epoch is applied
     bool sameEpochAfterLapse = false;  // take the sessions over again after a lapse in the same epoch
     bool serveWithoutLease = false;  // speak for sessions whenever it leads, lease or not, caught up or not

@@ -320,10 +320,19 @@ class NodeCore {
   };
   std::map<std::uint64_t, SentSnapshot> sentSnapshots_;
   // The applied slots the log still holds, with their sizes, oldest first (compactionPoint).
-  std::deque<std::pair<std::uint64_t, std::size_t>> heldSizes_;
+  using HeldSizes = std::deque<std::pair<std::uint64_t, std::size_t>>;
+  HeldSizes heldSizes_;
   std::uint64_t heldBytes_ = 0;
-  std::size_t heldSplit_ = 0;       // heldSizes_[heldSplit_...] are the newest within retainedBytes
-  std::uint64_t heldTailBytes_ = 0;  // their bytes
+  // The newest held slots within a bound in bytes, one at least: heldSizes_[split...]. Kept as
+  // slots are added at the back and compacted at the front.
+  struct HeldTail {
+    std::size_t split = 0;
+    std::uint64_t bytes = 0;  // theirs
+    void added(const HeldSizes& sizes, std::uint64_t bound);  // sizes.back() is new
+    void poppedFront(std::size_t frontBytes);
+  };
+  HeldTail retainedTail_;  // within retainedBytes: what the byte bound keeps
+  HeldTail holdTail_;      // within kMaxHeldBytes x retainedBytes: the most a snapshot's hold keeps
   std::uint64_t heldTracked_ = 0;  // the last slot looked at
   Worker* worker_;
   std::vector<Worker::Continuation> deferred_;  // without a worker: jobs done, to resume next turn

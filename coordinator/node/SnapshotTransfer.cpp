@@ -21,6 +21,7 @@ constexpr std::uint64_t kResendUs = 200'000;  // no acknowledgement for this lon
 constexpr std::uint64_t kStalledUs = 2'000'000;
 constexpr std::uint64_t kInstallGraceUs = 30'000'000;  // the least a sent snapshot holds the log for
 constexpr std::uint64_t kMaxHeldRetained = 50;          // ...and the most, in retainedSlots
+constexpr std::uint64_t kMaxHeldBytes = 8;              // ...and in retainedBytes
 constexpr std::uint64_t kMinRetainedSlots = 16;  // kept whatever their bytes (compactionPoint)
 
 void encodeRows(Encoder& out, const std::vector<StateMachine::Row>& rows) {
@@ -84,34 +85,43 @@ void NodeCore::pumpSnapshots() {
   }
 }
 
+void NodeCore::HeldTail::added(const HeldSizes& sizes, std::uint64_t bound) {
+  bytes += sizes.back().second;
+  while (bytes > bound && split + 1 < sizes.size()) {
+    bytes -= sizes[split].second;
+    ++split;
+  }
+}
+
+void NodeCore::HeldTail::poppedFront(std::size_t frontBytes) {
+  if (split > 0) {
+    --split;
+  } else {
+    bytes -= frontBytes;
+  }
+}
+
 void NodeCore::trackHeldSizes() {
   const std::uint64_t compacted = replica_->compactedUpTo();
   while (!heldSizes_.empty() && heldSizes_.front().first <= compacted) {
     heldBytes_ -= heldSizes_.front().second;
-    if (heldSplit_ > 0) {
-      --heldSplit_;
-    } else {
-      heldTailBytes_ -= heldSizes_.front().second;
-    }
+    retainedTail_.poppedFront(heldSizes_.front().second);
+    holdTail_.poppedFront(heldSizes_.front().second);
     heldSizes_.pop_front();
   }
   // A new replica (a restart) or an install starts the tracking over from its compaction point.
   if (heldTracked_ < compacted || heldTracked_ > applied_) {
     heldSizes_.clear();
-    heldBytes_ = heldTailBytes_ = 0;
-    heldSplit_ = 0;
+    heldBytes_ = 0;
+    retainedTail_ = holdTail_ = HeldTail{};
     heldTracked_ = compacted;
   }
   if (heldTracked_ >= applied_) return;
   replica_->forEachHeld(heldTracked_ + 1, applied_, [this](std::uint64_t slot, std::size_t bytes) {
     heldSizes_.emplace_back(slot, bytes);
     heldBytes_ += bytes;
-    heldTailBytes_ += bytes;
-    // The tail: the newest slots within retainedBytes, one at least.
-    while (heldTailBytes_ > options_.retainedBytes && heldSplit_ + 1 < heldSizes_.size()) {
-      heldTailBytes_ -= heldSizes_[heldSplit_].second;
-      ++heldSplit_;
-    }
+    retainedTail_.added(heldSizes_, options_.retainedBytes);
+    if (!options_.bugs.unboundedSnapshotHold) holdTail_.added(heldSizes_, kMaxHeldBytes * options_.retainedBytes);
   });
   heldTracked_ = applied_;
 }
@@ -123,18 +133,26 @@ std::uint64_t NodeCore::compactionPoint() {
   // Large slots: compacted once they hold twice retainedBytes, down to the newest retainedBytes
   // of them; but the last kMinRetainedSlots always stay, so that a follower that missed a slot
   // or a commit index (a lost frame, a leader change) gets it from the log, not in a snapshot.
-  const bool byBytes = heldBytes_ > 2 * options_.retainedBytes && heldSizes_.size() > 2 * kMinRetainedSlots &&
-                       heldSplit_ > 0 && !options_.bugs.unboundedHeldBytes;
+  const std::uint64_t floor = options_.bugs.noMinRetainedSlots ? 0 : kMinRetainedSlots;
+  const bool byBytes = heldBytes_ > 2 * options_.retainedBytes && heldSizes_.size() > 2 * floor &&
+                       retainedTail_.split > 0 && !options_.bugs.unboundedHeldBytes;
   if (!bySlots && !byBytes) return 0;
   std::uint64_t normal = applied_ > options_.retainedSlots ? applied_ - options_.retainedSlots : 0;
-  if (byBytes) normal = std::max(normal, std::min(heldSizes_[heldSplit_ - 1].first, applied_ - kMinRetainedSlots));
+  if (byBytes) {
+    const std::uint64_t tail = std::min(heldSizes_[retainedTail_.split - 1].first, applied_ - kMinRetainedSlots);
+    normal = std::max(normal, options_.bugs.noMinRetainedSlots ? applied_ : tail);
+  }
   if (options_.bugs.compactUnderSnapshot) return normal;
   // A peer rebuilt from a snapshot asks for the slots after it once installed; compacted, it
   // needs a newer snapshot, and under steady writes a large state may never catch up (each
-  // install outlasting the retained slots). Keeping more of the log is always safe; bounded, so
-  // that a receiver that never finishes cannot pin it.
+  // install outlasting the retained slots). Keeping more of the log is always safe; bounded in
+  // slots and in bytes (the slots sit in memory), so that a receiver that never finishes, or
+  // asks again and again, cannot pin it.
   const std::uint64_t held = options_.retainedSlots * kMaxHeldRetained;
-  const std::uint64_t lowest = applied_ > held ? applied_ - held : 0;
+  std::uint64_t lowest = applied_ > held ? applied_ - held : 0;
+  // Past the byte bound, the newest kMaxHeldBytes x retainedBytes stay (the 16-slot floor too).
+  const bool holdFull = holdTail_.split > 0 && heldSizes_.size() > floor;
+  if (holdFull) lowest = std::max(lowest, std::min(heldSizes_[holdTail_.split - 1].first, applied_ - floor));
   std::uint64_t point = normal;
   for (const auto& [peer, stream] : outgoing_) point = std::min(point, std::max(stream->applied, lowest));
   const std::uint64_t at = now();
@@ -147,8 +165,9 @@ std::uint64_t NodeCore::compactionPoint() {
     ++it;
   }
   // Held: compact only once that frees as much as a normal compaction would (each is a durable
-  // commit and a trim).
-  if (point < normal && point < replica_->compactedUpTo() + options_.retainedSlots) return 0;
+  // commit and a trim): retainedSlots slots, or retainedBytes of them.
+  const bool freesBytes = holdFull && point == lowest && heldBytes_ - holdTail_.bytes >= options_.retainedBytes;
+  if (point < normal && point < replica_->compactedUpTo() + options_.retainedSlots && !freesBytes) return 0;
   return point;
 }
 

@@ -92,6 +92,52 @@ TEST_CASE("a member cut off while large slots are compacted by size catches up f
   CHECK(count(net, 3, "installed a snapshot") >= 1);
 }
 
+// Found by the review of issue 14's byte bound: while a sent snapshot held the log for its
+// receiver's catch-up (30 s at least), nothing was compacted past the snapshot's slot, whatever
+// the bytes written meanwhile. The hold now keeps at most 8 x retainedBytes.
+namespace {
+
+// Held bytes at the member that streamed node 3 a snapshot, after `more` writes during its hold.
+std::uint64_t heldDuringHold(bool unbounded, int more) {
+  ClusterOptions::Bugs bugs;
+  bugs.unboundedSnapshotHold = unbounded;
+  NodeNet net(3, bugs, [](NodeId, ClusterOptions& o) {
+    o.retainedSlots = 100'000;  // never reached here: only the bytes compact
+    o.retainedBytes = kRetainedBytes;
+    o.snapshotChunkBytes = 2'000;
+  });
+  elect(net, 1);
+  auto cut3 = [](const Frame& f) { return (f.from == 3 || f.to == 3) && f.from != f.to; };
+  write(net, 120, {1, 2}, [&](const Frame& f) { return !cut3(f); }, cut3);
+  REQUIRE(net.replica(1)->compactedUpTo() > net.replica(3)->commitIndex() + 1);
+  auto sender = [&]() -> NodeId {
+    for (NodeId id : {1, 2}) {
+      if (count(net, id, "sent node 3 a snapshot") > 0) return id;
+    }
+    return 0;
+  };
+  net.runUntil({1, 2, 3}, all, [&] { return sender() != 0; }, none, 600);
+  const NodeId from = sender();
+  REQUIRE(from != 0);
+  write(net, more, {1, 2, 3}, all, none, 120);
+  net.runUntil({1, 2, 3}, all, [&] { return net.core(3).applied() == net.core(1).applied(); }, none, 600);
+  CHECK(revisionOf(net, 3) == revisionOf(net, 1));
+  return heldBytes(net, from);
+}
+
+// The hold's bound, plus the retainedBytes it may grow by before a compaction is worth it and a slot.
+constexpr std::uint64_t kHoldBound = 9 * kRetainedBytes + kDataBytes + 200;
+
+}  // namespace
+
+TEST_CASE("a snapshot's hold on the log is bounded in bytes as well") {
+  CHECK(heldDuringHold(false, 400) <= kHoldBound);  // 400 writes: about 240 KB
+}
+
+TEST_CASE("a snapshot's hold without a byte bound keeps every large slot (planted)") {
+  CHECK(heldDuringHold(true, 400) > kHoldBound);
+}
+
 // Found by the review of the byte bound: slots larger than retainedBytes were compacted up to
 // the applied slot itself, so a follower that missed one Accept, or a commit index before a
 // leader change, was sent the whole state. The newest slots always stay.
@@ -99,18 +145,19 @@ namespace {
 
 constexpr std::size_t kLargeBytes = 2'500;
 
-NodeNet largeSlotNet() {
-  return NodeNet(3, {}, [](NodeId, ClusterOptions& o) {
+NodeNet largeSlotNet(bool noFloor) {
+  ClusterOptions::Bugs bugs;
+  bugs.noMinRetainedSlots = noFloor;
+  return NodeNet(3, bugs, [](NodeId, ClusterOptions& o) {
     o.retainedSlots = 1'000;
     o.retainedBytes = 1'000;  // below one slot (kLargeBytes; the flag's floor is 1 MiB, a create's data 1 MiB)
     o.snapshotChunkBytes = 2'000;
   });
 }
 
-}  // namespace
-
-TEST_CASE("a follower that missed one Accept of a large slot gets it from the log, not a snapshot") {
-  NodeNet net = largeSlotNet();
+// How many snapshots node 3 installs after it missed one Accept of a large slot.
+int snapshotsAfterMissedAccept(bool noFloor) {
+  NodeNet net = largeSlotNet(noFloor);
   elect(net, 1);
   write(net, 40, {1, 2, 3}, all, none, 0, kLargeBytes);  // compacted by bytes meanwhile
   REQUIRE(net.replica(1)->compactedUpTo() > 0);
@@ -127,11 +174,14 @@ TEST_CASE("a follower that missed one Accept of a large slot gets it from the lo
   net.runUntil({1, 2, 3}, all, [&] { return net.core(3).applied() == net.core(1).applied(); }, drop, 600);
   REQUIRE(lost);
   CHECK(net.core(3).applied() == net.core(1).applied());
-  CHECK(count(net, 3, "installed a snapshot") == 0);
+  CHECK(revisionOf(net, 3) == revisionOf(net, 1));
+  return count(net, 3, "installed a snapshot");
 }
 
-TEST_CASE("a candidate one commit index behind a voter that compacted large slots catches up from the log") {
-  NodeNet net = largeSlotNet();
+// How many snapshots node 3 installs after it missed the commit index of the last slot before
+// the leader crashed.
+int snapshotsAfterMissedCommitIndex(bool noFloor) {
+  NodeNet net = largeSlotNet(noFloor);
   elect(net, 1);
   write(net, 40, {1, 2, 3}, all, none, 0, kLargeBytes);
   REQUIRE(net.replica(2)->compactedUpTo() > 0);
@@ -157,5 +207,24 @@ TEST_CASE("a candidate one commit index behind a voter that compacted large slot
     return (net.leads(2) || net.leads(3)) && net.core(3).applied() == net.core(2).applied() && !installing(net, 3);
   }, none, 3'000);
   CHECK(net.core(3).applied() == net.core(2).applied());
-  CHECK(count(net, 3, "installed a snapshot") == 0);
+  CHECK(revisionOf(net, 3) == revisionOf(net, 2));
+  return count(net, 3, "installed a snapshot");
+}
+
+}  // namespace
+
+TEST_CASE("a follower that missed one Accept of a large slot gets it from the log, not a snapshot") {
+  CHECK(snapshotsAfterMissedAccept(false) == 0);
+}
+
+TEST_CASE("a follower that missed one Accept of a large slot needs a snapshot without the 16-slot floor (planted)") {
+  CHECK(snapshotsAfterMissedAccept(true) >= 1);
+}
+
+TEST_CASE("a candidate one commit index behind a voter that compacted large slots catches up from the log") {
+  CHECK(snapshotsAfterMissedCommitIndex(false) == 0);
+}
+
+TEST_CASE("a candidate one commit index behind needs a snapshot without the 16-slot floor (planted)") {
+  CHECK(snapshotsAfterMissedCommitIndex(true) >= 1);
 }
