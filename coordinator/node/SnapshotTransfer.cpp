@@ -10,6 +10,8 @@
 // halfway finishes the install when it starts again (StateMachine::initialize). A stream that
 // stops making progress is abandoned; the peer asks again.
 
+#include <limits>
+
 #include "coordinator/node/Frames.h"
 #include "coordinator/node/NodeCore.h"
 
@@ -121,7 +123,8 @@ void NodeCore::trackHeldSizes() {
     heldSizes_.emplace_back(slot, bytes);
     heldBytes_ += bytes;
     retainedTail_.added(heldSizes_, options_.retainedBytes);
-    if (!options_.bugs.unboundedSnapshotHold) holdTail_.added(heldSizes_, kMaxHeldBytes * options_.retainedBytes);
+    const std::uint64_t holdBound = options_.bugs.unboundedSnapshotHold ? std::numeric_limits<std::uint64_t>::max() : kMaxHeldBytes * options_.retainedBytes;
+    holdTail_.added(heldSizes_, holdBound);
   });
   heldTracked_ = applied_;
 }
@@ -151,8 +154,11 @@ std::uint64_t NodeCore::compactionPoint() {
   const std::uint64_t held = options_.retainedSlots * kMaxHeldRetained;
   std::uint64_t lowest = applied_ > held ? applied_ - held : 0;
   // Past the byte bound, the newest kMaxHeldBytes x retainedBytes stay (the 16-slot floor too).
-  const bool holdFull = holdTail_.split > 0 && heldSizes_.size() > floor;
-  if (holdFull) lowest = std::max(lowest, std::min(heldSizes_[holdTail_.split - 1].first, applied_ - floor));
+  std::uint64_t byBytesLowest = 0;
+  if (holdTail_.split > 0 && heldSizes_.size() > floor) {
+    byBytesLowest = std::min(heldSizes_[holdTail_.split - 1].first, applied_ - floor);
+    lowest = std::max(lowest, byBytesLowest);
+  }
   std::uint64_t point = normal;
   for (const auto& [peer, stream] : outgoing_) point = std::min(point, std::max(stream->applied, lowest));
   const std::uint64_t at = now();
@@ -165,8 +171,11 @@ std::uint64_t NodeCore::compactionPoint() {
     ++it;
   }
   // Held: compact only once that frees as much as a normal compaction would (each is a durable
-  // commit and a trim): retainedSlots slots, or retainedBytes of them.
-  const bool freesBytes = holdFull && point == lowest && heldBytes_ - holdTail_.bytes >= options_.retainedBytes;
+  // commit and a trim): retainedSlots slots, or retainedBytes of them. (The bytes below the hold's
+  // tail are what compacting to its first slot frees; not when the 16-slot floor set the point.)
+  const bool freesBytes = byBytesLowest != 0 && point == byBytesLowest &&
+                          byBytesLowest == heldSizes_[holdTail_.split - 1].first &&
+                          heldBytes_ - holdTail_.bytes >= options_.retainedBytes;
   if (point < normal && point < replica_->compactedUpTo() + options_.retainedSlots && !freesBytes) return 0;
   return point;
 }
