@@ -17,11 +17,10 @@ constexpr std::uint64_t kRetainedBytes = 20'000;
 constexpr std::size_t kDataBytes = 500;  // each write's slot holds a little more than this
 constexpr std::uint64_t kBound = 2 * kRetainedBytes + kDataBytes + 200;  // compacted above twice
 
-NodeNet bytesNet(bool unbounded = false) {
-  ClusterOptions::Bugs bugs;
-  bugs.unboundedHeldBytes = unbounded;
-  return NodeNet(3, bugs, [](NodeId, ClusterOptions& o) {
-    o.retainedSlots = 1'000;  // never reached here: only the bytes compact
+// retainedSlots is never reached here: only the bytes compact.
+NodeNet bytesNet(ClusterOptions::Bugs bugs = {}, std::uint64_t retainedSlots = 1'000) {
+  return NodeNet(3, bugs, [retainedSlots](NodeId, ClusterOptions& o) {
+    o.retainedSlots = retainedSlots;
     o.retainedBytes = kRetainedBytes;
     o.snapshotChunkBytes = 2'000;
   });
@@ -73,7 +72,9 @@ TEST_CASE("slots of large writes are compacted by size: each member holds about 
 }
 
 TEST_CASE("compacting by slot count alone holds every large slot (planted)") {
-  NodeNet net = bytesNet(true);
+  ClusterOptions::Bugs bugs;
+  bugs.unboundedHeldBytes = true;
+  NodeNet net = bytesNet(bugs);
   elect(net, 1);
   write(net, 120, {1, 2, 3}, all, none);
   CHECK(net.replica(1)->compactedUpTo() == 0);
@@ -101,11 +102,7 @@ namespace {
 std::uint64_t heldDuringHold(bool unbounded, int more) {
   ClusterOptions::Bugs bugs;
   bugs.unboundedSnapshotHold = unbounded;
-  NodeNet net(3, bugs, [](NodeId, ClusterOptions& o) {
-    o.retainedSlots = 100'000;  // never reached here: only the bytes compact
-    o.retainedBytes = kRetainedBytes;
-    o.snapshotChunkBytes = 2'000;
-  });
+  NodeNet net = bytesNet(bugs, 100'000);
   elect(net, 1);
   auto cut3 = [](const Frame& f) { return (f.from == 3 || f.to == 3) && f.from != f.to; };
   write(net, 120, {1, 2}, [&](const Frame& f) { return !cut3(f); }, cut3);
