@@ -20,8 +20,8 @@ struct ClusterOptions {
   std::uint64_t writeTimeoutMs = 5000;
   std::uint64_t retainedSlots = 10'000;  // applied slots kept in the log for laggards
   // ...and, since they sit in memory, once they hold twice this many bytes only the newest this
-  // many bytes' worth (16 slots at least; a snapshot's hold keeps up to 8 times this): slots of large writes
-  // (transactions of thousands of creates) are compacted sooner.
+  // many bytes' worth (16 slots at least; a snapshot's hold keeps up to 8 times this): slots of
+  // large writes (transactions of thousands of creates) are compacted sooner.
   std::uint64_t retainedBytes = 64u << 20;
   std::size_t snapshotChunkBytes = 1u << 20;  // rows per snapshot chunk, in bytes
   std::size_t installStepBytes = 4u << 20;    // snapshot rows installed per turn, in bytes

@@ -123,7 +123,8 @@ void NodeCore::trackHeldSizes() {
     heldSizes_.emplace_back(slot, bytes);
     heldBytes_ += bytes;
     retainedTail_.added(heldSizes_, options_.retainedBytes);
-    const std::uint64_t holdBound = options_.bugs.unboundedSnapshotHold ? std::numeric_limits<std::uint64_t>::max() : kMaxHeldBytes * options_.retainedBytes;
+    const std::uint64_t holdBound = options_.bugs.unboundedSnapshotHold ? std::numeric_limits<std::uint64_t>::max()
+                                                                        : kMaxHeldBytes * options_.retainedBytes;
     holdTail_.added(heldSizes_, holdBound);
   });
   heldTracked_ = applied_;
