@@ -119,12 +119,12 @@ void NodeCore::trackHeldSizes() {
     heldTracked_ = compacted;
   }
   if (heldTracked_ >= applied_) return;
-  replica_->forEachHeld(heldTracked_ + 1, applied_, [this](std::uint64_t slot, std::size_t bytes) {
+  const std::uint64_t holdBound = options_.bugs.unboundedSnapshotHold ? std::numeric_limits<std::uint64_t>::max()
+                                                                      : kMaxHeldBytes * options_.retainedBytes;
+  replica_->forEachHeld(heldTracked_ + 1, applied_, [this, holdBound](std::uint64_t slot, std::size_t bytes) {
     heldSizes_.emplace_back(slot, bytes);
     heldBytes_ += bytes;
     retainedTail_.added(heldSizes_, options_.retainedBytes);
-    const std::uint64_t holdBound = options_.bugs.unboundedSnapshotHold ? std::numeric_limits<std::uint64_t>::max()
-                                                                        : kMaxHeldBytes * options_.retainedBytes;
     holdTail_.added(heldSizes_, holdBound);
   });
   heldTracked_ = applied_;
@@ -155,9 +155,10 @@ std::uint64_t NodeCore::compactionPoint() {
   const std::uint64_t held = options_.retainedSlots * kMaxHeldRetained;
   std::uint64_t lowest = applied_ > held ? applied_ - held : 0;
   // Past the byte bound, the newest kMaxHeldBytes x retainedBytes stay (the 16-slot floor too).
+  const std::uint64_t belowHoldTail = holdTail_.split > 0 ? heldSizes_[holdTail_.split - 1].first : 0;
   std::uint64_t byBytesLowest = 0;
-  if (holdTail_.split > 0 && heldSizes_.size() > floor) {
-    byBytesLowest = std::min(heldSizes_[holdTail_.split - 1].first, applied_ - floor);
+  if (belowHoldTail != 0 && heldSizes_.size() > floor) {
+    byBytesLowest = std::min(belowHoldTail, applied_ - floor);
     lowest = std::max(lowest, byBytesLowest);
   }
   std::uint64_t point = normal;
@@ -174,8 +175,7 @@ std::uint64_t NodeCore::compactionPoint() {
   // Held: compact only once that frees as much as a normal compaction would (each is a durable
   // commit and a trim): retainedSlots slots, or retainedBytes of them. (The bytes below the hold's
   // tail are what compacting to its first slot frees; not when the 16-slot floor set the point.)
-  const bool freesBytes = byBytesLowest != 0 && point == byBytesLowest &&
-                          byBytesLowest == heldSizes_[holdTail_.split - 1].first &&
+  const bool freesBytes = byBytesLowest != 0 && point == byBytesLowest && byBytesLowest == belowHoldTail &&
                           heldBytes_ - holdTail_.bytes >= options_.retainedBytes;
   if (point < normal && point < replica_->compactedUpTo() + options_.retainedSlots && !freesBytes) return 0;
   return point;

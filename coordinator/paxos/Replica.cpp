@@ -186,7 +186,9 @@ Time Replica::leaseEnd() const {
 }
 
 void Replica::forEachHeld(Slot from, Slot to, const std::function<void(Slot, std::size_t)>& visit) const {
-  for (auto it = log_.lower_bound(from); it != log_.end() && it->first <= to; ++it) visit(it->first, wireSize(it->second.value));
+  for (auto it = log_.lower_bound(from); it != log_.end() && it->first <= to; ++it) {
+    visit(it->first, wireSize(it->second.value));
+  }
 }
 
 Ready Replica::compact(Slot upTo) {
