@@ -110,8 +110,14 @@ Ready Replica::tick(Time now) {
         // Resend what is still in flight: messages may have been dropped.
         for (const auto& [slot, value] : proposed_) {
           if (log_.count(slot) && log_.at(slot).chosen) continue;
+          // Thrifty: a follower asked that left an Accept unanswered for a whole heartbeat is
+          // passed over for a while, even if it answers heartbeats (its link may lose only large
+          // frames): else every write would wait for this resend.
+          const bool stuck = proposedAt_[slot] + config_.heartbeatInterval <= now_;
           for (NodeId m : config_.members) {
-            if (!votes_[slot].count(m)) send(m, Accept{ballot_, slot, value, commitIndex_, now_});
+            if (votes_[slot].count(m)) continue;
+            send(m, Accept{ballot_, slot, value, commitIndex_, now_});
+            if (stuck && std::find(voters_.begin(), voters_.end(), m) != voters_.end()) slowAt_[m] = now_;
           }
         }
       }
@@ -371,6 +377,14 @@ void Replica::becomeLeader() {
   ackedAt_.clear();
   votes_.clear();
   proposed_.clear();
+  proposedAt_.clear();
+  // The first followers asked are those that just promised: they are up.
+  voters_.clear();
+  slowAt_.clear();
+  for (const auto& [node, promise] : promises_) {
+    if (node != config_.id && voters_.size() + 1 < quorum_) voters_.push_back(node);
+  }
+  pushedUpTo_ = commitIndex_;
   reads_.clear();
   Slot maxSlot = prepareFrom_ - 1;
   if (!best.empty()) maxSlot = std::max(maxSlot, best.rbegin()->first);
@@ -398,6 +412,7 @@ void Replica::stepDown(Ballot seen) {
   if (role_ != Role::Follower) ++failedElections_;
   role_ = Role::Follower;
   proposed_.clear();
+  proposedAt_.clear();
   votes_.clear();
   promises_.clear();
   ackedAt_.clear();
@@ -437,8 +452,49 @@ bool Replica::followLeader(Ballot ballot) {
 
 void Replica::proposeSlot(Slot slot, Value value) {
   proposed_[slot] = value;
+  proposedAt_[slot] = now_;
   votes_[slot].clear();
-  broadcast(Accept{ballot_, slot, std::move(value), commitIndex_, now_});
+  if (!config_.thrifty) {
+    broadcast(Accept{ballot_, slot, std::move(value), commitIndex_, now_});
+    return;
+  }
+  const std::vector<NodeId> asked = askedToVote();
+  for (std::size_t i = 0; i + 1 < asked.size(); ++i) send(asked[i], Accept{ballot_, slot, value, commitIndex_, now_});
+  send(asked.back(), Accept{ballot_, slot, std::move(value), commitIndex_, now_});
+}
+
+std::vector<NodeId> Replica::askedToVote() {
+  if (!config_.thrifty) return config_.members;
+  // The same followers while they answer: a change of them costs the one left out a catch-up.
+  // One not heard from for a heartbeat, or passed over (tick), is replaced by the follower heard
+  // from last (the others answer every heartbeat); one that refuses (a learner) is never heard
+  // from here, so it is asked only when nobody else answers. In its first heartbeat a leader
+  // keeps those that promised to it (becomeLeader).
+  auto heard = [&](NodeId m) {
+    auto it = lastHeardAt_.find(m);
+    return it == lastHeardAt_.end() ? Time{0} : it->second;
+  };
+  auto slow = [&](NodeId m) {
+    auto it = slowAt_.find(m);
+    return it != slowAt_.end() && now_ < it->second + config_.electionTimeout;
+  };
+  const Time quiet = now_ - std::min(now_, config_.heartbeatInterval);
+  bool keep = voters_.size() + 1 == quorum_;
+  for (NodeId m : voters_) keep = keep && !slow(m) && (heard(m) >= quiet || leaderSince_ >= quiet);
+  if (!keep) {
+    std::vector<NodeId> followers = voters_;  // first among equals
+    for (NodeId m : config_.members) {
+      if (m != config_.id && std::find(followers.begin(), followers.end(), m) == followers.end()) followers.push_back(m);
+    }
+    std::stable_sort(followers.begin(), followers.end(), [&](NodeId a, NodeId b) {
+      if (slow(a) != slow(b)) return !slow(a);
+      return heard(a) > heard(b);
+    });
+    voters_.assign(followers.begin(), followers.begin() + static_cast<std::ptrdiff_t>(quorum_ - 1));
+  }
+  std::vector<NodeId> asked{config_.id};
+  asked.insert(asked.end(), voters_.begin(), voters_.end());
+  return asked;
 }
 
 void Replica::flushProposals() {
@@ -508,10 +564,16 @@ void Replica::onAccepted(NodeId from, const Accepted& m) {
   auto& voters = votes_[m.slot];
   voters.insert(from);
   if (voters.size() >= quorum_) {
+    const Slot before = commitIndex_;
     markChosen(m.slot, proposal->second);
     proposed_.erase(proposal);
+    proposedAt_.erase(m.slot);
     votes_.erase(m.slot);
     advanceCommit();
+    // From the last slot pushed: the commit index may also have moved by a catch-up answer.
+    if (config_.thrifty && config_.bugs.pushUnchosen) pushChosen(before);
+    if (config_.thrifty && commitIndex_ > pushedUpTo_) pushChosen(std::max(pushedUpTo_, compacted_));
+    pushedUpTo_ = std::max(pushedUpTo_, commitIndex_);
   }
   checkReads();
 }

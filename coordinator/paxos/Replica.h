@@ -44,6 +44,12 @@ struct ReplicaConfig {
   // With maxBatchBytes and window these keep every frame far below the peer frame limit.
   std::size_t promiseBytes = 16u << 20;
   std::size_t maxQueued = 100'000;  // proposals beyond this are rejected
+  // Phase 2 asks only a majority (the leader and the followers heard from last) for their
+  // votes; the other followers are sent each slot once it is chosen, and vote only on slots
+  // that stay unchosen for a heartbeat (a follower asked has gone quiet). Each such follower
+  // then makes no flush and sends no answer for a slot: a third less work per write in a
+  // cluster of three.
+  bool thrifty = true;
 
   // Deliberate bugs, for tests that prove the simulator's checks can fail. Never set elsewhere.
   struct Bugs {
@@ -71,6 +77,7 @@ struct ReplicaConfig {
     // end the sender's turn at a late leader message's commit index, or at a late "snapshot
     // needed" for a slot an install since covers: as 469b5b6 did (review15: a second snapshot)
     bool catchupSourceLateAnswers = false;
+    bool pushUnchosen = false;  // thrifty: send the followers not asked slots not yet chosen (agreement)
   } bugs;
 };
 
@@ -154,6 +161,11 @@ class Replica {
   bool followLeader(Ballot ballot);
   void raisePromise(Ballot ballot);
   void proposeSlot(Slot slot, Value value);
+  // The members asked to vote in phase 2: every member, or (thrifty) this one and the
+  // followers heard from last, a majority in all.
+  std::vector<NodeId> askedToVote();
+  // Thrifty: hand the followers not asked the slots chosen after `from` (commit order).
+  void pushChosen(Slot from);
   void flushProposals();
   void sendHeartbeats();
   void markChosen(Slot slot, const Value& value);
@@ -230,6 +242,12 @@ class Replica {
   Slot recoveredUpTo_ = 0;  // reads wait until the commit index reaches what phase 1 found
   std::map<Slot, Value> proposed_;  // in flight
   std::map<Slot, std::set<NodeId>> votes_;
+  std::map<Slot, Time> proposedAt_;  // when each slot in flight was first proposed
+  // Thrifty: the followers asked to vote (askedToVote), those passed over for leaving an Accept
+  // unanswered for a heartbeat (when), and the commit index pushed to the others so far.
+  std::vector<NodeId> voters_;
+  std::map<NodeId, Time> slowAt_;
+  Slot pushedUpTo_ = 0;
   std::deque<std::string> queue_;
   std::map<NodeId, Time> ackedAt_;      // latest echoed send time per member, this ballot
   std::map<NodeId, Time> lastHeardAt_;  // when each member last answered, own clock

@@ -4,6 +4,8 @@
 
 #include "coordinator/paxos/Replica.h"
 
+#include <algorithm>
+
 namespace warden::coordinator::paxos {
 
 // ---- why a lost disk cannot make two values chosen for one slot (PAXOS.md 5) --------------------
@@ -118,6 +120,47 @@ void Replica::requestCatchup(NodeId from) {
   send(from, CatchupRequest{commitIndex_ + 1});
 }
 
+void Replica::pushChosen(Slot from) {
+  // Only chosen slots: a follower takes what it is sent as chosen and applies it. In commit
+  // order, as a catch-up answer to a request nobody made; one that missed a push (it was cut
+  // off) keeps the later ones and fetches the gap at the next heartbeat's commit index.
+  const std::vector<NodeId> asked = askedToVote();
+  std::vector<NodeId> told;
+  for (NodeId m : config_.members) {
+    if (std::find(asked.begin(), asked.end(), m) == asked.end()) told.push_back(m);
+  }
+  if (told.empty()) return;
+  Slot upTo = commitIndex_;
+  if (config_.bugs.pushUnchosen && !proposed_.empty()) upTo = std::max(upTo, proposed_.rbegin()->first);
+  std::vector<CatchupReply> pushes;
+  std::size_t bytes = 0;
+  for (Slot s = from + 1; s <= upTo; ++s) {
+    auto chosen = log_.find(s);
+    const Value* value = chosen != log_.end() && chosen->second.chosen ? &chosen->second.value : nullptr;
+    if (!value && config_.bugs.pushUnchosen && proposed_.count(s)) value = &proposed_.at(s);
+    if (!value) break;
+    bytes += wireSize(*value);
+    if (pushes.empty() || bytes > config_.catchupBytes) {  // one frame each, as a catch-up answer
+      pushes.emplace_back();
+      pushes.back().compactedUpTo = compacted_;
+      pushes.back().leaderBallot = ballot_;
+      pushes.back().nextSlot = nextSlot_;
+      pushes.back().promised = promised_;
+      bytes = wireSize(*value);
+    }
+    pushes.back().entries.push_back(ChosenEntry{s, *value});
+  }
+  for (std::size_t i = 0; i < told.size(); ++i) {
+    for (auto& push : pushes) {
+      if (i + 1 < told.size()) {
+        send(told[i], push);
+      } else {
+        send(told[i], std::move(push));
+      }
+    }
+  }
+}
+
 void Replica::onCatchupRequest(NodeId from, const CatchupRequest& m) {
   CatchupReply reply;
   reply.compactedUpTo = compacted_;
@@ -156,12 +199,12 @@ void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
     learnerBallot_ = m.leaderBallot;
   }
   const Slot before = commitIndex_;
+  // Every slot in it is chosen, also one past a gap here (a slot pushed by the leader while an
+  // earlier one is still being fetched): it is kept, and counted once the gap is filled.
   for (const auto& e : m.entries) {
-    if (e.slot <= commitIndex_) continue;
-    if (e.slot != commitIndex_ + 1) break;
-    markChosen(e.slot, e.value);
-    ++commitIndex_;
+    if (e.slot > commitIndex_) markChosen(e.slot, e.value);
   }
+  while (log_.count(commitIndex_ + 1) && log_.at(commitIndex_ + 1).chosen) ++commitIndex_;
   // The snapshot's sender has given all it knows (or compacted it): the rest is the leader's. Only
   // an answer with no slot at all says so: one whose slots are all known here already answers an
   // older request, or one for the same slots another answer of the sender's brought (review14).

@@ -178,6 +178,7 @@ void NodeSim::startProcess(SimNode& n) {
   options.paxos.catchupBytes = 512u << 10;
   options.paxos.promiseBytes = 12u << 20;
   options.paxos.bugs = options_.paxosBugs;
+  options.paxos.thrifty = options_.thrifty < 0 ? options_.seed % 2 == 1 : options_.thrifty == 1;
   options.bugs = options_.nodeBugs;
   n.random = std::make_unique<SimRandom>(rng_.next());
   n.process++;

@@ -76,6 +76,9 @@ struct NodeSimOptions {
   // Checks to leave out, by name: to show that each check catches a planted bug by itself,
   // when another would have caught it first.
   std::set<std::string> skipChecks;
+  // Phase 2 asks a majority only (ReplicaConfig::thrifty, the production default): 1 on, 0 off,
+  // -1 on odd seeds, so that a sweep covers both ways (the PRNG draws the same either way).
+  int thrifty = -1;
 };
 
 struct NodeSimResult {

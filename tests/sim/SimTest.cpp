@@ -132,6 +132,14 @@ TEST_CASE("two-leases catches a leader that counts its lease from when the acks 
                 {"keepalive-refused", "stale-lease-read"});
 }
 
+// Thrifty phase 2 (odd seeds): a follower not asked to vote takes what the leader pushes it as
+// chosen. Pushed before it is chosen, a slot the leader then loses is applied there all the same:
+// that follower, leading later, answers reads from a history nobody chose.
+TEST_CASE("stale-read-index catches a leader that pushes followers slots not yet chosen", "[planted]") {
+  requireCaught([](SimOptions& o) { o.bugs.pushUnchosen = true; }, 100, "stale-read-index",
+                {"keepalive-refused", "stale-lease-read"});
+}
+
 TEST_CASE("expiry-early catches a keeper that leads again with the deadlines of its last term", "[planted]") {
   requireCaught([](SimOptions& o) { o.keeperBugs.keepDeadlinesOnTakeover = true; }, 60, "expiry-early");
 }
@@ -163,5 +171,5 @@ TEST_CASE("stale-lease-read catches a leader that reads before re-choosing what 
 }
 
 TEST_CASE("stale-read-index catches a leader that answers a read index without a round", "[planted]") {
-  requireCaught([](SimOptions& o) { o.bugs.readIndexWithoutRound = true; }, 300, "stale-read-index");
+  requireCaught([](SimOptions& o) { o.bugs.readIndexWithoutRound = true; }, 350, "stale-read-index");
 }

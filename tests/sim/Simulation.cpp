@@ -23,6 +23,7 @@ Simulation::Simulation(const SimOptions& options) : options_(options), rng_(opti
   config_.members.clear();
   for (NodeId id = 1; id <= options.replicas; ++id) config_.members.push_back(id);
   config_.bugs = options.bugs;
+  config_.thrifty = options.thrifty < 0 ? options.seed % 2 == 1 : options.thrifty == 1;
   const double drift = config_.maxDrift;
   for (NodeId id = 1; id <= options.replicas; ++id) {
     auto node = std::make_unique<SimNode>();

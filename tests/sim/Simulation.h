@@ -52,6 +52,9 @@ struct SimOptions {
   // Checks to leave out, by name: to show that a check behind another one still catches a
   // planted bug (e.g. snapshot-prefix, which agreement normally sees first).
   std::set<std::string> skipChecks;
+  // Phase 2 asks a majority only (ReplicaConfig::thrifty, the production default): 1 on, 0 off,
+  // -1 on odd seeds, so that a sweep covers both ways (the PRNG draws the same either way).
+  int thrifty = -1;
 };
 
 struct SimResult {

@@ -33,6 +33,7 @@ bool plant(const std::string& bug, SimOptions& o) {
   if (bug == "restart-forgets-applied") return o.bugs.restartForgetsApplied = true;
   if (bug == "ignore-compacted-promise") return o.bugs.ignoreCompactedPromise = true;
   if (bug == "lease-from-receipt") return o.bugs.leaseFromReceipt = true;
+  if (bug == "push-unchosen") return o.bugs.pushUnchosen = true;
   if (bug == "keeper-keeps-deadlines") return o.keeperBugs.keepDeadlinesOnTakeover = true;
   return false;
 }
@@ -51,7 +52,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: warden_sim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
                  "  --bug skip-phase1|ignore-lease|no-pre-vote|rebuild-ignores-promises|votes-in-memory|wipe-votes|\n"
                  "        lease-read-before-recovery|read-index-without-round|hole-as-empty-batch|\n"
-                 "        restart-forgets-applied|ignore-compacted-promise|lease-from-receipt|keeper-keeps-deadlines\n"
+                 "        restart-forgets-applied|ignore-compacted-promise|lease-from-receipt|keeper-keeps-deadlines|\n"
+                 "        push-unchosen\n"
                  "                    runs a replica (or keeper) with that defect planted\n"
                  "  --skip-check NAME leaves a check out (agreement, validity, in-order-apply, snapshot-prefix,\n"
                  "                    two-leases, stale-lease-read, stale-read-index, expiry-early,\n"

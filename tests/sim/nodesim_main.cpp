@@ -40,6 +40,7 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
     return o.paxosBugs.catchupByCountOnly = true;
   }
   if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
+  if (bug == "push-unchosen") return o.paxosBugs.pushUnchosen = true;
   if (bug == "fast-read-without-lease") return o.nodeBugs.fastReadWithoutLease = true;
   if (bug == "never-end-lock-delays") return o.nodeBugs.neverEndLockDelays = true;
   if (bug == "grant-everyone") return o.lockBugs.grantEveryone = true;
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   std::optional<double> largeWrites;
   std::uint64_t retainedBytes = 0;
   double powerLoss = 0;
+  int thrifty = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (parseSeedFlag(flags, argc, argv, i)) continue;
@@ -66,6 +68,8 @@ int main(int argc, char** argv) {
     else if (a == "--retained-bytes") retainedBytes = std::stoull(flagValue(argc, argv, i));
     else if (a == "--power-loss") powerLoss = std::stod(flagValue(argc, argv, i));
     else if (a == "--deposed-reads") deposedReads = true;
+    else if (a == "--thrifty" && i + 1 < argc && (std::string(argv[i + 1]) == "on" || std::string(argv[i + 1]) == "off"))
+      thrifty = std::string(argv[++i]) == "on";
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
@@ -74,13 +78,14 @@ int main(int argc, char** argv) {
                    "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|catchup-by-count|\n"
                    "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays|\n"
-                   "        fast-read-without-lease   plants a fixed defect\n"
+                   "        fast-read-without-lease|push-unchosen   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
                    "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n"
                    "  --retained-bytes N  each node's retained log slots in bytes (default: production's)\n"
                    "  --power-loss P    the share of crashes that are power losses (default 0: the disk keeps every commit)\n"
-                   "  --deposed-reads   every run pauses a serving leader, and clients read from it as it resumes\n");
+                   "  --deposed-reads   every run pauses a serving leader, and clients read from it as it resumes\n"
+                   "  --thrifty on|off  phase 2 asks a majority only, or every member (default: on for odd seeds)\n");
       return 2;
     }
   }
@@ -111,6 +116,7 @@ int main(int argc, char** argv) {
       options.retainedBytes = retainedBytes;
       options.powerLossShare = powerLoss;
       options.deposedReads = deposedReads;
+      options.thrifty = thrifty;
       const NodeSimResult r = runNodeSimulation(options);
       ++runs;
       total.events += r.events;

@@ -38,6 +38,7 @@ struct CatchupOptions {
   bool leaderPath = false;             // the planted catchupFromLeaderAfterInstall
   bool oneMiss = false;                // the planted catchupSourceOneMiss
   std::size_t installStepBytes = 200;  // 200: an install takes about a second; 20: a few seconds
+  bool thrifty = false;                // ReplicaConfig::thrifty
 };
 
 enum class Until { InstallBegun, Installed };
@@ -61,6 +62,9 @@ struct CatchupScenario {
       o.installStepBytes = options.installStepBytes;
       o.paxos.bugs.catchupFromLeaderAfterInstall = options.leaderPath;
       o.paxos.bugs.catchupSourceOneMiss = options.oneMiss;
+      // Phase 2 to every member, as the reviews found these: thrifty, the leader pushes the
+      // rebuilt node each chosen slot, and the catch-up paths pinned here are seldom taken.
+      o.paxos.thrifty = options.thrifty;
     });
   }
 

@@ -24,7 +24,9 @@ class ScriptedNet {
  public:
   using Filter = std::function<bool(const Message&)>;
 
-  explicit ScriptedNet(std::size_t n, ReplicaConfig::Bugs bugs = {}) : n_(n), bugs_(bugs) {
+  // `thrifty`: ReplicaConfig::thrifty (phase 2 asks a majority only), the production default.
+  explicit ScriptedNet(std::size_t n, ReplicaConfig::Bugs bugs = {}, bool thrifty = true)
+      : n_(n), bugs_(bugs), thrifty_(thrifty) {
     for (NodeId id = 1; id <= n; ++id) {
       stores_[id] = std::make_unique<MemoryLogStore>();
       replicas_[id] = std::make_unique<Replica>(config(id), DurableState{}, 0, false, random_, now);
@@ -35,11 +37,14 @@ class ScriptedNet {
     ReplicaConfig c;
     c.id = id;
     c.bugs = bugs_;
+    c.thrifty = thrifty_;
     for (NodeId m = 1; m <= n_; ++m) c.members.push_back(m);
     return c;
   }
 
   Replica& replica(NodeId id) { return *replicas_.at(id); }
+  // What `id` has made durable.
+  const DurableState& durable(NodeId id) const { return stores_.at(id)->state; }
 
   // The disk of `id` is lost; the process starts again on an empty one, knowing it was wiped.
   void wipe(NodeId id) {
@@ -113,6 +118,7 @@ class ScriptedNet {
 
   std::size_t n_;
   ReplicaConfig::Bugs bugs_;
+  bool thrifty_;
   SplitMixRandom random_{7};
   std::map<NodeId, std::unique_ptr<MemoryLogStore>> stores_;
   std::map<NodeId, std::unique_ptr<Replica>> replicas_;
