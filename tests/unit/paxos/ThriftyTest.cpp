@@ -38,18 +38,39 @@ struct AcceptLog {
   }
 };
 
+// Elects a leader, lets a heartbeat round pass (both followers heard from), then writes one
+// command and delivers everything: who was asked to vote on its slot, and who was pushed it.
+struct FirstWrite {
+  NodeId leader = 0;
+  Slot slot = 0;
+  AcceptLog log;
+  NodeId asked() const {  // the follower asked
+    for (NodeId id : log.acceptsTo) {
+      if (id != leader) return id;
+    }
+    return 0;
+  }
+};
+
+FirstWrite firstWrite(ScriptedNet& net) {
+  FirstWrite w;
+  w.leader = electOne(net);
+  REQUIRE(w.leader != 0);
+  net.runUntil({1, 2, 3}, all, [&] { return net.now > 1'200'000; });
+  w.slot = net.replica(w.leader).commitIndex() + 1;
+  net.propose(w.leader, "first");
+  net.settle([&](const Message& m) { return w.log.see(m, w.leader, w.slot); });
+  return w;
+}
+
 }  // namespace
 
 TEST_CASE("a thrifty leader of three asks one follower to vote and pushes the chosen slot to the other") {
   ScriptedNet net(3);
-  const NodeId leader = electOne(net);
-  REQUIRE(leader != 0);
-  // A heartbeat round, so that both followers have been heard from.
-  net.runUntil({1, 2, 3}, all, [&] { return net.now > 1'200'000; });
-  const Slot slot = net.replica(leader).commitIndex() + 1;
-  AcceptLog log;
-  net.propose(leader, "x");
-  net.settle([&](const Message& m) { return log.see(m, leader, slot); });
+  const FirstWrite w = firstWrite(net);
+  const NodeId leader = w.leader;
+  const Slot slot = w.slot;
+  const AcceptLog& log = w.log;
   CHECK(log.acceptsTo.size() == 2);  // itself and one follower
   CHECK(log.acceptsTo.count(leader) == 1);
   REQUIRE(log.pushesTo.size() == 1);
@@ -68,25 +89,16 @@ TEST_CASE("a thrifty leader of three asks one follower to vote and pushes the ch
   CHECK(net.chosen().at(slot).size() == 1);
   // The one pushed to voted for nothing: it recorded no vote, and the value is chosen all the same.
   CHECK(net.durable(pushed).accepted.count(slot) == 0);
-  CHECK(net.durable(*log.acceptsTo.rbegin() == leader ? *log.acceptsTo.begin() : *log.acceptsTo.rbegin())
-            .accepted.count(slot) == 1);
+  CHECK(net.durable(w.asked()).accepted.count(slot) == 1);
   CHECK(net.conflict() == 0);
 }
 
 TEST_CASE("when the follower asked stops answering, the other votes within a few heartbeats and is asked from then on") {
   ScriptedNet net(3);
-  const NodeId leader = electOne(net);
-  REQUIRE(leader != 0);
-  net.runUntil({1, 2, 3}, all, [&] { return net.now > 1'200'000; });
-  // Find the follower the leader asks, then cut it off.
-  const Slot first = net.replica(leader).commitIndex() + 1;
-  AcceptLog probe;
-  net.propose(leader, "probe");
-  net.settle([&](const Message& m) { return probe.see(m, leader, first); });
-  NodeId asked = 0;
-  for (NodeId id : probe.acceptsTo) {
-    if (id != leader) asked = id;
-  }
+  // The follower the leader asks is cut off.
+  const FirstWrite w = firstWrite(net);
+  const NodeId leader = w.leader, asked = w.asked();
+  const Slot first = w.slot;
   REQUIRE(asked != 0);
   const NodeId other = 6 - leader - asked;
   auto cut = [&](const Message& m) { return m.to == asked || m.from == asked; };
@@ -111,15 +123,11 @@ TEST_CASE("when the follower asked stops answering, the other votes within a few
 
 TEST_CASE("a follower pushed a slot past a gap keeps it, and counts it once the gap is filled") {
   ScriptedNet net(3);
-  const NodeId leader = electOne(net);
-  REQUIRE(leader != 0);
-  net.runUntil({1, 2, 3}, all, [&] { return net.now > 1'200'000; });
-  const Slot first = net.replica(leader).commitIndex() + 1;
-  AcceptLog probe;
-  net.propose(leader, "a");
-  net.settle([&](const Message& m) { return probe.see(m, leader, first); });
-  REQUIRE(probe.pushesTo.size() == 1);
-  const NodeId unasked = *probe.pushesTo.begin();
+  const FirstWrite w = firstWrite(net);
+  const NodeId leader = w.leader;
+  const Slot first = w.slot;
+  REQUIRE(w.log.pushesTo.size() == 1);
+  const NodeId unasked = *w.log.pushesTo.begin();
   // The push of the next slot is lost; the one after arrives past the gap. (settle asks twice
   // about the message it drops: the filter names it each time.)
   bool lostOne = false;
@@ -148,17 +156,9 @@ namespace {
 // Accept sent to it (a link that drops only large frames, say): how long they take.
 Time twentyWritesPastAGrayFollower(bool thrifty) {
   ScriptedNet net(3, {}, thrifty);
-  const NodeId leader = electOne(net);
-  REQUIRE(leader != 0);
-  net.runUntil({1, 2, 3}, all, [&] { return net.now > 1'200'000; });
-  const Slot first = net.replica(leader).commitIndex() + 1;
-  AcceptLog probe;
-  net.propose(leader, "probe");
-  net.settle([&](const Message& m) { return probe.see(m, leader, first); });
-  NodeId gray = leader == 1 ? 2 : 1;
-  for (NodeId id : probe.acceptsTo) {
-    if (id != leader) gray = id;
-  }
+  const FirstWrite w = firstWrite(net);
+  const NodeId leader = w.leader;
+  const NodeId gray = thrifty ? w.asked() : (leader == 1 ? 2 : 1);  // every member: either follower
   auto drop = [&](const Message& m) { return m.to == gray && std::holds_alternative<Accept>(m.payload); };
   const Time start = net.now;
   for (int i = 0; i < 20; ++i) {
