@@ -220,7 +220,7 @@ class Replica {
   // proposed before the restart (it named it in answer to rebuildNonce_), is chosen by that
   // leader and every slot up to it is known here, and until every other member has told it its
   // promised ballot (also for rebuildNonce_); then it votes from above all of them (see
-  // advanceCommit and the argument in Replica.cpp).
+  // advanceCommit and the argument in ReplicaLearning.cpp).
   bool learner_ = false;
   std::uint64_t rebuildNonce_ = 0;
   Time lastRebuildRequest_ = 0;  // its own timer: ordinary catch-up must not starve it
@@ -252,6 +252,7 @@ class Replica {
   std::map<NodeId, Time> ackedAt_;      // latest echoed send time per member, this ballot
   std::map<NodeId, Time> lastHeardAt_;  // when each member last answered, own clock
   Time lastHeartbeat_ = 0;
+  Time lastResend_ = 0;  // of the Accepts still in flight (tick)
   Time leaderSince_ = 0;
   bool learnerWaiting_ = false;  // a learner needs a fresh slot chosen
   std::vector<PendingRead> reads_;

@@ -1,6 +1,6 @@
 // The learning side of a Replica: marking slots chosen, following the commit index, catching up
 // from peers, and rebuilding after a lost disk (the argument below). Part of class Replica
-// (Replica.h); the phases, leases and reads are in Replica.cpp.
+// (Replica.h); phase 2 is in ReplicaPhase2.cpp, phase 1, leases and reads in Replica.cpp.
 
 #include "coordinator/paxos/Replica.h"
 

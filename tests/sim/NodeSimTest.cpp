@@ -146,7 +146,13 @@ TEST_CASE("lock-tokens catches tokens that restart when a lock's node goes") {
 }
 
 TEST_CASE("agreement catches a leader that skips phase 1") {
-  auto caught = firstCaught([](NodeSimOptions& o) { o.paxosBugs.skipPhase1 = true; }, 20);
+  // Logs that disagree may also never converge: the liveness check can see that first.
+  auto caught = firstCaught(
+      [](NodeSimOptions& o) {
+        o.paxosBugs.skipPhase1 = true;
+        o.skipChecks = {"liveness"};
+      },
+      20);
   REQUIRE(caught);
   CHECK(caught->check == "agreement");
 }

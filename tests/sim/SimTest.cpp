@@ -123,7 +123,7 @@ TEST_CASE("two-leases catches an acceptor that promises a new ballot while it gr
         o.bugs.ignoreLeaseOnPrepare = true;
         o.bugs.noPreVote = true;
       },
-      100, "two-leases");
+      200, "two-leases");
 }
 
 // A deposed leader that still believes in its lease also answers keepalives and lease reads.

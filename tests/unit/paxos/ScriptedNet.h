@@ -55,6 +55,7 @@ class ScriptedNet {
 
   void tick(NodeId id) { handle(id, replica(id).tick(now)); }
   void propose(NodeId id, std::string command) { handle(id, replica(id).propose({std::move(command)}, now)); }
+  void requestRead(NodeId id, std::uint64_t readId) { handle(id, replica(id).requestRead(readId, now)); }
 
   // Delivers, oldest first, every message `deliver` accepts (and what they cause), dropping the
   // ones `drop` names; the rest stay in flight. Bounded.

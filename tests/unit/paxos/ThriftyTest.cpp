@@ -185,3 +185,30 @@ TEST_CASE("a follower asked that answers heartbeats but no Accept is passed over
   CHECK(everyMember <= 200'000);
   CHECK(thrifty <= everyMember + 150'000);
 }
+
+// Found by the second review: a read index sends a heartbeat round of its own, and the resend
+// of Accepts in flight went with the heartbeat timer, so reads every 10 ms put it off for good.
+// Thrifty, the slot asked of a follower that died then was never chosen.
+TEST_CASE("reads faster than a heartbeat do not put off the resend of a slot whose follower died") {
+  ScriptedNet net(3);
+  const FirstWrite w = firstWrite(net);
+  const NodeId leader = w.leader, asked = w.asked();
+  REQUIRE(asked != 0);
+  const NodeId other = 6 - leader - asked;
+  auto cut = [&](const Message& m) { return m.to == asked || m.from == asked; };
+  const Slot slot = w.slot + 1;
+  const Time proposedAt = net.now;
+  net.propose(leader, "while reads come");
+  std::uint64_t readId = 0;
+  for (int i = 0; i < 100 && net.replica(leader).commitIndex() < slot; ++i) {
+    net.now += 10'000;
+    net.tick(leader);
+    net.tick(other);
+    net.requestRead(leader, ++readId);
+    net.settle(all, cut);
+  }
+  REQUIRE(net.replica(leader).commitIndex() >= slot);
+  CHECK(net.now - proposedAt <= 200'000);
+  CHECK(net.replica(leader).isLeader());
+  CHECK(net.conflict() == 0);
+}
