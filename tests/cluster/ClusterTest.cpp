@@ -68,13 +68,17 @@ TEST_CASE("a write on a follower is read on another node and every node converge
   auto conflict = cluster.request(f1, "POST", "/v1/nodes/app");
   CHECK(conflict.status == 409);
   CHECK(conflict.json()["error"] == "exists");
-  // Bad input through a follower is refused there, and nothing changes anywhere.
+  // Bad input through a follower is refused there, and nothing changes anywhere. A node's status
+  // shows its own applied revision, and the leader may apply a slot after a follower it pushed
+  // the slot to has answered: compare converged states.
+  REQUIRE(cluster.waitConverged());
   const auto before = cluster.request(*leader, "GET", "/v1/status").json()["revision"];
   CHECK(cluster.request(f1, "POST", "/v1/nodes/a//b").status == 400);
   CHECK(cluster.request(f1, "POST", "/v1/nodes/x", "{oops").json()["error"] == "bad_json");
   CHECK(cluster.request(f1, "PUT", "/v1/nodes/_warden/x", R"({"data": "no"})").status == 403);
   CHECK(cluster.request(f2, "DELETE", "/v1/nodes/missing").json()["error"] == "not_found");
   CHECK(cluster.request(f2, "PUT", "/v1/nodes/app", R"({"data": "x", "version": 99})").json()["error"] == "bad_version");
+  REQUIRE(cluster.waitConverged());
   CHECK(cluster.request(*leader, "GET", "/v1/status").json()["revision"] == before);
   // Read-your-writes on any node without a round to the leader.
   auto write = cluster.request(*leader, "PUT", "/v1/nodes/app", R"({"data": "v3"})");
