@@ -23,18 +23,26 @@ std::string encodeProposal(const Proposal& p, std::string_view command) {
   return out.take();
 }
 
-Proposal decodeProposal(std::string_view bytes) {
+ProposalView viewProposal(std::string_view bytes) {
   Decoder in(bytes);
   const std::uint8_t format = in.u8();
   if (format != kProposalFormat && format != 2) throw DecodeError("unknown proposal format");
-  Proposal p;
+  ProposalView p;
   p.origin = in.varint();
   p.incarnation = in.fixed64();
   p.requestId = in.varint();
   p.timestampMs = in.varint();
   if (format == kProposalFormat) p.deadlineMs = in.varint();
-  p.command = std::string(in.bytes());
+  p.command = in.bytes();
   in.expectDone();
+  return p;
+}
+
+Proposal decodeProposal(std::string_view bytes) {
+  const ProposalView view = viewProposal(bytes);
+  Proposal p;
+  static_cast<ProposalHeader&>(p) = view;
+  p.command = std::string(view.command);
   return p;
 }
 

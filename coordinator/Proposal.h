@@ -11,7 +11,7 @@
 
 namespace warden::coordinator {
 
-struct Proposal {
+struct ProposalHeader {
   std::uint64_t origin = 0;
   std::uint64_t incarnation = 0;
   std::uint64_t requestId = 0;
@@ -19,13 +19,23 @@ struct Proposal {
   // Past this time (leader stamps, clamped never to run backwards) it is not applied: its origin
   // may have told the client so. 0: no deadline (proposals logged before deadlines existed).
   std::uint64_t deadlineMs = 0;
+};
+
+struct Proposal : ProposalHeader {
   std::string command;  // encodeCommand bytes
+};
+
+// A proposal whose command stays in the bytes it was decoded from (valid while they are): what
+// every member decodes for each write it applies, without a copy of the command.
+struct ProposalView : ProposalHeader {
+  std::string_view command;
 };
 
 std::string encodeProposal(const Proposal& proposal);
 // The same with `command` in place of proposal.command (which is not read).
 std::string encodeProposal(const Proposal& proposal, std::string_view command);
 Proposal decodeProposal(std::string_view bytes);  // throws DecodeError
+ProposalView viewProposal(std::string_view bytes);  // throws DecodeError
 // Sets the leader's stamp of an encoded proposal: the bytes encodeProposal would give for it
 // decoded with timestampMs set, without copying its command. Throws DecodeError.
 void stampProposal(std::string& bytes, std::uint64_t timestampMs);

@@ -53,19 +53,24 @@ void NodeCore::applyInto(const std::vector<paxos::ChosenEntry>& entries) {
       // from running backwards), never from what this process happens to remember: a node that
       // restarted or installed a snapshot must apply the same entry identically.
       entry.timestampMs = 0;
+      // Sized once: each grown a command at a time was several trips through malloc a slot.
+      const std::size_t count = chosen.value.commands.size();
       std::vector<Origin> slotOrigins;
-      std::vector<std::pair<Proposal, Command>> proposals;
+      slotOrigins.reserve(count);
+      entry.commands.reserve(count);
+      std::vector<std::pair<ProposalView, Command>> proposals;  // views into chosen.value
+      proposals.reserve(count);
       // The slot's time: its leader's stamps, never before what was applied already.
       std::uint64_t slotStamp = stateMachine_.timestampMs(txn);
       for (const auto& bytes : chosen.value.commands) {
         // A proposal that does not decode is skipped the same way on every replica.
         try {
-          Proposal p = decodeProposal(bytes);
+          const ProposalView p = viewProposal(bytes);
           Decoder in(p.command);
           Command command = decodeCommand(in);
           in.expectDone();
           slotStamp = std::max(slotStamp, p.timestampMs);
-          proposals.emplace_back(std::move(p), std::move(command));
+          proposals.emplace_back(p, std::move(command));
         } catch (const DecodeError&) {
         }
       }

@@ -227,7 +227,7 @@ class NodeCore {
   void onForward(std::uint64_t from, Decoder& in, std::size_t size);
   void onForwardRejected(Decoder& in, std::size_t size);
   void takeRejected(std::vector<paxos::Rejected>& rejected);
-  bool ours(const Proposal& p) const;
+  bool ours(const ProposalHeader& p) const;
   std::string ownProposal(const Command& command, std::uint64_t deadlineMs = 0);
   std::uint64_t currentLeader() const;  // this node if it leads, a leader heard lately, or 0
   void settleOverdueWrites(std::uint64_t nowUs);

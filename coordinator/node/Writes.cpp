@@ -104,7 +104,7 @@ void NodeCore::takeRejected(std::vector<paxos::Rejected>& rejected) {
   }
 }
 
-bool NodeCore::ours(const Proposal& p) const {
+bool NodeCore::ours(const ProposalHeader& p) const {
   return p.origin == options_.id && (p.incarnation == incarnation_ || options_.bugs.ignoreIncarnation);
 }
 
