@@ -106,22 +106,22 @@ Ready Replica::tick(Time now) {
         break;
       }
       if (now_ >= lastHeartbeat_ + config_.heartbeatInterval) sendHeartbeats();
-      // Resend what is still in flight: messages may have been dropped. On its own timer: a read
-      // index sends heartbeats of its own, and reads coming faster than a heartbeat must not
-      // put the resend off (review of thrifty phase 2: a voter lost, the slot never chosen).
-      if (now_ >= lastResend_ + config_.heartbeatInterval) {
-        lastResend_ = now_;
-        for (const auto& [slot, value] : proposed_) {
-          if (log_.count(slot) && log_.at(slot).chosen) continue;
+      // Resend what is still in flight: messages may have been dropped. Each slot on its own
+      // time, a heartbeat after it was last sent: reads send heartbeats of their own and must not
+      // put it off, and a slot sent just before a resend must not go to every member at once
+      // (reviews of thrifty phase 2: a lost voter's slot never chosen; a gray voter kept).
+      for (const auto& [slot, value] : proposed_) {
+        if (log_.count(slot) && log_.at(slot).chosen) continue;
+        Time& sentAt = proposedAt_[slot];
+        if (now_ < sentAt + config_.heartbeatInterval) continue;
+        sentAt = now_;
+        for (NodeId m : config_.members) {
+          if (votes_[slot].count(m)) continue;
+          send(m, Accept{ballot_, slot, value, commitIndex_, now_});
           // Thrifty: a follower asked that left an Accept unanswered for a whole heartbeat is
           // passed over for a while, even if it answers heartbeats (its link may lose only large
           // frames): else every write would wait for this resend.
-          const bool stuck = proposedAt_[slot] + config_.heartbeatInterval <= now_;
-          for (NodeId m : config_.members) {
-            if (votes_[slot].count(m)) continue;
-            send(m, Accept{ballot_, slot, value, commitIndex_, now_});
-            if (stuck && std::find(voters_.begin(), voters_.end(), m) != voters_.end()) slowAt_[m] = now_;
-          }
+          if (std::find(voters_.begin(), voters_.end(), m) != voters_.end()) slowAt_[m] = now_;
         }
       }
       break;

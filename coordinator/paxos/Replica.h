@@ -242,7 +242,7 @@ class Replica {
   Slot recoveredUpTo_ = 0;  // reads wait until the commit index reaches what phase 1 found
   std::map<Slot, Value> proposed_;  // in flight
   std::map<Slot, std::set<NodeId>> votes_;
-  std::map<Slot, Time> proposedAt_;  // when each slot in flight was first proposed
+  std::map<Slot, Time> proposedAt_;  // when each slot in flight was last sent (tick resends)
   // Thrifty: the followers asked to vote (askedToVote), those passed over for leaving an Accept
   // unanswered for a heartbeat (when), and the commit index pushed to the others so far.
   std::vector<NodeId> voters_;
@@ -252,7 +252,6 @@ class Replica {
   std::map<NodeId, Time> ackedAt_;      // latest echoed send time per member, this ballot
   std::map<NodeId, Time> lastHeardAt_;  // when each member last answered, own clock
   Time lastHeartbeat_ = 0;
-  Time lastResend_ = 0;  // of the Accepts still in flight (tick)
   Time leaderSince_ = 0;
   bool learnerWaiting_ = false;  // a learner needs a fresh slot chosen
   std::vector<PendingRead> reads_;

@@ -98,8 +98,10 @@ TEST_CASE("a seed replays exactly") {
 // names the check that must catch it, and the other checks that may see it first. The seed
 // each is caught at is in the README's simulator section.
 
+// Its leader proposes over values already chosen: a read may miss one, and logs that disagree may
+// never converge.
 TEST_CASE("agreement catches a replica that leads without running phase 1", "[planted]") {
-  requireCaught([](SimOptions& o) { o.bugs.skipPhase1 = true; }, 50, "agreement");
+  requireCaught([](SimOptions& o) { o.bugs.skipPhase1 = true; }, 50, "agreement", {"liveness", "stale-lease-read"});
 }
 
 // A replica that answers before its vote is on disk is what a disk that lies on fsync looks like.
