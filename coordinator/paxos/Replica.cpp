@@ -112,7 +112,7 @@ Ready Replica::tick(Time now) {
       // (reviews of thrifty phase 2: a lost voter's slot never chosen; a gray voter kept).
       for (const auto& [slot, value] : proposed_) {
         if (log_.count(slot) && log_.at(slot).chosen) continue;
-        Time& sentAt = proposedAt_[slot];
+        Time& sentAt = lastSentAt_[slot];
         if (now_ < sentAt + config_.heartbeatInterval) continue;
         sentAt = now_;
         for (NodeId m : config_.members) {
@@ -240,10 +240,12 @@ void Replica::send(NodeId to, Payload payload) {
   out_->messages_.push_back(Message{config_.id, to, std::move(payload)});
 }
 
-void Replica::broadcast(Payload payload) {
-  // A copy for each member but the last, which takes the original (an Accept carries its batch).
-  for (std::size_t i = 0; i + 1 < config_.members.size(); ++i) send(config_.members[i], payload);
-  send(config_.members.back(), std::move(payload));
+void Replica::broadcast(Payload payload) { sendTo(config_.members, std::move(payload)); }
+
+void Replica::sendTo(const std::vector<NodeId>& to, Payload payload) {
+  // A copy for each but the last, which takes the original (an Accept carries its batch).
+  for (std::size_t i = 0; i + 1 < to.size(); ++i) send(to[i], payload);
+  send(to.back(), std::move(payload));
 }
 
 void Replica::resetElectionTimer() {
@@ -380,7 +382,7 @@ void Replica::becomeLeader() {
   ackedAt_.clear();
   votes_.clear();
   proposed_.clear();
-  proposedAt_.clear();
+  lastSentAt_.clear();
   // The first followers asked are those that just promised: they are up.
   voters_.clear();
   slowAt_.clear();
@@ -415,7 +417,7 @@ void Replica::stepDown(Ballot seen) {
   if (role_ != Role::Follower) ++failedElections_;
   role_ = Role::Follower;
   proposed_.clear();
-  proposedAt_.clear();
+  lastSentAt_.clear();
   votes_.clear();
   promises_.clear();
   ackedAt_.clear();

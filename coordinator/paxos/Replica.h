@@ -136,7 +136,8 @@ class Replica {
   Ready begin(Time now);
   Ready finish();
   void send(NodeId to, Payload payload);
-  void broadcast(Payload payload);
+  void broadcast(Payload payload);  // to every member
+  void sendTo(const std::vector<NodeId>& to, Payload payload);
 
   void onPrepare(NodeId from, const Prepare& m);
   void onPromise(NodeId from, const Promise& m);
@@ -170,6 +171,7 @@ class Replica {
   void sendHeartbeats();
   void markChosen(Slot slot, const Value& value);
   void advanceCommit();
+  void countChosen();  // moves the commit index over the chosen slots that follow it
   void learnCommit(Ballot ballot, Slot leaderCommit, NodeId leader);
   void requestCatchup(NodeId from);
   void expireCatchupRequest();
@@ -242,7 +244,7 @@ class Replica {
   Slot recoveredUpTo_ = 0;  // reads wait until the commit index reaches what phase 1 found
   std::map<Slot, Value> proposed_;  // in flight
   std::map<Slot, std::set<NodeId>> votes_;
-  std::map<Slot, Time> proposedAt_;  // when each slot in flight was last sent (tick resends)
+  std::map<Slot, Time> lastSentAt_;  // when each slot in flight was last sent (tick resends)
   // Thrifty: the followers asked to vote (askedToVote), those passed over for leaving an Accept
   // unanswered for a heartbeat (when), and the commit index pushed to the others so far.
   std::vector<NodeId> voters_;

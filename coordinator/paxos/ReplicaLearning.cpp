@@ -52,12 +52,16 @@ void Replica::markChosen(Slot slot, const Value& value) {
   entry.chosen = true;
 }
 
-void Replica::advanceCommit() {
+void Replica::countChosen() {
   while (true) {
     auto it = log_.find(commitIndex_ + 1);
     if (it == log_.end() || !it->second.chosen) break;
     ++commitIndex_;
   }
+}
+
+void Replica::advanceCommit() {
+  countChosen();
   // Rebuilt: the leader that named learnerTarget_ (in answer to a nonce made after the restart)
   // says it chose that slot in its own ballot, everything up to it is known here, and every
   // member said what it promised. Vote from above all of that (highestBallotSeen_ holds it), in
@@ -204,7 +208,7 @@ void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
   for (const auto& e : m.entries) {
     if (e.slot > commitIndex_) markChosen(e.slot, e.value);
   }
-  while (log_.count(commitIndex_ + 1) && log_.at(commitIndex_ + 1).chosen) ++commitIndex_;
+  countChosen();
   // The snapshot's sender has given all it knows (or compacted it): the rest is the leader's. Only
   // an answer with no slot at all says so: one whose slots are all known here already answers an
   // older request, or one for the same slots another answer of the sender's brought (review14).

@@ -10,15 +10,9 @@ namespace warden::coordinator::paxos {
 
 void Replica::proposeSlot(Slot slot, Value value) {
   proposed_[slot] = value;
-  proposedAt_[slot] = now_;
+  lastSentAt_[slot] = now_;
   votes_[slot].clear();
-  if (!config_.thrifty) {
-    broadcast(Accept{ballot_, slot, std::move(value), commitIndex_, now_});
-    return;
-  }
-  const std::vector<NodeId> asked = askedToVote();
-  for (std::size_t i = 0; i + 1 < asked.size(); ++i) send(asked[i], Accept{ballot_, slot, value, commitIndex_, now_});
-  send(asked.back(), Accept{ballot_, slot, std::move(value), commitIndex_, now_});
+  sendTo(askedToVote(), Accept{ballot_, slot, std::move(value), commitIndex_, now_});
 }
 
 std::vector<NodeId> Replica::askedToVote() {
@@ -129,7 +123,7 @@ void Replica::onAccepted(NodeId from, const Accepted& m) {
     const Slot before = commitIndex_;
     markChosen(m.slot, proposal->second);
     proposed_.erase(proposal);
-    proposedAt_.erase(m.slot);
+    lastSentAt_.erase(m.slot);
     votes_.erase(m.slot);
     advanceCommit();
     // From the last slot pushed: the commit index may also have moved by a catch-up answer.
