@@ -121,7 +121,10 @@ Ready Replica::tick(Time now) {
           // Thrifty: a follower asked that left an Accept unanswered for a whole heartbeat is
           // passed over for a while, even if it answers heartbeats (its link may lose only large
           // frames): else every write would wait for this resend.
-          if (std::find(voters_.begin(), voters_.end(), m) != voters_.end()) slowAt_[m] = now_;
+          // Only one asked this slot: marking a voter asked later would pass over a healthy
+          // follower and keep picking the gray one (review4).
+          const std::vector<NodeId>& asked = config_.bugs.slowMarksEveryVoter ? voters_ : askedOf_[slot];
+          if (std::find(asked.begin(), asked.end(), m) != asked.end()) slowAt_[m] = now_;
         }
       }
       break;
@@ -215,6 +218,8 @@ Ready Replica::compact(Slot upTo) {
 Ready Replica::installSnapshot(Slot upTo, Time now, NodeId from) {
   Ready ready = begin(now);
   out_ = &ready;
+  // Slots chosen outside this leader's (or candidate's) own phase 2: see onCatchupReply.
+  if (role_ != Role::Follower && upTo > commitIndex_ && !config_.bugs.leaderTakesPushes) stepDown(ballot_);
   installing_ = false;
   if (upTo > commitIndex_) {
     log_.erase(log_.begin(), log_.upper_bound(upTo));
@@ -383,6 +388,7 @@ void Replica::becomeLeader() {
   votes_.clear();
   proposed_.clear();
   lastSentAt_.clear();
+  askedOf_.clear();
   // The first followers asked are those that just promised: they are up.
   voters_.clear();
   slowAt_.clear();
@@ -418,6 +424,7 @@ void Replica::stepDown(Ballot seen) {
   role_ = Role::Follower;
   proposed_.clear();
   lastSentAt_.clear();
+  askedOf_.clear();
   votes_.clear();
   promises_.clear();
   ackedAt_.clear();

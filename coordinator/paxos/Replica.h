@@ -78,6 +78,12 @@ struct ReplicaConfig {
     // needed" for a slot an install since covers: as 469b5b6 did (review15: a second snapshot)
     bool catchupSourceLateAnswers = false;
     bool pushUnchosen = false;  // thrifty: send the followers not asked slots not yet chosen (agreement)
+    // a leader or candidate takes the chosen slots of a catch-up answer or a push, as d511895
+    // did (review4: an acceptor of its ballot takes its vote as chosen; two values for a slot)
+    bool leaderTakesPushes = false;
+    // a resend marks slow every current voter without a vote, also one never asked that slot, as
+    // d511895 did (review4: a gray follower kept being picked)
+    bool slowMarksEveryVoter = false;
   } bugs;
 };
 
@@ -245,6 +251,7 @@ class Replica {
   std::map<Slot, Value> proposed_;  // in flight
   std::map<Slot, std::set<NodeId>> votes_;
   std::map<Slot, Time> lastSentAt_;  // when each slot in flight was last sent (tick resends)
+  std::map<Slot, std::vector<NodeId>> askedOf_;  // the followers each slot in flight was first sent to
   // Thrifty: the followers asked to vote (askedToVote), those passed over for leaving an Accept
   // unanswered for a heartbeat (when), and the commit index pushed to the others so far.
   std::vector<NodeId> voters_;

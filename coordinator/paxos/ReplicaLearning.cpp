@@ -194,6 +194,17 @@ void Replica::onCatchupReply(NodeId from, const CatchupReply& m) {
   // Only the peer asked answers the request outstanding: a late reply from another (an answer
   // to a rebuild request, say) must not let a silent one be asked again before it times out.
   if (from == catchupAsked_) catchupRequested_ = false;
+  // A candidate or leader takes no slot as chosen from outside its own phase 2: the slot may have
+  // been chosen in a higher ballot, with another value than this one proposes for it, and the
+  // commit index it sends in its ballot would make an acceptor of that ballot take its own vote as
+  // chosen (learnCommit; review4, five members or more). A leader needs no catch-up, and a
+  // candidate that does steps down first (onPromise). A higher ballot deposes it; then it learns.
+  if (role_ != Role::Follower && !config_.bugs.leaderTakesPushes) {
+    const Ballot higher = std::max(m.promised, m.leaderBallot);
+    highestBallotSeen_ = std::max(highestBallotSeen_, higher);
+    if (higher <= ballot_) return;
+    stepDown(higher);
+  }
   if (learner_ && m.nonce == rebuildNonce_ && !config_.bugs.rebuildIgnoresPromises) {
     memberPromises_[from] = m.promised;
     highestBallotSeen_ = std::max(highestBallotSeen_, m.promised);

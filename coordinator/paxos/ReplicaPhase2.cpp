@@ -12,7 +12,13 @@ void Replica::proposeSlot(Slot slot, Value value) {
   proposed_[slot] = value;
   lastSentAt_[slot] = now_;
   votes_[slot].clear();
-  sendTo(askedToVote(), Accept{ballot_, slot, std::move(value), commitIndex_, now_});
+  std::vector<NodeId> asked = askedToVote();
+  auto& followers = askedOf_[slot];
+  followers.clear();
+  for (NodeId m : asked) {
+    if (m != config_.id) followers.push_back(m);
+  }
+  sendTo(std::move(asked), Accept{ballot_, slot, std::move(value), commitIndex_, now_});
 }
 
 std::vector<NodeId> Replica::askedToVote() {
@@ -124,6 +130,7 @@ void Replica::onAccepted(NodeId from, const Accepted& m) {
     markChosen(m.slot, proposal->second);
     proposed_.erase(proposal);
     lastSentAt_.erase(m.slot);
+    askedOf_.erase(m.slot);
     votes_.erase(m.slot);
     advanceCommit();
     // From the last slot pushed: the commit index may also have moved by a catch-up answer.
