@@ -121,7 +121,7 @@ Ready Replica::tick(Time now) {
           // Thrifty: a follower asked that left an Accept unanswered for a whole heartbeat is
           // passed over for a while, even if it answers heartbeats (its link may lose only large
           // frames): else every write would wait for this resend.
-          // Only one asked this slot: marking a voter asked later would pass over a healthy
+          // Only the followers asked this slot: marking a voter asked since would pass over a healthy
           // follower and keep picking the gray one (review4).
           const std::vector<NodeId>& asked = config_.bugs.slowMarksEveryVoter ? voters_ : askedOf_[slot];
           if (std::find(asked.begin(), asked.end(), m) != asked.end()) slowAt_[m] = now_;

@@ -81,6 +81,33 @@ class ScriptedNet {
     }
   }
 
+  // Runs every replica, delivering everything, until one leads, then a few heartbeat rounds more
+  // (every follower heard from); returns the leader (0: none within the bound).
+  NodeId electAndSettle() {
+    std::vector<NodeId> ids;
+    for (NodeId id = 1; id <= n_; ++id) ids.push_back(id);
+    auto leader = [&]() -> NodeId {
+      for (NodeId id : ids) {
+        if (replica(id).isLeader()) return id;
+      }
+      return 0;
+    };
+    auto all = [](const Message&) { return true; };
+    runUntil(ids, all, [&] { return leader() != 0; });
+    runUntil(ids, all, [&] { return now > 1'200'000 + 600'000 * (n_ > 3); });
+    return leader();
+  }
+
+  // The followers `leader` sends slot `slot`'s Accept to, from the frames in flight (left there).
+  std::vector<NodeId> askedOf(NodeId leader, Slot slot) const {
+    std::vector<NodeId> asked;
+    for (const auto& m : inflight_) {
+      const auto* a = std::get_if<Accept>(&m.payload);
+      if (a && a->slot == slot && m.to != leader) asked.push_back(m.to);
+    }
+    return asked;
+  }
+
   std::size_t inflight(const Filter& f) const {
     std::size_t n = 0;
     for (const auto& m : inflight_) n += f(m);

@@ -17,28 +17,13 @@ namespace {
 
 bool all(const Message&) { return true; }
 
-NodeId electOne(ScriptedNet& net, std::size_t n) {
-  std::vector<NodeId> ids;
-  for (NodeId id = 1; id <= n; ++id) ids.push_back(id);
-  auto leader = [&]() -> NodeId {
-    for (NodeId id : ids) {
-      if (net.replica(id).isLeader()) return id;
-    }
-    return 0;
-  };
-  net.runUntil(ids, all, [&] { return leader() != 0; });
-  // A few heartbeat rounds: every follower heard from.
-  net.runUntil(ids, all, [&] { return net.now > 1'200'000 + 600'000 * (n > 3); });
-  return leader();
-}
-
 // `writes` writes one after another from a client; each is proposed `offset` after the tick at
 // which the previous one was chosen (the node ticks every 10 ms; clients do not wait for a tick),
 // while follower `gray(leader)` answers heartbeats but loses every Accept. How long they take.
 Time sequentialWritesPastAGrayFollower(std::size_t n, bool thrifty, Time offset, int writes,
                                        NodeId* grayOut = nullptr, bool* grayAskedLast = nullptr) {
   ScriptedNet net(n, {}, thrifty);
-  const NodeId leader = electOne(net, n);
+  const NodeId leader = net.electAndSettle();
   REQUIRE(leader != 0);
   // The follower the first write is asked of (thrifty), or any follower.
   NodeId gray = 0;
@@ -138,16 +123,6 @@ NodeId electNow(ScriptedNet& net, std::size_t n) {
   return leader;
 }
 
-// The followers the leader sends slot `slot`'s Accept to, from the frames in flight (left there).
-std::vector<NodeId> askedOf(ScriptedNet& net, NodeId leader, Slot slot) {
-  std::vector<NodeId> asked;
-  net.inflight([&](const Message& m) {
-    const auto* a = std::get_if<Accept>(&m.payload);
-    if (a && a->slot == slot && m.to != leader) asked.push_back(m.to);
-    return false;
-  });
-  return asked;
-}
 
 }  // namespace
 
@@ -161,7 +136,7 @@ TEST_CASE("review3: a follower that promised and died at once does not hold up a
   // Learn whom the leader asks: the first write, undelivered.
   const Slot first = net.replica(leader).commitIndex() + 1;
   net.propose(leader, "a");
-  const std::vector<NodeId> askedNow = askedOf(net, leader, first);
+  const std::vector<NodeId> askedNow = net.askedOf(leader, first);
   REQUIRE(askedNow.size() == 1);
   const NodeId asked = askedNow.front();
   const NodeId other = 6 - leader - asked;
@@ -187,11 +162,11 @@ TEST_CASE("review3: a follower that promised and died at once does not hold up a
 // resend, and within two heartbeats writes no longer wait for it. Passes (a regression test).
 TEST_CASE("review3: five members, a voter that dies is replaced and its slot is chosen at the resend") {
   ScriptedNet net(5);
-  const NodeId leader = electOne(net, 5);
+  const NodeId leader = net.electAndSettle();
   REQUIRE(leader != 0);
   const Slot first = net.replica(leader).commitIndex() + 1;
   net.propose(leader, "a");
-  const std::vector<NodeId> asked = askedOf(net, leader, first);
+  const std::vector<NodeId> asked = net.askedOf(leader, first);
   REQUIRE(asked.size() == 2);
   net.settle(all);
   REQUIRE(net.replica(leader).commitIndex() >= first);

@@ -48,31 +48,6 @@ std::vector<NodeId> idsOf(std::size_t n) {
   return ids;
 }
 
-// As ThriftyReview3Test: elects a leader of `n`, then lets heartbeat rounds pass (every follower
-// heard from).
-NodeId electOne(ScriptedNet& net, std::size_t n) {
-  const std::vector<NodeId> ids = idsOf(n);
-  auto leader = [&]() -> NodeId {
-    for (NodeId id : ids) {
-      if (net.replica(id).isLeader()) return id;
-    }
-    return 0;
-  };
-  net.runUntil(ids, all, [&] { return leader() != 0; });
-  net.runUntil(ids, all, [&] { return net.now > 1'200'000 + 600'000 * (n > 3); });
-  return leader();
-}
-
-// The followers `leader` sends slot `slot`'s Accept to, from the frames in flight (left there).
-std::vector<NodeId> askedOf(ScriptedNet& net, NodeId leader, Slot slot) {
-  std::vector<NodeId> asked;
-  net.inflight([&](const Message& m) {
-    const auto* a = std::get_if<Accept>(&m.payload);
-    if (a && a->slot == slot && m.to != leader) asked.push_back(m.to);
-    return false;
-  });
-  return asked;
-}
 
 bool isAccept(const Message& m, Slot slot) {
   const auto* a = std::get_if<Accept>(&m.payload);
@@ -121,11 +96,11 @@ struct PushedLeader {
 
 PushedLeader pushToAPausedLeader(ScriptedNet& net, bool thrifty) {
   PushedLeader r;
-  r.a = electOne(net, 5);
+  r.a = net.electAndSettle();
   REQUIRE(r.a != 0);
   r.s = net.replica(r.a).commitIndex() + 1;
   net.propose(r.a, "v");
-  const std::vector<NodeId> asked = askedOf(net, r.a, r.s);
+  const std::vector<NodeId> asked = net.askedOf(r.a, r.s);
   REQUIRE(asked.size() == (thrifty ? 2u : 4u));
   r.b = asked.front();
   // Only A and B vote for v.
@@ -241,11 +216,11 @@ TEST_CASE("review4: the paused-leader schedule without pushes (thrifty off) keep
 // Fails on 93de8a1/d511895: slot s is chosen with w and with v.
 TEST_CASE("review4: a candidate that takes a higher ballot's push makes a follower learn a value phase 1 found (seven members)", "[thrifty][review4]") {
   ScriptedNet net(7);
-  const NodeId l0 = electOne(net, 7);
+  const NodeId l0 = net.electAndSettle();
   REQUIRE(l0 != 0);
   const Slot s = net.replica(l0).commitIndex() + 1;
   net.propose(l0, "v");
-  const std::vector<NodeId> asked = askedOf(net, l0, s);
+  const std::vector<NodeId> asked = net.askedOf(l0, s);
   REQUIRE(asked.size() == 3);
   const NodeId b = asked.front();
   net.settle(all, [&](const Message& m) { return isAccept(m, s) && m.to != l0 && m.to != b; });
@@ -728,7 +703,7 @@ TEST_CASE("review4: clocks from zero", "[thrifty][review4]") {
 // the next heartbeat. Passes.
 TEST_CASE("review4: a follower that became the voter after a slot was asked of another learns that slot", "[thrifty][review4]") {
   ScriptedNet net(3);
-  const NodeId leader = electOne(net, 3);
+  const NodeId leader = net.electAndSettle();
   REQUIRE(leader != 0);
   // One heartbeat round at t (the leader's own).
   net.runUntil({1, 2, 3}, all, [&] { return net.inflight(all) == 0 && net.now % 50'000 == 0; });
@@ -738,7 +713,7 @@ TEST_CASE("review4: a follower that became the voter after a slot was asked of a
   const Time t = net.now;
   const Slot s = net.replica(leader).commitIndex() + 1;
   net.propose(leader, "probe-voter");
-  const NodeId b = askedOf(net, leader, s).front();
+  const NodeId b = net.askedOf(leader, s).front();
   const NodeId c = 6 - leader - b;
   net.settle(all);
   const Slot s1 = s + 1;
@@ -749,13 +724,13 @@ TEST_CASE("review4: a follower that became the voter after a slot was asked of a
   // t+40: s1 asked of B; its vote is held.
   net.now = t + 40'000;
   net.propose(leader, "asked of B");
-  REQUIRE(askedOf(net, leader, s1) == std::vector<NodeId>{b});
+  REQUIRE(net.askedOf(leader, s1) == std::vector<NodeId>{b});
   auto bVote = [&](const Message& m) { return m.from == b && std::holds_alternative<Accepted>(m.payload); };
   net.settle([&](const Message& m) { return !bVote(m); });
   // t+52: the next write goes to C.
   net.now = t + 52'000;
   net.propose(leader, "asked of C");
-  REQUIRE(askedOf(net, leader, s1 + 1) == std::vector<NodeId>{c});
+  REQUIRE(net.askedOf(leader, s1 + 1) == std::vector<NodeId>{c});
   net.settle([&](const Message& m) { return !bVote(m); });
   CHECK(net.replica(leader).commitIndex() == s);
   // t+53: B's vote arrives.
@@ -777,11 +752,11 @@ TEST_CASE("review4: a follower that became the voter after a slot was asked of a
 // it leads). Every member still learns s, writes go on, one value per slot. Passes.
 TEST_CASE("review4: a new leader pushed the slot it proposes again by its deposed predecessor", "[thrifty][review4]") {
   ScriptedNet net(3);
-  const NodeId a = electOne(net, 3);
+  const NodeId a = net.electAndSettle();
   REQUIRE(a != 0);
   const Slot s = net.replica(a).commitIndex() + 1;
   net.propose(a, "v");
-  const NodeId b = askedOf(net, a, s).front();
+  const NodeId b = net.askedOf(a, s).front();
   const NodeId c = 6 - a - b;
   auto pushToC = [&](const Message& m) { return m.from == a && m.to == c && std::holds_alternative<CatchupReply>(m.payload); };
   net.settle([&](const Message& m) { return !pushToC(m); });
@@ -822,11 +797,11 @@ TEST_CASE("review4: a new leader pushed the slot it proposes again by its depose
 // per slot. Passes.
 TEST_CASE("review4: a deposed leader's late resends of a slot its successor decided", "[thrifty][review4]") {
   ScriptedNet net(5);
-  const NodeId a = electOne(net, 5);
+  const NodeId a = net.electAndSettle();
   REQUIRE(a != 0);
   const Slot s = net.replica(a).commitIndex() + 1;
   net.propose(a, "v");
-  const std::vector<NodeId> asked = askedOf(net, a, s);
+  const std::vector<NodeId> asked = net.askedOf(a, s);
   REQUIRE(asked.size() == 2);
   net.settle(all, [&](const Message& m) { return isAccept(m, s) && m.to == asked[1]; });
   std::vector<NodeId> others;
