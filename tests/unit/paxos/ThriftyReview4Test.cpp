@@ -94,7 +94,10 @@ struct PushedLeader {
   bool aStillLeads = false;  // after the push
 };
 
-PushedLeader pushToAPausedLeader(ScriptedNet& net, bool thrifty) {
+// `install`: the pushes to A are lost too, and A's node installs instead a snapshot of the new
+// leader's state up to s, one it asked for as a follower before it led (NodeCore installs a staged
+// stream whatever the role; the replica is not ticked meanwhile).
+PushedLeader pushToAPausedLeader(ScriptedNet& net, bool thrifty, bool install = false) {
   PushedLeader r;
   r.a = net.electAndSettle();
   REQUIRE(r.a != 0);
@@ -120,7 +123,7 @@ PushedLeader pushToAPausedLeader(ScriptedNet& net, bool thrifty) {
   auto cross = [&](const Message& m) { return inMajority(m.from) != inMajority(m.to); };
   auto push = [&](const Message& m) {
     const auto* r = std::get_if<CatchupReply>(&m.payload);
-    return r && r->nonce == 0 && inMajority(m.from) && !inMajority(m.to);
+    return r && r->nonce == 0 && inMajority(m.from) && !inMajority(m.to) && !(install && m.to == a);
   };
   auto deliver = [&](const Message& m) { return !cross(m) && m.to != a; };
   auto drop = [&](const Message& m) { return (cross(m) || m.to == a) && !push(m); };
@@ -140,9 +143,15 @@ PushedLeader pushToAPausedLeader(ScriptedNet& net, bool thrifty) {
   REQUIRE(net.replica(r.newLeader).commitIndex() >= s);
   REQUIRE(net.chosen().at(s) == std::vector<Value>{command("w")});
 
-  // A wakes; the push to it arrives first. (On 93de8a1 A is still Leader of b after it.)
+  // A wakes; the push to it arrives first (or the snapshot is installed). (On 93de8a1 A is still
+  // Leader of b after it.)
   REQUIRE(net.replica(a).isLeader());
-  net.settle([&](const Message& m) { return push(m) && m.to == a; }, none);
+  if (install) {
+    REQUIRE(net.replica(a).commitIndex() == s - 1);
+    REQUIRE_FALSE(net.replica(a).installSnapshot(s, net.now, r.newLeader).hasMessages());
+  } else {
+    net.settle([&](const Message& m) { return push(m) && m.to == a; }, none);
+  }
   r.aStillLeads = net.replica(a).isLeader();
   r.aLearnedS = net.replica(a).commitIndex() >= s;
   return r;
@@ -190,6 +199,32 @@ TEST_CASE("review4: planted, a leader that takes its successor's push makes two 
   net.requestRead(r.a, 1);
   net.settle([&](const Message& m) { return !(m.to == r.b && std::holds_alternative<CatchupReply>(m.payload) && m.from != r.a); });
   CHECK(net.conflict() > 0);
+}
+
+// Review 5: the same schedule, A's node installing the successor's snapshot up to s instead of
+// taking its push. If A kept leading with its commit index at s, its read-index round would make
+// B take its own vote v as chosen; installSnapshot steps it down first. Passes on 98463ec.
+TEST_CASE("review5: a paused leader that installs its successor's snapshot steps down before its read round", "[thrifty][review5]") {
+  ScriptedNet net(5);
+  const PushedLeader r = pushToAPausedLeader(net, true, true);
+  CHECK_FALSE(r.aStillLeads);
+  CHECK(net.replica(r.a).commitIndex() == r.s);
+  net.requestRead(r.a, 1);
+  net.settle([&](const Message& m) { return !(m.to == r.b && std::holds_alternative<CatchupReply>(m.payload) && m.from != r.a); });
+  CHECK(net.conflict() == 0);
+}
+
+// The check above catches the old rule planted back (leaderTakesPushes also lets a leader install
+// without stepping down): A leads on with its commit index at s, and B takes v as chosen.
+TEST_CASE("review5: planted, a leader that installs its successor's snapshot makes two values chosen", "[thrifty][review5][planted]") {
+  ReplicaConfig::Bugs bugs;
+  bugs.leaderTakesPushes = true;
+  ScriptedNet net(5, bugs);
+  const PushedLeader r = pushToAPausedLeader(net, true, true);
+  CHECK(r.aStillLeads);
+  net.requestRead(r.a, 1);
+  net.settle([&](const Message& m) { return !(m.to == r.b && std::holds_alternative<CatchupReply>(m.payload) && m.from != r.a); });
+  CHECK(net.conflict() == r.s);
 }
 
 // Every member asked (thrifty off): nobody pushes, the old leader never learns s from the new
