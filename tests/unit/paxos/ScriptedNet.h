@@ -162,4 +162,27 @@ inline bool between(const Message& m, std::initializer_list<NodeId> group) {
 
 inline bool named(const Message& m, const char* name) { return std::string(messageName(m.payload)) == name; }
 
+// Filters for settle and runUntil: every message, or none.
+inline bool all(const Message&) { return true; }
+inline bool none(const Message&) { return false; }
+
+inline bool isAccept(const Message& m, Slot slot) {
+  const auto* a = std::get_if<Accept>(&m.payload);
+  return a && a->slot == slot;
+}
+
+// A value of one command.
+inline Value command(const std::string& c) {
+  Value v;
+  v.commands.push_back(c);
+  return v;
+}
+
+// Members 1 to n.
+inline std::vector<NodeId> idsOf(std::size_t n) {
+  std::vector<NodeId> ids;
+  for (NodeId id = 1; id <= n; ++id) ids.push_back(id);
+  return ids;
+}
+
 }  // namespace warden::tests::paxos

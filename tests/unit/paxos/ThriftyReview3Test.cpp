@@ -12,10 +12,9 @@
 
 using namespace warden::coordinator::paxos;
 using warden::tests::paxos::ScriptedNet;
+using warden::tests::paxos::all;
 
 namespace {
-
-bool all(const Message&) { return true; }
 
 // `writes` writes one after another from a client; each is proposed `offset` after the tick at
 // which the previous one was chosen (the node ticks every 10 ms; clients do not wait for a tick),

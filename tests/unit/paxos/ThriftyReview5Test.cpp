@@ -37,17 +37,12 @@
 
 using namespace warden::coordinator::paxos;
 using warden::tests::paxos::ScriptedNet;
+using warden::tests::paxos::all;
+using warden::tests::paxos::none;
+using warden::tests::paxos::command;
 
 namespace {
 
-bool all(const Message&) { return true; }
-bool none(const Message&) { return false; }
-
-Value command(const std::string& c) {
-  Value v;
-  v.commands.push_back(c);
-  return v;
-}
 
 // ---- a follower behind, whose catch-up answer from the leader is late --------------------------
 //

@@ -10,10 +10,9 @@
 
 using namespace warden::coordinator::paxos;
 using warden::tests::paxos::ScriptedNet;
+using warden::tests::paxos::all;
 
 namespace {
-
-bool all(const Message&) { return true; }
 
 NodeId electOne(ScriptedNet& net) {
   net.runUntil({1, 2, 3}, all, [&] { return net.replica(1).isLeader() || net.replica(2).isLeader() || net.replica(3).isLeader(); });
