@@ -20,6 +20,16 @@ namespace warden::tests::paxos {
 
 using namespace coordinator::paxos;
 
+// The configuration of member `id` of a cluster of members 1 to n.
+inline ReplicaConfig memberConfig(NodeId id, std::size_t n, bool thrifty, const ReplicaConfig::Bugs& bugs) {
+  ReplicaConfig c;
+  c.id = id;
+  c.bugs = bugs;
+  c.thrifty = thrifty;
+  for (NodeId m = 1; m <= n; ++m) c.members.push_back(m);
+  return c;
+}
+
 class ScriptedNet {
  public:
   using Filter = std::function<bool(const Message&)>;
@@ -33,14 +43,7 @@ class ScriptedNet {
     }
   }
 
-  ReplicaConfig config(NodeId id) const {
-    ReplicaConfig c;
-    c.id = id;
-    c.bugs = bugs_;
-    c.thrifty = thrifty_;
-    for (NodeId m = 1; m <= n_; ++m) c.members.push_back(m);
-    return c;
-  }
+  ReplicaConfig config(NodeId id) const { return memberConfig(id, n_, thrifty_, bugs_); }
 
   Replica& replica(NodeId id) { return *replicas_.at(id); }
   // What `id` has made durable.
