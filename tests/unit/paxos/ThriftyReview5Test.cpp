@@ -43,7 +43,6 @@ using warden::tests::paxos::command;
 
 namespace {
 
-
 // ---- a follower behind, whose catch-up answer from the leader is late --------------------------
 //
 // Three members. Leader A asks A and B (thrifty); its pushes to C are lost, so C learns the
