@@ -30,6 +30,28 @@ inline ReplicaConfig memberConfig(NodeId id, std::size_t n, bool thrifty, const 
   return c;
 }
 
+// Every value any replica ever reported chosen, by slot, across wipes and restarts.
+class ChosenLog {
+ public:
+  void note(const ChosenEntry& e) {
+    auto& seen = values_[e.slot];
+    if (seen.empty() || seen.back() != e.value) seen.push_back(e.value);
+  }
+  const std::map<Slot, std::vector<Value>>& bySlot() const { return values_; }
+  // A slot chosen with two different values (0: none).
+  Slot conflict() const {
+    for (const auto& [slot, values] : values_) {
+      for (const auto& v : values) {
+        if (v != values.front()) return slot;
+      }
+    }
+    return 0;
+  }
+
+ private:
+  std::map<Slot, std::vector<Value>> values_;
+};
+
 class ScriptedNet {
  public:
   using Filter = std::function<bool(const Message&)>;
@@ -119,25 +141,15 @@ class ScriptedNet {
 
   // Every value any replica ever reported chosen, by slot; `conflict` names a slot chosen twice
   // with different values (0: none).
-  const std::map<Slot, std::vector<Value>>& chosen() const { return chosen_; }
-  Slot conflict() const {
-    for (const auto& [slot, values] : chosen_) {
-      for (const auto& v : values) {
-        if (v != values.front()) return slot;
-      }
-    }
-    return 0;
-  }
+  const std::map<Slot, std::vector<Value>>& chosen() const { return chosen_.bySlot(); }
+  Slot conflict() const { return chosen_.conflict(); }
 
   Time now = 1'000'000;
 
  private:
   void handle(NodeId id, Ready ready) {
     auto proof = stores_.at(id)->persist(ready);
-    for (auto& e : ready.committed) {
-      auto& seen = chosen_[e.slot];
-      if (seen.empty() || seen.back() != e.value) seen.push_back(e.value);
-    }
+    for (auto& e : ready.committed) chosen_.note(e);
     for (auto& m : ready.release(proof)) inflight_.push_back(std::move(m));
   }
 
@@ -154,7 +166,7 @@ class ScriptedNet {
   std::map<NodeId, std::unique_ptr<MemoryLogStore>> stores_;
   std::map<NodeId, std::unique_ptr<Replica>> replicas_;
   std::deque<Message> inflight_;
-  std::map<Slot, std::vector<Value>> chosen_;
+  ChosenLog chosen_;
 };
 
 // Filters by sender and receiver.

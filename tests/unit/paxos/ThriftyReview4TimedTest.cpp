@@ -104,14 +104,7 @@ class TimedNet {
     return k;
   }
 
-  Slot conflict() const {
-    for (const auto& [slot, values] : chosen_) {
-      for (const auto& v : values) {
-        if (v != values.front()) return slot;
-      }
-    }
-    return 0;
-  }
+  Slot conflict() const { return chosen_.conflict(); }
 
   // Latency of links: 200 to 400 us (self: 0) unless the test says otherwise.
   Latency latency;
@@ -129,8 +122,7 @@ class TimedNet {
     if (votes) ++voteFlushes[id];
     auto proof = stores_.at(id)->persist(ready);
     for (auto& e : ready.committed) {
-      auto& seen = chosen_[e.slot];
-      if (seen.empty() || seen.back() != e.value) seen.push_back(e.value);
+      chosen_.note(e);
       for (const auto& c : e.value.commands) chosenAt.emplace(c, now);
     }
     for (auto& m : ready.release(proof)) {
@@ -159,7 +151,7 @@ class TimedNet {
   std::map<NodeId, std::unique_ptr<Replica>> replicas_;
   std::map<std::pair<Time, std::uint64_t>, Message> queue_;
   std::map<std::pair<NodeId, NodeId>, Time> lastOnLink_;
-  std::map<Slot, std::vector<Value>> chosen_;
+  warden::tests::paxos::ChosenLog chosen_;
   std::uint64_t seq_ = 0;
   Time nextTick_;
 
