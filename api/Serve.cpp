@@ -35,6 +35,7 @@ struct ServeConfig {
   std::string dataDir = "warden-data";
   std::map<std::uint64_t, std::string> cluster;  // id -> peer address
   bool fsync = true;
+  bool flushBehind = true;
   HttpLimits limits;
   std::uint64_t retainedSlots = 10'000;
   std::uint64_t retainedBytes = 64u << 20;
@@ -92,7 +93,7 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
-  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "max-connections", "read-timeout",
+  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "flush-behind", "max-connections", "read-timeout",
               "retained-slots", "retained-bytes", "apply-commit-delay-us", "max-sessions", "max-txn-nodes", "quota-bytes", "max-watchers",
               "watch-history-events", "watch-history-bytes", "watch-progress-ms", "test-bug", "test-encoding-version"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
@@ -111,6 +112,9 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   const std::string fsync = args.get("fsync", "on");
   if (fsync != "on" && fsync != "off") throw UsageError("--fsync is on or off");
   config.fsync = fsync == "on";
+  const std::string flushBehind = args.get("flush-behind", "on");
+  if (flushBehind != "on" && flushBehind != "off") throw UsageError("--flush-behind is on or off");
+  config.flushBehind = flushBehind == "on";
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));
@@ -193,6 +197,9 @@ const char* kServeUsage = R"(usage: warden serve --dev [flags]
   --data-dir DIR        where the node keeps its LMDB files
   --cluster LIST        every member's peer address, ID=IP:PORT separated by commas
   --fsync on|off        off trades durability on machine crash for speed (default on)
+  --flush-behind on|off on: the votes are flushed by a thread of their own while the node goes on,
+                        their answers held until then; off: each turn of the node waits for its
+                        flush (default on)
   --max-connections N   client connections beyond this get 429 (default 10000)
   --read-timeout S      a request, or an idle keep-alive connection, is cut off after S seconds
                         without completing (default 60)
@@ -264,6 +271,7 @@ int runServe(const std::vector<std::string>& argv) {
     options.id = config.id;
     options.dataDir = config.dataDir;
     options.fsync = config.fsync;
+    options.flushBehind = config.flushBehind;
     options.cluster = config.cluster;
     options.retainedSlots = config.retainedSlots;
     options.retainedBytes = config.retainedBytes;

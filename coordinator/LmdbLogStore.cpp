@@ -1,5 +1,8 @@
 #include "coordinator/LmdbLogStore.h"
 
+#include <cstdio>
+
+#include "coordinator/ThreadName.h"
 #include "coordinator/paxos/MessageCodec.h"
 
 namespace warden::coordinator {
@@ -79,10 +82,60 @@ LmdbLogStore::LmdbLogStore(storage::Env& env, std::size_t walSegmentBytes)
   txn.commit();
 }
 
-LmdbLogStore::~LmdbLogStore() = default;
+LmdbLogStore::~LmdbLogStore() { stopFlusher(); }
+
+void LmdbLogStore::startFlusher(std::function<void()> flushed) {
+  if (flusher_.joinable()) return;
+  flushed_ = std::move(flushed);
+  flusher_ = std::thread([this] { flushLoop(); });
+}
+
+void LmdbLogStore::stopFlusher() {
+  {
+    std::lock_guard lock(flushMutex_);
+    flusherStopping_ = true;
+  }
+  flushWake_.notify_one();
+  if (flusher_.joinable()) flusher_.join();
+}
+
+void LmdbLogStore::flushBehind() {
+  if (!flusher_.joinable()) return flushNow();
+  {
+    std::lock_guard lock(flushMutex_);
+    flushWanted_ = true;
+  }
+  flushWake_.notify_one();
+}
+
+void LmdbLogStore::flushLoop() {
+  nameThisThread("warden-flusher");
+  for (;;) {
+    {
+      std::unique_lock lock(flushMutex_);
+      flushWake_.wait(lock, [this] { return flushWanted_ || flusherStopping_; });
+      if (flusherStopping_) return;
+      flushWanted_ = false;
+    }
+    // Taken before the sync: what the sync covers (a write after it waits for the next).
+    const std::uint64_t upTo = writtenForFlush();
+    try {
+      sync();
+    } catch (const std::exception& e) {
+      // A vote that cannot be made durable must never be acted on: stop loudly, as the driver does.
+      std::fprintf(stderr, "warden: fatal storage error flushing the replicated log: %s\n", e.what());
+      std::abort();
+    }
+    markDurable(upTo);
+    flushed_();
+  }
+}
 
 paxos::DurableState LmdbLogStore::load() {
-  if (!loaded_) wal_.reset();  // written since it was read: read it all again
+  if (!loaded_) {
+    std::lock_guard lock(walMutex_);
+    wal_.reset();  // written since it was read: read it all again
+  }
   open();
   paxos::DurableState state = std::move(*loaded_);
   loaded_.reset();
@@ -118,7 +171,7 @@ void LmdbLogStore::open() {
     }
     durable_ = paxos::DurableState{state.promised, {}, state.compactedUpTo, state.learner, state.started};
     segmentMaxSlot_.clear();
-    wal_ = std::make_unique<storage::Wal>(
+    auto wal = std::make_shared<storage::Wal>(
         env_.directory() + "/wal", walId, folded_, env_.fsync(),
         [&](std::uint64_t segment, std::uint64_t seq, std::string_view payload) {
           Decoder in(payload);
@@ -135,6 +188,8 @@ void LmdbLogStore::open() {
           }
         },
         walSegmentBytes_);
+    std::lock_guard lock(walMutex_);
+    wal_ = std::move(wal);
   } catch (const DecodeError& e) {
     // Corrupt acceptor state must never be voted on: stop loudly.
     throw storage::LmdbError(e.what(), MDB_CORRUPTED);
@@ -168,7 +223,9 @@ void LmdbLogStore::write(const std::vector<paxos::Record>& records) {
   // Encoded into one buffer kept from turn to turn (a few KiB a turn under load).
   recordBytes_.clear();
   encodeRecordsInto(recordBytes_, records);
-  const std::uint64_t seq = wal_->append(recordBytes_.data());
+  // Flushed by sync(), or here when the applied state was flushed for it (fold() drops what it
+  // covers, so it must be durable first).
+  const std::uint64_t seq = wal_->append(recordBytes_.data(), compacts || learns);
   if (recordBytes_.data().capacity() > (1u << 20)) recordBytes_ = Encoder{};  // a rare huge turn
   auto& segmentTop = segmentMaxSlot_[wal_->segments().back().firstSeq];
   segmentTop = std::max(segmentTop, top);
@@ -202,8 +259,14 @@ void LmdbLogStore::fold(std::uint64_t seq) {
 }
 
 void LmdbLogStore::sync() {
-  // write() flushed the log already (with fsync on). With --fsync off the node accepts losing
-  // recent state on a machine crash: nothing to force.
+  // With --fsync off the node accepts losing recent state on a machine crash: the log forces
+  // nothing then.
+  std::shared_ptr<storage::Wal> wal;
+  {
+    std::lock_guard lock(walMutex_);
+    wal = wal_;
+  }
+  if (wal) wal->flushWritten();
 }
 
 }  // namespace warden::coordinator

@@ -14,7 +14,11 @@
 // drops must be in the durable state) and a learner's turn to voter (the slots it learned by
 // catch-up are in no acceptor log, so they must be durable before its vote counts).
 
+#include <condition_variable>
+#include <functional>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <optional>
 
@@ -36,6 +40,14 @@ class LmdbLogStore : public paxos::LogStore {
 
   paxos::DurableState load() override;
 
+  // Flushes behind the driver from here on: flushBehind() wakes a thread of the store's own,
+  // which syncs the log and then calls `flushed` (the driver's nudge). Without it, flushBehind()
+  // syncs on the caller's thread.
+  void startFlusher(std::function<void()> flushed);
+  // Stops that thread, after the flush it is in (before the driver that `flushed` wakes goes).
+  void stopFlusher();
+  void flushBehind() override;
+
  protected:
   void write(const std::vector<paxos::Record>& records) override;
   void sync() override;
@@ -48,7 +60,15 @@ class LmdbLogStore : public paxos::LogStore {
   std::size_t walSegmentBytes_;
   MDB_dbi meta_;
   MDB_dbi log_;
-  std::unique_ptr<storage::Wal> wal_;
+  std::shared_ptr<storage::Wal> wal_;  // replaced only by the driver; the flusher takes a copy
+  std::mutex walMutex_;                  // for that copy
+  void flushLoop();
+  std::function<void()> flushed_;
+  std::thread flusher_;
+  std::mutex flushMutex_;
+  std::condition_variable flushWake_;
+  bool flushWanted_ = false;
+  bool flusherStopping_ = false;
   std::optional<paxos::DurableState> loaded_;  // what open() read, until load() takes it
   paxos::DurableState durable_;                // promise, learner and compaction (no accepted values)
   std::uint64_t folded_ = 0;

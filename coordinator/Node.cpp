@@ -42,6 +42,7 @@ Node::Node(const NodeOptions& options)
     cluster.retainedSlots = options_.retainedSlots;
     cluster.retainedBytes = options_.retainedBytes;
     cluster.applyCommitDelayUs = options_.applyCommitDelayUs;
+    cluster.flushBehind = options_.flushBehind;
     cluster.appliesWanted = [this](const watch::Applied& pending, watch::PendingScan& scan) {
       return waiters_.lowestWaited() <= pending.revision || watches_->concerns(pending.events, scan);
     };

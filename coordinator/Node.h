@@ -36,6 +36,7 @@ struct NodeOptions {
   std::uint64_t retainedSlots = 10'000;
   std::uint64_t retainedBytes = 64u << 20;  // ClusterOptions::retainedBytes
   std::uint64_t applyCommitDelayUs = 50'000;       // ClusterOptions::applyCommitDelayUs
+  bool flushBehind = true;                         // ClusterOptions::flushBehind
   std::uint64_t maxTxnNodes = 10'000;              // stamped on every write this node admits
   std::uint64_t quotaBytes = std::uint64_t{2} << 30;  // likewise (StateMachine::usedBytes)
   watch::Limits watchHistory;                      // --watch-history-events, --watch-history-bytes

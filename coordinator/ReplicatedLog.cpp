@@ -89,6 +89,12 @@ ReplicatedLog::ReplicatedLog(storage::Env& env, const StateMachine& stateMachine
     Input input = Resume{std::move(continuation)};
     push(input, false);
   });
+  if (options.flushBehind) {
+    store_.startFlusher([this] {
+      Input input = Flushed{};
+      push(input, false);
+    });
+  }
   core_ = std::make_unique<node::NodeCore>(env, stateMachine, std::move(options),
                                            node::NodeCore::Ports{outbox_, clock_, *random_, store_,
                                                                  [](const std::string& line) {
@@ -118,6 +124,7 @@ void ReplicatedLog::stop() {
   }
   wake_.notify_one();
   if (driver_.joinable()) driver_.join();
+  store_.stopFlusher();  // its flush done, it pushes to a queue nobody takes from any more
   worker_->stop();  // before the core goes: its jobs use it
   transport_->stop();
   ioc_.stop();
@@ -258,6 +265,8 @@ void ReplicatedLog::handle(Input& input) {
     core_->keepalive(k->session, std::move(k->done));
   } else if (auto* r = std::get_if<Resume>(&input)) {
     core_->resume(r->continuation);
+  } else if (std::holds_alternative<Flushed>(input)) {
+    // Nothing to hand over: the turn this ends releases what the flush covered.
   } else if (std::holds_alternative<Nudge>(input)) {
     nudged_ = false;  // the turn this ends looks at the open apply (NodeCore::endTurn)
   }

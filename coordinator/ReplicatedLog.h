@@ -90,7 +90,8 @@ class ReplicatedLog {
     node::Worker::Continuation continuation;
   };
   struct Nudge {};
-  using Input = std::variant<PeerFrame, Hello, Submit, Read, Keepalive, Resume, Nudge>;
+  struct Flushed {};  // the store's flusher made more records durable (ClusterOptions::flushBehind)
+  using Input = std::variant<PeerFrame, Hello, Submit, Read, Keepalive, Resume, Nudge, Flushed>;
 
   class SystemClock : public node::Clock {
    public:

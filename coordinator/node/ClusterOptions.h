@@ -40,6 +40,11 @@ struct ClusterOptions {
   // `scan` is the caller's to carry on from (watch::WatchHub::concerns); it starts over at each
   // commit. Called on the driver thread at the end of each turn while an apply is open.
   std::function<bool(const watch::Applied& pending, watch::PendingScan& scan)> appliesWanted;
+  // Votes and promises flushed behind the driver (LogStore::writeBehind): the driver writes a
+  // turn's records and goes on while the store flushes them (a thread of its own in production);
+  // the messages that rest on them wait until a flush covers them, the leader's Accepts excepted
+  // (SAFETY.md 9). Off: each turn waits for its own flush.
+  bool flushBehind = false;
   paxos::ReplicaConfig paxos;            // timing; id and members are filled in
   // The encoding version this node's hellos claim (coordinator/EncodingVersion.h). Only tests set
   // another (1000 and up, which no release speaks): a member of another binary, without one.
@@ -71,6 +76,7 @@ struct ClusterOptions {
     bool readsBeforeApplyCommitted = false;  // answer a read barrier while the apply it waited for is uncommitted
     bool compactUnderSnapshot = false;  // compact past a snapshot a peer is receiving or installing
     bool admitAnyEncodingVersion = false;  // (for the peer link) let in a peer of another encoding version
+    bool votesBeforeFlush = false;  // flushBehind: a vote's answer leaves before the vote is durable
   } bugs;
 };
 

@@ -215,7 +215,9 @@ void NodeCore::finishReadyBatch() {
   outbox_.flush();
   // Persist, release, deliver to self, repeat: self-addressed messages may produce more. What the
   // rounds apply stays in the open apply transaction (commitApplyUnlessItMayWait at the end).
-  for (int round = 0; round < 64 && !readies_.empty(); ++round) {
+  // With flushBehind, a round's records are written and flushed by the store in the background:
+  // their Readies wait in held_ and are released by the round that finds them durable.
+  for (int round = 0; round < 64 && (!readies_.empty() || heldDurable()); ++round) {
     std::vector<paxos::Ready> batch = std::move(readies_);
     readies_.clear();
     publishChosen();  // before this round's messages leave
@@ -249,33 +251,39 @@ void NodeCore::finishReadyBatch() {
     const bool compacts = holds([](const paxos::Record& r) { return std::holds_alternative<paxos::CompactRecord>(r); });
     const bool learns = holds([](const paxos::Record& r) { return std::holds_alternative<paxos::LearnerRecord>(r); });
     if (compacts || learns) commitApply();
-    auto proofs = store_.persistAll(batch);
+    // Those two are flushed before the round goes on, as is everything without flushBehind (the
+    // flush covers every record written before, held ones included).
+    const bool behind = options_.flushBehind && !compacts && !learns;
+    std::vector<paxos::Message> toSelf;
+    if (behind) {
+      for (auto& ready : batch) {
+        for (auto& accept : ready.releaseAccepts(options_.bugs.votesBeforeFlush)) {
+          if (accept.to == options_.id) {
+            toSelf.push_back(std::move(accept));  // the vote it makes, written next round, is held
+          } else {
+            sendPaxos(accept);
+          }
+        }
+      }
+    }
+    const std::uint64_t ticket = store_.writeBehind(batch);
+    if (ticket > store_.durable()) {
+      if (behind) {
+        store_.flushBehind();
+      } else {
+        store_.flushNow();
+      }
+    }
     // The slots a compaction dropped are freed, but glibc keeps freed memory for reuse: a large
     // state's slots (transactions of many creates) would hold twice what is retained. Handed
     // back here, at each compaction (every retainedSlots slots, or retainedBytes of them).
     if (compacts) ::malloc_trim(0);
-    std::vector<paxos::Message> toSelf;
     std::vector<paxos::ChosenEntry> chosen;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      paxos::Ready& ready = batch[i];
-      for (auto& message : ready.release(proofs[i])) {
-        if (message.to == options_.id) {
-          toSelf.push_back(std::move(message));
-        } else if (const auto* catchup = std::get_if<paxos::CatchupRequest>(&message.payload);
-                   catchup && (installing_ || catchup->fromSlot <= applied_)) {
-          // A heartbeat's commit index makes the replica ask for slots the install will cover
-          // (or, asked in the turn an install ended, covered already); the leader would answer
-          // with yet another snapshot stream. (Lost messages are normal.)
-          continue;
-        } else {
-          send(message.to, frame(Frame::Paxos, paxos::encodeMessage(message)));
-        }
-      }
-      std::move(ready.committed.begin(), ready.committed.end(), std::back_inserter(chosen));
-      takeReadAnswers(ready);
-      takeRejected(ready.rejected);
-      for (std::uint64_t peer : ready.snapshotNeeded) sendSnapshot(peer);
+    for (auto& ready : batch) {
+      takeOutputs(ready, chosen);
+      held_.push_back(Held{ticket, std::move(ready)});
     }
+    releaseDurable(toSelf);
     outbox_.flush();  // this round's messages leave before its applies and the next round's flush
     if (!chosen.empty()) applyInto(chosen);
     for (const auto& message : toSelf) readies_.push_back(replica_->step(message, now()));
@@ -283,6 +291,43 @@ void NodeCore::finishReadyBatch() {
   }
   commitApplyUnlessItMayWait();
   serveReads(true);
+}
+
+void NodeCore::takeOutputs(paxos::Ready& ready, std::vector<paxos::ChosenEntry>& chosen) {
+  std::move(ready.committed.begin(), ready.committed.end(), std::back_inserter(chosen));
+  ready.committed.clear();
+  takeReadAnswers(ready);
+  ready.reads.clear();
+  ready.failedReads.clear();
+  takeRejected(ready.rejected);
+  for (std::uint64_t peer : ready.snapshotNeeded) sendSnapshot(peer);
+  ready.snapshotNeeded.clear();
+}
+
+void NodeCore::releaseDurable(std::vector<paxos::Message>& toSelf) {
+  while (!held_.empty()) {
+    Held& front = held_.front();
+    const std::optional<paxos::Persisted> proof = store_.proofFor(front.ready, front.ticket);
+    if (!proof) break;
+    for (auto& message : front.ready.release(*proof)) {
+      if (message.to == options_.id) {
+        toSelf.push_back(std::move(message));
+      } else if (const auto* catchup = std::get_if<paxos::CatchupRequest>(&message.payload);
+                 catchup && (installing_ || catchup->fromSlot <= applied_)) {
+        // A heartbeat's commit index makes the replica ask for slots the install will cover
+        // (or, asked in the turn an install ended, covered already); the leader would answer
+        // with yet another snapshot stream. (Lost messages are normal.)
+        continue;
+      } else {
+        sendPaxos(message);
+      }
+    }
+    held_.pop_front();
+  }
+}
+
+void NodeCore::sendPaxos(const paxos::Message& message) {
+  send(message.to, frame(Frame::Paxos, paxos::encodeMessage(message)));
 }
 
 void NodeCore::noteAppliedStamp(std::uint64_t stampMs) {

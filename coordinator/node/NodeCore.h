@@ -193,6 +193,13 @@ class NodeCore {
   void pingQuietPeers();
   void onPeerFrame(std::uint64_t from, const std::string& body);
   void finishReadyBatch();
+  // A Ready's parts that need no proof: newly chosen slots (into `chosen`), read answers,
+  // refused proposals, snapshots to send.
+  void takeOutputs(paxos::Ready& ready, std::vector<paxos::ChosenEntry>& chosen);
+  // Sends the messages of every held Ready a flush has covered, oldest first; those to this
+  // node go into `toSelf`.
+  void releaseDurable(std::vector<paxos::Message>& toSelf);
+  void sendPaxos(const paxos::Message& message);
 
   // Apply.cpp. apply() = applyInto() + commitApply(). applyInto() leaves its transaction open
   // (applyTxn_) until commitApply() commits it, and finishApply() then answers and tells the
@@ -298,6 +305,14 @@ class NodeCore {
   std::unique_ptr<paxos::Replica> replica_;  // null while an empty disk probes its peers
 
   std::vector<paxos::Ready> readies_;  // produced this turn, persisted together
+  // Readies whose records are written under `ticket` (LogStore::writeBehind), their messages
+  // held until a flush covers it; oldest first, so that messages leave in the order made.
+  struct Held {
+    std::uint64_t ticket = 0;
+    paxos::Ready ready;
+  };
+  std::deque<Held> held_;
+  bool heldDurable() const { return !held_.empty() && held_.front().ticket <= store_.durable(); }
   std::uint64_t nextTickUs_ = 0;
   std::uint64_t nextRequest_ = 1;
   Encoder commandScratch_;  // ownProposal's, reused so that its capacity stays

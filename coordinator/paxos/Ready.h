@@ -4,7 +4,9 @@
 // the types: the messages come out only in exchange for a Persisted proof, and a Persisted is
 // made only by LogStore::persist over this very Ready.
 
+#include <atomic>
 #include <cstdint>
+#include <optional>
 #include <iterator>
 #include <vector>
 
@@ -46,6 +48,12 @@ class Ready {
 
   // The messages, in exchange for proof that `records` are durable. Callable once.
   std::vector<Message> release(const Persisted& proof);
+  // The leader's Accepts, which need no proof: an Accept carries no acceptor state of its
+  // sender (the leader's own vote, made when the Accept to itself is stepped, goes in a Ready of
+  // its own and counts only once that Ready's records are durable), so it may leave, or reach
+  // this node's acceptor, before any record of this node is durable.
+  // (`withVotes`, a planted bug only: the Accepted answers too, votes not yet durable.)
+  std::vector<Message> releaseAccepts(bool withVotes = false);
 
  private:
   friend class Replica;
@@ -64,42 +72,100 @@ class Persisted {
 };
 
 // Where a replica's acceptor state lives: LMDB in production, memory in the simulator.
+//
+// Records are made durable one of two ways. persist/persistAll write and sync before they return
+// (a sync covers every write before it). writeBehind writes and returns a ticket, and a flush
+// asked for with flushBehind, which ends later (on a flusher thread, or the simulator's event),
+// makes them durable: durable() then reaches the ticket, and proofFor hands out the proofs.
+// Every write is numbered by a ticket, in order; durable() is the last one a flush covered.
 class LogStore {
  public:
   virtual ~LogStore() = default;
 
   // Writes and syncs the Ready's records; only then may its messages leave.
   Persisted persist(const Ready& ready) {
-    write(ready.records);
-    sync();
+    writeCounted(ready.records);
+    syncCounted();
     return Persisted(ready);
   }
 
   // The same for several Readies at once: one write, one sync. Their records are moved out.
   std::vector<Persisted> persistAll(std::vector<Ready>& readies) {
-    std::vector<Record> all;
-    for (auto& ready : readies) {
-      std::move(ready.records.begin(), ready.records.end(), std::back_inserter(all));
-      ready.records.clear();
-    }
-    write(all);
-    sync();
+    writeCounted(takeRecords(readies));
+    syncCounted();
     std::vector<Persisted> proofs;
     for (const auto& ready : readies) proofs.push_back(Persisted(ready));
     return proofs;
   }
 
+  // Writes the Readies' records (moved out) without waiting for them to be durable. Returns the
+  // ticket that durable() must reach before their messages may leave (the last write's, when
+  // they have none: what they say may rest on it).
+  std::uint64_t writeBehind(std::vector<Ready>& readies) {
+    writeCounted(takeRecords(readies));
+    return written_;
+  }
+  // Syncs everything written so far before it returns.
+  void flushNow() { syncCounted(); }
+  // Asks for a flush of everything written so far; durable() moves when it ends. The default
+  // flushes at once, on the caller's thread.
+  virtual void flushBehind() { syncCounted(); }
+  // The newest ticket durable: every write up to it is on disk.
+  std::uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
+  std::uint64_t written() const { return written_; }
+  // The proof for a Ready written (writeBehind) under `ticket`, once a flush covered it.
+  std::optional<Persisted> proofFor(const Ready& ready, std::uint64_t ticket) const {
+    if (ticket > durable()) return std::nullopt;
+    return Persisted(ready);
+  }
+
   // Marks the disk as this replica's (DurableState::started) before it first votes.
   void markStarted() {
-    write({LearnerRecord{false}});
-    sync();
+    writeCounted({LearnerRecord{false}});
+    syncCounted();
   }
 
   virtual DurableState load() = 0;
 
  protected:
   virtual void write(const std::vector<Record>& records) = 0;
+  // Makes every write before it durable (thread-safe against write() where flushBehind hands
+  // it to another thread).
   virtual void sync() = 0;
+  // For a flush that ran elsewhere: every ticket up to `ticket` is durable.
+  void markDurable(std::uint64_t ticket) {
+    std::uint64_t seen = durable_.load(std::memory_order_relaxed);
+    while (seen < ticket && !durable_.compare_exchange_weak(seen, ticket, std::memory_order_acq_rel)) {
+    }
+  }
+  // The last ticket written, readable from a flusher thread: taken before its sync, it is what
+  // that sync covers.
+  std::uint64_t writtenForFlush() const { return writtenShared_.load(std::memory_order_acquire); }
+
+ private:
+  static std::vector<Record> takeRecords(std::vector<Ready>& readies) {
+    std::vector<Record> all;
+    for (auto& ready : readies) {
+      std::move(ready.records.begin(), ready.records.end(), std::back_inserter(all));
+      ready.records.clear();
+    }
+    return all;
+  }
+  void writeCounted(const std::vector<Record>& records) {
+    if (records.empty()) return;
+    write(records);
+    ++written_;
+    writtenShared_.store(written_, std::memory_order_release);
+  }
+  void syncCounted() {
+    const std::uint64_t upTo = written_;
+    sync();
+    markDurable(upTo);
+  }
+
+  std::uint64_t written_ = 0;  // the caller's thread
+  std::atomic<std::uint64_t> writtenShared_{0};
+  std::atomic<std::uint64_t> durable_{0};
 };
 
 }  // namespace warden::coordinator::paxos

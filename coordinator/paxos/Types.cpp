@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <cstdio>
 
 #include "coordinator/paxos/Message.h"
@@ -51,6 +53,15 @@ std::vector<Message> Ready::release(const Persisted& proof) {
     std::abort();
   }
   return std::move(messages_);
+}
+
+std::vector<Message> Ready::releaseAccepts(bool withVotes) {
+  const auto rest = std::stable_partition(messages_.begin(), messages_.end(), [withVotes](const Message& m) {
+    return !std::holds_alternative<Accept>(m.payload) && !(withVotes && std::holds_alternative<Accepted>(m.payload));
+  });
+  std::vector<Message> accepts(std::make_move_iterator(rest), std::make_move_iterator(messages_.end()));
+  messages_.erase(rest, messages_.end());
+  return accepts;
 }
 
 }  // namespace warden::coordinator::paxos

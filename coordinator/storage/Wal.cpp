@@ -124,8 +124,38 @@ Wal::Wal(std::string directory, std::uint64_t id, std::uint64_t foldedSeq, bool 
   if (sync_) syncDirectory(directory_);
 }
 
-Wal::~Wal() {
-  if (fd_ >= 0) ::close(fd_);
+Wal::~Wal() = default;
+
+Wal::File::~File() {
+  if (fd >= 0) ::close(fd);
+}
+
+void Wal::useFile(int fd) {
+  // What the old segment holds is durable before it is let go: a flush only ever covers the
+  // segment current when it began (flushWritten).
+  if (sync_ && file_ && writtenSeq_ > flushedSeq_ && ::fdatasync(file_->fd) != 0) {
+    ::close(fd);
+    failErrno("fdatasync");
+  }
+  auto file = std::make_shared<File>(fd);
+  std::lock_guard lock(mutex_);
+  flushedSeq_ = writtenSeq_;
+  file_ = std::move(file);
+}
+
+void Wal::flushWritten() {
+  if (!sync_) return;
+  std::shared_ptr<File> file;
+  std::uint64_t upTo = 0;
+  {
+    std::lock_guard lock(mutex_);
+    upTo = writtenSeq_;
+    if (upTo <= flushedSeq_ || !file_) return;
+    file = file_;
+  }
+  if (::fdatasync(file->fd) != 0) failErrno("fdatasync");
+  std::lock_guard lock(mutex_);
+  flushedSeq_ = std::max(flushedSeq_, upTo);
 }
 
 void Wal::replay(std::uint64_t foldedSeq, const Visit& visit) {
@@ -199,8 +229,9 @@ void Wal::replay(std::uint64_t foldedSeq, const Visit& visit) {
     startSegment();  // never append after a torn tail
     return;
   }
-  fd_ = ::open(last.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd_ < 0) failErrno("open " + last.string());
+  const int fd = ::open(last.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) failErrno("open " + last.string());
+  useFile(fd);
 }
 
 void Wal::startSegment() {
@@ -225,14 +256,13 @@ void Wal::startSegment() {
     ::close(fd);
     throw;
   }
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
+  useFile(fd);
   offset_ = kHeaderBytes;
   allocated_ = kHeaderBytes;
   segments_.push_back(Segment{nextSeq_, nextSeq_ - 1});
 }
 
-std::uint64_t Wal::append(std::string_view payload) {
+std::uint64_t Wal::append(std::string_view payload, bool flush) {
   if (payload.size() > kMaxBatchBytes) fail("batch too large", EINVAL);
   if (offset_ >= segmentBytes_) startSegment();
   const std::uint64_t seq = nextSeq_;
@@ -244,12 +274,16 @@ std::uint64_t Wal::append(std::string_view payload) {
   put64(batch.data() + 8, seq);
   put32(batch.data() + 4, crc32(std::string_view(batch.data() + 8, 8), payload));
   if (offset_ + batch.size() > allocated_) extend(offset_ + batch.size());  // flushed below
-  writeAll(fd_, batch, offset_);
-  if (sync_ && ::fdatasync(fd_) != 0) failErrno("fdatasync");
+  writeAll(fd(), batch, offset_);
   offset_ += batch.size();
   if (batch.capacity() > kKeptBufferBytes) std::string().swap(batch);  // a rare huge batch
   ++nextSeq_;
   segments_.back().lastSeq = seq;
+  {
+    std::lock_guard lock(mutex_);
+    writtenSeq_ = seq;
+  }
+  if (flush) flushWritten();
   return seq;
 }
 
@@ -264,7 +298,7 @@ void Wal::extend(std::uint64_t end) {
   // clean end (replay()).
   constexpr std::uint64_t kChunk = 256u << 10;
   const std::uint64_t target = std::max(end, allocated_ + kChunk);
-  writeAll(fd_, std::string(target - allocated_, '\0'), allocated_);
+  writeAll(fd(), std::string(target - allocated_, '\0'), allocated_);
   allocated_ = target;
 }
 

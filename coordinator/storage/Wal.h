@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,8 +49,13 @@ class Wal {
 
   std::uint64_t id() const { return id_; }
   std::uint64_t nextSeq() const { return nextSeq_; }
-  // Writes one batch and flushes it; returns its sequence number. Throws LmdbError on failure.
-  std::uint64_t append(std::string_view payload);
+  // Writes one batch and, with `flush`, flushes it; returns its sequence number. Throws
+  // LmdbError on failure. The caller's thread only (one writer).
+  std::uint64_t append(std::string_view payload, bool flush = true);
+  // Makes every batch appended before the call durable. Safe from another thread while the
+  // writer appends (a flush behind the writer's back): it flushes the segment current when it
+  // began, and a change of segment flushes the old one before it lets it go.
+  void flushWritten();
   // Deletes every segment but the current one for which `done(segment)` holds.
   void dropBefore(const std::function<bool(const Segment&)>& done);
   const std::vector<Segment>& segments() const { return segments_; }
@@ -64,7 +71,19 @@ class Wal {
   bool sync_;
   std::size_t segmentBytes_;
   std::vector<Segment> segments_;
-  int fd_ = -1;  // the current (last) segment
+  // The current (last) segment's descriptor, shared with a flush on another thread, so that a
+  // change of segment cannot close it under that flush.
+  struct File {
+    int fd = -1;
+    explicit File(int f) : fd(f) {}
+    ~File();
+  };
+  std::shared_ptr<File> file_;
+  int fd() const { return file_ ? file_->fd : -1; }
+  void useFile(int fd);  // makes `fd` the current segment's, after flushing the one before
+  std::mutex mutex_;              // file_ (its change), writtenSeq_, flushedSeq_
+  std::uint64_t writtenSeq_ = 0;  // the last batch whose bytes are all in file_ (or before)
+  std::uint64_t flushedSeq_ = 0;  // the last batch a flush made durable
   std::uint64_t offset_ = 0;     // where the next batch goes
   std::uint64_t allocated_ = 0;  // the file's size: zeros from offset_ on
   std::string batch_;             // the append's bytes, kept for the next append

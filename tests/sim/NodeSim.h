@@ -112,7 +112,10 @@ class NodeSim {
   enum class Program { None, StrandedProposal, LeaseFlap, PromiseBeforeWipe, DeposedReads };
 
  private:
-  enum class Kind { Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck, LockStep };
+  enum class Kind {
+    Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck, LockStep,
+    Flushed  // a node's flush behind ends (`client`: the process that asked for it)
+  };
   struct Event {
     Event(Kind k, NodeId n = 0, NodeId f = 0, std::string fr = {}, std::size_t c = 0)
         : kind(k), node(n), from(f), frame(std::move(fr)), client(c) {}
@@ -149,6 +152,11 @@ class NodeSim {
     std::uint64_t process = 0;       // how many processes it ran
     Time pausedUntil = 0;
     bool wakeScheduled = false;
+    // Its flush behind (ClusterOptions::flushBehind): one at a time, covering what was written
+    // when it began; another is asked for while one runs.
+    bool flushing = false;
+    bool flushAgain = false;
+    std::uint64_t flushTicket = 0;
     std::vector<std::pair<NodeId, std::string>> inbox;  // for its next turn
     std::vector<std::pair<NodeId, std::string>> held;  // frames for it while it does not run
   };
@@ -233,6 +241,8 @@ class NodeSim {
   void crash(SimNode& n);
   void restart(SimNode& n);
   void resume(SimNode& n);
+  void beginFlush(SimNode& n);
+  void endFlush(SimNode& n, std::uint64_t process);
   bool someoneRebuilding();
 
   // ---- NodeSimFaults.cpp: faults and healing ----------------------------------------------
@@ -312,6 +322,7 @@ class NodeSim {
 
   NodeSimOptions options_;
   Rng rng_;
+  Rng flushRng_;  // the flushes' durations: a draw of its own, so that rng_'s draws stay as they were
   Time now_ = 0;
   std::uint64_t seq_ = 0;
   std::map<std::pair<Time, std::uint64_t>, Event> events_;

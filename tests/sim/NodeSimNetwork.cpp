@@ -180,6 +180,12 @@ void NodeSim::startProcess(SimNode& n) {
   options.paxos.bugs = options_.paxosBugs;
   options.paxos.thrifty = options_.thrifty < 0 ? options_.seed % 2 == 1 : options_.thrifty == 1;
   options.bugs = options_.nodeBugs;
+  options.flushBehind = options_.flushBehind < 0 ? (options_.seed >> 1) % 2 == 1 : options_.flushBehind == 1;
+  if (options.flushBehind) {
+    n.store->onFlushBehind = [this, &n] { beginFlush(n); };
+  } else {
+    n.store->onFlushBehind = nullptr;
+  }
   n.random = std::make_unique<SimRandom>(rng_.next());
   n.process++;
   n.core = std::make_unique<NodeCore>(
@@ -195,9 +201,34 @@ void NodeSim::startProcess(SimNode& n) {
   trace("node " + std::to_string(n.id) + " starts process " + std::to_string(n.process));
 }
 
+void NodeSim::beginFlush(SimNode& n) {
+  if (n.flushing) {
+    n.flushAgain = true;
+    return;
+  }
+  n.flushing = true;
+  n.flushTicket = n.store->written();
+  schedule(now_ + flushRng_.range(50, 3'000), Event{Kind::Flushed, n.id, 0, {}, n.process});
+}
+
+void NodeSim::endFlush(SimNode& n, std::uint64_t process) {
+  if (!n.core || process != n.process || !n.flushing) return;  // its process died meanwhile
+  n.flushing = false;
+  n.store->endFlush(n.flushTicket);
+  if (n.flushAgain) {
+    n.flushAgain = false;
+    beginFlush(n);
+  }
+  // The flusher wakes the driver, which releases what the flush covered (paused: once it runs).
+  if (runs(n)) n.core->endTurn();
+}
+
 void NodeSim::crash(SimNode& n) {
   if (!n.core) return;
   n.core.reset();  // kill -9: nobody is answered, and what waited in its input queue is gone
+  n.store->loseUnflushed();
+  n.flushing = false;
+  n.flushAgain = false;
   n.inbox.clear();
   n.pausedUntil = 0;
   result_.crashes++;

@@ -24,7 +24,8 @@ namespace warden::tests::sim {
 
 namespace detail {
 
-NodeSim::NodeSim(const NodeSimOptions& options) : options_(options), rng_(options.seed * 7919 + options.replicas) {
+NodeSim::NodeSim(const NodeSimOptions& options)
+    : options_(options), rng_(options.seed * 7919 + options.replicas), flushRng_(options.seed * 104729 + options.replicas) {
   for (NodeId id = 1; id <= options_.replicas; ++id) {
     auto n = std::make_unique<SimNode>();
     n->id = id;
@@ -112,6 +113,7 @@ void NodeSim::handle(Event& e) {
       break;
     }
     case Kind::Restart: restart(*nodes_[e.node]); break;
+    case Kind::Flushed: endFlush(*nodes_[e.node], e.client); break;
     case Kind::Resume: resume(*nodes_[e.node]); break;
     case Kind::ClientStep: clientStep(e.client); break;
     case Kind::SessionStep: sessionStep(); break;

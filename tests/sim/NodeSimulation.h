@@ -79,6 +79,10 @@ struct NodeSimOptions {
   // Phase 2 asks a majority only (ReplicaConfig::thrifty, the production default): 1 on, 0 off,
   // -1 on odd seeds, so that a sweep covers both ways (the PRNG draws the same either way).
   int thrifty = -1;
+  // Records flushed behind the driver (ClusterOptions::flushBehind, the production default), each
+  // flush taking 50 us to 3 ms of simulated time: 1 on, 0 off, -1 on for seeds whose second bit
+  // is set (with thrifty, a sweep covers all four ways).
+  int flushBehind = -1;
 };
 
 struct NodeSimResult {

@@ -42,6 +42,10 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
   if (bug == "push-unchosen") return o.paxosBugs.pushUnchosen = true;
   if (bug == "fast-read-without-lease") return o.nodeBugs.fastReadWithoutLease = true;
+  if (bug == "votes-before-flush") {
+    o.flushBehind = 1;
+    return o.nodeBugs.votesBeforeFlush = true;
+  }
   if (bug == "never-end-lock-delays") return o.nodeBugs.neverEndLockDelays = true;
   if (bug == "grant-everyone") return o.lockBugs.grantEveryone = true;
   if (bug == "requests-by-session") return o.lockBugs.requestsBySession = true;
@@ -59,6 +63,7 @@ int main(int argc, char** argv) {
   std::uint64_t retainedBytes = 0;
   double powerLoss = 0;
   int thrifty = -1;
+  int flushBehind = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (parseSeedFlag(flags, argc, argv, i)) continue;
@@ -70,6 +75,9 @@ int main(int argc, char** argv) {
     else if (a == "--deposed-reads") deposedReads = true;
     else if (a == "--thrifty" && i + 1 < argc && (std::string(argv[i + 1]) == "on" || std::string(argv[i + 1]) == "off"))
       thrifty = std::string(argv[++i]) == "on";
+    else if (a == "--flush-behind" && i + 1 < argc &&
+             (std::string(argv[i + 1]) == "on" || std::string(argv[i + 1]) == "off"))
+      flushBehind = std::string(argv[++i]) == "on";
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"
@@ -78,14 +86,16 @@ int main(int argc, char** argv) {
                    "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|catchup-by-count|\n"
                    "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays|\n"
-                   "        fast-read-without-lease|push-unchosen   plants a fixed defect\n"
+                   "        fast-read-without-lease|push-unchosen|votes-before-flush   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
                    "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n"
                    "  --retained-bytes N  each node's retained log slots in bytes (default: production's)\n"
                    "  --power-loss P    the share of crashes that are power losses (default 0: the disk keeps every commit)\n"
                    "  --deposed-reads   every run pauses a serving leader, and clients read from it as it resumes\n"
-                   "  --thrifty on|off  phase 2 asks a majority only, or every member (default: on for odd seeds)\n");
+                   "  --thrifty on|off  phase 2 asks a majority only, or every member (default: on for odd seeds)\n"
+                   "  --flush-behind on|off  records flushed behind the driver, their messages held until then\n"
+                   "                    (default: on for seeds whose second bit is set, 2, 3, 6, 7, ...)\n");
       return 2;
     }
   }
@@ -117,6 +127,7 @@ int main(int argc, char** argv) {
       options.powerLossShare = powerLoss;
       options.deposedReads = deposedReads;
       options.thrifty = thrifty;
+      options.flushBehind = flushBehind;
       const NodeSimResult r = runNodeSimulation(options);
       ++runs;
       total.events += r.events;

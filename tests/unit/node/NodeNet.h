@@ -71,13 +71,20 @@ class NodeNet {
   const paxos::Replica* replica(NodeId id) { return up(id) ? core(id).replica() : nullptr; }
   bool leads(NodeId id) { return replica(id) && replica(id)->isLeader(); }
 
+  // (Either crash loses the records the node wrote behind and had not flushed: what a power loss
+  // does, and what no rule may count on; ClusterOptions::flushBehind.)
   void crash(NodeId id) {
-    nodes_.at(id)->core.reset();
+    crashKeepingQueued(id);
     std::erase_if(inflight_, [id](const Frame& f) { return f.to == id; });
   }
   // A crash after which the frames already on their way to the node stay queued and reach its
   // next process (its peers' link queues kept them across the reconnect).
-  void crashKeepingQueued(NodeId id) { nodes_.at(id)->core.reset(); }
+  void crashKeepingQueued(NodeId id) {
+    nodes_.at(id)->core.reset();
+    nodes_.at(id)->store.loseUnflushed();
+  }
+  // The node's acceptor store: a test may hold its flushes behind (onFlushBehind) and end them.
+  MemoryLogStore& store(NodeId id) { return nodes_.at(id)->store; }
   void restart(NodeId id) { start(id); }
   void wipe(NodeId id) {
     crash(id);
