@@ -100,7 +100,8 @@ void LmdbLogStore::stopFlusher() {
 }
 
 void LmdbLogStore::flushBehind() {
-  if (!flusher_.joinable()) return flushNow();
+  // With --fsync off a flush forces nothing: no thread to wake, and no wait for it.
+  if (!flusher_.joinable() || !env_.fsync()) return flushNow();
   {
     std::lock_guard lock(flushMutex_);
     flushWanted_ = true;

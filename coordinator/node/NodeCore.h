@@ -5,10 +5,12 @@
 // one seeded thread with a simulated network, clock and disk (tests/sim/NodeSimulation).
 //
 // The caller hands it inputs (client writes, read barriers, keepalives, peer frames, hellos) and
-// then calls endTurn(), which ticks when due, serves what it can, makes every record of the turn
-// durable in one LogStore write (one fsync) before any of the turn's messages leave through the
-// Outbox, and applies newly chosen slots to the state machine in one LMDB transaction that also
-// records the applied index. Every done callback runs inside one of these calls.
+// then calls endTurn(), which ticks when due, serves what it can, writes every record of the turn
+// in one LogStore write and makes it durable (one fsync, in the turn or, with flushBehind, on the
+// store's flusher) before any of the turn's messages leave through the Outbox (the leader's
+// Accepts excepted: SAFETY.md 9), and applies newly chosen slots to the state machine in one LMDB
+// transaction that also records the applied index. Every done callback runs inside one of these
+// calls.
 //
 // Its jobs, each in a file of its own:
 //   NodeCore.cpp         inputs, the turn, frame dispatch, persisting, apply, deadlines, view

@@ -80,7 +80,8 @@ class Wal {
   };
   std::shared_ptr<File> file_;
   int fd() const { return file_ ? file_->fd : -1; }
-  void useFile(int fd);  // makes `fd` the current segment's, after flushing the one before
+  void useFile(int fd);  // makes `fd` the current segment's
+  void flushCurrentSegment();  // the writer's: before a change of segment
   std::mutex mutex_;              // file_ (its change), writtenSeq_, flushedSeq_
   std::uint64_t writtenSeq_ = 0;  // the last batch whose bytes are all in file_ (or before)
   std::uint64_t flushedSeq_ = 0;  // the last batch a flush made durable
