@@ -1,30 +1,18 @@
 // Review of 8cdf6e3 (the acceptor's write-ahead log), review 7: crash and power-loss schedules
 // against storage::Wal and LmdbLogStore.
 //
-// A small crash-consistency harness lives here: fdatasync() and fsync() are interposed (this
-// executable's definitions win over libc's, for our own code and for liblmdb alike). Each call
-// passes through to the kernel and, while a Tracker is installed, records what it made durable
-// under the tracked data directory: a file's bytes, or a directory's entries. A "power loss" is
-// then an image of the data directory built from that record alone: every file as of its last
-// flush, and in wal/ only the names present at that directory's last fsync (an unlink or a create
-// not followed by one may be undone). A "kill -9" is a plain copy of the files (the page cache
-// survives). data.mdb is always kept (its own name is LMDB's business); whether wal/ itself
-// survives is modelled strictly only where a test asks for it.
+// The crash-consistency harness (interposed flushes, power-loss and kill images) is
+// tests/FlushTracker.h.
 
 #include <catch2/catch.hpp>
 
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <map>
-#include <set>
 
 #include "coordinator/LmdbLogStore.h"
 #include "coordinator/paxos/Replica.h"
 #include "coordinator/storage/Wal.h"
+#include "tests/FlushTracker.h"
 #include "tests/SplitMixRandom.h"
 #include "tests/TempDir.h"
 
@@ -34,101 +22,10 @@ namespace fs = std::filesystem;
 using namespace warden::coordinator;
 using warden::tests::TempDir;
 
-struct Crash {};  // thrown from an interposed flush: the process dies right there
-
-struct Tracker {
-  std::string root;                                      // canonical data directory
-  std::map<std::string, std::string> content;            // file -> bytes at its last flush
-  std::map<std::string, std::set<std::string>> entries;  // directory -> names at its last fsync
-  std::vector<std::string> events;                       // flushed paths, in order
-  // Called around each flush of a path under root; `before` may throw Crash (only for wal/).
-  std::function<void(const std::string& path)> before;
-  std::function<void(const std::string& path)> after;
-};
-Tracker* tracker = nullptr;
-
-std::string readAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-void writeFile(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string trackedPath(int fd) {
-  if (tracker == nullptr) return {};
-  char link[64];
-  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  char target[4096];
-  const ssize_t n = ::readlink(link, target, sizeof target - 1);
-  if (n <= 0) return {};
-  std::string path(target, static_cast<std::size_t>(n));
-  if (path.compare(0, tracker->root.size(), tracker->root) != 0) return {};
-  return path;
-}
-
-void recordFlush(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    std::set<std::string> names;
-    for (const auto& e : fs::directory_iterator(path, ec)) names.insert(e.path().filename().string());
-    tracker->entries[path] = std::move(names);
-  } else {
-    tracker->content[path] = readAll(path);
-  }
-  tracker->events.push_back(path);
-}
-
-int interposed(long call, int fd) {
-  const std::string path = trackedPath(fd);
-  if (!path.empty() && tracker->before) tracker->before(path);
-  const int rc = static_cast<int>(::syscall(call, fd));
-  if (rc == 0 && !path.empty() && tracker != nullptr) {
-    recordFlush(path);
-    if (tracker->after) tracker->after(path);
-  }
-  return rc;
-}
-
-}  // namespace
-
-extern "C" int fdatasync(int fd) { return interposed(SYS_fdatasync, fd); }
-extern "C" int fsync(int fd) { return interposed(SYS_fsync, fd); }
-
-namespace {
-
-struct Tracking {
-  Tracker t;
-  explicit Tracking(const std::string& root) {
-    t.root = fs::canonical(root).string();
-    tracker = &t;
-  }
-  ~Tracking() { tracker = nullptr; }
-};
-
-// The data directory after a power loss now: see the top of the file. `strictWalEntry`: wal/
-// survives only if the data directory was fsynced after it was made.
-void powerLossImage(const Tracker& t, const std::string& into, bool strictWalEntry = false) {
-  fs::create_directories(into);
-  if (auto mdb = t.content.find(t.root + "/data.mdb"); mdb != t.content.end()) writeFile(fs::path(into) / "data.mdb", mdb->second);
-  const auto rootEntries = t.entries.find(t.root);
-  if (strictWalEntry && (rootEntries == t.entries.end() || rootEntries->second.count("wal") == 0)) return;
-  fs::create_directories(fs::path(into) / "wal");
-  const auto walEntries = t.entries.find(t.root + "/wal");
-  if (walEntries == t.entries.end()) return;
-  for (const auto& name : walEntries->second) {
-    const auto bytes = t.content.find(t.root + "/wal/" + name);
-    writeFile(fs::path(into) / "wal" / name, bytes == t.content.end() ? std::string() : bytes->second);
-  }
-}
-
-// The data directory after kill -9 now: the files as they are.
-void killImage(const std::string& from, const std::string& into) {
-  fs::create_directories(fs::path(into) / "wal");
-  fs::copy_file(fs::path(from) / "data.mdb", fs::path(into) / "data.mdb");
-  for (const auto& e : fs::directory_iterator(fs::path(from) / "wal")) fs::copy_file(e.path(), fs::path(into) / "wal" / e.path().filename());
-}
+using warden::tests::FlushCrash;
+using warden::tests::killImage;
+using warden::tests::powerLossImage;
+using warden::tests::Tracking;
 
 const storage::EnvOptions kNoSync{std::size_t{1} << 26, 16, false};
 const storage::EnvOptions kSync{std::size_t{1} << 26, 16, true};
@@ -256,9 +153,9 @@ TEST_CASE("review7 an accept written but not flushed before a kill is acknowledg
     persist(store, {paxos::PromiseRecord{paxos::Ballot{3, 1}}});
     // The process is killed inside the accept's fdatasync: its batch is in the page cache only.
     tracking.t.before = [](const std::string& path) {
-      if (path.find("/wal/") != std::string::npos) throw Crash{};
+      if (path.find("/wal/") != std::string::npos) throw FlushCrash{};
     };
-    CHECK_THROWS_AS(persist(store, {accept(1)}), Crash);
+    CHECK_THROWS_AS(persist(store, {accept(1)}), FlushCrash);
     tracking.t.before = nullptr;
   }
   // The restarted process reads it back and votes as it says.
@@ -285,7 +182,7 @@ TEST_CASE("review7 an accept written but not flushed before a kill is acknowledg
   // Power loss.
   const std::string image = images.path() + "/power";
   powerLossImage(tracking.t, image);
-  tracker = nullptr;
+  warden::tests::stopTracking();
   storage::Env env(image, kNoSync);
   LmdbLogStore store(env);
   paxos::DurableState state;
@@ -308,7 +205,7 @@ TEST_CASE("review7 a power loss right after the first start keeps the wal direct
   }
   const std::string image = images.path() + "/power";
   powerLossImage(tracking.t, image, /*strictWalEntry=*/true);
-  tracker = nullptr;
+  warden::tests::stopTracking();
   CHECK(fs::exists(fs::path(image) / "wal"));
   storage::Env env(image, kNoSync);
   LmdbLogStore store(env);
@@ -421,7 +318,7 @@ TEST_CASE("review7 a newest segment whose header never reached the disk is a cra
   // startSegment's open(O_CREAT|O_TRUNC) + pwrite(header), and the power went before its
   // fdatasync: on a file system that may expose the new size before the data (ext4
   // data=writeback, for one), the file holds 32 zero bytes. No batch was ever written into it.
-  writeFile(fs::path(dir.path()) / "0000000000000002.wal", std::string(32, '\0'));
+  warden::tests::writeWholeFile((fs::path(dir.path()) / "0000000000000002.wal").string(), std::string(32, '\0'));
   std::vector<std::uint64_t> seqs;
   REQUIRE_NOTHROW(storage::Wal(dir.path(), id, 0, false,
                                [&](std::uint64_t, std::uint64_t seq, std::string_view) { seqs.push_back(seq); }, 64));

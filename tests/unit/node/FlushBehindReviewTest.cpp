@@ -2,117 +2,32 @@
 // duplication and flush-order schedules against ClusterOptions::flushBehind.
 //
 // Part 1 is storage: the write-ahead log written behind its flushes (LogStore::writeBehind) and
-// a power loss in the middle of a change of segment. A small crash-consistency harness (as in
-// tests/unit/WalReviewTest.cpp, which lives in another executable) interposes fdatasync() and
-// fsync(): each call passes through to the kernel and, while a tracker is installed, records what
-// it made durable under the tracked directory (a file's bytes, a directory's names). A power-loss
-// image is built from that record alone. With no tracker installed the calls only pass through.
+// a power loss in the middle of a change of segment, imaged with the crash-consistency harness
+// of tests/FlushTracker.h (interposed flushes: with no Tracking alive they only pass through).
 //
 // Part 2 is the node (NodeNet): the schedules tried against the held answers, kept as regression
 // tests.
 
 #include <catch2/catch.hpp>
 
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
-#include <set>
 
 #include "coordinator/LmdbLogStore.h"
 #include "coordinator/node/Frames.h"
 #include "coordinator/storage/Wal.h"
+#include "tests/FlushTracker.h"
 #include "tests/TempDir.h"
 #include "tests/unit/node/NodeNetHelpers.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-// ---- the crash-consistency harness --------------------------------------------------------------
-
-struct FlushTracker {
-  std::string root;                                      // canonical tracked directory
-  std::map<std::string, std::string> content;            // file -> bytes at its last flush
-  std::map<std::string, std::set<std::string>> entries;  // directory -> names at its last fsync
-  std::function<void(const std::string& path)> before;   // called before a flush of a tracked path
-  std::function<void(const std::string& path)> after;    // and after it
-};
-FlushTracker* flushTracker = nullptr;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-void spill(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string trackedPathOf(int fd) {
-  if (flushTracker == nullptr) return {};
-  char link[64];
-  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-  char target[4096];
-  const ssize_t n = ::readlink(link, target, sizeof target - 1);
-  if (n <= 0) return {};
-  std::string path(target, static_cast<std::size_t>(n));
-  if (path.compare(0, flushTracker->root.size(), flushTracker->root) != 0) return {};
-  return path;
-}
-
-int trackedFlush(long call, int fd) {
-  const std::string path = trackedPathOf(fd);
-  if (!path.empty() && flushTracker->before) flushTracker->before(path);
-  const int rc = static_cast<int>(::syscall(call, fd));
-  if (rc == 0 && !path.empty() && flushTracker != nullptr) {
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-      std::set<std::string> names;
-      for (const auto& e : fs::directory_iterator(path, ec)) names.insert(e.path().filename().string());
-      flushTracker->entries[path] = std::move(names);
-    } else {
-      flushTracker->content[path] = slurp(path);
-    }
-    if (flushTracker->after) flushTracker->after(path);
-  }
-  return rc;
-}
-
-}  // namespace
-
-extern "C" int fdatasync(int fd) { return trackedFlush(SYS_fdatasync, fd); }
-extern "C" int fsync(int fd) { return trackedFlush(SYS_fsync, fd); }
-
-namespace {
-
 using namespace warden::coordinator;
+using warden::tests::powerLossImage;
 using warden::tests::TempDir;
-
-struct Tracked {
-  FlushTracker t;
-  explicit Tracked(const std::string& root) {
-    t.root = fs::canonical(root).string();
-    flushTracker = &t;
-  }
-  ~Tracked() { flushTracker = nullptr; }
-};
-
-// The data directory after a power loss now: data.mdb and every file of wal/ as of its last
-// flush, wal/ holding the names present at its last fsync.
-void powerLossImage(const FlushTracker& t, const std::string& into) {
-  fs::create_directories(fs::path(into) / "wal");
-  if (auto mdb = t.content.find(t.root + "/data.mdb"); mdb != t.content.end()) spill(fs::path(into) / "data.mdb", mdb->second);
-  const auto names = t.entries.find(t.root + "/wal");
-  if (names == t.entries.end()) return;
-  for (const auto& name : names->second) {
-    const auto bytes = t.content.find(t.root + "/wal/" + name);
-    spill(fs::path(into) / "wal" / name, bytes == t.content.end() ? std::string() : bytes->second);
-  }
-}
+using warden::tests::Tracking;
 
 const storage::EnvOptions kSynced{std::size_t{1} << 26, 16, true};
 const storage::EnvOptions kUnsynced{std::size_t{1} << 26, 16, false};
@@ -157,7 +72,7 @@ TEST_CASE("flush-behind review: a power loss in a change of segment before the o
   const std::string image = images.path() + "/power";
   bool taken = false;
   {
-    Tracked tracking(dir.path());
+    Tracking tracking(dir.path());
     storage::Env env(dir.path(), kSynced);
     LmdbLogStore store(env, kTinySegments);
     (void)store.load();
@@ -204,7 +119,7 @@ TEST_CASE("flush-behind review: a power loss after any flush of a run written be
   std::vector<Image> taken;
   std::map<std::uint64_t, paxos::DurableState> byTicket;  // the records up to each ticket
   {
-    Tracked tracking(dir.path());
+    Tracking tracking(dir.path());
     storage::Env env(dir.path(), kSynced);
     LmdbLogStore store(env, 200);
     tracking.t.after = [&](const std::string&) {
