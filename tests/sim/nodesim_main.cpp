@@ -42,10 +42,6 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   if (bug == "no-pre-vote") return o.paxosBugs.noPreVote = true;
   if (bug == "push-unchosen") return o.paxosBugs.pushUnchosen = true;
   if (bug == "fast-read-without-lease") return o.nodeBugs.fastReadWithoutLease = true;
-  if (bug == "votes-before-flush") {
-    o.flushBehind = 1;
-    return o.nodeBugs.votesBeforeFlush = true;
-  }
   if (bug == "never-end-lock-delays") return o.nodeBugs.neverEndLockDelays = true;
   if (bug == "grant-everyone") return o.lockBugs.grantEveryone = true;
   if (bug == "requests-by-session") return o.lockBugs.requestsBySession = true;
@@ -86,7 +82,7 @@ int main(int argc, char** argv) {
                    "        rebuild-shares-catchup-timer|apply-past-deadline|refuse-on-deadline|\n"
                    "        rebuild-ignores-promises|skip-phase1|ignore-lease|no-pre-vote|catchup-by-count|\n"
                    "        grant-everyone|requests-by-session|token-per-lock-node|never-end-lock-delays|\n"
-                   "        fast-read-without-lease|push-unchosen|votes-before-flush   plants a fixed defect\n"
+                   "        fast-read-without-lease|push-unchosen   plants a fixed defect\n"
                    "  --skip-check NAME leaves a check out (agreement, linearizability, expiry-early, keepalive-late, liveness,\n"
                    "                    stable-leader, rebuild, frame-limit, lock-exclusive, lock-tokens, lock-fifo)\n"
                    "  --large-writes P  the share of writes with a large value (default 0.01; catchup-by-count sets 1)\n"
