@@ -17,10 +17,10 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "coordinator/Bytes.h"
 #include "coordinator/paxos/Ready.h"

@@ -2,12 +2,13 @@
 // What one call into a Replica produced. The caller must make `records` durable, then release
 // and send the messages, then apply `committed` in order. Persist-before-send is enforced by
 // the types: the messages come out only in exchange for a Persisted proof, and a Persisted is
-// made only by LogStore::persist over this very Ready.
+// made only by a LogStore over this very Ready, once its records are durable (persist, or
+// proofFor after a flush behind). The leader's Accepts alone may go first (releaseAccepts).
 
 #include <atomic>
 #include <cstdint>
-#include <optional>
 #include <iterator>
+#include <optional>
 #include <vector>
 
 #include "coordinator/paxos/Message.h"

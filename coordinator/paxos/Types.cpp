@@ -1,7 +1,7 @@
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <iterator>
-#include <cstdio>
 
 #include "coordinator/paxos/Message.h"
 #include "coordinator/paxos/Ready.h"

@@ -136,19 +136,6 @@ void Wal::useFile(int fd) {
   file_ = std::move(file);
 }
 
-void Wal::flushCurrentSegment() {
-  if (!sync_ || !file_) return;
-  std::uint64_t upTo = 0;
-  {
-    std::lock_guard lock(mutex_);
-    upTo = writtenSeq_;
-    if (upTo <= flushedSeq_) return;
-  }
-  if (::fdatasync(file_->fd) != 0) failErrno("fdatasync");
-  std::lock_guard lock(mutex_);
-  flushedSeq_ = std::max(flushedSeq_, upTo);
-}
-
 void Wal::flushWritten() {
   if (!sync_) return;
   std::shared_ptr<File> file;
@@ -245,7 +232,7 @@ void Wal::startSegment() {
   // covers the segment current when it began (flushWritten), and a power loss that kept a new
   // segment after an old one missing batches would leave a log that refuses to open (replay
   // sees a hole; found by the review of flush behind: FlushBehindReviewTest).
-  flushCurrentSegment();
+  flushWritten();
   // A torn segment with no intact batch has this very name: it is replaced, not listed twice
   // (listed twice, dropping the first entry would unlink the live file; review 7).
   if (!segments_.empty() && segments_.back().firstSeq == nextSeq_) segments_.pop_back();

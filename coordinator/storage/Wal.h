@@ -54,7 +54,7 @@ class Wal {
   std::uint64_t append(std::string_view payload, bool flush = true);
   // Makes every batch appended before the call durable. Safe from another thread while the
   // writer appends (a flush behind the writer's back): it flushes the segment current when it
-  // began, and a change of segment flushes the old one before it lets it go.
+  // began, and a change of segment flushes the old one before it begins the next.
   void flushWritten();
   // Deletes every segment but the current one for which `done(segment)` holds.
   void dropBefore(const std::function<bool(const Segment&)>& done);
@@ -81,7 +81,6 @@ class Wal {
   std::shared_ptr<File> file_;
   int fd() const { return file_ ? file_->fd : -1; }
   void useFile(int fd);  // makes `fd` the current segment's
-  void flushCurrentSegment();  // the writer's: before a change of segment
   std::mutex mutex_;              // file_ (its change), writtenSeq_, flushedSeq_
   std::uint64_t writtenSeq_ = 0;  // the last batch whose bytes are all in file_ (or before)
   std::uint64_t flushedSeq_ = 0;  // the last batch a flush made durable
