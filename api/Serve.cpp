@@ -93,7 +93,8 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
 
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
-  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "flush-behind", "max-connections", "read-timeout",
+  args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "flush-behind", "max-connections",
+              "read-timeout",
               "retained-slots", "retained-bytes", "apply-commit-delay-us", "max-sessions", "max-txn-nodes", "quota-bytes", "max-watchers",
               "watch-history-events", "watch-history-bytes", "watch-progress-ms", "test-bug", "test-encoding-version"});
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");

@@ -113,7 +113,8 @@ class NodeSim {
 
  private:
   enum class Kind {
-    Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck, LockStep,
+    Deliver, Wake, Turn, Restart, Resume, ClientStep, SessionStep, Fault, Heal, LateHeal, NemesisStep, RebuildCheck,
+    LockStep,
     Flushed  // a node's flush behind ends (`client`: the process that asked for it)
   };
   struct Event {

@@ -25,7 +25,9 @@ namespace warden::tests::sim {
 namespace detail {
 
 NodeSim::NodeSim(const NodeSimOptions& options)
-    : options_(options), rng_(options.seed * 7919 + options.replicas), flushRng_(options.seed * 104729 + options.replicas) {
+    : options_(options),
+      rng_(options.seed * 7919 + options.replicas),
+      flushRng_(options.seed * 104729 + options.replicas) {
   for (NodeId id = 1; id <= options_.replicas; ++id) {
     auto n = std::make_unique<SimNode>();
     n->id = id;

@@ -65,7 +65,8 @@ std::uint64_t writeBehind(paxos::LogStore& store, std::vector<paxos::Record> rec
 // returned, so the old segment was always whole when the next one was made. It stays down until
 // its disk is wiped (and then it rebuilds as a wiped member, one lost disk at a time assumed): a
 // power cut of the whole cluster during the rollovers of a majority stops the cluster.
-TEST_CASE("flush-behind review: a power loss in a change of segment before the old segment's flush leaves a log that refuses to open",
+TEST_CASE("flush-behind review: a power loss in a change of segment before the old "
+          "segment's flush leaves a log that refuses to open",
           "[flushbehind-review]") {
   TempDir dir;
   TempDir images;
@@ -108,7 +109,8 @@ TEST_CASE("flush-behind review: a power loss in a change of segment before the o
 // The same as a sweep: votes written behind, a flush now and then (the flusher), rollovers and
 // compactions; a power-loss image after every flush the store makes. Every image must open and
 // hold every record whose ticket was durable (whose answers could have left) when it was taken.
-TEST_CASE("flush-behind review: a power loss after any flush of a run written behind keeps every record whose answers could leave",
+TEST_CASE("flush-behind review: a power loss after any flush of a run written behind keeps "
+          "every record whose answers could leave",
           "[flushbehind-review]") {
   TempDir dir;
   TempDir images;
@@ -248,7 +250,8 @@ void voteHeldAtTwo(NodeNet& net, HeldVote& v, const std::string& path) {
 // acceptor already promised needs no new record, so its Promise would leave at once were it not
 // for the ticket of the last write: it must wait for the vote it reports. Crash before the flush:
 // the vote is gone and nothing ever said it existed.
-TEST_CASE("flush-behind review: a Promise to a late copy of the promised ballot's Prepare waits for the vote it reports",
+TEST_CASE("flush-behind review: a Promise to a late copy of the promised ballot's Prepare "
+          "waits for the vote it reports",
           "[flushbehind-review]") {
   for (const bool crashFirst : {false, true}) {
     INFO("crash before the flush: " << crashFirst);
@@ -288,7 +291,8 @@ TEST_CASE("flush-behind review: a Promise to a late copy of the promised ballot'
 // (1) A re-sent Accept finds the vote made already, in memory only: no record, and its answer
 // still waits for the first one's flush. With node 3 cut off, the write needs node 2's vote: it is
 // not acknowledged before that flush, and a crash that loses the vote costs only a resend.
-TEST_CASE("flush-behind review: an Accept re-sent before the vote's flush is answered only after it", "[flushbehind-review]") {
+TEST_CASE("flush-behind review: an Accept re-sent before the vote's flush is answered only "
+          "after it", "[flushbehind-review]") {
   NodeNet net(3, {}, flushBehindAllVote);
   elect(net, 1);
   net.take(all);
@@ -312,7 +316,8 @@ TEST_CASE("flush-behind review: an Accept re-sent before the vote's flush is ans
 
 // Flushes may end in any order: a later one covers every write before it. The answers then leave
 // in the order they were made, and the earlier flush's late end changes nothing.
-TEST_CASE("flush-behind review: flushes ending in reverse order release the held answers once, in order", "[flushbehind-review]") {
+TEST_CASE("flush-behind review: flushes ending in reverse order release the held answers "
+          "once, in order", "[flushbehind-review]") {
   NodeNet net(3, {}, flushBehindAllVote);
   elect(net, 1);
   net.take(all);
@@ -340,7 +345,8 @@ TEST_CASE("flush-behind review: flushes ending in reverse order release the held
 // gone, nothing said they existed, nothing was acknowledged, and the others go on consistently.
 // The flush first: the new leader learns the vote and chooses that value; the old leader's
 // client hears it was applied, once.
-TEST_CASE("flush-behind review: a leader deposed with its own vote unflushed promises it only once flushed", "[flushbehind-review]") {
+TEST_CASE("flush-behind review: a leader deposed with its own vote unflushed promises it "
+          "only once flushed", "[flushbehind-review]") {
   for (const bool powerLoss : {false, true}) {
     INFO("power loss before the flush: " << powerLoss);
     NodeNet net(3, {}, flushBehindAllVote);
@@ -380,7 +386,9 @@ TEST_CASE("flush-behind review: a leader deposed with its own vote unflushed pro
       REQUIRE(leader != 0);
       bool after = false;
       net.core(leader).submit(createCommand("/after"), [&](CommandResult r) { after = r.status == Status::Ok; });
-      net.runUntil({1, 2, 3}, all, [&] { return after && has(net, 1, "/after") && has(net, 2, "/after") && has(net, 3, "/after"); });
+      net.runUntil({1, 2, 3}, all, [&] {
+        return after && has(net, 1, "/after") && has(net, 2, "/after") && has(net, 3, "/after");
+      });
       REQUIRE(after);
       CHECK(answers == 0);  // the process that took the write is gone
       CHECK(has(net, 2, "/w") == has(net, 3, "/w"));
@@ -405,7 +413,8 @@ TEST_CASE("flush-behind review: a leader deposed with its own vote unflushed pro
 // (1) A follower that never promised the leader's ballot (cut off during the election) raises its
 // promise on the leader's heartbeat. The acknowledgement counts toward the leader's lease and read
 // rounds, so it waits for that promise's flush; a crash first loses the promise unseen.
-TEST_CASE("flush-behind review: a heartbeat's acknowledgement waits for the promise it raised", "[flushbehind-review]") {
+TEST_CASE("flush-behind review: a heartbeat's acknowledgement waits for the promise it "
+          "raised", "[flushbehind-review]") {
   NodeNet net(3, {}, flushBehindAllVote);
   auto cut3 = [](const Frame& f) { return f.to == 3 || f.from == 3; };
   net.runUntil({1, 2, 3}, all, [&] { return net.replica(1) && net.replica(2) && net.replica(3); }, none, 20);
@@ -435,7 +444,8 @@ TEST_CASE("flush-behind review: a heartbeat's acknowledgement waits for the prom
 // (3) Chosen slots are applied at once, even one this follower learned from its own unflushed
 // vote (its vote was not counted: the leader and node 3 chose it). A power loss then takes the
 // vote and maybe the apply; the restarted node learns the slot again and applies it once.
-TEST_CASE("flush-behind review: a follower applies a slot chosen without its unflushed vote and keeps it across a power loss",
+TEST_CASE("flush-behind review: a follower applies a slot chosen without its unflushed "
+          "vote and keeps it across a power loss",
           "[flushbehind-review]") {
   NodeNet net(3, {}, flushBehindAllVote);
   elect(net, 1);
@@ -443,7 +453,8 @@ TEST_CASE("flush-behind review: a follower applies a slot chosen without its unf
   HeldVote v;
   voteHeldAtTwo(net, v, "/w");
   // Node 3 votes and flushes; the leader chooses the slot with its own vote and node 3's.
-  net.runUntil({1, 2, 3}, [](const Frame& f) { return f.from != 2; }, [&] { return v.acked && has(net, 2, "/w"); }, none, 50);
+  net.runUntil(
+      {1, 2, 3}, [](const Frame& f) { return f.from != 2; }, [&] { return v.acked && has(net, 2, "/w"); }, none, 50);
   REQUIRE(v.acked);
   CHECK(has(net, 2, "/w"));  // applied from node 2's own, unflushed vote
   CHECK(inflightFrom<paxos::Accepted>(net, 2, 1) == 0);
