@@ -91,6 +91,13 @@ std::map<std::uint64_t, std::string> parseCluster(const std::string& text) {
   return members;
 }
 
+// A flag that is "on" (its default) or "off".
+bool onOff(const Args& args, const std::string& name) {
+  const std::string value = args.get(name, "on");
+  if (value != "on" && value != "off") throw UsageError("--" + name + " is on or off");
+  return value == "on";
+}
+
 ServeConfig parseConfig(const std::vector<std::string>& argv) {
   Args args(argv, {"dev", "help"});
   args.allow({"dev", "help", "id", "http", "data-dir", "cluster", "fsync", "flush-behind", "max-connections",
@@ -110,12 +117,8 @@ ServeConfig parseConfig(const std::vector<std::string>& argv) {
   parseAddress(config.http, "--http");
   config.dataDir = args.get("data-dir", config.dataDir);
   config.cluster = parseCluster(args.get("cluster", std::to_string(config.id) + "=127.0.0.1:7170"));
-  const std::string fsync = args.get("fsync", "on");
-  if (fsync != "on" && fsync != "off") throw UsageError("--fsync is on or off");
-  config.fsync = fsync == "on";
-  const std::string flushBehind = args.get("flush-behind", "on");
-  if (flushBehind != "on" && flushBehind != "off") throw UsageError("--flush-behind is on or off");
-  config.flushBehind = flushBehind == "on";
+  config.fsync = onOff(args, "fsync");
+  config.flushBehind = onOff(args, "flush-behind");
   config.limits.maxConnections = static_cast<std::size_t>(args.number("max-connections", 10'000, 1, 1'000'000));
   config.limits.readTimeoutSeconds = static_cast<unsigned>(args.number("read-timeout", 60, 1, 3600));
   config.retainedSlots = static_cast<std::uint64_t>(args.number("retained-slots", 10'000, 1, 100'000'000));

@@ -74,7 +74,7 @@ class Persisted {
 
 // Where a replica's acceptor state lives: LMDB in production, memory in the simulator.
 //
-// Records are made durable one of two ways. persist/persistAll write and sync before they return
+// Records are made durable one of two ways. persist writes and syncs before it returns
 // (a sync covers every write before it). writeBehind writes and returns a ticket, and a flush
 // asked for with flushBehind, which ends later (on a flusher thread, or the simulator's event),
 // makes them durable: durable() then reaches the ticket, and proofFor hands out the proofs.
@@ -88,15 +88,6 @@ class LogStore {
     writeCounted(ready.records);
     syncCounted();
     return Persisted(ready);
-  }
-
-  // The same for several Readies at once: one write, one sync. Their records are moved out.
-  std::vector<Persisted> persistAll(std::vector<Ready>& readies) {
-    writeCounted(takeRecords(readies));
-    syncCounted();
-    std::vector<Persisted> proofs;
-    for (const auto& ready : readies) proofs.push_back(Persisted(ready));
-    return proofs;
   }
 
   // Writes the Readies' records (moved out) without waiting for them to be durable. Returns the

@@ -49,6 +49,16 @@ bool plant(const std::string& bug, NodeSimOptions& o) {
   return false;
 }
 
+// Takes argv[i + 1] into `out` (1 for "on", 0 for "off"); false, and nothing taken, otherwise.
+bool onOffNext(int argc, char** argv, int& i, int& out) {
+  if (i + 1 >= argc) return false;
+  const std::string value = argv[i + 1];
+  if (value != "on" && value != "off") return false;
+  out = value == "on";
+  ++i;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,11 +79,8 @@ int main(int argc, char** argv) {
     else if (a == "--retained-bytes") retainedBytes = std::stoull(flagValue(argc, argv, i));
     else if (a == "--power-loss") powerLoss = std::stod(flagValue(argc, argv, i));
     else if (a == "--deposed-reads") deposedReads = true;
-    else if (a == "--thrifty" && i + 1 < argc && (std::string(argv[i + 1]) == "on" || std::string(argv[i + 1]) == "off"))
-      thrifty = std::string(argv[++i]) == "on";
-    else if (a == "--flush-behind" && i + 1 < argc &&
-             (std::string(argv[i + 1]) == "on" || std::string(argv[i + 1]) == "off"))
-      flushBehind = std::string(argv[++i]) == "on";
+    else if (a == "--thrifty" && onOffNext(argc, argv, i, thrifty)) continue;
+    else if (a == "--flush-behind" && onOffNext(argc, argv, i, flushBehind)) continue;
     else {
       std::fprintf(stderr,
                    "usage: warden_nodesim --seeds N [--first S] [--replicas 3|5|both] | --seed S [--replicas 3|5] [--trace]\n"

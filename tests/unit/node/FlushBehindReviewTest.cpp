@@ -210,10 +210,6 @@ std::vector<T> takeFrom(NodeNet& net, NodeId from, NodeId to) {
   return out;
 }
 
-bool has(NodeNet& net, NodeId id, const std::string& path) {
-  return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
 // Hands `frames` to `to`, one turn each.
 void hand(NodeNet& net, NodeId to, const std::vector<Frame>& frames) {
   for (const auto& f : frames) {

@@ -21,10 +21,6 @@ ClusterOptions::Bugs planted(bool votesBeforeFlush) {
 
 void flushBehind(NodeId, ClusterOptions& options) { options.flushBehind = true; }
 
-bool has(NodeNet& net, NodeId id, const std::string& path) {
-  return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
 bool cut3(const Frame& f) { return f.to == 3 || f.from == 3; }
 
 // Node 1 leads, node 3 is cut off, and `held` (1 or 2) flushes nothing until the test says so.

@@ -52,4 +52,9 @@ inline std::uint64_t revisionOf(NodeNet& net, NodeId id) {
   return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.revision(txn); });
 }
 
+// Whether a node's applied state holds `path`.
+inline bool has(NodeNet& net, NodeId id, const std::string& path) {
+  return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
+}
+
 }  // namespace warden::tests::node

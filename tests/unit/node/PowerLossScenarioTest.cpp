@@ -28,11 +28,6 @@ using namespace warden::tests::node;
 
 namespace {
 
-
-bool has(NodeNet& net, NodeId id, const std::string& path) {
-  return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
 std::optional<paxos::CatchupRequest> catchupRequest(const Frame& f) {
   auto m = f.paxos();
   if (!m) return std::nullopt;

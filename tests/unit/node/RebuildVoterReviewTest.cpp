@@ -20,11 +20,6 @@ using Kind = warden::coordinator::node::Frame;
 
 namespace {
 
-
-bool has(NodeNet& net, NodeId id, const std::string& path) {
-  return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
 // `n` writes through `leader`, one at a time, each acknowledged, with only `up` ticking (frames
 // to a node that is down are lost).
 void writeAll(NodeNet& net, NodeId leader, const std::string& prefix, int n, const std::vector<NodeId>& up) {
