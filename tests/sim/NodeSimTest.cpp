@@ -91,22 +91,28 @@ TEST_CASE("whole nodes keep every invariant under a few seeds") {
 TEST_CASE("whole nodes keep every invariant when large slots compact the log by bytes") {
   // retainedBytes below a few slots' worth (the production default is never reached here): the
   // log is compacted by bytes, so laggards and wiped members need snapshots more often. Seeds 1
-  // to 10 here (the sanitizer pass runs these), 11 to 30 below.
-  std::uint64_t snapshotsByBytes = 0, snapshotsBySlots = 0;
-  compactByBytes(1, 10, [&](NodeSimOptions options, const NodeSimResult& result) {
+  // to 3 here: the sanitizer pass runs this case, and its large values (100 to 900 KB, copied
+  // and page-faulted at every hop) make a run about seven times slower under ASan. Seeds 4 to 30
+  // below, in the normal pass only.
+  std::uint64_t snapshots = 0;
+  compactByBytes(1, 3, [&](NodeSimOptions, const NodeSimResult& result) { snapshots += result.snapshots; });
+  CHECK(snapshots > 0);
+}
+
+TEST_CASE("whole nodes keep every invariant when large slots compact the log by bytes under seeds 4 to 30") {
+  std::uint64_t snapshots = 0, snapshotsByBytes = 0, snapshotsBySlots = 0;
+  compactByBytes(4, 30, [&](NodeSimOptions options, const NodeSimResult& result) {
+    snapshots += result.snapshots;
+    if (options.seed > 13) return;
     snapshotsByBytes += result.snapshots;
     options.retainedBytes = 0;
     snapshotsBySlots += runNodeSimulation(options).snapshots;
   });
-  INFO("snapshots installed, seeds 1 to 10: " << snapshotsByBytes << " with the byte bound, " << snapshotsBySlots
+  INFO("snapshots installed, seeds 4 to 13: " << snapshotsByBytes << " with the byte bound, " << snapshotsBySlots
                                                 << " by slot count alone");
   CHECK(snapshotsByBytes > snapshotsBySlots);  // the byte bound really compacted
-}
-
-TEST_CASE("whole nodes keep every invariant when large slots compact the log by bytes under seeds 11 to 30") {
-  std::uint64_t snapshots = 0;
-  compactByBytes(11, 30, [&](NodeSimOptions, const NodeSimResult& result) { snapshots += result.snapshots; });
-  CHECK(snapshots > 20);  // laggards and wiped members really were sent snapshots (49 in these 40 runs)
+  INFO("snapshots installed, seeds 4 to 30: " << snapshots);
+  CHECK(snapshots > 20);  // laggards and wiped members really were sent snapshots
 }
 
 TEST_CASE("a whole-node seed replays exactly") {
