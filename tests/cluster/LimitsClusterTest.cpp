@@ -12,7 +12,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-json status(TestCluster& cluster, std::uint64_t id) { return cluster.request(id, "GET", "/v1/status").json(); }
 
 std::string deepPath(int depth) {
   std::string path;
@@ -43,7 +42,7 @@ TEST_CASE("a write touching more nodes than --max-txn-nodes gets 413 and changes
   CHECK(cluster.request(follower, "DELETE", "/v1/nodes/p0/p1?recursive").status == 204);
   CHECK(cluster.request(*leader, "DELETE", "/v1/nodes/p0?recursive").status == 204);
   REQUIRE(cluster.waitConverged());
-  for (std::uint64_t id = 1; id <= 3; ++id) CHECK(status(cluster, id)["storage"]["used_bytes"] == 0);
+  for (std::uint64_t id = 1; id <= 3; ++id) CHECK(cluster.status(id)["storage"]["used_bytes"] == 0);
 }
 
 TEST_CASE("a cluster at its quota refuses growing writes with 507 and takes reads and deletes") {
@@ -67,10 +66,10 @@ TEST_CASE("a cluster at its quota refuses growing writes with 507 and takes read
   REQUIRE(refused.status == 507);
   CHECK(refused.json()["error"] == "no_space");
   REQUIRE(cluster.waitConverged());
-  const json used = status(cluster, 1)["storage"];
+  const json used = cluster.status(1)["storage"];
   CHECK(used["quota_bytes"] == quota);
   CHECK(used["used_bytes"].get<std::uint64_t>() <= quota);
-  for (std::uint64_t id = 2; id <= 3; ++id) CHECK(status(cluster, id)["storage"] == used);
+  for (std::uint64_t id = 2; id <= 3; ++id) CHECK(cluster.status(id)["storage"] == used);
   CHECK_THAT(cluster.request(1, "GET", "/metrics").body, Catch::Contains("warden_storage_used_bytes " + used["used_bytes"].dump()));
 
   // Reads work; writes that do not grow the state work; deletes work and make room.

@@ -29,7 +29,6 @@ std::uint64_t other(std::uint64_t a, std::uint64_t b, std::size_t n) {
   return 0;
 }
 
-json status(TestCluster& cluster, std::uint64_t id) { return cluster.request(id, "GET", "/v1/status").json(); }
 
 // Writes through the leader, back to back, until stopped.
 class Load {
@@ -109,9 +108,9 @@ void healIsolatedFollowers(std::size_t size) {
   std::this_thread::sleep_for(milliseconds(3000));  // several of their election timeouts
   CHECK(load.waitMore(20));                         // the majority wrote on
   // Cut off, they raised no ballot: they never got a majority's pre-vote.
-  const auto leaderBefore = status(cluster, leader);
+  const auto leaderBefore = cluster.status(leader);
   for (auto id : away) {
-    const auto awayBefore = status(cluster, id);
+    const auto awayBefore = cluster.status(id);
     INFO("leader " << leaderBefore.dump() << "\naway " << awayBefore.dump());
     CHECK(parseBallot(awayBefore["ballot"]) <= parseBallot(leaderBefore["ballot"]));
   }
@@ -122,7 +121,7 @@ void healIsolatedFollowers(std::size_t size) {
   CHECK(load.waitMore(20));
   // Their return cost no election (compared with just before the heal: a slow machine may have
   // changed leaders during the partition for reasons of its own).
-  auto after = status(cluster, leaderBefore["leader"].get<std::uint64_t>());
+  auto after = cluster.status(leaderBefore["leader"].get<std::uint64_t>());
   CHECK(after["leader"] == leaderBefore["leader"]);
   CHECK(after["ballot"] == leaderBefore["ballot"]);
   load.stop();

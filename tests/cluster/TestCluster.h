@@ -54,6 +54,8 @@ class TestCluster {
   int httpPort(std::uint64_t id) const { return httpPort_.at(id); }
   api::HttpResponse request(std::uint64_t id, const std::string& method, const std::string& target,
                             const std::string& body = {}, int timeoutMs = 8000);
+  // GET /v1/status of node `id`, its body parsed (a JSON null when it does not answer).
+  nlohmann::ordered_json status(std::uint64_t id) { return request(id, "GET", "/v1/status").json(); }
   // The leader the running nodes agree on, waiting up to `timeoutMs`; empty if none.
   std::optional<std::uint64_t> waitForLeader(int timeoutMs = 30000, std::set<std::uint64_t> among = {});
   // The whole namespace as one node holds it (a stale read of the recursive root).

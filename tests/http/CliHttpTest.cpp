@@ -38,7 +38,6 @@ bool isHexKey(const std::string& key) {
   return key.size() == 32 && key.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-const std::string kUnavailable = FakeServer::reply(503, R"({"error":"no_quorum","message":"no leader"})");
 
 }  // namespace
 
@@ -189,7 +188,7 @@ TEST_CASE("a malformed reply ends in one error line and exit 3, never a crash") 
 
 TEST_CASE("the CLI moves on from 503 and unreachable nodes and repeats a write under one Idempotency-Key") {
   TestServer server;
-  FakeServer unavailable([](const FakeServer::Request&) { return kUnavailable; });
+  FakeServer unavailable([](const FakeServer::Request&) { return FakeServer::noLeader(); });
   const std::string dead = deadEndpoint();
 
   auto put = cli(unavailable.endpoint() + "," + dead + "," + server.endpoint(), {"put", "/k", "v", "--create"});
@@ -202,7 +201,7 @@ TEST_CASE("the CLI moves on from 503 and unreachable nodes and repeats a write u
 
   // Nowhere to go: every attempt (each endpoint twice) carries the same key; the error names
   // every endpoint tried.
-  FakeServer other([](const FakeServer::Request&) { return kUnavailable; });
+  FakeServer other([](const FakeServer::Request&) { return FakeServer::noLeader(); });
   auto failed = cli(unavailable.endpoint() + "," + other.endpoint() + "," + dead, {"create", "/j-", "--sequential"});
   CHECK(failed.exitCode == 3);
   requireOneErrorLine(failed);
@@ -242,7 +241,7 @@ TEST_CASE("a write whose connection broke mid-exchange is repeated elsewhere onl
   CHECK(hangUp.requests().back().header("idempotency-key") == "0123456789abcdef0123456789abcdef");
 
   // Without failoverOnUnavailable a 503 is the answer (the tests' own clients see it as it is).
-  FakeServer unavailable([](const FakeServer::Request&) { return kUnavailable; });
+  FakeServer unavailable([](const FakeServer::Request&) { return FakeServer::noLeader(); });
   warden::api::HttpClient strict({unavailable.endpoint(), server.endpoint()});
   CHECK(strict.request("GET", "/v1/nodes/once").status == 503);
 
@@ -251,7 +250,7 @@ TEST_CASE("a write whose connection broke mid-exchange is repeated elsewhere onl
   warden::api::HttpClient failover({unavailable.endpoint(), server.endpoint()}, 5s,
                                    warden::api::RetryPolicy{.failoverOnUnavailable = true});
   CHECK(failover.request("GET", "/v1/nodes/once").status == 200);
-  FakeServer other([](const FakeServer::Request&) { return kUnavailable; });
+  FakeServer other([](const FakeServer::Request&) { return FakeServer::noLeader(); });
   warden::api::HttpClient stuck({unavailable.endpoint(), other.endpoint()}, 5s,
                                 warden::api::RetryPolicy{.failoverOnUnavailable = true});
   auto last = stuck.request("GET", "/v1/nodes/once");
@@ -261,7 +260,7 @@ TEST_CASE("a write whose connection broke mid-exchange is repeated elsewhere onl
 
 TEST_CASE("session keepalive --every keeps going through 503s and a restart until the session is gone") {
   TestServer server;
-  FakeServer unavailable([](const FakeServer::Request&) { return kUnavailable; });
+  FakeServer unavailable([](const FakeServer::Request&) { return FakeServer::noLeader(); });
   auto created = cli(server.endpoint(), {"session", "create", "--ttl", "6000"});
   REQUIRE(created.exitCode == 0);
   const std::string id = created.out.substr(0, 16);

@@ -19,7 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kUnavailable = FakeServer::reply(503, R"({"error":"no_quorum","message":"no leader"})");
 
 // `warden watch ...` in the background.
 class Background : public BackgroundWarden {
@@ -121,7 +120,7 @@ TEST_CASE("warden watch goes on at the next endpoint with the same since: nothin
   const std::uint64_t r = std::stoull(since);
 
   // The first endpoint is dead, or answers 503: the long-polls go to the live one.
-  FakeServer unavailable([](const FakeServer::Request&) { return kUnavailable; });
+  FakeServer unavailable([](const FakeServer::Request&) { return FakeServer::noLeader(); });
   Background pastDead(
       {"watch", "/cfg", "-r", "--since", since, "--count", "6", "--endpoints", deadEndpoint() + "," + ep});
   Background past503({"watch", "/cfg", "-r", "--since", since, "--count", "6", "--endpoints",

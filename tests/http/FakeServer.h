@@ -39,6 +39,8 @@ class FakeServer {
   // A response with a JSON body, "Connection: close" and an X-Warden-Revision header (unless
   // `revision` is empty).
   static std::string reply(unsigned status, const std::string& body, const std::string& revision = "1");
+  // A 503 no_quorum ("no leader"), as a node without a leader answers.
+  static std::string noLeader() { return reply(503, R"({"error":"no_quorum","message":"no leader"})"); }
 
  private:
   void serve();

@@ -89,11 +89,6 @@ std::vector<std::string> with(const std::string& endpoint, std::vector<std::stri
   return args;
 }
 
-std::string newSession(TestServer& server, int ttlMs = 60000) {
-  auto r = server.request("POST", "/v1/sessions", json{{"ttl_ms", ttlMs}}.dump());
-  REQUIRE(r.status == 201);
-  return r.json()["id"];
-}
 
 json sessions(TestServer& server) { return server.request("GET", "/v1/sessions").json()["sessions"]; }
 
@@ -254,7 +249,7 @@ TEST_CASE("warden lock stops CMD when no keepalive is acknowledged within 4/5 of
 TEST_CASE("warden lock and elect --wait give up with exit 5 and leave nothing queued") {
   TestServer server;
   const std::string ep = server.endpoint();
-  const std::string holder = newSession(server);
+  const std::string holder = server.newSession();
   REQUIRE(server.request("POST", "/v1/locks/db/acquire", json{{"session", holder}}.dump()).status == 200);
   const auto started = Clock::now();
   auto late = cli(ep, {"lock", "db", "--wait", "300", "--", "true"});
@@ -288,7 +283,7 @@ TEST_CASE("signals to warden lock reach CMD whose status is passed through and b
   CHECK(sessions(server).empty());
 
   // Waiting for a lock someone else holds: SIGTERM ends the wait, and the session goes with it.
-  const std::string holder = newSession(server);
+  const std::string holder = server.newSession();
   REQUIRE(server.request("POST", "/v1/locks/sig/acquire", json{{"session", holder}}.dump()).status == 200);
   Running waiting(with(ep, {"lock", "sig", "--", "true"}));
   REQUIRE(waitFor([&] { return lockState(server, "sig")["waiters"].size() == 1; }, 10s));
@@ -359,7 +354,7 @@ TEST_CASE("lock-info shows a lock's holders and waiters and locks lists the lock
   CHECK(empty.out == "");
   CHECK(cli(ep, {"lock-info", "db"}).out == "db: 0 holders, 0 waiting\n");
 
-  const std::string a = newSession(server), b = newSession(server);
+  const std::string a = server.newSession(), b = server.newSession();
   REQUIRE(server.request("POST", "/v1/locks/db/acquire", json{{"session", a}, {"owner", "host-a"}}.dump()).status ==
           200);
   REQUIRE(server.request("POST", "/v1/locks/cache/acquire", json{{"session", a}, {"mode", "shared"}}.dump()).status ==

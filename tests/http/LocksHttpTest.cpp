@@ -18,11 +18,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::string newSession(TestServer& server, int ttlMs = 60000) {
-  auto r = server.request("POST", "/v1/sessions", json{{"ttl_ms", ttlMs}}.dump());
-  REQUIRE(r.status == 201);
-  return r.json()["id"];
-}
 
 warden::api::HttpResponse acquire(TestServer& server, const std::string& name, const std::string& session, int waitMs = 0,
                                   const std::string& mode = "exclusive") {
@@ -36,7 +31,7 @@ warden::api::HttpResponse acquire(TestServer& server, const std::string& name, c
 
 TEST_CASE("a lock is acquired, checked, released by its token, and its tokens increase") {
   TestServer server;
-  const std::string a = newSession(server), b = newSession(server);
+  const std::string a = server.newSession(), b = server.newSession();
   auto first = acquire(server, "db", a);
   REQUIRE(first.status == 200);
   const std::uint64_t token = first.json()["token"];
@@ -64,7 +59,7 @@ TEST_CASE("a lock is acquired, checked, released by its token, and its tokens in
 
 TEST_CASE("a release wakes the next waiter only, and a waiter whose wait ends leaves the queue") {
   TestServer server;
-  const std::string a = newSession(server), b = newSession(server), c = newSession(server), d = newSession(server);
+  const std::string a = server.newSession(), b = server.newSession(), c = server.newSession(), d = server.newSession();
   const std::uint64_t token = acquire(server, "q", a).json()["token"];
   // Queued in a known order: C is sent only once B is seen waiting (not after a sleep, which a
   // slow machine may outlast).
@@ -97,7 +92,7 @@ TEST_CASE("a release wakes the next waiter only, and a waiter whose wait ends le
 
 TEST_CASE("shared holders share the lock and an exclusive request waits for them") {
   TestServer server;
-  const std::string a = newSession(server), b = newSession(server), c = newSession(server);
+  const std::string a = server.newSession(), b = server.newSession(), c = server.newSession();
   REQUIRE(acquire(server, "r", a, 0, "shared").status == 200);
   REQUIRE(acquire(server, "r", b, 0, "shared").status == 200);
   requireError(acquire(server, "r", c, 0, "exclusive"), 409, "locked");
@@ -106,7 +101,7 @@ TEST_CASE("shared holders share the lock and an exclusive request waits for them
 
 TEST_CASE("a session's close releases its lock to the next waiter at once") {
   TestServer server;
-  const std::string a = newSession(server), b = newSession(server);
+  const std::string a = server.newSession(), b = server.newSession();
   const std::uint64_t token = acquire(server, "s", a).json()["token"];
   auto waitB = std::async(std::launch::async, [&] { return acquire(server, "s", b, 10000); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -119,7 +114,7 @@ TEST_CASE("a session's close releases its lock to the next waiter at once") {
 
 TEST_CASE("GET with index blocks until the lock changes") {
   TestServer server;
-  const std::string a = newSession(server);
+  const std::string a = server.newSession();
   auto first = acquire(server, "i", a);
   const std::uint64_t revision = *first.revision;
   auto blocked = std::async(std::launch::async, [&] {
@@ -136,7 +131,7 @@ TEST_CASE("GET with index blocks until the lock changes") {
 
 TEST_CASE("a release or resign repeated under its Idempotency-Key gets its first answer") {
   TestServer server;
-  const std::string a = newSession(server);
+  const std::string a = server.newSession();
   auto granted = acquire(server, "db", a);
   REQUIRE(granted.status == 200);
   const std::uint64_t token = granted.json()["token"];
@@ -171,7 +166,7 @@ TEST_CASE("a release or resign repeated under its Idempotency-Key gets its first
 
 TEST_CASE("bad lock requests are refused and change nothing") {
   TestServer server;
-  const std::string a = newSession(server);
+  const std::string a = server.newSession();
   requireError(server.request("POST", "/v1/locks/x/acquire", "{}"), 400, "invalid_argument");
   requireError(server.request("POST", "/v1/locks/x/acquire", json{{"session", "zz"}}.dump()), 400, "invalid_argument");
   requireError(server.request("POST", "/v1/locks/x/acquire", json{{"session", a}, {"mode", "odd"}}.dump()), 400, "invalid_argument");
@@ -188,7 +183,7 @@ TEST_CASE("bad lock requests are refused and change nothing") {
 
 TEST_CASE("an election: the first campaign leads, the next waits (202) and leads once the leader resigns") {
   TestServer server;
-  const std::string a = newSession(server), b = newSession(server);
+  const std::string a = server.newSession(), b = server.newSession();
   auto first = server.request("POST", "/v1/elections/svc/campaign", json{{"session", a}, {"value", "a:1"}}.dump());
   REQUIRE(first.status == 200);
   CHECK(first.json()["leader"] == true);
@@ -222,11 +217,11 @@ TEST_CASE("an election: the first campaign leads, the next waits (202) and leads
 
 TEST_CASE("a waiter gets a lock whose holder expired with a lock-delay only once the delay is over") {
   TestServer server;
-  const std::string next = newSession(server);
+  const std::string next = server.newSession();
   // Before the holder's session is created: its ttl, then the delay, count from later than this,
   // so no grant can come sooner than 2.5 s after it, however slow the machine.
   const auto start = std::chrono::steady_clock::now();
-  const std::string holder = newSession(server, 1000);
+  const std::string holder = server.newSession(1000);
   warden::api::HttpClient client({server.endpoint()});
   auto first = client.send({"POST", "/v1/locks/ld/acquire", json{{"session", holder}, {"lock_delay_ms", 1500}}.dump(), "application/json", {}});
   REQUIRE(first.status == 200);
@@ -243,7 +238,7 @@ TEST_CASE("a waiter gets a lock whose holder expired with a lock-delay only once
 
 TEST_CASE("a waiter whose client hangs up leaves the queue at once, and a pipelined or patient client is not taken for one") {
   TestServer server;
-  const std::string holder = newSession(server), quitter = newSession(server), patient = newSession(server);
+  const std::string holder = server.newSession(), quitter = server.newSession(), patient = server.newSession();
   auto held = acquire(server, "hang", holder);
   REQUIRE(held.status == 200);
   auto waiters = [&] { return server.request("GET", "/v1/locks/hang").json()["waiters"].size(); };

@@ -352,4 +352,10 @@ api::HttpResponse TestServer::request(const std::string& method, const std::stri
   return client_->request(method, target, body);
 }
 
+std::string TestServer::newSession(int ttlMs) {
+  auto r = request("POST", "/v1/sessions", nlohmann::json{{"ttl_ms", ttlMs}}.dump());
+  REQUIRE(r.status == 201);
+  return r.json()["id"];
+}
+
 }  // namespace warden::tests

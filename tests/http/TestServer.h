@@ -40,6 +40,8 @@ class TestServer {
 
   // A keep-alive client bound to this server.
   api::HttpResponse request(const std::string& method, const std::string& target, const std::string& body = {});
+  // POST /v1/sessions with `ttlMs`; the new session's id (fails the test unless 201).
+  std::string newSession(int ttlMs = 60000);
 
  private:
   void stopAll();  // every process this server started: its own and its cluster members'

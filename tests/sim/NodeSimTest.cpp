@@ -55,13 +55,13 @@ void compactByBytes(std::uint64_t first, std::uint64_t last,
   }
 }
 
-struct Caught {
+struct NodeCaught {
   std::uint64_t seed;
   std::string check;
 };
 
 // The first run, up to `limit` seeds (3 and 5 nodes each), in which the planted defect is caught.
-std::optional<Caught> firstCaught(const std::function<void(NodeSimOptions&)>& plant, std::uint64_t limit) {
+std::optional<NodeCaught> firstCaught(const std::function<void(NodeSimOptions&)>& plant, std::uint64_t limit) {
   for (std::uint64_t seed = 1; seed <= limit; ++seed) {
     for (std::size_t replicas : {3, 5}) {
       NodeSimOptions options;
@@ -69,7 +69,7 @@ std::optional<Caught> firstCaught(const std::function<void(NodeSimOptions&)>& pl
       options.replicas = replicas;
       plant(options);
       const NodeSimResult result = runNodeSimulation(options);
-      if (!result.ok) return Caught{seed, result.check};
+      if (!result.ok) return NodeCaught{seed, result.check};
     }
   }
   return std::nullopt;

@@ -1,7 +1,7 @@
 #pragma once
-// Helpers of the review-6 schedules (LazyApplyReview2Test.cpp, LazyApplyReview2HistoryTest.cpp):
-// a 3-node net whose applies commit only when the code forces them, and writes and reads driven
-// through it.
+// Helpers of the review-5 and review-6 schedules (LazyApplyReviewTest.cpp, LazyApplyReview2Test.cpp,
+// LazyApplyReview2HistoryTest.cpp): a 3-node net whose applies commit only when the code forces
+// them, and writes and reads driven through it.
 
 #include <catch2/catch.hpp>
 

@@ -4,7 +4,7 @@
 //
 // Each test is a schedule that tries to make a reader, a keeper, a snapshot or a power loss act
 // on a state lacking an applied-but-uncommitted entry that some client was already told about.
-// The commit delay is long (kCommitDelayUs, or "never" for practical purposes) so that only the
+// The commit delay is long (kNeverUs: "never" for practical purposes) so that only the
 // commits the code forces (read barriers, Visible answers, acceptor records carrying the apply,
 // snapshots, shutdown) make the apply visible. All of them pass on b6e8d0b (no [!mayfail]).
 
@@ -13,30 +13,12 @@
 #include <optional>
 #include <set>
 
-#include "tests/unit/node/NodeNetHelpers.h"
+#include "tests/unit/node/LazyApplyReview2.h"
 
 using namespace warden::tests::node;
+using namespace warden::tests::node::review6;  // lazyNet, visible, committedApplied, readSees
 
 namespace {
-
-constexpr std::uint64_t kCommitDelayUs = 200'000;       // 20 of NodeNet's steps
-constexpr std::uint64_t kNeverUs = 3'600'000'000;        // an hour: only forced commits happen
-
-
-bool visible(NodeNet& net, NodeId id, const std::string& path) {
-  return net.read(id, [&](const StateMachine& sm, auto& txn) { return sm.tree().get(txn, path).has_value(); });
-}
-
-std::uint64_t committedApplied(NodeNet& net, NodeId id) {
-  return net.read(id, [](const StateMachine& sm, auto& txn) { return sm.appliedIndex(txn); });
-}
-
-NodeNet lazyNet(std::uint64_t delayUs = kCommitDelayUs, NodeNet::Tune more = {}) {
-  return NodeNet(3, {}, [=](NodeId id, ClusterOptions& o) {
-    o.applyCommitDelayUs = delayUs;
-    if (more) more(id, o);
-  });
-}
 
 // Submits `path` at `at`, answered as soon as applied; runs `ticking` until answered. Returns
 // whether the write was visible (committed) at `at` when answered; the caller decides whether
@@ -53,17 +35,6 @@ bool writeApplied(NodeNet& net, NodeId at, const std::string& path, const std::v
   REQUIRE(result);
   REQUIRE(result->status == Status::Ok);
   return visibleAtAnswer;
-}
-
-// A read barrier at `at`, begun now; whether the state it releases holds `path`.
-std::optional<bool> readSees(NodeNet& net, NodeId at, const std::string& path,
-                             const std::vector<NodeId>& ticking = {1, 2, 3}) {
-  std::optional<bool> seen;
-  net.core(at).readBarrier([&](Status s) {
-    if (s == Status::Ok) seen = visible(net, at, path);
-  });
-  net.runUntil(ticking, all, [&] { return seen.has_value(); }, none, 300);
-  return seen;
 }
 
 // The driver-free lease read of `id` would be wrong right now: it would answer from a state
