@@ -24,7 +24,9 @@ nlohmann::ordered_json HttpResponse::json() const {
   return parsed.is_discarded() ? nlohmann::ordered_json(nullptr) : parsed;
 }
 
-namespace {
+// Named, not anonymous: HttpClient::Impl holds Endpoints, and in a unity build (a file included
+// into another) GCC warns of a member whose type has internal linkage.
+namespace endpoint {
 
 struct Endpoint {
   std::string host;
@@ -43,7 +45,10 @@ Endpoint parseEndpoint(const std::string& text) {
   return Endpoint{rest.substr(0, colon), rest.substr(colon + 1), text};
 }
 
-}  // namespace
+}  // namespace endpoint
+
+using endpoint::Endpoint;
+using endpoint::parseEndpoint;
 
 struct HttpClient::Impl {
   net::io_context ioc;
