@@ -12,7 +12,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-
 std::string deepPath(int depth) {
   std::string path;
   for (int i = 0; i < depth; ++i) path += "/p" + std::to_string(i);

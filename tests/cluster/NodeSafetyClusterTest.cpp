@@ -29,7 +29,6 @@ std::uint64_t other(std::uint64_t a, std::uint64_t b, std::size_t n) {
   return 0;
 }
 
-
 // Writes through the leader, back to back, until stopped.
 class Load {
  public:

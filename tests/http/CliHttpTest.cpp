@@ -38,7 +38,6 @@ bool isHexKey(const std::string& key) {
   return key.size() == 32 && key.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-
 }  // namespace
 
 TEST_CASE("a boolean flag given =false is off: rm --recursive=false keeps the subtree") {

@@ -19,7 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-
 // `warden watch ...` in the background.
 class Background : public BackgroundWarden {
  public:

@@ -89,7 +89,6 @@ std::vector<std::string> with(const std::string& endpoint, std::vector<std::stri
   return args;
 }
 
-
 json sessions(TestServer& server) { return server.request("GET", "/v1/sessions").json()["sessions"]; }
 
 json lockState(TestServer& server, const std::string& name) {

@@ -18,7 +18,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-
 warden::api::HttpResponse acquire(TestServer& server, const std::string& name, const std::string& session, int waitMs = 0,
                                   const std::string& mode = "exclusive") {
   warden::api::HttpClient client({server.endpoint()});

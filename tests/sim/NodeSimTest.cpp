@@ -92,7 +92,7 @@ TEST_CASE("whole nodes keep every invariant when large slots compact the log by 
   // retainedBytes below a few slots' worth (the production default is never reached here): the
   // log is compacted by bytes, so laggards and wiped members need snapshots more often. Seeds 1
   // to 3 here: the sanitizer pass runs this case, and its large values (100 to 900 KB, copied
-  // and page-faulted at every hop) make a run about seven times slower under ASan. Seeds 4 to 30
+  // and page-faulted at every hop) make a run about nine times slower under ASan. Seeds 4 to 30
   // below, in the normal pass only.
   std::uint64_t snapshots = 0;
   compactByBytes(1, 3, [&](NodeSimOptions, const NodeSimResult& result) { snapshots += result.snapshots; });
