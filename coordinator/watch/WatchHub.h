@@ -86,8 +86,9 @@ class WatchHub {
  private:
   void remove(Watcher* watcher);
   // The watchers an event concerns, by path (never a scan of them all).
-  template <typename Visit>
-  void forEachMatching(const Event& e, Visit visit);
+  // `e`: an Event or an EventView (its type and path).
+  template <typename AnEvent, typename Visit>
+  void forEachMatching(const AnEvent& e, Visit visit);
   void runWakes();
   void runTimers();
 
