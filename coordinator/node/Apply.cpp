@@ -16,8 +16,6 @@ namespace {
 
 // A write's deadline at most this far ahead of applied time is honoured (see applyInto()).
 constexpr std::uint64_t kMaxDeadlineAheadMs = 10 * 60 * 1000;
-// The most events whose storage one apply hands on to the next (finishApply()).
-constexpr std::size_t kMaxRecycledEvents = 16 * 1024;
 
 }  // namespace
 
@@ -181,17 +179,6 @@ void NodeCore::finishApply() {
     r.status = Status::NoQuorum;
     r.message = "not applied: no leader with a majority committed it within " + std::to_string(options_.writeTimeoutMs) + " ms";
     finishWrite(requestId, std::move(r));
-  }
-  // The next apply's events go into this one's storage (the hook moved the events out). Grown
-  // afresh each time, by doubling to a thousand events and more under load, the vector left
-  // large holes in the heap that glibc's malloc then searched and split: the throughput of
-  // puts fell by a fifth within half a minute of load (measured, issue 14). A burst's storage
-  // is not kept.
-  std::vector<watch::Event>& next = applyOutcome_.applied.events;
-  if (next.empty() && done.applied.events.capacity() > next.capacity() &&
-      done.applied.events.capacity() <= kMaxRecycledEvents) {
-    done.applied.events.clear();
-    next.swap(done.applied.events);
   }
 }
 

@@ -62,8 +62,8 @@ void WatchHub::remove(Watcher* watcher) {
   count_--;
 }
 
-template <typename AnEvent, typename Visit>
-void WatchHub::forEachMatching(const AnEvent& e, Visit visit) {
+template <typename Visit>
+void WatchHub::forEachMatching(const Event& e, Visit visit) {
   auto take = [&](const Index& index, std::string_view key) {
     auto it = index.find(key);
     if (it == index.end()) return;
@@ -99,15 +99,17 @@ void WatchHub::applied(Applied& applied) {
       history_.add(applied);
     } else {
       for (const Event& e : applied.events) forEachMatching(e, due);
+      std::vector<Event> dropped;
+      history_.add(applied, &dropped);
       // Pushed out before a watcher it concerns read it: that watcher cannot be complete.
-      history_.add(applied, [&](const EventView& e) {
+      for (const Event& e : dropped) {
         forEachMatching(e, [&](Watcher* w) {
           if (w->cursor_ < e.revision && !w->lost_) {
             w->lost_ = true;
             due(w);
           }
         });
-      });
+      }
     }
   }
   wakeDue_.notify_one();

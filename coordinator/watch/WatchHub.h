@@ -86,9 +86,8 @@ class WatchHub {
  private:
   void remove(Watcher* watcher);
   // The watchers an event concerns, by path (never a scan of them all).
-  // `e`: an Event or an EventView (its type and path).
-  template <typename AnEvent, typename Visit>
-  void forEachMatching(const AnEvent& e, Visit visit);
+  template <typename Visit>
+  void forEachMatching(const Event& e, Visit visit);
   void runWakes();
   void runTimers();
 

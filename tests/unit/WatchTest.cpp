@@ -139,42 +139,6 @@ TEST_CASE("the history is bounded in bytes too, keeping at least the newest revi
   CHECK(history.read(Filter{"/k", false}, 10, 100, 1 << 20).events.size() == 1);
 }
 
-TEST_CASE("the history keeps many revisions an apply, trims inside one, and reads across applies") {
-  // Kept packed, an apply's events in one buffer: a trim may end inside an apply's, and a read
-  // may start there and cross into the next apply's.
-  watch::History history({.events = 5, .bytes = 1 << 20}, 0);
-  Event first = event(EventType::Created, "/p/a", 1, "one");
-  first.stat.version = 7;
-  auto one = applied(2, {first, event(EventType::Created, "/p/b", 1, "two"), event(EventType::Changed, "/p", 2, "p")});
-  history.add(one);
-  std::vector<std::string> dropped;
-  auto two = applied(5, {event(EventType::Changed, "/p/a", 3, "three"), event(EventType::Deleted, "/p/b", 4),
-                         event(EventType::Changed, "/q", 4, "q"), event(EventType::Created, "/p/c", 5, "five")});
-  history.add(two, [&](const watch::EventView& e) {
-    dropped.push_back(std::to_string(e.revision) + " " + watch::typeName(e.type) + " " + std::string(e.path));
-  });
-  // 7 events against 5: revision 1 went whole (both its events), revision 2 stayed.
-  CHECK(dropped == std::vector<std::string>{"1 created /p/a", "1 created /p/b"});
-  CHECK(history.floor() == 1);
-  auto page = history.read(Filter{"/", true}, 1, 2, 1 << 20);
-  CHECK(describe(page.events) == std::vector<std::string>{"2 changed /p", "3 changed /p/a"});
-  CHECK(page.upTo == 3);
-  CHECK(page.events[0].data == "p");
-  CHECK(page.events[1].data == "three");
-  page = history.read(Filter{"/p", false}, 3, 100, 1 << 20);
-  // /p's children changed at 4 (one deleted) and 5 (one created); /q is none of its business.
-  CHECK(describe(page.events) == std::vector<std::string>{"4 children /p", "5 children /p"});
-  CHECK(page.upTo == 5);
-  page = history.read(Filter{"/p/c", false}, 4, 100, 1 << 20);
-  REQUIRE(page.events.size() == 1);
-  CHECK(page.events[0].data == "five");
-  // A stat comes back as it went in.
-  watch::History keeps({.events = 100, .bytes = 1 << 20}, 0);
-  auto three = applied(1, {first});
-  keeps.add(three);
-  CHECK(keeps.read(Filter{"/p/a", false}, 0, 100, 1 << 20).events == std::vector<Event>{first});
-}
-
 namespace {
 // Counts a watcher's wakes (they come on the hub's thread).
 struct Counter {
