@@ -15,6 +15,7 @@
 #include "api/Base64.h"
 #include "api/CliLock.h"
 #include "api/CliReply.h"
+#include "api/CliRequest.h"
 #include "api/CliWatch.h"
 #include "api/HttpClient.h"
 #include "api/SubtreeDelete.h"
@@ -94,6 +95,7 @@ ExitCode exitCodeForStatus(unsigned status) {
 namespace {
 
 using namespace clireply;
+using namespace clirequest;
 
 constexpr const char* kDefaultEndpoints =
     "http://127.0.0.1:7070,http://127.0.0.1:7001,http://127.0.0.1:7002,http://127.0.0.1:7003";
@@ -427,14 +429,6 @@ class Cli {
     }
     return 0;
   }
-
-  // An argument that goes into a JSON string: it must be UTF-8 text.
-  static const std::string& textArgument(const char* what, const std::string& value) {
-    if (!coordinator::isValidUtf8(value)) throw UsageError(std::string(what) + " must be UTF-8 text");
-    return value;
-  }
-
-  std::string sessionTarget(const std::string& id) { return "/v1/sessions/" + percentEncodePath(id); }
 
   void printSession(const json& s) {
     const std::string name = text(s, "name");

@@ -21,6 +21,7 @@
 #include "api/CliLockParts.h"
 #include "api/CliLockWorkers.h"
 #include "api/CliReply.h"
+#include "api/CliRequest.h"
 #include "api/Url.h"
 #include "coordinator/Utf8.h"
 
@@ -31,6 +32,7 @@ namespace warden::api {
 namespace clilock {
 
 using namespace clireply;
+using namespace clirequest;
 
 // Held while a line goes to stdout or stderr: threads print whole lines.
 std::mutex outputMutex;
@@ -84,17 +86,10 @@ const std::string& nameArgument(const std::string& name) {
   return name;
 }
 
-const std::string& textArgument(const char* what, const std::string& value) {
-  if (!coordinator::isValidUtf8(value)) throw UsageError(std::string(what) + " must be UTF-8 text");
-  return value;
-}
-
 std::string queueTarget(bool election, const std::string& name, const std::string& action) {
   return std::string(election ? "/v1/elections/" : "/v1/locks/") + percentEncodePath(name) +
          (action.empty() ? "" : "/" + action);
 }
-
-std::string sessionTarget(const std::string& id) { return "/v1/sessions/" + percentEncodePath(id); }
 
 std::uint64_t unsignedField(const json& object, const char* key) {
   const json& value = member(object, key);

@@ -42,7 +42,6 @@ extern std::atomic<bool> threadLeftBehind;
 sigset_t signalSet(std::initializer_list<int> signals);
 const std::string& nameArgument(const std::string& name);
 std::string queueTarget(bool election, const std::string& name, const std::string& action = {});
-std::string sessionTarget(const std::string& id);
 std::uint64_t unsignedField(const nlohmann::ordered_json& object, const char* key);
 
 // warden locks, lock-info NAME, leader NAME [--watch].

@@ -4,10 +4,12 @@
 #include <utility>
 
 #include "api/CliReply.h"
+#include "api/CliRequest.h"
 
 namespace warden::api::clilock {
 
 using namespace clireply;
+using namespace clirequest;
 
 // Set when a thread was left running in a request at the end: the process then ends with
 // std::_Exit instead of a return through static destructors.
