@@ -437,6 +437,7 @@ void NodeCore::updateView() {
     std::lock_guard lock(keeperMutex_);
     liveSessions_.store(keeper_.size(), std::memory_order_relaxed);
   }
+  v.members.reserve(options_.members.size());  // built every turn: one allocation, not one per doubling
   for (const auto& [id, address] : options_.members) {
     MemberView m;
     m.id = id;

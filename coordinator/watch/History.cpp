@@ -27,7 +27,7 @@ bool within(std::string_view root, std::string_view path) {
   return path.starts_with(root) && (path.size() == root.size() || path[root.size()] == '/');
 }
 
-void History::add(Applied& applied, std::vector<Event>* dropped) {
+void History::add(Applied& applied, const Dropped& dropped) {
   if (applied.replaced) {
     // Nothing is known of what happened between the old state and this one.
     batches_.clear();
@@ -52,14 +52,16 @@ void History::add(Applied& applied, std::vector<Event>* dropped) {
   trim(dropped);
 }
 
-void History::trim(std::vector<Event>* dropped) {
+void History::trim(const Dropped& dropped) {
   // The newest revision stays, whatever its size: a watcher must be able to get past it.
   while (batches_.size() > 1 && (events_ > limits_.events || bytes_ > limits_.bytes)) {
     Batch& oldest = batches_.front();
     events_ -= oldest.events.size();
     bytes_ -= oldest.bytes;
     floor_ = oldest.revision;
-    if (dropped) std::move(oldest.events.begin(), oldest.events.end(), std::back_inserter(*dropped));
+    if (dropped) {
+      for (const Event& e : oldest.events) dropped(e);
+    }
     batches_.pop_front();
   }
 }

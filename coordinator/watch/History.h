@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,9 +30,11 @@ class History {
  public:
   History(Limits limits, std::uint64_t revision) : limits_(limits), revision_(revision), floor_(revision) {}
 
-  // Takes an apply's events; a replaced state starts the history over at its revision. The
-  // events that fall out of the bounds go to `dropped` (if given), oldest first.
-  void add(Applied& applied, std::vector<Event>* dropped = nullptr);
+  // Takes an apply's events; a replaced state starts the history over at its revision. Each
+  // event that falls out of the bounds is shown to `dropped` (if given), oldest first, as it
+  // goes: once the history is full, every apply drops about as many as it adds.
+  using Dropped = std::function<void(const Event&)>;
+  void add(Applied& applied, const Dropped& dropped = {});
 
   std::uint64_t revision() const { return revision_; }  // the latest applied
   // The oldest `since` a read still answers completely.
@@ -56,7 +59,7 @@ class History {
     std::vector<Event> events;
     std::size_t bytes;
   };
-  void trim(std::vector<Event>* dropped);
+  void trim(const Dropped& dropped);
 
   Limits limits_;
   std::uint64_t revision_;

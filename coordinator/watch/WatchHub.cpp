@@ -99,17 +99,15 @@ void WatchHub::applied(Applied& applied) {
       history_.add(applied);
     } else {
       for (const Event& e : applied.events) forEachMatching(e, due);
-      std::vector<Event> dropped;
-      history_.add(applied, &dropped);
       // Pushed out before a watcher it concerns read it: that watcher cannot be complete.
-      for (const Event& e : dropped) {
+      history_.add(applied, [&](const Event& e) {
         forEachMatching(e, [&](Watcher* w) {
           if (w->cursor_ < e.revision && !w->lost_) {
             w->lost_ = true;
             due(w);
           }
         });
-      }
+      });
     }
   }
   wakeDue_.notify_one();
